@@ -1,0 +1,47 @@
+# Partner Analytics: `make run` to try it, `make test` to check it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+db: install
+	$(BIN)/flask init-db
+
+run: db
+	$(BIN)/flask seed-demo
+	@echo ""
+	@echo "Partner Analytics dashboard: http://$(HOST):$(PORT)/   (Ctrl+C stops it)"
+	@echo ""
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+# The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: install
+	bash .ci/suite sqlite
+	@if [ -n "$$TEST_DATABASE_URL" ]; then bash .ci/suite postgresql; \
+	else echo "TEST_DATABASE_URL not set: PostgreSQL pass skipped"; fi
+
+lint: install
+	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy app
+
+serve: db
+	$(BIN)/gunicorn --workers $$(( $$(nproc) * 2 + 1 )) --bind $(HOST):$(PORT) \
+		--access-logfile - 'app:create_app()'
+
+clean:
+	rm -rf $(VENV) build *.egg-info tests/artifacts

@@ -1,0 +1,114 @@
+"""Partner Analytics: create_app() wires config, extensions, blueprints, errors and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Request, Response, request
+from flask.sessions import SecureCookieSessionInterface
+
+from . import config as config_module
+from . import database  # noqa: F401  (registers the engine event listeners)
+from .extensions import csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    # Plotly sets inline styles on the elements it draws.
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Return True when configured, or when this request is HTTPS."""
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            return True
+        try:
+            return bool(request.is_secure)
+        except RuntimeError:
+            return False
+
+
+def normalize_database_url(url: str) -> str:
+    """Send plain postgres:// and postgresql:// URLs through psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the application: defaults, then instance/config.py, then the environment."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config_module.defaults(app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_mapping(config_module.from_environment())
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config_module.load_secret_key(app.instance_path)
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(app.config["DATABASE_URL"])
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite has no server-side pool to ping; keep the options minimal.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+    app.session_interface = SessionInterface()
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see your dashboard."
+    login_manager.session_protection = "strong"
+    limiter.init_app(app)
+
+    from . import auth  # noqa: F401  (registers the user loader)
+    from .api import bp as api_bp
+    from .errors import register_error_handlers
+    from .views import register_views
+
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
+    register_views(app)
+    register_error_handlers(app)
+
+    from .cli import register_cli
+
+    register_cli(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if _is_secure(request):
+            response.headers.setdefault("Strict-Transport-Security",
+                                        "max-age=31536000; includeSubDomains")
+        return response
+
+    return app
+
+
+def _is_secure(req: Request) -> bool:
+    return bool(req.is_secure)

@@ -1,0 +1,335 @@
+"""Partners, organizations, status history and credit allocations: the rules every caller shares."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from .billing import TierError, normalize_tiers
+from .database import write_transaction
+from .errors import AppError
+from .extensions import db
+from .models import (
+    BILLING_MODE_ALIASES,
+    BILLING_MODES,
+    BILLING_PERIODS,
+    DEFAULT_PRICING_TIERS,
+    ORG_STATUSES,
+    ORG_TIERS,
+    PRODUCT_TYPES,
+    TRIAL_CREDIT_CAP,
+    CreditAllocation,
+    Organization,
+    OrganizationStatusChange,
+    Partner,
+)
+from .periods import is_valid_timezone
+from .timeutil import to_utc_naive, utcnow
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+MAX_CREDITS = 10**12
+MAX_NAME = 200
+
+
+def _field_error(field: str, value: Any, message: str) -> AppError:
+    return AppError("BadRequest", message, {"field": field, "value": value})
+
+
+def check_name(value: Any, field: str = "name") -> str:
+    """Return a trimmed, non-empty name of at most 200 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise _field_error(field, value, f"{field} is required")
+    value = value.strip()
+    if len(value) > MAX_NAME:
+        raise _field_error(field, value[:50], f"{field} must be at most {MAX_NAME} characters")
+    return value
+
+
+def check_credits(value: Any, field: str = "credits") -> int:
+    """Return a whole number of credits between 0 and 10^12."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _field_error(field, value, f"{field} must be a whole number")
+    if value < 0 or value > MAX_CREDITS:
+        raise _field_error(field, value, f"{field} must be between 0 and {MAX_CREDITS}")
+    return value
+
+
+def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _field_error(field, value, f"{field} must be one of {', '.join(choices)}")
+    return str(value)
+
+
+# --- partners --------------------------------------------------------------------------
+
+def create_partner(
+    name: str,
+    slug: str,
+    pool: int,
+    billing_day: int = 1,
+    billing_period: str = "monthly",
+    timezone: str = "UTC",
+    billing_mode: str = "credit_pool",
+    pricing_tiers: list[dict[str, Any]] | None = None,
+    max_organizations: int | None = None,
+    currency: str = "USD",
+) -> Partner:
+    """Create a partner after checking every setting."""
+    name = check_name(name)
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise _field_error("slug", slug, "slug must be lowercase letters, digits and dashes")
+    pool = check_credits(pool, "creditPoolTotal")
+    if isinstance(billing_day, bool) or not isinstance(billing_day, int) \
+            or not 1 <= billing_day <= 28:
+        raise _field_error("billingDayOfMonth", billing_day,
+                           "billingDayOfMonth must be between 1 and 28")
+    _choice(billing_period, "billingPeriod", BILLING_PERIODS)
+    billing_mode = BILLING_MODE_ALIASES.get(billing_mode, billing_mode)
+    _choice(billing_mode, "billingMode", BILLING_MODES)
+    if not is_valid_timezone(timezone):
+        raise _field_error("timezone", timezone, "timezone must be an IANA name such as "
+                           "Europe/Paris")
+    try:
+        tiers = normalize_tiers(pricing_tiers or [dict(t) for t in DEFAULT_PRICING_TIERS])
+    except TierError as exc:
+        raise _field_error("pricingTiers", None, str(exc)) from exc
+    if db.session.execute(select(Partner.id).where(Partner.slug == slug)).first():
+        raise AppError("Conflict", f"a partner with slug {slug!r} already exists",
+                       {"field": "slug", "value": slug})
+    partner = Partner(name=name, slug=slug, credit_pool_total=pool,
+                      billing_day_of_month=billing_day, billing_period=billing_period,
+                      timezone=timezone, billing_mode=billing_mode, pricing_tiers=tiers,
+                      max_organizations=max_organizations, currency=currency)
+    db.session.add(partner)
+    db.session.commit()
+    return partner
+
+
+def partner_by_slug(slug: str) -> Partner:
+    """Return the partner with this slug or raise NotFound."""
+    partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
+    if partner is None:
+        raise AppError("NotFound", f"no partner with slug {slug!r}",
+                       {"field": "partner", "value": slug})
+    return partner
+
+
+# --- organizations -----------------------------------------------------------------------
+
+def get_organization(partner: Partner, organization_id: str) -> Organization:
+    """Return the partner's organization; another partner's id answers NotFound too."""
+    org = db.session.get(Organization, organization_id) if isinstance(organization_id, str) \
+        and len(organization_id) <= 36 else None
+    if org is None or org.partner_id != partner.id:
+        raise AppError("NotFound", "organization not found",
+                       {"field": "organizationId", "value": str(organization_id)[:100]})
+    return org
+
+
+def _lock_partner(partner: Partner) -> None:
+    """Serialize allocation and creation changes of one partner (PostgreSQL row lock)."""
+    db.session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
+
+
+def _allocated_to_others(partner: Partner, exclude_id: str | None) -> int:
+    query = select(func.coalesce(func.sum(Organization.credits_allocated), 0)).where(
+        Organization.partner_id == partner.id, Organization.status != "canceled")
+    if exclude_id:
+        query = query.where(Organization.id != exclude_id)
+    return int(db.session.execute(query).scalar() or 0)
+
+
+def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: int) -> None:
+    """Raise InsufficientCredits when credits would break the pool or the trial cap."""
+    if tier == "trial" and credits > TRIAL_CREDIT_CAP:
+        raise AppError(
+            "InsufficientCredits",
+            f"a trial organization can hold at most {TRIAL_CREDIT_CAP} credits",
+            {"field": "credits", "requested": credits, "trialCap": TRIAL_CREDIT_CAP,
+             "available": TRIAL_CREDIT_CAP},
+        )
+    others = _allocated_to_others(partner, org_id)
+    available = partner.credit_pool_total - others
+    if credits > available:
+        raise AppError(
+            "InsufficientCredits",
+            f"only {max(available, 0)} credits of the pool are unallocated",
+            {"field": "credits", "requested": credits, "available": max(available, 0),
+             "creditPoolTotal": partner.credit_pool_total, "creditPoolAllocated": others},
+        )
+
+
+def create_organization(
+    partner: Partner,
+    name: Any,
+    external_id: Any = None,
+    initial_credits: Any = 0,
+    metadata: Any = None,
+    tier: Any = "trial",
+    product_type: Any = "B2B",
+    created_at: datetime | None = None,
+) -> Organization:
+    """Create an organization with its first status and (optionally) its first allocation."""
+    name = check_name(name)
+    if external_id is not None:
+        if not isinstance(external_id, str) or not external_id.strip() \
+                or len(external_id) > MAX_NAME:
+            raise _field_error("externalId", external_id,
+                               "externalId must be a non-empty string of at most 200 characters")
+    credits = check_credits(initial_credits if initial_credits is not None else 0,
+                            "initialCredits")
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict):
+        raise _field_error("metadata", None, "metadata must be a JSON object")
+    tier = _choice(tier or "trial", "tier", ORG_TIERS)
+    product_type = _choice(product_type or "B2B", "productType", PRODUCT_TYPES)
+    now = utcnow()
+    created = to_utc_naive(created_at) if created_at else now
+    if created > now:
+        raise _field_error("createdAt", created.isoformat(), "createdAt must not be in the future")
+    with write_transaction():
+        _lock_partner(partner)
+        if partner.max_organizations is not None:
+            count = db.session.execute(select(func.count()).select_from(Organization).where(
+                Organization.partner_id == partner.id, Organization.status != "canceled")
+            ).scalar() or 0
+            if count >= partner.max_organizations:
+                raise AppError(
+                    "UnprocessableEntity",
+                    f"the partner may have at most {partner.max_organizations} organizations",
+                    {"field": "maxOrganizations", "maxOrganizations": partner.max_organizations},
+                )
+        if external_id is not None and db.session.execute(
+            select(Organization.id).where(Organization.partner_id == partner.id,
+                                          Organization.external_id == external_id)
+        ).first():
+            raise AppError("Conflict", f"an organization with externalId {external_id!r} exists",
+                           {"field": "externalId", "value": external_id})
+        if credits:
+            _check_allocation(partner, None, tier, credits)
+        org = Organization(partner_id=partner.id, name=name, external_id=external_id,
+                           status="active", tier=tier, product_type=product_type, meta=metadata,
+                           credits_allocated=credits, created_at=created, updated_at=now)
+        db.session.add(org)
+        db.session.flush()
+        db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
+                                                status="active", changed_at=created))
+        if credits:
+            db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
+                                            credits_allocated=credits, previous_credits=0,
+                                            notes="initial allocation", allocated_at=now))
+    return org
+
+
+def update_organization(partner: Partner, org: Organization, changes: dict[str, Any]) -> None:
+    """Apply a partial update of name, externalId, metadata, productType, status or tier."""
+    if "status" in changes:
+        set_status(partner, org, changes["status"])
+    if "tier" in changes:
+        set_tier(partner, org, changes["tier"])
+    with write_transaction():
+        if "name" in changes:
+            org.name = check_name(changes["name"])
+        if "externalId" in changes:
+            ext = changes["externalId"]
+            if ext is not None and (not isinstance(ext, str) or not ext.strip()
+                                    or len(ext) > MAX_NAME):
+                raise _field_error("externalId", ext, "externalId must be a non-empty string "
+                                   "of at most 200 characters, or null")
+            if ext is not None and db.session.execute(
+                select(Organization.id).where(Organization.partner_id == partner.id,
+                                              Organization.external_id == ext,
+                                              Organization.id != org.id)
+            ).first():
+                raise AppError("Conflict", f"an organization with externalId {ext!r} exists",
+                               {"field": "externalId", "value": ext})
+            org.external_id = ext
+        if "metadata" in changes:
+            if not isinstance(changes["metadata"], dict):
+                raise _field_error("metadata", None, "metadata must be a JSON object")
+            org.meta = changes["metadata"]
+        if "productType" in changes:
+            org.product_type = _choice(changes["productType"], "productType", PRODUCT_TYPES)
+        org.updated_at = utcnow()
+
+
+def set_status(partner: Partner, org: Organization, status: Any,
+               at: datetime | None = None) -> None:
+    """Change an organization's status and keep the change with its time."""
+    status = _choice(status, "status", ORG_STATUSES)
+    if status == org.status:
+        return
+    moment = to_utc_naive(at) if at else utcnow()
+    with write_transaction():
+        org.status = status
+        org.updated_at = utcnow()
+        db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
+                                                status=status, changed_at=moment))
+        if status == "canceled" and org.credits_allocated:
+            # A canceled organization's credits go back to the pool, on the audit trail.
+            db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
+                                            credits_allocated=0,
+                                            previous_credits=org.credits_allocated,
+                                            notes="released: organization canceled",
+                                            allocated_at=moment))
+            org.credits_allocated = 0
+
+
+def status_history(org: Organization) -> list[OrganizationStatusChange]:
+    """Return an organization's status changes, oldest first."""
+    return list(db.session.execute(
+        select(OrganizationStatusChange)
+        .where(OrganizationStatusChange.organization_id == org.id)
+        .order_by(OrganizationStatusChange.changed_at, OrganizationStatusChange.id)
+    ).scalars())
+
+
+def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
+    """Change an organization's tier; a trial tier needs an allocation within the trial cap."""
+    tier = _choice(tier, "tier", ORG_TIERS)
+    if tier == "trial" and org.credits_allocated > TRIAL_CREDIT_CAP:
+        raise AppError(
+            "UnprocessableEntity",
+            f"the organization holds {org.credits_allocated} credits; a trial organization "
+            f"can hold at most {TRIAL_CREDIT_CAP}. Lower the allocation first.",
+            {"field": "tier", "value": tier, "trialCap": TRIAL_CREDIT_CAP},
+        )
+    with write_transaction():
+        org.tier = tier
+        org.updated_at = utcnow()
+
+
+def set_allocation(partner: Partner, org: Organization, credits: Any,
+                   notes: Any = None) -> CreditAllocation:
+    """Set an organization's allocation to credits, or raise InsufficientCredits and change nothing."""
+    credits = check_credits(credits)
+    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
+        raise _field_error("notes", None, "notes must be text of at most 2000 characters")
+    if org.status == "canceled" and credits > 0:
+        raise AppError("UnprocessableEntity",
+                       "a canceled organization cannot hold credits; reactivate it first",
+                       {"field": "credits", "status": org.status})
+    with write_transaction():
+        _lock_partner(partner)
+        db.session.refresh(org)
+        _check_allocation(partner, org.id, org.tier, credits)
+        allocation = CreditAllocation(partner_id=partner.id, organization_id=org.id,
+                                      credits_allocated=credits,
+                                      previous_credits=org.credits_allocated,
+                                      notes=notes, allocated_at=utcnow())
+        org.credits_allocated = credits
+        org.updated_at = utcnow()
+        db.session.add(allocation)
+    return allocation
+
+
+def allocation_history(org: Organization) -> list[CreditAllocation]:
+    """Return an organization's allocation changes, newest first."""
+    return list(db.session.execute(
+        select(CreditAllocation)
+        .where(CreditAllocation.organization_id == org.id)
+        .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
+    ).scalars())

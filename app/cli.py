@@ -1,0 +1,265 @@
+"""The flask commands of spec §5; each is a thin shell over functions the tests call too."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, date, datetime
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from . import accounts, auth, ingest
+from .errors import AppError
+from .extensions import db
+from .ingest import FileFormatError, IngestResult
+from .models import Partner
+
+
+def _fail(exc: AppError) -> click.ClickException:
+    return click.ClickException(exc.message)
+
+
+def _partner(slug: str) -> Partner:
+    try:
+        return accounts.partner_by_slug(slug)
+    except AppError as exc:
+        raise _fail(exc) from exc
+
+
+def init_db() -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    init_db()
+    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}",
+               err=True)
+
+
+@click.command("create-partner")
+@click.option("--name", required=True)
+@click.option("--slug", required=True)
+@click.option("--pool", required=True, type=int, help="credits granted per billing period")
+@click.option("--billing-day", default=1, show_default=True, type=int)
+@click.option("--billing-period", default="monthly", show_default=True,
+              type=click.Choice(["monthly", "annual"]))
+@click.option("--timezone", "tz", default="UTC", show_default=True)
+@click.option("--billing-mode", default="credit_pool", show_default=True,
+              type=click.Choice(["credit_pool", "pooled", "external", "usage_based"]))
+@click.option("--max-organizations", type=int, default=None)
+def create_partner_command(name: str, slug: str, pool: int, billing_day: int,
+                           billing_period: str, tz: str, billing_mode: str,
+                           max_organizations: int | None) -> None:
+    """Create a partner and print its id."""
+    try:
+        partner = accounts.create_partner(name, slug, pool, billing_day, billing_period, tz,
+                                          billing_mode, max_organizations=max_organizations)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(partner.id)
+
+
+@click.command("create-api-key")
+@click.option("--partner", "slug", required=True)
+@click.option("--name", default="")
+@click.option("--scopes", default="", help="comma-separated: read,write,admin (empty: all)")
+def create_api_key_command(slug: str, name: str, scopes: str) -> None:
+    """Create an API key and print the plain key (shown only this once)."""
+    partner = _partner(slug)
+    try:
+        _key, plain = auth.create_api_key(partner, name, auth.parse_scopes(scopes))
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(plain)
+
+
+@click.command("create-user")
+@click.option("--partner", "slug", required=True)
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="prompted for (hidden) when not given")
+def create_user_command(slug: str, email: str, password: str | None) -> None:
+    """Create a dashboard login for a partner."""
+    partner = _partner(slug)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = auth.create_user(partner, email, password)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"created user {user.email} for partner {partner.slug}")
+
+
+@click.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="prompted for (hidden) when not given")
+def set_password_command(email: str, password: str | None) -> None:
+    """Set a dashboard user's password (ends the user's sessions)."""
+    from sqlalchemy import select
+
+    from .models import User
+
+    user = db.session.execute(select(User).where(User.email == email.strip().lower())
+                              ).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        auth.set_password(user, password)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"password set for {user.email}")
+
+
+@click.command("create-org")
+@click.option("--partner", "slug", required=True)
+@click.option("--name", required=True)
+@click.option("--external-id", default=None)
+@click.option("--credits", default=0, type=int)
+@click.option("--tier", default="trial", type=click.Choice(["trial", "paid"]))
+@click.option("--product-type", default="B2B", type=click.Choice(["B2B", "B2C"]))
+@click.option("--created-at", default=None, help="YYYY-MM-DD (UTC midnight), not in the future")
+def create_org_command(slug: str, name: str, external_id: str | None, credits: int, tier: str,
+                       product_type: str, created_at: str | None) -> None:
+    """Create an organization and print its id."""
+    partner = _partner(slug)
+    created = None
+    if created_at:
+        try:
+            created = datetime.combine(date.fromisoformat(created_at), datetime.min.time())
+        except ValueError as exc:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--created-at") from exc
+    try:
+        org = accounts.create_organization(partner, name, external_id, credits, None, tier,
+                                           product_type, created)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(org.id)
+
+
+def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
+               out: click.utils.LazyFile | None = None) -> IngestResult:
+    """Ingest a file (or '-' for stdin), printing rejections as they come; return the counts."""
+    fmt = ingest.detect_format(path, fmt)
+    show_progress = sys.stderr.isatty()
+    started = time.monotonic()
+
+    def on_batch(lines: int, result: IngestResult) -> None:
+        for rej in result.rejected:
+            click.echo(f"line {rej.index}: {rej.code}: {rej.message}")
+        if show_progress:
+            rate = lines / max(time.monotonic() - started, 1e-9)
+            click.echo(f"\r{lines:,} lines read ({rate:,.0f}/s)", nl=False, err=True)
+
+    stream = ingest.open_text(path, click.get_text_stream("stdin"))
+    try:
+        result = ingest.ingest_stream(partner, ingest.iter_file(stream, fmt), batch_size,
+                                      on_batch)
+    finally:
+        if stream is not sys.stdin and path != "-":
+            stream.close()
+    if show_progress:
+        click.echo("", err=True)
+    return result
+
+
+@click.command("ingest")
+@click.argument("file")
+@click.option("--partner", "slug", required=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="default: from the file extension (.csv, else JSON Lines)")
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 50000))
+def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int) -> None:
+    """Import usage events from a JSON Lines or CSV file ('-' for stdin)."""
+    partner = _partner(slug)
+    try:
+        result = run_ingest(partner, file, fmt, batch_size)
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{file} is not UTF-8 text: {exc}") from exc
+    click.echo(f"accepted: {result.accepted}")
+    click.echo(f"duplicates: {result.duplicates}")
+    click.echo(f"rejected: {result.rejected_count}")
+    sys.exit(1 if result.rejected_count else 0)
+
+
+@click.command("seed-demo")
+def seed_demo_command() -> None:
+    """Load the demo partner (idempotent) and print its login and a fresh API key."""
+    from .demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
+
+    outcome = seed_demo()
+    if outcome.created:
+        click.echo(f"demo partner created: {outcome.organizations} organizations, "
+                   f"{outcome.events:,} events")
+    else:
+        click.echo("demo partner already present; no data added")
+    click.echo(f"dashboard login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    click.echo(f"API key (demo partner, replaces the previous demo key): {outcome.api_key}")
+
+
+rollups = AppGroup("rollups", help="Check or rebuild the daily rollups from the raw events.")
+
+
+def _partners(slug: str | None) -> list[Partner]:
+    from sqlalchemy import select
+
+    if slug:
+        return [_partner(slug)]
+    return list(db.session.execute(select(Partner).order_by(Partner.slug)).scalars())
+
+
+@rollups.command("verify")
+@click.option("--partner", "slug", default=None, help="one partner (default: all)")
+def rollups_verify(slug: str | None) -> None:
+    """Check that every rollup figure agrees with the raw events (exit 1 if not)."""
+    bad = 0
+    for partner in _partners(slug):
+        problems = ingest.verify_rollups(partner.id)
+        for line in problems:
+            click.echo(f"{partner.slug}: {line}")
+        bad += len(problems)
+        click.echo(f"{partner.slug}: {'OK' if not problems else f'{len(problems)} mismatches'}")
+    sys.exit(1 if bad else 0)
+
+
+@rollups.command("rebuild")
+@click.option("--partner", "slug", default=None, help="one partner (default: all)")
+def rollups_rebuild(slug: str | None) -> None:
+    """Rebuild the rollups from the raw events."""
+    for partner in _partners(slug):
+        ingest.rebuild_rollups(partner.id)
+        click.echo(f"{partner.slug}: rebuilt")
+
+
+@click.command("set-timezone")
+@click.option("--partner", "slug", required=True)
+@click.option("--timezone", "tz", required=True)
+def set_timezone_command(slug: str, tz: str) -> None:
+    """Change a partner's reporting timezone and re-bucket its history."""
+    from .periods import is_valid_timezone
+
+    partner = _partner(slug)
+    if not is_valid_timezone(tz):
+        raise click.BadParameter("an IANA name such as Europe/Paris", param_hint="--timezone")
+    ingest.set_partner_timezone(partner, tz)
+    click.echo(f"{partner.slug}: timezone {tz}, history re-bucketed at "
+               f"{datetime.now(UTC).isoformat(timespec='seconds')}")
+
+
+def register_cli(app: Flask) -> None:
+    """Add every command to the app's CLI."""
+    for command in (init_db_command, create_partner_command, create_api_key_command,
+                    create_user_command, set_password_command, create_org_command,
+                    ingest_command, seed_demo_command, set_timezone_command, rollups):
+        app.cli.add_command(command)

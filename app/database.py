@@ -1,0 +1,88 @@
+"""Engine setup for SQLite and PostgreSQL, write transactions and portable upserts."""
+
+from __future__ import annotations
+
+import contextvars
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+_immediate = contextvars.ContextVar("immediate_begin", default=False)
+
+
+@event.listens_for(Engine, "connect")
+def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
+    """Give SQLite connections WAL, a busy timeout, foreign keys and explicit BEGINs."""
+    if not isinstance(dbapi_conn, sqlite3.Connection):
+        return
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is unreliable).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _begin_sqlite(conn: Any) -> None:
+    """Open SQLite transactions, taking the write lock up front inside write_transaction()."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """Run the block in one transaction that commits at the end or rolls back on error.
+
+    On SQLite the transaction takes the write lock when it begins, so two writers queue
+    behind the busy timeout instead of failing with "database is locked" mid-way.
+    """
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+    token = _immediate.set(True)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _immediate.reset(token)
+
+
+def dialect_name() -> str:
+    """Return the name of the dialect the session talks to (sqlite or postgresql)."""
+    return db.session.get_bind().dialect.name
+
+
+def insert_for(table: Table) -> Any:
+    """Return the dialect's INSERT construct (with ON CONFLICT support) for table."""
+    if dialect_name() == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
+def add_counts(table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """Upsert rows, adding their quantity and events to any existing row with the same keys."""
+    if not rows:
+        return
+    stmt = insert_for(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={
+            "quantity": table.c.quantity + stmt.excluded.quantity,
+            "events": table.c.events + stmt.excluded.events,
+        },
+    )
+    db.session.execute(stmt, rows)

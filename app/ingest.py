@@ -1,0 +1,526 @@
+"""Event ingestion shared by the API and the CLI: validation, exactly-once storage, rollups."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from sqlalchemy import bindparam, delete, func, select
+
+from .database import add_counts, insert_for, write_transaction
+from .extensions import db
+from .models import Organization, OrgDailyUsage, Partner, PartnerDailyUsage, UsageEvent
+from .periods import zone
+from .timeutil import utcnow
+
+MAX_BATCH = 1000
+MAX_QUANTITY = 1_000_000_000
+MAX_EVENT_ID_LENGTH = 255
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+EARLIEST_EVENT = datetime(2000, 1, 1)
+# Senders' clocks drift; an event up to this far ahead of ours is accepted.
+FUTURE_TOLERANCE = timedelta(hours=1)
+CSV_COLUMNS = ("eventId", "organizationId", "externalId", "type", "quantity", "occurredAt")
+CSV_REQUIRED = ("eventId", "type", "occurredAt")
+
+
+@dataclass
+class Rejection:
+    """Why one event was not stored: its position (API index or file line) and reason."""
+
+    index: int
+    event_id: str | None
+    code: str
+    message: str
+    field: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the rejection as the API answers it."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "eventId": self.event_id,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+@dataclass
+class IngestResult:
+    """Counts of one ingestion: stored, repeated and rejected events."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    # Rejections counted; equals len(rejected) unless a stream handed them out as it went.
+    rejected_count: int = 0
+
+
+class OrgResolver:
+    """Look up a partner's organizations by id or externalId, loading them once."""
+
+    def __init__(self, partner_id: str) -> None:
+        rows = db.session.execute(
+            select(Organization.id, Organization.external_id).where(
+                Organization.partner_id == partner_id
+            )
+        ).all()
+        self.ids = {row.id for row in rows}
+        self.by_external = {row.external_id: row.id for row in rows if row.external_id}
+
+    def resolve(self, organization_id: Any, external_id: Any) -> tuple[str | None, Rejection]:
+        """Return (organization id, None) or (None, a rejection with index 0 to fill in)."""
+        if organization_id in (None, "") and external_id in (None, ""):
+            return None, Rejection(
+                0, None, "missing_organization",
+                "organizationId or externalId is required", "organizationId",
+            )
+        found: str | None = None
+        if organization_id not in (None, ""):
+            if not isinstance(organization_id, str) or organization_id not in self.ids:
+                return None, Rejection(
+                    0, None, "unknown_organization",
+                    f"no organization with id {str(organization_id)[:100]!r}", "organizationId",
+                )
+            found = organization_id
+        if external_id not in (None, ""):
+            by_ext = self.by_external.get(external_id) if isinstance(external_id, str) else None
+            if by_ext is None:
+                return None, Rejection(
+                    0, None, "unknown_organization",
+                    f"no organization with externalId {str(external_id)[:100]!r}", "externalId",
+                )
+            if found is not None and found != by_ext:
+                return None, Rejection(
+                    0, None, "organization_mismatch",
+                    "organizationId and externalId name different organizations",
+                    "externalId",
+                )
+            found = by_ext
+        return found, _NO_REJECTION
+
+
+_NO_REJECTION = Rejection(0, None, "", "")
+
+
+def _reject(code: str, message: str, fld: str) -> Rejection:
+    return Rejection(0, None, code, message, fld)
+
+
+def parse_occurred_at(value: Any) -> datetime:
+    """Parse an ISO 8601 timestamp to naive UTC (no offset means UTC); raise ValueError."""
+    if not isinstance(value, str) or not _TIMESTAMP_RE.match(value.strip()):
+        raise ValueError("occurredAt must be an ISO 8601 timestamp such as 2025-10-01T12:00:00Z")
+    moment = datetime.fromisoformat(value.strip())
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def validate_event(
+    raw: Any, resolver: OrgResolver, tz: str, now: datetime
+) -> tuple[dict[str, Any] | None, Rejection | None]:
+    """Check one event against spec §1; return the row to store or the rejection."""
+    if not isinstance(raw, dict):
+        return None, _reject("invalid_event", "each event must be a JSON object", "event")
+    event_id = raw.get("eventId")
+    if isinstance(event_id, int) and not isinstance(event_id, bool):
+        event_id = str(event_id)
+    if not isinstance(event_id, str) or not event_id.strip():
+        return None, _reject("invalid_event_id", "eventId is required (a non-empty string)",
+                             "eventId")
+    if len(event_id) > MAX_EVENT_ID_LENGTH:
+        return None, _reject("invalid_event_id",
+                             f"eventId is longer than {MAX_EVENT_ID_LENGTH} characters", "eventId")
+
+    def fail(rej: Rejection) -> tuple[None, Rejection]:
+        rej.event_id = event_id
+        return None, rej
+
+    org_id, rej = resolver.resolve(raw.get("organizationId"), raw.get("externalId"))
+    if org_id is None:
+        return fail(rej)
+
+    etype = raw.get("type")
+    if not isinstance(etype, str) or not TYPE_RE.match(etype):
+        return fail(_reject(
+            "invalid_type",
+            "type must match ^[a-z][a-z0-9_]{0,63}$ (for example identification, page_view)",
+            "type",
+        ))
+
+    quantity = raw.get("quantity", 1)
+    if quantity is None or quantity == "":
+        quantity = 1
+    if isinstance(quantity, str) and re.fullmatch(r"[+-]?\d{1,12}", quantity.strip()):
+        quantity = int(quantity.strip())
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        return fail(_reject("invalid_quantity", "quantity must be a whole number", "quantity"))
+    if quantity < 0:
+        return fail(_reject("invalid_quantity", "quantity must not be negative", "quantity"))
+    if quantity > MAX_QUANTITY:
+        return fail(_reject("invalid_quantity",
+                            f"quantity must be at most {MAX_QUANTITY:,}", "quantity"))
+
+    try:
+        occurred = parse_occurred_at(raw.get("occurredAt"))
+    except (ValueError, OverflowError) as exc:
+        message = str(exc) if "occurredAt" in str(exc) else "occurredAt is not a valid timestamp"
+        return fail(_reject("invalid_occurred_at", message, "occurredAt"))
+    if occurred < EARLIEST_EVENT:
+        return fail(_reject("invalid_occurred_at", "occurredAt is before 2000-01-01",
+                            "occurredAt"))
+    if occurred > now + FUTURE_TOLERANCE:
+        return fail(_reject("invalid_occurred_at", "occurredAt is in the future", "occurredAt"))
+
+    local_date = occurred.replace(tzinfo=UTC).astimezone(zone(tz)).date()
+    return {
+        "organization_id": org_id,
+        "event_id": event_id,
+        "type": etype,
+        "quantity": quantity,
+        "occurred_at": occurred,
+        "local_date": local_date,
+    }, None
+
+
+def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime) -> int:
+    """Insert validated rows (unique eventIds) and add the new ones to the rollups.
+
+    Runs inside the caller's transaction. Rows whose eventId is already stored are skipped
+    by the database itself (ON CONFLICT DO NOTHING), so concurrent writers cannot double
+    count. Returns how many rows were new.
+    """
+    if not rows:
+        return 0
+    table = UsageEvent.__table__
+    for row in rows:
+        row["partner_id"] = partner_id
+        row.setdefault("received_at", received_at)
+    stmt = (
+        insert_for(table)
+        .on_conflict_do_nothing(index_elements=[table.c.partner_id, table.c.event_id])
+        .returning(table.c.event_id)
+    )
+    inserted = set(db.session.execute(stmt, rows).scalars())
+    if not inserted:
+        return 0
+    org_counts: dict[tuple[str, Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    partner_counts: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        if row["event_id"] not in inserted:
+            continue
+        key = (row["organization_id"], row["local_date"], row["type"])
+        org_counts[key][0] += row["quantity"]
+        org_counts[key][1] += 1
+        pkey = (row["local_date"], row["type"])
+        partner_counts[pkey][0] += row["quantity"]
+        partner_counts[pkey][1] += 1
+    # Sorted keys make concurrent writers lock rollup rows in the same order (no deadlock).
+    add_counts(
+        OrgDailyUsage.__table__,
+        ["organization_id", "day", "type"],
+        [
+            {"organization_id": o, "day": d, "type": t, "partner_id": partner_id,
+             "quantity": q, "events": n}
+            for (o, d, t), (q, n) in sorted(org_counts.items())
+        ],
+    )
+    add_counts(
+        PartnerDailyUsage.__table__,
+        ["partner_id", "day", "type"],
+        [
+            {"partner_id": partner_id, "day": d, "type": t, "quantity": q, "events": n}
+            for (d, t), (q, n) in sorted(partner_counts.items())
+        ],
+    )
+    return len(inserted)
+
+
+def ingest_batch(
+    partner: Partner,
+    events: Iterable[tuple[int, Any]],
+    resolver: OrgResolver | None = None,
+) -> IngestResult:
+    """Validate (position, raw event) pairs and store the valid ones in one transaction.
+
+    A repeated eventId (inside the batch or already stored) is a duplicate and changes
+    nothing. Either every accepted event of the batch is committed or none is.
+    """
+    resolver = resolver or OrgResolver(partner.id)
+    tz = partner.timezone
+    partner_id = partner.id
+    now = utcnow()
+    result = IngestResult()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for position, raw in events:
+        if isinstance(raw, Rejection):
+            rejection: Rejection | None = raw
+            row = None
+        else:
+            row, rejection = validate_event(raw, resolver, tz, now)
+        if rejection is not None:
+            rejection.index = position
+            result.rejected.append(rejection)
+            result.rejected_count += 1
+            continue
+        assert row is not None
+        if row["event_id"] in seen:
+            result.duplicates += 1
+            continue
+        seen.add(row["event_id"])
+        rows.append(row)
+    if rows:
+        with write_transaction():
+            stored = store_rows(partner_id, rows, now)
+        result.accepted += stored
+        result.duplicates += len(rows) - stored
+    return result
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, event or Rejection) for each non-blank line of a JSON Lines file."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            yield number, Rejection(number, None, "invalid_json", f"invalid JSON: {exc}", None)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+class FileFormatError(ValueError):
+    """A file whose structure (not one line) is wrong, such as a CSV without its header."""
+
+
+def iter_csv(stream: IO[str]) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, event or Rejection) for each record of a CSV file with a header."""
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    missing = [c for c in CSV_REQUIRED if c not in header]
+    if "organizationId" not in header and "externalId" not in header:
+        missing.append("organizationId or externalId")
+    if missing:
+        raise FileFormatError(
+            f"line 1: the CSV header lacks {', '.join(missing)} "
+            f"(expected {','.join(CSV_COLUMNS)})"
+        )
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown:
+        raise FileFormatError(
+            f"line 1: unknown CSV column(s) {', '.join(unknown)} "
+            f"(expected {','.join(CSV_COLUMNS)})"
+        )
+    while True:
+        start_line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start_line, Rejection(start_line, None, "invalid_csv", f"invalid CSV: {exc}")
+            continue
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            yield start_line, Rejection(
+                start_line, None, "invalid_csv",
+                f"expected {len(header)} fields, found {len(record)}",
+            )
+            continue
+        yield start_line, {k: (v if v != "" else None) for k, v in zip(header, record,
+                                                                       strict=True)}
+
+
+def iter_file(stream: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, event) pairs from a jsonl or csv stream."""
+    if fmt == "csv":
+        return iter_csv(stream)
+    return iter_jsonl(stream)
+
+
+def ingest_stream(
+    partner: Partner,
+    pairs: Iterable[tuple[int, Any]],
+    batch_size: int = 5000,
+    on_batch: Callable[[int, IngestResult], None] | None = None,
+) -> IngestResult:
+    """Ingest an iterable of (line, event) in batches; each batch commits on its own.
+
+    Memory stays flat however long the input is: with on_batch, each batch's result
+    (rejections included) is handed over and only the counts are kept. Re-running after
+    an interruption is safe: the events already committed come back as duplicates.
+    """
+    resolver = OrgResolver(partner.id)
+    total = IngestResult()
+    batch: list[tuple[int, Any]] = []
+    lines = 0
+
+    def flush() -> None:
+        result = ingest_batch(partner, batch, resolver)
+        total.accepted += result.accepted
+        total.duplicates += result.duplicates
+        if on_batch is not None:
+            on_batch(lines, result)
+            total.rejected_count += len(result.rejected)
+        else:
+            total.rejected.extend(result.rejected)
+            total.rejected_count += len(result.rejected)
+
+    for pair in pairs:
+        batch.append(pair)
+        lines += 1
+        if len(batch) >= batch_size:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    return total
+
+
+def open_text(path: str, stdin: IO[str]) -> IO[str]:
+    """Open path as UTF-8 text, or return stdin for '-'."""
+    if path == "-":
+        return stdin
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+
+
+def detect_format(path: str, explicit: str | None) -> str:
+    """Return jsonl or csv from an explicit choice or the file's extension."""
+    if explicit:
+        return explicit
+    return "csv" if path.lower().endswith(".csv") else "jsonl"
+
+
+# --- rollups ------------------------------------------------------------------------------
+
+
+def rebuild_rollups(partner_id: str) -> None:
+    """Recompute one partner's rollups from its raw events."""
+    with write_transaction():
+        db.session.execute(delete(OrgDailyUsage).where(OrgDailyUsage.partner_id == partner_id))
+        db.session.execute(
+            delete(PartnerDailyUsage).where(PartnerDailyUsage.partner_id == partner_id)
+        )
+        ev = UsageEvent
+        org_rows = select(
+            ev.organization_id, ev.local_date, ev.type, ev.partner_id,
+            func.sum(ev.quantity), func.count(),
+        ).where(ev.partner_id == partner_id).group_by(
+            ev.organization_id, ev.local_date, ev.type, ev.partner_id
+        )
+        db.session.execute(
+            OrgDailyUsage.__table__.insert().from_select(
+                ["organization_id", "day", "type", "partner_id", "quantity", "events"], org_rows
+            )
+        )
+        odu = OrgDailyUsage
+        partner_rows = select(
+            odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events)
+        ).where(odu.partner_id == partner_id).group_by(odu.partner_id, odu.day, odu.type)
+        db.session.execute(
+            PartnerDailyUsage.__table__.insert().from_select(
+                ["partner_id", "day", "type", "quantity", "events"], partner_rows
+            )
+        )
+
+
+def verify_rollups(partner_id: str) -> list[str]:
+    """Compare one partner's rollups with a recount of its raw events; return mismatches."""
+    ev = UsageEvent
+    raw = {
+        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(ev.organization_id, ev.local_date, ev.type, func.sum(ev.quantity),
+                   func.count())
+            .where(ev.partner_id == partner_id)
+            .group_by(ev.organization_id, ev.local_date, ev.type)
+        )
+    }
+    odu = OrgDailyUsage
+    stored = {
+        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events)
+            .where(odu.partner_id == partner_id)
+        )
+    }
+    problems = []
+    for key in sorted(set(raw) | set(stored), key=str):
+        if raw.get(key, (0, 0)) != stored.get(key, (0, 0)):
+            org, day, etype = key
+            problems.append(
+                f"organization {org} {day} {etype}: raw events give "
+                f"quantity/events {raw.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+            )
+    by_day: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (_org, day, etype), (q, n) in raw.items():
+        by_day[(day, etype)][0] += q
+        by_day[(day, etype)][1] += n
+    pdu = PartnerDailyUsage
+    pstored = {
+        (r[0], r[1]): (int(r[2]), int(r[3]))
+        for r in db.session.execute(
+            select(pdu.day, pdu.type, pdu.quantity, pdu.events).where(pdu.partner_id == partner_id)
+        )
+    }
+    for key in sorted(set(by_day) | set(pstored), key=str):
+        want = tuple(by_day.get(key, [0, 0]))
+        if want != pstored.get(key, (0, 0)):
+            day, etype = key
+            problems.append(
+                f"partner total {day} {etype}: raw events give quantity/events {want}, "
+                f"rollup holds {pstored.get(key, (0, 0))}"
+            )
+    return problems
+
+
+def set_partner_timezone(partner: Partner, tz: str, chunk: int = 20000) -> None:
+    """Change a partner's reporting timezone, re-bucketing its events and rollups."""
+    zone(tz)  # raises ValueError for an unknown name
+    target = zone(tz)
+    with write_transaction():
+        partner.timezone = tz
+        last_id = 0
+        while True:
+            batch = db.session.execute(
+                select(UsageEvent.id, UsageEvent.occurred_at)
+                .where(UsageEvent.partner_id == partner.id, UsageEvent.id > last_id)
+                .order_by(UsageEvent.id)
+                .limit(chunk)
+            ).all()
+            if not batch:
+                break
+            db.session.execute(
+                UsageEvent.__table__.update()
+                .where(UsageEvent.__table__.c.id == bindparam("b_id"))
+                .values(local_date=bindparam("b_day")),
+                [
+                    {"b_id": r.id,
+                     "b_day": r.occurred_at.replace(tzinfo=UTC).astimezone(target).date()}
+                    for r in batch
+                ],
+            )
+            last_id = batch[-1].id
+    rebuild_rollups(partner.id)

@@ -1,0 +1,501 @@
+"""Every aggregate the product shows, computed in SQL over the daily rollups.
+
+The API, the dashboard pages and the reports all call these functions, so a number
+cannot differ between them. Results are plain dicts keyed by the API's field names.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, case, cast, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from .database import dialect_name
+from .extensions import db
+from .models import (
+    IDENTIFICATION,
+    Organization,
+    OrganizationStatusChange,
+    OrgDailyUsage,
+    Partner,
+    PartnerDailyUsage,
+    UsageEvent,
+)
+from .periods import (
+    Period,
+    billing_period_containing,
+    buckets,
+    day_end_utc,
+    local_date_of,
+    local_today,
+)
+
+SUMMARY_FIELDS = (
+    "totalOrganizations",
+    "activeOrganizations",
+    "totalIdentifications",
+    "creditsUsed",
+    "creditsRemaining",
+    "organizationsWithActivity",
+    "totalQuantity",
+    "totalEvents",
+)
+ORG_SORTS = {
+    "name": Organization.name,
+    "createdAt": Organization.created_at,
+    "status": Organization.status,
+    "credits": Organization.credits_allocated,
+}
+ORG_METRIC_SORTS = ("identifications", "creditsUsed", "events", "quantity")
+
+
+def _int(value: Any) -> int:
+    # PostgreSQL's sum() is numeric (Decimal); SQLite's may be None for no rows.
+    return int(value or 0)
+
+
+# --- credits consumed -----------------------------------------------------------------
+
+def credits_expr(type_col: Any, quantity_col: Any) -> ColumnElement[Any]:
+    """Return the SQL for credits consumed by a rollup row: identifications consume quantity."""
+    return case((type_col == IDENTIFICATION, quantity_col), else_=0)
+
+
+def billing_period(partner: Partner, day: date) -> Period:
+    """Return the partner's billing period containing day."""
+    anchor = local_date_of(partner.created_at, partner.timezone).month if partner.created_at \
+        else 1
+    return billing_period_containing(
+        day, partner.billing_day_of_month, partner.billing_period, anchor
+    )
+
+
+def _partner_totals(partner_id: str, period: Period) -> dict[str, dict[str, int]]:
+    """Return {type: {quantity, events}} for a partner over a period."""
+    pdu = PartnerDailyUsage
+    rows = db.session.execute(
+        select(pdu.type, func.sum(pdu.quantity), func.sum(pdu.events))
+        .where(pdu.partner_id == partner_id, pdu.day >= period.start, pdu.day <= period.end)
+        .group_by(pdu.type)
+    )
+    return {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])} for r in rows}
+
+
+def credits_used(partner: Partner, period: Period) -> int:
+    """Return the credits the partner's organizations consumed in a period."""
+    pdu = PartnerDailyUsage
+    value = db.session.execute(
+        select(func.sum(pdu.quantity)).where(
+            pdu.partner_id == partner.id,
+            pdu.type == IDENTIFICATION,
+            pdu.day >= period.start,
+            pdu.day <= period.end,
+        )
+    ).scalar()
+    return _int(value)
+
+
+def credits_remaining(partner: Partner, end: date) -> int:
+    """Return the pool total of the billing period holding end minus what it used to end."""
+    bp = billing_period(partner, end)
+    return partner.credit_pool_total - credits_used(partner, Period(bp.start, end))
+
+
+# --- organizations as of a date -------------------------------------------------------
+
+def _status_at(boundary: datetime) -> Any:
+    """Return a correlated subquery: an organization's status just before boundary."""
+    sc = OrganizationStatusChange
+    return (
+        select(sc.status)
+        .where(sc.organization_id == Organization.id, sc.changed_at < boundary)
+        .order_by(sc.changed_at.desc(), sc.id.desc())
+        .limit(1)
+        .correlate(Organization)
+        .scalar_subquery()
+    )
+
+
+def organization_counts(partner: Partner, end: date) -> dict[str, int]:
+    """Return organizations created by the end of end, and how many were active then."""
+    boundary = day_end_utc(end, partner.timezone)
+    row = db.session.execute(
+        select(
+            func.count(),
+            func.sum(case((_status_at(boundary) == "active", 1), else_=0)),
+        ).where(Organization.partner_id == partner.id, Organization.created_at < boundary)
+    ).one()
+    return {"totalOrganizations": _int(row[0]), "activeOrganizations": _int(row[1])}
+
+
+def status_at(organization: Organization, moment: datetime) -> str | None:
+    """Return an organization's status just before moment (None if it did not exist)."""
+    sc = OrganizationStatusChange
+    return db.session.execute(
+        select(sc.status)
+        .where(sc.organization_id == organization.id, sc.changed_at < moment)
+        .order_by(sc.changed_at.desc(), sc.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+# --- the headline figures ---------------------------------------------------------------
+
+def summary(partner: Partner, period: Period) -> dict[str, Any]:
+    """Return every metric of spec §2 for a partner and an inclusive period."""
+    by_type = _partner_totals(partner.id, period)
+    identifications = by_type.get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    odu = OrgDailyUsage
+    with_activity = db.session.execute(
+        select(func.count(func.distinct(odu.organization_id))).where(
+            odu.partner_id == partner.id, odu.day >= period.start, odu.day <= period.end
+        )
+    ).scalar()
+    result: dict[str, Any] = {}
+    result.update(organization_counts(partner, period.end))
+    result["totalIdentifications"] = identifications
+    result["creditsUsed"] = identifications
+    result["creditsRemaining"] = credits_remaining(partner, period.end)
+    result["organizationsWithActivity"] = _int(with_activity)
+    result["totalQuantity"] = sum(v["quantity"] for v in by_type.values())
+    result["totalEvents"] = sum(v["events"] for v in by_type.values())
+    return result
+
+
+def usage(
+    partner: Partner,
+    period: Period,
+    event_type: str | None = None,
+    organization_id: str | None = None,
+) -> dict[str, Any]:
+    """Return totalQuantity, totalEvents and byType, optionally for one type or organization."""
+    if organization_id is None:
+        by_type = _partner_totals(partner.id, period)
+    else:
+        odu = OrgDailyUsage
+        rows = db.session.execute(
+            select(odu.type, func.sum(odu.quantity), func.sum(odu.events))
+            .where(
+                odu.partner_id == partner.id,
+                odu.organization_id == organization_id,
+                odu.day >= period.start,
+                odu.day <= period.end,
+            )
+            .group_by(odu.type)
+        )
+        by_type = {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])} for r in rows}
+    if event_type is not None:
+        by_type = {k: v for k, v in by_type.items() if k == event_type}
+    return {
+        "totalQuantity": sum(v["quantity"] for v in by_type.values()),
+        "totalEvents": sum(v["events"] for v in by_type.values()),
+        "byType": dict(sorted(by_type.items())),
+    }
+
+
+def relative_change(current: Any, previous: Any) -> float | None:
+    """Return (current - previous) / previous rounded to 4 places; None when previous is 0."""
+    if not isinstance(current, int | float) or not isinstance(previous, int | float):
+        return None
+    if previous == 0:
+        return None
+    return round((current - previous) / previous, 4)
+
+
+def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, float | None]:
+    """Return the relative change of every number two results share."""
+    return {
+        key: relative_change(value, previous.get(key))
+        for key, value in current.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def summary_with_comparison(partner: Partner, period: Period) -> dict[str, Any]:
+    """Return summary() for the period plus previous and change for the period before it."""
+    current = summary(partner, period)
+    prev_period = period.previous()
+    previous = summary(partner, prev_period)
+    return {
+        "current": current,
+        "previous": previous,
+        "previousPeriod": prev_period,
+        "change": compare(current, previous),
+    }
+
+
+# --- series -----------------------------------------------------------------------------
+
+def _bucket_expr(day_col: Any, granularity: str) -> Any:
+    """Return SQL giving the (unclipped) bucket start of a day column."""
+    if granularity == "day":
+        return day_col
+    if dialect_name() == "postgresql":
+        return cast(func.date_trunc(granularity, day_col), Date)
+    if granularity == "week":
+        # Monday-based: step back (weekday + 6) % 7 days; %w is 0 for Sunday.
+        offset = (cast(func.strftime("%w", day_col), db.Integer) + 6) % 7
+        return func.date(day_col, literal("-") + cast(offset, db.String) + literal(" days"))
+    return func.strftime("%Y-%m-01", day_col)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def timeseries(
+    partner: Partner,
+    period: Period,
+    granularity: str,
+    organization_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Return one point per bucket (zeros included), each dated by its clipped start."""
+    points = {
+        b.start: {
+            "date": b.start.isoformat(),
+            "identifications": 0,
+            "creditsUsed": 0,
+            "events": 0,
+            "quantity": 0,
+            "organizationsWithActivity": 0,
+        }
+        for b in buckets(period, granularity)
+    }
+
+    def clip(raw: Any) -> date:
+        return max(_as_date(raw), period.start)
+
+    if organization_id is None:
+        table: Any = PartnerDailyUsage
+        scope = [table.partner_id == partner.id]
+    else:
+        table = OrgDailyUsage
+        scope = [table.partner_id == partner.id, table.organization_id == organization_id]
+    bucket = _bucket_expr(table.day, granularity).label("bucket")
+    ident = func.sum(case((table.type == IDENTIFICATION, table.quantity), else_=0))
+    rows = db.session.execute(
+        select(bucket, ident, func.sum(table.events), func.sum(table.quantity))
+        .where(*scope, table.day >= period.start, table.day <= period.end)
+        .group_by(bucket)
+    )
+    for raw, identifications, events, quantity in rows:
+        point = points[clip(raw)]
+        point["identifications"] = _int(identifications)
+        point["creditsUsed"] = _int(identifications)
+        point["events"] = _int(events)
+        point["quantity"] = _int(quantity)
+
+    odu = OrgDailyUsage
+    obucket = _bucket_expr(odu.day, granularity).label("bucket")
+    oscope = [odu.partner_id == partner.id]
+    if organization_id is not None:
+        oscope.append(odu.organization_id == organization_id)
+    for raw, active in db.session.execute(
+        select(obucket, func.count(func.distinct(odu.organization_id)))
+        .where(*oscope, odu.day >= period.start, odu.day <= period.end)
+        .group_by(obucket)
+    ):
+        points[clip(raw)]["organizationsWithActivity"] = _int(active)
+    return list(points.values())
+
+
+# --- per organization ----------------------------------------------------------------
+
+def org_credits_used(partner: Partner, period: Period, org_ids: list[str]) -> dict[str, int]:
+    """Return credits consumed in a period by each of the given organizations."""
+    if not org_ids:
+        return {}
+    odu = OrgDailyUsage
+    rows = db.session.execute(
+        select(odu.organization_id, func.sum(odu.quantity))
+        .where(
+            odu.partner_id == partner.id,
+            odu.type == IDENTIFICATION,
+            odu.organization_id.in_(org_ids),
+            odu.day >= period.start,
+            odu.day <= period.end,
+        )
+        .group_by(odu.organization_id)
+    )
+    return {r[0]: _int(r[1]) for r in rows}
+
+
+def current_billing_period(partner: Partner) -> Period:
+    """Return the billing period that contains the partner's today."""
+    return billing_period(partner, local_today(partner.timezone))
+
+
+def organization_filters(
+    partner: Partner,
+    status: str | None = None,
+    search: str | None = None,
+    external_id: str | None = None,
+) -> list[ColumnElement[bool]]:
+    """Return the WHERE clauses of the organization list filters."""
+    clauses: list[ColumnElement[bool]] = [Organization.partner_id == partner.id]
+    if status:
+        clauses.append(Organization.status == status)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(Organization.name.ilike(f"%{escaped}%", escape="\\"))
+    if external_id:
+        clauses.append(Organization.external_id == external_id)
+    return clauses
+
+
+def allocation_figures(partner: Partner, orgs: list[Organization]) -> dict[str, dict[str, int]]:
+    """Return {org id: {credits, creditsUsed, creditsAvailable}} for the current billing period."""
+    used = org_credits_used(partner, current_billing_period(partner), [o.id for o in orgs])
+    return {
+        o.id: {
+            "credits": o.credits_allocated,
+            "creditsUsed": used.get(o.id, 0),
+            "creditsAvailable": o.credits_allocated - used.get(o.id, 0),
+        }
+        for o in orgs
+    }
+
+
+def organization_breakdown(
+    partner: Partner,
+    period: Period,
+    *,
+    sort: str = "identifications",
+    order: str = "desc",
+    page: int = 1,
+    page_size: int = 20,
+    status: str | None = None,
+    search: str | None = None,
+    external_id: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Return one page of per-organization figures for the period, and the total count."""
+    odu = OrgDailyUsage
+    agg = (
+        select(
+            odu.organization_id.label("org_id"),
+            func.sum(case((odu.type == IDENTIFICATION, odu.quantity), else_=0)).label("ident"),
+            func.sum(odu.events).label("events"),
+            func.sum(odu.quantity).label("quantity"),
+        )
+        .where(odu.partner_id == partner.id, odu.day >= period.start, odu.day <= period.end)
+        .group_by(odu.organization_id)
+        .subquery()
+    )
+    clauses = organization_filters(partner, status, search, external_id)
+    total = _int(db.session.execute(select(func.count()).where(*clauses)
+                                    .select_from(Organization)).scalar())
+    ident = func.coalesce(agg.c.ident, 0)
+    columns = {
+        "identifications": ident,
+        "creditsUsed": ident,
+        "events": func.coalesce(agg.c.events, 0),
+        "quantity": func.coalesce(agg.c.quantity, 0),
+    }
+    sort_col = columns.get(sort, ORG_SORTS.get(sort, ident))
+    primary = sort_col.asc() if order == "asc" else sort_col.desc()
+    rows = db.session.execute(
+        select(Organization, ident, columns["events"], columns["quantity"])
+        .outerjoin(agg, agg.c.org_id == Organization.id)
+        .where(*clauses)
+        .order_by(primary, Organization.name.asc(), Organization.id.asc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    orgs = [r[0] for r in rows]
+    alloc = allocation_figures(partner, orgs)
+    items = []
+    for org, identifications, events, quantity in rows:
+        items.append({
+            "organizationId": org.id,
+            "name": org.name,
+            "externalId": org.external_id,
+            "status": org.status,
+            "tier": org.tier,
+            "identifications": _int(identifications),
+            "creditsUsed": _int(identifications),
+            "events": _int(events),
+            "quantity": _int(quantity),
+            "creditsAllocated": alloc[org.id]["credits"],
+            "creditsUsedThisBillingPeriod": alloc[org.id]["creditsUsed"],
+            "creditsAvailable": alloc[org.id]["creditsAvailable"],
+        })
+    return items, total
+
+
+def organization_summary(partner: Partner, organization: Organization,
+                         period: Period) -> dict[str, Any]:
+    """Return the analytics fields for one organization over a period."""
+    figures = usage(partner, period, organization_id=organization.id)
+    identifications = figures["byType"].get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    boundary = day_end_utc(period.end, partner.timezone)
+    existed = organization.created_at < boundary
+    alloc = allocation_figures(partner, [organization])[organization.id]
+    return {
+        "organizationId": organization.id,
+        "totalIdentifications": identifications,
+        "creditsUsed": identifications,
+        "totalQuantity": figures["totalQuantity"],
+        "totalEvents": figures["totalEvents"],
+        "byType": figures["byType"],
+        "statusAtEnd": status_at(organization, boundary) if existed else None,
+        "creditsAllocated": alloc["credits"],
+        "creditsUsedThisBillingPeriod": alloc["creditsUsed"],
+        "creditsAvailable": alloc["creditsAvailable"],
+    }
+
+
+def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list[dict[str, Any]]:
+    """Return the organizations with the most identifications in the period."""
+    items, _total = organization_breakdown(partner, period, sort="identifications",
+                                           order="desc", page=1, page_size=limit)
+    return [i for i in items if i["identifications"] > 0]
+
+
+# --- pool and freshness ----------------------------------------------------------------
+
+def pool_status(partner: Partner) -> dict[str, Any]:
+    """Return the credit pool now: total, used this billing period, available, allocated."""
+    bp = current_billing_period(partner)
+    today = local_today(partner.timezone)
+    used = credits_used(partner, Period(bp.start, today))
+    allocated = _int(db.session.execute(
+        select(func.sum(Organization.credits_allocated)).where(
+            Organization.partner_id == partner.id, Organization.status != "canceled"
+        )
+    ).scalar())
+    return {
+        "billingPeriodStart": bp.start,
+        "billingPeriodEnd": bp.end,
+        "creditPoolTotal": partner.credit_pool_total,
+        "creditPoolUsed": used,
+        "creditPoolAvailable": partner.credit_pool_total - used,
+        "creditPoolAllocated": allocated,
+    }
+
+
+def data_freshness(partner: Partner) -> datetime | None:
+    """Return when the newest event was received (naive UTC), or None."""
+    return db.session.execute(
+        select(func.max(UsageEvent.received_at)).where(UsageEvent.partner_id == partner.id)
+    ).scalar()
+
+
+def first_activity_day(partner: Partner) -> date | None:
+    """Return the first local day with any usage, or None."""
+    value = db.session.execute(
+        select(func.min(PartnerDailyUsage.day)).where(PartnerDailyUsage.partner_id == partner.id)
+    ).scalar()
+    return _as_date(value) if value is not None else None
+
+
+def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
+    """Return (day, credits used) for every day of the period, zeros included."""
+    series = timeseries(partner, period, "day")
+    return [(date.fromisoformat(p["date"]), p["creditsUsed"]) for p in series]
+

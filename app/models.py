@@ -1,0 +1,223 @@
+"""The tables: partners, organizations, allocations, keys, users, events and daily rollups."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+from .timeutil import utcnow
+
+# SQLite needs INTEGER (not BIGINT) for an auto-incrementing primary key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+BILLING_MODES = ("credit_pool", "external", "usage_based")
+BILLING_MODE_ALIASES = {"pooled": "credit_pool"}
+BILLING_PERIODS = ("monthly", "annual")
+ORG_STATUSES = ("active", "suspended", "canceled")
+ORG_TIERS = ("trial", "paid")
+PRODUCT_TYPES = ("B2B", "B2C")
+TRIAL_CREDIT_CAP = 500
+IDENTIFICATION = "identification"
+
+DEFAULT_PRICING_TIERS: list[dict[str, Any]] = [
+    {"tier": "Starter", "pricePerIdentification": "0.10", "minUsage": 0, "maxUsage": 10000},
+    {"tier": "Growth", "pricePerIdentification": "0.08", "minUsage": 10000, "maxUsage": 100000},
+    {"tier": "Scale", "pricePerIdentification": "0.05", "minUsage": 100000, "maxUsage": None},
+]
+
+
+def new_uuid() -> str:
+    """Return a new random UUID as text."""
+    return str(uuid.uuid4())
+
+
+class Partner(db.Model):
+    """A reseller or agency account with its billing settings and credit pool."""
+
+    __tablename__ = "partner"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    billing_mode: Mapped[str] = mapped_column(String(20), default="credit_pool")
+    billing_period: Mapped[str] = mapped_column(String(10), default="monthly")
+    billing_day_of_month: Mapped[int] = mapped_column(Integer, default=1)
+    credit_pool_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    pricing_tiers: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=lambda: [dict(t) for t in DEFAULT_PRICING_TIERS]
+    )
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    max_organizations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    organizations: Mapped[list[Organization]] = relationship(back_populates="partner")
+
+
+class Organization(db.Model):
+    """A client organization managed by a partner."""
+
+    __tablename__ = "organization"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "external_id"),
+        Index("ix_organization_partner_created", "partner_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    tier: Mapped[str] = mapped_column(String(10), default="trial")
+    product_type: Mapped[str] = mapped_column(String(3), default="B2B")
+    # "metadata" is reserved on declarative classes, so the attribute is meta.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # The current allocation; its history is in credit_allocation.
+    credits_allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    partner: Mapped[Partner] = relationship(back_populates="organizations")
+
+
+class OrganizationStatusChange(db.Model):
+    """One status an organization entered, and when, so any past date can be answered."""
+
+    __tablename__ = "organization_status_change"
+    __table_args__ = (Index("ix_status_change_org_time", "organization_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organization.id"))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CreditAllocation(db.Model):
+    """One change of an organization's allocation: the audit trail."""
+
+    __tablename__ = "credit_allocation"
+    __table_args__ = (Index("ix_allocation_org_time", "organization_id", "allocated_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organization.id"))
+    credits_allocated: Mapped[int] = mapped_column(BigInteger)
+    previous_credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    allocated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiKey(db.Model):
+    """An API key; only its SHA-256 digest is stored."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Comma-separated subset of read,write,admin; empty means full access.
+    scopes: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    @property
+    def scope_list(self) -> list[str]:
+        """Return the key's scopes as a list (empty means full access)."""
+        return [s for s in self.scopes.split(",") if s]
+
+
+class User(db.Model):
+    """A dashboard login; each user sees exactly one partner."""
+
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # Bumped on logout and password change so old sessions stop working.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    partner: Mapped[Partner] = relationship()
+
+    # Flask-Login protocol.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        """Return the session identity: user id and session token."""
+        return f"{self.id}:{self.session_token}"
+
+
+class UsageEvent(db.Model):
+    """One raw usage fact, stored exactly once per (partner, eventId)."""
+
+    __tablename__ = "usage_event"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "event_id"),
+        Index("ix_usage_event_partner_received", "partner_id", "received_at"),
+        Index("ix_usage_event_org_day", "organization_id", "local_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organization.id"))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    # The calendar day of occurred_at in the partner's timezone when it was stored.
+    local_date: Mapped[date] = mapped_column(Date)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OrgDailyUsage(db.Model):
+    """Rollup: one organization's usage of one type on one local day."""
+
+    __tablename__ = "org_daily_usage"
+    __table_args__ = (
+        Index("ix_org_daily_partner_day", "partner_id", "day", "organization_id"),
+    )
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organization.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PartnerDailyUsage(db.Model):
+    """Rollup: a partner's usage of one type on one local day, for fast range totals."""
+
+    __tablename__ = "partner_daily_usage"
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)

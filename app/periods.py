@@ -1,0 +1,320 @@
+"""Dates: parsing, presets, previous periods, billing periods and buckets in a partner's timezone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from .timeutil import to_utc_naive, utcnow
+
+MAX_SPAN_DAYS = 3660
+# Dates outside this window are refused: they are typos, and they keep date arithmetic
+# (previous periods, day ends) far from the edges of the calendar.
+MIN_DATE = date(1970, 1, 1)
+MAX_DATE = date(2999, 12, 31)
+GRANULARITIES = ("day", "week", "month")
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+class PeriodError(ValueError):
+    """A date parameter that cannot be used; names the field and the offending value."""
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive range of calendar days."""
+
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        """Return the number of days in the period, both ends included."""
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """Return the equally long period that ends the day before this one starts."""
+        end = self.start - timedelta(days=1)
+        return Period(end - timedelta(days=self.days - 1), end)
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day <= self.end
+
+    def iso(self) -> dict[str, str]:
+        """Return the period as the API echoes it."""
+        return {"startDate": self.start.isoformat(), "endDate": self.end.isoformat()}
+
+
+# --- timezones ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    """Return the ZoneInfo for an IANA name (raises ValueError when unknown)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValueError(f"unknown timezone {name!r}") from exc
+
+
+def is_valid_timezone(name: str) -> bool:
+    """Tell whether name is an IANA timezone this machine knows."""
+    return isinstance(name, str) and name in _timezone_names()
+
+
+@lru_cache(maxsize=1)
+def _timezone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def local_now(tz: str) -> datetime:
+    """Return the current time in timezone tz (aware)."""
+    return utcnow().replace(tzinfo=UTC).astimezone(zone(tz))
+
+
+def local_today(tz: str) -> date:
+    """Return today's date in timezone tz."""
+    return local_now(tz).date()
+
+
+def local_date_of(moment: datetime, tz: str) -> date:
+    """Return the calendar day in tz of a moment (naive means UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(zone(tz)).date()
+
+
+def day_start_utc(day: date, tz: str) -> datetime:
+    """Return the first instant of a local day as naive UTC (DST-safe)."""
+    # A wall time that does not exist (a DST gap at midnight) resolves with the offset
+    # in force before the gap, which is exactly the first instant of the day.
+    return to_utc_naive(datetime.combine(day, time(0), tzinfo=zone(tz)))
+
+
+def day_end_utc(day: date, tz: str) -> datetime:
+    """Return the first instant after a local day as naive UTC (exclusive bound)."""
+    return day_start_utc(day + timedelta(days=1), tz)
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def parse_date(value: object, field: str, tz: str) -> date:
+    """Parse YYYY-MM-DD, or an ISO 8601 timestamp whose local date in tz is taken."""
+    if not isinstance(value, str) or not value.strip():
+        raise PeriodError(field, value, f"{field} must be a date (YYYY-MM-DD)")
+    text = value.strip()
+    try:
+        if _DATE_RE.match(text):
+            day = date.fromisoformat(text)
+        elif _TIMESTAMP_RE.match(text):
+            moment = datetime.fromisoformat(text)
+            day = local_date_of(moment, tz)
+        else:
+            raise ValueError(text)
+    except ValueError as exc:
+        raise PeriodError(
+            field, value, f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp"
+        ) from exc
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise PeriodError(
+            field,
+            value,
+            f"{field} must be between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}",
+        )
+    return day
+
+
+def check_period(period: Period, start_field: str = "startDate") -> Period:
+    """Return period when it is usable; raise PeriodError naming the field otherwise."""
+    if period.start > period.end:
+        raise PeriodError(
+            start_field, period.start.isoformat(), "startDate must not be after endDate"
+        )
+    if period.days > MAX_SPAN_DAYS:
+        raise PeriodError(
+            start_field,
+            period.start.isoformat(),
+            f"the period spans {period.days} days; at most {MAX_SPAN_DAYS} are allowed",
+        )
+    return period
+
+
+def default_analytics_period(tz: str) -> Period:
+    """Return the analytics default: today - 30 days through today."""
+    today = local_today(tz)
+    return Period(today - timedelta(days=30), today)
+
+
+def default_usage_period(tz: str) -> Period:
+    """Return the usage default: the first of the current month through today."""
+    today = local_today(tz)
+    return Period(today.replace(day=1), today)
+
+
+def resolve_period(
+    start_raw: str | None,
+    end_raw: str | None,
+    tz: str,
+    default: Period,
+) -> Period:
+    """Build the period from optional startDate/endDate texts, filling gaps from default.
+
+    When only endDate is given, the default's length is kept and it ends there; when only
+    startDate is given, the period runs to the default's end (today).
+    """
+    start = parse_date(start_raw, "startDate", tz) if start_raw not in (None, "") else None
+    end = parse_date(end_raw, "endDate", tz) if end_raw not in (None, "") else None
+    if start is None and end is None:
+        return check_period(default)
+    if start is None:
+        assert end is not None
+        start = end - timedelta(days=default.days - 1)
+        if start < MIN_DATE:
+            start = MIN_DATE
+    if end is None:
+        end = default.end
+    return check_period(Period(start, end))
+
+
+# --- presets -------------------------------------------------------------------------
+
+PRESETS: dict[str, str] = {
+    "last_7_days": "Last 7 days",
+    "last_30_days": "Last 30 days",
+    "last_90_days": "Last 90 days",
+    "month_to_date": "Month to date",
+    "last_month": "Last month",
+    "quarter_to_date": "Quarter to date",
+    "year_to_date": "Year to date",
+    "last_12_months": "Last 12 months",
+}
+
+
+def add_months(day: date, months: int) -> date:
+    """Return day moved by whole months, clamped to the end of a shorter month."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month0 = divmod(index, 12)
+    last = _month_length(year, month0 + 1)
+    return date(year, month0 + 1, min(day.day, last))
+
+
+def _month_length(year: int, month: int) -> int:
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    return (nxt - timedelta(days=1)).day
+
+
+def month_period(year: int, month: int) -> Period:
+    """Return the calendar month as a period."""
+    first = date(year, month, 1)
+    return Period(first, date(year, month, _month_length(year, month)))
+
+
+def preset_period(key: str, today: date) -> Period:
+    """Return the period a preset names, relative to today ("last N days" include today)."""
+    if key == "last_7_days":
+        return Period(today - timedelta(days=6), today)
+    if key == "last_30_days":
+        return Period(today - timedelta(days=29), today)
+    if key == "last_90_days":
+        return Period(today - timedelta(days=89), today)
+    if key == "month_to_date":
+        return Period(today.replace(day=1), today)
+    if key == "last_month":
+        first_this = today.replace(day=1)
+        last_prev = first_this - timedelta(days=1)
+        return month_period(last_prev.year, last_prev.month)
+    if key == "quarter_to_date":
+        first_month = 3 * ((today.month - 1) // 3) + 1
+        return Period(date(today.year, first_month, 1), today)
+    if key == "year_to_date":
+        return Period(date(today.year, 1, 1), today)
+    if key == "last_12_months":
+        return Period(add_months(today, -12) + timedelta(days=1), today)
+    raise PeriodError("preset", key, f"unknown preset; choose one of {', '.join(PRESETS)}")
+
+
+# --- billing periods -----------------------------------------------------------------
+
+
+def billing_period_containing(
+    day: date, billing_day: int, billing_period: str = "monthly", anchor_month: int = 1
+) -> Period:
+    """Return the billing period that contains day.
+
+    Monthly periods start on billing_day of every month; annual periods start on
+    billing_day of anchor_month every year.
+    """
+    if billing_period == "annual":
+        start = date(day.year, anchor_month, billing_day)
+        if start > day:
+            start = date(day.year - 1, anchor_month, billing_day)
+        return Period(start, add_months(start, 12) - timedelta(days=1))
+    start = date(day.year, day.month, billing_day)
+    if start > day:
+        start = add_months(start, -1)
+    return Period(start, add_months(start, 1) - timedelta(days=1))
+
+
+def billing_periods_between(
+    first_day: date, last_day: date, billing_day: int, billing_period: str, anchor_month: int
+) -> list[Period]:
+    """Return every billing period touching first_day..last_day, oldest first."""
+    periods = []
+    current = billing_period_containing(first_day, billing_day, billing_period, anchor_month)
+    while current.start <= last_day:
+        periods.append(current)
+        nxt = current.end + timedelta(days=1)
+        current = billing_period_containing(nxt, billing_day, billing_period, anchor_month)
+    return periods
+
+
+# --- buckets -------------------------------------------------------------------------
+
+
+def bucket_start(day: date, granularity: str) -> date:
+    """Return the start of the day/week (Monday)/month bucket that holds day."""
+    if granularity == "day":
+        return day
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    raise PeriodError("granularity", granularity, "granularity must be day, week or month")
+
+
+def buckets(period: Period, granularity: str) -> list[Period]:
+    """Return every bucket of the period, each clipped to the period."""
+    result = []
+    start = period.start
+    while start <= period.end:
+        raw_start = bucket_start(start, granularity)
+        if granularity == "day":
+            raw_end = raw_start
+        elif granularity == "week":
+            raw_end = raw_start + timedelta(days=6)
+        else:
+            raw_end = add_months(raw_start, 1) - timedelta(days=1)
+        end = min(raw_end, period.end)
+        result.append(Period(start, end))
+        start = end + timedelta(days=1)
+    return result
+
+
+def auto_granularity(period: Period) -> str:
+    """Choose a readable granularity: days up to ~3 months, weeks up to a year, else months."""
+    if period.days <= 92:
+        return "day"
+    if period.days <= 366:
+        return "week"
+    return "month"

@@ -1,0 +1,163 @@
+"""Fixtures: a fresh database per test (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import accounts, auth, create_app, ingest
+from app.extensions import db
+from app.models import Organization, Partner
+from app.timeutil import set_frozen_now
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+BACKEND = "postgresql" if PG_URL else "sqlite"
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"database backend: {BACKEND}" + (f" ({make_url(PG_URL).host})" if PG_URL else "")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """Create one throwaway PostgreSQL database for this test process; drop it at the end."""
+    if not PG_URL:
+        yield None
+        return
+    server = make_url(PG_URL).set(drivername="postgresql+psycopg")
+    name = f"pa_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    yield url
+    from app.extensions import db as _db  # noqa: F401
+
+    with admin.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+        ), {"n": name})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+_pg_schema_ready: dict[str, bool] = {}
+
+
+@pytest.fixture
+def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
+    """An app bound to a fresh, empty database."""
+    url = pg_database or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    application = create_app({
+        "TESTING": True,
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-secret",
+        "API_RATE_LIMIT": "100000 per minute",
+        "LOGIN_RATE_LIMIT": "1000 per minute",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "WTF_CSRF_ENABLED": True,
+    })
+    with application.app_context():
+        if pg_database:
+            if not _pg_schema_ready.get(pg_database):
+                db.drop_all()
+                db.create_all()
+                _pg_schema_ready[pg_database] = True
+            else:
+                tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+                db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                db.session.commit()
+        else:
+            db.create_all()
+        yield application
+        db.session.remove()
+        if not pg_database:
+            db.engine.dispose()
+    set_frozen_now(None)
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def freeze() -> Iterator[Any]:
+    """Freeze the clock: freeze(datetime(...)) (naive means UTC)."""
+
+    def _freeze(moment: datetime) -> None:
+        set_frozen_now(moment)
+
+    yield _freeze
+    set_frozen_now(None)
+
+
+@pytest.fixture
+def make_partner(app: Any) -> Any:
+    """Create a partner: make_partner(slug="p1", pool=1000, tz="UTC", ...)."""
+
+    def _make(slug: str = "acme", pool: int = 100_000, tz: str = "UTC", billing_day: int = 1,
+              billing_period: str = "monthly", created_at: datetime | None = None,
+              **kwargs: Any) -> Partner:
+        partner = accounts.create_partner(kwargs.pop("name", slug.title()), slug, pool,
+                                          billing_day, billing_period, tz, **kwargs)
+        if created_at is not None:
+            partner.created_at = created_at
+            db.session.commit()
+        return partner
+
+    return _make
+
+
+@pytest.fixture
+def make_org(app: Any) -> Any:
+    """Create an organization: make_org(partner, "Name", created_at=datetime(...), ...)."""
+
+    def _make(partner: Partner, name: str = "Org", **kwargs: Any) -> Organization:
+        return accounts.create_organization(partner, name, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def add_events(app: Any) -> Any:
+    """Ingest events: add_events(partner, [{...}, ...]) -> IngestResult."""
+
+    def _add(partner: Partner, events: list[dict[str, Any]]) -> ingest.IngestResult:
+        return ingest.ingest_batch(partner, list(enumerate(events)))
+
+    return _add
+
+
+@pytest.fixture
+def api_key(app: Any) -> Any:
+    """Create a plain API key: api_key(partner, scopes=["read"]) -> str."""
+
+    def _key(partner: Partner, scopes: list[str] | None = None, **kwargs: Any) -> str:
+        _k, plain = auth.create_api_key(partner, kwargs.pop("name", "test"), scopes, **kwargs)
+        return plain
+
+    return _key
+
+
+@pytest.fixture
+def make_user(app: Any) -> Any:
+    """Create a dashboard user: make_user(partner, email, password)."""
+
+    def _user(partner: Partner, email: str = "user@example.com",
+              password: str = "correct horse battery") -> Any:
+        return auth.create_user(partner, email, password)
+
+    return _user
