@@ -1,4 +1,4 @@
-"""Dates: parsing, presets, previous periods, billing periods and buckets in a partner's timezone."""
+"""Dates: parsing, presets, previous and billing periods, buckets, in a partner's timezone."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def parse_date(value: object, field: str, tz: str) -> date:
             day = local_date_of(moment, tz)
         else:
             raise ValueError(text)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
+        # OverflowError: a timestamp near year 1 or 9999 whose offset leaves the calendar.
         raise PeriodError(
             field, value, f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp"
         ) from exc
