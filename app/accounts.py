@@ -304,7 +304,7 @@ def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
 
 def set_allocation(partner: Partner, org: Organization, credits: Any,
                    notes: Any = None) -> CreditAllocation:
-    """Set an organization's allocation to credits, or raise InsufficientCredits and change nothing."""
+    """Set an allocation to credits; on InsufficientCredits nothing changes."""
     credits = check_credits(credits)
     if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
         raise _field_error("notes", None, "notes must be text of at most 2000 characters")

@@ -57,7 +57,7 @@ def normalize_tiers(tiers: Any) -> list[dict[str, Any]]:
 def tiers_json(partner: Partner) -> list[dict[str, Any]]:
     """Return the partner's tiers as the API shows them (prices as numbers)."""
     return [
-        {"tier": t["tier"], "pricePerIdentification": float(Decimal(str(t["pricePerIdentification"]))),
+        {"tier": t["tier"], "pricePerIdentification": float(Decimal(t["pricePerIdentification"])),
          "minUsage": t["minUsage"], "maxUsage": t["maxUsage"]}
         for t in normalize_tiers(partner.pricing_tiers)
     ]

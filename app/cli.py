@@ -144,8 +144,7 @@ def create_org_command(slug: str, name: str, external_id: str | None, credits: i
     click.echo(org.id)
 
 
-def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
-               out: click.utils.LazyFile | None = None) -> IngestResult:
+def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int) -> IngestResult:
     """Ingest a file (or '-' for stdin), printing rejections as they come; return the counts."""
     fmt = ingest.detect_format(path, fmt)
     show_progress = sys.stderr.isatty()
@@ -158,7 +157,7 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
             rate = lines / max(time.monotonic() - started, 1e-9)
             click.echo(f"\r{lines:,} lines read ({rate:,.0f}/s)", nl=False, err=True)
 
-    stream = ingest.open_text(path, click.get_text_stream("stdin"))
+    stream = ingest.open_text(path, sys.stdin)
     try:
         result = ingest.ingest_stream(partner, ingest.iter_file(stream, fmt), batch_size,
                                       on_batch)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ENV_VARS = {
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+ENV_VARS: dict[str, Callable[[str], Any]] = {
     # name: converter
     "DATABASE_URL": str,
     "SECRET_KEY": str,
     "RATELIMIT_STORAGE_URI": str,
     "API_RATE_LIMIT": str,
     "LOGIN_RATE_LIMIT": str,
-    "SESSION_COOKIE_SECURE": lambda v: v.lower() in {"1", "true", "yes", "on"},
+    "SESSION_COOKIE_SECURE": _flag,
     "MAX_CONTENT_LENGTH": int,
-    "CACHE_CLOSED_PERIODS": lambda v: v.lower() in {"1", "true", "yes", "on"},
+    "CACHE_CLOSED_PERIODS": _flag,
 }
 
 

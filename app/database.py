@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -66,14 +66,14 @@ def dialect_name() -> str:
     return db.session.get_bind().dialect.name
 
 
-def insert_for(table: Table) -> Any:
+def insert_for(table: Any) -> Any:
     """Return the dialect's INSERT construct (with ON CONFLICT support) for table."""
     if dialect_name() == "postgresql":
         return pg_insert(table)
     return sqlite_insert(table)
 
 
-def add_counts(table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+def add_counts(table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
     """Upsert rows, adding their quantity and events to any existing row with the same keys."""
     if not rows:
         return

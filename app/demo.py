@@ -13,7 +13,7 @@ from . import accounts, auth
 from .database import write_transaction
 from .extensions import db
 from .ingest import OrgResolver, store_rows, validate_event
-from .models import ApiKey, Partner, User
+from .models import ApiKey, Organization, Partner, User
 from .periods import add_months
 from .timeutil import utcnow
 
@@ -36,6 +36,18 @@ NAMES = [
 
 
 @dataclass
+class _Plan:
+    """One demo client: when it joined, how busy it gets, and its tier."""
+
+    i: int
+    name: str
+    joined: date
+    scale: float
+    tier: str
+    org: Organization | None = None
+
+
+@dataclass
 class SeedOutcome:
     """What seed_demo did."""
 
@@ -52,7 +64,8 @@ def seed_demo(today: date | None = None, seed: int = 20251101) -> SeedOutcome:
     created = partner is None
     orgs = events = 0
     if partner is None:
-        partner, orgs, events = _build(today or utcnow().date(), random.Random(seed))
+        rng = random.Random(seed)  # noqa: S311  (reproducible demo data, not secrets)
+        partner, orgs, events = _build(today or utcnow().date(), rng)
     if db.session.execute(select(User).where(User.email == DEMO_EMAIL)).first() is None:
         auth.create_user(partner, DEMO_EMAIL, DEMO_PASSWORD)
     for old in db.session.execute(
@@ -78,7 +91,7 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
         joined = start + timedelta(days=0 if i < 8 else int((i - 8) / 32 * span * 0.9))
         scale = rng.lognormvariate(3.3, 0.7)  # mean daily identifications at maturity
         tier = "trial" if i % 9 == 4 else "paid"
-        plans.append({"name": name, "joined": joined, "scale": scale, "tier": tier, "i": i})
+        plans.append(_Plan(i, name, joined, scale, tier))
     churn = {5: today - timedelta(days=120), 17: today - timedelta(days=45),
              29: today - timedelta(days=200)}
     suspended = {11: today - timedelta(days=20)}
@@ -86,29 +99,29 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
 
     monthly_total = 0.0
     for plan in plans:
-        monthly_total += plan["scale"] * 31
+        monthly_total += plan.scale * 31
     partner.credit_pool_total = int(math.ceil(monthly_total * 1.6 / 1000.0) * 1000)
     db.session.commit()
 
     resolver_orgs = []
     for plan in plans:
-        credits = 500 if plan["tier"] == "trial" else int(plan["scale"] * 31 * 1.3 / 10) * 10
-        if plan["i"] == low_credit:
-            credits = int(plan["scale"] * 31 * 0.85 / 10) * 10
+        credits = 500 if plan.tier == "trial" else int(plan.scale * 31 * 1.3 / 10) * 10
+        if plan.i == low_credit:
+            credits = int(plan.scale * 31 * 0.85 / 10) * 10
         org = accounts.create_organization(
-            partner, plan["name"], external_id=f"crm-{1000 + plan['i']}",
-            initial_credits=credits, tier=plan["tier"],
-            product_type="B2C" if plan["i"] % 4 == 1 else "B2B",
-            metadata={"plan": plan["tier"], "region": rng.choice(["NA", "EU", "APAC"])},
-            created_at=datetime.combine(plan["joined"], time(10)),
+            partner, plan.name, external_id=f"crm-{1000 + plan.i}",
+            initial_credits=credits, tier=plan.tier,
+            product_type="B2C" if plan.i % 4 == 1 else "B2B",
+            metadata={"plan": plan.tier, "region": rng.choice(["NA", "EU", "APAC"])},
+            created_at=datetime.combine(plan.joined, time(10)),
         )
-        plan["org"] = org
+        plan.org = org
         resolver_orgs.append(org)
     for i, day in churn.items():
-        accounts.set_status(partner, plans[i]["org"], "canceled",
+        accounts.set_status(partner, _org(plans[i]), "canceled",
                             at=datetime.combine(day, time(15)))
     for i, day in suspended.items():
-        accounts.set_status(partner, plans[i]["org"], "suspended",
+        accounts.set_status(partner, _org(plans[i]), "suspended",
                             at=datetime.combine(day, time(15)))
 
     resolver = OrgResolver(partner.id)
@@ -116,15 +129,15 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
     total_events = 0
     rows: list[dict] = []
     for plan in plans:
-        org_id = plan["org"].id
-        stop = churn.get(plan["i"]) or suspended.get(plan["i"]) or today + timedelta(days=1)
-        day = plan["joined"]
+        org_id = _org(plan).id
+        stop = churn.get(plan.i) or suspended.get(plan.i) or today + timedelta(days=1)
+        day = plan.joined
         while day <= today and day < stop:
-            age = (day - plan["joined"]).days
+            age = (day - plan.joined).days
             ramp = min(1.0, 0.25 + age / 120)  # new clients ramp up over ~4 months
             weekly = 0.55 if day.weekday() >= 5 else 1.0
             yearly = 1.0 + 0.25 * math.cos((day.timetuple().tm_yday - 340) / 365 * 2 * math.pi)
-            mean = plan["scale"] * ramp * weekly * yearly
+            mean = plan.scale * ramp * weekly * yearly
             idents = max(0, int(rng.gauss(mean, mean * 0.2)))
             views = int(idents * rng.uniform(6, 9))
             sessions = int(idents * rng.uniform(1.5, 2.5))
@@ -140,7 +153,7 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
                     occurred = datetime.combine(day, time(8 + 4 * part, rng.randrange(60)))
                     if occurred > now:
                         continue
-                    raw = {"eventId": f"demo-{plan['i']}-{day.isoformat()}-{etype}-{part}",
+                    raw = {"eventId": f"demo-{plan.i}-{day.isoformat()}-{etype}-{part}",
                            "organizationId": org_id, "type": etype, "quantity": amount,
                            "occurredAt": occurred.replace(tzinfo=UTC).isoformat()}
                     row, rejection = validate_event(raw, resolver, partner.timezone, now)
@@ -158,6 +171,11 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
             rows = []
     total_events += _flush(partner.id, rows, now)
     return partner, len(plans), total_events
+
+
+def _org(plan: _Plan) -> Organization:
+    assert plan.org is not None
+    return plan.org
 
 
 def _flush(partner_id: str, rows: list[dict], now: datetime) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 
 from .database import add_counts, insert_for, write_transaction
 from .extensions import db
@@ -431,7 +431,7 @@ def rebuild_rollups(partner_id: str) -> None:
             ev.organization_id, ev.local_date, ev.type, ev.partner_id
         )
         db.session.execute(
-            OrgDailyUsage.__table__.insert().from_select(
+            insert(OrgDailyUsage).from_select(
                 ["organization_id", "day", "type", "partner_id", "quantity", "events"], org_rows
             )
         )
@@ -440,7 +440,7 @@ def rebuild_rollups(partner_id: str) -> None:
             odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events)
         ).where(odu.partner_id == partner_id).group_by(odu.partner_id, odu.day, odu.type)
         db.session.execute(
-            PartnerDailyUsage.__table__.insert().from_select(
+            insert(PartnerDailyUsage).from_select(
                 ["partner_id", "day", "type", "quantity", "events"], partner_rows
             )
         )
@@ -485,13 +485,12 @@ def verify_rollups(partner_id: str) -> list[str]:
             select(pdu.day, pdu.type, pdu.quantity, pdu.events).where(pdu.partner_id == partner_id)
         )
     }
-    for key in sorted(set(by_day) | set(pstored), key=str):
-        want = tuple(by_day.get(key, [0, 0]))
-        if want != pstored.get(key, (0, 0)):
-            day, etype = key
+    for day_key in sorted(set(by_day) | set(pstored), key=str):
+        want = tuple(by_day.get(day_key, [0, 0]))
+        if want != pstored.get(day_key, (0, 0)):
             problems.append(
-                f"partner total {day} {etype}: raw events give quantity/events {want}, "
-                f"rollup holds {pstored.get(key, (0, 0))}"
+                f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
+                f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
     return problems
 
@@ -513,12 +512,10 @@ def set_partner_timezone(partner: Partner, tz: str, chunk: int = 20000) -> None:
             if not batch:
                 break
             db.session.execute(
-                UsageEvent.__table__.update()
-                .where(UsageEvent.__table__.c.id == bindparam("b_id"))
-                .values(local_date=bindparam("b_day")),
+                update(UsageEvent),
                 [
-                    {"b_id": r.id,
-                     "b_day": r.occurred_at.replace(tzinfo=UTC).astimezone(target).date()}
+                    {"id": r.id,
+                     "local_date": r.occurred_at.replace(tzinfo=UTC).astimezone(target).date()}
                     for r in batch
                 ],
             )

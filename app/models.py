@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from .extensions import Base
 from .timeutil import utcnow
 
 # SQLite needs INTEGER (not BIGINT) for an auto-incrementing primary key.
@@ -47,7 +47,7 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-class Partner(db.Model):
+class Partner(Base):
     """A reseller or agency account with its billing settings and credit pool."""
 
     __tablename__ = "partner"
@@ -71,7 +71,7 @@ class Partner(db.Model):
     organizations: Mapped[list[Organization]] = relationship(back_populates="partner")
 
 
-class Organization(db.Model):
+class Organization(Base):
     """A client organization managed by a partner."""
 
     __tablename__ = "organization"
@@ -97,7 +97,7 @@ class Organization(db.Model):
     partner: Mapped[Partner] = relationship(back_populates="organizations")
 
 
-class OrganizationStatusChange(db.Model):
+class OrganizationStatusChange(Base):
     """One status an organization entered, and when, so any past date can be answered."""
 
     __tablename__ = "organization_status_change"
@@ -110,7 +110,7 @@ class OrganizationStatusChange(db.Model):
     changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class CreditAllocation(db.Model):
+class CreditAllocation(Base):
     """One change of an organization's allocation: the audit trail."""
 
     __tablename__ = "credit_allocation"
@@ -125,7 +125,7 @@ class CreditAllocation(db.Model):
     allocated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Base):
     """An API key; only its SHA-256 digest is stored."""
 
     __tablename__ = "api_key"
@@ -148,7 +148,7 @@ class ApiKey(db.Model):
         return [s for s in self.scopes.split(",") if s]
 
 
-class User(db.Model):
+class User(Base):
     """A dashboard login; each user sees exactly one partner."""
 
     __tablename__ = "user"
@@ -173,7 +173,7 @@ class User(db.Model):
         return f"{self.id}:{self.session_token}"
 
 
-class UsageEvent(db.Model):
+class UsageEvent(Base):
     """One raw usage fact, stored exactly once per (partner, eventId)."""
 
     __tablename__ = "usage_event"
@@ -195,7 +195,7 @@ class UsageEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class OrgDailyUsage(db.Model):
+class OrgDailyUsage(Base):
     """Rollup: one organization's usage of one type on one local day."""
 
     __tablename__ = "org_daily_usage"
@@ -211,7 +211,7 @@ class OrgDailyUsage(db.Model):
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class PartnerDailyUsage(db.Model):
+class PartnerDailyUsage(Base):
     """Rollup: a partner's usage of one type on one local day, for fast range totals."""
 
     __tablename__ = "partner_daily_usage"
