@@ -191,8 +191,8 @@ def test_kathmandu_partner(freeze, make_partner, make_org, add_events):
     ])
     series = metrics.timeseries(partner, P(D(2025, 10, 1), D(2025, 10, 2)), "day")
     assert [p["identifications"] for p in series] == [9, 6]   # 1 + 8, 2 + 4
-    # A UTC reading would have put k1, k2 and k3... on other days: re-bucketing to UTC
-    # gives Sep 30: k4 (Sep 30 18:15 UTC); Oct 1: k1, k2, k3 (Oct 1 18:25 UTC is k3).
+    # Re-bucketed to UTC: Sep 30 holds k4 (18:15 UTC); Oct 1 holds k1, k2 and k3
+    # (k3 is 18:25 UTC on Oct 1): 1 + 2 + 4 = 7.
     ingest.set_partner_timezone(partner, "UTC")
     series = metrics.timeseries(partner, P(D(2025, 9, 30), D(2025, 10, 2)), "day")
     assert [p["identifications"] for p in series] == [8, 7, 0]
