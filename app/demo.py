@@ -167,9 +167,9 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
                     rows.append(row)
             day += timedelta(days=1)
         if len(rows) > 5000:
-            total_events += _flush(partner.id, rows, now)
+            total_events += _flush(partner.id, rows, now, partner.timezone)
             rows = []
-    total_events += _flush(partner.id, rows, now)
+    total_events += _flush(partner.id, rows, now, partner.timezone)
     return partner, len(plans), total_events
 
 
@@ -178,8 +178,8 @@ def _org(plan: _Plan) -> Organization:
     return plan.org
 
 
-def _flush(partner_id: str, rows: list[dict], now: datetime) -> int:
+def _flush(partner_id: str, rows: list[dict], now: datetime, tz: str) -> int:
     if not rows:
         return 0
     with write_transaction():
-        return store_rows(partner_id, rows, now)
+        return store_rows(partner_id, rows, now, tz)

@@ -15,7 +15,14 @@ from sqlalchemy import delete, func, insert, select, update
 
 from .database import add_counts, insert_for, write_transaction
 from .extensions import db
-from .models import Organization, OrgDailyUsage, Partner, PartnerDailyUsage, UsageEvent
+from .models import (
+    Organization,
+    OrgDailyUsage,
+    Partner,
+    PartnerDailyReceipt,
+    PartnerDailyUsage,
+    UsageEvent,
+)
 from .periods import zone
 from .timeutil import utcnow
 
@@ -193,12 +200,14 @@ def validate_event(
     }, None
 
 
-def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime) -> int:
+def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime,
+               tz: str = "UTC") -> int:
     """Insert validated rows (unique eventIds) and add the new ones to the rollups.
 
     Runs inside the caller's transaction. Rows whose eventId is already stored are skipped
     by the database itself (ON CONFLICT DO NOTHING), so concurrent writers cannot double
-    count. Returns how many rows were new.
+    count. Returns how many rows were new. tz is the partner's timezone, in which the day
+    each event was received is counted (for the late-data figures of the reports).
     """
     if not rows:
         return 0
@@ -216,6 +225,9 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
         return 0
     org_counts: dict[tuple[str, Any, str], list[int]] = defaultdict(lambda: [0, 0])
     partner_counts: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    receipt_counts: dict[tuple[Any, Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    received_days: dict[datetime, Any] = {}
+    tzinfo = zone(tz)
     for row in rows:
         if row["event_id"] not in inserted:
             continue
@@ -225,6 +237,12 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
         pkey = (row["local_date"], row["type"])
         partner_counts[pkey][0] += row["quantity"]
         partner_counts[pkey][1] += 1
+        moment = row["received_at"]
+        if moment not in received_days:  # rows of one call share their received_at
+            received_days[moment] = moment.replace(tzinfo=UTC).astimezone(tzinfo).date()
+        rkey = (row["local_date"], received_days[moment], row["type"])
+        receipt_counts[rkey][0] += row["quantity"]
+        receipt_counts[rkey][1] += 1
     # Sorted keys make concurrent writers lock rollup rows in the same order (no deadlock).
     add_counts(
         OrgDailyUsage.__table__,
@@ -241,6 +259,15 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
         [
             {"partner_id": partner_id, "day": d, "type": t, "quantity": q, "events": n}
             for (d, t), (q, n) in sorted(partner_counts.items())
+        ],
+    )
+    add_counts(
+        PartnerDailyReceipt.__table__,
+        ["partner_id", "day", "received_day", "type"],
+        [
+            {"partner_id": partner_id, "day": d, "received_day": r, "type": t,
+             "quantity": q, "events": n}
+            for (d, r, t), (q, n) in sorted(receipt_counts.items())
         ],
     )
     return len(inserted)
@@ -282,7 +309,7 @@ def ingest_batch(
         rows.append(row)
     if rows:
         with write_transaction():
-            stored = store_rows(partner_id, rows, now)
+            stored = store_rows(partner_id, rows, now, tz)
         result.accepted += stored
         result.duplicates += len(rows) - stored
     return result
@@ -444,6 +471,7 @@ def rebuild_rollups(partner_id: str) -> None:
                 ["partner_id", "day", "type", "quantity", "events"], partner_rows
             )
         )
+        _rebuild_receipts(partner_id)
 
 
 def verify_rollups(partner_id: str) -> list[str]:
@@ -492,7 +520,62 @@ def verify_rollups(partner_id: str) -> list[str]:
                 f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
+    problems.extend(_verify_receipts(partner_id))
     return problems
+
+
+def _count_receipts(partner_id: str) -> dict[tuple[Any, Any, str], tuple[int, int]]:
+    """Recount a partner's raw events by (local day, local day received, type)."""
+    partner = db.session.get(Partner, partner_id)
+    tzinfo = zone(partner.timezone if partner is not None else "UTC")
+    ev = UsageEvent
+    counts: dict[tuple[Any, Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    # The received day depends on the timezone, which SQLite cannot apply: group by the
+    # exact received_at (one value per ingested batch) and convert each group here.
+    rows = db.session.execute(
+        select(ev.local_date, ev.received_at, ev.type, func.sum(ev.quantity), func.count())
+        .where(ev.partner_id == partner_id)
+        .group_by(ev.local_date, ev.received_at, ev.type)
+        .execution_options(yield_per=20000)
+    )
+    for day, received_at, etype, quantity, events in rows:
+        key = (day, received_at.replace(tzinfo=UTC).astimezone(tzinfo).date(), etype)
+        counts[key][0] += int(quantity or 0)
+        counts[key][1] += int(events or 0)
+    return {key: (q, n) for key, (q, n) in counts.items()}
+
+
+def _rebuild_receipts(partner_id: str) -> None:
+    """Replace a partner's partner_daily_receipt rows with a recount (caller's transaction)."""
+    db.session.execute(
+        delete(PartnerDailyReceipt).where(PartnerDailyReceipt.partner_id == partner_id)
+    )
+    rows = [
+        {"partner_id": partner_id, "day": d, "received_day": r, "type": t,
+         "quantity": q, "events": n}
+        for (d, r, t), (q, n) in sorted(_count_receipts(partner_id).items())
+    ]
+    if rows:
+        db.session.execute(insert(PartnerDailyReceipt), rows)
+
+
+def _verify_receipts(partner_id: str) -> list[str]:
+    """Compare partner_daily_receipt with a recount of the raw events; return mismatches."""
+    want = _count_receipts(partner_id)
+    pdr = PartnerDailyReceipt
+    stored = {
+        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(pdr.day, pdr.received_day, pdr.type, pdr.quantity, pdr.events)
+            .where(pdr.partner_id == partner_id)
+        )
+    }
+    return [
+        f"received {key[1]} for {key[0]} {key[2]}: raw events give quantity/events "
+        f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
+    ]
 
 
 def set_partner_timezone(partner: Partner, tz: str, chunk: int = 20000) -> None:

@@ -221,3 +221,20 @@ class PartnerDailyUsage(Base):
     type: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PartnerDailyReceipt(Base):
+    """Rollup: a partner's usage of one type on one local day, by the local day it arrived.
+
+    The month-end reports read it to tell how much of a closed month arrived late,
+    without scanning raw events.
+    """
+
+    __tablename__ = "partner_daily_receipt"
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    received_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
