@@ -218,9 +218,11 @@ def create_organization(
         db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
                                                 status="active", changed_at=created))
         if credits:
+            # Dated like the first status, so an imported (backdated) client's history
+            # shows its allocation from the day it was created.
             db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
                                             credits_allocated=credits, previous_credits=0,
-                                            notes="initial allocation", allocated_at=now))
+                                            notes="initial allocation", allocated_at=created))
     return org
 
 
