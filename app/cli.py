@@ -15,6 +15,7 @@ from .errors import AppError
 from .extensions import db
 from .ingest import FileFormatError, IngestResult
 from .models import Partner
+from .periods import day_start_utc
 
 
 def _fail(exc: AppError) -> click.ClickException:
@@ -125,7 +126,9 @@ def set_password_command(email: str, password: str | None) -> None:
 @click.option("--credits", default=0, type=int)
 @click.option("--tier", default="trial", type=click.Choice(["trial", "paid"]))
 @click.option("--product-type", default="B2B", type=click.Choice(["B2B", "B2C"]))
-@click.option("--created-at", default=None, help="YYYY-MM-DD (UTC midnight), not in the future")
+@click.option("--created-at", default=None,
+              help="YYYY-MM-DD (the start of that day in the partner's timezone), not in the "
+                   "future")
 def create_org_command(slug: str, name: str, external_id: str | None, credits: int, tier: str,
                        product_type: str, created_at: str | None) -> None:
     """Create an organization and print its id."""
@@ -133,8 +136,11 @@ def create_org_command(slug: str, name: str, external_id: str | None, credits: i
     created = None
     if created_at:
         try:
-            created = datetime.combine(date.fromisoformat(created_at), datetime.min.time())
-        except ValueError as exc:
+            day = date.fromisoformat(created_at)
+            # The start of that local day, as the API does: the organization then counts
+            # from that date on in the partner's own calendar.
+            created = day_start_utc(day, partner.timezone)
+        except (ValueError, OverflowError) as exc:
             raise click.BadParameter("use YYYY-MM-DD", param_hint="--created-at") from exc
     try:
         org = accounts.create_organization(partner, name, external_id, credits, None, tier,

@@ -1,0 +1,483 @@
+"""The command line of spec §5, through the Flask CLI runner and one real subprocess run."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select, update
+
+from app import auth, create_app, ingest, metrics
+from app.extensions import db
+from app.models import (
+    ApiKey,
+    Organization,
+    OrgDailyUsage,
+    Partner,
+    PartnerDailyUsage,
+    UsageEvent,
+    User,
+)
+from app.periods import Period
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2025, 11, 14, 12, 0)
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+OCT = Period(date(2025, 10, 1), date(2025, 10, 31))
+
+
+def ok(result, code=0):
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def one(model, *where):
+    db.session.expire_all()
+    return db.session.execute(select(model).where(*where)).scalar_one()
+
+
+def count(model, *where):
+    db.session.expire_all()
+    return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar()
+
+
+@pytest.fixture
+def acme(runner, freeze):
+    """A partner and two organizations made through the CLI; returns the partner."""
+    freeze(NOW)
+    ok(runner.invoke(args=["create-partner", "--name", "Acme", "--slug", "acme",
+                           "--pool", "1000"]))
+    ok(runner.invoke(args=["create-org", "--partner", "acme", "--name", "Alpha",
+                           "--external-id", "a-1", "--created-at", "2025-01-01"]))
+    ok(runner.invoke(args=["create-org", "--partner", "acme", "--name", "Bravo",
+                           "--external-id", "b-1", "--created-at", "2025-01-01"]))
+    return one(Partner, Partner.slug == "acme")
+
+
+def jsonl(*events):
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def ev(event_id, ext, etype, quantity, at):
+    return {"eventId": event_id, "externalId": ext, "type": etype, "quantity": quantity,
+            "occurredAt": at}
+
+
+EVENTS = [
+    ev("e1", "a-1", "identification", 5, "2025-10-01T10:00:00Z"),
+    ev("e2", "b-1", "identification", 2, "2025-10-02T10:00:00Z"),
+    ev("e3", "a-1", "page_view", 9, "2025-10-02T11:00:00Z"),
+]
+
+
+# --- init-db ---------------------------------------------------------------------------------
+
+def test_init_db_is_idempotent(tmp_path):
+    fresh = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
+                        "SECRET_KEY": "x"})
+    runner = fresh.test_cli_runner()
+    # The real `flask` pushes an app context for every command; the test runner does not.
+    with fresh.app_context():
+        ok(runner.invoke(args=["init-db"]))
+        tables = set(inspect(db.engine).get_table_names())
+        version = db.session.execute(db.text("SELECT version_num FROM alembic_version")
+                                     ).scalars().all()
+        assert {"partner", "organization", "usage_event", "org_daily_usage",
+                "partner_daily_usage", "alembic_version"} <= tables
+        assert len(version) == 1
+        ok(runner.invoke(args=["init-db"]))
+        ok(runner.invoke(args=["create-partner", "--name", "P", "--slug", "p", "--pool", "1"]))
+        ok(runner.invoke(args=["init-db"]))  # data survives a re-run
+        assert db.session.execute(db.text("SELECT slug FROM partner")).scalars().all() == ["p"]
+        again = db.session.execute(db.text("SELECT version_num FROM alembic_version")
+                                   ).scalars().all()
+        assert again == version
+        db.session.remove()
+        db.engine.dispose()
+
+
+# --- create-* ---------------------------------------------------------------------------------
+
+def test_create_partner_prints_its_id(runner):
+    result = ok(runner.invoke(args=[
+        "create-partner", "--name", "Acme Agency", "--slug", "acme", "--pool", "50000",
+        "--billing-day", "15", "--billing-period", "annual", "--timezone", "Europe/Paris",
+        "--billing-mode", "pooled", "--max-organizations", "10"]))
+    partner_id = result.stdout.strip()
+    assert UUID_RE.match(partner_id)
+    p = one(Partner, Partner.id == partner_id)
+    assert (p.name, p.slug, p.credit_pool_total, p.billing_day_of_month, p.billing_period,
+            p.timezone, p.billing_mode, p.max_organizations) == (
+        "Acme Agency", "acme", 50000, 15, "annual", "Europe/Paris", "credit_pool", 10)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--billing-day", "29"], "billingDayOfMonth"),
+    (["--timezone", "Mars/Olympus"], "timezone"),
+    (["--billing-period", "weekly"], "weekly"),
+    (["--pool", "-5"], "creditPoolTotal"),
+])
+def test_create_partner_refuses_bad_settings(runner, args, words):
+    base = {"--name": "Acme", "--slug": "acme", "--pool": "100"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = ["create-partner"] + [x for kv in base.items() for x in kv]
+    result = runner.invoke(args=argv)
+    assert result.exit_code != 0
+    assert words in result.output
+    assert count(Partner) == 0
+
+
+def test_create_partner_duplicate_slug(runner):
+    ok(runner.invoke(args=["create-partner", "--name", "A", "--slug", "acme", "--pool", "1"]))
+    result = runner.invoke(args=["create-partner", "--name", "B", "--slug", "acme",
+                                 "--pool", "1"])
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+    assert count(Partner) == 1
+
+
+def test_create_org(runner, freeze):
+    freeze(NOW)
+    ok(runner.invoke(args=["create-partner", "--name", "NY", "--slug", "ny", "--pool", "1000",
+                           "--timezone", "America/New_York"]))
+    result = ok(runner.invoke(args=[
+        "create-org", "--partner", "ny", "--name", "Bluebird Bakery", "--external-id", "crm-42",
+        "--credits", "400", "--tier", "paid", "--product-type", "B2C",
+        "--created-at", "2025-10-01"]))
+    org_id = result.stdout.strip()
+    assert UUID_RE.match(org_id)
+    org = one(Organization, Organization.id == org_id)
+    assert (org.name, org.external_id, org.credits_allocated, org.tier, org.product_type,
+            org.status) == ("Bluebird Bakery", "crm-42", 400, "paid", "B2C", "active")
+    # The start of Oct 1 in New York (EDT, -04:00) is 04:00 UTC...
+    assert org.created_at == datetime(2025, 10, 1, 4)
+    # ...so the organization exists on Oct 1 of the partner's calendar, not on Sep 30.
+    partner = one(Partner, Partner.slug == "ny")
+    assert metrics.organization_counts(partner, date(2025, 9, 30))["totalOrganizations"] == 0
+    assert metrics.organization_counts(partner, date(2025, 10, 1))["totalOrganizations"] == 1
+
+
+@pytest.mark.parametrize(("args", "code", "words"), [
+    (["--created-at", "01/10/2025"], 2, "--created-at"),
+    (["--created-at", "2025-11-15"], 1, "future"),
+    (["--credits", "600"], 1, "trial"),            # a trial organization holds at most 500
+    (["--credits", "2000", "--tier", "paid"], 1, "unallocated"),  # the pool holds 1000
+    (["--external-id", "a-1"], 1, "exists"),
+])
+def test_create_org_refusals(acme, runner, args, code, words):
+    before = count(Organization)
+    result = runner.invoke(args=["create-org", "--partner", "acme", "--name", "X", *args])
+    assert result.exit_code == code, result.output
+    assert words in result.output
+    assert count(Organization) == before
+
+
+def test_unknown_partner(runner):
+    for command in (["create-org", "--name", "X"], ["create-api-key"],
+                    ["create-user", "--email", "a@b.c", "--password", "long-enough"],
+                    ["ingest", "-"], ["set-timezone", "--timezone", "UTC"]):
+        result = runner.invoke(args=[command[0], "--partner", "ghost", *command[1:]])
+        assert result.exit_code == 1, command
+        assert "ghost" in result.output
+
+
+def test_create_api_key_prints_only_the_key(acme, runner):
+    result = ok(runner.invoke(args=["create-api-key", "--partner", "acme", "--name", "ci",
+                                    "--scopes", "read,write"]))
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    plain = lines[0]
+    assert re.fullmatch(r"pk_live_[A-Za-z0-9_-]{20,}", plain)
+    key = auth.find_api_key(plain)
+    assert key is not None
+    assert (key.partner_id, key.name, key.scope_list) == (acme.id, "ci", ["read", "write"])
+    # Only the digest is stored.
+    stored = one(ApiKey, ApiKey.id == key.id)
+    assert plain not in (stored.key_hash, stored.prefix)
+    assert stored.key_hash == auth.key_digest(plain)
+    bad = runner.invoke(args=["create-api-key", "--partner", "acme", "--scopes", "root"])
+    assert bad.exit_code == 1
+    assert "root" in bad.output
+
+
+def test_create_user(acme, runner):
+    ok(runner.invoke(args=["create-user", "--partner", "acme", "--email", "Ops@Acme.test",
+                           "--password", "correct horse"]))
+    user = auth.authenticate("ops@acme.test", "correct horse")
+    assert user is not None and user.partner_id == acme.id
+    # Without --password it prompts twice, hidden.
+    ok(runner.invoke(args=["create-user", "--partner", "acme", "--email", "fin@acme.test"],
+                     input="another secret\nanother secret\n"))
+    assert auth.authenticate("fin@acme.test", "another secret") is not None
+    assert "another secret" not in runner.invoke(
+        args=["create-user", "--partner", "acme", "--email", "x@acme.test"],
+        input="another secret\nanother secret\n").stdout
+    short = runner.invoke(args=["create-user", "--partner", "acme", "--email", "s@acme.test",
+                                "--password", "short"])
+    assert short.exit_code == 1 and "8 characters" in short.output
+    dup = runner.invoke(args=["create-user", "--partner", "acme", "--email", "ops@acme.test",
+                              "--password", "correct horse"])
+    assert dup.exit_code == 1 and "already exists" in dup.output
+    assert count(User) == 3
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+def test_ingest_jsonl_twice_changes_nothing(acme, runner, tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(*EVENTS, EVENTS[0]))  # e1 twice inside the file
+    first = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
+    assert first.stdout.splitlines() == ["accepted: 3", "duplicates: 1", "rejected: 0"]
+    figures = metrics.summary(acme, OCT)
+    # e1 5 + e2 2 identifications; + e3 9 page views.
+    assert (figures["totalIdentifications"], figures["totalQuantity"],
+            figures["totalEvents"], figures["creditsRemaining"]) == (7, 16, 3, 993)
+    second = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
+    assert second.stdout.splitlines() == ["accepted: 0", "duplicates: 4", "rejected: 0"]
+    db.session.expire_all()
+    assert metrics.summary(acme, OCT) == figures
+    assert count(UsageEvent) == 3
+
+
+def test_ingest_csv(acme, runner, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "eventId,organizationId,externalId,type,quantity,occurredAt\n"
+        "c1,,a-1,identification,4,2025-10-01T10:00:00Z\n"
+        "c2,,b-1,page_view,,2025-10-01T23:30:00-02:00\n"   # = Oct 2 01:30 UTC, quantity 1
+    )
+    result = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
+    assert result.stdout.splitlines() == ["accepted: 2", "duplicates: 0", "rejected: 0"]
+    days = metrics.timeseries(acme, Period(date(2025, 10, 1), date(2025, 10, 2)), "day")
+    assert [(p["identifications"], p["quantity"]) for p in days] == [(4, 4), (0, 1)]
+
+
+def test_ingest_from_stdin(acme, runner):
+    result = ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(*EVENTS)))
+    assert result.stdout.splitlines() == ["accepted: 3", "duplicates: 0", "rejected: 0"]
+    csv_text = ("eventId,externalId,type,quantity,occurredAt\n"
+                "s1,a-1,identification,10,2025-10-03T10:00:00Z\n")
+    result = ok(runner.invoke(args=["ingest", "-", "--partner", "acme", "--format", "csv"],
+                              input=csv_text))
+    assert result.stdout.splitlines() == ["accepted: 1", "duplicates: 0", "rejected: 0"]
+    assert metrics.summary(acme, OCT)["totalIdentifications"] == 17  # 5 + 2 + 10
+
+
+def test_ingest_bad_lines(acme, runner, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([
+        json.dumps(EVENTS[0]),                                               # 1 good
+        "{oops",                                                             # 2
+        json.dumps(ev("x1", "a-1", "identification", -2, "2025-10-01T10:00:00Z")),  # 3
+        "",                                                                  # 4 blank
+        json.dumps(ev("x2", "zz-9", "identification", 1, "2025-10-01T10:00:00Z")),  # 5
+        json.dumps(EVENTS[1]),                                               # 6 good
+        json.dumps(ev("x3", "a-1", "identification", 1, "2025-10-01")),    # 7
+        '{"eventId": "x4", "externalId": "a-1", "type": "page_view", "quantity": NaN, '
+        '"occurredAt": "2025-10-01T10:00:00Z"}',                             # 8
+        json.dumps(EVENTS[2]),                                               # 9 good
+    ]) + "\n")
+    result = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size",
+                                 "2"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[-3:] == ["accepted: 3", "duplicates: 0", "rejected: 5"]
+    rejected = [re.match(r"line (\d+): (\w+): ", line) for line in lines[:-3]]
+    assert all(rejected), lines
+    assert [(int(m.group(1)), m.group(2)) for m in rejected] == [
+        (2, "invalid_json"), (3, "invalid_quantity"), (5, "unknown_organization"),
+        (7, "invalid_occurred_at"), (8, "invalid_json")]
+    assert "zz-9" in lines[2]
+    # The good lines are stored.
+    assert metrics.summary(acme, OCT)["totalEvents"] == 3
+    # Fixing nothing and running again: the good ones are duplicates now.
+    again = runner.invoke(args=["ingest", str(path), "--partner", "acme"])
+    assert again.exit_code == 1
+    assert again.stdout.splitlines()[-3:] == ["accepted: 0", "duplicates: 3", "rejected: 5"]
+
+
+def test_ingest_bad_csv_lines_and_header(acme, runner, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "eventId,organizationId,externalId,type,quantity,occurredAt\n"
+        "g1,,a-1,identification,1,2025-10-01T10:00:00Z\n"
+        "g2,,a-1,identification\n"
+        "g3,,a-1,identification,1.5,2025-10-01T10:00:00Z\n"
+        "g4,,a-1,Bad Type,1,2025-10-01T10:00:00Z\n"
+    )
+    result = runner.invoke(args=["ingest", str(path), "--partner", "acme"])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "line 3: invalid_csv: expected 6 fields, found 4",
+        "line 4: invalid_quantity: quantity must be a whole number",
+        "line 5: invalid_type: type must match ^[a-z][a-z0-9_]{0,63}$ (for example "
+        "identification, page_view)",
+        "accepted: 1", "duplicates: 0", "rejected: 3"]
+    header = tmp_path / "header.csv"
+    header.write_text("id,org,kind\n1,2,3\n")
+    bad = runner.invoke(args=["ingest", str(header), "--partner", "acme"])
+    assert bad.exit_code == 1
+    assert "line 1" in bad.output and "eventId" in bad.output
+    missing = runner.invoke(args=["ingest", str(tmp_path / "nope.jsonl"), "--partner", "acme"])
+    assert missing.exit_code == 1 and "cannot read" in missing.output
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage\n")
+    result = runner.invoke(args=["ingest", str(binary), "--partner", "acme"])
+    assert result.exit_code == 1 and "UTF-8" in result.output
+    assert count(UsageEvent) == 1
+
+
+# --- rollups ----------------------------------------------------------------------------------
+
+def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp_path):
+    ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(*EVENTS)))
+    result = ok(runner.invoke(args=["rollups", "verify"]))
+    assert result.stdout.splitlines() == ["acme: OK"]
+    good_figures = metrics.summary(acme, OCT)
+
+    # Corrupt one organization-day row and one partner-day row.
+    db.session.execute(update(OrgDailyUsage).where(
+        OrgDailyUsage.day == date(2025, 10, 1), OrgDailyUsage.type == "identification"
+    ).values(quantity=OrgDailyUsage.quantity + 100))
+    db.session.execute(update(PartnerDailyUsage).where(
+        PartnerDailyUsage.day == date(2025, 10, 2), PartnerDailyUsage.type == "page_view"
+    ).values(events=7))
+    db.session.commit()
+    assert metrics.summary(acme, OCT)["totalEvents"] == 3 - 1 + 7  # the page reads rollups
+    result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "2025-10-01 identification" in out and "(5, 1)" in out and "(105, 1)" in out
+    assert "partner total 2025-10-02 page_view" in out and "(9, 7)" in out
+    assert out.splitlines()[-1] == "acme: 2 mismatches"
+
+    ok(runner.invoke(args=["rollups", "rebuild", "--partner", "acme"]))
+    ok(runner.invoke(args=["rollups", "verify"]))
+    db.session.expire_all()
+    assert metrics.summary(acme, OCT) == good_figures
+
+    # A rollup row without any raw event behind it is caught too.
+    db.session.execute(PartnerDailyUsage.__table__.insert().values(
+        partner_id=acme.id, day=date(2025, 10, 9), type="session", quantity=1, events=1))
+    db.session.commit()
+    assert runner.invoke(args=["rollups", "verify"]).exit_code == 1
+    ok(runner.invoke(args=["rollups", "rebuild"]))
+    ok(runner.invoke(args=["rollups", "verify"]))
+
+
+# --- seed-demo -------------------------------------------------------------------------------
+
+def test_seed_demo_is_idempotent(runner, freeze):
+    freeze(NOW)
+    first = ok(runner.invoke(args=["seed-demo"]))
+    assert "demo partner created: 40 organizations" in first.stdout
+    assert "demo@example.com / demo-password" in first.stdout
+    key1 = re.search(r"(pk_live_\S+)", first.stdout).group(1)
+    demo = one(Partner, Partner.slug == "demo")
+    events = count(UsageEvent, UsageEvent.partner_id == demo.id)
+    orgs = count(Organization, Organization.partner_id == demo.id)
+    assert orgs == 40
+    assert events > 10_000
+    # Nothing is dated after the (frozen) clock.
+    latest = db.session.execute(select(func.max(UsageEvent.occurred_at))).scalar()
+    assert latest <= NOW
+    # ~13 months of history.
+    first_day = metrics.first_activity_day(demo)
+    assert date(2024, 10, 1) <= first_day <= date(2024, 10, 31)
+    # Churn: some organizations are canceled, one is suspended.
+    statuses = db.session.execute(select(Organization.status, func.count()).where(
+        Organization.partner_id == demo.id).group_by(Organization.status)).all()
+    assert dict(statuses) == {"active": 36, "canceled": 3, "suspended": 1}
+    assert ingest.verify_rollups(demo.id) == []
+    figures = metrics.summary(demo, Period(date(2025, 10, 1), date(2025, 10, 31)))
+    assert figures["totalIdentifications"] > 0
+
+    second = ok(runner.invoke(args=["seed-demo"]))
+    assert "already present; no data added" in second.stdout
+    key2 = re.search(r"(pk_live_\S+)", second.stdout).group(1)
+    assert key1 != key2
+    assert count(UsageEvent, UsageEvent.partner_id == demo.id) == events
+    assert count(Organization, Organization.partner_id == demo.id) == orgs
+    assert count(User) == 1
+    db.session.expire_all()
+    assert metrics.summary(demo, Period(date(2025, 10, 1), date(2025, 10, 31))) == figures
+    # The previous demo key is revoked, the new one works.
+    assert auth.find_api_key(key1) is None
+    assert auth.find_api_key(key2) is not None
+
+
+# --- set-timezone ----------------------------------------------------------------------------
+
+def test_set_timezone(acme, runner):
+    ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(
+        ev("t1", "a-1", "identification", 1, "2025-10-01T23:30:00Z"))))
+    day2 = Period(date(2025, 10, 2), date(2025, 10, 2))
+    assert metrics.summary(acme, day2)["totalIdentifications"] == 0
+    result = ok(runner.invoke(args=["set-timezone", "--partner", "acme",
+                                    "--timezone", "Asia/Kathmandu"]))
+    assert "Asia/Kathmandu" in result.stdout
+    db.session.expire_all()
+    acme = one(Partner, Partner.slug == "acme")
+    assert acme.timezone == "Asia/Kathmandu"
+    # 23:30 UTC on Oct 1 is 05:15 on Oct 2 in Kathmandu.
+    assert metrics.summary(acme, day2)["totalIdentifications"] == 1
+    bad = runner.invoke(args=["set-timezone", "--partner", "acme", "--timezone", "Nowhere"])
+    assert bad.exit_code == 2 and "--timezone" in bad.output
+    assert one(Partner, Partner.slug == "acme").timezone == "Asia/Kathmandu"
+
+
+# --- a real process -----------------------------------------------------------------------------
+
+def test_real_flask_processes(tmp_path):
+    flask = ROOT / ".venv" / "bin" / "flask"
+    if not flask.exists():
+        flask = Path(sys.executable).parent / "flask"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_"))}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+
+    def run(*args, stdin=None, code=0):
+        proc = subprocess.run(  # noqa: S603 (our own executable, fixed arguments)
+            [str(flask), *args], cwd=ROOT, env=env, input=stdin, capture_output=True,
+            text=True, timeout=120, check=False)
+        assert proc.returncode == code, (args, proc.stdout, proc.stderr)
+        return proc
+
+    run("init-db")
+    run("init-db")
+    partner_id = run("create-partner", "--name", "Real", "--slug", "real", "--pool",
+                     "100").stdout.strip()
+    assert UUID_RE.match(partner_id)
+    org_id = run("create-org", "--partner", "real", "--name", "One", "--external-id", "o-1",
+                 "--created-at", "2024-01-01").stdout.strip()
+    assert UUID_RE.match(org_id)
+    key = run("create-api-key", "--partner", "real").stdout
+    assert re.fullmatch(r"pk_live_\S+\n", key)
+    events = tmp_path / "real.jsonl"
+    events.write_text(jsonl(
+        {"eventId": "r1", "organizationId": org_id, "type": "identification", "quantity": 3,
+         "occurredAt": "2025-01-05T10:00:00Z"},
+        {"eventId": "r2", "externalId": "o-1", "type": "page_view",
+         "occurredAt": "2025-01-05T10:00:00Z"},
+        {"eventId": "r3", "externalId": "o-1", "type": "identification", "quantity": -1,
+         "occurredAt": "2025-01-05T10:00:00Z"},
+    ))
+    out = run("ingest", str(events), "--partner", "real", code=1).stdout.splitlines()
+    assert out == ["line 3: invalid_quantity: quantity must not be negative",
+                   "accepted: 2", "duplicates: 0", "rejected: 1"]
+    out = run("ingest", "-", "--partner", "real", stdin=events.read_text()[:-1].rsplit(
+        "\n", 1)[0] + "\n").stdout.splitlines()
+    assert out == ["accepted: 0", "duplicates: 2", "rejected: 0"]
+    assert run("rollups", "verify").stdout.splitlines() == ["real: OK"]
+    # Read the figures back through the aggregation module on the same file.
+    real = create_app({"DATABASE_URL": env["DATABASE_URL"], "SECRET_KEY": "x"})
+    with real.app_context():
+        partner = db.session.execute(select(Partner)).scalar_one()
+        s = metrics.summary(partner, Period(date(2025, 1, 1), date(2025, 1, 31)))
+        db.engine.dispose()
+    assert (s["totalIdentifications"], s["totalQuantity"], s["totalEvents"],
+            s["creditsRemaining"]) == (3, 4, 2, 97)
