@@ -264,7 +264,10 @@ def set_timezone_command(slug: str, tz: str) -> None:
 
 def register_cli(app: Flask) -> None:
     """Add every command to the app's CLI."""
+    from .reports import report_command
+
     for command in (init_db_command, create_partner_command, create_api_key_command,
                     create_user_command, set_password_command, create_org_command,
-                    ingest_command, seed_demo_command, set_timezone_command, rollups):
+                    ingest_command, seed_demo_command, set_timezone_command, rollups,
+                    report_command):
         app.cli.add_command(command)

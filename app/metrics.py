@@ -16,10 +16,12 @@ from .database import dialect_name
 from .extensions import db
 from .models import (
     IDENTIFICATION,
+    CreditAllocation,
     Organization,
     OrganizationStatusChange,
     OrgDailyUsage,
     Partner,
+    PartnerDailyReceipt,
     PartnerDailyUsage,
     UsageEvent,
 )
@@ -28,6 +30,7 @@ from .periods import (
     billing_period_containing,
     buckets,
     day_end_utc,
+    day_start_utc,
     local_date_of,
     local_today,
 )
@@ -499,3 +502,87 @@ def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
     series = timeseries(partner, period, "day")
     return [(date.fromisoformat(p["date"]), p["creditsUsed"]) for p in series]
 
+
+# --- month-end reports -------------------------------------------------------------------
+
+def organization_states(partner: Partner, period: Period) -> dict[str, dict[str, Any]]:
+    """Return each organization's status at both ends of a period and its moves during it.
+
+    Per organization id: createdAt, statusAtStart (None if created later), statusAtEnd
+    (None if created after the period), creditsAllocatedAtEnd (from the allocation audit
+    trail), new (created during the period), churned (entered canceled during it) and
+    reactivated (went from suspended or canceled back to active during it).
+    """
+    start = day_start_utc(period.start, partner.timezone)
+    end = day_end_utc(period.end, partner.timezone)
+    ca = CreditAllocation
+    allocation = (
+        select(ca.credits_allocated)
+        .where(ca.organization_id == Organization.id, ca.allocated_at < end)
+        .order_by(ca.allocated_at.desc(), ca.id.desc())
+        .limit(1)
+        .correlate(Organization)
+        .scalar_subquery()
+    )
+    states: dict[str, dict[str, Any]] = {}
+    for org_id, created, at_start, at_end, allocated in db.session.execute(
+        select(Organization.id, Organization.created_at, _status_at(start), _status_at(end),
+               allocation)
+        .where(Organization.partner_id == partner.id)
+    ):
+        states[org_id] = {
+            "createdAt": created,
+            "statusAtStart": at_start,
+            "statusAtEnd": at_end,
+            "creditsAllocatedAtEnd": _int(allocated),
+            "new": start <= created < end,
+            "churned": False,
+            "reactivated": False,
+        }
+    sc = OrganizationStatusChange
+    previous = func.lag(sc.status).over(
+        partition_by=sc.organization_id, order_by=(sc.changed_at, sc.id)
+    )
+    history = (
+        select(sc.organization_id.label("org_id"), sc.status.label("status"),
+               sc.changed_at.label("changed_at"), previous.label("previous"))
+        .where(sc.partner_id == partner.id, sc.changed_at < end)
+        .subquery()
+    )
+    for org_id, status, before in db.session.execute(
+        select(history.c.org_id, history.c.status, history.c.previous)
+        .where(history.c.changed_at >= start)
+    ):
+        state = states.get(org_id)
+        if state is None:
+            continue
+        if status == "canceled" and before != "canceled":
+            state["churned"] = True
+        if status == "active" and before in ("suspended", "canceled"):
+            state["reactivated"] = True
+    return states
+
+
+def late_receipts(partner: Partner, period: Period, closed_day: date) -> dict[str, Any]:
+    """Return the usage of the period's days that was received on or after closed_day.
+
+    Days are local: closed_day is the first day after the period, so this is what arrived
+    once the period had closed. Answers byType ({type: {quantity, events}}),
+    firstReceivedDay and lastReceivedDay (None when nothing arrived late).
+    """
+    pdr = PartnerDailyReceipt
+    rows = db.session.execute(
+        select(pdr.type, func.sum(pdr.quantity), func.sum(pdr.events),
+               func.min(pdr.received_day), func.max(pdr.received_day))
+        .where(pdr.partner_id == partner.id, pdr.day >= period.start, pdr.day <= period.end,
+               pdr.received_day >= closed_day)
+        .group_by(pdr.type)
+    ).all()
+    firsts = [_as_date(r[3]) for r in rows if r[3] is not None]
+    lasts = [_as_date(r[4]) for r in rows if r[4] is not None]
+    return {
+        "byType": {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])}
+                   for r in sorted(rows, key=lambda r: r[0])},
+        "firstReceivedDay": min(firsts) if firsts else None,
+        "lastReceivedDay": max(lasts) if lasts else None,
+    }
