@@ -1,11 +1,61 @@
-"""Overview page: the partner's figures for a period."""
+"""Overview page: every headline metric for a period, against the period before, with charts."""
 
-from flask import Blueprint, render_template
+from __future__ import annotations
+
+from flask import Blueprint, render_template, url_for
+
+from .. import charts, metrics
+from ..periods import local_today
+from .common import current_partner, login_gate, resolve_range
 
 bp = Blueprint("overview", __name__)
+bp.before_request(login_gate)
+
+# The cards in spec §2 order, with the definition shown to the reader.
+KPIS = (
+    ("totalOrganizations", "Organizations", "created on or before the end date"),
+    ("activeOrganizations", "Active organizations", "of those, active at the end of the end date"),
+    ("totalIdentifications", "Identifications", "sum of quantity of identification events"),
+    ("creditsUsed", "Credits used", "credits consumed by events in the period"),
+    ("creditsRemaining", "Credits remaining",
+     "pool of the billing period holding the end date, minus what it used through that date"),
+    ("organizationsWithActivity", "Organizations with activity",
+     "organizations with at least one event in the period"),
+    ("totalQuantity", "Total quantity", "sum of quantity of all events"),
+    ("totalEvents", "Events", "number of events in the period"),
+)
 
 
 @bp.get("/")
 def index() -> str:
-    """Show a placeholder until the dashboard exists."""
-    return render_template("overview/placeholder.html")
+    """Show the KPI cards and charts for the period in the URL."""
+    partner = current_partner()
+    state = resolve_range(partner)
+    period = state.period
+    comparison = metrics.summary_with_comparison(partner, period)
+    previous_period = comparison["previousPeriod"]
+    has_orgs = metrics.organization_counts(
+        partner, local_today(partner.timezone))["totalOrganizations"] > 0
+    has_events = metrics.data_freshness(partner) is not None
+    figures = {}
+    usage = metrics.usage(partner, period)
+    top = metrics.top_organizations(partner, period, limit=10)
+    if has_events:
+        series = metrics.timeseries(partner, period, state.granularity)
+        previous = metrics.timeseries(partner, previous_period, state.granularity)
+        figures["identifications"] = charts.series_over_time(
+            series, previous, period, previous_period, state.granularity)
+        figures["cumulative"] = charts.cumulative_credits(
+            metrics.cumulative_credits(partner, period), partner.credit_pool_total)
+        figures["activity"] = charts.organizations_with_activity(series, state.granularity)
+        if usage["byType"]:
+            figures["types"] = charts.usage_by_type(usage["byType"])
+        if top:
+            links = [url_for("organizations.detail", org_id=t["organizationId"], **state.args)
+                     for t in top]
+            figures["top"] = charts.top_organizations(top, links)
+    return render_template(
+        "overview/index.html", partner=partner, state=state, comparison=comparison,
+        kpis=KPIS, figures=figures, usage=usage, top=top, has_orgs=has_orgs,
+        has_events=has_events,
+    )

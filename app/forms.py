@@ -1,0 +1,215 @@
+"""WTForms forms of the dashboard: date range, organization filters, allocation, login."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
+
+from .metrics import ORG_METRIC_SORTS, ORG_SORTS
+from .models import ORG_STATUSES
+from .periods import (
+    GRANULARITIES,
+    PRESETS,
+    Period,
+    PeriodError,
+    local_today,
+    parse_date,
+    preset_period,
+    resolve_period,
+)
+
+_WHOLE_NUMBER = re.compile(r"^-?\d{1,19}$")
+ORG_SORT_CHOICES = (
+    ("identifications", "Identifications"),
+    ("creditsUsed", "Credits used"),
+    ("events", "Events"),
+    ("quantity", "Quantity"),
+    ("name", "Name"),
+    ("status", "Status"),
+    ("credits", "Allocation"),
+    ("createdAt", "Created"),
+)
+assert {k for k, _ in ORG_SORT_CHOICES} == set(ORG_METRIC_SORTS) | set(ORG_SORTS)
+PAGE_SIZES = (10, 20, 50, 100)
+
+
+class GetForm(FlaskForm):
+    """A form read from the query string: no CSRF token (it changes nothing)."""
+
+    def __init__(self, formdata: Any, **kwargs: Any) -> None:
+        super().__init__(formdata, meta={"csrf": False}, **kwargs)
+
+
+class DateRangeForm(GetForm):
+    """The period of a page: a preset of spec §6, or a custom start and end date."""
+
+    preset = SelectField("Preset", choices=[("", "Custom range"), *PRESETS.items()],
+                         validate_choice=False)
+    startDate = StringField("From")  # noqa: N815  (the API's parameter name)
+    endDate = StringField("To")  # noqa: N815
+    granularity = SelectField("Granularity", choices=[("", "Automatic"),
+                                                      *((g, g.title()) for g in GRANULARITIES)],
+                              validate_choice=False)
+
+    def __init__(self, formdata: Any, tz: str, default: Period, **kwargs: Any) -> None:
+        super().__init__(formdata, **kwargs)
+        self.tz = tz
+        self.default = default
+
+    def validate_preset(self, field: SelectField) -> None:
+        """Accept only the presets of spec §6."""
+        if field.data and field.data not in PRESETS:
+            raise ValidationError(f"unknown preset {field.data!r}; choose one of the buttons")
+
+    def validate_startDate(self, field: StringField) -> None:  # noqa: N802
+        """Parse the start date the way the API does."""
+        self._parse(field, "startDate")
+
+    def validate_endDate(self, field: StringField) -> None:  # noqa: N802
+        """Parse the end date the way the API does."""
+        self._parse(field, "endDate")
+
+    def validate_granularity(self, field: SelectField) -> None:
+        """Accept day, week or month."""
+        if field.data and field.data not in GRANULARITIES:
+            raise ValidationError("granularity must be day, week or month")
+
+    def _parse(self, field: StringField, name: str) -> date | None:
+        if not field.data or (self.preset.data in PRESETS):
+            return None
+        try:
+            return parse_date(field.data, name, self.tz)
+        except PeriodError as exc:
+            raise ValidationError(f"{exc.message} (got {str(field.data)[:40]!r})") from exc
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Check each field, then the range as a whole (order and span) with periods' rules."""
+        valid = super().validate(extra_validators)
+        if self.preset.errors or self.startDate.errors or self.endDate.errors:
+            return False
+        if self.preset.data:
+            return valid
+        try:
+            self.period()
+        except PeriodError as exc:
+            # Order and span problems are shown beside the end date, where the fix usually is.
+            target = self.endDate if self.endDate.data else self.startDate
+            message = exc.message
+            if message == "startDate must not be after endDate":
+                message = "the end date is before the start date"
+            target.errors = [*target.errors, message]
+            return False
+        return valid
+
+    def period(self) -> Period:
+        """Return the chosen period (after validate()); the default when nothing is chosen."""
+        if self.preset.data:
+            return preset_period(self.preset.data, local_today(self.tz))
+        return resolve_period(self.startDate.data or None, self.endDate.data or None,
+                              self.tz, self.default)
+
+
+class OrganizationFilterForm(GetForm):
+    """Filters, sorting and paging of the organization table."""
+
+    status = SelectField("Status", choices=[("", "Any status"),
+                                            *((s, s.title()) for s in ORG_STATUSES)],
+                         validate_choice=False)
+    search = StringField("Name contains", validators=[Optional(), Length(max=200)])
+    externalId = StringField("External ID",  # noqa: N815
+                             validators=[Optional(), Length(max=200)])
+    sort = SelectField("Sort by", choices=ORG_SORT_CHOICES, validate_choice=False)
+    order = SelectField("Order", choices=[("desc", "Descending"), ("asc", "Ascending")],
+                        validate_choice=False)
+    page = StringField("Page")
+    pageSize = SelectField("Rows",  # noqa: N815
+                           choices=[(str(n), str(n)) for n in PAGE_SIZES],
+                           default="20", validate_choice=False)
+
+    def validate_status(self, field: SelectField) -> None:
+        """Accept the organization statuses."""
+        if field.data and field.data not in ORG_STATUSES:
+            raise ValidationError(f"status must be one of {', '.join(ORG_STATUSES)}")
+
+    def validate_sort(self, field: SelectField) -> None:
+        """Accept the sortable columns."""
+        if field.data and field.data not in dict(ORG_SORT_CHOICES):
+            raise ValidationError("unknown sort column")
+
+    def validate_order(self, field: SelectField) -> None:
+        """Accept asc or desc."""
+        if field.data and field.data not in ("asc", "desc"):
+            raise ValidationError("order must be asc or desc")
+
+    def validate_page(self, field: StringField) -> None:
+        """Accept a whole number of at least 1."""
+        if field.data and (not str(field.data).isdigit() or int(field.data) < 1
+                           or len(str(field.data)) > 9):
+            raise ValidationError("page must be a whole number of at least 1")
+
+    def validate_pageSize(self, field: SelectField) -> None:  # noqa: N802
+        """Accept a page size from 1 to 100."""
+        text = str(field.data or "")
+        if text and (not text.isdigit() or not 1 <= int(text) <= 100):
+            raise ValidationError("rows per page must be between 1 and 100")
+
+    def values(self, valid: bool) -> dict[str, Any]:
+        """Return the filters to apply: each field's value when valid, else its default."""
+        def ok(field: Any) -> bool:
+            return valid or not field.errors
+
+        return {
+            "status": (self.status.data or None) if ok(self.status) else None,
+            "search": (self.search.data or "").strip() or None if ok(self.search) else None,
+            "external_id": (self.externalId.data or "").strip() or None
+            if ok(self.externalId) else None,
+            "sort": (self.sort.data or "identifications") if ok(self.sort)
+            else "identifications",
+            "order": (self.order.data or "desc") if ok(self.order) else "desc",
+            "page": int(self.page.data) if self.page.data and ok(self.page) else 1,
+            "page_size": int(self.pageSize.data) if self.pageSize.data and ok(self.pageSize)
+            else 20,
+        }
+
+
+class AllocationForm(FlaskForm):
+    """Set an organization's allocation; the pool and trial rules are applied by accounts."""
+
+    credits = StringField("New allocation (credits)",
+                          validators=[InputRequired(message="credits is required")])
+    notes = TextAreaField("Notes", validators=[Optional()])
+
+    def validate_credits(self, field: StringField) -> None:
+        """Require a whole number (its range is checked by accounts.check_credits)."""
+        if not _WHOLE_NUMBER.match(str(field.data).strip()):
+            raise ValidationError("credits must be a whole number")
+
+    def credits_value(self) -> int:
+        """Return the credits as an int (after validate())."""
+        return int(str(self.credits.data).strip())
+
+
+class LoginForm(FlaskForm):
+    """Email and password."""
+
+    email = StringField("Email", validators=[InputRequired(message="enter your email"),
+                                             Length(max=254)])
+    password = PasswordField("Password",
+                             validators=[InputRequired(message="enter your password"),
+                                         Length(max=1024)])
+    next = HiddenField()
+
+
+class LogoutForm(FlaskForm):
+    """An empty form: only its CSRF token matters."""

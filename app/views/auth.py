@@ -1,0 +1,78 @@
+"""Sign-in and sign-out of dashboard users."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+
+from .. import auth
+from ..extensions import db, limiter
+from ..forms import LoginForm, LogoutForm
+
+bp = Blueprint("auth", __name__)
+
+
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _safe_next(target: str | None) -> str:
+    """Return target when it is a path on this site, else the overview (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") \
+            and "\\" not in target and not urlsplit(target).netloc:
+        return target
+    return url_for("overview.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"],
+               error_message="Too many sign-in attempts from this address; wait a minute and "
+                             "try again.")
+def login() -> Any:
+    """Show the sign-in form; on valid credentials start a fresh session."""
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(_safe_next(request.args.get("next")))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    status = 200
+    if form.validate_on_submit():
+        user = auth.authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            # A brand-new session: nothing from before sign-in survives (no fixation).
+            session.clear()
+            login_user(user)
+            return redirect(_safe_next(form.next.data))
+        form.password.errors = [*form.password.errors, "email or password is incorrect"]
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    """End the session; the user's old session cookies stop working too."""
+    form = LogoutForm()
+    if form.validate_on_submit() and current_user.is_authenticated:
+        user = current_user._get_current_object()  # noqa: SLF001
+        # A new token invalidates copies of the session cookie made before sign-out.
+        user.session_token = secrets.token_hex(16)
+        db.session.commit()
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

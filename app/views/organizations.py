@@ -1,0 +1,139 @@
+"""Organizations: the filtered table with its CSV, and one organization with its allocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from .. import accounts, charts, metrics
+from ..errors import AppError
+from ..forms import AllocationForm, OrganizationFilterForm
+from ..models import Organization, Partner
+from .common import RangeState, csv_response, current_partner, login_gate, resolve_range
+
+bp = Blueprint("organizations", __name__)
+bp.before_request(login_gate)
+
+FILTER_KEYS = ("status", "search", "externalId", "sort", "order", "pageSize")
+# The table's columns: (field of organization_breakdown, heading, sort key or None, group).
+COLUMNS = (
+    ("name", "Organization", "name", ""),
+    ("externalId", "External ID", None, ""),
+    ("status", "Status", "status", ""),
+    ("tier", "Tier", None, ""),
+    ("identifications", "Identifications", "identifications", "period"),
+    ("creditsUsed", "Credits used", "creditsUsed", "period"),
+    ("events", "Events", "events", "period"),
+    ("quantity", "Quantity", "quantity", "period"),
+    ("creditsAllocated", "Allocation", "credits", "billing"),
+    ("creditsUsedThisBillingPeriod", "Used", None, "billing"),
+    ("creditsAvailable", "Available", None, "billing"),
+)
+CSV_FIELDS = ("organizationId", *(c[0] for c in COLUMNS))
+
+
+def _table(partner: Partner, state: RangeState, all_rows: bool = False) -> dict[str, Any]:
+    """Read the filters and return the rows of the table (or of every page) and paging."""
+    form = OrganizationFilterForm(request.args)
+    valid = form.validate()
+    chosen = form.values(valid)
+    page, page_size = chosen.pop("page"), chosen.pop("page_size")
+    items, total = metrics.organization_breakdown(
+        partner, state.period, page=1 if all_rows else page, page_size=page_size, **chosen)
+    if all_rows and total > len(items):
+        items, total = metrics.organization_breakdown(
+            partner, state.period, page=1, page_size=total, **chosen)
+    pages = max(1, -(-total // page_size))
+    filters = {k: str(request.args[k]) for k in FILTER_KEYS
+               if request.args.get(k) and not getattr(form, k).errors}
+    return {"form": form, "items": items, "total": total, "page": page,
+            "page_size": page_size, "pages": pages, "sort": chosen["sort"],
+            "order": chosen["order"], "filters": filters, "chosen": chosen}
+
+
+@bp.get("/organizations")
+def index() -> str:
+    """Show the organizations with their figures for the period."""
+    partner = current_partner()
+    state = resolve_range(partner)
+    table = _table(partner, state)
+    return render_template("organizations/index.html", partner=partner, state=state,
+                           columns=COLUMNS, **table)
+
+
+@bp.get("/organizations.csv")
+def export() -> Response:
+    """Download the table as CSV: this page's rows, or every page's with all=1."""
+    partner = current_partner()
+    state = resolve_range(partner)
+    every = request.args.get("all") == "1"
+    table = _table(partner, state, all_rows=every)
+    rows = [[item[f] for f in CSV_FIELDS] for item in table["items"]]
+    scope = "all" if every else f"page{table['page']}"
+    name = (f"organizations_{state.period.start.isoformat()}_{state.period.end.isoformat()}"
+            f"_{scope}.csv")
+    return csv_response(list(CSV_FIELDS), rows, name)
+
+
+def _detail_context(partner: Partner, org: Organization, state: RangeState) -> dict[str, Any]:
+    period = state.period
+    previous_period = period.previous()
+    current = metrics.organization_summary(partner, org, period)
+    previous = metrics.organization_summary(partner, org, previous_period)
+    series = metrics.timeseries(partner, period, state.granularity, organization_id=org.id)
+    previous_series = metrics.timeseries(partner, previous_period, state.granularity,
+                                         organization_id=org.id)
+    figures = {}
+    if any(p["events"] for p in series) or any(p["events"] for p in previous_series):
+        figures["identifications"] = charts.series_over_time(
+            series, previous_series, period, previous_period, state.granularity)
+    if current["byType"]:
+        figures["types"] = charts.usage_by_type(current["byType"])
+    allocated = current["creditsAllocated"]
+    return {
+        "partner": partner, "org": org, "state": state, "current": current,
+        "previous": previous, "previous_period": previous_period,
+        "change": metrics.compare(current, previous), "figures": figures,
+        "allocations": accounts.allocation_history(org),
+        "statuses": list(reversed(accounts.status_history(org))),
+        "percent_used": round(current["creditsUsedThisBillingPeriod"] * 100 / allocated, 1)
+        if allocated else None,
+        "pool": metrics.pool_status(partner),
+    }
+
+
+@bp.get("/organizations/<org_id>")
+def detail(org_id: str) -> str:
+    """Show one organization: its figures for the period, allocation and history."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, org_id)
+    state = resolve_range(partner)
+    form = AllocationForm()
+    form.credits.data = str(org.credits_allocated)
+    return render_template("organizations/detail.html", form=form,
+                           **_detail_context(partner, org, state))
+
+
+@bp.post("/organizations/<org_id>/allocation")
+def allocate(org_id: str) -> Any:
+    """Set the allocation with the API's rules; show a refusal beside the field."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, org_id)
+    state = resolve_range(partner)
+    form = AllocationForm()
+    status = 400
+    if form.validate_on_submit():
+        try:
+            accounts.set_allocation(partner, org, form.credits_value(),
+                                    (form.notes.data or "").strip() or None)
+        except AppError as exc:
+            status = exc.status
+            target = form.notes if exc.field == "notes" else form.credits
+            target.errors = [*target.errors, exc.message]
+        else:
+            flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.",
+                  "success")
+            return redirect(url_for("organizations.detail", org_id=org.id, **state.args))
+    return render_template("organizations/detail.html", form=form,
+                           **_detail_context(partner, org, state)), status

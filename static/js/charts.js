@@ -1,0 +1,61 @@
+/* Draw every figure a page embeds as <script type="application/json" class="js-figure">.
+ * The figures come from app/charts.py; this file is the only script the pages run
+ * besides plotly.js itself (the content security policy allows no inline script). */
+(function () {
+  "use strict";
+
+  var CONFIG = {
+    responsive: true,
+    displaylogo: false,
+    displayModeBar: "hover",
+    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+    toImageButtonOptions: { format: "png", scale: 2 }
+  };
+
+  function isLocalPath(href) {
+    return typeof href === "string" && href.charAt(0) === "/" && href.charAt(1) !== "/";
+  }
+
+  function draw(holder) {
+    var target = document.getElementById(holder.getAttribute("data-target"));
+    if (!target) {
+      return;
+    }
+    var figure;
+    try {
+      figure = JSON.parse(holder.textContent);
+    } catch (err) {
+      target.textContent = "This chart could not be read.";
+      throw err;
+    }
+    var layout = figure.layout || {};
+    Plotly.newPlot(target, figure.data || [], layout, CONFIG).then(function (gd) {
+      target.setAttribute("data-drawn", "true");
+      // Bars whose customdata carries a page path (top organizations) open that page.
+      gd.on("plotly_click", function (event) {
+        var point = event && event.points && event.points[0];
+        var data = point && point.customdata;
+        var href = Array.isArray(data) ? data[data.length - 1] : null;
+        if (isLocalPath(href)) {
+          window.location.assign(href);
+        }
+      });
+    });
+  }
+
+  function drawAll() {
+    if (typeof Plotly === "undefined") {
+      return;
+    }
+    var holders = document.querySelectorAll('script.js-figure[type="application/json"]');
+    for (var i = 0; i < holders.length; i += 1) {
+      draw(holders[i]);
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", drawAll);
+  } else {
+    drawAll();
+  }
+})();
