@@ -6,7 +6,7 @@ cannot differ between them. Results are plain dicts keyed by the API's field nam
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Date, case, cast, func, literal, select
@@ -460,6 +460,48 @@ def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list
     return [i for i in items if i["identifications"] > 0]
 
 
+def organizations_over_allocation(partner: Partner, share: int = 80) -> list[dict[str, Any]]:
+    """Return live organizations that used more than share % of their allocation this period.
+
+    Credits used are counted over the current billing period, as in allocation_figures;
+    an organization with no allocation that used credits is over it (percentUsed None).
+    Canceled organizations are left out: they hold no allocation any more.
+    """
+    odu = OrgDailyUsage
+    bp = current_billing_period(partner)
+    used = (
+        select(odu.organization_id.label("org_id"), func.sum(odu.quantity).label("used"))
+        .where(odu.partner_id == partner.id, odu.type == IDENTIFICATION,
+               odu.day >= bp.start, odu.day <= bp.end)
+        .group_by(odu.organization_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Organization, used.c.used)
+        .join(used, used.c.org_id == Organization.id)
+        .where(Organization.partner_id == partner.id, Organization.status != "canceled",
+               used.c.used > 0, used.c.used * 100 > Organization.credits_allocated * share)
+    ).all()
+    items = []
+    for org, raw_used in rows:
+        spent = _int(raw_used)
+        allocated = org.credits_allocated
+        items.append({
+            "organizationId": org.id,
+            "name": org.name,
+            "externalId": org.external_id,
+            "status": org.status,
+            "tier": org.tier,
+            "creditsAllocated": allocated,
+            "creditsUsed": spent,
+            "creditsAvailable": allocated - spent,
+            "percentUsed": round(spent * 100 / allocated, 1) if allocated else None,
+        })
+    # No allocation at all first, then the most overdrawn.
+    items.sort(key=lambda i: (i["percentUsed"] is not None, -(i["percentUsed"] or 0), i["name"]))
+    return items
+
+
 # --- pool and freshness ----------------------------------------------------------------
 
 def pool_status(partner: Partner) -> dict[str, Any]:
@@ -501,6 +543,34 @@ def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
     """Return (day, credits used) for every day of the period, zeros included."""
     series = timeseries(partner, period, "day")
     return [(date.fromisoformat(p["date"]), p["creditsUsed"]) for p in series]
+
+
+def cumulative_credits(partner: Partner, period: Period) -> list[dict[str, Any]]:
+    """Return, for every day of the period, the credits used so far in its billing period.
+
+    The count restarts on each billing period's first day (the pool does not roll over);
+    a period that starts inside a billing period begins with what that billing period had
+    already used, so the last point's creditsRemaining equals summary()'s.
+    """
+    billing = billing_period(partner, period.start)
+    total = 0
+    if billing.start < period.start:
+        total = credits_used(partner, Period(billing.start, period.start - timedelta(days=1)))
+    points = []
+    for day, used in daily_credits(partner, period):
+        if day > billing.end:
+            billing = billing_period(partner, day)
+            total = 0
+        total += used
+        points.append({
+            "date": day.isoformat(),
+            "creditsUsed": used,
+            "cumulativeCreditsUsed": total,
+            "billingPeriodStart": billing.start.isoformat(),
+            "creditPoolTotal": partner.credit_pool_total,
+            "creditsRemaining": partner.credit_pool_total - total,
+        })
+    return points
 
 
 # --- month-end reports -------------------------------------------------------------------
