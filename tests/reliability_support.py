@@ -1,0 +1,296 @@
+"""Helpers for the reliability tests: throwaway databases, `flask` subprocesses, event files.
+
+The fault, concurrency and load checks run the real command line and the real server in
+other processes, so they need databases those processes can open by URL (a SQLite file,
+or a PostgreSQL database created and dropped here), and a way to read every figure back
+in this process to compare two databases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = str(ROOT / ".venv" / "bin" / "flask")
+PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+BACKEND = "postgresql" if PG_URL else "sqlite"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+TYPES = ("identification", "page_view", "session")
+
+
+class Databases:
+    """Create databases reachable by URL from other processes; drop them all at the end."""
+
+    def __init__(self, backend: str, tmp: Path) -> None:
+        self.backend = backend
+        self.tmp = tmp
+        self.created: list[str] = []
+        self._admin = None
+        if backend == "postgresql":
+            server = make_url(PG_URL).set(drivername="postgresql+psycopg")
+            self._server = server
+            self._admin = create_engine(server.set(database="postgres"),
+                                        isolation_level="AUTOCOMMIT")
+
+    def new(self, template: str | None = None) -> str:
+        """Return the URL of a new empty database, or of a copy of template (a URL)."""
+        name = f"pa_test_{uuid.uuid4().hex[:12]}"
+        if self.backend == "sqlite":
+            path = self.tmp / f"{name}.sqlite3"
+            if template:
+                # A WAL database is complete in its main file once no connection is open.
+                src = Path(make_url(template).database or "")
+                path.write_bytes(src.read_bytes())
+            self.created.append(str(path))
+            return f"sqlite:///{path}"
+        assert self._admin is not None
+        with self._admin.connect() as conn:
+            if template:
+                tname = make_url(template).database
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{tname}"'))
+            else:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self._server.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        """Drop every database made here."""
+        if self.backend == "sqlite":
+            for path in self.created:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(path + suffix).unlink(missing_ok=True)
+            return
+        assert self._admin is not None
+        with self._admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ), {"n": name})
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        self._admin.dispose()
+
+
+def flask_env(url: str, **extra: str) -> dict[str, str]:
+    """Return the environment for a flask subprocess bound to the database at url."""
+    env = dict(os.environ)
+    env.pop("TEST_DATABASE_URL", None)
+    env.update({"DATABASE_URL": url, "FLASK_APP": "app:create_app", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def flask(url: str, *args: str, check: bool = True, timeout: float = 120
+          ) -> subprocess.CompletedProcess[str]:
+    """Run `flask <args>` against url; raise with its output when check and it fails."""
+    proc = subprocess.run(  # noqa: S603
+        [FLASK, *args], cwd=ROOT, env=flask_env(url), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"flask {' '.join(args)} exited {proc.returncode}\n"
+                             f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}")
+    return proc
+
+
+def start_flask(url: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    """Start `flask <args>` against url in the background."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(  # noqa: S603
+        [FLASK, *args], cwd=ROOT, env=flask_env(url), text=True, **popen
+    )
+
+
+def setup_partner(url: str, slug: str, orgs: int, pool: int = 10_000_000,
+                  tz: str = "Europe/Paris") -> dict[str, str]:
+    """Create the schema (`flask init-db`), a partner and organizations o1..oN.
+
+    The organizations are paid and were created on 2024-01-01; returns externalId -> id.
+    """
+    from app import accounts
+    from app.extensions import db
+
+    flask(url, "init-db")
+    application = app_for(url)
+    with application.app_context():
+        try:
+            partner = accounts.create_partner(slug.title(), slug, pool, timezone=tz)
+            ids = {}
+            for i in range(1, orgs + 1):
+                org = accounts.create_organization(
+                    partner, f"Org {i}", external_id=f"o{i}", tier="paid",
+                    created_at=datetime(2024, 1, 1))
+                ids[f"o{i}"] = org.id
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    return ids
+
+
+# --- event files ---------------------------------------------------------------------------
+
+
+@dataclass
+class EventFile:
+    """A generated event file and what a correct ingestion must end up storing."""
+
+    path: Path
+    lines: int
+    # eventId -> (externalId, type, quantity, occurredAt) of the first occurrence.
+    unique: dict[str, tuple[str, str, int, str]]
+
+
+def make_events(n: int, orgs: int, seed: int, prefix: str = "e", dup_rate: float = 0.05,
+                start: datetime = datetime(2025, 1, 1), days: int = 300
+                ) -> list[dict[str, Any]]:
+    """Return n events over orgs organizations; about dup_rate of them repeat an earlier id.
+
+    A repeat carries a different quantity half of the time: the first one sent must win.
+    """
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    for i in range(n):
+        if events and rng.random() < dup_rate:
+            copy = dict(events[rng.randrange(len(events))])
+            if rng.random() < 0.5:
+                copy["quantity"] = copy["quantity"] + 1
+            events.append(copy)
+            continue
+        moment = start + timedelta(seconds=rng.randrange(days * 86400))
+        events.append({
+            "eventId": f"{prefix}{i}",
+            "externalId": f"o{rng.randrange(orgs) + 1}",
+            "type": rng.choice(TYPES),
+            "quantity": rng.randrange(0, 6),
+            "occurredAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+    return events
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> EventFile:
+    """Write events as JSON Lines and return what storing them exactly once must give."""
+    unique: dict[str, tuple[str, str, int, str]] = {}
+    with path.open("w", encoding="utf-8") as out:
+        for ev in events:
+            out.write(json.dumps(ev) + "\n")
+            unique.setdefault(ev["eventId"], (ev["externalId"], ev["type"], ev["quantity"],
+                                              ev["occurredAt"]))
+    return EventFile(path, len(events), unique)
+
+
+def expected_totals(unique: dict[str, tuple[str, str, int, str]]) -> dict[str, Any]:
+    """Count events and quantities per type and per organization, independently of the app."""
+    by_type: Counter[str] = Counter()
+    events_by_type: Counter[str] = Counter()
+    by_org: Counter[str] = Counter()
+    for ext, etype, qty, _at in unique.values():
+        by_type[etype] += qty
+        events_by_type[etype] += 1
+        by_org[ext] += 1
+    return {"events": len(unique), "quantity": dict(by_type), "eventsByType": dict(events_by_type),
+            "eventsByOrg": dict(by_org)}
+
+
+# --- reading figures back --------------------------------------------------------------------
+
+
+def app_for(url: str) -> Any:
+    """Return an app bound to url (for reading figures in this process)."""
+    from app import create_app
+
+    return create_app({"DATABASE_URL": url, "SECRET_KEY": "reliability-tests",
+                       "TESTING": True})
+
+
+def figures(url: str, slug: str, period: tuple[date, date] = (date(2025, 1, 1),
+                                                           date(2025, 12, 31))) -> dict[str, Any]:
+    """Return every stored row and every headline figure of one partner, keyed portably.
+
+    Organization ids differ between two databases, so rows are keyed by externalId.
+    """
+    from app import ingest, metrics
+    from app.extensions import db
+    from app.models import Organization, OrgDailyUsage, Partner, PartnerDailyUsage, UsageEvent
+    from app.periods import Period
+
+    application = app_for(url)
+    with application.app_context():
+        try:
+            partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one()
+            ext = dict(db.session.execute(
+                select(Organization.id, Organization.external_id)
+                .where(Organization.partner_id == partner.id)).all())
+            ev = UsageEvent
+            raw = sorted(
+                (r.event_id, ext[r.organization_id], r.type, int(r.quantity),
+                 r.occurred_at.isoformat(), r.local_date.isoformat())
+                for r in db.session.execute(
+                    select(ev.event_id, ev.organization_id, ev.type, ev.quantity,
+                           ev.occurred_at, ev.local_date).where(ev.partner_id == partner.id))
+            )
+            odu = OrgDailyUsage
+            org_rollup = sorted(
+                (ext[r[0]], r[1].isoformat(), r[2], int(r[3]), int(r[4]))
+                for r in db.session.execute(
+                    select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events)
+                    .where(odu.partner_id == partner.id))
+            )
+            pdu = PartnerDailyUsage
+            partner_rollup = sorted(
+                (r[0].isoformat(), r[1], int(r[2]), int(r[3]))
+                for r in db.session.execute(
+                    select(pdu.day, pdu.type, pdu.quantity, pdu.events)
+                    .where(pdu.partner_id == partner.id))
+            )
+            span = Period(*period)
+            per_org = {
+                ext[oid]: metrics.usage(partner, span, organization_id=oid) for oid in ext
+            }
+            out = {
+                "raw": raw,
+                "orgRollup": org_rollup,
+                "partnerRollup": partner_rollup,
+                "summary": metrics.summary(partner, span),
+                "usage": metrics.usage(partner, span),
+                "usageByOrg": per_org,
+                "monthly": metrics.timeseries(partner, span, "month"),
+                "verify": ingest.verify_rollups(partner.id),
+            }
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    return out
+
+
+def log_artifact(name: str, record: dict[str, Any]) -> None:
+    """Append one JSON line to tests/artifacts/<name> (a running record across runs)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / name).open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record, default=str) + "\n")
+
+
+def python() -> str:
+    """Return the interpreter running the tests (the project's virtualenv)."""
+    return sys.executable
+
+
+def counts_by(rows: list[tuple[Any, ...]], key: int) -> dict[Any, int]:
+    """Return how many rows share each value at position key."""
+    out: dict[Any, int] = defaultdict(int)
+    for row in rows:
+        out[row[key]] += 1
+    return dict(out)
