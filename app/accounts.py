@@ -12,6 +12,7 @@ from .billing import TierError, normalize_tiers
 from .database import write_transaction
 from .errors import AppError
 from .extensions import db
+from .metrics import organization_filters
 from .models import (
     BILLING_MODE_ALIASES,
     BILLING_MODES,
@@ -21,6 +22,7 @@ from .models import (
     ORG_TIERS,
     PRODUCT_TYPES,
     TRIAL_CREDIT_CAP,
+    ApiKey,
     CreditAllocation,
     Organization,
     OrganizationStatusChange,
@@ -335,3 +337,66 @@ def allocation_history(org: Organization) -> list[CreditAllocation]:
         .where(CreditAllocation.organization_id == org.id)
         .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
     ).scalars())
+
+
+def allocation_history_page(org: Organization, page: int,
+                            page_size: int) -> tuple[list[CreditAllocation], int]:
+    """Return one page of an organization's allocation changes (newest first) and their count."""
+    total = int(db.session.execute(
+        select(func.count()).select_from(CreditAllocation)
+        .where(CreditAllocation.organization_id == org.id)
+    ).scalar() or 0)
+    rows = list(db.session.execute(
+        select(CreditAllocation)
+        .where(CreditAllocation.organization_id == org.id)
+        .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
+        .limit(page_size).offset((page - 1) * page_size)
+    ).scalars())
+    return rows, total
+
+
+def list_organizations(
+    partner: Partner,
+    *,
+    status: str | None = None,
+    search: str | None = None,
+    external_id: str | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[Organization], int]:
+    """Return one page of the partner's organizations (by name) matching the filters."""
+    clauses = organization_filters(partner, status, search, external_id)
+    total = int(db.session.execute(
+        select(func.count()).select_from(Organization).where(*clauses)
+    ).scalar() or 0)
+    orgs = list(db.session.execute(
+        select(Organization).where(*clauses)
+        .order_by(Organization.name, Organization.id)
+        .limit(page_size).offset((page - 1) * page_size)
+    ).scalars())
+    return orgs, total
+
+
+# --- API keys (listing and lookup; creation and checks are in auth.py) -------------------
+
+def list_api_keys(partner: Partner, page: int, page_size: int) -> tuple[list[ApiKey], int]:
+    """Return one page of the partner's API keys (newest first) and their count."""
+    total = int(db.session.execute(
+        select(func.count()).select_from(ApiKey).where(ApiKey.partner_id == partner.id)
+    ).scalar() or 0)
+    keys = list(db.session.execute(
+        select(ApiKey).where(ApiKey.partner_id == partner.id)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id)
+        .limit(page_size).offset((page - 1) * page_size)
+    ).scalars())
+    return keys, total
+
+
+def get_api_key(partner: Partner, key_id: str) -> ApiKey:
+    """Return the partner's key; another partner's key id answers NotFound too."""
+    key = db.session.get(ApiKey, key_id) if isinstance(key_id, str) and len(key_id) <= 36 \
+        else None
+    if key is None or key.partner_id != partner.id:
+        raise AppError("NotFound", "API key not found",
+                       {"field": "id", "value": str(key_id)[:100]})
+    return key

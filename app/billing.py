@@ -155,23 +155,39 @@ def current_usage(partner: Partner) -> dict[str, Any]:
     return out
 
 
-def past_periods(partner: Partner, limit: int = 36) -> list[dict[str, Any]]:
-    """Return the billing periods from the first activity (or creation) to now, newest first."""
+def _all_periods(partner: Partner) -> list[Period]:
+    """Return the billing periods from the first activity (or creation) to now, oldest first."""
     today = local_today(partner.timezone)
     first = metrics.first_activity_day(partner) or today
     created = local_date_of(partner.created_at, partner.timezone)
     first = min(first, created, today)
-    anchor = metrics.billing_period(partner, today)  # validates settings
-    periods = billing_periods_between(first, today, partner.billing_day_of_month,
-                                      partner.billing_period,
-                                      local_date_of(partner.created_at,
-                                                            partner.timezone).month)
+    metrics.billing_period(partner, today)  # validates settings
+    return billing_periods_between(first, today, partner.billing_day_of_month,
+                                   partner.billing_period,
+                                   local_date_of(partner.created_at, partner.timezone).month)
+
+
+def _period_rows(partner: Partner, periods: list[Period]) -> list[dict[str, Any]]:
+    today = local_today(partner.timezone)
+    anchor = metrics.billing_period(partner, today)
     rows = []
-    for period in reversed(periods[-limit:]):
+    for period in periods:
         row = period_usage(partner, period, today)
         row["isCurrent"] = period == anchor
         rows.append(row)
     return rows
+
+
+def past_periods(partner: Partner, limit: int = 36) -> list[dict[str, Any]]:
+    """Return the billing periods from the first activity (or creation) to now, newest first."""
+    return _period_rows(partner, list(reversed(_all_periods(partner)[-limit:])))
+
+
+def periods_page(partner: Partner, page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+    """Return one page of past_periods() without a limit (newest first), and how many exist."""
+    newest_first = list(reversed(_all_periods(partner)))
+    chosen = newest_first[(page - 1) * page_size:page * page_size]
+    return _period_rows(partner, chosen), len(newest_first)
 
 
 @dataclass

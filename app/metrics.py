@@ -453,6 +453,49 @@ def organization_summary(partner: Partner, organization: Organization,
     }
 
 
+def organization_figures(partner: Partner, period: Period,
+                         org_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Return identifications, creditsUsed, events and quantity per organization (zeros too)."""
+    figures = {i: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0}
+               for i in org_ids}
+    if not org_ids:
+        return figures
+    odu = OrgDailyUsage
+    rows = db.session.execute(
+        select(odu.organization_id, func.sum(credits_expr(odu.type, odu.quantity)),
+               func.sum(odu.events), func.sum(odu.quantity))
+        .where(odu.partner_id == partner.id, odu.organization_id.in_(org_ids),
+               odu.day >= period.start, odu.day <= period.end)
+        .group_by(odu.organization_id)
+    )
+    for org_id, identifications, events, quantity in rows:
+        figures[org_id] = {"identifications": _int(identifications),
+                           "creditsUsed": _int(identifications),
+                           "events": _int(events), "quantity": _int(quantity)}
+    return figures
+
+
+def series_totals(partner: Partner, period: Period,
+                  organization_id: str | None = None) -> dict[str, int]:
+    """Return the totals of timeseries() over its whole period (organizations counted once)."""
+    figures = usage(partner, period, organization_id=organization_id)
+    identifications = figures["byType"].get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    odu = OrgDailyUsage
+    scope = [odu.partner_id == partner.id, odu.day >= period.start, odu.day <= period.end]
+    if organization_id is not None:
+        scope.append(odu.organization_id == organization_id)
+    with_activity = db.session.execute(
+        select(func.count(func.distinct(odu.organization_id))).where(*scope)
+    ).scalar()
+    return {
+        "identifications": identifications,
+        "creditsUsed": identifications,
+        "events": figures["totalEvents"],
+        "quantity": figures["totalQuantity"],
+        "organizationsWithActivity": _int(with_activity),
+    }
+
+
 def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list[dict[str, Any]]:
     """Return the organizations with the most identifications in the period."""
     items, _total = organization_breakdown(partner, period, sort="identifications",

@@ -1,0 +1,25 @@
+"""Ingestion: POST /partner/events, through the same app/ingest.py as the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ingest import ingest_batch
+from . import bp
+from .guards import current_partner
+from .schemas import EventsBody, EventsOut
+from .spec import doc, validated_json
+
+
+@bp.post("/partner/events")
+@doc(EventsOut, json=EventsBody, tags=("events",))
+def post_events() -> dict[str, Any]:
+    """Store a batch of at most 1,000 events (write), each exactly once.
+
+    A repeated eventId is a duplicate and changes nothing, so any call may be retried.
+    Invalid events are listed in rejected; the accepted events of a call are committed
+    together or not at all.
+    """
+    result = ingest_batch(current_partner(), enumerate(validated_json().events))
+    return {"accepted": result.accepted, "duplicates": result.duplicates,
+            "rejected": [r.as_json() for r in result.rejected]}

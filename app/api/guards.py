@@ -1,0 +1,174 @@
+"""Every API request passes here first: rate limit, API key and scope, then input hygiene."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+
+from ..auth import find_api_key, key_allows
+from ..errors import AppError, _safe
+from ..extensions import _limiter_key, db, limiter
+from ..models import Partner
+from . import bp
+
+API_KEY_HEADER = "X-Partner-API-Key"
+RATE_SCOPE = "partner-api"
+MAX_DEPTH = 32
+PUBLIC_ENDPOINTS = {"api.openapi"}
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+_AUTH_DONE = "partner_analytics.api_auth_done"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def requires_scope(scope: str) -> Callable[[F], F]:
+    """Mark a view as needing scope (default: read for GET, write for other methods)."""
+
+    def mark(func: F) -> F:
+        func._required_scope = scope  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def authenticate() -> None:
+    """Look the request's key up once; set g.partner and g.api_key (None when not live)."""
+    # Kept on the request, not on g: g belongs to the app context, which can outlive a
+    # request (tests run several requests inside one app context).
+    if request.environ.get(_AUTH_DONE):
+        return
+    request.environ[_AUTH_DONE] = True
+    plain = request.headers.get(API_KEY_HEADER, "").strip()
+    g.api_key_sent = bool(plain)
+    key = find_api_key(plain) if plain else None
+    partner = db.session.get(Partner, key.partner_id) if key is not None else None
+    g.api_key = key if partner is not None else None
+    g.partner = partner
+
+
+def _rate_limit_key() -> str:
+    """Count requests per partner, or per client address when the key is missing or bad."""
+    authenticate()
+    return _limiter_key()
+
+
+def _rate_limit_value() -> str:
+    return str(current_app.config.get("API_RATE_LIMIT") or "1000 per minute")
+
+
+# One window shared by every endpoint of the blueprint. The limiter checks it before the
+# view runs, so requests without a valid key are limited (by address) too.
+limiter.shared_limit(_rate_limit_value, scope=RATE_SCOPE, key_func=_rate_limit_key)(bp)
+
+
+def _required_scope() -> str:
+    view = current_app.view_functions.get(request.endpoint or "")
+    scope = getattr(view, "_required_scope", None)
+    if scope:
+        return str(scope)
+    return "read" if request.method in {"GET", "HEAD", "OPTIONS"} else "write"
+
+
+def _check_text(value: str, where: str) -> None:
+    """Refuse text the databases cannot store (NUL characters, lone surrogates)."""
+    if "\x00" in value:
+        raise AppError("BadRequest", f"{where} contains a NUL character",
+                       {"field": where, "value": None})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise AppError("BadRequest", f"{where} is not valid Unicode text",
+                       {"field": where, "value": None}) from exc
+
+
+def _check_tree(body: Any) -> None:
+    """Walk a parsed body (without recursion) checking depth and every string."""
+    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise AppError("BadRequest", f"the body is nested deeper than {MAX_DEPTH} levels",
+                           {"field": path or "body", "value": None})
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = f"{path}.{key}" if path else str(key)
+                _check_text(key, child)
+                stack.append((value, child, depth + 1))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                stack.append((value, f"{path}[{index}]", depth + 1))
+        elif isinstance(node, str):
+            _check_text(node, path or "body")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def parse_body() -> dict[str, Any]:
+    """Return the request body as a JSON object, or raise the 400/415 that explains why not."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise AppError("UnsupportedMediaType", "send the body as JSON with Content-Type: "
+                       "application/json", {"field": "Content-Type",
+                                            "value": _safe(request.content_type)}, status=415)
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise AppError("BadRequest", "a JSON object body is required",
+                       {"field": "body", "value": None})
+    try:
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, bad UTF-8 and integers of over 4,300 digits.
+        reason = str(exc).splitlines()[0][:200] if str(exc) else "cannot be parsed"
+        raise AppError("BadRequest", f"the body is not valid JSON: {reason}",
+                       {"field": "body", "value": None}) from exc
+    if not isinstance(body, dict):
+        raise AppError("BadRequest", "the body must be a JSON object",
+                       {"field": "body", "value": type(body).__name__})
+    _check_tree(body)
+    return body
+
+
+@bp.before_request
+def guard() -> None:
+    """Authenticate, check the scope, then the URL's text and the body."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    authenticate()
+    if g.get("partner") is None:
+        if not g.get("api_key_sent"):
+            raise AppError("Unauthorized", f"the {API_KEY_HEADER} header is required",
+                           {"field": API_KEY_HEADER, "value": None})
+        raise AppError("Unauthorized", "the API key is unknown, revoked or expired",
+                       {"field": API_KEY_HEADER, "value": None})
+    scope = _required_scope()
+    if not key_allows(g.api_key, scope):
+        raise AppError("Forbidden", f"this API key lacks the {scope!r} scope",
+                       {"field": API_KEY_HEADER, "requiredScope": scope,
+                        "scopes": g.api_key.scope_list})
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str):
+            _check_text(value, name)
+    for name, value in request.args.items(multi=True):
+        _check_text(name, name)
+        _check_text(value, name)
+    if request.method in BODY_METHODS:
+        parse_body()
+
+
+def current_partner() -> Partner:
+    """Return the partner whose key made this request."""
+    partner: Partner = g.partner
+    return partner

@@ -1,0 +1,154 @@
+"""Organizations: list, create, read, update, status, tier, soft delete, credit allocation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+
+from .. import accounts
+from ..errors import bad_request
+from ..periods import PeriodError, day_start_utc, parse_date
+from ..timeutil import to_utc_naive
+from . import bp, serializers
+from .guards import current_partner
+from .schemas import (
+    AllocationHistoryOut,
+    AllocationOut,
+    CreditsBody,
+    OrganizationCreate,
+    OrganizationListOut,
+    OrganizationOut,
+    OrganizationPatch,
+    OrgListQuery,
+    PageQuery,
+    StatusBody,
+    TierBody,
+)
+from .spec import doc, validated_json, validated_query
+
+TAGS = ("organizations",)
+
+
+def _created_at(text: str, tz: str) -> datetime:
+    """Return createdAt as naive UTC: a bare date is the start of that day in the partner's tz."""
+    try:
+        day = parse_date(text, "createdAt", tz)
+    except PeriodError as exc:
+        raise bad_request(exc.field, exc.value, exc.message) from exc
+    text = text.strip()
+    if len(text) == 10:
+        return day_start_utc(day, tz)
+    return to_utc_naive(datetime.fromisoformat(text))
+
+
+@bp.get("/partner/organizations")
+@doc(OrganizationListOut, query=OrgListQuery, tags=TAGS)
+def list_organizations() -> dict[str, Any]:
+    """The partner's organizations by name; search is a case-insensitive name substring."""
+    partner = current_partner()
+    query = validated_query()
+    orgs, total = accounts.list_organizations(
+        partner, status=query.status, search=query.search, external_id=query.externalId,
+        page=query.page, page_size=query.pageSize,
+    )
+    return serializers.page_of("organizations", serializers.organizations(partner, orgs),
+                               total, query.page, query.pageSize)
+
+
+@bp.post("/partner/organizations")
+@doc(OrganizationOut, status=201, json=OrganizationCreate, errors=(409, 422), tags=TAGS)
+def create_organization() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Create an organization (write). A duplicate externalId answers 409; over
+    maxOrganizations, or initialCredits beyond the pool or the trial cap, 422."""
+    partner = current_partner()
+    body = validated_json()
+    created = _created_at(body.createdAt, partner.timezone) if body.createdAt else None
+    org = accounts.create_organization(
+        partner, body.name, external_id=body.externalId, initial_credits=body.initialCredits,
+        metadata=body.metadata, tier=body.tier, product_type=body.productType,
+        created_at=created,
+    )
+    location = url_for("api.get_organization", id=org.id)
+    return serializers.organization(partner, org), 201, {"Location": location}
+
+
+@bp.get("/partner/organizations/<id>")
+@doc(OrganizationOut, errors=(404,), tags=TAGS)
+def get_organization(id: str) -> dict[str, Any]:  # noqa: A002
+    """One organization with its allocation and this billing period's usage."""
+    partner = current_partner()
+    return serializers.organization(partner, accounts.get_organization(partner, id))
+
+
+@bp.patch("/partner/organizations/<id>")
+@doc(OrganizationOut, json=OrganizationPatch, errors=(404, 409, 422), tags=TAGS)
+def update_organization(id: str) -> dict[str, Any]:  # noqa: A002
+    """Change only the properties sent: name, externalId (null removes it), metadata,
+    productType, status, tier (write)."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, id)
+    body = validated_json()
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if "name" in changes:
+        # Checked before anything changes, so a bad name cannot leave a half-done update.
+        changes["name"] = accounts.check_name(changes["name"])
+    accounts.update_organization(partner, org, changes)
+    return serializers.organization(partner, org)
+
+
+@bp.delete("/partner/organizations/<id>")
+@doc(None, status=204, errors=(404,), tags=TAGS)
+def delete_organization(id: str) -> tuple[str, int]:  # noqa: A002
+    """Soft delete (write): the organization becomes canceled, its allocation returns to
+    the pool, and all its history is kept."""
+    partner = current_partner()
+    accounts.set_status(partner, accounts.get_organization(partner, id), "canceled")
+    return "", 204
+
+
+@bp.put("/partner/organizations/<id>/status")
+@doc(OrganizationOut, json=StatusBody, errors=(404,), tags=TAGS)
+def set_status(id: str) -> dict[str, Any]:  # noqa: A002
+    """Set the status (write); every change is kept with its time."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, id)
+    accounts.set_status(partner, org, validated_json().status)
+    return serializers.organization(partner, org)
+
+
+@bp.put("/partner/organizations/<id>/tier")
+@doc(OrganizationOut, json=TierBody, errors=(404, 422), tags=TAGS)
+def set_tier(id: str) -> dict[str, Any]:  # noqa: A002
+    """Set the tier (write); trial needs an allocation of at most 500 credits (else 422)."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, id)
+    accounts.set_tier(partner, org, validated_json().tier)
+    return serializers.organization(partner, org)
+
+
+@bp.put("/partner/organizations/<id>/credits")
+@doc(AllocationOut, json=CreditsBody, errors=(404, 422), tags=TAGS)
+def set_credits(id: str) -> dict[str, Any]:  # noqa: A002
+    """Set the allocation to credits (write). If all allocations together would exceed the
+    pool, or a trial organization would hold more than 500, the answer is 422
+    InsufficientCredits with what is available, and nothing changes."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, id)
+    body = validated_json()
+    change = accounts.set_allocation(partner, org, body.credits, body.notes)
+    return {"allocation": serializers.allocation(partner, org, change)}
+
+
+@bp.get("/partner/organizations/<id>/credits/history")
+@doc(AllocationHistoryOut, query=PageQuery, errors=(404,), tags=TAGS)
+def credits_history(id: str) -> dict[str, Any]:  # noqa: A002
+    """The allocation audit trail, newest first."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, id)
+    query = validated_query()
+    rows, total = accounts.allocation_history_page(org, query.page, query.pageSize)
+    return {"organizationId": org.id,
+            **serializers.page_of("history", [serializers.allocation_change(r) for r in rows],
+                                  total, query.page, query.pageSize)}
