@@ -5,7 +5,7 @@ from flask import Flask
 
 def register_views(app: Flask) -> None:
     """Register every page blueprint."""
-    from . import auth, billing, common, credits, organizations, overview
+    from . import auth, billing, common, credits, organizations, overview, reports
 
     common.init_app(app)
     app.register_blueprint(auth.bp)
@@ -13,3 +13,4 @@ def register_views(app: Flask) -> None:
     app.register_blueprint(organizations.bp)
     app.register_blueprint(credits.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(reports.bp)

@@ -1,0 +1,94 @@
+"""Reports: the list of months and each month-end report, printable, with CSV and JSON."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template
+
+from .. import reports
+from ..errors import AppError
+from ..periods import Period, add_months
+from .common import current_partner, login_gate
+
+bp = Blueprint("reports", __name__)
+bp.before_request(login_gate)
+
+# The KPI cards of a report, in spec §2 order: (key, label, definition).
+KPIS = (
+    ("totalIdentifications", "Identifications", "sum of quantity of identification events"),
+    ("creditsUsed", "Credits used", "credits consumed by events in the month"),
+    ("creditsRemaining", "Credits remaining",
+     "pool of the billing period holding the month's last day, minus what it used by then"),
+    ("totalEvents", "Events", "number of events in the month"),
+    ("totalQuantity", "Total quantity", "sum of quantity of all events"),
+    ("organizationsWithActivity", "Organizations with activity",
+     "organizations with at least one event in the month"),
+    ("totalOrganizations", "Organizations", "created by the end of the month"),
+    ("activeOrganizations", "Active organizations", "of those, active at the end of the month"),
+)
+
+
+@bp.get("/reports")
+def index() -> str:
+    """List every month with data, newest first, with its headline figures."""
+    partner = current_partner()
+    return render_template("reports/index.html", partner=partner,
+                           months=reports.month_index(partner))
+
+
+def _report_or_404(month: str) -> dict[str, Any] | tuple[str, int]:
+    try:
+        return reports.report_for(current_partner(), month)
+    except AppError as exc:
+        if exc.status != 404:
+            raise
+        return render_template("reports/not_found.html", month=month,
+                               message=exc.message), 404
+
+
+@bp.get("/reports/<month>")
+def month(month: str) -> Any:
+    """Show one month's report (a 404 page with a way back for a month without one)."""
+    report = _report_or_404(month)
+    if isinstance(report, tuple):
+        return report
+    start = date.fromisoformat(report["startDate"])
+    previous = Period(date.fromisoformat(report["previousMonth"] + "-01"),
+                      start - timedelta(days=1))
+    months = reports.available_months(current_partner())
+    newer = reports.month_key(add_months(start, 1))
+    older = report["previousMonth"]
+    has_usage = any(p["events"] for p in report["daily"])
+    partner = current_partner()
+    return render_template(
+        "reports/month.html", report=report, kpis=KPIS, previous_period=previous,
+        figure=reports.daily_chart(report) if has_usage else None,
+        newer=newer if newer in months else None, older=older if older in months else None,
+        newer_label=reports.month_label(*map(int, newer.split("-"))),
+        closes_local=date.fromisoformat(report["endDate"]) + timedelta(days=1),
+        partner_billing_day=partner.billing_day_of_month,
+        partner_billing_period=partner.billing_period,
+    )
+
+
+@bp.get("/reports/<month>.json")
+def month_json(month: str) -> Response:
+    """Answer the report as JSON (the same data as the API's /partner/reports/<month>)."""
+    report = reports.report_for(current_partner(), month)  # NotFound answers JSON here
+    response: Response = current_app.json.response(report)
+    return response
+
+
+@bp.get("/reports/<month>.csv")
+def month_csv(month: str) -> Any:
+    """Download the report as one CSV file."""
+    report = _report_or_404(month)
+    if isinstance(report, tuple):
+        return report
+    return Response(
+        reports.report_csv(report), mimetype="text/csv",
+        headers={"Content-Disposition":
+                 f'attachment; filename="{reports.filename(report, "csv")}"'},
+    )
