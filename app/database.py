@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from .extensions import db
 
@@ -37,7 +38,42 @@ def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
 def _begin_sqlite(conn: Any) -> None:
     """Open SQLite transactions, taking the write lock up front inside write_transaction()."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+        immediate = _immediate.get()
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.info["sqlite_write_lock"] = immediate
+        conn.info["sqlite_wrote"] = False
+
+
+_READ_ONLY = ("SELECT", "PRAGMA", "BEGIN", "WITH", "EXPLAIN")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_sqlite_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    """Remember that a deferred SQLite transaction has written (it holds the write lock)."""
+    if conn.dialect.name == "sqlite" and not conn.info.get("sqlite_write_lock") \
+            and not statement.lstrip().upper().startswith(_READ_ONLY):
+        conn.info["sqlite_wrote"] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _take_sqlite_write_lock(session: Session, _context: Any, _instances: Any) -> None:
+    """Before an ORM flush in a read transaction, trade it for one holding the write lock.
+
+    A deferred SQLite transaction that read and then writes fails at once with "database
+    is locked" when another connection committed in between (WAL cannot upgrade a stale
+    snapshot; the busy timeout does not apply). A transaction that has only read can end
+    and restart with BEGIN IMMEDIATE, which queues behind the busy timeout instead. Reads
+    made before this point are not repeatable afterwards, as under PostgreSQL's default
+    READ COMMITTED; rules that need a stable read take the lock first (write_transaction).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    conn = session.connection()
+    if conn.info.get("sqlite_write_lock") or conn.info.get("sqlite_wrote"):
+        return
+    conn.exec_driver_sql("COMMIT")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.info["sqlite_write_lock"] = True
 
 
 @contextmanager
