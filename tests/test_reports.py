@@ -27,6 +27,10 @@ def ident(event_id: str, org: Any, quantity: int, occurred: str,
 
 @pytest.fixture
 def october(make_partner, make_org, add_events, freeze):
+    return build_october(make_partner, make_org, add_events, freeze)
+
+
+def build_october(make_partner, make_org, add_events, freeze):
     """A New York partner whose October 2025 has every kind of change (see the comments).
 
     New York is on EDT (UTC-4) all October, so local October runs from
