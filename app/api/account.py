@@ -57,7 +57,7 @@ def list_api_keys() -> dict[str, Any]:
 def create_api_key() -> tuple[dict[str, Any], int]:
     """Create a key (admin). plainKey is shown in this answer only: store it now."""
     body = validated_json()
-    expires = _expires_at(body.expiresAt) if body.expiresAt else None
+    expires = _expires_at(body.expiresAt) if body.expiresAt is not None else None
     key, plain = auth.create_api_key(current_partner(), body.name.strip(),
                                      auth.parse_scopes(list(body.scopes)), expires)
     return {"apiKey": serializers.api_key(key), "plainKey": plain}, 201

@@ -99,6 +99,18 @@ def _before(req: Any, resp: Any, req_validation_error: Any, instance: Any,
         raise validation_error(req_validation_error)
 
 
+def _after(req: Any, resp: Any, resp_validation_error: Any, instance: Any,
+           *args: Any) -> None:
+    """A response that contradicts the document is a bug: log it and answer InternalError."""
+    if resp_validation_error is not None:
+        raise ResponseMismatch(f"{request.method} {request.path}: the response does not match "
+                               f"its schema: {resp_validation_error}")
+
+
+class ResponseMismatch(RuntimeError):
+    """An endpoint produced a body that its documented schema refuses."""
+
+
 api = SpecTree(
     "flask",
     mode="strict",
@@ -107,6 +119,7 @@ api = SpecTree(
     description=DESCRIPTION,
     annotations=False,
     before=_before,
+    after=_after,
     validation_error_status=400,
     validation_error_model=ErrorBody,
     # Plain model names: every schema name in app/api/schemas.py is unique.
@@ -197,7 +210,7 @@ def _polish(spec: dict[str, Any]) -> dict[str, Any]:
             for param in operation.get("parameters", []):
                 if param.get("in") == "query":
                     param["schema"] = _collapse_nullable(param["schema"])
-                elif param.get("in") == "path":
+                elif param.get("in") == "path" and param.get("name") == "id":
                     param["schema"] = {"type": "string", "format": "uuid"}
                     param["description"] = ("the id (a UUID); an unknown id, or another "
                                             "partner's, answers 404")
