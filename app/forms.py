@@ -14,6 +14,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from .metrics import ORG_METRIC_SORTS, ORG_SORTS
@@ -44,6 +45,11 @@ assert {k for k, _ in ORG_SORT_CHOICES} == set(ORG_METRIC_SORTS) | set(ORG_SORTS
 PAGE_SIZES = (10, 20, 50, 100)
 
 
+def choices(pairs: Any) -> list[SelectChoice]:
+    """Return (value, label) pairs as WTForms select choices."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 class GetForm(FlaskForm):
     """A form read from the query string: no CSRF token (it changes nothing)."""
 
@@ -54,12 +60,13 @@ class GetForm(FlaskForm):
 class DateRangeForm(GetForm):
     """The period of a page: a preset of spec §6, or a custom start and end date."""
 
-    preset = SelectField("Preset", choices=[("", "Custom range"), *PRESETS.items()],
+    preset = SelectField("Preset", choices=choices([("", "Custom range"), *PRESETS.items()]),
                          validate_choice=False)
     startDate = StringField("From")  # noqa: N815  (the API's parameter name)
     endDate = StringField("To")  # noqa: N815
-    granularity = SelectField("Granularity", choices=[("", "Automatic"),
-                                                      *((g, g.title()) for g in GRANULARITIES)],
+    granularity = SelectField("Granularity",
+                              choices=choices([("", "Automatic"),
+                                               *((g, g.title()) for g in GRANULARITIES)]),
                               validate_choice=False)
 
     def __init__(self, formdata: Any, tz: str, default: Period, **kwargs: Any) -> None:
@@ -123,18 +130,18 @@ class DateRangeForm(GetForm):
 class OrganizationFilterForm(GetForm):
     """Filters, sorting and paging of the organization table."""
 
-    status = SelectField("Status", choices=[("", "Any status"),
-                                            *((s, s.title()) for s in ORG_STATUSES)],
+    status = SelectField("Status", choices=choices([("", "Any status"),
+                                                    *((s, s.title()) for s in ORG_STATUSES)]),
                          validate_choice=False)
     search = StringField("Name contains", validators=[Optional(), Length(max=200)])
     externalId = StringField("External ID",  # noqa: N815
                              validators=[Optional(), Length(max=200)])
-    sort = SelectField("Sort by", choices=ORG_SORT_CHOICES, validate_choice=False)
-    order = SelectField("Order", choices=[("desc", "Descending"), ("asc", "Ascending")],
+    sort = SelectField("Sort by", choices=choices(ORG_SORT_CHOICES), validate_choice=False)
+    order = SelectField("Order", choices=choices([("desc", "Descending"), ("asc", "Ascending")]),
                         validate_choice=False)
     page = StringField("Page")
     pageSize = SelectField("Rows",  # noqa: N815
-                           choices=[(str(n), str(n)) for n in PAGE_SIZES],
+                           choices=choices((str(n), str(n)) for n in PAGE_SIZES),
                            default="20", validate_choice=False)
 
     def validate_status(self, field: SelectField) -> None:

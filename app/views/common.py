@@ -222,6 +222,14 @@ def page_url(**params: Any) -> str:
 
 def init_app(app: Flask) -> None:
     """Register the template filters and globals every page uses."""
+    @app.before_request
+    def forget_previous_request() -> None:
+        # g lives on the app context, which can outlive a request (the tests run many
+        # requests in one); the signed-in user and the period must come from this one.
+        g.pop("_login_user", None)
+        g.pop("period_args", None)
+        g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+
     app.add_template_filter(fmt_number, "num")
     app.add_template_filter(fmt_change, "change")
     app.add_template_filter(fmt_money, "money")

@@ -1,0 +1,666 @@
+"""Dashboard pages: login, the period form, every page and every form path.
+
+The data set is views_support.build_acme (today is Thu 20 Nov 2025, UTC, pool 1000); every
+expected number below is worked out by hand from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime
+
+import pytest
+from views_support import (
+    FORMULA_NAME,
+    NOW,
+    PASSWORD,
+    build_acme,
+    cells,
+    csrf_token,
+    field_error,
+    figures,
+    kpi_changes,
+    kpis,
+    login,
+    number,
+    shown_kpi,
+)
+
+from app import accounts, auth
+from app.extensions import db
+
+PAGES = ["/", "/organizations", "/credits", "/billing", "/organizations.csv", "/billing.csv"]
+
+
+@pytest.fixture
+def acme(freeze, make_partner, make_org, add_events, make_user):
+    return build_acme(freeze, make_partner, make_org, add_events, make_user)
+
+
+@pytest.fixture
+def signed_in(acme, client):
+    response = login(client)
+    assert response.status_code == 302
+    return acme
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# --- login and logout --------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_requires_login(acme, client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_organization_page_requires_login(acme, client):
+    response = client.get(f"/organizations/{acme['bluebird'].id}")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_login_page_has_the_form_with_a_csrf_token(app, client):
+    page = text(client.get("/login"))
+    assert 'name="email"' in page and 'name="password"' in page
+    assert csrf_token(page)
+
+
+def test_login_with_the_right_password_opens_the_overview(acme, client):
+    response = login(client)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain HTTP in the test client
+    page = text(client.get("/"))
+    assert "Acme Agency" in page and "ops@acme.test" in page
+
+
+def test_session_cookie_is_secure_over_https(acme, client):
+    token = csrf_token(text(client.get("/login", base_url="https://localhost")))
+    # Over HTTPS the CSRF check also wants a same-site Referer, as a browser sends.
+    response = client.post("/login", base_url="https://localhost",
+                           headers={"Referer": "https://localhost/login"},
+                           data={"email": "ops@acme.test", "password": PASSWORD,
+                                 "csrf_token": token})
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_wrong_password_shows_a_message_beside_the_field(acme, client):
+    response = login(client, password="not the password")
+    assert response.status_code == 401
+    assert field_error(text(response), "password") == "email or password is incorrect"
+    assert client.get("/").status_code == 302
+
+
+def test_unknown_email_gets_the_same_message(acme, client):
+    response = login(client, email="nobody@acme.test")
+    assert response.status_code == 401
+    assert field_error(text(response), "password") == "email or password is incorrect"
+
+
+def test_empty_login_form_names_both_fields(acme, client):
+    token = csrf_token(text(client.get("/login")))
+    response = client.post("/login", data={"email": "", "password": "", "csrf_token": token})
+    assert response.status_code == 400
+    assert field_error(text(response), "email") == "enter your email"
+    assert field_error(text(response), "password") == "enter your password"
+
+
+def test_login_without_csrf_token_is_refused(acme, client):
+    response = client.post("/login", data={"email": "ops@acme.test", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "CSRF" in text(response)
+    assert client.get("/").status_code == 302
+
+
+def test_login_starts_a_new_session(acme, client):
+    with client.session_transaction() as sess:
+        sess["planted"] = "by an attacker"
+    login(client)
+    with client.session_transaction() as sess:
+        assert "planted" not in sess
+        assert sess.get("_user_id") == f"{acme['user'].id}:{acme['user'].session_token}"
+
+
+def test_login_follows_a_local_next_only(acme, client):
+    assert login(client, next_url="/credits").headers["Location"] == "/credits"
+    other = client.application.test_client()
+    assert login(other, next_url="//evil.example/x").headers["Location"] == "/"
+    third = client.application.test_client()
+    assert login(third, next_url="https://evil.example/").headers["Location"] == "/"
+
+
+def test_login_is_rate_limited(acme, client, app):
+    app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
+    statuses = [login(client, password="wrong").status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert "Too many sign-in attempts" in text(login(client))
+
+
+def test_logout_ends_the_session_and_old_cookies(signed_in, client):
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    page = text(client.get("/"))
+    response = client.post("/logout", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert client.get("/").status_code == 302
+    # A copy of the session cookie taken before sign-out no longer opens the dashboard.
+    replay = client.application.test_client()
+    replay.set_cookie(cookie.key, cookie.value)
+    assert replay.get("/").status_code == 302
+
+
+def test_logout_without_csrf_token_is_refused(signed_in, client):
+    assert client.post("/logout").status_code == 400
+    assert client.get("/").status_code == 200
+
+
+def test_a_password_change_ends_the_session(signed_in, client):
+    auth.set_password(signed_in["user"], "another long password")
+    assert client.get("/").status_code == 302
+
+
+# --- overview -------------------------------------------------------------------------------
+
+def test_overview_kpis_for_last_7_days(signed_in, client):
+    page = text(client.get("/?preset=last_7_days"))
+    # Period Nov 14..20; previous Nov 7..13.
+    assert kpis(page) == {
+        "totalOrganizations": 3,           # all three created by Nov 20
+        "activeOrganizations": 3,
+        "totalIdentifications": 18,        # b1 10 + b2 5 + c2 3
+        "creditsUsed": 18,
+        "creditsRemaining": 966,           # 1000 - (10 + 5 + 7 + 3 + 9) used Nov 1..20
+        "organizationsWithActivity": 2,    # Bluebird, Cobalt
+        "totalQuantity": 50,               # 18 + page_view 30 + session 2
+        "totalEvents": 5,                  # b1 b2 b3 c2 c3
+    }
+    changes = kpi_changes(page)
+    assert changes["totalIdentifications"] == pytest.approx(1.5714)   # (18 - 7) / 7
+    assert changes["creditsRemaining"] == pytest.approx(-0.0183)      # (966 - 984) / 984
+    assert changes["totalEvents"] == pytest.approx(4.0)               # (5 - 1) / 1
+    assert changes["totalOrganizations"] == 0.0
+    assert shown_kpi(page, "creditsRemaining") == "966"
+    assert "25 Sep" not in page
+    # The comparison window is stated, once above the cards and on each card.
+    assert "previous 7 days" in page
+    assert page.count("vs ") >= 8 and "7 Nov – 13 Nov 2025" in page
+    assert 'class="pill is-active" data-preset="last_7_days"' in page
+
+
+def test_overview_thousands_are_separated(freeze, make_partner, make_org, add_events,
+                                          make_user, client):
+    freeze(NOW)
+    partner = make_partner("big", pool=2_000_000)
+    org = make_org(partner, "Big", created_at=datetime(2025, 1, 1))
+    add_events(partner, [{"eventId": "x", "organizationId": org.id, "type": "identification",
+                          "quantity": 1_234_567, "occurredAt": "2025-11-19T08:00:00Z"}])
+    make_user(partner, "big@acme.test", PASSWORD)
+    login(client, "big@acme.test")
+    page = text(client.get("/"))
+    assert shown_kpi(page, "totalIdentifications") == "1,234,567"
+    assert shown_kpi(page, "creditsRemaining") == "765,433"  # 2,000,000 - 1,234,567
+
+
+def test_overview_without_parameters_uses_the_default_period(signed_in, client):
+    page = text(client.get("/"))
+    # Default: today - 30 days .. today = Oct 21 .. Nov 20, all seven events inside.
+    assert 'data-period-start="2025-10-21"' in page and 'data-period-end="2025-11-20"' in page
+    assert kpis(page)["totalIdentifications"] == 34  # 10 + 5 + 7 + 3 + 9
+    assert "startDate=2025-10-21&amp;endDate=2025-11-20" in page  # the JSON link
+
+
+def test_overview_custom_range(signed_in, client):
+    page = text(client.get("/?startDate=2025-11-10&endDate=2025-11-14"))
+    assert kpis(page)["totalIdentifications"] == 17  # c1 7 (Nov 10) + b1 10 (Nov 14)
+    assert 'value="2025-11-10"' in page and 'value="2025-11-14"' in page
+    # The range travels with the navigation links.
+    assert 'href="/organizations?startDate=2025-11-10&amp;endDate=2025-11-14"' in page
+    assert 'href="/credits?startDate=2025-11-10&amp;endDate=2025-11-14"' in page
+
+
+def test_overview_charts_have_one_point_per_bucket(signed_in, client):
+    page = text(client.get("/?preset=last_7_days"))
+    figs = figures(page)
+    assert set(figs) == {"identifications", "cumulative", "activity", "types", "top"}
+    previous, current = figs["identifications"]["data"]
+    assert current["x"] == [f"2025-11-{d}" for d in range(14, 21)]
+    assert current["y"] == [10, 0, 0, 0, 3, 0, 5]
+    assert previous["x"] == [f"2025-11-{d:02d}" for d in range(7, 14)]
+    assert previous["y"] == [0, 0, 0, 7, 0, 0, 0]
+    used, pool = figs["cumulative"]["data"]
+    # Credits used since Nov 1, day by day: 16 before Nov 14 (f1 9 + c1 7), then +10, +3, +5.
+    assert used["y"] == [26, 26, 26, 26, 29, 29, 34]
+    assert pool["y"] == [1000] * 7
+    assert figs["activity"]["data"][0]["y"] == [1, 1, 0, 0, 1, 0, 1]
+    types = figs["types"]["data"][0]
+    assert types["x"] == [2, 18, 30]  # session, identification, page_view, largest on top
+    top = figs["top"]["data"][0]
+    assert top["x"] == [3, 15]        # Cobalt, Bluebird (largest on top)
+    assert top["customdata"][1][1].startswith(f"/organizations/{signed_in['bluebird'].id}?")
+
+
+def test_overview_granularity_is_automatic_and_switchable(signed_in, client):
+    page = text(client.get("/?preset=last_12_months"))
+    assert re.search(r'data-granularity="week"\s+class="is-active"', page)  # 365 days: weekly
+    page = text(client.get("/?preset=last_12_months&granularity=month"))
+    current = figures(page)["identifications"]["data"][1]
+    # Nov 21, 2024 .. Nov 20, 2025: Nov 2024 (clipped) + Dec..Oct + Nov 2025 = 13 months.
+    assert len(current["x"]) == 13
+    assert current["y"][-1] == 34
+    # The period switch keeps the chosen granularity.
+    assert 'href="/?preset=last_7_days&amp;granularity=month"' in page
+
+
+def test_overview_bad_granularity_is_explained_and_ignored(signed_in, client):
+    response = client.get("/?preset=last_7_days&granularity=hour")
+    assert response.status_code == 200
+    page = text(response)
+    assert field_error(page, "granularity") == "granularity must be day, week or month"
+    assert len(figures(page)["identifications"]["data"][1]["x"]) == 7  # daily, automatic
+
+
+@pytest.mark.parametrize(("query", "field", "message"), [
+    ("startDate=2025-13-01", "startDate",
+     "startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got '2025-13-01')"),
+    ("startDate=2025-11-01&endDate=yesterday", "endDate",
+     "endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got 'yesterday')"),
+    ("startDate=2025-11-10&endDate=2025-11-01", "endDate",
+     "the end date is before the start date"),
+    ("startDate=1990-01-01&endDate=2025-11-20", "endDate",
+     "the period spans 13108 days; at most 3660 are allowed"),
+    ("preset=last_decade", "preset",
+     "unknown preset 'last_decade'; choose one of the buttons"),
+])
+def test_invalid_period_shows_a_message_and_the_default_period(signed_in, client, query,
+                                                                field, message):
+    response = client.get("/?" + query)
+    assert response.status_code == 200
+    page = text(response)
+    assert field_error(page, field) == message
+    assert "could not be used" in page
+    # The page stays usable on the default period (Oct 21 .. Nov 20).
+    assert kpis(page)["totalIdentifications"] == 34
+    assert 'data-period-start="2025-10-21"' in page
+    # An invalid period is not carried along in links.
+    assert 'href="/organizations"' in page
+
+
+def test_a_timestamp_is_accepted_as_a_date(signed_in, client):
+    page = text(client.get("/?startDate=2025-11-14T23:30:00-02:00&endDate=2025-11-20"))
+    # 23:30 at -02:00 is 01:30 UTC on Nov 15: the period starts on Nov 15.
+    assert 'data-period-start="2025-11-15"' in page
+    assert kpis(page)["totalIdentifications"] == 8  # c2 3 + b2 5
+
+
+def test_overview_for_a_partner_without_organizations(freeze, make_partner, make_user, client):
+    freeze(NOW)
+    partner = make_partner("empty", pool=500)
+    make_user(partner, "empty@acme.test", PASSWORD)
+    login(client, "empty@acme.test")
+    response = client.get("/")
+    assert response.status_code == 200
+    page = text(response)
+    assert "No organizations yet" in page
+    assert "No events received yet" in page
+    assert figures(page) == {}
+    assert "plotly" not in page  # no chart script on a page without charts
+    assert kpis(page)["totalOrganizations"] == 0
+    assert kpis(page)["creditsRemaining"] == 500
+
+
+def test_overview_for_a_partner_without_events(freeze, make_partner, make_org, make_user,
+                                               client):
+    freeze(NOW)
+    partner = make_partner("quiet", pool=500)
+    make_org(partner, "Quiet Co", created_at=datetime(2025, 10, 1))
+    make_user(partner, "quiet@acme.test", PASSWORD)
+    login(client, "quiet@acme.test")
+    page = text(client.get("/"))
+    assert "No usage received yet" in page
+    assert figures(page) == {}
+    assert kpis(page)["totalOrganizations"] == 1
+
+
+def test_overview_period_without_usage_keeps_the_series_and_explains_the_rest(signed_in,
+                                                                            client):
+    page = text(client.get("/?startDate=2025-10-01&endDate=2025-10-07"))
+    figs = figures(page)
+    assert figs["identifications"]["data"][1]["y"] == [0] * 7
+    assert "types" not in figs and "top" not in figs
+    assert "No events in this period." in page
+    assert "No identifications in this period." in page
+
+
+def test_overview_shows_freshness_and_json_links(signed_in, client):
+    page = text(client.get("/?preset=last_7_days"))
+    # The newest event was received at the frozen clock.
+    assert "20 Nov 2025 12:00 UTC" in page and 'data-freshness="2025-11-20T12:00:00Z"' in page
+    assert ('href="/api/v1/partner/analytics?compare=previous&amp;startDate=2025-11-14'
+            '&amp;endDate=2025-11-20"') in page
+    assert 'href="/api/v1/partner/usage?startDate=2025-11-14&amp;endDate=2025-11-20"' in page
+
+
+def test_user_text_in_chart_labels_is_escaped(freeze, make_partner, make_org, add_events,
+                                              make_user, client):
+    freeze(NOW)
+    partner = make_partner("xss", pool=1000)
+    org = make_org(partner, "<b>Bold</b> & <a href=x>co</a></script>",
+                   created_at=datetime(2025, 1, 1))
+    add_events(partner, [{"eventId": "1", "organizationId": org.id, "type": "identification",
+                          "quantity": 1, "occurredAt": "2025-11-19T08:00:00Z"}])
+    make_user(partner, "xss@acme.test", PASSWORD)
+    login(client, "xss@acme.test")
+    page = text(client.get("/"))
+    assert "</script></script>" not in page and "<b>Bold</b>" not in page
+    top = figures(page)["top"]
+    # The tick label is cut to 23 characters plus "…" ("<b>Bold</b> & <a href=x"), then escaped.
+    assert top["layout"]["yaxis"]["ticktext"] == ["&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;a href=x…"]
+    assert top["data"][0]["customdata"][0][0] == (
+        "&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;a href=x&gt;co&lt;/a&gt;&lt;/script&gt;")
+
+
+def test_pages_carry_the_content_security_policy(signed_in, client):
+    response = client.get("/")
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-eval" not in policy
+    page = text(response)
+    scripts = re.findall(r"<script([^>]*)>", page)
+    # Only two external scripts (plotly.js and charts.js) and JSON data blocks.
+    assert all('type="application/json"' in s or "src=" in s for s in scripts)
+    assert re.findall(r'<script src="([^"]+)"', page) == [
+        "/static/vendor/plotly-4.1.1.min.js", "/static/js/charts.js"]
+    assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers
+
+
+# --- organizations -----------------------------------------------------------------------
+
+def org_names(page: str) -> list[str]:
+    import html
+
+    return [html.unescape(n) for n in re.findall(r'data-org-link>([^<]*)</a>', page)]
+
+
+def test_organization_table_with_figures_for_the_period(signed_in, client):
+    page = text(client.get("/organizations?preset=last_7_days"))
+    # Sorted by identifications, most first: Bluebird 15, Cobalt 3, the formula org 0.
+    assert org_names(page) == ["Bluebird Bakery", "Cobalt Legal", FORMULA_NAME]
+    assert [number(c) for c in cells(page, "identifications")] == [15, 3, 0]
+    assert [number(c) for c in cells(page, "events")] == [3, 2, 0]
+    assert [number(c) for c in cells(page, "quantity")] == [45, 5, 0]
+    assert [number(c) for c in cells(page, "creditsAllocated")] == [400, 300, 10]
+    # Used this billing period (Nov 1..30): 15, 7 + 3, 9.
+    assert [number(c) for c in cells(page, "creditsUsedThisBillingPeriod")] == [15, 10, 9]
+    assert [number(c) for c in cells(page, "creditsAvailable")] == [385, 290, 1]
+    assert "Showing 1–3 of 3" in page
+
+
+@pytest.mark.parametrize(("query", "names"), [
+    ("search=COBALT", ["Cobalt Legal"]),
+    ("search=e", ["Bluebird Bakery", "Cobalt Legal"]),
+    ("externalId=crm-1", ["Bluebird Bakery"]),
+    ("externalId=crm", []),                                 # exact match only
+    ("status=active&sort=name&order=asc", [FORMULA_NAME, "Bluebird Bakery", "Cobalt Legal"]),
+    ("sort=name&order=desc", ["Cobalt Legal", "Bluebird Bakery", FORMULA_NAME]),
+    ("sort=credits&order=asc", [FORMULA_NAME, "Cobalt Legal", "Bluebird Bakery"]),
+    ("pageSize=10&page=1&sort=identifications&order=asc",
+     [FORMULA_NAME, "Cobalt Legal", "Bluebird Bakery"]),
+])
+def test_organization_filters_and_sorting(signed_in, client, query, names):
+    page = text(client.get("/organizations?preset=last_7_days&" + query))
+    assert org_names(page) == names
+
+
+def test_organization_status_filter_and_empty_result(signed_in, client):
+    accounts.set_status(signed_in["partner"], signed_in["cobalt"], "suspended")
+    page = text(client.get("/organizations?status=suspended"))
+    assert org_names(page) == ["Cobalt Legal"]
+    page = text(client.get("/organizations?status=canceled"))
+    assert org_names(page) == [] and "No organization matches these filters" in page
+
+
+def test_organization_pagination(signed_in, client):
+    page = text(client.get("/organizations?preset=last_7_days&pageSize=1&page=2"))
+    assert org_names(page) == ["Cobalt Legal"]
+    assert "Showing 2–2 of 3" in page
+    assert 'rel="prev"' in page and 'rel="next"' in page
+    # Links keep the period and the filters.
+    assert 'href="/organizations?preset=last_7_days&amp;pageSize=1&amp;page=3"' in page
+
+
+@pytest.mark.parametrize(("query", "field", "message"), [
+    ("page=0", "page", "Page: page must be a whole number of at least 1"),
+    ("page=abc", "page", "Page: page must be a whole number of at least 1"),
+    ("pageSize=500", "pageSize", "rows per page must be between 1 and 100"),
+    ("status=gone", "status", "status must be one of active, suspended, canceled"),
+    ("sort=password", "sort", "Sort by: unknown sort column"),
+    ("order=sideways", "order", "Order: order must be asc or desc"),
+])
+def test_organization_bad_filters_are_explained_and_ignored(signed_in, client, query, field,
+                                                            message):
+    response = client.get("/organizations?" + query)
+    assert response.status_code == 200
+    page = text(response)
+    assert field_error(page, field) == message
+    assert len(org_names(page)) == 3  # the page still lists everything
+
+
+def test_organization_csv_is_exactly_the_table(signed_in, client):
+    response = client.get("/organizations.csv?preset=last_7_days&pageSize=2&page=1")
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(text(response))))
+    assert rows[0] == ["organizationId", "name", "externalId", "status", "tier",
+                       "identifications", "creditsUsed", "events", "quantity",
+                       "creditsAllocated", "creditsUsedThisBillingPeriod", "creditsAvailable"]
+    assert rows[1] == [signed_in["bluebird"].id, "Bluebird Bakery", "crm-1", "active", "paid",
+                       "15", "15", "3", "45", "400", "15", "385"]
+    assert [r[1] for r in rows[1:]] == ["Bluebird Bakery", "Cobalt Legal"]  # this page only
+    page = text(client.get("/organizations?preset=last_7_days&pageSize=2&page=1"))
+    assert org_names(page) == [r[1] for r in rows[1:]]
+
+
+def test_organization_csv_of_all_pages_guards_against_formulas(signed_in, client):
+    response = client.get("/organizations.csv?preset=last_7_days&pageSize=1&all=1")
+    rows = list(csv.reader(io.StringIO(text(response))))
+    assert len(rows) == 4  # header + all three organizations
+    formula = rows[3]
+    assert formula[1] == "'" + FORMULA_NAME   # a spreadsheet shows it as text
+    assert formula[2] == "'@risk"
+    assert formula[-1] == "1"                 # numbers are left alone
+
+
+def test_organization_list_for_a_partner_without_organizations(freeze, make_partner,
+                                                               make_user, client):
+    freeze(NOW)
+    make_user(make_partner("empty", pool=0), "empty@acme.test", PASSWORD)
+    login(client, "empty@acme.test")
+    page = text(client.get("/organizations"))
+    assert "No organizations yet" in page
+
+
+# --- one organization ----------------------------------------------------------------------
+
+def test_organization_page(signed_in, client):
+    org = signed_in["cobalt"]
+    page = text(client.get(f"/organizations/{org.id}?preset=last_7_days"))
+    # Cobalt, Nov 14..20: c2 3 identifications, c3 session 2; previous Nov 7..13: c1 7.
+    assert kpis(page) == {"totalIdentifications": 3, "creditsUsed": 3, "totalQuantity": 5,
+                          "totalEvents": 2}
+    changes = kpi_changes(page)
+    assert changes["totalIdentifications"] == pytest.approx(-0.5714)  # (3 - 7) / 7
+    assert changes["totalEvents"] == pytest.approx(1.0)                # (2 - 1) / 1
+    assert cells(page, "creditsAllocated") == ["300 credits"]
+    assert cells(page, "creditsUsedThisBillingPeriod") == ["10 (3.3 %)"]  # 7 + 3 of 300
+    assert cells(page, "creditsAvailable") == ["290"]
+    figs = figures(page)
+    assert figs["identifications"]["data"][1]["y"] == [0, 0, 0, 0, 3, 0, 0]
+    assert "initial allocation" in page
+    assert 'href="/organizations?preset=last_7_days" data-back' in page
+    assert f'/api/v1/partner/organizations/{org.id}/analytics?compare=previous' in page
+
+
+def test_organization_page_of_another_partner_is_not_found(signed_in, client, make_partner,
+                                                           make_org):
+    other = make_partner("rival", pool=100)
+    theirs = make_org(other, "Their Client")
+    assert client.get(f"/organizations/{theirs.id}").status_code == 404
+    page = text(client.get(f"/organizations/{theirs.id}"))
+    assert "Their Client" not in page and "Back to the overview" in page
+    token = csrf_token(text(client.get("/")))
+    response = client.post(f"/organizations/{theirs.id}/allocation",
+                           data={"credits": "1", "csrf_token": token})
+    assert response.status_code == 404
+    db.session.refresh(theirs)
+    assert theirs.credits_allocated == 0
+
+
+def test_unknown_organization_is_not_found(signed_in, client):
+    assert client.get("/organizations/not-an-id").status_code == 404
+    assert client.get("/organizations/" + "x" * 300).status_code == 404
+
+
+def allocate(client, org, credits, notes="", query=""):
+    token = csrf_token(text(client.get(f"/organizations/{org.id}")))
+    return client.post(f"/organizations/{org.id}/allocation{query}",
+                       data={"credits": credits, "notes": notes, "csrf_token": token})
+
+
+def test_allocation_change(signed_in, client):
+    org = signed_in["bluebird"]
+    response = allocate(client, org, "450", "more for December", "?preset=last_7_days")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/organizations/{org.id}?preset=last_7_days"
+    page = text(client.get(response.headers["Location"]))
+    assert "Allocation of Bluebird Bakery set to 450 credits." in page
+    assert cells(page, "creditsAllocated") == ["450 credits"]
+    assert "more for December" in page
+    history = accounts.allocation_history(org)
+    assert (history[0].previous_credits, history[0].credits_allocated) == (400, 450)
+
+
+@pytest.mark.parametrize(("credits", "status", "message"), [
+    # Pool 1000; the others hold 300 + 10 = 310, so 690 can go to Bluebird.
+    ("800", 422, "only 690 credits of the pool are unallocated"),
+    ("-5", 400, "credits must be between 0 and 1000000000000"),
+    ("12.5", 400, "credits must be a whole number"),
+    ("lots", 400, "credits must be a whole number"),
+    ("", 400, "credits is required"),
+])
+def test_allocation_refusals_are_shown_beside_the_field(signed_in, client, credits, status,
+                                                        message):
+    org = signed_in["bluebird"]
+    response = allocate(client, org, credits)
+    assert response.status_code == status
+    assert field_error(text(response), "credits") == message
+    db.session.refresh(org)
+    assert org.credits_allocated == 400
+    assert len(accounts.allocation_history(org)) == 1
+
+
+def test_trial_allocation_is_capped(signed_in, client):
+    response = allocate(client, signed_in["cobalt"], "600")
+    assert response.status_code == 422
+    assert field_error(text(response), "credits") == \
+        "a trial organization can hold at most 500 credits"
+
+
+def test_allocation_without_csrf_token_is_refused(signed_in, client):
+    org = signed_in["bluebird"]
+    response = client.post(f"/organizations/{org.id}/allocation", data={"credits": "5"})
+    assert response.status_code == 400
+    db.session.refresh(org)
+    assert org.credits_allocated == 400
+
+
+# --- credits and billing -------------------------------------------------------------------
+
+def test_credits_page(signed_in, client):
+    page = text(client.get("/credits"))
+    assert kpis(page) == {"creditPoolTotal": 1000,
+                          "creditPoolAllocated": 710,   # 400 + 300 + 10
+                          "creditPoolUsed": 34,         # used Nov 1..20
+                          "creditPoolAvailable": 966}
+    # Burn over Nov 14..20: 18 credits / 7 days = 2.571...; 966 / 2.571 = 375.7 -> 376 days.
+    assert "2.57 credits per day" in page
+    assert "1 Dec 2026" in page and "after the period ends" in page
+    assert "average credits per day over the last 7 day(s) (2025-11-14 to 2025-11-20)" in page
+    # Driving the burn: Bluebird 15 of 18 (83.3 %), Cobalt 3 (16.7 %).
+    assert re.search(r"Bluebird Bakery</a></td>\s*<td class=\"num\">15</td>\s*"
+                     r"<td class=\"num\">83.3 %</td>", page)
+    # Above 80 %: only the formula org, 9 of 10.
+    over = re.findall(r'<tr data-org-id="([^"]+)">', page)
+    assert over == [signed_in["formula"].id]
+    assert "90.0 %" in page
+
+
+def test_credits_page_for_a_partner_without_events(freeze, make_partner, make_user, client):
+    freeze(NOW)
+    make_user(make_partner("empty", pool=500), "empty@acme.test", PASSWORD)
+    login(client, "empty@acme.test")
+    page = text(client.get("/credits"))
+    assert "Not at the current pace" in page
+    assert "No organization has used more than 80 %" in page
+    assert figures(page) == {}
+
+
+def test_billing_page(signed_in, client):
+    page = text(client.get("/billing"))
+    # Nov 1..30, day 20 of 30: 34 identifications at Starter's 0.10 = 3.40 USD;
+    # projected 34 * 30 / 20 = 51 identifications = 5.10 USD.
+    assert kpis(page)["identifications"] == 34
+    assert kpis(page)["projectedIdentifications"] == 51
+    assert "3.40 USD" in page and "5.10 USD" in page
+    assert cells(page, "amount") == ["3.40 USD", "0.00 USD", "0.00 USD"]
+    assert cells(page, "projectedAmount") == ["5.10 USD", "0.00 USD", "0.00 USD"]
+    # Periods since the partner was created (Sep 1), newest first.
+    assert re.findall(r'<tr data-period-start="([^"]+)">', page) == [
+        "2025-11-01", "2025-10-01", "2025-09-01"]
+    assert cells(page, "estimatedCost") == ["3.40 USD", "0.00 USD", "0.00 USD"]
+    assert set(figures(page)) == {"tiers", "periods"}
+
+
+def test_billing_csv(signed_in, client):
+    response = client.get("/billing.csv")
+    rows = list(csv.reader(io.StringIO(text(response))))
+    assert rows[0] == ["billingPeriodStart", "billingPeriodEnd", "isCurrent", "identifications",
+                       "creditsUsed", "totalQuantity", "totalEvents", "estimatedCost",
+                       "currency"]
+    # November: 34 identifications, quantity 34 + 30 + 2 = 66, seven events.
+    assert rows[1] == ["2025-11-01", "2025-11-30", "True", "34", "34", "66", "7", "3.4", "USD"]
+    assert rows[2][:4] == ["2025-10-01", "2025-10-31", "False", "0"]
+    assert len(rows) == 4
+
+
+def test_billing_page_for_a_partner_without_events(freeze, make_partner, make_user, client):
+    freeze(NOW)
+    make_user(make_partner("empty", pool=500), "empty@acme.test", PASSWORD)
+    login(client, "empty@acme.test")
+    page = text(client.get("/billing"))
+    assert "No usage received yet" in page and figures(page) == {}
+
+
+def test_pages_without_a_form_keep_the_period_in_links(signed_in, client):
+    page = text(client.get("/credits?preset=last_90_days"))
+    assert 'href="/?preset=last_90_days"' in page
+    assert 'href="/billing?preset=last_90_days"' in page
+
+
+@pytest.mark.parametrize("path", ["/", "/organizations", "/credits", "/billing"])
+def test_every_page_shows_freshness_and_a_json_link(signed_in, client, path):
+    page = text(client.get(path))
+    assert "Data as of the newest event received" in page
+    assert re.search(r'<a href="/api/v1/partner/[^"]*" data-json-link', page)
+
+
+def test_error_page_links_back(signed_in, client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert 'href="/"' in text(response) and "404" in text(response)
