@@ -268,6 +268,11 @@ def set_status(partner: Partner, org: Organization, status: Any,
         return
     moment = to_utc_naive(at) if at else utcnow()
     with write_transaction():
+        # Under the partner lock, so the credits released are the ones committed.
+        _lock_partner(partner)
+        db.session.refresh(org)
+        if status == org.status:
+            return
         org.status = status
         org.updated_at = utcnow()
         db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
@@ -294,14 +299,18 @@ def status_history(org: Organization) -> list[OrganizationStatusChange]:
 def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
     """Change an organization's tier; a trial tier needs an allocation within the trial cap."""
     tier = _choice(tier, "tier", ORG_TIERS)
-    if tier == "trial" and org.credits_allocated > TRIAL_CREDIT_CAP:
-        raise AppError(
-            "UnprocessableEntity",
-            f"the organization holds {org.credits_allocated} credits; a trial organization "
-            f"can hold at most {TRIAL_CREDIT_CAP}. Lower the allocation first.",
-            {"field": "tier", "value": tier, "trialCap": TRIAL_CREDIT_CAP},
-        )
     with write_transaction():
+        # Check the committed allocation under the partner lock, not a copy read earlier.
+        _lock_partner(partner)
+        db.session.refresh(org)
+        if tier == "trial" and org.credits_allocated > TRIAL_CREDIT_CAP:
+            raise AppError(
+                "UnprocessableEntity",
+                f"the organization holds {org.credits_allocated} credits; a trial "
+                f"organization can hold at most {TRIAL_CREDIT_CAP}. Lower the allocation "
+                "first.",
+                {"field": "tier", "value": tier, "trialCap": TRIAL_CREDIT_CAP},
+            )
         org.tier = tier
         org.updated_at = utcnow()
 
@@ -312,13 +321,14 @@ def set_allocation(partner: Partner, org: Organization, credits: Any,
     credits = check_credits(credits)
     if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
         raise _field_error("notes", None, "notes must be text of at most 2000 characters")
-    if org.status == "canceled" and credits > 0:
-        raise AppError("UnprocessableEntity",
-                       "a canceled organization cannot hold credits; reactivate it first",
-                       {"field": "credits", "status": org.status})
     with write_transaction():
         _lock_partner(partner)
         db.session.refresh(org)
+        # Checked after the refresh: the organization may have been canceled meanwhile.
+        if org.status == "canceled" and credits > 0:
+            raise AppError("UnprocessableEntity",
+                           "a canceled organization cannot hold credits; reactivate it first",
+                           {"field": "credits", "status": org.status})
         _check_allocation(partner, org.id, org.tier, credits)
         allocation = CreditAllocation(partner_id=partner.id, organization_id=org.id,
                                       credits_allocated=credits,

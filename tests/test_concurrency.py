@@ -33,8 +33,6 @@ from reliability_support import (
     write_jsonl,
 )
 
-pytestmark = pytest.mark.slow
-
 SLUG = "acme"
 ORGS = 4
 
@@ -96,6 +94,7 @@ class Threads:
             assert not thread.is_alive(), f"{thread.name} did not finish"
 
 
+@pytest.mark.slow
 def test_two_ingest_processes_and_direct_writers_store_each_event_once(
         dbs: Databases, tmp_path: Path) -> None:
     from app import accounts, auth, ingest, metrics
@@ -214,3 +213,59 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
         assert allocated <= partner.credit_pool_total
         db.session.remove()
         db.engine.dispose()
+
+
+# --- two requests racing on one organization ------------------------------------------------
+# Each request has its own session (its own app context). The first loaded the organization
+# before the second changed it; the first's decision must rest on the committed state, not
+# on its stale copy.
+
+
+def test_allocation_on_an_organization_canceled_meanwhile_is_refused(app, make_partner,
+                                                                     make_org):
+    from app import accounts
+    from app.errors import AppError
+    from app.extensions import db
+    from app.models import Organization, Partner
+
+    partner = make_partner(pool=1000)
+    org_id = make_org(partner, "Alpha", tier="paid", initial_credits=100).id
+    with app.app_context():
+        first = db.session.get(Organization, org_id)
+        assert first.status == "active"
+        with app.app_context():
+            accounts.set_status(db.session.get(Partner, partner.id),
+                                db.session.get(Organization, org_id), "canceled")
+        with pytest.raises(AppError) as caught:
+            accounts.set_allocation(db.session.get(Partner, partner.id), first, 300)
+        assert caught.value.status == 422
+        db.session.remove()
+    db.session.rollback()  # end the read snapshot taken before the other requests
+    org = db.session.get(Organization, org_id)
+    # Canceling released the 100 credits; the late allocation did not bring 300 back.
+    assert (org.status, org.credits_allocated) == ("canceled", 0)
+
+
+def test_trial_tier_after_a_raise_above_the_trial_cap_meanwhile_is_refused(app, make_partner,
+                                                                           make_org):
+    from app import accounts
+    from app.errors import AppError
+    from app.extensions import db
+    from app.models import TRIAL_CREDIT_CAP, Organization, Partner
+
+    partner = make_partner(pool=5000)
+    org_id = make_org(partner, "Alpha", tier="paid", initial_credits=400).id
+    with app.app_context():
+        first = db.session.get(Organization, org_id)
+        assert first.credits_allocated == 400
+        with app.app_context():
+            accounts.set_allocation(db.session.get(Partner, partner.id),
+                                    db.session.get(Organization, org_id), 900)
+        with pytest.raises(AppError) as caught:
+            accounts.set_tier(db.session.get(Partner, partner.id), first, "trial")
+        assert caught.value.status == 422
+        db.session.remove()
+    db.session.rollback()  # end the read snapshot taken before the other requests
+    org = db.session.get(Organization, org_id)
+    assert (org.tier, org.credits_allocated) == ("paid", 900)
+    assert TRIAL_CREDIT_CAP == 500
