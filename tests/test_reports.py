@@ -367,3 +367,52 @@ def test_late_data_metric_counts_by_received_day(october):
     # Only what arrived from Nov 2 on: late2 (4 identifications) and late3 (1 page view).
     assert late["byType"] == {"identification": {"quantity": 4, "events": 1},
                               "page_view": {"quantity": 1, "events": 1}}
+
+
+def test_migration_0002_fills_the_receipt_rollup_from_stored_events(tmp_path):
+    """Upgrading a database that already holds events counts them by local day received."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from app import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}"})
+    with app.app_context():
+        try:
+            upgrade(revision="0001")
+            now = "2025-11-05 12:00:00"
+            db.session.execute(text(
+                "INSERT INTO partner (id, name, slug, status, billing_mode, billing_period, "
+                "billing_day_of_month, credit_pool_total, pricing_tiers, currency, timezone, "
+                "created_at) VALUES ('p1', 'P', 'p', 'active', 'credit_pool', 'monthly', 1, "
+                f"100, '[]', 'USD', '{NY}', '{now}')"))
+            db.session.execute(text(
+                "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
+                "metadata, credits_allocated, created_at, updated_at) VALUES ('o1', 'p1', "
+                f"'O', 'active', 'paid', 'B2B', '{{}}', 0, '{now}', '{now}')"))
+            # (event id, type, quantity, local day, received_at UTC)
+            for eid, etype, qty, day, received in [
+                ("a", "identification", 3, "2025-10-31", "2025-11-01 03:59:59"),  # Oct 31 NY
+                ("b", "identification", 2, "2025-10-31", "2025-11-01 04:00:00"),  # Nov 1 NY
+                ("c", "identification", 4, "2025-10-31", "2025-11-03 15:00:00"),  # Nov 3 NY
+                ("d", "identification", 1, "2025-10-31", "2025-11-03 15:00:00"),  # Nov 3 NY
+            ]:
+                db.session.execute(text(
+                    "INSERT INTO usage_event (partner_id, organization_id, event_id, type, "
+                    "quantity, occurred_at, local_date, received_at) VALUES ('p1', 'o1', "
+                    f"'{eid}', '{etype}', {qty}, '{day} 12:00:00', '{day}', '{received}')"))
+            db.session.commit()
+            upgrade()
+            pdr = PartnerDailyReceipt
+            rows = db.session.execute(
+                db.select(pdr.received_day, pdr.quantity, pdr.events)
+                .where(pdr.partner_id == "p1").order_by(pdr.received_day)).all()
+            assert [tuple(r) for r in rows] == [
+                (date(2025, 10, 31), 3, 1),
+                (date(2025, 11, 1), 2, 1),
+                (date(2025, 11, 3), 4 + 1, 2),
+            ]
+        finally:
+            db.session.remove()
+            db.engine.dispose()
