@@ -327,6 +327,10 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line, parse_constant=_refuse_constant)
         except ValueError as exc:
             yield number, Rejection(number, None, "invalid_json", f"invalid JSON: {exc}", None)
+        except RecursionError:
+            # json.loads recurses per nesting level; "[[[[..." must not crash the import.
+            yield number, Rejection(number, None, "invalid_json",
+                                    "invalid JSON: nested too deeply", None)
 
 
 def _refuse_constant(name: str) -> None:

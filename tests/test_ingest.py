@@ -274,6 +274,13 @@ def test_jsonl_lines_and_bad_lines():
     assert pairs[6][1] == {"eventId": "5"}
 
 
+def test_deeply_nested_json_line_is_a_rejection_not_a_crash():
+    text = "[" * 100_000 + "\n" + '{"eventId": "after"}\n'
+    pairs = list(ingest.iter_jsonl(io.StringIO(text)))
+    assert (pairs[0][0], pairs[0][1].code) == (1, "invalid_json")
+    assert pairs[1] == (2, {"eventId": "after"})
+
+
 def test_csv_parsing():
     text = (
         "\ufeffeventId,organizationId,externalId,type,quantity,occurredAt\r\n"
