@@ -6,9 +6,10 @@ import contextvars
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import BigInteger, Date, DateTime, Integer, String, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -31,6 +32,9 @@ def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # The 2 MB default page cache thrashes once the event indexes outgrow it (bulk
+    # ingest ran 3x slower); 64 MB is an upper bound, filled only by pages really read.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 
@@ -113,6 +117,28 @@ def add_counts(table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
     """Upsert rows, adding their quantity and events to any existing row with the same keys."""
     if not rows:
         return
+    columns = list(rows[0])
+    if dialect_name() == "sqlite" and all(_plain_sqlite_type(table.c[c]) for c in columns):
+        # The raw cursor skips SQLAlchemy's per-row parameter processing, which cost
+        # more than the upsert itself for bulk ingestion; dates are stored as
+        # SQLAlchemy stores them (ISO text).
+        name = table.name
+        sql = (
+            f'INSERT INTO "{name}" ({", ".join(columns)}) '  # noqa: S608
+            f'VALUES ({", ".join("?" for _ in columns)}) '
+            f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET '
+            f'quantity = "{name}".quantity + excluded.quantity, '
+            f'events = "{name}".events + excluded.events'
+        )
+        cursor = db.session.connection().connection.cursor()
+        try:
+            cursor.executemany(sql, [
+                tuple(v.isoformat() if isinstance(v, date) else v for v in row.values())
+                for row in rows
+            ])
+        finally:
+            cursor.close()
+        return
     stmt = insert_for(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
@@ -122,3 +148,10 @@ def add_counts(table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
         },
     )
     db.session.execute(stmt, rows)
+
+
+def _plain_sqlite_type(column: Any) -> bool:
+    """Tell whether SQLite stores a column's values as the raw cursor would pass them."""
+    kind = column.type
+    return isinstance(kind, String | Integer | BigInteger | Date) and not isinstance(
+        kind, DateTime)

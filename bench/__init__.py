@@ -1,0 +1,1 @@
+"""Benchmarks: a deterministic data generator and the measurements behind `make bench`."""
