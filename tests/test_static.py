@@ -1,0 +1,68 @@
+"""Static assets: plotly.js at the installed plotly's version, and nothing the CSP would block."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import plotly
+from plotly.offline import get_plotlyjs_version
+
+from app.views.common import plotly_js_filename
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "static"
+TEMPLATES = ROOT / "templates"
+BUNDLED = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def test_vendored_plotly_js_is_the_version_the_installed_plotly_expects():
+    served = STATIC / plotly_js_filename()
+    assert served.exists(), f"copy {BUNDLED} to {served}"
+    header = served.read_text(encoding="utf-8")[:200]
+    version = re.search(r"plotly\.js v(\d+\.\d+\.\d+)", header).group(1)
+    assert version == get_plotlyjs_version()
+    # Byte for byte the file the package ships (plotly.py's JSON needs that very reader).
+    assert served.read_bytes() == BUNDLED.read_bytes()
+
+
+def test_only_one_plotly_bundle_is_kept():
+    bundles = sorted(p.name for p in (STATIC / "vendor").glob("plotly-*.min.js"))
+    assert bundles == [f"plotly-{get_plotlyjs_version()}.min.js"]
+
+
+def test_plotly_js_and_charts_js_are_served(client):
+    for path in ("/static/" + plotly_js_filename(), "/static/js/charts.js",
+                 "/static/css/app.css", "/static/favicon.svg"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        response.close()
+
+
+def _files(*patterns):
+    for base, pattern in patterns:
+        yield from sorted(base.rglob(pattern))
+
+
+def test_no_external_resources():
+    found = []
+    for path in _files((TEMPLATES, "*.html"), (STATIC / "css", "*.css"), (STATIC / "js", "*.js")):
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I):
+            found.append(f"{path.relative_to(ROOT)}: {match.group(0)}")
+    assert found == []
+
+
+def test_templates_have_no_inline_script_or_event_handler():
+    for path in _files((TEMPLATES, "*.html")):
+        text = path.read_text(encoding="utf-8")
+        for tag in re.findall(r"<script\b[^>]*>", text):
+            assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+        assert not re.search(r"<[^>]+\son[a-z]+\s*=", text), path
+        assert "javascript:" not in text.lower(), path
+
+
+def test_chart_script_needs_no_eval():
+    source = (STATIC / "js" / "charts.js").read_text(encoding="utf-8")
+    assert "eval(" not in source and "new Function" not in source
+    assert "innerHTML" not in source  # text only: chart data never becomes markup
