@@ -38,7 +38,7 @@ def normalize_tiers(tiers: Any) -> list[dict[str, Any]]:
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             raise TierError(f"pricingTiers[{i}] needs tier, pricePerIdentification, "
                             "minUsage and maxUsage") from exc
-        if price < 0 or not price.is_finite():
+        if not price.is_finite() or price < 0:  # NaN first: comparing it raises
             raise TierError(f"pricingTiers[{i}].pricePerIdentification must be >= 0")
         if high is not None and high <= low:
             raise TierError(f"pricingTiers[{i}].maxUsage must be above minUsage")
