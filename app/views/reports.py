@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, jsonify, render_template
 
 from .. import reports
 from ..errors import AppError
@@ -77,8 +77,7 @@ def month(month: str) -> Any:
 def month_json(month: str) -> Response:
     """Answer the report as JSON (the same data as the API's /partner/reports/<month>)."""
     report = reports.report_for(current_partner(), month)  # NotFound answers JSON here
-    response: Response = current_app.json.response(report)
-    return response
+    return jsonify(report)
 
 
 @bp.get("/reports/<month>.csv")
