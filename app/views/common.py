@@ -44,7 +44,7 @@ class RangeState:
     form: DateRangeForm
     period: Period
     default: Period
-    args: dict[str, str]
+    args: dict[str, Any]
     preset: str | None
     fallback: bool
     granularity: str
@@ -72,7 +72,7 @@ def resolve_range(partner: Partner, default: Period | None = None) -> RangeState
     period_ok = not (form.preset.errors or form.startDate.errors or form.endDate.errors)
     period = form.period() if period_ok else default
     preset = form.preset.data or None if period_ok else None
-    args: dict[str, str] = {}
+    args: dict[str, Any] = {}
     if period_ok and preset:
         args = {"preset": preset}
     elif period_ok:

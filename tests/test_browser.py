@@ -1,0 +1,322 @@
+"""Real-browser tests: Playwright drives Debian's /usr/bin/chromium against a live server.
+
+The server runs in a thread on 127.0.0.1 (a free port) over a seeded SQLite file: the demo
+partner (40 organizations, 13 months) with the clock frozen on Thu 20 Nov 2025, 12:00 UTC,
+plus one client whose name is HTML. Every expected count of chart points below follows
+from the dates alone (worked out in the comments). Screenshots of every page go to
+tests/artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import accounts, create_app, demo, ingest
+from app.extensions import db
+from app.models import Partner
+from app.timeutil import set_frozen_now
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
+NOW = datetime(2025, 11, 20, 12, 0)
+HTML_NAME = "<b>Bold</b> & <i>Co</i>"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="no Chromium at /usr/bin/chromium (apt-get install chromium; "
+                              ".ci/run does it)"),
+]
+
+# Watches every page for CSP violations; registered through Playwright, not the page.
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || ''));
+});
+"""
+CHART_POINTS = """
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (gd) {
+  return [gd.dataset.chart, gd.data.map(function (t) { return (t.x || []).length; })];
+})
+"""
+ALL_DRAWN = """
+() => Array.from(document.querySelectorAll('.chart'))
+        .every(function (c) { return c.dataset.drawn === 'true'; })
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the dashboard over a seeded SQLite file; yield its base URL."""
+    db_file = tmp_path_factory.mktemp("browser") / "dashboard.sqlite3"
+    app = create_app({"DATABASE_URL": f"sqlite:///{db_file}", "SECRET_KEY": "browser-tests",
+                      "LOGIN_RATE_LIMIT": "1000 per minute", "RATELIMIT_STORAGE_URI":
+                      "memory://"})
+    set_frozen_now(NOW)
+    with app.app_context():
+        db.create_all()
+        demo.seed_demo(today=NOW.date())
+        partner = db.session.execute(db.select(Partner).filter_by(slug="demo")).scalar_one()
+        org = accounts.create_organization(partner, HTML_NAME, external_id="html-1",
+                                           tier="paid", created_at=datetime(2025, 11, 1))
+        # 700 identifications a day over the last 7 days: well inside the top 10.
+        result = ingest.ingest_batch(partner, list(enumerate(
+            {"eventId": f"html-{d}", "organizationId": org.id, "type": "identification",
+             "quantity": 700, "occurredAt": f"2025-11-{d}T09:00:00Z"} for d in range(14, 21))))
+        assert result.rejected == []
+        db.session.remove()
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=10)
+    set_frozen_now(None)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page plus every console error, page error and CSP violation it produced."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"console: {m.text}")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.add_init_script(CSP_WATCH)
+
+    def goto(self, url: str) -> None:
+        self.page.goto(url)
+        self.settle()
+
+    def settle(self) -> None:
+        self.page.wait_for_load_state("load")
+        self.page.wait_for_function(ALL_DRAWN, timeout=20_000)
+
+    def points(self) -> dict[str, list[int]]:
+        return dict(self.page.evaluate(CHART_POINTS))
+
+    def assert_clean(self, expected: tuple[str, ...] = ()) -> None:
+        violations = self.page.evaluate("window.__cspViolations || []")
+        assert violations == [], violations
+        assert self.errors == list(expected), self.errors
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def new_page(chromium: Any, server: str, width: int = 1366, height: int = 900) -> Watched:
+    context = chromium.new_context(viewport={"width": width, "height": height},
+                                   base_url=server)
+    return Watched(context.new_page())
+
+
+def sign_in(watched: Watched) -> None:
+    page = watched.page
+    page.goto("/login")
+    page.fill("#email", demo.DEMO_EMAIL)
+    page.fill("#password", demo.DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    watched.settle()
+
+
+def query(url: str) -> str:
+    return url.split("?", 1)[1] if "?" in url else ""
+
+
+def test_login_presets_custom_range_and_drill_down(chromium, server):
+    w = new_page(chromium, server)
+    page = w.page
+    page.goto("/")
+    assert page.url.endswith("/login?next=%2F")  # the dashboard needs a login
+    w.shot("login")
+    sign_in(w)
+    assert page.url == server + "/"
+
+    # Default period: Oct 21 .. Nov 20 = 31 days, daily; previous Sep 20 .. Oct 20.
+    # Types: identification, page_view, session; top: the 10 largest.
+    assert w.points() == {"identifications": [31, 31], "cumulative": [31, 31],
+                          "activity": [31], "types": [3], "top": [10]}
+    w.shot("overview")
+
+    page.click("a[data-preset=last_7_days]")
+    w.settle()
+    assert query(page.url) == "preset=last_7_days"
+    assert w.points() == {"identifications": [7, 7], "cumulative": [7, 7], "activity": [7],
+                          "types": [3], "top": [10]}
+
+    # Last 12 months: Nov 21, 2024 (Thu) .. Nov 20, 2025 = 365 days, weekly. Buckets: the
+    # partial week Nov 21-24, then Mondays Nov 25, 2024 .. Nov 17, 2025 (357 days apart,
+    # 52 Mondays) = 53. Previous: Nov 22, 2023 (Wed) .. Nov 20, 2024: the partial week
+    # Nov 22-26, then Mondays Nov 27, 2023 .. Nov 18, 2024 (52) = 53.
+    page.click("a[data-preset=last_12_months]")
+    w.settle()
+    assert w.points() == {"identifications": [53, 53], "cumulative": [365, 365],
+                          "activity": [53], "types": [3], "top": [10]}
+    assert page.locator("a[data-granularity=week].is-active").count() == 1
+
+    # A custom range through the form: September, 30 days, daily.
+    page.fill("#startDate", "2025-09-01")
+    page.fill("#endDate", "2025-09-30")
+    page.click(".range-form button[type=submit]")
+    w.settle()
+    assert query(page.url) == "startDate=2025-09-01&endDate=2025-09-30"
+    assert w.points()["identifications"] == [30, 30]
+    assert page.locator("a[data-preset].is-active").count() == 0
+
+    # Weekly: Sep 1, 2025 is a Monday: Sep 1, 8, 15, 22, 29 = 5 buckets. Previous
+    # Aug 2 (Sat) .. Aug 31: the partial week Aug 2-3, then Aug 4, 11, 18, 25 = 5.
+    page.click("a[data-granularity=week]")
+    w.settle()
+    assert query(page.url) == "granularity=week&startDate=2025-09-01&endDate=2025-09-30"
+    assert w.points()["identifications"] == [5, 5]
+    assert w.points()["activity"] == [5]
+
+    # Drill down to the first organization of the top list: the range comes along.
+    first = page.locator(".top-table a[data-org-link]").first
+    name = first.inner_text()
+    first.click()
+    w.settle()
+    assert re.search(r"/organizations/[0-9a-f-]{36}\?startDate=2025-09-01&endDate=2025-09-30$",
+                     page.url)
+    assert page.locator("h1").inner_text() == name
+    assert w.points()["identifications"] == [30, 30]
+    w.shot("organization")
+
+    # Back to the list, then to the overview: still September.
+    page.click("a[data-back]")
+    w.settle()
+    assert query(page.url) == "startDate=2025-09-01&endDate=2025-09-30"
+    assert "1 Sep 2025 – 30 Sep 2025" in page.locator(".range-summary").first.inner_text()
+    page.click("a[data-nav=overview]")
+    w.settle()
+    assert query(page.url) == "startDate=2025-09-01&endDate=2025-09-30"
+    w.assert_clean()
+
+
+def test_every_page_draws_cleanly_with_screenshots(chromium, server):
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    # Credits: this billing period (Nov 1 .. 30): used so far (Nov 1 .. 20 = 20 days), the
+    # pace projected from today to the period's end (2 points), the pool (2 points).
+    w.goto("/credits")
+    assert w.points() == {"burn": [20, 2, 2]}
+    w.shot("credits")
+    # Billing: 3 default tiers (so far, projected); the demo starts Oct 20, 2024 and its
+    # partner on Oct 10, 2024: monthly periods Oct 2024 .. Nov 2025 = 14.
+    w.goto("/billing")
+    assert w.points() == {"tiers": [3, 3], "periods": [14]}
+    w.shot("billing")
+    w.goto("/organizations?preset=last_30_days")
+    assert w.points() == {}
+    assert page.locator("table.org-table tbody tr").count() == 20  # the first page
+    w.shot("organizations")
+    if page.locator("a[data-nav=reports]").count():
+        page.click("a[data-nav=reports]")
+        page.wait_for_load_state("load")
+        w.shot("reports")
+    w.assert_clean()
+
+
+def test_pages_on_a_phone(chromium, server):
+    w = new_page(chromium, server, width=390, height=844)
+    sign_in(w)
+    page = w.page
+    for name, path in (("overview", "/?preset=last_30_days"), ("organizations", "/organizations"),
+                       ("credits", "/credits"), ("billing", "/billing")):
+        w.goto(path)
+        # Nothing but tables (which scroll inside their card) may be wider than the screen.
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 390, (name, overflow)
+        w.shot(f"phone-{name}")
+    w.assert_clean()
+
+
+def test_html_in_an_organization_name_stays_text(chromium, server):
+    w = new_page(chromium, server)
+    sign_in(w)
+    w.goto("/?preset=last_7_days")
+    page = w.page
+    ticks = page.eval_on_selector_all("#chart-top .ytick text",
+                                      "els => els.map(e => e.textContent)")
+    assert "<b>Bold</b> & <i>Co</i>" in ticks
+    # Plotly made no bold or italic markup out of it.
+    assert page.locator("#chart-top .ytick text tspan[style*=bold]").count() == 0
+    assert page.locator(".top-table a", has_text="<b>Bold</b> & <i>Co</i>").count() == 1
+    w.assert_clean()
+
+
+def test_invalid_range_is_explained_beside_the_field(chromium, server):
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    page.fill("#startDate", "2025-11-10")
+    page.fill("#endDate", "2025-11-01")
+    page.click(".range-form button[type=submit]")
+    w.settle()
+    assert page.locator("[data-error-for=endDate]").inner_text() == \
+        "the end date is before the start date"
+    # The page still works on the default period.
+    assert w.points()["identifications"] == [31, 31]
+    w.shot("invalid-range")
+    w.assert_clean()
+
+
+def test_allocation_form_in_the_browser(chromium, server):
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    w.goto("/organizations?search=Bold")
+    page.click("a[data-org-link]")
+    w.settle()
+    page.fill("#credits", "999999999")
+    page.click("#allocation button[type=submit]")
+    w.settle()
+    assert "credits of the pool are unallocated" in \
+        page.locator("[data-error-for=credits]").inner_text()
+    page.fill("#credits", "250")
+    page.fill("#notes", "browser test")
+    page.click("#allocation button[type=submit]")
+    w.settle()
+    assert "set to 250 credits" in page.locator(".flashes").inner_text()
+    assert "browser test" in page.locator("table.allocation-history").inner_text()
+    w.shot("organization-allocated")
+    # The refused form answers 422, which Chromium reports on the console; nothing else.
+    w.assert_clean(("console: Failed to load resource: the server responded with a status "
+                    "of 422 (UNPROCESSABLE ENTITY)",))
+
+
+def test_sign_out(chromium, server):
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    page.click(".signout button")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/login")
+    page.goto("/credits")
+    assert "/login" in page.url
+    w.assert_clean()
+
