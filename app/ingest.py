@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from sqlalchemy import delete, func, insert, select, update
 
+from . import cache
 from .database import add_counts, dialect_name, write_transaction
 from .extensions import db
 from .models import (
@@ -171,7 +172,7 @@ class FastPath:
         """Return the row to store for raw, or None to ask validate_event."""
         event_id = raw.get("eventId")
         if type(event_id) is not str or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH \
-                or event_id.isspace():
+                or event_id.isspace() or not event_id.isascii() or "\x00" in event_id:
             return None
         org_id = raw.get("organizationId")
         external_id = raw.get("externalId")
@@ -233,6 +234,17 @@ class FastPath:
         }
 
 
+def storable_text(value: str) -> bool:
+    """Tell whether both databases can store value (no NUL, no lone surrogate)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _reject(code: str, message: str, fld: str) -> Rejection:
     return Rejection(0, None, code, message, fld)
 
@@ -262,6 +274,10 @@ def validate_event(
     if len(event_id) > MAX_EVENT_ID_LENGTH:
         return None, _reject("invalid_event_id",
                              f"eventId is longer than {MAX_EVENT_ID_LENGTH} characters", "eventId")
+    if not storable_text(event_id):
+        # A file read by the CLI can carry these; the databases cannot store them.
+        return None, _reject("invalid_event_id",
+                             "eventId contains a NUL character or invalid Unicode", "eventId")
 
     def fail(rej: Rejection) -> tuple[None, Rejection]:
         rej.event_id = event_id
@@ -471,6 +487,8 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
             for (d, r, t), (q, n) in sorted(receipt_counts.items())
         ],
     )
+    # Late events change closed days: invalidate the partner's cached closed periods.
+    cache.bump(partner_id)
     return len(inserted)
 
 
@@ -666,6 +684,7 @@ def detect_format(path: str, explicit: str | None) -> str:
 def rebuild_rollups(partner_id: str) -> None:
     """Recompute one partner's rollups from its raw events."""
     with write_transaction():
+        cache.bump(partner_id)
         db.session.execute(delete(OrgDailyUsage).where(OrgDailyUsage.partner_id == partner_id))
         db.session.execute(
             delete(PartnerDailyUsage).where(PartnerDailyUsage.partner_id == partner_id)
