@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import g
+from flask import Response, g
 
 from .. import accounts, auth
 from ..errors import bad_request
@@ -66,7 +66,7 @@ def create_api_key() -> tuple[dict[str, Any], int]:
 @bp.delete("/partner/api-keys/<id>")
 @requires_scope("admin")
 @doc(None, status=204, errors=(404,), tags=("account",))
-def revoke_api_key(id: str) -> tuple[str, int]:  # noqa: A002
+def revoke_api_key(id: str) -> Response:  # noqa: A002
     """Revoke a key (admin); it answers 401 from then on."""
     auth.revoke_api_key(accounts.get_api_key(current_partner(), id))
-    return "", 204
+    return serializers.no_content()

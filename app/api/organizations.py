@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import url_for
+from flask import Response, url_for
 
 from .. import accounts
 from ..errors import bad_request
@@ -100,12 +100,12 @@ def update_organization(id: str) -> dict[str, Any]:  # noqa: A002
 
 @bp.delete("/partner/organizations/<id>")
 @doc(None, status=204, errors=(404,), tags=TAGS)
-def delete_organization(id: str) -> tuple[str, int]:  # noqa: A002
+def delete_organization(id: str) -> Response:  # noqa: A002
     """Soft delete (write): the organization becomes canceled, its allocation returns to
     the pool, and all its history is kept."""
     partner = current_partner()
     accounts.set_status(partner, accounts.get_organization(partner, id), "canceled")
-    return "", 204
+    return serializers.no_content()
 
 
 @bp.put("/partner/organizations/<id>/status")

@@ -29,15 +29,28 @@ def _whole_number(value: Any) -> Any:
 
 QueryInt = Annotated[int, BeforeValidator(_whole_number)]
 
+
+def _date_shape(value: Any) -> Any:
+    """Refuse text that is not even shaped like a date; periods.py judges the rest."""
+    if isinstance(value, str) and not re.match(DATE_OR_TIMESTAMP, value.strip()):
+        raise ValueError("must be a date (YYYY-MM-DD) or an ISO 8601 timestamp")
+    return value
+
+
+def _blank_is_absent(value: Any) -> Any:
+    """A query parameter given empty (startDate=) means the default."""
+    return None if value == "" else value
+
+
 DATE_PARAM_DOC = (
     "YYYY-MM-DD, or an ISO 8601 timestamp whose date in the partner's timezone is used. "
     f"Dates from 1970-01-01 to 2999-12-31; startDate must not be after endDate and the "
     f"period may span at most {MAX_SPAN_DAYS} days (400 otherwise)."
 )
-DateParam = Annotated[
-    str | None,
-    Field(max_length=64, pattern=DATE_OR_TIMESTAMP, description=DATE_PARAM_DOC),
-]
+DateText = Annotated[str, BeforeValidator(_date_shape),
+                     Field(max_length=64, json_schema_extra={"pattern": DATE_OR_TIMESTAMP})]
+DateParam = Annotated[DateText | None, BeforeValidator(_blank_is_absent),
+                      Field(description=DATE_PARAM_DOC)]
 DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
                                  pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
@@ -159,8 +172,8 @@ class OrganizationCreate(Body):
     tier: OrgTier | None = Field(None, description="default trial (trial allocations are capped "
                                                    "at 500 credits)")
     productType: ProductType | None = Field(None, description="default B2B")
-    createdAt: str | None = Field(
-        None, max_length=64, pattern=DATE_OR_TIMESTAMP,
+    createdAt: DateText | None = Field(
+        None,
         description="YYYY-MM-DD (the start of that day in the partner's timezone) or an ISO "
                     "8601 timestamp; not in the future. For importing a client with its "
                     "history.",

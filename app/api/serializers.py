@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
+
 from .. import billing, metrics
 from ..models import ApiKey, CreditAllocation, Organization, Partner
 from ..timeutil import iso_z, utcnow
@@ -121,3 +123,8 @@ def page_of(items_key: str, items: list[Any], total: int, page: int,
             page_size: int) -> dict[str, Any]:
     """Return a list answer with its pagination fields."""
     return {items_key: items, "total": total, "page": page, "pageSize": page_size}
+
+
+def no_content() -> Response:
+    """Return an empty 204 answer."""
+    return Response(status=204)

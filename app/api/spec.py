@@ -77,8 +77,11 @@ def validation_error(exc: ValidationError) -> AppError:
         field = _field_of(tuple(err.get("loc", ())))
         if err.get("type") == "missing":
             message = f"{field} is required"
+        elif err.get("type") == "value_error":
+            # Our own validators word their messages to follow the field's name.
+            message = f"{field} {str(err.get('msg', '')).removeprefix('Value error, ')}"
         else:
-            message = f"{field}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}"
+            message = f"{field}: {err.get('msg', 'invalid')}"
         listed.append({"field": field, "message": message})
     first = errors[0] if errors else {}
     value = None if first.get("type") == "missing" else first.get("input")
