@@ -1,16 +1,18 @@
 """The JSON API blueprint under /api/v1; one module per resource."""
 
-from flask import Blueprint, Response, current_app
+from typing import Any
+
+from flask import Blueprint, jsonify
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/openapi.json")
-def openapi() -> Response:
+def openapi() -> Any:
     """Serve the OpenAPI 3 document (public: no key needed)."""
     from .spec import document
 
-    return current_app.json.response(document())
+    return jsonify(document())
 
 
 # Imported for their routes; guards first, so its before_request runs before any view.

@@ -83,7 +83,7 @@ def validation_error(exc: ValidationError) -> AppError:
         else:
             message = f"{field}: {err.get('msg', 'invalid')}"
         listed.append({"field": field, "message": message})
-    first = errors[0] if errors else {}
+    first: dict[str, Any] = dict(errors[0]) if errors else {}
     value = None if first.get("type") == "missing" else first.get("input")
     if isinstance(value, dict | list):
         value = None
