@@ -841,27 +841,3 @@ def test_openapi_document_lists_every_endpoint(client):
     analytics_400 = document["paths"]["/api/v1/partner/analytics"]["get"]["responses"]["400"]
     assert "startDate after endDate" in analytics_400["description"]
     assert "3,660 days" in analytics_400["description"]
-
-
-def test_a_signed_in_dashboard_user_may_read_the_json(world, make_user):
-    import re
-
-    make_user(world.partner, "ops@example.com", "correct horse battery")
-    page = world.client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    signed_in = world.client.post("/login", data={"email": "ops@example.com",
-                                                  "password": "correct horse battery",
-                                                  "csrf_token": token})
-    assert signed_in.status_code == 302
-    # The dashboard's JSON links work in the browser: same numbers as with the key.
-    via_session = world.client.get("/api/v1/partner/analytics")
-    assert via_session.status_code == 200
-    assert via_session.get_json() == world.get("/api/v1/partner/analytics")
-    me = world.client.get("/api/v1/partner/me").get_json()
-    assert (me["id"], me["apiKey"]) == (_pid(world), None)
-    # Reading only: changing data still needs a key (no cross-site writes with a cookie).
-    refused = world.client.post("/api/v1/partner/events", json={"events": []})
-    assert (refused.status_code, refused.get_json()["code"]) == (403, "Forbidden")
-    # A key that is sent is checked, session or not.
-    bad = world.client.get("/api/v1/partner/me", headers={"X-Partner-API-Key": "pk_live_x"})
-    assert bad.status_code == 401
