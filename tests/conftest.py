@@ -78,8 +78,9 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
             db.create_all()
         yield application
         db.session.remove()
-        if not pg_database:
-            db.engine.dispose()
+        # Each test builds its own engine; close its pooled connections now rather than
+        # at garbage collection, or PostgreSQL runs out of connection slots.
+        db.engine.dispose()
     set_frozen_now(None)
 
 
