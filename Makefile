@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick clean
+.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick bench-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -42,6 +42,17 @@ lint: install
 serve: db
 	$(BIN)/gunicorn --workers $$(( $$(nproc) * 2 + 1 )) --bind $(HOST):$(PORT) \
 		--access-logfile - 'app:create_app()'
+
+# Benchmarks (bench/): SQLite, then PostgreSQL when it answers (BENCH_PG_URL, default
+# postgres@127.0.0.1:5432). Writes bench/results/latest.md; data is kept in bench/data/.
+bench-deps: install
+	@$(BIN)/python -c 'import duckdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+
+bench: bench-deps
+	$(BIN)/python -m bench.run
+
+bench-quick: bench-deps
+	$(BIN)/python -m bench.run --quick --out bench/results/quick.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/artifacts

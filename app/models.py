@@ -239,3 +239,16 @@ class PartnerDailyReceipt(Base):
     type: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PartnerDataVersion(Base):
+    """A counter bumped by every write that can change a partner's figures.
+
+    The closed-period cache (app/cache.py) keys its entries on it, so a late event or an
+    organization imported with a past createdAt invalidates them in the same transaction.
+    """
+
+    __tablename__ = "partner_data_version"
+
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,538 @@
+"""Run the benchmark suite on SQLite and PostgreSQL and write bench/results/latest.md.
+
+    .venv/bin/python -m bench.run            # full: 1,000 organizations, 10M events
+    .venv/bin/python -m bench.run --quick    # 100 organizations, 1M events
+
+Measures, per back end: (1) CLI ingest throughput and peak RSS; (2) HTTP batch ingest
+under gunicorn (2 workers); (3) the 365-day summary in-process against plain SQL and
+DuckDB over the raw events; (4) HTTP /partner/analytics with wrk at 16 connections;
+(5) the dashboard overview's server time and time to first chart in headless Chromium;
+(6) the analytics latency after 1M, 3M and 10M events. Servers listen on 127.0.0.1 only
+(ports 5301-5309), every load is bounded in time, and the PostgreSQL database is created
+for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+from . import dataset
+from .generate import FULL, QUICK, Spec, generate
+
+ROOT = dataset.ROOT
+RESULTS = Path(__file__).resolve().parent / "results"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+HOST = "127.0.0.1"
+PORTS = range(5301, 5310)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+NA = "not available"
+
+
+def log(message: str) -> None:
+    """Print a progress line on stderr with the time."""
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the q-th percentile (0-100) of values, by linear interpolation."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def timed(fn: Callable[[], Any], repeat: int, warmup: int = 1,
+          cpu: list[float] | None = None) -> list[float]:
+    """Return the wall times in milliseconds of repeat calls of fn (after warmup calls).
+
+    With cpu, the mean CPU time per call of this process (ms) is appended to it: on a
+    shared machine it tells the cost of the work apart from the time spent waiting.
+    """
+    for _ in range(warmup):
+        fn()
+    out = []
+    cpu_start = time.process_time()
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    if cpu is not None:
+        cpu.append((time.process_time() - cpu_start) * 1000 / repeat)
+    return out
+
+
+def load_average() -> str:
+    """Return the 1, 5 and 15 minute load averages as text."""
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def free_port() -> int:
+    """Return the first port of 5301-5309 nothing listens on."""
+    for port in PORTS:
+        with socket.socket() as s:
+            if s.connect_ex((HOST, port)) != 0:
+                return port
+    raise RuntimeError("ports 5301-5309 are all busy")
+
+
+# --- (1) CLI ingest ----------------------------------------------------------------------
+
+def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
+    """Run `flask ingest` on a file in a child process; return counts, times and peak RSS."""
+    cmd = [str(dataset.VENV_BIN / "flask"), "ingest", str(path), "--partner",
+           dataset.PARTNER_SLUG, "--batch-size", str(batch_size)]
+    # /usr/bin/time measures the flask process from its exec: a forked child's maximum
+    # RSS would otherwise include this (large, DuckDB-holding) parent's pages.
+    report = ROOT / "bench" / "data" / "time.txt"
+    wrapper = ["/usr/bin/time", "-f", "%M %U %S", "-o", str(report)] \
+        if Path("/usr/bin/time").exists() else []
+    start = time.perf_counter()
+    done = subprocess.run(wrapper + cmd, cwd=ROOT, env=dataset.child_env(url),
+                          capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    out, err = done.stdout, done.stderr
+    counts = {k: int(v) for k, v in re.findall(r"^(accepted|duplicates|rejected): (\d+)$",
+                                                 out, re.M)}
+    if done.returncode != 0 or "accepted" not in counts:
+        raise RuntimeError(f"flask ingest failed: {out[-2000:]} {err[-2000:]}")
+    if wrapper:
+        rss_kb, user, system = report.read_text().split()[-3:]
+        peak_mb, cpu = int(rss_kb) / 1024, float(user) + float(system)
+    else:
+        peak_mb = cpu = float("nan")
+    lines = counts["accepted"] + counts["duplicates"] + counts["rejected"]
+    return {
+        "lines": lines, **counts, "wall_s": wall, "cpu_s": cpu,
+        "events_per_s": lines / wall, "events_per_cpu_s": lines / cpu,
+        "peak_rss_mb": peak_mb, "load": load_average(),
+    }
+
+
+# --- (3), (6) in-process analytics ----------------------------------------------------
+
+def summary_latency(app: Any, partner_id: str, period: Any, repeat: int) -> dict[str, Any]:
+    """Time metrics.summary in-process: uncached (SQL over rollups) and cached."""
+    from app import metrics
+    from app.extensions import db
+    from app.models import Partner
+
+    out: dict[str, Any] = {}
+    with app.app_context():
+        partner = db.session.get(Partner, partner_id)
+        for label, cached in (("uncached", False), ("cached", True)):
+            app.config["CACHE_CLOSED_PERIODS"] = cached
+
+            def call() -> None:
+                metrics.summary(partner, period)
+                db.session.rollback()  # end the read transaction, as a request does
+
+            cpu: list[float] = []
+            times = timed(call, repeat, warmup=2, cpu=cpu)
+            out[label] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                          "n": len(times), "cpu_ms": cpu[0]}
+        app.config["CACHE_CLOSED_PERIODS"] = True
+        out["figures"] = metrics.summary(partner, period)
+        db.session.rollback()
+    return out
+
+
+def baselines(app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int,
+              duck_repeat: int) -> dict[str, Any]:
+    """Time the same summary by plain SQL over usage_event and by DuckDB; check numbers."""
+    from app import metrics
+    from app.extensions import db
+    from app.models import Partner
+
+    from .baselines import raw_sql_summary
+
+    out: dict[str, Any] = {}
+    with app.app_context():
+        partner = db.session.get(Partner, partner_id)
+        raw_figures = raw_sql_summary(partner, period)
+        product = metrics.summary(partner, period)
+        db.session.rollback()
+        out["raw_matches_product"] = all(raw_figures[k] == product[k] for k in raw_figures)
+        times = timed(lambda: raw_sql_summary(partner, period), raw_repeat, warmup=0)
+        out["raw_sql"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                          "n": len(times)}
+        bp = metrics.billing_period(partner, period.end)
+        db.session.rollback()
+    if duck is None:
+        out["duckdb"] = None
+        return out
+    figures = duck.summary(period, bp.start)
+    out["duck_matches_product"] = (
+        figures["totalIdentifications"] == product["totalIdentifications"]
+        and figures["totalEvents"] == product["totalEvents"]
+        and figures["organizationsWithActivity"] == product["organizationsWithActivity"]
+    )
+    times = timed(lambda: duck.summary(period, bp.start), duck_repeat, warmup=1)
+    out["duckdb"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                     "n": len(times), "rows": duck.rows, "version": duck.version}
+    return out
+
+
+# --- servers ---------------------------------------------------------------------------
+
+class Gunicorn:
+    """gunicorn serving the app on a free port of 5301-5309, stopped on exit."""
+
+    def __init__(self, url: str, workers: int = 2, threads: int = 1, **env: str) -> None:
+        self.port = free_port()
+        cmd = [str(dataset.VENV_BIN / "gunicorn"), "--workers", str(workers),
+               "--bind", f"{HOST}:{self.port}", "--log-level", "warning"]
+        if threads > 1:
+            cmd += ["--threads", str(threads)]
+        cmd.append("app:create_app()")
+        settings = {"API_RATE_LIMIT": "100000000 per minute", "LOGIN_RATE_LIMIT":
+                    "100000 per minute", **env}
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dataset.child_env(url, **settings),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.base = f"http://{HOST}:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.base + "/api/v1/openapi.json", timeout=2)  # noqa: S310
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"gunicorn exited: {err[-2000:]}") from None
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("gunicorn did not answer within 60 s")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Gunicorn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def has_route(app: Any, rule: str, method: str = "GET") -> bool:
+    """Tell whether the app routes method rule."""
+    return any(r.rule == rule and method in (r.methods or ()) for r in app.url_map.iter_rules())
+
+
+# --- (2) HTTP batch ingest -----------------------------------------------------------
+
+def http_batches(orgs: list[str], calls: int, per_call: int, seed: str) -> list[bytes]:
+    """Return calls JSON bodies of per_call fresh events each (deterministic)."""
+    bodies = []
+    base = datetime(2025, 12, 1, tzinfo=UTC)
+    kinds = ("identification", "page_view", "session", "page_view", "identification")
+    for c in range(calls):
+        events = []
+        for i in range(per_call):
+            n = c * per_call + i
+            moment = base + timedelta(seconds=(n * 37) % (30 * 86400))
+            events.append({"eventId": f"http-{seed}-{n}", "externalId": orgs[n % len(orgs)],
+                           "type": kinds[n % len(kinds)], "quantity": 1 + n % 3,
+                           "occurredAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        bodies.append(json.dumps({"events": events}).encode())
+    return bodies
+
+
+def http_ingest(server: Gunicorn, key: str, bodies: list[bytes], clients: int,
+                per_call: int) -> dict[str, Any]:
+    """POST the bodies over clients keep-alive connections; return events/s."""
+    errors: list[str] = []
+    accepted = [0]
+    lock = threading.Lock()
+    chunks = [bodies[i::clients] for i in range(clients)]
+
+    def send(chunk: list[bytes]) -> None:
+        conn = HTTPConnection(HOST, server.port, timeout=120)
+        for body in chunk:
+            conn.request("POST", "/api/v1/partner/events", body=body, headers={
+                "X-Partner-API-Key": key, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                errors.append(f"{resp.status} {data[:200]!r}")
+                continue
+            with lock:
+                accepted[0] += json.loads(data)["accepted"]
+        conn.close()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(send, chunks))
+    wall = time.perf_counter() - start
+    events = len(bodies) * per_call
+    return {"calls": len(bodies), "events": events, "accepted": accepted[0],
+            "wall_s": wall, "events_per_s": events / wall, "errors": errors[:3],
+            "clients": clients, "load": load_average()}
+
+
+# --- (4) wrk ----------------------------------------------------------------------------
+
+def wrk(server: Gunicorn, path: str, key: str, seconds: int) -> dict[str, Any]:
+    """Run wrk at 16 connections for a bounded time; return req/s and latency percentiles."""
+    if not shutil.which("wrk"):
+        return {"error": "wrk is not installed (apt-get install -y wrk)"}
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "5s", "--latency",
+           "-H", f"X-Partner-API-Key: {key}", server.base + path]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def ms(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    result: dict[str, Any] = {"seconds": seconds, "load": load_average()}
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["req_per_s"] = float(found.group(1)) if found else None
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+        result[f"p{pct}_ms"] = ms(m.group(1)) if m else None
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(non2xx.group(1)) if non2xx else 0
+    total = re.search(r"(\d+) requests in", out)
+    result["requests"] = int(total.group(1)) if total else None
+    return result
+
+
+# --- (5) dashboard -----------------------------------------------------------------------
+
+def overview_server_time(app: Any, query: str, repeat: int) -> dict[str, Any]:
+    """Time GET /?query with the test client, logged in; return p50/p95 in ms."""
+    client = app.test_client()
+    app.config["WTF_CSRF_ENABLED"] = False
+    resp = client.post("/login", data={"email": dataset.USER_EMAIL,
+                                       "password": dataset.USER_PASSWORD, "next": ""})
+    if resp.status_code not in (302, 303):
+        return {"error": f"login answered {resp.status_code}"}
+    first = client.get("/?" + query)
+    if first.status_code != 200 or b"js-figure" not in first.data:
+        return {"error": f"overview answered {first.status_code} without charts"}
+    cpu: list[float] = []
+    times = timed(lambda: client.get("/?" + query), repeat, warmup=1, cpu=cpu)
+    return {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times),
+            "cpu_ms": cpu[0], "load": load_average()}
+
+
+def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
+    """Log in with headless Chromium and time each overview load until a chart is drawn."""
+    if not Path(CHROMIUM).exists():
+        return {"error": f"{CHROMIUM} is missing (apt-get install -y chromium)"}
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"error": "playwright is not installed"}
+    times = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.base + "/login")
+            page.fill("input[name=email]", dataset.USER_EMAIL)
+            page.fill("input[name=password]", dataset.USER_PASSWORD)
+            page.click("button[type=submit], input[type=submit]")
+            page.wait_for_load_state("load")
+            for _ in range(loads + 1):
+                start = time.perf_counter()
+                page.goto(server.base + "/?" + query, wait_until="commit")
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=15000)
+                times.append((time.perf_counter() - start) * 1000)
+        finally:
+            browser.close()
+    times = times[1:]  # the first load fills the browser cache (plotly.js)
+    return {"p50_ms": percentile(times, 50), "max_ms": max(times), "n": len(times)}
+
+
+# --- the run -------------------------------------------------------------------------------
+
+def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: Any,
+                quick: bool) -> dict[str, Any]:
+    """Run every measurement on one back end; return the figures."""
+    from app.periods import Period
+
+    result: dict[str, Any] = {"backend": backend, "load_start": load_average()}
+    period = Period(spec.start_date, spec.end_date)
+    query = f"startDate={period.start}&endDate={period.end}"
+    files = [folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))]
+    batch_size = 20000
+    with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:
+        log(f"{backend}: schema (flask init-db)")
+        dataset.init_schema(url)
+        app = dataset.make_app(url)
+        main = dataset.load_partner(app, folder)
+        http_partner = dataset.load_partner(app, folder, dataset.HTTP_PARTNER_SLUG, limit=100)
+        result["organizations"] = main["organizations"]
+        ingests = []
+        scaling = []
+        total = 0
+        for path in files:
+            log(f"{backend}: flask ingest {path.name}")
+            figures = cli_ingest(url, path, batch_size)
+            figures["file"] = path.name
+            ingests.append(figures)
+            total += figures["accepted"]
+            log(f"{backend}:   {figures['events_per_s']:,.0f} events/s, "
+                f"RSS {figures['peak_rss_mb']:.0f} MB")
+            lat = summary_latency(app, main["partner_id"], period, 30 if quick else 50)
+            scaling.append({"events": total, **lat})
+        result["ingest"] = ingests
+        result["ingest_total"] = {
+            "lines": sum(i["lines"] for i in ingests),
+            "wall_s": sum(i["wall_s"] for i in ingests),
+            "cpu_s": sum(i["cpu_s"] for i in ingests),
+            "peak_rss_mb": max(i["peak_rss_mb"] for i in ingests),
+        }
+        t = result["ingest_total"]
+        t["events_per_s"] = t["lines"] / t["wall_s"]
+        t["events_per_cpu_s"] = t["lines"] / t["cpu_s"]
+        result["scaling"] = scaling
+        log(f"{backend}: summary vs raw SQL vs DuckDB")
+        result["summary"] = scaling[-1]
+        result["baselines"] = baselines(app, main["partner_id"], period, duck,
+                                        raw_repeat=3, duck_repeat=10 if quick else 20)
+
+        log(f"{backend}: dashboard overview (test client)")
+        if has_route(app, "/") and has_route(app, "/login", "POST"):
+            result["overview"] = overview_server_time(app, query, 20 if quick else 40)
+        else:
+            result["overview"] = {"error": NA}
+
+        with app.app_context():
+            from app.extensions import db
+            db.session.remove()
+            db.engine.dispose()
+
+        need_server = has_route(app, "/api/v1/partner/events", "POST") or has_route(
+            app, "/api/v1/partner/analytics")
+        if not need_server:
+            result["http_ingest"] = result["http_analytics"] = {"error": NA}
+            result["first_chart"] = {"error": NA}
+            return result
+        with Gunicorn(url, workers=2) as server:
+            if has_route(app, "/api/v1/partner/events", "POST"):
+                log(f"{backend}: HTTP batch ingest (gunicorn, 2 workers)")
+                orgs = [f"org-{i + 1:04d}" for i in range(http_partner["organizations"])]
+                calls = 40 if quick else 150
+                bodies = http_batches(orgs, calls, 1000, backend)
+                result["http_ingest"] = http_ingest(server, http_partner["api_key"], bodies,
+                                                    clients=4, per_call=1000)
+            else:
+                result["http_ingest"] = {"error": NA}
+            if has_route(app, "/api/v1/partner/analytics"):
+                log(f"{backend}: wrk /api/v1/partner/analytics (16 connections)")
+                path = f"/api/v1/partner/analytics?{query}"
+                probe = urllib.request.Request(server.base + path,
+                                               headers={"X-Partner-API-Key": main["api_key"]})
+                with urllib.request.urlopen(probe, timeout=30) as resp:  # noqa: S310
+                    body = json.loads(resp.read())
+                result["http_analytics_body"] = body
+                result["http_analytics"] = wrk(server, path, main["api_key"],
+                                               5 if quick else 15)
+                live = f"/api/v1/partner/analytics?startDate={date.today() - timedelta(days=364)}"
+                result["http_analytics_open"] = wrk(server, live, main["api_key"],
+                                                    5 if quick else 10)
+            else:
+                result["http_analytics"] = {"error": NA}
+            if has_route(app, "/"):
+                log(f"{backend}: first chart in headless Chromium")
+                try:
+                    result["first_chart"] = first_chart(server, query, 5)
+                except Exception as exc:  # noqa: BLE001 - report, do not abort the run
+                    result["first_chart"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            else:
+                result["first_chart"] = {"error": NA}
+    result["load_end"] = load_average()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the back ends, print and write the results."""
+    parser = argparse.ArgumentParser(description="Partner Analytics benchmark suite")
+    parser.add_argument("--quick", action="store_true", help="100 organizations, 1M events")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT),
+                        help="a PostgreSQL server URL; the run creates and drops its database")
+    parser.add_argument("--out", default=str(RESULTS / "latest.md"))
+    args = parser.parse_args(argv)
+    spec = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    log(f"data: {spec.name} ({spec.organizations} organizations, {spec.total_events:,} events)")
+    folder = generate(spec)
+    duck = None
+    try:
+        from .baselines import DuckBaseline
+        log("DuckDB: loading the raw events")
+        duck = DuckBaseline([folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))])
+    except ImportError:
+        log("DuckDB is not installed (pip install -e '.[bench]'): its column is skipped")
+    runs = []
+    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        if backend == "postgresql" and not _pg_answers(args.pg_url):
+            runs.append({"backend": backend, "error": f"no PostgreSQL at {args.pg_url}"})
+            continue
+        runs.append(run_backend(backend, spec, folder, args.pg_url, duck, args.quick))
+    meta = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "spec": spec, "elapsed_s": time.perf_counter() - started,
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "machine": platform.platform(), "load_end": load_average(),
+    }
+    from .report import render
+
+    text = render(meta, runs)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(
+        {"meta": {**meta, "spec": spec.__dict__}, "runs": runs}, indent=1, default=str))
+    log(f"written {out} in {meta['elapsed_s']:.0f} s")
+    return 0
+
+
+def _pg_answers(url: str) -> bool:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    try:
+        engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not there"
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

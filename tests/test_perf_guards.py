@@ -1,0 +1,176 @@
+"""Guards of the performance design, checked by the SQL emitted (never by timing).
+
+- No analytics figure for a range reads the raw usage_event table: every range is read
+  from the daily rollups, so its cost follows the length of the period, not the number
+  of events.
+- The closed-period cache serves periods that ended before the partner's today, is
+  invalidated by every write that can change them (late events, organizations imported
+  with a past createdAt, direct rollup writes), and never serves today's figures.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import event, update
+
+from app import billing, metrics
+from app.extensions import db
+from app.models import PartnerDailyUsage
+from app.periods import Period
+
+RAW_TABLE = re.compile(r"\busage_event\b", re.I)
+ROLLUPS = re.compile(r"\b(org_daily_usage|partner_daily_usage)\b", re.I)
+OCTOBER = Period(date(2025, 10, 1), date(2025, 10, 31))
+NOW = datetime(2025, 11, 15, 12, 0)
+OPEN = Period(date(2025, 11, 1), date(2025, 11, 15))  # ends today
+
+
+@contextmanager
+def captured_sql():
+    """Collect the text of every statement sent to the database inside the block.
+
+    The parameters of each statement are kept in the list's .parameters, in order.
+    """
+    statements = SqlLog()
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+        statements.parameters.append(parameters)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+class SqlLog(list):
+    """A list of SQL texts with their parameters beside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.parameters = []
+
+
+def ev(eid, org, etype, qty, when):
+    return {"eventId": eid, "organizationId": org.id, "type": etype, "quantity": qty,
+            "occurredAt": when}
+
+
+@pytest.fixture
+def world(app, freeze, make_partner, make_org, add_events):
+    freeze(NOW)
+    partner = make_partner("acme", pool=1000, created_at=datetime(2025, 1, 1))
+    a = make_org(partner, "Alpha", created_at=datetime(2025, 1, 1))
+    b = make_org(partner, "Beta", created_at=datetime(2025, 1, 1))
+    result = add_events(partner, [
+        ev("e1", a, "identification", 2, "2025-10-05T10:00:00Z"),
+        ev("e2", b, "page_view", 3, "2025-10-06T10:00:00Z"),
+        ev("e3", a, "identification", 1, "2025-11-10T10:00:00Z"),
+    ])
+    assert result.accepted == 3
+    return partner, a, b
+
+
+def test_no_range_figure_reads_the_raw_event_table(app, world):
+    partner, a, _b = world
+    app.config["CACHE_CLOSED_PERIODS"] = False  # every call really runs its SQL
+    with captured_sql() as statements:
+        for period in (OCTOBER, OPEN, Period(date(2024, 11, 16), date(2025, 11, 15))):
+            metrics.summary(partner, period)
+            metrics.summary_with_comparison(partner, period)
+            metrics.usage(partner, period)
+            metrics.usage(partner, period, event_type="identification", organization_id=a.id)
+            for granularity in ("day", "week", "month"):
+                metrics.timeseries(partner, period, granularity)
+                metrics.timeseries(partner, period, granularity, organization_id=a.id)
+            metrics.organization_breakdown(partner, period)
+            metrics.organization_breakdown(partner, period, sort="events", order="asc")
+            metrics.organization_summary(partner, a, period)
+            metrics.series_totals(partner, period)
+        billing.current_usage(partner)
+        billing.past_periods(partner)
+    assert statements, "the figures were computed from some SQL"
+    assert any(ROLLUPS.search(s) for s in statements)
+    raw = [s for s in statements if RAW_TABLE.search(s)]
+    assert raw == []
+
+
+def test_closed_period_is_served_from_cache_until_a_late_event(app, world, add_events):
+    partner, a, _b = world
+    first = metrics.summary(partner, OCTOBER)
+    # October: e1 identification 2 (Alpha) and e2 page_view 3 (Beta).
+    assert (first["totalIdentifications"], first["totalEvents"], first["totalQuantity"],
+            first["organizationsWithActivity"]) == (2, 2, 5, 2)
+    with captured_sql() as statements:
+        again = metrics.summary(partner, OCTOBER)
+    assert again == first
+    assert not any(ROLLUPS.search(s) for s in statements)  # no rollup was read again
+
+    late = add_events(partner, [ev("late", a, "identification", 4, "2025-10-20T08:00:00Z")])
+    assert late.accepted == 1
+    after = metrics.summary(partner, OCTOBER)
+    # 2 + 4 = 6 identifications, 3 events, quantity 5 + 4 = 9.
+    assert (after["totalIdentifications"], after["totalEvents"], after["totalQuantity"]) \
+        == (6, 3, 9)
+
+
+def test_importing_an_organization_with_a_past_creation_date_changes_a_cached_period(
+        app, world, make_org):
+    partner, _a, _b = world
+    assert metrics.summary(partner, OCTOBER)["totalOrganizations"] == 2
+    make_org(partner, "Gamma", created_at=datetime(2025, 6, 1))
+    # Alpha, Beta and now Gamma existed at the end of October 31.
+    assert metrics.summary(partner, OCTOBER)["totalOrganizations"] == 3
+
+
+def test_a_direct_rollup_write_invalidates_cached_periods(app, world):
+    partner, _a, _b = world
+    assert metrics.usage(partner, OCTOBER)["totalQuantity"] == 5
+    db.session.execute(update(PartnerDailyUsage).where(
+        PartnerDailyUsage.partner_id == partner.id, PartnerDailyUsage.day == date(2025, 10, 6)
+    ).values(quantity=10))
+    db.session.commit()
+    # The page_view day now holds 10 instead of 3: 2 + 10 = 12.
+    assert metrics.usage(partner, OCTOBER)["totalQuantity"] == 12
+
+
+def test_todays_figures_are_always_computed_live(app, world):
+    partner, _a, _b = world
+    metrics.summary(partner, OPEN)
+    with captured_sql() as statements:
+        live = metrics.summary(partner, OPEN)
+    assert any(ROLLUPS.search(s) for s in statements)
+    # November 1..15: e3, one identification of quantity 1.
+    assert live["totalIdentifications"] == 1
+
+
+def test_the_cache_can_be_turned_off(app, world):
+    partner, _a, _b = world
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    metrics.summary(partner, OCTOBER)
+    with captured_sql() as statements:
+        metrics.summary(partner, OCTOBER)
+    assert any(ROLLUPS.search(s) for s in statements)
+
+
+def test_organizations_with_activity_probes_the_rollup_primary_key(app, world):
+    """On SQLite, the per-organization EXISTS is an index search, not a scan of the range."""
+    partner, _a, _b = world
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("plans of tiny PostgreSQL tables prefer sequential scans; "
+                    "the 10M-event plans are in docs/scaling.md")
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    with captured_sql() as statements:
+        assert metrics.organizations_with_activity(partner, OCTOBER) == 2  # Alpha and Beta
+    (index,) = [i for i, s in enumerate(statements) if "org_daily_usage" in s]
+    with db.engine.connect() as conn:
+        plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statements[index], statements.parameters[index]))
+    assert re.search(r"SEARCH org_daily_usage USING (COVERING INDEX|PRIMARY KEY|INDEX)", plan), plan
+    assert "SCAN org_daily_usage" not in plan
