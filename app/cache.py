@@ -152,8 +152,10 @@ def _bump_on_flush(session: Session, _context: Any) -> None:
         if isinstance(obj, Partner):
             if obj not in session.deleted:
                 partners.add(obj.id)
-        elif isinstance(obj, _TRACKED) and getattr(obj, "partner_id", None):
-            partners.add(obj.partner_id)
+        elif isinstance(obj, _TRACKED):
+            partner_id = getattr(obj, "partner_id", None)
+            if partner_id:
+                partners.add(partner_id)
     if not partners:
         return
     connection = session.connection()
