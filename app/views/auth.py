@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError
 
 from .. import auth
 from ..extensions import db, limiter
@@ -76,3 +77,14 @@ def logout() -> Any:
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(exc: CSRFError) -> Any:
+    """Show the sign-in form again when its token is missing or stale (an old tab)."""
+    if request.endpoint != "auth.login":
+        return render_template("errors/error.html", status=400, title="Bad Request",
+                               message=exc.description), 400
+    form = LoginForm(formdata=None)
+    form.next.data = request.form.get("next", "")
+    return render_template("auth/login.html", form=form, expired=True), 400

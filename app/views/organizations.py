@@ -136,6 +136,8 @@ def allocate(org_id: str) -> Any:
         else:
             flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.",
                   "success")
-            return redirect(url_for("organizations.detail", org_id=org.id, **state.args))
+            # Back to the page the form was on: same period, same granularity.
+            return redirect(url_for("organizations.detail", org_id=org.id,
+                                    **request.args.to_dict()))
     return render_template("organizations/detail.html", form=form,
                            **_detail_context(partner, org, state)), status
