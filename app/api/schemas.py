@@ -49,8 +49,14 @@ DATE_PARAM_DOC = (
 )
 DateText = Annotated[str, BeforeValidator(_date_shape),
                      Field(max_length=64, json_schema_extra={"pattern": DATE_OR_TIMESTAMP})]
-DateParam = Annotated[DateText | None, BeforeValidator(_blank_is_absent),
-                      Field(description=DATE_PARAM_DOC)]
+# As a query parameter, an empty value (startDate=) is allowed and means the default.
+DateParam = Annotated[
+    Annotated[str, BeforeValidator(_date_shape),
+              Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP})]
+    | None,
+    BeforeValidator(_blank_is_absent),
+    Field(description=DATE_PARAM_DOC + " Empty means the default."),
+]
 DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
                                  pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
