@@ -229,12 +229,20 @@ def create_organization(
 
 
 def update_organization(partner: Partner, org: Organization, changes: dict[str, Any]) -> None:
-    """Apply a partial update of name, externalId, metadata, productType, status or tier."""
-    if "status" in changes:
-        set_status(partner, org, changes["status"])
-    if "tier" in changes:
-        set_tier(partner, org, changes["tier"])
+    """Apply a partial update of name, externalId, metadata, productType, status or tier.
+
+    All of it happens in one transaction: a refused field leaves every field unchanged.
+    """
+    status = _choice(changes["status"], "status", ORG_STATUSES) if "status" in changes else None
+    tier = _choice(changes["tier"], "tier", ORG_TIERS) if "tier" in changes else None
     with write_transaction():
+        _lock_partner(partner)
+        db.session.refresh(org)
+        if status is not None:
+            _apply_status(partner, org, status, utcnow())
+        if tier is not None:
+            _check_tier(org, tier)
+            org.tier = tier
         if "name" in changes:
             org.name = check_name(changes["name"])
         if "externalId" in changes:
@@ -271,20 +279,25 @@ def set_status(partner: Partner, org: Organization, status: Any,
         # Under the partner lock, so the credits released are the ones committed.
         _lock_partner(partner)
         db.session.refresh(org)
-        if status == org.status:
-            return
-        org.status = status
-        org.updated_at = utcnow()
-        db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
-                                                status=status, changed_at=moment))
-        if status == "canceled" and org.credits_allocated:
-            # A canceled organization's credits go back to the pool, on the audit trail.
-            db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
-                                            credits_allocated=0,
-                                            previous_credits=org.credits_allocated,
-                                            notes="released: organization canceled",
-                                            allocated_at=moment))
-            org.credits_allocated = 0
+        _apply_status(partner, org, status, moment)
+
+
+def _apply_status(partner: Partner, org: Organization, status: str, moment: datetime) -> None:
+    """Record a status change inside the caller's transaction (no-op when unchanged)."""
+    if status == org.status:
+        return
+    org.status = status
+    org.updated_at = utcnow()
+    db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
+                                            status=status, changed_at=moment))
+    if status == "canceled" and org.credits_allocated:
+        # A canceled organization's credits go back to the pool, on the audit trail.
+        db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
+                                        credits_allocated=0,
+                                        previous_credits=org.credits_allocated,
+                                        notes="released: organization canceled",
+                                        allocated_at=moment))
+        org.credits_allocated = 0
 
 
 def status_history(org: Organization) -> list[OrganizationStatusChange]:
@@ -303,16 +316,21 @@ def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
         # Check the committed allocation under the partner lock, not a copy read earlier.
         _lock_partner(partner)
         db.session.refresh(org)
-        if tier == "trial" and org.credits_allocated > TRIAL_CREDIT_CAP:
-            raise AppError(
-                "UnprocessableEntity",
-                f"the organization holds {org.credits_allocated} credits; a trial "
-                f"organization can hold at most {TRIAL_CREDIT_CAP}. Lower the allocation "
-                "first.",
-                {"field": "tier", "value": tier, "trialCap": TRIAL_CREDIT_CAP},
-            )
+        _check_tier(org, tier)
         org.tier = tier
         org.updated_at = utcnow()
+
+
+def _check_tier(org: Organization, tier: str) -> None:
+    """Refuse the trial tier for an organization holding more than the trial cap."""
+    if tier == "trial" and org.credits_allocated > TRIAL_CREDIT_CAP:
+        raise AppError(
+            "UnprocessableEntity",
+            f"the organization holds {org.credits_allocated} credits; a trial "
+            f"organization can hold at most {TRIAL_CREDIT_CAP}. Lower the allocation "
+            "first.",
+            {"field": "tier", "value": tier, "trialCap": TRIAL_CREDIT_CAP},
+        )
 
 
 def set_allocation(partner: Partner, org: Organization, credits: Any,
