@@ -72,6 +72,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # SQLite has no server-side pool to ping; keep the options minimal.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
     app.session_interface = SessionInterface()
+    # Answer JSON keys in the order the code builds them (the spec's order), not sorted.
+    app.json.sort_keys = False
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -91,6 +93,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     register_views(app)
     register_error_handlers(app)
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        # PostgreSQL refuses a NUL in any text parameter (a 500 for a query such as
+        # ?search=%00); no field has a use for one. The API checks its input itself.
+        if request.path.startswith("/api/"):
+            return
+        values = [*(request.view_args or {}).values(), *request.args.values()]
+        if request.method == "POST" and request.mimetype in (
+                "application/x-www-form-urlencoded", "multipart/form-data"):
+            values.extend(request.form.values())
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            from .errors import AppError
+
+            raise AppError("BadRequest", "the request contains a NUL character")
 
     from .cli import register_cli
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from .timeutil import to_utc_naive, utcnow
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 MAX_CREDITS = 10**12
 MAX_NAME = 200
+MAX_METADATA_BYTES = 64 * 1024
 
 
 def _field_error(field: str, value: Any, message: str) -> AppError:
@@ -56,6 +58,18 @@ def check_credits(value: Any, field: str = "credits") -> int:
         raise _field_error(field, value, f"{field} must be a whole number")
     if value < 0 or value > MAX_CREDITS:
         raise _field_error(field, value, f"{field} must be between 0 and {MAX_CREDITS}")
+    return value
+
+
+def check_metadata(value: Any) -> dict[str, Any]:
+    """Return metadata when it is a JSON object of at most 64 KiB (as compact JSON)."""
+    if not isinstance(value, dict):
+        raise _field_error("metadata", None, "metadata must be a JSON object")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        # Every list of organizations carries it: a few megabytes each would slow them all.
+        raise _field_error("metadata", None, f"metadata must be at most {MAX_METADATA_BYTES:,} "
+                           f"bytes as JSON (this one is {size:,})")
     return value
 
 
@@ -183,9 +197,7 @@ def create_organization(
                                "externalId must be a non-empty string of at most 200 characters")
     credits = check_credits(initial_credits if initial_credits is not None else 0,
                             "initialCredits")
-    metadata = {} if metadata is None else metadata
-    if not isinstance(metadata, dict):
-        raise _field_error("metadata", None, "metadata must be a JSON object")
+    metadata = check_metadata({} if metadata is None else metadata)
     tier = _choice(tier or "trial", "tier", ORG_TIERS)
     product_type = _choice(product_type or "B2B", "productType", PRODUCT_TYPES)
     now = utcnow()
@@ -260,9 +272,7 @@ def update_organization(partner: Partner, org: Organization, changes: dict[str, 
                                {"field": "externalId", "value": ext})
             org.external_id = ext
         if "metadata" in changes:
-            if not isinstance(changes["metadata"], dict):
-                raise _field_error("metadata", None, "metadata must be a JSON object")
-            org.meta = changes["metadata"]
+            org.meta = check_metadata(changes["metadata"])
         if "productType" in changes:
             org.product_type = _choice(changes["productType"], "productType", PRODUCT_TYPES)
         org.updated_at = utcnow()
