@@ -159,9 +159,17 @@ def fmt_day(value: date | str | None) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
-def fmt_span(period: Any) -> str:
-    """Format a period compactly: '25 Sep – 25 Oct 2026' (years shown when they differ)."""
-    start, end = period.start, period.end
+def fmt_span(period: Any, end: date | str | None = None) -> str:
+    """Format a period compactly: '25 Sep – 25 Oct 2026' (years shown when they differ).
+
+    Takes a Period, or a start and an end (dates or ISO texts).
+    """
+    if end is None:
+        start, end = period.start, period.end
+    else:
+        start = period
+    start = date.fromisoformat(start[:10]) if isinstance(start, str) else start
+    end = date.fromisoformat(end[:10]) if isinstance(end, str) else end
     if start == end:
         return fmt_day(start)
     if start.year == end.year:
