@@ -668,3 +668,26 @@ def test_error_page_links_back(signed_in, client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert 'href="/"' in text(response) and "404" in text(response)
+
+
+# --- formatting helpers -------------------------------------------------------------------
+
+def test_formatting_helpers():
+    from datetime import date
+
+    from app.periods import Period
+    from app.views.common import csv_cell, fmt_change, fmt_price, fmt_span
+
+    assert fmt_change(None) == "n/a"
+    assert fmt_change(1.5714) == "+157.1 %"
+    assert fmt_change(-0.0183) == "−1.8 %"
+    assert fmt_change(0.0) == "±0 %"
+    assert fmt_span(Period(date(2025, 11, 7), date(2025, 11, 13))) == "7 Nov – 13 Nov 2025"
+    assert fmt_span(Period(date(2024, 12, 30), date(2025, 1, 5))) == \
+        "30 Dec 2024 – 5 Jan 2025"
+    assert fmt_span("2025-11-01", "2025-11-30") == "1 Nov – 30 Nov 2025"
+    assert fmt_span(Period(date(2025, 1, 2), date(2025, 1, 2))) == "2 Jan 2025"
+    assert (fmt_price(0.1), fmt_price(0.0125), fmt_price(2)) == ("0.10", "0.0125", "2.00")
+    for risky in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_cell(risky) == "'" + risky
+    assert (csv_cell("plain"), csv_cell(-5), csv_cell(None)) == ("plain", -5, "")
