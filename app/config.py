@@ -46,7 +46,6 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
         "CACHE_CLOSED_PERIODS": True,
-        "JSON_SORT_KEYS": False,
     }
 
 
