@@ -36,6 +36,13 @@ def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
     # ingest ran 3x slower); 64 MB is an upper bound, filled only by pages really read.
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
+    # SQLite's lower() folds ASCII letters only, so ILIKE searches missed "ZOË" in "Zoë";
+    # Python's str.lower folds like PostgreSQL's lower() in a UTF-8 database.
+    dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 @event.listens_for(Engine, "begin")

@@ -172,7 +172,7 @@ def test_csv_downloads_defuse_formulas(world):
 
 SEARCHES = ["%", "_", "\\", "'", "''", '"', "' OR '1'='1", "'; DROP TABLE organization; --",
             "%' OR 1=1 --", "\\%", "[a-z]", "*", "Real_", "0% R", "script>", "東京", "🚀",
-            "PLAIN", "zoë"]
+            "PLAIN", "zoë", "ZOË", "PLAIN COMPANY", "REAL_DEAL"]
 
 
 def expected_matches(search: str) -> list[str]:
