@@ -113,6 +113,15 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"p50 {_f(ha['p50_ms'])} ms, **p99 {_f(ha['p99_ms'])} ms** "
             f"({ha['requests']:,} requests, non-2xx {ha['non_2xx']}; load {ha['load']}) | "
             f"≥ 1,000 req/s, p99 ≤ 30 ms | rate {ok_rate}; p99 {ok_p99} |")
+    ai = run.get("api_in_process")
+    if ai and not _err(ai):
+        lines.append(
+            f"| 4 | same request through the test client (whole Flask stack: key lookup, "
+            f"rate limit, validation, cached figures, JSON; no socket) | p50 "
+            f"{_f(ai['p50_ms'], 2)} ms, p99 {_f(ai['p99_ms'], 2)} ms, **{_f(ai['cpu_ms'], 2)} ms "
+            f"CPU per request**, so {_f(ai['capacity_req_per_s'], 0)} req/s on "
+            f"these cores when idle | ≥ 1,000 req/s | "
+            f"{_verdict(ai['capacity_req_per_s'], 1000, True)} (capacity) |")
     ov = run.get("overview", {})
     if _err(ov):
         lines.append(f"| 5 | overview server time | {_err(ov)} | p95 ≤ 50 ms | — |")

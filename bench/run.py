@@ -159,6 +159,20 @@ def summary_latency(app: Any, partner_id: str, period: Any, repeat: int) -> dict
     return out
 
 
+def settle_postgresql(app: Any) -> None:
+    """Do what autovacuum does after a bulk load: fresh statistics, a visibility map."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM (ANALYZE) org_daily_usage, partner_daily_usage, "
+                              "partner_daily_receipt, organization, organization_status_change"))
+            conn.execute(text("ANALYZE usage_event"))
+
+
 def baselines(app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int,
               duck_repeat: int) -> dict[str, Any]:
     """Time the same summary by plain SQL over usage_event and by DuckDB; check numbers."""
@@ -344,6 +358,28 @@ def overview_server_time(app: Any, query: str, repeat: int) -> dict[str, Any]:
             "cpu_ms": cpu[0], "load": load_average()}
 
 
+def api_in_process(app: Any, path: str, key: str, repeat: int) -> dict[str, Any]:
+    """Time an API call through the test client: the full Flask stack without a socket.
+
+    Its CPU per request bounds what the two gunicorn workers can serve on an idle
+    machine (cores x 1000 / CPU ms), whatever else is running during the run.
+    """
+    client = app.test_client()
+    headers = {"X-Partner-API-Key": key}
+
+    def call() -> None:
+        resp = client.get(path, headers=headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{path} answered {resp.status_code}")
+
+    cpu: list[float] = []
+    times = timed(call, repeat, warmup=5, cpu=cpu)
+    cores = os.cpu_count() or 1
+    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99), "n": repeat,
+            "cpu_ms": cpu[0], "capacity_req_per_s": cores * 1000 / cpu[0],
+            "load": load_average()}
+
+
 def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
     """Log in with headless Chromium and time each overview load until a chart is drawn."""
     if not Path(CHROMIUM).exists():
@@ -384,7 +420,7 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
     period = Period(spec.start_date, spec.end_date)
     query = f"startDate={period.start}&endDate={period.end}"
     files = [folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))]
-    batch_size = 20000
+    batch_size = 5000  # the CLI's default
     with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:
         log(f"{backend}: schema (flask init-db)")
         dataset.init_schema(url)
@@ -403,6 +439,8 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
             total += figures["accepted"]
             log(f"{backend}:   {figures['events_per_s']:,.0f} events/s, "
                 f"RSS {figures['peak_rss_mb']:.0f} MB")
+            if backend == "postgresql":
+                settle_postgresql(app)
             lat = summary_latency(app, main["partner_id"], period, 30 if quick else 50)
             scaling.append({"events": total, **lat})
         result["ingest"] = ingests
@@ -426,6 +464,11 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
             result["overview"] = overview_server_time(app, query, 20 if quick else 40)
         else:
             result["overview"] = {"error": NA}
+
+        if has_route(app, "/api/v1/partner/analytics"):
+            log(f"{backend}: /partner/analytics through the test client (CPU per request)")
+            result["api_in_process"] = api_in_process(
+                app, f"/api/v1/partner/analytics?{query}", main["api_key"], 100 if quick else 300)
 
         with app.app_context():
             from app.extensions import db
