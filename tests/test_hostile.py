@@ -708,3 +708,113 @@ def test_nul_characters_in_page_requests_are_refused(world):
         assert "NUL" in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Organization, oid).credits_allocated == 100
+
+
+# --- in a real browser: nothing runs, nothing breaks the policy ----------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update"]
+WATCH = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || ''));
+});
+"""
+ALL_DRAWN = """() => Array.from(document.querySelectorAll('.chart'))
+                 .every(function (c) { return c.dataset.drawn === 'true'; })"""
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """A live server (127.0.0.1:5501-5509) over a SQLite file full of hostile names."""
+    import socket
+    import threading
+    from datetime import timedelta
+
+    from werkzeug.serving import make_server
+
+    from app import accounts, auth, create_app, ingest
+    from app.timeutil import utcnow
+
+    db_file = tmp_path_factory.mktemp("hostile") / "hostile.sqlite3"
+    application = create_app({"DATABASE_URL": f"sqlite:///{db_file}", "SECRET_KEY": "h",
+                              "LOGIN_RATE_LIMIT": "1000 per minute"})
+    today = utcnow()
+    with application.app_context():
+        db.create_all()
+        partner = accounts.create_partner("Acme", "acme", 100_000)
+        auth.create_user(partner, "ops@acme.test", PASSWORD)
+        orgs = {}
+        for i, name in enumerate(NAMES):
+            org = accounts.create_organization(
+                partner, name, external_id=name if i < 2 else None, tier="paid",
+                initial_credits=100, metadata={"note": XSS, XSS: FORMULA},
+                created_at=today - timedelta(days=60))
+            accounts.set_allocation(partner, org, 90, notes=XSS)
+            orgs[name] = org.id
+        events = [{"eventId": f"{i}-{d}", "organizationId": oid, "type": "identification",
+                   "quantity": 5 + i, "occurredAt": (today - timedelta(days=d)).isoformat()}
+                  for i, oid in enumerate(orgs.values()) for d in range(1, 40)]
+        assert ingest.ingest_batch(partner, list(enumerate(events))).rejected == []
+        db.session.remove()
+    httpd = None
+    for port in range(5501, 5510):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                continue
+        try:
+            httpd = make_server("127.0.0.1", port, application, threaded=True)
+            break
+        except OSError:
+            continue
+    assert httpd is not None, "no free port in 5501-5509"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}", orgs, today.strftime("%Y-%m")
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM),
+                    reason="no Chromium at /usr/bin/chromium (apt-get install chromium)")
+def test_no_payload_runs_and_no_policy_breaks_in_a_browser(hostile_server):
+    from playwright.sync_api import sync_playwright
+
+    base, orgs, month = hostile_server
+    pages = ["/", "/?preset=last_90_days", "/organizations", "/credits", "/billing", "/reports",
+             f"/reports/{month}", *(f"/organizations/{oid}" for oid in orgs.values()),
+             "/organizations?search=%3Cscript%3Ewindow.__pwned%3D9%3C%2Fscript%3E",
+             "/?startDate=%22%3E%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D8%3E"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(base_url=base)
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            page.add_init_script(WATCH)
+            page.goto("/login")
+            page.fill("#email", "ops@acme.test")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_load_state("load")
+            drawn_labels: list[str] = []
+            for path in pages:
+                page.goto(path)
+                page.wait_for_load_state("load")
+                page.wait_for_function(ALL_DRAWN, timeout=20_000)
+                assert page.evaluate("window.__pwned") is None, path
+                assert page.evaluate("window.__cspViolations") == [], path
+                assert page.locator("script:not([src]):not([type='application/json'])"
+                                    ).count() == 0, path
+                drawn_labels += page.eval_on_selector_all(
+                    ".js-plotly-plot text", "els => els.map(e => e.textContent)")
+            assert problems == []
+            # The hostile name was drawn in a chart as the literal text it is (long names
+            # are cut to their first characters and an ellipsis).
+            assert "</script><script>window…" in drawn_labels
+        finally:
+            browser.close()
