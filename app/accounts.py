@@ -172,9 +172,27 @@ def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: 
     if credits > available:
         raise AppError(
             "InsufficientCredits",
-            f"only {max(available, 0)} credits of the pool are unallocated",
+            f"{credits} credits requested, but at most {max(available, 0)} can be allocated "
+            f"here: the pool holds {partner.credit_pool_total} and other organizations "
+            f"hold {others}",
             {"field": "credits", "requested": credits, "available": max(available, 0),
              "creditPoolTotal": partner.credit_pool_total, "creditPoolAllocated": others},
+        )
+
+
+def _check_organization_limit(partner: Partner) -> None:
+    """Refuse one more live (not canceled) organization beyond maxOrganizations."""
+    if partner.max_organizations is None:
+        return
+    count = db.session.execute(select(func.count()).select_from(Organization).where(
+        Organization.partner_id == partner.id, Organization.status != "canceled")
+    ).scalar() or 0
+    if count >= partner.max_organizations:
+        raise AppError(
+            "UnprocessableEntity",
+            f"the partner may have at most {partner.max_organizations} organizations "
+            "that are not canceled",
+            {"field": "maxOrganizations", "maxOrganizations": partner.max_organizations},
         )
 
 
@@ -206,16 +224,7 @@ def create_organization(
         raise _field_error("createdAt", created.isoformat(), "createdAt must not be in the future")
     with write_transaction():
         _lock_partner(partner)
-        if partner.max_organizations is not None:
-            count = db.session.execute(select(func.count()).select_from(Organization).where(
-                Organization.partner_id == partner.id, Organization.status != "canceled")
-            ).scalar() or 0
-            if count >= partner.max_organizations:
-                raise AppError(
-                    "UnprocessableEntity",
-                    f"the partner may have at most {partner.max_organizations} organizations",
-                    {"field": "maxOrganizations", "maxOrganizations": partner.max_organizations},
-                )
+        _check_organization_limit(partner)
         if external_id is not None and db.session.execute(
             select(Organization.id).where(Organization.partner_id == partner.id,
                                           Organization.external_id == external_id)
@@ -285,6 +294,9 @@ def set_status(partner: Partner, org: Organization, status: Any,
     if status == org.status:
         return
     moment = to_utc_naive(at) if at else utcnow()
+    if moment < org.created_at:
+        raise _field_error("changedAt", moment.isoformat(),
+                           "a status change cannot predate the organization's createdAt")
     with write_transaction():
         # Under the partner lock, so the credits released are the ones committed.
         _lock_partner(partner)
@@ -296,6 +308,9 @@ def _apply_status(partner: Partner, org: Organization, status: str, moment: date
     """Record a status change inside the caller's transaction (no-op when unchanged)."""
     if status == org.status:
         return
+    if org.status == "canceled":
+        # Coming back from canceled takes a place again under maxOrganizations.
+        _check_organization_limit(partner)
     org.status = status
     org.updated_at = utcnow()
     db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,

@@ -92,8 +92,9 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
         scale = rng.lognormvariate(3.3, 0.7)  # mean daily identifications at maturity
         tier = "trial" if i % 9 == 4 else "paid"
         plans.append(_Plan(i, name, joined, scale, tier))
-    churn = {5: today - timedelta(days=120), 17: today - timedelta(days=45),
-             29: today - timedelta(days=200)}
+    # Churned clients leave a while after they joined (never before).
+    churn = {i: max(plans[i].joined + timedelta(days=60), today - timedelta(days=back))
+             for i, back in ((5, 120), (17, 45), (29, 30))}
     suspended = {11: today - timedelta(days=20)}
     low_credit = 3  # allocation well below its monthly use
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, literal, select
+from sqlalchemy import Date, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from .cache import closed_period_cache
@@ -415,9 +415,15 @@ def organization_breakdown(
         .group_by(odu.organization_id)
         .subquery()
     )
-    clauses = organization_filters(partner, status, search, external_id)
-    total = _int(db.session.execute(select(func.count()).where(*clauses)
-                                    .select_from(Organization)).scalar())
+    # Listed: organizations that existed by the period's end, and any that had events in it
+    # (an event may be dated before its organization's createdAt).
+    boundary = day_end_utc(period.end, partner.timezone)
+    clauses = [*organization_filters(partner, status, search, external_id),
+               or_(Organization.created_at < boundary, agg.c.org_id.is_not(None))]
+    total = _int(db.session.execute(
+        select(func.count()).select_from(Organization)
+        .outerjoin(agg, agg.c.org_id == Organization.id).where(*clauses)
+    ).scalar())
     ident = func.coalesce(agg.c.ident, 0)
     columns = {
         "identifications": ident,

@@ -33,3 +33,29 @@ def test_cancel_and_trial_in_one_update_is_accepted(make_partner, make_org):
     accounts.update_organization(partner, org, {"status": "canceled", "tier": "trial"})
     db.session.expire_all()
     assert (org.status, org.tier, org.credits_allocated) == ("canceled", "trial", 0)
+
+
+def test_reactivation_respects_max_organizations(make_partner, make_org):
+    partner = make_partner(pool=10_000, max_organizations=1)
+    first = make_org(partner, "First")
+    accounts.set_status(partner, first, "canceled")
+    make_org(partner, "Second")  # the canceled one freed its place
+    # Bringing the first back would make two live organizations against a limit of 1.
+    with pytest.raises(AppError) as refused:
+        accounts.set_status(partner, first, "active")
+    assert refused.value.code == "UnprocessableEntity"
+    assert refused.value.details["maxOrganizations"] == 1
+    db.session.expire_all()
+    assert first.status == "canceled"
+
+
+def test_status_change_cannot_predate_creation(make_partner, make_org):
+    from datetime import datetime
+
+    partner = make_partner()
+    org = make_org(partner, "New", created_at=datetime(2025, 6, 1, 12))
+    with pytest.raises(AppError) as refused:
+        accounts.set_status(partner, org, "canceled", at=datetime(2025, 5, 1))
+    assert refused.value.details["field"] == "changedAt"
+    db.session.expire_all()
+    assert org.status == "active"

@@ -648,7 +648,9 @@ def test_allocation_beyond_the_pool_is_refused_and_changes_nothing(world):
     # Others hold 300 (Alpha), so 1,000 - 300 = 700 is available to Beta.
     assert response.get_json() == {
         "code": "InsufficientCredits",
-        "message": "only 700 credits of the pool are unallocated",
+        # 701 requested; pool 1,000, Alpha (the only other) holds 300, so at most 700.
+        "message": "701 credits requested, but at most 700 can be allocated here: the pool "
+                   "holds 1000 and other organizations hold 300",
         "details": {"field": "credits", "requested": 701, "available": 700,
                     "creditPoolTotal": 1000, "creditPoolAllocated": 300},
     }

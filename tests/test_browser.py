@@ -295,7 +295,7 @@ def test_allocation_form_in_the_browser(chromium, server):
     page.fill("#credits", "999999999")
     page.click("#allocation button[type=submit]")
     w.settle()
-    assert "credits of the pool are unallocated" in \
+    assert "999999999 credits requested, but at most" in \
         page.locator("[data-error-for=credits]").inner_text()
     page.fill("#credits", "250")
     page.fill("#notes", "browser test")

@@ -625,3 +625,21 @@ def test_set_partner_timezone_rebuckets_history(freeze, make_partner, make_org, 
     assert idents() == [10, 101, 0]
     with pytest.raises(ValueError):
         ingest.set_partner_timezone(partner, "Mars/Olympus")
+
+
+def test_breakdown_lists_organizations_that_existed_or_were_active(make_partner, make_org,
+                                                                   add_events, freeze):
+    from datetime import datetime as _dt
+
+    freeze(_dt(2025, 10, 20, 12))
+    partner = make_partner()
+    make_org(partner, "Old", created_at=_dt(2025, 9, 1))
+    make_org(partner, "Later", created_at=_dt(2025, 10, 10))          # after the period
+    busy = make_org(partner, "Imported", created_at=_dt(2025, 10, 12))  # after, but active
+    add_events(partner, [{"eventId": "x", "organizationId": busy.id, "type": "identification",
+                          "quantity": 2, "occurredAt": "2025-09-15T08:00:00Z"}])
+    items, total = metrics.organization_breakdown(
+        partner, Period(date(2025, 9, 1), date(2025, 9, 30)), sort="name", order="asc")
+    # September: "Old" existed; "Later" did not exist and had no events; "Imported" had 2.
+    assert total == 2
+    assert [(i["name"], i["identifications"]) for i in items] == [("Imported", 2), ("Old", 0)]

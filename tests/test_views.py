@@ -552,7 +552,8 @@ def test_allocation_change(signed_in, client):
 
 @pytest.mark.parametrize(("credits", "status", "message"), [
     # Pool 1000; the others hold 300 + 10 = 310, so 690 can go to Bluebird.
-    ("800", 422, "only 690 credits of the pool are unallocated"),
+    ("800", 422, "800 credits requested, but at most 690 can be allocated here: the pool "
+                 "holds 1000 and other organizations hold 310"),
     ("-5", 400, "credits must be between 0 and 1000000000000"),
     ("12.5", 400, "credits must be a whole number"),
     ("lots", 400, "credits must be a whole number"),
