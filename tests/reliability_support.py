@@ -294,3 +294,174 @@ def counts_by(rows: list[tuple[Any, ...]], key: int) -> dict[Any, int]:
     for row in rows:
         out[row[key]] += 1
     return dict(out)
+
+
+# --- a live server and a proxy that drops connections -----------------------------------------
+
+PORTS = range(5501, 5510)  # the ports these tests may use on 127.0.0.1
+
+
+def serve(application: Any) -> tuple[Any, int]:
+    """Serve application from a thread on the first free port of PORTS; return (server, port)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    for port in PORTS:
+        try:
+            httpd = make_server("127.0.0.1", port, application, threaded=True)
+        except OSError:
+            continue
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        return httpd, port
+    raise RuntimeError("no free port in 5501-5509")
+
+
+def _read_message(sock: Any) -> bytes:
+    """Read one HTTP request (head and Content-Length body) from a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+class DroppingProxy:
+    """A TCP proxy for one-request connections that misbehaves on purpose.
+
+    Each connection gets a mode from plan(n): "pass" relays faithfully; "cut_request"
+    forwards half of the request and hangs up on both sides (the server never gets a whole
+    body); "drop_response" forwards the request, lets the server answer, and closes the
+    client's connection without a byte; "cut_response" relays half of the answer; "stall"
+    holds the answer longer than the client waits.
+    """
+
+    MODES = ("pass", "cut_request", "drop_response", "cut_response", "stall")
+
+    def __init__(self, upstream_port: int, plan: Any, stall: float) -> None:
+        import socket
+        import threading
+
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.plan = plan
+        self.stall = stall
+        self.counts: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._n = 0
+        self._stop = False
+        for port in PORTS:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            self.sock, self.port = sock, port
+            break
+        else:
+            raise RuntimeError("no free port in 5501-5509 for the proxy")
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._stop:
+            try:
+                client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                mode = self.plan(self._n)
+                self._n += 1
+                self.counts[mode] += 1
+            threading.Thread(target=self._handle, args=(client, mode), daemon=True).start()
+
+    def _handle(self, client: Any, mode: str) -> None:
+        import socket
+        import time
+
+        upstream = socket.create_connection(self.upstream)
+        try:
+            request = _read_message(client)
+            if mode == "cut_request":
+                upstream.sendall(request[: len(request) // 2])
+                return
+            upstream.sendall(request)
+            answer = b""
+            while True:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            if mode == "drop_response":
+                return
+            if mode == "cut_response":
+                client.sendall(answer[: len(answer) // 2])
+                return
+            if mode == "stall":
+                time.sleep(self.stall)
+            client.sendall(answer)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def post_with_retries(port: int, path: str, payload: dict[str, Any], headers: dict[str, str],
+                      timeout: float, attempts: int = 40) -> tuple[dict[str, Any], int]:
+    """POST JSON until a whole 200 answer arrives; return (answer, attempts used).
+
+    What a careful client does: any connection error, timeout, cut-off or unreadable
+    answer means "unknown outcome", and the same call is sent again (events carry their
+    own ids, so a repeat cannot count twice).
+    """
+    import http.client
+    import time
+
+    body = json.dumps(payload).encode()
+    for attempt in range(1, attempts + 1):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("POST", path, body, {**headers, "Content-Type": "application/json",
+                                              "Connection": "close"})
+            response = conn.getresponse()
+            data = response.read()
+            if response.status == 200:
+                return json.loads(data), attempt
+            if response.status < 500 and response.status != 429:
+                raise AssertionError(f"{response.status}: {data[:300]!r}")
+        except (OSError, http.client.HTTPException, ValueError):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.02 * attempt)
+    raise AssertionError(f"no answer after {attempts} attempts")

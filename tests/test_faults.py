@@ -9,9 +9,13 @@ whatever the previous one left), re-runs it to completion, and compares every st
 and figure with the reference, then runs `flask rollups verify`.
 
 Each run does at least 2 and at most FAULT_TRIALS trials (default 4), stopping after
-FAULT_BUDGET seconds (default 35) so that a loaded machine does not stretch the suite.
+FAULT_BUDGET seconds (default 25) so that a loaded machine does not stretch the suite.
 The kill delays come from FAULT_SEED (random unless set; printed on failure). Every trial
 is appended to tests/artifacts/fault_trials.jsonl, a running record across runs.
+
+The same promise over HTTP: batches posted through a proxy that cuts requests, drops or
+cuts answers and stalls past the client's timeout, by a client that resends until it gets
+a whole answer (tests/artifacts/http_retry_trials.jsonl records each run).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ ORGS = 5
 # PostgreSQL stores about half as fast here: half the file keeps the run under a minute.
 LINES = 60_000 if BACKEND == "sqlite" else 30_000
 TRIALS = int(os.environ.get("FAULT_TRIALS", "4"))
-BUDGET = float(os.environ.get("FAULT_BUDGET", "35"))
+BUDGET = float(os.environ.get("FAULT_BUDGET", "25"))
 
 
 def stored_events(url: str) -> int:
@@ -191,3 +195,97 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_figures(world: Worl
         verify = flask(url, "rollups", "verify", check=False)
         assert verify.returncode == 0, f"rollups verify failed ({context}): {verify.stdout}"
         assert f"{SLUG}: OK" in verify.stdout
+
+
+# --- HTTP: a client that retries after dropped connections ------------------------------------
+
+
+def test_http_batches_retried_after_dropped_connections_count_once(tmp_path) -> None:
+    """Batches of events go through a proxy that cuts requests, drops and cuts answers and
+    stalls past the client's timeout; the client resends each batch until it gets a whole
+    answer. Every event ends up stored exactly once and the rollups agree."""
+    from reliability_support import (
+        DroppingProxy,
+        app_for,
+        post_with_retries,
+        serve,
+    )
+
+    from app import auth
+    from app.extensions import db
+    from app.models import Partner
+
+    seed = int(os.environ.get("FAULT_SEED", random.randrange(2**31)))
+    rng = random.Random(seed)
+    dbs = Databases(BACKEND, tmp_path)
+    try:
+        url = dbs.new()
+        ids = setup_partner(url, SLUG, ORGS)
+        events = make_events(6000, ORGS, seed=11, prefix="h", dup_rate=0.1)
+        for ev in events:  # the API takes organizationId or externalId: use both kinds
+            if rng.random() < 0.5:
+                ev["organizationId"] = ids[ev.pop("externalId")]
+        unique: dict[str, dict[str, Any]] = {}
+        for ev in events:
+            unique.setdefault(ev["eventId"], ev)
+        application = app_for(url)
+        application.config["API_RATE_LIMIT"] = "100000 per minute"
+        with application.app_context():
+            partner = db.session.execute(db.select(Partner).filter_by(slug=SLUG)).scalar_one()
+            _key, plain = auth.create_api_key(partner, "retry", ["write"])
+            db.session.remove()
+        httpd, port = serve(application)
+        # The first connections show each fault once; after that, two in five misbehave.
+        forced = ["drop_response", "cut_response", "cut_request", "stall", "drop_response"]
+        faults = ["cut_request", "drop_response", "cut_response", "stall"]
+
+        def plan(n: int) -> str:
+            if n < len(forced):
+                return forced[n]
+            if rng.random() < 0.4:
+                # Stalls cost the client its whole timeout: fewer of them.
+                return rng.choice(faults[:3]) if rng.random() < 0.9 else "stall"
+            return "pass"
+
+        proxy = DroppingProxy(port, plan, stall=1.4)
+        answers = []
+        try:
+            for start in range(0, len(events), 250):
+                batch = events[start:start + 250]
+                answer, attempts = post_with_retries(
+                    proxy.port, "/api/v1/partner/events", {"events": batch},
+                    {"X-Partner-API-Key": plain}, timeout=1.0)
+                assert answer["rejected"] == [], answer["rejected"][:3]
+                assert answer["accepted"] + answer["duplicates"] == len(batch)
+                answers.append((answer, attempts))
+        finally:
+            proxy.close()
+            httpd.shutdown()
+        context = f"seed {seed}, proxy {dict(proxy.counts)}"
+        log_artifact("http_retry_trials.jsonl", {
+            "backend": BACKEND, "seed": seed, "proxy": dict(proxy.counts),
+            "calls": len(answers), "attempts": sum(a for _x, a in answers),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        # Every fault happened, and some batches needed more than one attempt.
+        assert all(proxy.counts[m] >= 1 for m in faults), context
+        assert sum(a for _x, a in answers) > len(answers), context
+        # An answer that was lost means its events come back as duplicates on the retry,
+        # so the answers seen count at most every event once...
+        assert sum(a["accepted"] for a, _n in answers) <= len(unique), context
+        # ...and the database holds each event exactly once, the first copy sent.
+        got = figures(url, SLUG)
+        assert len(got["raw"]) == len(unique), context
+        ext_of = {v: k for k, v in ids.items()}
+        assert {r[0]: (r[1], r[2], r[3]) for r in got["raw"]} == {
+            k: (v.get("externalId") or ext_of[v["organizationId"]], v["type"], v["quantity"])
+            for k, v in unique.items()}, context
+        want = expected_totals({k: (v.get("externalId") or ext_of[v["organizationId"]],
+                                    v["type"], v["quantity"], v["occurredAt"])
+                                for k, v in unique.items()})
+        assert {t: v["quantity"] for t, v in got["usage"]["byType"].items()} == \
+            want["quantity"], context
+        assert got["verify"] == [], context
+        verify = flask(url, "rollups", "verify", check=False)
+        assert verify.returncode == 0, verify.stdout
+    finally:
+        dbs.drop_all()
