@@ -2,7 +2,8 @@
 
 Two processes ingest overlapping files (the shared events in a different order in each),
 while threads of this process store batches of their own plus shared events through
-`ingest.ingest_batch`, change allocations, create and revoke API keys, and read figures.
+`ingest.ingest_batch` and through the JSON API, change allocations (directly and through
+the API), create and revoke API keys, and read figures.
 Afterwards every distinct event is stored exactly once, the accepted counts of all writers
 add up to the number of distinct events (nothing lost, nothing doubled), the rollups agree
 with a recount, and no writer ever saw "database is locked" or a deadlock.
@@ -18,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-
 from reliability_support import (
     BACKEND,
     Databases,
@@ -32,6 +31,7 @@ from reliability_support import (
     start_flask,
     write_jsonl,
 )
+from sqlalchemy import select
 
 SLUG = "acme"
 ORGS = 4
@@ -108,7 +108,7 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     own_a = make_events(12_000, ORGS, seed=2, prefix="a", dup_rate=0.05)
     own_b = make_events(12_000, ORGS, seed=3, prefix="b", dup_rate=0.05)
     own_t = [no_dups(make_events(3000, ORGS, seed=10 + i, prefix=f"t{i}-", dup_rate=0))
-             for i in range(2)]
+             for i in range(3)]
     # Conflicting repeats inside one writer's own events are settled by file order; across
     # writers every shared event has one payload.
     own_a = no_dups(own_a)
@@ -121,9 +121,9 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     path_a = write_jsonl(tmp_path / "a.jsonl", file_a).path
     path_b = write_jsonl(tmp_path / "b.jsonl", file_b).path
     everything = write_jsonl(tmp_path / "all.jsonl",
-                             shared + own_a + own_b + own_t[0] + own_t[1])
+                             shared + own_a + own_b + own_t[0] + own_t[1] + own_t[2])
     distinct = len(everything.unique)
-    assert distinct == len(shared) + len(own_a) + len(own_b) + 6000
+    assert distinct == len(shared) + len(own_a) + len(own_b) + 9000
 
     application = app_for(url)
     with application.app_context():
@@ -149,6 +149,31 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
             with lock:
                 accepted.append(got)
         return run
+
+    def api_writer() -> None:
+        # The third writer goes through the JSON API, by externalId, as a partner's
+        # client would, and also moves allocations through it.
+        client = application.test_client()
+        partner = db.session.get(Partner, partner_id)
+        _key, plain = auth.create_api_key(partner, "api-writer", ["write"])
+        headers = {"X-Partner-API-Key": plain}
+        db.session.remove()
+        mine = own_t[2] + random.Random(2).sample(shared, 3000)
+        random.Random(102).shuffle(mine)
+        got = 0
+        for n, start in enumerate(range(0, len(mine), 500)):
+            chunk = mine[start:start + 500]
+            for _ in range(2):
+                response = client.post("/api/v1/partner/events", json={"events": chunk},
+                                        headers=headers)
+                assert response.status_code == 200, response.get_data()[:300]
+                assert response.get_json()["rejected"] == []
+                got += response.get_json()["accepted"]
+            response = client.put(f"/api/v1/partner/organizations/{org_ids[n % ORGS]}/credits",
+                                  json={"credits": 1000 * n}, headers=headers)
+            assert response.status_code in (200, 422), response.get_data()[:300]
+        with lock:
+            accepted.append(got)
 
     def allocator() -> None:
         partner = db.session.get(Partner, partner_id)
@@ -179,6 +204,7 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     threads = Threads(application)
     threads.start("writer-0", writer(0))
     threads.start("writer-1", writer(1))
+    threads.start("api", api_writer)
     threads.start("allocator", allocator)
     threads.start("keys", key_maker)
     threads.start("reader", reader)
