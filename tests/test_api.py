@@ -843,3 +843,22 @@ def test_openapi_document_lists_every_endpoint(client):
     analytics_400 = document["paths"]["/api/v1/partner/analytics"]["get"]["responses"]["400"]
     assert "startDate after endDate" in analytics_400["description"]
     assert "3,660 days" in analytics_400["description"]
+
+
+def test_breakdown_filters_by_external_id_and_sorts_by_status_and_credits(
+        make_partner, make_org, api_key, client):
+    partner = make_partner(pool=5000)
+    make_org(partner, "Zeta", external_id="z-1", tier="paid", initial_credits=300)
+    beta = make_org(partner, "Beta", external_id="b-1", tier="paid", initial_credits=900)
+    accounts.set_status(partner, beta, "suspended")
+    make_org(partner, "Alpha", external_id="a-1", tier="paid", initial_credits=100)
+    headers = {"X-Partner-API-Key": api_key(partner, ["read"])}
+    url = "/api/v1/partner/analytics/organizations"
+    one = client.get(f"{url}?externalId=b-1", headers=headers).get_json()
+    assert (one["total"], [i["name"] for i in one["organizations"]]) == (1, ["Beta"])
+    # status ascending: active (Alpha, Zeta by name) before suspended (Beta)
+    by_status = client.get(f"{url}?sort=status", headers=headers).get_json()
+    assert [i["name"] for i in by_status["organizations"]] == ["Alpha", "Zeta", "Beta"]
+    # credits descending by default: 900, 300, 100
+    by_credits = client.get(f"{url}?sort=credits", headers=headers).get_json()
+    assert [i["name"] for i in by_credits["organizations"]] == ["Beta", "Zeta", "Alpha"]

@@ -143,7 +143,8 @@ def test_api_report_needs_a_key_and_sees_its_own_partner(october, client, api_ke
     assert response.status_code == 404
     assert response.get_json()["details"] == {"field": "month", "value": MONTH}
     listing = client.get("/api/v1/partner/reports", headers={"X-Partner-API-Key": key})
-    assert listing.get_json() == {"partnerId": other.id, "timezone": "UTC", "months": []}
+    assert listing.get_json() == {"partnerId": other.id, "timezone": "UTC", "months": [],
+                                  "total": 0, "page": 1, "pageSize": 20}
 
 
 @pytest.mark.parametrize("month", ["2025-13", "abc", "2025-12", "0000-01"])
@@ -161,6 +162,12 @@ def test_api_month_list(october, client, api_key):
                       headers={"X-Partner-API-Key": api_key(october, ["read"])}).get_json()
     assert [(m["month"], m["totalIdentifications"], m["complete"]) for m in body["months"]] \
         == [("2025-11", 100, False), ("2025-10", 26, True), ("2025-09", 15, True)]
+    assert (body["total"], body["page"], body["pageSize"]) == (3, 1, 20)
+    # Page 2 of size 2 holds only the third-newest month.
+    second = client.get("/api/v1/partner/reports?page=2&pageSize=2",
+                        headers={"X-Partner-API-Key": api_key(october, ["read"])}).get_json()
+    assert [m["month"] for m in second["months"]] == ["2025-09"]
+    assert (second["total"], second["page"], second["pageSize"]) == (3, 2, 2)
 
 
 # --- parity ------------------------------------------------------------------------------

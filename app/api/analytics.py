@@ -133,10 +133,11 @@ def organization_breakdown() -> dict[str, Any]:
     partner = current_partner()
     query = validated_query()
     period = period_from(query, partner)
-    order = query.order or ("asc" if query.sort == "name" else "desc")
+    order = query.order or ("asc" if query.sort in ("name", "status") else "desc")
     items, total = metrics.organization_breakdown(
         partner, period, sort=query.sort, order=order, page=query.page,
         page_size=query.pageSize, status=query.status, search=query.search,
+        external_id=query.externalId,
     )
     out: dict[str, Any] = {"partnerId": partner.id, **period.iso()}
     if query.compare == "previous":

@@ -9,8 +9,9 @@ from pydantic import Field
 from .. import reports
 from . import bp
 from .guards import current_partner
-from .schemas import DateStr, Out, Ratio, SeriesPoint, Timestamp, TypeUsage
-from .spec import doc
+from .schemas import DateStr, Out, PageQuery, Ratio, SeriesPoint, Timestamp, TypeUsage
+from .serializers import page_of
+from .spec import doc, validated_query
 
 TAGS = ("reports",)
 Month = str
@@ -174,15 +175,22 @@ class ReportListOut(Out):
     partnerId: str
     timezone: str
     months: list[MonthHeadline] = Field(description="every month with data, newest first")
+    total: int
+    page: int
+    pageSize: int
 
 
 @bp.get("/partner/reports")
-@doc(ReportListOut, tags=TAGS)
+@doc(ReportListOut, query=PageQuery, tags=TAGS)
 def report_list() -> dict[str, Any]:
     """Every calendar month with data (partner's timezone), newest first, with headlines."""
     partner = current_partner()
+    query = validated_query()
+    months = reports.month_index(partner)
+    first = (query.page - 1) * query.pageSize
     return {"partnerId": partner.id, "timezone": partner.timezone,
-            "months": reports.month_index(partner)}
+            **page_of("months", months[first:first + query.pageSize], len(months),
+                      query.page, query.pageSize)}
 
 
 @bp.get("/partner/reports/<month>")

@@ -141,13 +141,14 @@ class TimeseriesQuery(PeriodQuery):
 class OrgAnalyticsQuery(PeriodQuery, PageQuery):
     """Per-organization figures: the period, sorting, filters and pagination."""
 
-    sort: Literal["name", "createdAt", "identifications", "creditsUsed", "events",
-                  "quantity"] = Field("identifications")
+    sort: Literal["name", "createdAt", "status", "credits", "identifications", "creditsUsed",
+                  "events", "quantity"] = Field("identifications")
     order: Literal["asc", "desc"] | None = Field(
-        None, description="default asc for name, desc for the others")
+        None, description="default asc for name and status, desc for the others")
     status: OrgStatus | None = None
     search: str | None = Field(None, max_length=200,
                                description="case-insensitive substring of the name")
+    externalId: str | None = Field(None, max_length=200, description="exact externalId")
 
 
 class OrgListQuery(PageQuery):

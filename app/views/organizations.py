@@ -31,8 +31,6 @@ COLUMNS = (
     ("creditsAvailable", "Available", None, "billing"),
 )
 CSV_FIELDS = ("organizationId", *(c[0] for c in COLUMNS))
-# The sorts /api/v1/partner/analytics/organizations accepts (its JSON link leaves others out).
-API_SORTS = ("name", "createdAt", "identifications", "creditsUsed", "events", "quantity")
 
 
 def _table(partner: Partner, state: RangeState, all_rows: bool = False) -> dict[str, Any]:
@@ -61,7 +59,7 @@ def index() -> str:
     state = resolve_range(partner)
     table = _table(partner, state)
     return render_template("organizations/index.html", partner=partner, state=state,
-                           columns=COLUMNS, api_sorts=API_SORTS, **table)
+                           columns=COLUMNS, **table)
 
 
 @bp.get("/organizations.csv")
