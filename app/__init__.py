@@ -115,6 +115,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
+        if response.status_code != 429:
+            # Flask-Limiter sends Retry-After on every response; it only means something
+            # on a 429.
+            response.headers.pop("Retry-After", None)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")

@@ -532,3 +532,11 @@ def test_no_input_gives_a_500_or_html(env):
                 assert response.data == b""
             else:
                 assert response.mimetype == "application/json", (method, url, value)
+
+
+def test_retry_after_only_on_429(make_partner, api_key, client):
+    partner = make_partner()
+    ok = client.get("/api/v1/partner/me", headers={"X-Partner-API-Key": api_key(partner)})
+    assert ok.status_code == 200
+    assert "X-RateLimit-Limit" in ok.headers
+    assert "Retry-After" not in ok.headers
