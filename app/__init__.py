@@ -82,6 +82,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to see your dashboard."
     login_manager.session_protection = "strong"
+
+    # Registered before the limiter so it runs after the limiter's header injection
+    # (after_request hooks run in reverse order): Flask-Limiter adds Retry-After to every
+    # response, and it only means something on a 429.
+    @app.after_request
+    def retry_after_only_on_429(response: Response) -> Response:
+        if response.status_code != 429:
+            response.headers.pop("Retry-After", None)
+        return response
+
     limiter.init_app(app)
 
     from . import auth  # noqa: F401  (registers the user loader)
@@ -115,10 +125,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        if response.status_code != 429:
-            # Flask-Limiter sends Retry-After on every response; it only means something
-            # on a 429.
-            response.headers.pop("Retry-After", None)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
