@@ -135,7 +135,9 @@ def allocate(org_id: str) -> Any:
             flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.",
                   "success")
             # Back to the page the form was on: same period, same granularity.
-            return redirect(url_for("organizations.detail", org_id=org.id,
-                                    **request.args.to_dict()))
+            # Keys starting with "_" would be url_for options (_external, _scheme, ...).
+            kept: dict[str, Any] = {k: v for k, v in request.args.items()
+                                    if not k.startswith("_")}
+            return redirect(url_for("organizations.detail", org_id=org.id, **kept))
     return render_template("organizations/detail.html", form=form,
                            **_detail_context(partner, org, state)), status
