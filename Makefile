@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick bench-deps clean
+.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick bench-deps fuzz load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,6 +53,21 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	$(BIN)/python -m bench.run --quick --out bench/results/quick.md
+
+# Schemathesis over /api/v1/openapi.json with a valid key until >= 10,000 requests; fails on
+# any 5xx or any answer that does not match the document (tests/fuzz_api.py).
+FUZZ_REQUESTS ?= 10000
+fuzz: install
+	$(BIN)/python tests/fuzz_api.py --min-requests $(FUZZ_REQUESTS)
+
+# gunicorn on 127.0.0.1 under 16 connections for 60 s (reads and batched writes, 10 %
+# re-sent events), then a raw recount and `flask rollups verify` (bench/load.py).
+# LOAD_BACKEND=postgresql uses a throwaway database on TEST_DATABASE_URL's server.
+LOAD_BACKEND ?= sqlite
+LOAD_SECONDS ?= 60
+load: install
+	$(BIN)/python -m bench.load --backend $(LOAD_BACKEND) --duration $(LOAD_SECONDS) \
+		--connections 16
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/artifacts
