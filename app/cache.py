@@ -84,31 +84,55 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def enabled() -> bool:
+    """Tell whether the application caches figures (CACHE_CLOSED_PERIODS)."""
+    return bool(current_app.config.get("CACHE_CLOSED_PERIODS"))
+
+
+def _cached(fn: Callable[..., Any], partner: Partner, key_parts: tuple[Any, ...],
+            args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    version = data_version(partner.id)
+    key = (id(db.engine), fn.__qualname__, partner.id, *key_parts, repr(args),
+           repr(sorted(kwargs.items())))
+    with _lock:
+        hit = _entries.get(key)
+        if hit is not None and hit[0] == version:
+            _entries.move_to_end(key)
+            return _copy(hit[1])
+    value = fn(partner, *key_parts[:1], *args, **kwargs)
+    with _lock:
+        _entries[key] = (version, _copy(value))
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return value
+
+
 def closed_period_cache(fn: F) -> F:
     """Cache fn(partner, period, ...) while period ends before the partner's today."""
 
     @functools.wraps(fn)
     def wrapper(partner: Partner, period: Period, *args: Any, **kwargs: Any) -> Any:
-        if not current_app.config.get("CACHE_CLOSED_PERIODS"):
+        if not enabled():
             return fn(partner, period, *args, **kwargs)
         today = local_today(partner.timezone)
         if period.end >= today:
             return fn(partner, period, *args, **kwargs)
-        version = data_version(partner.id)
-        key = (id(db.engine), fn.__qualname__, partner.id, period, today,
-               repr(args), repr(sorted(kwargs.items())))
-        with _lock:
-            hit = _entries.get(key)
-            if hit is not None and hit[0] == version:
-                _entries.move_to_end(key)
-                return _copy(hit[1])
-        value = fn(partner, period, *args, **kwargs)
-        with _lock:
-            _entries[key] = (version, _copy(value))
-            _entries.move_to_end(key)
-            while len(_entries) > MAX_ENTRIES:
-                _entries.popitem(last=False)
-        return value
+        return _cached(fn, partner, (period, today), args, kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def state_cache(fn: F) -> F:
+    """Cache fn(partner, day, ...): organization state as of a day, which only changes
+    through writes to organizations and their status history (each bumps the version),
+    so it is exact for today's date too. Usage figures are never cached this way."""
+
+    @functools.wraps(fn)
+    def wrapper(partner: Partner, day: Any, *args: Any, **kwargs: Any) -> Any:
+        if not enabled():
+            return fn(partner, day, *args, **kwargs)
+        return _cached(fn, partner, (day,), args, kwargs)
 
     return wrapper  # type: ignore[return-value]
 

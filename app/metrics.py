@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import Date, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from .cache import closed_period_cache
+from . import cache
+from .cache import closed_period_cache, state_cache
 from .database import dialect_name
 from .extensions import db
 from .models import (
@@ -122,6 +123,7 @@ def _status_at(boundary: datetime) -> Any:
     )
 
 
+@state_cache
 def organization_counts(partner: Partner, end: date) -> dict[str, int]:
     """Return organizations created by the end of end, and how many were active then."""
     boundary = day_end_utc(end, partner.timezone)
@@ -175,6 +177,9 @@ def organizations_with_activity(partner: Partner, period: Period,
 @closed_period_cache
 def summary(partner: Partner, period: Period) -> dict[str, Any]:
     """Return every metric of spec §2 for a partner and an inclusive period."""
+    today = local_today(partner.timezone)
+    if cache.enabled() and period.start < today <= period.end:
+        return _summary_to_today(partner, period, today)
     by_type = _partner_totals(partner.id, period)
     identifications = by_type.get(IDENTIFICATION, {"quantity": 0})["quantity"]
     with_activity = organizations_with_activity(partner, period)
@@ -187,6 +192,59 @@ def summary(partner: Partner, period: Period) -> dict[str, Any]:
     result["totalQuantity"] = sum(v["quantity"] for v in by_type.values())
     result["totalEvents"] = sum(v["events"] for v in by_type.values())
     return result
+
+
+def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str, Any]:
+    """Return summary() of a period that includes today: the closed days before today
+    from the closed-period cache, today (and any later day) computed live."""
+    closed = Period(period.start, today - timedelta(days=1))
+    live = Period(today, period.end)
+    before = summary(partner, closed)
+    live_by_type = _partner_totals(partner.id, live)
+    odu = OrgDailyUsage
+    live_active = {r[0] for r in db.session.execute(
+        select(odu.organization_id).distinct().where(
+            odu.partner_id == partner.id, odu.day >= live.start, odu.day <= live.end))}
+    active = len(active_organization_ids(partner, closed) | live_active)
+    bp = billing_period(partner, period.end)
+    used = credits_used(partner, Period(max(bp.start, today), period.end))
+    if bp.start < today:
+        used += closed_credits_used(partner, Period(bp.start, today - timedelta(days=1)))
+    identifications = before["totalIdentifications"] + live_by_type.get(
+        IDENTIFICATION, {"quantity": 0})["quantity"]
+    result: dict[str, Any] = {}
+    result.update(organization_counts(partner, period.end))
+    result["totalIdentifications"] = identifications
+    result["creditsUsed"] = identifications
+    result["creditsRemaining"] = partner.credit_pool_total - used
+    result["organizationsWithActivity"] = active
+    result["totalQuantity"] = before["totalQuantity"] + sum(
+        v["quantity"] for v in live_by_type.values())
+    result["totalEvents"] = before["totalEvents"] + sum(
+        v["events"] for v in live_by_type.values())
+    return result
+
+
+@closed_period_cache
+def active_organization_ids(partner: Partner, period: Period) -> frozenset[str]:
+    """Return the ids of the organizations with any usage in the period."""
+    odu = OrgDailyUsage
+    active = (
+        select(odu.organization_id)
+        .where(odu.organization_id == Organization.id, odu.day >= period.start,
+               odu.day <= period.end)
+        .correlate(Organization)
+        .exists()
+    )
+    return frozenset(db.session.execute(
+        select(Organization.id).where(Organization.partner_id == partner.id, active)
+    ).scalars())
+
+
+@closed_period_cache
+def closed_credits_used(partner: Partner, period: Period) -> int:
+    """Return credits_used() for a period, cached when it is closed."""
+    return credits_used(partner, period)
 
 
 @closed_period_cache

@@ -174,3 +174,30 @@ def test_organizations_with_activity_probes_the_rollup_primary_key(app, world):
             "EXPLAIN QUERY PLAN " + statements[index], statements.parameters[index]))
     assert re.search(r"SEARCH org_daily_usage USING (COVERING INDEX|PRIMARY KEY|INDEX)", plan), plan
     assert "SCAN org_daily_usage" not in plan
+
+
+def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
+        app, world, add_events, make_org):
+    partner, a, b = world
+    add_events(partner, [ev("t1", b, "identification", 5, "2025-11-15T09:00:00Z")])
+    period = Period(date(2025, 10, 1), date(2025, 11, 15))
+    figures = metrics.summary(partner, period)
+    # Oct 1..Nov 15: identifications e1 2 + e3 1 + t1 5 = 8; quantity 2 + 3 + 1 + 5 = 11;
+    # 4 events; Alpha and Beta active (Beta on Oct 6 and today: counted once).
+    # Credits: billing period Nov 1..30, used Nov 1..15 = 1 + 5 = 6, pool 1000 - 6 = 994.
+    assert figures == {
+        "totalOrganizations": 2, "activeOrganizations": 2,
+        "totalIdentifications": 8, "creditsUsed": 8, "creditsRemaining": 994,
+        "organizationsWithActivity": 2, "totalQuantity": 11, "totalEvents": 4,
+    }
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    assert metrics.summary(partner, period) == figures  # the plain computation agrees
+    app.config["CACHE_CLOSED_PERIODS"] = True
+
+    gamma = make_org(partner, "Gamma")  # created today, active today only
+    add_events(partner, [ev("t2", a, "page_view", 4, "2025-11-15T10:00:00Z"),
+                         ev("t3", gamma, "session", 1, "2025-11-15T11:00:00Z")])
+    again = metrics.summary(partner, period)
+    # Quantity 11 + 4 + 1 = 16, events 4 + 2 = 6, Gamma makes 3 organizations, all active.
+    assert (again["totalQuantity"], again["totalEvents"], again["organizationsWithActivity"],
+            again["totalOrganizations"], again["totalIdentifications"]) == (16, 6, 3, 3, 8)
