@@ -396,11 +396,16 @@ def _insert_sqlite(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
 
 def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
     columns = ", ".join(_EVENT_COLUMNS)
-    cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS ingest_stage ON COMMIT DELETE ROWS AS "  # noqa: S608
-        f"SELECT {columns} FROM usage_event WITH NO DATA"
-    )
-    cursor.execute("TRUNCATE ingest_stage")
+    # Created once per connection (a rolled-back transaction takes it away again);
+    # asking is much cheaper than CREATE ... IF NOT EXISTS.
+    cursor.execute("SELECT to_regclass('pg_temp.ingest_stage')")
+    if cursor.fetchone()[0] is None:
+        cursor.execute(
+            "CREATE TEMP TABLE ingest_stage ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {columns} FROM usage_event WITH NO DATA"
+        )
+    else:
+        cursor.execute("TRUNCATE ingest_stage")
     with cursor.copy(f"COPY ingest_stage ({columns}) FROM STDIN") as copy:
         for r in rows:
             copy.write_row((r["partner_id"], r["organization_id"], r["event_id"], r["type"],
