@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError
 
 from . import accounts, auth, ingest
-from .errors import AppError
+from .errors import AppError, database_busy
 from .extensions import db
 from .ingest import FileFormatError, IngestResult
 from .models import Partner
@@ -192,6 +193,13 @@ def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int) -> No
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{file} is not UTF-8 text: {exc}") from exc
+    except OperationalError as exc:
+        if not database_busy(exc):
+            raise
+        raise click.ClickException(
+            "the database stayed busy with other writes for too long; the batches before "
+            "the failing one are stored: run the same command again to finish (events "
+            "already stored count as duplicates)") from exc
     click.echo(f"accepted: {result.accepted}")
     click.echo(f"duplicates: {result.duplicates}")
     click.echo(f"rejected: {result.rejected_count}")

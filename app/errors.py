@@ -123,8 +123,22 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if database_busy(exc):
+            # SQLite queued this write for 30 s behind others and gave up; it rolled back.
+            message = ("the database stayed busy with other writes for too long; nothing "
+                       "was changed: retry in a moment")
+            if wants_json():
+                return error_json("InternalError", message, {"retryable": True}, 500)
+            return _html(500, "Busy", message[0].upper() + message[1:] + ".")
         if wants_json():
             return error_json("InternalError", "an internal error occurred; it has been logged",
                               {}, 500)
         return _html(500, "Something went wrong",
                      "An internal error occurred; it has been logged.")
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Tell whether exc is SQLite giving up on a lock after its busy timeout."""
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)

@@ -11,6 +11,7 @@ with a recount, and no writer ever saw "database is locked" or a deadlock.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -295,3 +296,55 @@ def test_trial_tier_after_a_raise_above_the_trial_cap_meanwhile_is_refused(app, 
     org = db.session.get(Organization, org_id)
     assert (org.tier, org.credits_allocated) == ("paid", 900)
     assert TRIAL_CREDIT_CAP == 500
+
+
+# --- when the wait is too long: a clear answer, nothing half-done -----------------------------
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's busy timeout; PostgreSQL waits")
+def test_a_write_that_waits_past_the_busy_timeout_says_so_and_changes_nothing(
+        app, client, runner, make_partner, make_org, api_key, freeze, tmp_path):
+    import sqlite3
+    from datetime import datetime
+
+    from sqlalchemy import event as sa_event
+
+    from app.extensions import db
+    from app.models import UsageEvent
+
+    freeze(datetime(2025, 10, 20, 12))
+    partner = make_partner()
+    org = make_org(partner, "Alpha")
+    key = api_key(partner)
+    org_id, slug = org.id, partner.slug
+    # The app's connections give up after 0.2 s instead of 30 s...
+    sa_event.listen(db.engine, "connect",
+                    lambda conn, _rec: conn.execute("PRAGMA busy_timeout=200"))
+    db.session.remove()
+    db.engine.dispose()
+    # ...while another process (here: a raw connection) holds the write lock.
+    holder = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    event = {"eventId": "e1", "organizationId": org_id, "type": "identification",
+             "occurredAt": "2025-10-19T10:00:00Z"}
+    try:
+        response = client.post("/api/v1/partner/events", json={"events": [event]},
+                               headers={"X-Partner-API-Key": key})
+        assert response.status_code == 500
+        body = response.get_json()
+        assert body["code"] == "InternalError" and body["details"] == {"retryable": True}
+        assert "busy" in body["message"] and "nothing was changed" in body["message"]
+        path = tmp_path / "events.jsonl"
+        path.write_text(json.dumps(event) + "\n")
+        result = runner.invoke(args=["ingest", str(path), "--partner", slug])
+        assert result.exit_code == 1
+        assert "busy" in result.output and "run the same command again" in result.output
+        assert "Traceback" not in result.output
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    db.session.remove()
+    assert db.session.execute(select(UsageEvent)).first() is None
+    # Once the other writer is done, the same call goes through.
+    response = client.post("/api/v1/partner/events", json={"events": [event]},
+                           headers={"X-Partner-API-Key": key})
+    assert response.get_json()["accepted"] == 1
