@@ -5,7 +5,7 @@ hundred requests; this runs it again and again (a new seed each round, the cover
 on) until at least --min-requests requests were made, then prints what answered what and
 exits 1 on any 5xx or any response that does not match the document.
 
-    .venv/bin/python tests/fuzz_api.py [--min-requests 10000] [--examples 60]
+    .venv/bin/python tests/fuzz_api.py [--min-requests 10000] [--examples 150]
 
 The database is a throwaway SQLite file, or a throwaway PostgreSQL database when
 TEST_DATABASE_URL is set (created and dropped here).
@@ -63,7 +63,7 @@ def run_round(schema: object) -> tuple[Counter[int], list[tuple[str, ...]]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-requests", type=int, default=10_000)
-    parser.add_argument("--examples", type=int, default=60, help="max examples per operation")
+    parser.add_argument("--examples", type=int, default=150, help="max examples per operation")
     parser.add_argument("--max-rounds", type=int, default=40)
     args = parser.parse_args()
 
