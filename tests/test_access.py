@@ -220,10 +220,17 @@ def test_another_partners_key_sees_404_for_every_id_and_only_its_own_data(client
     assert after == before
 
 
-def test_a_dashboard_session_does_not_open_the_api(client, world):
+def test_a_dashboard_session_only_reads_its_own_partner_through_the_api(client, world):
+    # The pages' JSON links open in the browser: a signed-in user may GET its partner's JSON,
+    # never change anything (writes need a key), and never see another partner's ids.
     sign_in(client, "ops@alpha.test")
     response = client.get("/api/v1/partner/me")
-    assert response.status_code == 401
+    assert response.status_code == 200
+    assert response.get_json()["apiKey"] is None
+    refused = client.post("/api/v1/partner/events", json={"events": []})
+    assert (refused.status_code, refused.get_json()["code"]) == (403, "Forbidden")
+    other = client.get(f"/api/v1/partner/organizations/{world['b_org']}")
+    assert other.status_code == 404
 
 
 # --- pages ----------------------------------------------------------------------------------

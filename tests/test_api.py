@@ -862,3 +862,27 @@ def test_breakdown_filters_by_external_id_and_sorts_by_status_and_credits(
     # credits descending by default: 900, 300, 100
     by_credits = client.get(f"{url}?sort=credits", headers=headers).get_json()
     assert [i["name"] for i in by_credits["organizations"]] == ["Beta", "Zeta", "Alpha"]
+
+
+def test_a_signed_in_dashboard_user_may_read_the_json(world, make_user):
+    import re
+
+    make_user(world.partner, "ops@example.com", "correct horse battery")
+    page = world.client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    signed_in = world.client.post("/login", data={"email": "ops@example.com",
+                                                  "password": "correct horse battery",
+                                                  "csrf_token": token})
+    assert signed_in.status_code == 302
+    # The dashboard's JSON links work in the browser: same numbers as with the key.
+    via_session = world.client.get("/api/v1/partner/analytics")
+    assert via_session.status_code == 200
+    assert via_session.get_json() == world.get("/api/v1/partner/analytics")
+    me = world.client.get("/api/v1/partner/me").get_json()
+    assert (me["id"], me["apiKey"]) == (_pid(world), None)
+    # Reading only: changing data still needs a key (no cross-site writes with a cookie).
+    refused = world.client.post("/api/v1/partner/events", json={"events": []})
+    assert (refused.status_code, refused.get_json()["code"]) == (403, "Forbidden")
+    # A key that is sent is checked, session or not.
+    bad = world.client.get("/api/v1/partner/me", headers={"X-Partner-API-Key": "pk_live_x"})
+    assert bad.status_code == 401

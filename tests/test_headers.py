@@ -60,7 +60,8 @@ def every_response(ctx, base_url: str = "http://localhost"):
     for path in ("/api/v1/partner/me", "/api/v1/partner/analytics?startDate=x",
                  "/api/v1/nothing-here", "/api/v1/openapi.json"):
         yield path, client.get(path, headers=api, base_url=base_url)
-    yield "api 401", client.get("/api/v1/partner/me", base_url=base_url)
+    yield "api 401", client.get("/api/v1/partner/me", base_url=base_url,
+                                headers={"X-Partner-API-Key": "pk_live_not-a-key"})
     yield "api 405", client.delete("/api/v1/partner/me", headers=api, base_url=base_url)
 
 

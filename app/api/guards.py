@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from flask_login import current_user
 
 from ..auth import find_api_key, key_allows
 from ..errors import AppError, _safe
@@ -44,10 +45,15 @@ def authenticate() -> None:
     request.environ[_AUTH_DONE] = True
     plain = request.headers.get(API_KEY_HEADER, "").strip()
     g.api_key_sent = bool(plain)
+    g.api_via_session = False
     key = find_api_key(plain) if plain else None
     partner = db.session.get(Partner, key.partner_id) if key is not None else None
     g.api_key = key if partner is not None else None
     g.partner = partner
+    if not plain and current_user.is_authenticated:
+        # The dashboard's "JSON" links: a signed-in user may read its own partner's data.
+        g.partner = current_user.partner
+        g.api_via_session = True
 
 
 def _rate_limit_key() -> str:
@@ -154,7 +160,12 @@ def guard() -> None:
         raise AppError("Unauthorized", "the API key is unknown, revoked or expired",
                        {"field": API_KEY_HEADER, "value": None})
     scope = _required_scope()
-    if not key_allows(g.api_key, scope):
+    if g.get("api_via_session"):
+        if scope != "read":
+            raise AppError("Forbidden", f"a dashboard session may only read; send an "
+                           f"{API_KEY_HEADER} header to change data",
+                           {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": []})
+    elif not key_allows(g.api_key, scope):
         raise AppError("Forbidden", f"this API key lacks the {scope!r} scope",
                        {"field": API_KEY_HEADER, "requiredScope": scope,
                         "scopes": g.api_key.scope_list})

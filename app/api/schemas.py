@@ -656,7 +656,8 @@ class PartnerOut(Out):
     timezone: str
     createdAt: Timestamp
     dataFreshness: Timestamp | None = Field(description="when the newest event was received")
-    apiKey: ApiKeyOut = Field(description="the key of this request")
+    apiKey: ApiKeyOut | None = Field(description="the key of this request (null when a signed-in "
+                                                 "dashboard user reads the JSON)")
 
 
 class ApiKeyOut(Out):

@@ -92,7 +92,7 @@ def api_key(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def partner_json(partner: Partner, key: ApiKey) -> dict[str, Any]:
+def partner_json(partner: Partner, key: ApiKey | None) -> dict[str, Any]:
     """Return the partner with its pool figures now."""
     pool = metrics.pool_status(partner)
     return {
@@ -115,7 +115,7 @@ def partner_json(partner: Partner, key: ApiKey) -> dict[str, Any]:
         "timezone": partner.timezone,
         "createdAt": iso(partner.created_at),
         "dataFreshness": iso_z(metrics.data_freshness(partner)),
-        "apiKey": api_key(key),
+        "apiKey": api_key(key) if key is not None else None,
     }
 
 
