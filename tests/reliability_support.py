@@ -298,23 +298,16 @@ def counts_by(rows: list[tuple[Any, ...]], key: int) -> dict[Any, int]:
 
 # --- a live server and a proxy that drops connections -----------------------------------------
 
-PORTS = range(5501, 5510)  # the ports these tests may use on 127.0.0.1
-
-
 def serve(application: Any) -> tuple[Any, int]:
-    """Serve application from a thread on the first free port of PORTS; return (server, port)."""
+    """Serve application from a thread on a free port of 127.0.0.1; return (server, port)."""
     import threading
 
     from werkzeug.serving import make_server
 
-    for port in PORTS:
-        try:
-            httpd = make_server("127.0.0.1", port, application, threaded=True)
-        except OSError:
-            continue
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        return httpd, port
-    raise RuntimeError("no free port in 5501-5509")
+    # Port 0: the kernel picks a free port (werkzeug exits the process on a taken one).
+    httpd = make_server("127.0.0.1", 0, application, threaded=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, httpd.server_port
 
 
 def _read_message(sock: Any) -> bytes:
@@ -362,18 +355,9 @@ class DroppingProxy:
         self._lock = threading.Lock()
         self._n = 0
         self._stop = False
-        for port in PORTS:
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                sock.close()
-                continue
-            self.sock, self.port = sock, port
-            break
-        else:
-            raise RuntimeError("no free port in 5501-5509 for the proxy")
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))  # a free port chosen by the kernel
+        self.port = self.sock.getsockname()[1]
         self.sock.listen(64)
         self.sock.settimeout(0.2)
         self.thread = threading.Thread(target=self._accept, daemon=True)
