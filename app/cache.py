@@ -32,7 +32,8 @@ from .models import CreditAllocation, Organization, OrganizationStatusChange, Pa
 from .models import PartnerDataVersion as Version
 from .periods import Period, local_today
 
-MAX_ENTRIES = 4096
+# A daily series of a year is ~150 kB: 1,024 entries bound a worker to ~150 MB at worst.
+MAX_ENTRIES = 1024
 F = TypeVar("F", bound=Callable[..., Any])
 
 _BUMP = text(
