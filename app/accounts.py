@@ -146,8 +146,13 @@ def get_organization(partner: Partner, organization_id: str) -> Organization:
 
 
 def _lock_partner(partner: Partner) -> None:
-    """Serialize allocation and creation changes of one partner (PostgreSQL row lock)."""
-    db.session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
+    """Serialize allocation and creation changes of one partner (PostgreSQL row lock).
+
+    FOR NO KEY UPDATE: event inserts hold a key-share lock on the partner row (their
+    foreign key), which this does not block; a plain FOR UPDATE would stall ingestion.
+    """
+    db.session.execute(select(Partner.id).where(Partner.id == partner.id)
+                       .with_for_update(key_share=True))
 
 
 def _allocated_to_others(partner: Partner, exclude_id: str | None) -> int:

@@ -30,7 +30,7 @@ from .periods import (
     resolve_period,
 )
 
-_WHOLE_NUMBER = re.compile(r"^-?\d{1,19}$")
+_WHOLE_NUMBER = re.compile(r"^-?[0-9]{1,19}$")  # ASCII digits only, as the API
 ORG_SORT_CHOICES = (
     ("identifications", "Identifications"),
     ("creditsUsed", "Credits used"),

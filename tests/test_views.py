@@ -692,3 +692,11 @@ def test_formatting_helpers():
     for risky in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert csv_cell(risky) == "'" + risky
     assert (csv_cell("plain"), csv_cell(-5), csv_cell(None)) == ("plain", -5, "")
+
+
+def test_allocation_form_refuses_non_ascii_digits(signed_in, client):
+    # "٣٠٠" is 300 in Arabic-Indic digits; the API takes ASCII digits only, so must the form.
+    org = signed_in["bluebird"]
+    response = allocate(client, org, "٣٠٠", "", "")
+    assert response.status_code == 400
+    assert "credits must be a whole number" in text(response)
