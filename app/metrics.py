@@ -149,6 +149,18 @@ def status_at(organization: Organization, moment: datetime) -> str | None:
 
 # --- the headline figures ---------------------------------------------------------------
 
+def _has_usage_in(period: Period) -> Any:
+    """Return EXISTS(a rollup row of the outer organization in the period): a primary-key seek."""
+    odu = OrgDailyUsage
+    return (
+        select(odu.organization_id)
+        .where(odu.organization_id == Organization.id, odu.day >= period.start,
+               odu.day <= period.end)
+        .correlate(Organization)
+        .exists()
+    )
+
+
 def organizations_with_activity(partner: Partner, period: Period,
                                 organization_id: str | None = None) -> int:
     """Return how many organizations have any usage in the period.
@@ -158,15 +170,7 @@ def organizations_with_activity(partner: Partner, period: Period,
     range, where COUNT(DISTINCT) over a 365-day range read every row (28 ms for 100
     organizations and 1M events on SQLite, against about 0.2 ms).
     """
-    odu = OrgDailyUsage
-    active = (
-        select(odu.organization_id)
-        .where(odu.organization_id == Organization.id, odu.day >= period.start,
-               odu.day <= period.end)
-        .correlate(Organization)
-        .exists()
-    )
-    scope = [Organization.partner_id == partner.id, active]
+    scope = [Organization.partner_id == partner.id, _has_usage_in(period)]
     if organization_id is not None:
         scope.append(Organization.id == organization_id)
     return _int(db.session.execute(
@@ -228,16 +232,9 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str
 @closed_period_cache
 def active_organization_ids(partner: Partner, period: Period) -> frozenset[str]:
     """Return the ids of the organizations with any usage in the period."""
-    odu = OrgDailyUsage
-    active = (
-        select(odu.organization_id)
-        .where(odu.organization_id == Organization.id, odu.day >= period.start,
-               odu.day <= period.end)
-        .correlate(Organization)
-        .exists()
-    )
     return frozenset(db.session.execute(
-        select(Organization.id).where(Organization.partner_id == partner.id, active)
+        select(Organization.id).where(Organization.partner_id == partner.id,
+                                      _has_usage_in(period))
     ).scalars())
 
 
