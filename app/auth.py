@@ -61,6 +61,11 @@ def set_password(user: User, password: str) -> None:
     """Set a user's password and end every session the user had."""
     validate_password(password)
     user.password_hash = hash_password(password)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """Replace the user's session token: every session cookie issued before stops working."""
     user.session_token = secrets.token_hex(16)
     db.session.commit()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
 from .. import auth
-from ..extensions import db, limiter
+from ..extensions import limiter
 from ..forms import LoginForm, LogoutForm
 
 bp = Blueprint("auth", __name__)
@@ -69,10 +68,8 @@ def logout() -> Any:
     """End the session; the user's old session cookies stop working too."""
     form = LogoutForm()
     if form.validate_on_submit() and current_user.is_authenticated:
-        user = current_user._get_current_object()  # noqa: SLF001
         # A new token invalidates copies of the session cookie made before sign-out.
-        user.session_token = secrets.token_hex(16)
-        db.session.commit()
+        auth.end_sessions(current_user._get_current_object())  # noqa: SLF001
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
