@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, Integer, String, event
+from sqlalchemy import BigInteger, Date, DateTime, Integer, String, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from .extensions import db
@@ -198,3 +199,24 @@ def _plain_sqlite_type(column: Any) -> bool:
     kind = column.type
     return isinstance(kind, String | Integer | BigInteger | Date) and not isinstance(
         kind, DateTime)
+
+
+@contextmanager
+def scratch_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database on server_url's server; drop it on exit.
+
+    For the tests and benchmarks: each makes its own database and never touches others.
+    """
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

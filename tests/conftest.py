@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app import accounts, auth, create_app, ingest
+from app.database import scratch_postgres_database
 from app.extensions import db
 from app.models import Organization, Partner
 from app.timeutil import set_frozen_now
@@ -31,21 +31,8 @@ def pg_database() -> Iterator[str | None]:
     if not PG_URL:
         yield None
         return
-    server = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"pa_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    yield url
-    from app.extensions import db as _db  # noqa: F401
-
-    with admin.connect() as conn:
-        conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-        ), {"n": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with scratch_postgres_database(PG_URL, "pa_test") as url:
+        yield url
 
 
 _pg_schema_ready: dict[str, bool] = {}

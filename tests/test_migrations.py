@@ -1,17 +1,16 @@
 """The Alembic migrations build exactly the schema the models describe (SQLite and PostgreSQL)."""
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from app import create_app
+from app.database import scratch_postgres_database
 from app.extensions import db
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
@@ -27,19 +26,8 @@ def empty_postgres() -> Iterator[str]:
     """Create a throwaway PostgreSQL database of our own and drop it afterwards."""
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL server to migrate")
-    server = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"pa_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :n"), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_postgres_database(PG_URL, "pa_mig") as url:
+        yield url
 
 
 def schema_diff(url: str) -> tuple[list, set[str]]:
