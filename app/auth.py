@@ -8,11 +8,11 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from .errors import AppError
 from .extensions import db, login_manager
-from .models import ApiKey, Partner, User
+from .models import ApiKey, Partner, PartnerDataVersion, User
 from .timeutil import utcnow
 
 KEY_PREFIX = "pk_live_"
@@ -135,18 +135,39 @@ def create_api_key(partner: Partner, name: str = "", scopes: list[str] | None = 
     return key, plain
 
 
+def _live(key: ApiKey) -> bool:
+    if key.revoked_at is not None:
+        return False
+    return key.expires_at is None or key.expires_at > utcnow()
+
+
+# Built once: this runs on every API request.
+_KEY_QUERY = (
+    select(ApiKey, Partner, PartnerDataVersion.version)
+    .join(Partner, Partner.id == ApiKey.partner_id)
+    .outerjoin(PartnerDataVersion, PartnerDataVersion.partner_id == Partner.id)
+    .where(ApiKey.key_hash == bindparam("digest"))
+)
+
+
 def find_api_key(plain: str) -> ApiKey | None:
     """Return the live key for a plain key (not revoked, not expired), else None."""
+    found = find_api_key_for_request(plain)
+    return found[0] if found is not None else None
+
+
+def find_api_key_for_request(plain: str) -> tuple[ApiKey, Partner, int] | None:
+    """Return a live key with its partner and the partner's data version, in one query.
+
+    Every API request starts here, so the key, the partner and the version the
+    closed-period cache checks come back in a single round trip.
+    """
     if not plain or not plain.startswith(KEY_PREFIX) or len(plain) > 200:
         return None
-    key = db.session.execute(
-        select(ApiKey).where(ApiKey.key_hash == key_digest(plain))
-    ).scalar_one_or_none()
-    if key is None or key.revoked_at is not None:
+    row = db.session.execute(_KEY_QUERY, {"digest": key_digest(plain)}).first()
+    if row is None or not _live(row[0]):
         return None
-    if key.expires_at is not None and key.expires_at <= utcnow():
-        return None
-    return key
+    return row[0], row[1], int(row[2] or 0)
 
 
 def key_allows(key: ApiKey, scope: str) -> bool:

@@ -60,6 +60,13 @@ def bump(partner_id: str, session: Any = None) -> None:
         memo.pop(partner_id, None)
 
 
+def remember_version(partner_id: str, version: int) -> None:
+    """Seed this request's memo with a version read alongside other rows (the API key)."""
+    memo = _request_memo()
+    if memo is not None:
+        memo[partner_id] = version
+
+
 def data_version(partner_id: str) -> int:
     """Return the partner's data version (memoized for the length of one request)."""
     memo = _request_memo()

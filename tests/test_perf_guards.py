@@ -201,3 +201,26 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
     # Quantity 11 + 4 + 1 = 16, events 4 + 2 = 6, Gamma makes 3 organizations, all active.
     assert (again["totalQuantity"], again["totalEvents"], again["organizationsWithActivity"],
             again["totalOrganizations"], again["totalIdentifications"]) == (16, 6, 3, 3, 8)
+
+
+def test_a_cached_api_request_reads_the_key_partner_and_version_in_one_query(
+        app, client, world, api_key, add_events):
+    partner, a, _b = world
+    headers = {"X-Partner-API-Key": api_key(partner)}
+    url = "/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-31"
+    first = client.get(url, headers=headers)
+    assert first.status_code == 200
+    with captured_sql() as statements:
+        again = client.get(url, headers=headers)
+    assert again.get_json() == first.get_json()
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    # The key, its partner and the data version: one statement, and nothing else read.
+    assert len(selects) == 1, selects
+    assert re.search(r"\bapi_key\b", selects[0]) and re.search(r"\bpartner_data_version\b",
+                                                               selects[0])
+    # The version read with the key still sees a write made since: a late October event.
+    assert add_events(partner, [ev("late2", a, "identification", 5,
+                                   "2025-10-21T08:00:00Z")]).accepted == 1
+    after = client.get(url, headers=headers).get_json()
+    # October had 2 identifications (e1); 2 + 5 = 7.
+    assert (first.get_json()["totalIdentifications"], after["totalIdentifications"]) == (2, 7)

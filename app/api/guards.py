@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 from flask_login import current_user
 
-from ..auth import find_api_key, key_allows
+from .. import cache
+from ..auth import find_api_key_for_request, key_allows
 from ..errors import AppError, _safe
-from ..extensions import _limiter_key, db, limiter
+from ..extensions import _limiter_key, limiter
 from ..models import Partner
 from . import bp
 
@@ -46,10 +47,10 @@ def authenticate() -> None:
     plain = request.headers.get(API_KEY_HEADER, "").strip()
     g.api_key_sent = bool(plain)
     g.api_via_session = False
-    key = find_api_key(plain) if plain else None
-    partner = db.session.get(Partner, key.partner_id) if key is not None else None
-    g.api_key = key if partner is not None else None
-    g.partner = partner
+    found = find_api_key_for_request(plain) if plain else None
+    g.api_key, g.partner = (found[0], found[1]) if found is not None else (None, None)
+    if found is not None:
+        cache.remember_version(found[1].id, found[2])
     if not plain and current_user.is_authenticated:
         # The dashboard's "JSON" links: a signed-in user may read its own partner's data.
         g.partner = current_user.partner
