@@ -246,6 +246,42 @@ def test_invalid_organization_bodies_name_the_field(env, payload, field, message
     assert env.call("GET", ORGS).get_json()["total"] == 1
 
 
+@pytest.mark.parametrize("raw, field, message", [
+    # A lone surrogate sent as raw bytes (UTF-8 encoded with surrogatepass), no \\u escape.
+    ('{"name": "bad \ud800 text"}'.encode("utf-8", "surrogatepass"), "name",
+     "name is not valid Unicode text"),
+    # The same kind of body in UTF-16, which json.loads also reads.
+    ('{"name": "x", "metadata": {"k": "a\\u0000b"}}'.encode("utf-16"), "metadata.k",
+     "metadata.k contains a NUL character"),
+    ('{"name": "\ud800"}'.encode("utf-16-le", "surrogatepass"), "name",
+     "name is not valid Unicode text"),
+])
+def test_unstorable_text_without_an_escape_is_refused(env, raw, field, message):
+    body = _error(env.call("POST", ORGS, data=raw, content_type="application/json"), 400,
+                  "BadRequest", field)
+    assert body["message"] == message
+    assert env.call("GET", ORGS).get_json()["total"] == 1
+
+
+def test_nesting_is_refused_exactly_past_the_limit(env):
+    from app.api.guards import MAX_DEPTH
+
+    def nested(levels):
+        value: object = "leaf"
+        for _ in range(levels):
+            value = {"a": value}
+        return value
+
+    # The body is level 0 and metadata level 1: metadata nesting n puts the leaf at n + 1,
+    # and a leaf at level MAX_DEPTH + 1 is one too deep.
+    ok = env.call("POST", ORGS, json={"name": "deep-ok", "metadata": nested(MAX_DEPTH - 1)})
+    assert ok.status_code == 201, ok.get_json()
+    body = _error(env.call("POST", ORGS, json={"name": "deep-no",
+                                               "metadata": nested(MAX_DEPTH)}),
+                  400, "BadRequest")
+    assert "nested" in body["message"]
+
+
 def test_deeply_nested_bodies_are_refused(env):
     nested: dict = {}
     for _ in range(200):

@@ -92,8 +92,9 @@ def _check_text(value: str, where: str) -> None:
                        {"field": where, "value": None}) from exc
 
 
-def _check_tree(body: Any) -> None:
-    """Walk a parsed body (without recursion) checking depth and every string."""
+def _check_tree_paths(body: Any) -> None:
+    """Walk a parsed body (without recursion) checking depth and every string; raise the
+    400 that names the first bad field."""
     stack: list[tuple[Any, str, int]] = [(body, "", 0)]
     while stack:
         node, path, depth = stack.pop()
@@ -110,6 +111,60 @@ def _check_tree(body: Any) -> None:
                 stack.append((value, f"{path}[{index}]", depth + 1))
         elif isinstance(node, str):
             _check_text(node, path or "body")
+
+
+def _clean_text(value: str) -> bool:
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _tree_is_clean(body: Any, texts: bool) -> bool:
+    """Tell, without building field paths, that _check_tree_paths would pass body.
+
+    False means "look closer", not "bad". With texts False the strings are not looked at.
+    """
+    stack: list[tuple[Any, int]] = [(body, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if type(node) is dict:
+            if node and depth >= MAX_DEPTH:
+                return False
+            if texts and not all(_clean_text(key) for key in node):
+                return False
+            children: Any = node.values()
+        elif type(node) is list:
+            if node and depth >= MAX_DEPTH:
+                return False
+            children = node
+        else:
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif texts and kind is str and not _clean_text(child):
+                return False
+    return True
+
+
+def _check_tree(body: Any, raw: bytes | None = None) -> None:
+    """Refuse a body nested deeper than MAX_DEPTH or holding text the databases cannot store.
+
+    A NUL character or a lone surrogate can only come out of json.loads through a \\u
+    escape, or from bytes that are not plain UTF-8 (json.loads decodes UTF-8 with
+    surrogatepass, so ED A0..ED BF lead bytes pass; a UTF-16 or UTF-32 body has NUL
+    bytes). A body without any of those skips the string checks; every body still gets
+    a quick depth check, and anything it cannot clear is walked again with field paths
+    to name the first bad field.
+    """
+    texts = raw is None or b"\\u" in raw or b"\xed" in raw or b"\x00" in raw
+    if not _tree_is_clean(body, texts):
+        _check_tree_paths(body)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -144,7 +199,7 @@ def parse_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise AppError("BadRequest", "the body must be a JSON object",
                        {"field": "body", "value": type(body).__name__})
-    _check_tree(body)
+    _check_tree(body, raw)
     return body
 
 
