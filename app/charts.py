@@ -1,13 +1,17 @@
-"""Plotly figures built from metrics results; the pages embed them as JSON for charts.js."""
+"""Plotly figures built from metrics results; the pages embed them as JSON for charts.js.
+
+Each figure is written as the plain {"data": [...], "layout": {...}} that plotly.js reads,
+not through plotly.graph_objects: validating every property cost ~45 ms of CPU per
+overview page. tests/test_charts.py keeps plotly's validator as the judge of each figure.
+Values are JSON-native (dates as ISO strings, money as floats) because the templates embed
+the figures with |tojson as they are.
+"""
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from html import escape
 from typing import Any
-
-import plotly.graph_objects as go
 
 from .periods import Period
 
@@ -31,8 +35,9 @@ def label(text: str | None) -> str:
 
 
 def _layout(height: int = 300, **extra: Any) -> dict[str, Any]:
+    # No "template" key: plotly.js applies none unless told (plotly.py's default look is
+    # a Python-side template, which these figures never used).
     layout: dict[str, Any] = {
-        "template": None,
         "height": height,
         "autosize": True,
         "margin": {"l": 56, "r": 16, "t": 12, "b": 40},
@@ -51,10 +56,8 @@ def _layout(height: int = 300, **extra: Any) -> dict[str, Any]:
     return layout
 
 
-def _spec(fig: go.Figure) -> dict[str, Any]:
-    """Return the figure as plain JSON-ready data (plotly's own encoder handles the types)."""
-    spec: dict[str, Any] = json.loads(fig.to_json())
-    return spec
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    return {"data": data, "layout": layout}
 
 
 def _x_range(period: Period) -> list[str]:
@@ -65,30 +68,32 @@ def _x_range(period: Period) -> list[str]:
 
 def series_over_time(series: list[dict[str, Any]], previous: list[dict[str, Any]],
                      period: Period, previous_period: Period, granularity: str,
-                     key: str = "identifications", name: str = "Identifications") -> dict:
+                     key: str = "identifications",
+                     name: str = "Identifications") -> dict[str, Any]:
     """Return a line of key per bucket, with the previous equal period overlaid (dashed).
 
     The previous period runs on a hidden second date axis spanning its own dates, so its
     buckets line up day for day with the current ones.
     """
     word = GRANULARITY_WORD[granularity]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=[p["date"] for p in previous], y=[p[key] for p in previous],
-        name=f"Previous period ({previous_period.start:%d %b %Y} – "
-             f"{previous_period.end:%d %b %Y})",
-        xaxis="x2", mode="lines", line={"color": GREY, "width": 2, "dash": "dot"},
-        hovertemplate=f"%{{x|%d %b %Y}}: %{{y:,}} (previous, per {word})<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=[p["date"] for p in series], y=[p[key] for p in series],
-        name=f"{name} ({period.start:%d %b %Y} – {period.end:%d %b %Y})",
-        mode="lines+markers" if len(series) <= 62 else "lines",
-        line={"color": BLUE, "width": 2.5}, marker={"size": 5},
-        fill="tozeroy", fillcolor=BLUE_FILL,
-        hovertemplate=f"%{{x|%d %b %Y}}: %{{y:,}} per {word}<extra></extra>",
-    ))
-    fig.update_layout(**_layout(
+    before = {
+        "type": "scatter",
+        "x": [p["date"] for p in previous], "y": [p[key] for p in previous],
+        "name": f"Previous period ({previous_period.start:%d %b %Y} – "
+                f"{previous_period.end:%d %b %Y})",
+        "xaxis": "x2", "mode": "lines", "line": {"color": GREY, "width": 2, "dash": "dot"},
+        "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} (previous, per {word})<extra></extra>",
+    }
+    now = {
+        "type": "scatter",
+        "x": [p["date"] for p in series], "y": [p[key] for p in series],
+        "name": f"{name} ({period.start:%d %b %Y} – {period.end:%d %b %Y})",
+        "mode": "lines+markers" if len(series) <= 62 else "lines",
+        "line": {"color": BLUE, "width": 2.5}, "marker": {"size": 5},
+        "fill": "tozeroy", "fillcolor": BLUE_FILL,
+        "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} per {word}<extra></extra>",
+    }
+    return _figure([before, now], _layout(
         showlegend=True, hovermode="closest",
         margin={"l": 56, "r": 16, "t": 36, "b": 40},
         xaxis={"type": "date", "range": _x_range(period), "gridcolor": GRID,
@@ -96,56 +101,58 @@ def series_over_time(series: list[dict[str, Any]], previous: list[dict[str, Any]
         xaxis2={"type": "date", "range": _x_range(previous_period), "overlaying": "x",
                 "visible": False, "fixedrange": True},
     ))
-    return _spec(fig)
 
 
-def cumulative_credits(points: list[dict[str, Any]], pool: int) -> dict:
+def cumulative_credits(points: list[dict[str, Any]], pool: int) -> dict[str, Any]:
     """Return the credits used so far in each day's billing period against the pool total."""
     x = [p["date"] for p in points]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=x, y=[p["cumulativeCreditsUsed"] for p in points], name="Credits used (cumulative)",
-        mode="lines", line={"color": BLUE, "width": 2.5, "shape": "hv"},
-        fill="tozeroy", fillcolor=BLUE_FILL,
-        hovertemplate="%{x|%d %b %Y}: %{y:,} used this billing period<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=x, y=[pool for _ in points], name=f"Pool ({pool:,} per billing period)",
-        mode="lines", line={"color": RED, "width": 1.5, "dash": "dash"},
-        hovertemplate="Pool: %{y:,}<extra></extra>",
-    ))
-    fig.update_layout(**_layout(showlegend=True, margin={"l": 64, "r": 16, "t": 36, "b": 40},
-                                hovermode="x unified"))
-    return _spec(fig)
+    used = {
+        "type": "scatter",
+        "x": x, "y": [p["cumulativeCreditsUsed"] for p in points],
+        "name": "Credits used (cumulative)",
+        "mode": "lines", "line": {"color": BLUE, "width": 2.5, "shape": "hv"},
+        "fill": "tozeroy", "fillcolor": BLUE_FILL,
+        "hovertemplate": "%{x|%d %b %Y}: %{y:,} used this billing period<extra></extra>",
+    }
+    limit = {
+        "type": "scatter",
+        "x": list(x), "y": [pool for _ in points], "name": f"Pool ({pool:,} per billing period)",
+        "mode": "lines", "line": {"color": RED, "width": 1.5, "dash": "dash"},
+        "hovertemplate": "Pool: %{y:,}<extra></extra>",
+    }
+    return _figure([used, limit], _layout(
+        showlegend=True, margin={"l": 64, "r": 16, "t": 36, "b": 40}, hovermode="x unified"))
 
 
-def organizations_with_activity(series: list[dict[str, Any]], granularity: str) -> dict:
+def organizations_with_activity(series: list[dict[str, Any]], granularity: str) -> dict[str, Any]:
     """Return a bar per bucket: how many organizations had at least one event."""
     word = GRANULARITY_WORD[granularity]
-    fig = go.Figure(go.Bar(
-        x=[p["date"] for p in series], y=[p["organizationsWithActivity"] for p in series],
-        marker={"color": TEAL},
-        hovertemplate=f"%{{x|%d %b %Y}}: %{{y:,}} organizations active that {word}"
-                      "<extra></extra>",
-    ))
-    fig.update_layout(**_layout(hovermode="closest", bargap=0.25,
-                                xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID,
-                                       "fixedrange": True}))
-    return _spec(fig)
+    bars = {
+        "type": "bar",
+        "x": [p["date"] for p in series], "y": [p["organizationsWithActivity"] for p in series],
+        "marker": {"color": TEAL},
+        "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} organizations active that {word}"
+                         "<extra></extra>",
+    }
+    return _figure([bars], _layout(
+        hovermode="closest", bargap=0.25,
+        xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True}))
 
 
-def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict:
+def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict[str, Any]:
     """Return a horizontal bar of quantity per event type, largest on top."""
     items = sorted(by_type.items(), key=lambda kv: (kv[1]["quantity"], kv[0]))
-    fig = go.Figure(go.Bar(
-        y=list(range(len(items))), x=[v["quantity"] for _k, v in items], orientation="h",
-        marker={"color": [BLUE if k == "identification" else GREY for k, _v in items]},
-        text=[f"{v['quantity']:,}" for _k, v in items], textposition="auto",
-        customdata=[[label(k), v["events"]] for k, v in items],
-        hovertemplate="%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
-                      "<extra></extra>",
-    ))
-    fig.update_layout(**_layout(
+    bars = {
+        "type": "bar",
+        "y": list(range(len(items))), "x": [v["quantity"] for _k, v in items],
+        "orientation": "h",
+        "marker": {"color": [BLUE if k == "identification" else GREY for k, _v in items]},
+        "text": [f"{v['quantity']:,}" for _k, v in items], "textposition": "auto",
+        "customdata": [[label(k), v["events"]] for k, v in items],
+        "hovertemplate": "%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
+                         "<extra></extra>",
+    }
+    return _figure([bars], _layout(
         height=max(160, 48 * len(items) + 60), hovermode="closest",
         margin={"l": 120, "r": 16, "t": 8, "b": 32},
         yaxis={"tickmode": "array", "tickvals": list(range(len(items))),
@@ -153,10 +160,9 @@ def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict:
         xaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
                "tickformat": ",d"},
     ))
-    return _spec(fig)
 
 
-def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict:
+def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
     """Return a horizontal bar of identifications per organization; a click opens one.
 
     Rows are placed by position, not by name, so two organizations with the same name
@@ -164,14 +170,17 @@ def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict:
     """
     rows = list(reversed(items))
     hrefs = list(reversed(links))
-    fig = go.Figure(go.Bar(
-        y=list(range(len(rows))), x=[i["identifications"] for i in rows], orientation="h",
-        marker={"color": BLUE},
-        text=[f"{i['identifications']:,}" for i in rows], textposition="auto",
-        customdata=[[label(i["name"]), href] for i, href in zip(rows, hrefs, strict=True)],
-        hovertemplate="%{customdata[0]}: %{x:,} identifications<extra></extra>",
-    ))
-    fig.update_layout(**_layout(
+    bars = {
+        "type": "bar",
+        "y": list(range(len(rows))), "x": [i["identifications"] for i in rows],
+        "orientation": "h",
+        "marker": {"color": BLUE},
+        "text": [f"{i['identifications']:,}" for i in rows], "textposition": "auto",
+        "customdata": [[label(i["name"]), href]
+                       for i, href in zip(rows, hrefs, strict=True)],
+        "hovertemplate": "%{customdata[0]}: %{x:,} identifications<extra></extra>",
+    }
+    return _figure([bars], _layout(
         height=max(180, 30 * len(rows) + 60), hovermode="closest",
         margin={"l": 160, "r": 16, "t": 8, "b": 32},
         yaxis={"tickmode": "array", "tickvals": list(range(len(rows))),
@@ -179,7 +188,6 @@ def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict:
         xaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
                "tickformat": ",d"},
     ))
-    return _spec(fig)
 
 
 def _short(name: str, limit: int = 24) -> str:
@@ -187,73 +195,77 @@ def _short(name: str, limit: int = 24) -> str:
 
 
 def pool_burn(points: list[dict[str, Any]], pool: int, billing: Period, today: date,
-              daily_rate: float) -> dict:
+              daily_rate: float) -> dict[str, Any]:
     """Return this billing period's cumulative use, the pool, and the pace projected ahead."""
-    x = [p["date"] for p in points]
     used_now = points[-1]["cumulativeCreditsUsed"] if points else 0
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=x, y=[p["cumulativeCreditsUsed"] for p in points], name="Used so far",
-        mode="lines", line={"color": BLUE, "width": 2.5}, fill="tozeroy", fillcolor=BLUE_FILL,
-        hovertemplate="%{x|%d %b %Y}: %{y:,} used<extra></extra>",
-    ))
+    used = {
+        "type": "scatter",
+        "x": [p["date"] for p in points], "y": [p["cumulativeCreditsUsed"] for p in points],
+        "name": "Used so far", "mode": "lines", "line": {"color": BLUE, "width": 2.5},
+        "fill": "tozeroy", "fillcolor": BLUE_FILL,
+        "hovertemplate": "%{x|%d %b %Y}: %{y:,} used<extra></extra>",
+    }
     days_left = (billing.end - today).days
     projected_end = used_now + daily_rate * days_left
-    fig.add_trace(go.Scatter(
-        x=[today.isoformat(), billing.end.isoformat()], y=[used_now, round(projected_end)],
-        name=f"At the current pace ({daily_rate:,.2f} per day)", mode="lines",
-        line={"color": AMBER, "width": 2, "dash": "dot"},
-        hovertemplate="%{x|%d %b %Y}: %{y:,} projected<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=[billing.start.isoformat(), billing.end.isoformat()], y=[pool, pool],
-        name=f"Pool ({pool:,})", mode="lines", line={"color": RED, "width": 1.5, "dash": "dash"},
-        hovertemplate="Pool: %{y:,}<extra></extra>",
-    ))
-    fig.update_layout(**_layout(
+    pace = {
+        "type": "scatter",
+        "x": [today.isoformat(), billing.end.isoformat()], "y": [used_now, round(projected_end)],
+        "name": f"At the current pace ({daily_rate:,.2f} per day)", "mode": "lines",
+        "line": {"color": AMBER, "width": 2, "dash": "dot"},
+        "hovertemplate": "%{x|%d %b %Y}: %{y:,} projected<extra></extra>",
+    }
+    limit = {
+        "type": "scatter",
+        "x": [billing.start.isoformat(), billing.end.isoformat()], "y": [pool, pool],
+        "name": f"Pool ({pool:,})", "mode": "lines",
+        "line": {"color": RED, "width": 1.5, "dash": "dash"},
+        "hovertemplate": "Pool: %{y:,}<extra></extra>",
+    }
+    return _figure([used, pace, limit], _layout(
         showlegend=True, hovermode="closest", margin={"l": 64, "r": 16, "t": 36, "b": 40},
         xaxis={"type": "date", "range": _x_range(billing), "gridcolor": GRID,
                "linecolor": GRID, "fixedrange": True},
     ))
-    return _spec(fig)
 
 
-def billing_periods(rows: list[dict[str, Any]]) -> dict:
+def billing_periods(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Return identifications per billing period, oldest first, with the cost in the hover."""
     ordered = list(reversed(rows))
-    fig = go.Figure(go.Bar(
-        x=[r["billingPeriodStart"] for r in ordered], y=[r["identifications"] for r in ordered],
-        marker={"color": [AMBER if r.get("isCurrent") else BLUE for r in ordered]},
-        customdata=[[r["billingPeriodEnd"], f"{r['estimatedCost']:,.2f} {r['currency']}"]
-                    for r in ordered],
-        hovertemplate="%{x|%d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
-                      "%{customdata[1]}<extra></extra>",
-    ))
-    fig.update_layout(**_layout(hovermode="closest", bargap=0.3,
-                                xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID,
-                                       "fixedrange": True}))
-    return _spec(fig)
+    bars = {
+        "type": "bar",
+        "x": [r["billingPeriodStart"] for r in ordered],
+        "y": [r["identifications"] for r in ordered],
+        "marker": {"color": [AMBER if r.get("isCurrent") else BLUE for r in ordered]},
+        "customdata": [[r["billingPeriodEnd"], f"{r['estimatedCost']:,.2f} {r['currency']}"]
+                       for r in ordered],
+        "hovertemplate": "%{x|%d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
+                         "%{customdata[1]}<extra></extra>",
+    }
+    return _figure([bars], _layout(
+        hovermode="closest", bargap=0.3,
+        xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True}))
 
 
 def cost_by_tier(estimated: list[dict[str, Any]], projected: list[dict[str, Any]],
-                 currency: str) -> dict:
+                 currency: str) -> dict[str, Any]:
     """Return grouped bars per pricing tier: the cost so far and the projected cost."""
     tiers = [label(b["tier"]) for b in estimated]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=tiers, y=[b["amount"] for b in estimated], name="So far", marker={"color": BLUE},
-        hovertemplate=f"%{{x}}: %{{y:,.2f}} {currency} so far<extra></extra>",
-    ))
-    fig.add_trace(go.Bar(
-        x=tiers, y=[b["amount"] for b in projected], name="Projected for the period",
-        marker={"color": GREY},
-        hovertemplate=f"%{{x}}: %{{y:,.2f}} {currency} projected<extra></extra>",
-    ))
-    fig.update_layout(**_layout(
+    so_far = {
+        "type": "bar",
+        "x": tiers, "y": [b["amount"] for b in estimated], "name": "So far",
+        "marker": {"color": BLUE},
+        "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} so far<extra></extra>",
+    }
+    ahead = {
+        "type": "bar",
+        "x": list(tiers), "y": [b["amount"] for b in projected],
+        "name": "Projected for the period", "marker": {"color": GREY},
+        "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} projected<extra></extra>",
+    }
+    return _figure([so_far, ahead], _layout(
         showlegend=True, hovermode="closest", barmode="group",
         margin={"l": 64, "r": 16, "t": 36, "b": 40},
         xaxis={"type": "category", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
         yaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
                "tickformat": ",.2f"},
     ))
-    return _spec(fig)

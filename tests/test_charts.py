@@ -1,0 +1,311 @@
+"""Charts: every figure is one plotly accepts as is, with the values worked out by hand.
+
+app/charts.py writes the figures as plain dictionaries; plotly's own validator stays the
+judge here (at test time only): go.Figure(spec) must accept each one, and plotly's JSON of
+it must be the spec itself, so plotly would have changed nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+
+from app import charts
+from app.periods import Period
+
+D = date
+HOSTILE = "<b>x</b>&"
+HOSTILE_ESCAPED = "&lt;b&gt;x&lt;/b&gt;&amp;"
+
+
+def day_points(dates: list[str], **columns: list[Any]) -> list[dict[str, Any]]:
+    """Build metrics-like points: one dict per date with the given columns."""
+    return [{"date": d, **{k: v[i] for k, v in columns.items()}} for i, d in enumerate(dates)]
+
+
+MARCH_4_6 = Period(D(2025, 3, 4), D(2025, 3, 6))
+MARCH_1_3 = Period(D(2025, 3, 1), D(2025, 3, 3))
+SERIES = day_points(["2025-03-04", "2025-03-05", "2025-03-06"],
+                    identifications=[5, 0, 12], quantity=[7, 1, 20],
+                    organizationsWithActivity=[2, 0, 3])
+PREVIOUS = day_points(["2025-03-01", "2025-03-02", "2025-03-03"],
+                      identifications=[1, 2, 3], quantity=[4, 5, 6],
+                      organizationsWithActivity=[1, 1, 1])
+BY_TYPE = {
+    "page_view": {"quantity": 5000, "events": 5000},
+    "identification": {"quantity": 1200, "events": 300},
+    HOSTILE: {"quantity": 7, "events": 1},
+    "session": {"quantity": 1200, "events": 1100},
+}
+TOP = [
+    {"name": HOSTILE, "identifications": 5000},
+    {"name": "Abcdefghijklmnopqrstuvwxyz", "identifications": 1234},  # 26 characters
+    {"name": "Twin", "identifications": 10},
+    {"name": "Twin", "identifications": 9},
+]
+TOP_LINKS = ["/organizations/a?x=1&y=2", "/organizations/b", "/organizations/c",
+             "/organizations/d"]
+BURN_POINTS = day_points(["2025-03-01", "2025-03-02", "2025-03-03"],
+                         cumulativeCreditsUsed=[100, 100, 900])
+PERIOD_ROWS = [  # newest first, as billing.past_periods() answers
+    {"billingPeriodStart": "2025-03-01", "billingPeriodEnd": "2025-03-31",
+     "identifications": 1500, "estimatedCost": 1234.5, "currency": "EUR", "isCurrent": True},
+    {"billingPeriodStart": "2025-02-01", "billingPeriodEnd": "2025-02-28",
+     "identifications": 9000, "estimatedCost": 0.0, "currency": "EUR", "isCurrent": False},
+]
+ESTIMATED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 2.5}]
+PROJECTED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 25.75}]
+MARCH = Period(D(2025, 3, 1), D(2025, 3, 31))
+
+
+def every_figure() -> dict[str, dict[str, Any]]:
+    """Call each builder, including with empty inputs (the pages can ask for those)."""
+    return {
+        "series": charts.series_over_time(SERIES, PREVIOUS, MARCH_4_6, MARCH_1_3, "day"),
+        "series_empty": charts.series_over_time([], [], MARCH_4_6, MARCH_1_3, "month"),
+        "cumulative": charts.cumulative_credits(
+            day_points(["2025-03-04", "2025-03-05"], cumulativeCreditsUsed=[10, 25]), 1000),
+        "cumulative_empty": charts.cumulative_credits([], 1000),
+        "activity": charts.organizations_with_activity(SERIES, "week"),
+        "types": charts.usage_by_type(BY_TYPE),
+        "types_empty": charts.usage_by_type({}),
+        "top": charts.top_organizations(TOP, TOP_LINKS),
+        "pool_burn": charts.pool_burn(BURN_POINTS, 10_000, MARCH, D(2025, 3, 3), 100.25),
+        "pool_burn_empty": charts.pool_burn([], 10_000, MARCH, D(2025, 3, 1), 0.0),
+        "billing_periods": charts.billing_periods(PERIOD_ROWS),
+        "cost_by_tier": charts.cost_by_tier(ESTIMATED, PROJECTED, "USD"),
+    }
+
+
+FIGURES = every_figure()
+
+
+# --- plotly as the reference for a valid figure -----------------------------------------
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_plotly_accepts_the_figure_and_changes_nothing(name: str) -> None:
+    spec = FIGURES[name]
+    fig = go.Figure(spec)  # raises on an unknown property or a value of the wrong kind
+    echoed = json.loads(fig.to_json())
+    # plotly.py adds its default template on the Python side; the page never sends one,
+    # and plotly.js applies none unless told.
+    echoed["layout"].pop("template")
+    assert echoed == spec
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_is_strict_json(name: str) -> None:
+    # The templates embed figures with |tojson, which would quietly turn a date into an
+    # HTTP date and a Decimal into a string: only JSON's own types may reach it.
+    spec = FIGURES[name]
+    assert json.loads(json.dumps(spec, allow_nan=False)) == spec
+
+
+def test_charts_module_does_not_import_plotly() -> None:
+    tree = ast.parse(Path(charts.__file__).read_text(encoding="utf-8"))
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)]
+    assert not [m for m in imported if m.split(".")[0] == "plotly"]
+
+
+# --- label ------------------------------------------------------------------------------
+
+def test_label_escapes_markup_plotly_would_read() -> None:
+    assert charts.label(HOSTILE) == HOSTILE_ESCAPED
+    assert charts.label('say "hi"') == 'say "hi"'  # quotes are harmless in a label
+    assert charts.label(None) == ""
+
+
+# --- series_over_time -------------------------------------------------------------------
+
+def test_series_over_time_current_and_previous() -> None:
+    fig = FIGURES["series"]
+    before, now = fig["data"]
+    assert [t["type"] for t in fig["data"]] == ["scatter", "scatter"]
+    assert now["x"] == ["2025-03-04", "2025-03-05", "2025-03-06"]
+    assert now["y"] == [5, 0, 12]
+    assert now["name"] == "Identifications (04 Mar 2025 – 06 Mar 2025)"
+    assert now["mode"] == "lines+markers"
+    assert now["fill"] == "tozeroy"
+    assert now["hovertemplate"] == "%{x|%d %b %Y}: %{y:,} per day<extra></extra>"
+    assert "xaxis" not in now  # the current period is on the visible axis
+    assert before["x"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    assert before["y"] == [1, 2, 3]
+    assert before["name"] == "Previous period (01 Mar 2025 – 03 Mar 2025)"
+    assert before["xaxis"] == "x2"
+    assert before["line"]["dash"] == "dot"
+    layout = fig["layout"]
+    # Half a day either side: 3 Mar 12:00 to 6 Mar 12:00, and 28 Feb to 3 Mar for x2.
+    assert layout["xaxis"]["range"] == ["2025-03-03 12:00", "2025-03-06 12:00"]
+    assert layout["xaxis2"]["range"] == ["2025-02-28 12:00", "2025-03-03 12:00"]
+    assert layout["xaxis2"]["overlaying"] == "x"
+    assert layout["xaxis2"]["visible"] is False
+    assert layout["showlegend"] is True
+    assert "template" not in layout
+
+
+def test_series_over_time_other_key_name_and_granularity() -> None:
+    fig = charts.series_over_time(SERIES, PREVIOUS, MARCH_4_6, MARCH_1_3, "week",
+                                  key="quantity", name=charts.label("Quantity <b>"))
+    before, now = fig["data"]
+    assert now["y"] == [7, 1, 20]
+    assert before["y"] == [4, 5, 6]
+    assert now["name"] == "Quantity &lt;b&gt; (04 Mar 2025 – 06 Mar 2025)"
+    assert now["hovertemplate"].endswith("per week<extra></extra>")
+    assert before["hovertemplate"].endswith("(previous, per week)<extra></extra>")
+
+
+@pytest.mark.parametrize(("points", "mode"), [(62, "lines+markers"), (63, "lines")])
+def test_series_over_time_drops_markers_past_62_points(points: int, mode: str) -> None:
+    period = Period(D(2025, 1, 1), D(2025, 1, 1) + timedelta(days=points - 1))
+    series = [{"date": (period.start + timedelta(days=i)).isoformat(), "identifications": i}
+              for i in range(points)]
+    fig = charts.series_over_time(series, [], period, period.previous(), "day")
+    assert fig["data"][1]["mode"] == mode
+    assert fig["data"][1]["y"] == list(range(points))
+
+
+def test_series_over_time_empty() -> None:
+    before, now = FIGURES["series_empty"]["data"]
+    assert before["x"] == before["y"] == now["x"] == now["y"] == []
+    assert now["hovertemplate"].endswith("per month<extra></extra>")
+
+
+# --- cumulative_credits -----------------------------------------------------------------
+
+def test_cumulative_credits_against_the_pool() -> None:
+    used, pool = FIGURES["cumulative"]["data"]
+    assert used["x"] == pool["x"] == ["2025-03-04", "2025-03-05"]
+    assert used["y"] == [10, 25]
+    assert used["line"]["shape"] == "hv"
+    assert used["name"] == "Credits used (cumulative)"
+    assert pool["y"] == [1000, 1000]
+    assert pool["name"] == "Pool (1,000 per billing period)"
+    assert FIGURES["cumulative"]["layout"]["hovermode"] == "x unified"
+    used, pool = FIGURES["cumulative_empty"]["data"]
+    assert used["y"] == pool["y"] == []
+
+
+# --- organizations_with_activity --------------------------------------------------------
+
+def test_organizations_with_activity_bars() -> None:
+    (bars,) = FIGURES["activity"]["data"]
+    assert bars["type"] == "bar"
+    assert bars["x"] == ["2025-03-04", "2025-03-05", "2025-03-06"]
+    assert bars["y"] == [2, 0, 3]
+    assert bars["hovertemplate"] == ("%{x|%d %b %Y}: %{y:,} organizations active that week"
+                                     "<extra></extra>")
+    layout = FIGURES["activity"]["layout"]
+    assert layout["xaxis"]["type"] == "date"
+    assert layout["bargap"] == 0.25
+
+
+# --- usage_by_type ----------------------------------------------------------------------
+
+def test_usage_by_type_smallest_first_so_the_largest_is_on_top() -> None:
+    (bars,) = FIGURES["types"]["data"]
+    # 7 (hostile) < 1,200 identification = 1,200 session (tie broken by name) < 5,000.
+    assert bars["orientation"] == "h"
+    assert bars["y"] == [0, 1, 2, 3]
+    assert bars["x"] == [7, 1200, 1200, 5000]
+    assert bars["text"] == ["7", "1,200", "1,200", "5,000"]
+    assert bars["customdata"] == [[HOSTILE_ESCAPED, 1], ["identification", 300],
+                                  ["session", 1100], ["page_view", 5000]]
+    assert bars["marker"]["color"] == [charts.GREY, charts.BLUE, charts.GREY, charts.GREY]
+    layout = FIGURES["types"]["layout"]
+    assert layout["yaxis"]["tickvals"] == [0, 1, 2, 3]
+    assert layout["yaxis"]["ticktext"] == [HOSTILE_ESCAPED, "identification", "session",
+                                           "page_view"]
+    assert layout["height"] == 48 * 4 + 60  # 252, above the 160 floor
+
+
+def test_usage_by_type_empty_keeps_the_minimum_height() -> None:
+    (bars,) = FIGURES["types_empty"]["data"]
+    assert bars["x"] == bars["y"] == []
+    assert FIGURES["types_empty"]["layout"]["height"] == 160
+
+
+# --- top_organizations ------------------------------------------------------------------
+
+def test_top_organizations_bottom_up_with_links_and_escaped_names() -> None:
+    (bars,) = FIGURES["top"]["data"]
+    # Largest first in, drawn on top: the rows are reversed; the twins keep two bars.
+    assert bars["y"] == [0, 1, 2, 3]
+    assert bars["x"] == [9, 10, 1234, 5000]
+    assert bars["text"] == ["9", "10", "1,234", "5,000"]
+    assert bars["customdata"] == [
+        ["Twin", "/organizations/d"], ["Twin", "/organizations/c"],
+        ["Abcdefghijklmnopqrstuvwxyz", "/organizations/b"],
+        [HOSTILE_ESCAPED, "/organizations/a?x=1&y=2"],  # a link, not a label: not escaped
+    ]
+    layout = FIGURES["top"]["layout"]
+    # Tick labels are cut to 24 characters: 23 letters and an ellipsis.
+    assert layout["yaxis"]["ticktext"] == ["Twin", "Twin", "Abcdefghijklmnopqrstuvw…",
+                                           HOSTILE_ESCAPED]
+    assert layout["height"] == 180  # 30 * 4 + 60 = 180, the floor
+    assert charts.top_organizations(TOP * 2, TOP_LINKS * 2)["layout"]["height"] == 300
+
+
+def test_top_organizations_needs_one_link_per_row() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        charts.top_organizations(TOP, TOP_LINKS[:-1])
+
+
+# --- pool_burn --------------------------------------------------------------------------
+
+def test_pool_burn_projects_the_pace_to_the_period_end() -> None:
+    used, pace, pool = FIGURES["pool_burn"]["data"]
+    assert used["x"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    assert used["y"] == [100, 100, 900]
+    # 28 days from 3 to 31 March at 100.25 a day: 900 + 2,807 = 3,707.
+    assert pace["x"] == ["2025-03-03", "2025-03-31"]
+    assert pace["y"] == [900, 3707]
+    assert pace["name"] == "At the current pace (100.25 per day)"
+    assert pool["x"] == ["2025-03-01", "2025-03-31"]
+    assert pool["y"] == [10_000, 10_000]
+    assert pool["name"] == "Pool (10,000)"
+    assert FIGURES["pool_burn"]["layout"]["xaxis"]["range"] == ["2025-02-28 12:00",
+                                                                 "2025-03-31 12:00"]
+
+
+def test_pool_burn_with_nothing_used_yet() -> None:
+    used, pace, _pool = FIGURES["pool_burn_empty"]["data"]
+    assert used["x"] == used["y"] == []
+    assert pace["y"] == [0, 0]
+    assert pace["name"] == "At the current pace (0.00 per day)"
+
+
+# --- billing_periods --------------------------------------------------------------------
+
+def test_billing_periods_oldest_first_current_in_amber() -> None:
+    (bars,) = FIGURES["billing_periods"]["data"]
+    assert bars["x"] == ["2025-02-01", "2025-03-01"]
+    assert bars["y"] == [9000, 1500]
+    assert bars["marker"]["color"] == [charts.BLUE, charts.AMBER]
+    assert bars["customdata"] == [["2025-02-28", "0.00 EUR"], ["2025-03-31", "1,234.50 EUR"]]
+    assert FIGURES["billing_periods"]["layout"]["bargap"] == 0.3
+
+
+# --- cost_by_tier -----------------------------------------------------------------------
+
+def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
+    so_far, ahead = FIGURES["cost_by_tier"]["data"]
+    tiers = ["Base &lt;i&gt;", "Scale &amp; more"]
+    assert so_far["x"] == ahead["x"] == tiers
+    assert so_far["y"] == [10.0, 2.5]
+    assert ahead["y"] == [10.0, 25.75]
+    assert [so_far["name"], ahead["name"]] == ["So far", "Projected for the period"]
+    assert so_far["hovertemplate"] == "%{x}: %{y:,.2f} USD so far<extra></extra>"
+    assert ahead["hovertemplate"] == "%{x}: %{y:,.2f} USD projected<extra></extra>"
+    layout = FIGURES["cost_by_tier"]["layout"]
+    assert layout["barmode"] == "group"
+    assert layout["xaxis"]["type"] == "category"
+    assert layout["yaxis"]["tickformat"] == ",.2f"
