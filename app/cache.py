@@ -21,10 +21,11 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import event, select, text
+from sqlalchemy import DateTime, bindparam, event, select, text
 from sqlalchemy.orm import Session
 
 from .extensions import db
@@ -40,6 +41,14 @@ _BUMP = text(
     "INSERT INTO partner_data_version (partner_id, version) VALUES (:p, 1) "
     "ON CONFLICT (partner_id) DO UPDATE SET version = partner_data_version.version + 1"
 )
+_BUMP_RECEIVED = text(
+    "INSERT INTO partner_data_version (partner_id, version, last_received_at) "
+    "VALUES (:p, 1, :t) ON CONFLICT (partner_id) DO UPDATE SET "
+    "version = partner_data_version.version + 1, last_received_at = CASE "
+    "WHEN partner_data_version.last_received_at IS NULL "
+    "OR partner_data_version.last_received_at < excluded.last_received_at "
+    "THEN excluded.last_received_at ELSE partner_data_version.last_received_at END"
+).bindparams(bindparam("t", type_=DateTime()))
 _entries: OrderedDict[Any, tuple[int, Any]] = OrderedDict()
 _lock = threading.Lock()
 
@@ -52,9 +61,15 @@ def _request_memo() -> dict[str, int] | None:
     return memo
 
 
-def bump(partner_id: str, session: Any = None) -> None:
-    """Mark a partner's figures as changed, inside the caller's transaction."""
-    (session or db.session).execute(_BUMP, {"p": partner_id})
+def bump(partner_id: str, session: Any = None, received_at: datetime | None = None) -> None:
+    """Mark a partner's figures as changed, inside the caller's transaction.
+
+    With received_at (events were stored), the newest receipt time moves forward too.
+    """
+    if received_at is None:
+        (session or db.session).execute(_BUMP, {"p": partner_id})
+    else:
+        (session or db.session).execute(_BUMP_RECEIVED, {"p": partner_id, "t": received_at})
     memo = _request_memo()
     if memo is not None:
         memo.pop(partner_id, None)

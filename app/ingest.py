@@ -492,8 +492,9 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
             for (d, r, t), (q, n) in sorted(receipt_counts.items())
         ],
     )
-    # Late events change closed days: invalidate the partner's cached closed periods.
-    cache.bump(partner_id)
+    # Late events change closed days: invalidate the partner's cached closed periods, and
+    # move the partner's newest receipt time forward (the dashboard's "data as of").
+    cache.bump(partner_id, received_at=max(key[3] for key in sums))
     return len(inserted)
 
 

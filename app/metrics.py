@@ -25,7 +25,7 @@ from .models import (
     Partner,
     PartnerDailyReceipt,
     PartnerDailyUsage,
-    UsageEvent,
+    PartnerDataVersion,
 )
 from .periods import (
     Period,
@@ -650,9 +650,13 @@ def pool_status(partner: Partner) -> dict[str, Any]:
 
 
 def data_freshness(partner: Partner) -> datetime | None:
-    """Return when the newest event was received (naive UTC), or None."""
+    """Return when the newest event was received (naive UTC), or None.
+
+    Kept in partner_data_version by every write that stores events (app/ingest.py).
+    """
     return db.session.execute(
-        select(func.max(UsageEvent.received_at)).where(UsageEvent.partner_id == partner.id)
+        select(PartnerDataVersion.last_received_at)
+        .where(PartnerDataVersion.partner_id == partner.id)
     ).scalar()
 
 

@@ -179,9 +179,10 @@ class UsageEvent(Base):
     __tablename__ = "usage_event"
     __table_args__ = (
         UniqueConstraint("partner_id", "event_id"),
-        Index("ix_usage_event_partner_received", "partner_id", "received_at"),
         # No (organization_id, local_date) index: ranges are read from the rollups and
-        # that index only slowed every insert (migration 0003).
+        # that index only slowed every insert (migration 0003). No (partner_id,
+        # received_at) index either: the newest receipt is kept in partner_data_version
+        # (migration 0005).
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -252,3 +253,5 @@ class PartnerDataVersion(Base):
 
     partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When the newest stored event was received (naive UTC): the dashboard's "data as of".
+    last_received_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

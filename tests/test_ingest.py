@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import accounts, ingest, metrics
+from app.database import write_transaction
 from app.extensions import db
 from app.models import UsageEvent
 from app.periods import Period
@@ -354,3 +355,25 @@ def test_stream_in_small_batches_with_repeats(setup):
     assert (again.accepted, again.duplicates, again.rejected_count) == (0, 10, 1)
     assert [(r.index, r.code) for r in again.rejected] == [(6, "invalid_json")]
     assert ingest.verify_rollups(partner.id) == []
+
+
+def test_data_freshness_is_the_newest_receipt_and_never_moves_back(setup, add_events, freeze):
+    partner, org, _bravo = setup
+    assert metrics.data_freshness(partner) is None
+    freeze(datetime(2025, 10, 20, 9, 0))
+    assert add_events(partner, [good(org, eventId="f1")]).accepted == 1
+    assert metrics.data_freshness(partner) == datetime(2025, 10, 20, 9, 0)
+    freeze(datetime(2025, 10, 20, 11, 30))
+    assert add_events(partner, [good(org, eventId="f2")]).accepted == 1
+    assert metrics.data_freshness(partner) == datetime(2025, 10, 20, 11, 30)
+    # A call that only repeats stored events stores nothing and moves nothing.
+    freeze(datetime(2025, 10, 20, 12, 0))
+    assert add_events(partner, [good(org, eventId="f1")]).duplicates == 1
+    assert metrics.data_freshness(partner) == datetime(2025, 10, 20, 11, 30)
+    # Rows stored with an earlier receipt time (as the demo backfills them) keep the newest.
+    row = dict(ingest.validate_event(good(org, eventId="f3"), ingest.OrgResolver(partner.id),
+                                     "UTC", datetime(2025, 10, 20, 12, 0))[0],
+               received_at=datetime(2025, 10, 1, 0, 0))
+    with write_transaction():
+        assert ingest.store_rows(partner.id, [row], datetime(2025, 10, 20, 12, 0)) == 1
+    assert metrics.data_freshness(partner) == datetime(2025, 10, 20, 11, 30)

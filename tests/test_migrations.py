@@ -65,3 +65,65 @@ def test_migrations_match_the_models_on_sqlite(empty_sqlite):
 
 def test_migrations_match_the_models_on_postgresql(empty_postgres):
     check(empty_postgres)
+
+
+def backfill_check(url: str) -> None:
+    """0005 moves the newest receipt of each partner's events into partner_data_version."""
+    from sqlalchemy import text
+
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x"})
+    with app.app_context():
+        try:
+            upgrade(revision="0004")
+            with db.engine.begin() as conn:
+                for pid in ("p-1", "p-2", "p-3"):
+                    conn.execute(text(
+                        "INSERT INTO partner (id, name, slug, status, billing_mode, "
+                        "billing_period, billing_day_of_month, credit_pool_total, pricing_tiers, "
+                        "currency, timezone, created_at) VALUES (:p, :p, :p, 'active', "
+                        "'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
+                        "'2025-01-01 00:00:00.000000')"), {"p": pid})
+                conn.execute(text(
+                    "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
+                    "metadata, credits_allocated, created_at, updated_at) VALUES ('o-1', 'p-1', "
+                    "'A', 'active', 'paid', 'B2B', '{}', 0, '2025-01-01 00:00:00.000000', "
+                    "'2025-01-01 00:00:00.000000')"))
+                conn.execute(text(
+                    "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
+                    "metadata, credits_allocated, created_at, updated_at) VALUES ('o-2', 'p-2', "
+                    "'B', 'active', 'paid', 'B2B', '{}', 0, '2025-01-01 00:00:00.000000', "
+                    "'2025-01-01 00:00:00.000000')"))
+                # p-1 already has a version row (as after any write); p-2 has none yet.
+                conn.execute(text("INSERT INTO partner_data_version VALUES ('p-1', 7)"))
+                for eid, pid, oid, received in (
+                        ("e1", "p-1", "o-1", "2025-03-01 10:00:00.000000"),
+                        ("e2", "p-1", "o-1", "2025-03-02 09:30:00.000000"),
+                        ("e3", "p-1", "o-1", "2025-02-27 23:00:00.000000"),
+                        ("e4", "p-2", "o-2", "2025-01-05 08:00:00.000000")):
+                    conn.execute(text(
+                        "INSERT INTO usage_event (partner_id, organization_id, event_id, type, "
+                        "quantity, occurred_at, local_date, received_at) VALUES (:p, :o, :e, "
+                        "'identification', 1, '2025-01-01 00:00:00.000000', '2025-01-01', "
+                        ":r)"), {"p": pid, "o": oid, "e": eid, "r": received})
+            upgrade()
+            with db.engine.connect() as conn:
+                rows = {r[0]: (r[1], str(r[2]) if r[2] is not None else None)
+                        for r in conn.execute(text(
+                            "SELECT partner_id, version, last_received_at "
+                            "FROM partner_data_version"))}
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    # p-1: version 7 bumped to 8, newest of its three receipts; p-2: a new row; p-3 has no
+    # events and gets none.
+    assert rows["p-1"][0] == 8 and rows["p-1"][1].startswith("2025-03-02 09:30:00")
+    assert rows["p-2"][0] == 1 and rows["p-2"][1].startswith("2025-01-05 08:00:00")
+    assert "p-3" not in rows
+
+
+def test_migration_0005_keeps_the_newest_receipt_on_sqlite(empty_sqlite):
+    backfill_check(empty_sqlite)
+
+
+def test_migration_0005_keeps_the_newest_receipt_on_postgresql(empty_postgres):
+    backfill_check(empty_postgres)
