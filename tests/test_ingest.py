@@ -377,3 +377,13 @@ def test_data_freshness_is_the_newest_receipt_and_never_moves_back(setup, add_ev
     with write_transaction():
         assert ingest.store_rows(partner.id, [row], datetime(2025, 10, 20, 12, 0)) == 1
     assert metrics.data_freshness(partner) == datetime(2025, 10, 20, 11, 30)
+
+
+def test_binary_copy_types_follow_the_event_columns():
+    """The PostgreSQL path packs each column in binary by a declared type: keep them in step."""
+    from sqlalchemy import BigInteger, Date, DateTime, String
+
+    expected = {String: "varchar", BigInteger: "int8", DateTime: "timestamp", Date: "date"}
+    table = UsageEvent.__table__
+    declared = [expected[type(table.c[name].type)] for name in ingest._EVENT_COLUMNS]
+    assert declared == ingest._PG_EVENT_TYPES
