@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -151,8 +152,12 @@ def create_org_command(slug: str, name: str, external_id: str | None, credits: i
     click.echo(org.id)
 
 
-def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int) -> IngestResult:
-    """Ingest a file (or '-' for stdin), printing rejections as they come; return the counts."""
+def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
+               pipeline: bool = False) -> IngestResult:
+    """Ingest a file (or '-' for stdin), printing rejections as they come; return the counts.
+
+    With pipeline, a second process reads and validates while this one stores.
+    """
     fmt = ingest.detect_format(path, fmt)
     show_progress = sys.stderr.isatty()
     started = time.monotonic()
@@ -166,8 +171,11 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int) ->
 
     stream = ingest.open_text(path, sys.stdin)
     try:
-        result = ingest.ingest_stream(partner, ingest.iter_file(stream, fmt), batch_size,
-                                      on_batch)
+        # The reader process cannot read this process's stdin (multiprocessing closes it
+        # in the child), so standard input is imported in one process.
+        piped = pipeline and stream is not sys.stdin and path != "-"
+        stream_into = ingest.ingest_stream_pipelined if piped else ingest.ingest_stream
+        result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch)
     finally:
         if stream is not sys.stdin and path != "-":
             stream.close()
@@ -182,11 +190,17 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int) ->
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
               help="default: from the file extension (.csv, else JSON Lines)")
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 50000))
-def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int) -> None:
+@click.option("--pipeline/--no-pipeline", default=None,
+              help="read and validate a file in a second process while this one stores "
+                   "(default: on when the machine has more than one CPU; not for stdin)")
+def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int,
+                   pipeline: bool | None) -> None:
     """Import usage events from a JSON Lines or CSV file ('-' for stdin)."""
     partner = _partner(slug)
+    if pipeline is None:
+        pipeline = (os.cpu_count() or 1) > 1
     try:
-        result = run_ingest(partner, file, fmt, batch_size)
+        result = run_ingest(partner, file, fmt, batch_size, pipeline)
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

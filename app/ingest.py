@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
+import pickle
+import queue
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -368,13 +372,24 @@ def insert_new_events(rows: list[dict[str, Any]]) -> set[str]:
         cursor.close()
 
 
-def _insert_sqlite(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
+SqliteFormatters = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def sqlite_formatters() -> SqliteFormatters:
+    """Return (moment as text, day as text) exactly as SQLAlchemy stores them in SQLite."""
     table = UsageEvent.__table__
     sample_moment = datetime(2001, 2, 3, 4, 5, 6)
     moment_text = _sqlite_text(table.c.occurred_at, sample_moment,
                                lambda m: m.isoformat(" ", "microseconds"))
     day_text = _sqlite_text(table.c.local_date, sample_moment.date(),
                             lambda d: d.isoformat())
+    return moment_text, day_text
+
+
+def sqlite_params(rows: list[dict[str, Any]], formatters: SqliteFormatters
+                  ) -> list[tuple[Any, ...]]:
+    """Return the usage_event parameters of ordered rows, in _EVENT_COLUMNS order."""
+    moment_text, day_text = formatters
     received: dict[datetime, Any] = {}
     params = []
     for r in rows:
@@ -384,6 +399,14 @@ def _insert_sqlite(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
         params.append((r["partner_id"], r["organization_id"], r["event_id"], r["type"],
                        r["quantity"], moment_text(r["occurred_at"]), day_text(r["local_date"]),
                        received[at]))
+    return params
+
+
+def _insert_sqlite(cursor: Any, rows: list[dict[str, Any]] | None,
+                   params: list[tuple[Any, ...]] | None = None) -> set[str]:
+    if params is None:
+        assert rows is not None
+        params = sqlite_params(rows, sqlite_formatters())
     cursor.execute("SELECT max(id) FROM usage_event")
     before = cursor.fetchone()[0] or 0
     cursor.executemany(
@@ -392,10 +415,39 @@ def _insert_sqlite(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
         "ON CONFLICT (partner_id, event_id) DO NOTHING",
         params,
     )
-    if cursor.rowcount == len(rows):
-        return {r["event_id"] for r in rows}
+    if cursor.rowcount == len(params):
+        return {p[2] for p in params}
     cursor.execute("SELECT event_id FROM usage_event WHERE id > ?", (before,))
     return {r[0] for r in cursor.fetchall()}
+
+
+def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Sums,
+                        tz: str) -> int:
+    """SQLite: store rows the file import's reader process already formatted.
+
+    params come from sqlite_params of rows ordered by order_rows, and sums is sum_rows of
+    the same rows; the rows the database already held are taken back out of the sums.
+    Runs inside the caller's transaction; returns how many rows were new.
+    """
+    if not params:
+        return 0
+    cursor = db.session.connection().connection.cursor()
+    try:
+        inserted = _insert_sqlite(cursor, None, params)
+    finally:
+        cursor.close()
+    if not inserted:
+        return 0
+    if len(inserted) != len(params):
+        sums = {key: list(value) for key, value in sums.items()}
+        for p in params:
+            if p[2] not in inserted:
+                key = (p[1], date.fromisoformat(p[6]), p[3], datetime.fromisoformat(p[7]))
+                sums[key][0] -= p[4]
+                sums[key][1] -= 1
+        sums = {key: value for key, value in sums.items() if value[1]}
+    add_to_rollups(partner_id, sums, tz)
+    return len(inserted)
 
 
 _PG_EVENT_TYPES = ["varchar", "varchar", "varchar", "varchar", "int8", "timestamp", "date",
@@ -429,33 +481,26 @@ def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
     return {r[0] for r in cursor.fetchall()}
 
 
-def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime,
-               tz: str = "UTC") -> int:
-    """Insert validated rows (unique eventIds) and add the new ones to the rollups.
+Sums = dict[tuple[str, Any, str, datetime], list[int]]
 
-    Runs inside the caller's transaction. Rows whose eventId is already stored are skipped
-    by the database itself (ON CONFLICT DO NOTHING), so concurrent writers cannot double
-    count. Returns how many rows were new. tz is the partner's timezone, in which the day
-    each event was received is counted (for the late-data figures of the reports).
+
+def order_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime) -> None:
+    """Complete rows with the partner and receipt time, and put them in eventId order.
+
+    One order for every writer: two batches sharing eventIds in different orders would
+    otherwise wait on each other's uncommitted rows (a deadlock on PostgreSQL).
     """
-    if not rows:
-        return 0
     for row in rows:
         row["partner_id"] = partner_id
         row.setdefault("received_at", received_at)
-    # One order for every writer: two batches sharing eventIds in different orders would
-    # otherwise wait on each other's uncommitted rows (a deadlock on PostgreSQL).
     rows.sort(key=lambda row: row["event_id"])
-    inserted = insert_new_events(rows)
-    if not inserted:
-        return 0
-    # One pass over the rows sums them by (organization, day, type, received_at); the
-    # three rollups are then derived from those few sums instead of row by row.
-    sums: dict[tuple[str, Any, str, datetime], list[int]] = {}
-    every_row_new = len(inserted) == len(rows)
+
+
+def sum_rows(rows: Iterable[dict[str, Any]]) -> Sums:
+    """Sum rows by (organization, day, type, received_at): the three rollups derive from
+    these few sums instead of row by row."""
+    sums: Sums = {}
     for row in rows:
-        if not every_row_new and row["event_id"] not in inserted:
-            continue
         key = (row["organization_id"], row["local_date"], row["type"], row["received_at"])
         found = sums.get(key)
         if found is None:
@@ -463,6 +508,38 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
         else:
             found[0] += row["quantity"]
             found[1] += 1
+    return sums
+
+
+def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime,
+               tz: str = "UTC", sums: Sums | None = None) -> int:
+    """Insert validated rows (unique eventIds) and add the new ones to the rollups.
+
+    Runs inside the caller's transaction. Rows whose eventId is already stored are skipped
+    by the database itself (ON CONFLICT DO NOTHING), so concurrent writers cannot double
+    count. Returns how many rows were new. tz is the partner's timezone, in which the day
+    each event was received is counted (for the late-data figures of the reports).
+
+    sums, when given, is sum_rows(rows) of rows already ordered by order_rows (the file
+    import's reader process prepares both); it is used only if every row turns out new.
+    """
+    if not rows:
+        return 0
+    if sums is None:
+        order_rows(partner_id, rows, received_at)
+    inserted = insert_new_events(rows)
+    if not inserted:
+        return 0
+    if sums is None or len(inserted) != len(rows):
+        sums = sum_rows(rows if len(inserted) == len(rows)
+                        else (row for row in rows if row["event_id"] in inserted))
+    add_to_rollups(partner_id, sums, tz)
+    return len(inserted)
+
+
+def add_to_rollups(partner_id: str, sums: Sums, tz: str) -> None:
+    """Add newly stored events, summed by sum_rows, to the three rollups; bump the data
+    version (caller's transaction)."""
     org_counts: dict[tuple[str, Any, str], list[int]] = defaultdict(lambda: [0, 0])
     partner_counts: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
     receipt_counts: dict[tuple[Any, Any, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -506,24 +583,20 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
     # Late events change closed days: invalidate the partner's cached closed periods, and
     # move the partner's newest receipt time forward (the dashboard's "data as of").
     cache.bump(partner_id, received_at=max(key[3] for key in sums))
-    return len(inserted)
 
 
-def ingest_batch(
-    partner: Partner,
+def prepare_batch(
     events: Iterable[tuple[int, Any]],
-    resolver: OrgResolver | None = None,
-) -> IngestResult:
-    """Validate (position, raw event) pairs and store the valid ones in one transaction.
+    resolver: OrgResolver,
+    tz: str,
+    now: datetime,
+    result: IngestResult,
+) -> list[dict[str, Any]]:
+    """Validate (position, raw event) pairs; return the rows to store.
 
-    A repeated eventId (inside the batch or already stored) is a duplicate and changes
-    nothing. Either every accepted event of the batch is committed or none is.
+    Rejections and repeats inside the batch are counted in result. Needs no database, so
+    the pipelined file import runs it in its reader process.
     """
-    resolver = resolver or OrgResolver(partner.id)
-    tz = partner.timezone
-    partner_id = partner.id
-    now = utcnow()
-    result = IngestResult()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     fast = FastPath(resolver, tz, now).row
@@ -547,11 +620,34 @@ def ingest_batch(
             continue
         seen.add(row["event_id"])
         rows.append(row)
+    return rows
+
+
+def commit_rows(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: str,
+                result: IngestResult, sums: Sums | None = None) -> None:
+    """Store prepared rows in one transaction; count them as accepted or duplicates."""
     if rows:
         with write_transaction():
-            stored = store_rows(partner_id, rows, now, tz)
+            stored = store_rows(partner_id, rows, now, tz, sums)
         result.accepted += stored
         result.duplicates += len(rows) - stored
+
+
+def ingest_batch(
+    partner: Partner,
+    events: Iterable[tuple[int, Any]],
+    resolver: OrgResolver | None = None,
+) -> IngestResult:
+    """Validate (position, raw event) pairs and store the valid ones in one transaction.
+
+    A repeated eventId (inside the batch or already stored) is a duplicate and changes
+    nothing. Either every accepted event of the batch is committed or none is.
+    """
+    resolver = resolver or OrgResolver(partner.id)
+    now = utcnow()
+    result = IngestResult()
+    rows = prepare_batch(events, resolver, partner.timezone, now, result)
+    commit_rows(partner.id, rows, now, partner.timezone, result)
     return result
 
 
@@ -642,6 +738,18 @@ def iter_file(stream: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
     return iter_jsonl(stream)
 
 
+def _add_batch(total: IngestResult, lines: int, result: IngestResult,
+               on_batch: Callable[[int, IngestResult], None] | None) -> None:
+    """Add one batch's counts to the running total, handing its rejections to on_batch."""
+    total.accepted += result.accepted
+    total.duplicates += result.duplicates
+    total.rejected_count += len(result.rejected)
+    if on_batch is not None:
+        on_batch(lines, result)
+    else:
+        total.rejected.extend(result.rejected)
+
+
 def ingest_stream(
     partner: Partner,
     pairs: Iterable[tuple[int, Any]],
@@ -658,26 +766,129 @@ def ingest_stream(
     total = IngestResult()
     batch: list[tuple[int, Any]] = []
     lines = 0
-
-    def flush() -> None:
-        result = ingest_batch(partner, batch, resolver)
-        total.accepted += result.accepted
-        total.duplicates += result.duplicates
-        if on_batch is not None:
-            on_batch(lines, result)
-            total.rejected_count += len(result.rejected)
-        else:
-            total.rejected.extend(result.rejected)
-            total.rejected_count += len(result.rejected)
-
     for pair in pairs:
         batch.append(pair)
         lines += 1
         if len(batch) >= batch_size:
-            flush()
+            _add_batch(total, lines, ingest_batch(partner, batch, resolver), on_batch)
             batch = []
     if batch:
-        flush()
+        _add_batch(total, lines, ingest_batch(partner, batch, resolver), on_batch)
+    return total
+
+
+# How long the reader waits on a full queue before checking that its parent still lives.
+_READER_POLL_SECONDS = 1.0
+
+
+def pipeline_available() -> bool:
+    """Tell whether a reader process can be forked here (Linux and macOS with fork)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partner_id: str,
+                  tz: str, batch_size: int, out: Any, parent: int,
+                  formatters: SqliteFormatters | None) -> None:
+    """The reader process: parse and validate batches, hand them to the parent in order."""
+
+    def send(message: tuple[Any, ...]) -> None:
+        while True:
+            try:
+                out.put(message, timeout=_READER_POLL_SECONDS)
+                return
+            except queue.Full:
+                if os.getppid() != parent:  # the importer is gone (killed): stop too
+                    os._exit(1)
+
+    def prepared(batch: list[tuple[int, Any]], lines: int) -> tuple[Any, ...]:
+        now = utcnow()
+        result = IngestResult()
+        rows = prepare_batch(batch, resolver, tz, now, result)
+        order_rows(partner_id, rows, now)
+        if formatters is None:
+            return ("batch", lines, now, rows, None, sum_rows(rows), result)
+        # SQLite: the text parameters are made here, and the rows need not travel.
+        return ("batch", lines, now, None, sqlite_params(rows, formatters), sum_rows(rows),
+                result)
+
+    try:
+        batch: list[tuple[int, Any]] = []
+        lines = 0
+        for pair in pairs:
+            batch.append(pair)
+            lines += 1
+            if len(batch) >= batch_size:
+                send(prepared(batch, lines))
+                batch = []
+        if batch:
+            send(prepared(batch, lines))
+        send(("done",))
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        send(("error", exc))
+
+
+def ingest_stream_pipelined(
+    partner: Partner,
+    pairs: Iterable[tuple[int, Any]],
+    batch_size: int = 5000,
+    on_batch: Callable[[int, IngestResult], None] | None = None,
+) -> IngestResult:
+    """ingest_stream with reading and validation in a second process.
+
+    A forked reader process parses and validates batch N+1 while this process stores
+    batch N, so a file import uses two cores. The reader never touches the database;
+    this process stores every batch in its own transaction, in file order, exactly as
+    ingest_stream does, so the results, the rejections (with their line numbers) and
+    the crash behaviour are the same. pairs must not be read by the caller afterwards.
+    """
+    if not pipeline_available():
+        return ingest_stream(partner, pairs, batch_size, on_batch)
+    resolver = OrgResolver(partner.id)
+    partner_id, tz = partner.id, partner.timezone
+    formatters = sqlite_formatters() if dialect_name() == "sqlite" else None
+    context = multiprocessing.get_context("fork")
+    # Two batches in flight bound the memory: one being stored, one waiting.
+    channel = context.Queue(maxsize=2)
+    reader = context.Process(target=_read_batches, daemon=True, name="ingest-reader",
+                             args=(pairs, resolver, partner_id, tz, batch_size, channel,
+                                   os.getpid(), formatters))
+    reader.start()
+    total = IngestResult()
+    try:
+        while True:
+            try:
+                message = channel.get(timeout=_READER_POLL_SECONDS)
+            except queue.Empty:
+                if reader.is_alive():
+                    continue
+                try:
+                    message = channel.get(timeout=_READER_POLL_SECONDS)
+                except queue.Empty:
+                    raise RuntimeError(f"the file reader process stopped unexpectedly "
+                                       f"(exit code {reader.exitcode})") from None
+            if message[0] == "done":
+                break
+            if message[0] == "error":
+                raise message[1]
+            _kind, lines, now, rows, params, sums, result = message
+            if params is not None:
+                with write_transaction():
+                    stored = store_sqlite_params(partner_id, params, sums, tz)
+                result.accepted += stored
+                result.duplicates += len(params) - stored
+            else:
+                commit_rows(partner_id, rows, now, tz, result, sums)
+            _add_batch(total, lines, result, on_batch)
+    finally:
+        if reader.is_alive():
+            reader.terminate()
+        reader.join()
+        channel.close()
+        channel.cancel_join_thread()
     return total
 
 

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import delete, func, inspect, select, update
 
 from app import auth, create_app, ingest, metrics
 from app.extensions import db
@@ -481,3 +481,160 @@ def test_real_flask_processes(tmp_path):
         db.engine.dispose()
     assert (s["totalIdentifications"], s["totalQuantity"], s["totalEvents"],
             s["creditsRemaining"]) == (3, 4, 2, 97)
+
+
+# --- ingest: the reader process (--pipeline) gives what the single process gives ------------
+
+def _mixed_lines(n: int) -> list[str]:
+    """n JSON lines: good events, repeats (in and across batches) and bad lines."""
+    lines = []
+    for i in range(n):
+        if i % 11 == 3:
+            lines.append("{oops")
+        elif i % 13 == 5:
+            lines.append(json.dumps(ev(f"m{i}", "zz-9", "identification", 1,
+                                       "2025-10-01T10:00:00Z")))
+        elif i % 7 == 2:
+            lines.append(json.dumps(ev(f"m{i - 1}", "a-1", "page_view", 1,
+                                       "2025-10-03T10:00:00Z")))   # repeats an earlier id
+        else:
+            lines.append(json.dumps(ev(f"m{i}", ("a-1", "b-1")[i % 2], "identification",
+                                       1 + i % 4, f"2025-10-{1 + i % 28:02d}T{i % 24:02d}:00:00Z")))
+    return lines
+
+
+@pytest.mark.parametrize("batch", ["1", "7", "64", "5000"])
+def test_ingest_with_a_reader_process_matches_a_single_process(acme, runner, tmp_path, batch):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(_mixed_lines(300)) + "\n")
+    ok(runner.invoke(args=["create-partner", "--name", "Twin", "--slug", "twin",
+                           "--pool", "1000"]))
+    for name, ext in (("Alpha", "a-1"), ("Bravo", "b-1")):
+        ok(runner.invoke(args=["create-org", "--partner", "twin", "--name", name,
+                               "--external-id", ext, "--created-at", "2025-01-01"]))
+    single = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size",
+                                 batch, "--no-pipeline"])
+    piped = runner.invoke(args=["ingest", str(path), "--partner", "twin", "--batch-size",
+                                batch, "--pipeline"])
+    assert (single.exit_code, piped.exit_code) == (1, 1)
+    assert piped.stdout == single.stdout
+    # Hand count of _mixed_lines(300): 28 bad JSON (i % 11 == 3), the i % 13 == 5 lines
+    # among the rest name an unknown organization, the i % 7 == 2 lines repeat m(i-1).
+    bad_json = [i for i in range(300) if i % 11 == 3]
+    unknown = [i for i in range(300) if i % 11 != 3 and i % 13 == 5]
+    repeats = [i for i in range(300) if i % 11 != 3 and i % 13 != 5 and i % 7 == 2]
+    good = 300 - len(bad_json) - len(unknown) - len(repeats)
+    # A repeat of a line that was itself rejected is new: m(i-1) was never stored.
+    stored_ids = {i for i in range(300) if i % 11 != 3 and i % 13 != 5 and i % 7 != 2}
+    fresh_repeats = [i for i in repeats if i - 1 not in stored_ids]
+    assert single.stdout.splitlines()[-3:] == [
+        f"accepted: {good + len(fresh_repeats)}",
+        f"duplicates: {len(repeats) - len(fresh_repeats)}",
+        f"rejected: {len(bad_json) + len(unknown)}"]
+    twin = one(Partner, Partner.slug == "twin")
+
+    def stored(partner):
+        db.session.expire_all()
+        return sorted(db.session.execute(
+            select(UsageEvent.event_id, Organization.external_id, UsageEvent.type,
+                   UsageEvent.quantity, UsageEvent.occurred_at, UsageEvent.local_date)
+            .join(Organization, Organization.id == UsageEvent.organization_id)
+            .where(UsageEvent.partner_id == partner.id)).all())
+
+    assert stored(twin) == stored(acme) and len(stored(acme)) == good + len(fresh_repeats)
+    assert metrics.summary(twin, OCT) == metrics.summary(acme, OCT)
+    assert ok(runner.invoke(args=["rollups", "verify"])).stdout.splitlines() == [
+        "acme: OK", "twin: OK"]
+    # Again: every good line is now a duplicate, in both modes alike.
+    again = [runner.invoke(args=["ingest", str(path), "--partner", slug, "--batch-size",
+                                 batch, mode]).stdout
+             for slug, mode in (("acme", "--no-pipeline"), ("twin", "--pipeline"))]
+    assert again[0] == again[1]
+    assert again[1].splitlines()[-3:] == [
+        "accepted: 0", f"duplicates: {len(repeats) + good}",
+        f"rejected: {len(bad_json) + len(unknown)}"]
+    assert metrics.summary(twin, OCT) == metrics.summary(acme, OCT)
+
+
+def test_a_reader_process_error_stops_the_import_after_the_stored_batches(acme, runner,
+                                                                          tmp_path):
+    # 2,000 good lines (~190 kB), then a byte that is not UTF-8, then more good lines. The
+    # file is decoded in chunks, so the error surfaces some way before the bad line; the
+    # whole batches read before it are stored, the same in both modes.
+    good_lines = [json.dumps(ev(f"u{i}", "a-1", "identification", 1, "2025-10-01T10:00:00Z"))
+                  for i in range(2100)]
+    raw = ("\n".join(good_lines[:2000]) + "\n").encode() + b'{"eventId": "\xff"}\n' + \
+        ("\n".join(good_lines[2000:]) + "\n").encode()
+    path = tmp_path / "broken.jsonl"
+    path.write_bytes(raw)
+    stored = {}
+    for mode in ("--no-pipeline", "--pipeline"):
+        db.session.execute(delete(UsageEvent))
+        db.session.commit()
+        result = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size",
+                                     "100", mode])
+        assert result.exit_code == 1 and "is not UTF-8 text" in result.output, result.output
+        stored[mode] = count(UsageEvent)
+    assert stored["--pipeline"] == stored["--no-pipeline"]
+    assert 0 < stored["--pipeline"] <= 2000 and stored["--pipeline"] % 100 == 0
+
+
+def test_a_reader_process_that_dies_is_reported_not_waited_for(acme):
+    def pairs():
+        for i in range(10):
+            if i == 5:
+                os._exit(3)  # runs in the reader process: it vanishes mid-file
+            yield i + 1, ev(f"d{i}", "a-1", "identification", 1, "2025-10-01T10:00:00Z")
+
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        ingest.ingest_stream_pipelined(acme, pairs(), batch_size=2)
+    # Whole batches only, of the four lines read before it died (a batch still in the
+    # reader's pipe buffer dies with it; a re-run stores it).
+    assert count(UsageEvent) in (0, 2, 4)
+
+
+def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
+    """SIGKILL the importer mid-file: its reader process notices and exits within seconds."""
+    import signal
+    import time
+
+    flask = ROOT / ".venv" / "bin" / "flask"
+    if not flask.exists():
+        flask = Path(sys.executable).parent / "flask"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_"))}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'kill.sqlite3'}"
+    for args in (["init-db"], ["create-partner", "--name", "K", "--slug", "k", "--pool", "1000"],
+                 ["create-org", "--partner", "k", "--name", "One", "--external-id", "o-1",
+                  "--created-at", "2024-01-01"]):
+        subprocess.run([str(flask), *args], cwd=ROOT, env=env, check=True,  # noqa: S603
+                       capture_output=True, timeout=120)
+    events = tmp_path / "many.csv"
+    events.write_text("eventId,externalId,type,quantity,occurredAt\n" + "".join(
+        f"k{i},o-1,identification,1,2025-01-05T10:00:00Z\n" for i in range(400_000)))
+    proc = subprocess.Popen(  # noqa: S603
+        [str(flask), "ingest", str(events), "--partner", "k", "--batch-size", "500",
+         "--pipeline"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while not children and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    assert children, "the importer never started its reader process"
+    time.sleep(0.5)  # mid-file: 400,000 lines take far longer than this
+    assert proc.poll() is None, "the import finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    def alive(pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
