@@ -988,7 +988,22 @@ def verify_rollups(partner_id: str) -> list[str]:
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
     problems.extend(_verify_receipts(partner_id))
+    problems.extend(_verify_event_organizations(partner_id))
     return problems
+
+
+def _verify_event_organizations(partner_id: str) -> list[str]:
+    """Report events whose organization is not one of the partner's (usage_event has no
+    foreign keys: ingestion checks this before every insert)."""
+    ev, org = UsageEvent, Organization
+    rows = db.session.execute(
+        select(ev.organization_id, func.count())
+        .outerjoin(org, (org.id == ev.organization_id) & (org.partner_id == ev.partner_id))
+        .where(ev.partner_id == partner_id, org.id.is_(None))
+        .group_by(ev.organization_id).order_by(ev.organization_id)
+    ).all()
+    return [f"{count} event(s) name organization {org_id}, which is not this partner's"
+            for org_id, count in rows]
 
 
 def _count_receipts(partner_id: str) -> dict[tuple[Any, Any, str], tuple[int, int]]:

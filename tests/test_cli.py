@@ -369,6 +369,23 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
     ok(runner.invoke(args=["rollups", "rebuild"]))
     ok(runner.invoke(args=["rollups", "verify"]))
 
+    # An event naming another partner's organization (usage_event has no foreign keys;
+    # ingestion refuses this, so only a direct write can do it) is reported.
+    ok(runner.invoke(args=["create-partner", "--name", "Other", "--slug", "other",
+                           "--pool", "10"]))
+    ok(runner.invoke(args=["create-org", "--partner", "other", "--name", "Theirs",
+                           "--external-id", "t-1", "--created-at", "2025-01-01"]))
+    theirs = one(Organization, Organization.external_id == "t-1")
+    db.session.execute(UsageEvent.__table__.insert().values(
+        partner_id=acme.id, organization_id=theirs.id, event_id="stray", type="session",
+        quantity=1, occurred_at=datetime(2025, 10, 9, 10), local_date=date(2025, 10, 9),
+        received_at=NOW))
+    db.session.commit()
+    result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
+    assert result.exit_code == 1
+    assert f"1 event(s) name organization {theirs.id}, which is not this partner's" \
+        in result.stdout
+
 
 # --- seed-demo -------------------------------------------------------------------------------
 
