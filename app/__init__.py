@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 from . import config as config_module
@@ -27,6 +29,38 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+
+
+# A static URL carrying its file's content hash (?v=...) never changes meaning: the
+# browser may keep it for a year without asking again.
+STATIC_MAX_AGE = 31_536_000
+
+
+class PartnerAnalytics(Flask):
+    """Flask, with year-long caching for static files requested by a versioned URL."""
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """Return a year for ?v=<hash> URLs; otherwise the default (revalidate each time)."""
+        if has_request_context() and request.args.get("v"):
+            return STATIC_MAX_AGE
+        return super().get_send_file_max_age(filename)
+
+
+@lru_cache(maxsize=256)
+def _content_version(path: str, mtime_ns: int) -> str:
+    """Return a short hash of a static file's content (keyed on its mtime too)."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:12]
+
+
+def static_version(folder: str, filename: str) -> str | None:
+    """Return the version tag of a static file, or None when it does not exist."""
+    path = Path(folder) / filename
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _content_version(str(path), stat.st_mtime_ns)
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -52,7 +86,7 @@ def normalize_database_url(url: str) -> str:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application: defaults, then instance/config.py, then the environment."""
-    app = Flask(
+    app = PartnerAnalytics(
         __name__,
         instance_path=str(ROOT / "instance"),
         instance_relative_config=True,
@@ -119,6 +153,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
             raise AppError("BadRequest", "the request contains a NUL character")
 
+    @app.url_defaults
+    def version_static_urls(endpoint: str, values: dict[str, Any]) -> None:
+        # url_for("static", filename=...) gets ?v=<content hash>: cacheable for a year,
+        # and a new file is a new URL.
+        if endpoint == "static" and "filename" in values and "v" not in values:
+            version = static_version(str(app.static_folder), values["filename"])
+            if version:
+                values["v"] = version
+
     from .cli import register_cli
 
     register_cli(app)
@@ -129,6 +172,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.endpoint == "static" and request.args.get("v") \
+                and response.status_code in (200, 304):
+            response.cache_control.immutable = True
         if _is_secure(request):
             response.headers.setdefault("Strict-Transport-Security",
                                         "max-age=31536000; includeSubDomains")

@@ -66,3 +66,37 @@ def test_chart_script_needs_no_eval():
     source = (STATIC / "js" / "charts.js").read_text(encoding="utf-8")
     assert "eval(" not in source and "new Function" not in source
     assert "innerHTML" not in source  # text only: chart data never becomes markup
+
+
+def test_static_urls_carry_the_content_hash_and_are_cached_for_a_year(app, client):
+    import hashlib
+
+    from flask import url_for
+
+    for name in (plotly_js_filename(), "js/charts.js", "css/app.css"):
+        digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+        with app.test_request_context():
+            url = url_for("static", filename=name)
+        assert url == f"/static/{name}?v={digest}"
+        response = client.get(url)
+        assert response.status_code == 200
+        assert response.cache_control.max_age == 31_536_000
+        assert response.cache_control.immutable
+        response.close()
+        # Without the version the browser asks again each time (no year-long promise).
+        plain = client.get(f"/static/{name}")
+        assert plain.status_code == 200
+        assert plain.cache_control.max_age is None and not plain.cache_control.immutable
+        plain.close()
+
+
+def test_pages_link_their_scripts_by_versioned_url(client, freeze, make_partner, make_org,
+                                                   add_events, make_user):
+    from views_support import build_acme, login
+
+    build_acme(freeze, make_partner, make_org, add_events, make_user)
+    assert login(client).status_code == 302
+    page = client.get("/").get_data(as_text=True)
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert len(scripts) == 2, scripts  # plotly.js and charts.js
+    assert all(re.search(r"\?v=[0-9a-f]{12}$", src) for src in scripts), scripts
