@@ -31,7 +31,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
     db_file = Path(instance_path) / "partner_analytics.sqlite3"
     return {
         "DATABASE_URL": f"sqlite:///{db_file}",
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: app/database.py drops closed PostgreSQL connections at checkout
+        # without a round trip.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         # 1,000 requests per minute per partner (spec §3).
         "API_RATE_LIMIT": "1000 per minute",
         "LOGIN_RATE_LIMIT": "10 per minute",
