@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime
@@ -18,8 +19,14 @@ from .timeutil import utcnow
 KEY_PREFIX = "pk_live_"
 SCOPES = ("read", "write", "admin")
 _hasher = PasswordHasher()
-# A real hash to verify against when the email is unknown, so timing does not tell.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash to verify against when the email is unknown, so timing does not tell.
+
+    Made on the first sign-in, not at import: an argon2 hash takes 64 MB for a moment,
+    which every process (the CLI, each worker) would otherwise pay at start-up.
+    """
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -72,11 +79,12 @@ def end_sessions(user: User) -> None:
 
 def authenticate(email: str, password: str) -> User | None:
     """Return the user whose email and password match, else None (in constant-ish time)."""
+    dummy = _dummy_hash()  # before the look-up, so the first sign-in costs the same either way
     user = db.session.execute(
         select(User).where(User.email == email.strip().lower())
     ).scalar_one_or_none()
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(dummy, password)
         return None
     if not verify_password(user.password_hash, password):
         return None

@@ -51,10 +51,14 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"| 1 | CLI ingest, {ing['lines']:,} lines in {len(run['ingest'])} files "
         f"(rollups included) | **{_f(ing['events_per_s'], 0)} events/s** wall "
         f"({_f(ing['wall_s'])} s); {_f(ing['events_per_cpu_s'], 0)} events per CPU-second "
-        f"of the ingest process | ≥ 250,000/s | "
+        f"of the importer and its reader process together | ≥ 250,000/s | "
         f"{_verdict(ing['events_per_s'], 250_000, True)} |")
-    lines.append(f"| 1 | CLI ingest peak RSS | **{_f(ing['peak_rss_mb'], 0)} MB** | ≤ 200 MB | "
-                 f"{_verdict(ing['peak_rss_mb'], 200, False)} |")
+    lines.append(
+        f"| 1 | CLI ingest peak memory of the importer and its reader process (sampled "
+        f"every 50 ms): PSS, each shared page counted once | **{_f(ing['peak_pss_mb'], 0)} "
+        f"MB** (RSS summed over both, shared pages counted twice: "
+        f"{_f(ing['peak_rss_mb'], 0)} MB) | ≤ 200 MB | "
+        f"{_verdict(ing['peak_pss_mb'], 200, False)} |")
     hi = run.get("http_ingest", {})
     if _err(hi):
         lines.append(f"| 2 | HTTP batch ingest | {_err(hi)} | ≥ 100,000/s | — |")
@@ -164,12 +168,12 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"| {_f(c.get('cpu_ms'), 3)} ms |")
     lines += ["", "CLI ingest per file:", "",
               "| file | lines | accepted | duplicates | wall s | events/s | events/CPU-s | "
-              "peak RSS | load |", "|---|---|---|---|---|---|---|---|---|"]
+              "peak PSS | peak RSS sum | load |", "|---|---|---|---|---|---|---|---|---|---|"]
     for i in run["ingest"]:
         lines.append(
             f"| {i['file']} | {i['lines']:,} | {i['accepted']:,} | {i['duplicates']:,} | "
             f"{_f(i['wall_s'])} | {_f(i['events_per_s'], 0)} | {_f(i['events_per_cpu_s'], 0)} "
-            f"| {_f(i['peak_rss_mb'], 0)} MB | {i['load']} |")
+            f"| {_f(i['peak_pss_mb'], 0)} MB | {_f(i['peak_rss_mb'], 0)} MB | {i['load']} |")
     fig = run["summary"].get("figures")
     if fig:
         lines += ["", "The 365-day figures all three computed: " + ", ".join(

@@ -13,7 +13,10 @@ old cookie replayed afterwards is refused), sign-in attempts are rate limited, a
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -393,3 +396,24 @@ def test_session_cookie_flags(client, world):
     secure = client.application.test_client()
     secure.get("/login", base_url="https://localhost")
     assert secure.get_cookie("session", domain="localhost").secure
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_unknown_email_hash_is_made_at_the_first_sign_in_not_at_start_up(tmp_path):
+    # A fresh interpreter: start-up makes no argon2 hash (64 MB for a moment in every
+    # process); the first sign-in does, and an unknown email is checked against it.
+    script = (
+        "from app import auth, create_app\n"
+        f"app = create_app({{'DATABASE_URL': 'sqlite:///{tmp_path / 'a.db'}', "
+        "'SECRET_KEY': 'x'})\n"
+        "from app.extensions import db\n"
+        "before = auth._dummy_hash.cache_info().currsize\n"
+        "with app.app_context():\n"
+        "    db.create_all()\n"
+        "    assert auth.authenticate('nobody@example.com', 'whatever pass') is None\n"
+        "print(before, auth._dummy_hash()[:10])\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split()
+    assert out == ["0", "$argon2id$"]
