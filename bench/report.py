@@ -53,6 +53,13 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"({_f(ing['wall_s'])} s); {_f(ing['events_per_cpu_s'], 0)} events per CPU-second "
         f"of the importer and its reader process together | ≥ 250,000/s | "
         f"{_verdict(ing['events_per_s'], 250_000, True)} |")
+    fl = run.get("floor")
+    if fl and not _err(fl):
+        lines.append(
+            f"| 1 | for comparison: the storage engine alone, {fl['rows']:,} rows already "
+            f"formatted in batches of 5,000 through the importer's own insert statement "
+            f"(no parsing, validation or rollups; bench/floor.py) | {_f(fl['rows_per_s'], 0)} "
+            f"rows/s | — | the ceiling here |")
     lines.append(
         f"| 1 | CLI ingest peak memory of the importer and its reader process (sampled "
         f"every 50 ms): PSS, each shared page counted once | **{_f(ing['peak_pss_mb'], 0)} "

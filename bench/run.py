@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import dataset
+from .floor import storage_floor
 from .generate import FULL, QUICK, Spec, generate
 
 ROOT = dataset.ROOT
@@ -538,6 +539,9 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
         t["events_per_s"] = t["lines"] / t["wall_s"]
         t["events_per_cpu_s"] = t["lines"] / t["cpu_s"]
         result["scaling"] = scaling
+        log(f"{backend}: the storage engine's own insert rate (bench/floor.py)")
+        result["floor"] = storage_floor(url)
+        log(f"{backend}:   {result['floor']['rows_per_s']:,.0f} rows/s")
         log(f"{backend}: summary vs raw SQL vs DuckDB")
         result["summary"] = scaling[-1]
         result["baselines"] = baselines(app, main["partner_id"], period, duck,
