@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy import delete, func, inspect, select, text, update
 
 from app import auth, create_app, ingest, metrics
 from app.extensions import db
@@ -655,3 +655,17 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in children)
+
+
+def test_a_file_import_uses_a_smaller_sqlite_page_cache(acme, runner):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    from app import cli
+    from app.database import SQLITE_CACHE_KB
+
+    with db.engine.connect() as fresh:
+        assert fresh.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KB
+    ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(*EVENTS)))
+    assert db.session.execute(text("PRAGMA cache_size")).scalar() == \
+        -cli.SQLITE_IMPORT_CACHE_KB
+    assert (SQLITE_CACHE_KB, cli.SQLITE_IMPORT_CACHE_KB) == (65536, 32768)
