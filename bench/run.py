@@ -281,6 +281,7 @@ class Gunicorn:
 
     def __init__(self, url: str, workers: int = 2, threads: int = 1, **env: str) -> None:
         self.port = free_port()
+        self.workers = workers
         cmd = [str(dataset.VENV_BIN / "gunicorn"), "--workers", str(workers),
                "--bind", f"{HOST}:{self.port}", "--log-level", "warning"]
         if threads > 1:
@@ -419,8 +420,19 @@ def overview_server_time(app: Any, query: str, repeat: int) -> dict[str, Any]:
         return {"error": f"overview answered {first.status_code} without charts"}
     cpu: list[float] = []
     times = timed(lambda: client.get("/?" + query), repeat, warmup=1, cpu=cpu)
+    # Cold: the first view of the period after a write (or in a new worker), when none of
+    # the page's figures is cached yet.
+    from app import cache as figure_cache
+
+    cold = []
+    for _ in range(5):
+        figure_cache._entries.clear()
+        start = time.perf_counter()
+        client.get("/?" + query)
+        cold.append((time.perf_counter() - start) * 1000)
     return {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times),
-            "cpu_ms": cpu[0], "load": load_average()}
+            "cpu_ms": cpu[0], "load": load_average(), "cold_p50_ms": percentile(cold, 50),
+            "cold_max_ms": max(cold)}
 
 
 def api_in_process(app: Any, path: str, key: str, repeat: int) -> dict[str, Any]:
@@ -482,15 +494,19 @@ def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
             page.fill("input[name=password]", dataset.USER_PASSWORD)
             page.click("button[type=submit], input[type=submit]")
             page.wait_for_load_state("load")
-            for _ in range(loads + 1):
+            for _ in range(loads + server.workers):
                 start = time.perf_counter()
                 page.goto(server.base + "/?" + query, wait_until="commit")
-                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=15000)
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30000)
                 times.append((time.perf_counter() - start) * 1000)
         finally:
             browser.close()
-    times = times[1:]  # the first load fills the browser cache (plotly.js)
-    return {"p50_ms": percentile(times, 50), "max_ms": max(times), "n": len(times)}
+    # The first loads fill the browser cache (plotly.js) and let each gunicorn worker
+    # render the page once: a worker's first render computes the period's figures
+    # (measured apart, as the overview's cold server time).
+    warmup, times = times[:server.workers], times[server.workers:]
+    return {"p50_ms": percentile(times, 50), "max_ms": max(times), "n": len(times),
+            "times_ms": [round(t) for t in times], "warmup_ms": [round(t) for t in warmup]}
 
 
 # --- the run -------------------------------------------------------------------------------
