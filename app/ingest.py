@@ -764,17 +764,24 @@ def ingest_stream(
     """
     resolver = OrgResolver(partner.id)
     total = IngestResult()
+    for lines, batch in batches(pairs, batch_size):
+        _add_batch(total, lines, ingest_batch(partner, batch, resolver), on_batch)
+    return total
+
+
+def batches(pairs: Iterable[tuple[int, Any]], batch_size: int
+            ) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
+    """Yield (lines read so far, the next batch of at most batch_size pairs)."""
     batch: list[tuple[int, Any]] = []
     lines = 0
     for pair in pairs:
         batch.append(pair)
         lines += 1
         if len(batch) >= batch_size:
-            _add_batch(total, lines, ingest_batch(partner, batch, resolver), on_batch)
+            yield lines, batch
             batch = []
     if batch:
-        _add_batch(total, lines, ingest_batch(partner, batch, resolver), on_batch)
-    return total
+        yield lines, batch
 
 
 # How long the reader waits on a full queue before checking that its parent still lives.
@@ -812,15 +819,7 @@ def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partn
                 result)
 
     try:
-        batch: list[tuple[int, Any]] = []
-        lines = 0
-        for pair in pairs:
-            batch.append(pair)
-            lines += 1
-            if len(batch) >= batch_size:
-                send(prepared(batch, lines))
-                batch = []
-        if batch:
+        for lines, batch in batches(pairs, batch_size):
             send(prepared(batch, lines))
         send(("done",))
     except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it

@@ -450,12 +450,18 @@ def test_set_timezone(acme, runner):
 
 # --- a real process -----------------------------------------------------------------------------
 
-def test_real_flask_processes(tmp_path):
+def flask_process(database: Path) -> tuple[Path, dict[str, str]]:
+    """Return the flask executable and an environment bound to a SQLite file."""
     flask = ROOT / ".venv" / "bin" / "flask"
     if not flask.exists():
         flask = Path(sys.executable).parent / "flask"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_"))}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    env["DATABASE_URL"] = f"sqlite:///{database}"
+    return flask, env
+
+
+def test_real_flask_processes(tmp_path):
+    flask, env = flask_process(tmp_path / "cli.sqlite3")
 
     def run(*args, stdin=None, code=0):
         proc = subprocess.run(  # noqa: S603 (our own executable, fixed arguments)
@@ -615,11 +621,7 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
     import signal
     import time
 
-    flask = ROOT / ".venv" / "bin" / "flask"
-    if not flask.exists():
-        flask = Path(sys.executable).parent / "flask"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_"))}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'kill.sqlite3'}"
+    flask, env = flask_process(tmp_path / "kill.sqlite3")
     for args in (["init-db"], ["create-partner", "--name", "K", "--slug", "k", "--pool", "1000"],
                  ["create-org", "--partner", "k", "--name", "One", "--external-id", "o-1",
                   "--created-at", "2024-01-01"]):

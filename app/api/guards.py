@@ -14,6 +14,7 @@ from .. import cache
 from ..auth import find_api_key_for_request, key_allows
 from ..errors import AppError, _safe
 from ..extensions import _limiter_key, limiter
+from ..ingest import storable_text
 from ..models import Partner
 from . import bp
 
@@ -113,16 +114,6 @@ def _check_tree_paths(body: Any) -> None:
             _check_text(node, path or "body")
 
 
-def _clean_text(value: str) -> bool:
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _tree_is_clean(body: Any, texts: bool) -> bool:
     """Tell, without building field paths, that _check_tree_paths would pass body.
 
@@ -134,7 +125,7 @@ def _tree_is_clean(body: Any, texts: bool) -> bool:
         if type(node) is dict:
             if node and depth >= MAX_DEPTH:
                 return False
-            if texts and not all(_clean_text(key) for key in node):
+            if texts and not all(storable_text(key) for key in node):
                 return False
             children: Any = node.values()
         elif type(node) is list:
@@ -147,7 +138,7 @@ def _tree_is_clean(body: Any, texts: bool) -> bool:
             kind = type(child)
             if kind is dict or kind is list:
                 stack.append((child, depth + 1))
-            elif texts and kind is str and not _clean_text(child):
+            elif texts and kind is str and not storable_text(child):
                 return False
     return True
 
