@@ -19,6 +19,8 @@ from .timeutil import utcnow
 KEY_PREFIX = "pk_live_"
 SCOPES = ("read", "write", "admin")
 _hasher = PasswordHasher()
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """A real hash to verify against when the email is unknown, so timing does not tell.

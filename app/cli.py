@@ -180,14 +180,15 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
         # the same speed (measured on the benchmark's 1M-event set).
         db.session.execute(text(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KB}"))
     stream = ingest.open_text(path, sys.stdin)
+    from_file = stream is not sys.stdin
     try:
         # The reader process cannot read this process's stdin (multiprocessing closes it
         # in the child), so standard input is imported in one process.
-        piped = pipeline and stream is not sys.stdin and path != "-"
+        piped = pipeline and from_file
         stream_into = ingest.ingest_stream_pipelined if piped else ingest.ingest_stream
         result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch)
     finally:
-        if stream is not sys.stdin and path != "-":
+        if from_file:
             stream.close()
     if show_progress:
         click.echo("", err=True)

@@ -11,6 +11,7 @@ import queue
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
@@ -362,12 +363,18 @@ def insert_new_events(rows: list[dict[str, Any]]) -> set[str]:
     (COPY) into a temporary table and moved with INSERT ... ON CONFLICT DO NOTHING
     RETURNING, which tells which eventIds were new even under concurrent writers.
     """
-    connection = db.session.connection().connection
-    cursor = connection.cursor()
-    try:
-        if dialect_name() == "postgresql":
+    if dialect_name() == "postgresql":
+        with _raw_cursor() as cursor:
             return _insert_postgresql(cursor, rows)
-        return _insert_sqlite(cursor, rows)
+    return _insert_sqlite(sqlite_params(rows, sqlite_formatters()))
+
+
+@contextmanager
+def _raw_cursor() -> Iterator[Any]:
+    """Yield a DBAPI cursor on the session's connection (the caller's transaction)."""
+    cursor = db.session.connection().connection.cursor()
+    try:
+        yield cursor
     finally:
         cursor.close()
 
@@ -402,23 +409,20 @@ def sqlite_params(rows: list[dict[str, Any]], formatters: SqliteFormatters
     return params
 
 
-def _insert_sqlite(cursor: Any, rows: list[dict[str, Any]] | None,
-                   params: list[tuple[Any, ...]] | None = None) -> set[str]:
-    if params is None:
-        assert rows is not None
-        params = sqlite_params(rows, sqlite_formatters())
-    cursor.execute("SELECT max(id) FROM usage_event")
-    before = cursor.fetchone()[0] or 0
-    cursor.executemany(
-        f"INSERT INTO usage_event ({', '.join(_EVENT_COLUMNS)}) VALUES "  # noqa: S608
-        f"({', '.join('?' for _ in _EVENT_COLUMNS)}) "
-        "ON CONFLICT (partner_id, event_id) DO NOTHING",
-        params,
-    )
-    if cursor.rowcount == len(params):
-        return {p[2] for p in params}
-    cursor.execute("SELECT event_id FROM usage_event WHERE id > ?", (before,))
-    return {r[0] for r in cursor.fetchall()}
+def _insert_sqlite(params: list[tuple[Any, ...]]) -> set[str]:
+    with _raw_cursor() as cursor:
+        cursor.execute("SELECT max(id) FROM usage_event")
+        before = cursor.fetchone()[0] or 0
+        cursor.executemany(
+            f"INSERT INTO usage_event ({', '.join(_EVENT_COLUMNS)}) VALUES "  # noqa: S608
+            f"({', '.join('?' for _ in _EVENT_COLUMNS)}) "
+            "ON CONFLICT (partner_id, event_id) DO NOTHING",
+            params,
+        )
+        if cursor.rowcount == len(params):
+            return {p[2] for p in params}
+        cursor.execute("SELECT event_id FROM usage_event WHERE id > ?", (before,))
+        return {r[0] for r in cursor.fetchall()}
 
 
 def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Sums,
@@ -431,11 +435,7 @@ def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Su
     """
     if not params:
         return 0
-    cursor = db.session.connection().connection.cursor()
-    try:
-        inserted = _insert_sqlite(cursor, None, params)
-    finally:
-        cursor.close()
+    inserted = _insert_sqlite(params)
     if not inserted:
         return 0
     if len(inserted) != len(params):
@@ -624,13 +624,24 @@ def prepare_batch(
 
 
 def commit_rows(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: str,
-                result: IngestResult, sums: Sums | None = None) -> None:
-    """Store prepared rows in one transaction; count them as accepted or duplicates."""
-    if rows:
-        with write_transaction():
+                result: IngestResult, sums: Sums | None = None,
+                params: list[tuple[Any, ...]] | None = None) -> None:
+    """Store prepared rows in one transaction; count them as accepted or duplicates.
+
+    With params (SQLite, from the file import's reader process), those are stored
+    instead of rows, and sums is required.
+    """
+    count = len(params) if params is not None else len(rows)
+    if not count:
+        return
+    with write_transaction():
+        if params is not None:
+            assert sums is not None
+            stored = store_sqlite_params(partner_id, params, sums, tz)
+        else:
             stored = store_rows(partner_id, rows, now, tz, sums)
-        result.accepted += stored
-        result.duplicates += len(rows) - stored
+    result.accepted += stored
+    result.duplicates += count - stored
 
 
 def ingest_batch(
@@ -812,11 +823,11 @@ def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partn
         result = IngestResult()
         rows = prepare_batch(batch, resolver, tz, now, result)
         order_rows(partner_id, rows, now)
+        sums = sum_rows(rows)
         if formatters is None:
-            return ("batch", lines, now, rows, None, sum_rows(rows), result)
+            return ("batch", lines, now, rows, None, sums, result)
         # SQLite: the text parameters are made here, and the rows need not travel.
-        return ("batch", lines, now, None, sqlite_params(rows, formatters), sum_rows(rows),
-                result)
+        return ("batch", lines, now, [], sqlite_params(rows, formatters), sums, result)
 
     try:
         for lines, batch in batches(pairs, batch_size):
@@ -874,13 +885,7 @@ def ingest_stream_pipelined(
             if message[0] == "error":
                 raise message[1]
             _kind, lines, now, rows, params, sums, result = message
-            if params is not None:
-                with write_transaction():
-                    stored = store_sqlite_params(partner_id, params, sums, tz)
-                result.accepted += stored
-                result.duplicates += len(params) - stored
-            else:
-                commit_rows(partner_id, rows, now, tz, result, sums)
+            commit_rows(partner_id, rows, now, tz, result, sums, params)
             _add_batch(total, lines, result, on_batch)
     finally:
         if reader.is_alive():
