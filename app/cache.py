@@ -170,7 +170,8 @@ _TRACKED = (Partner, Organization, OrganizationStatusChange, CreditAllocation)
 # Tables whose rows feed the figures; a bulk statement on one of them (not per-object
 # ORM work, which the flush listener sees partner by partner) bumps every partner.
 _FEEDING = {"partner", "organization", "organization_status_change", "credit_allocation",
-            "usage_event", "org_daily_usage", "partner_daily_usage", "partner_daily_receipt"}
+            "usage_event", "org_daily_usage", "org_bucket_usage", "partner_daily_usage",
+            "partner_daily_receipt"}
 _BUMP_ALL = text(
     "INSERT INTO partner_data_version (partner_id, version) SELECT id, 1 FROM partner "
     "WHERE true ON CONFLICT (partner_id) DO UPDATE SET version = partner_data_version.version + 1"

@@ -11,7 +11,19 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, Integer, String, create_engine, event, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    cast,
+    create_engine,
+    event,
+    func,
+    literal,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
@@ -139,6 +151,19 @@ def write_transaction() -> Iterator[None]:
 def dialect_name() -> str:
     """Return the name of the dialect the session talks to (sqlite or postgresql)."""
     return db.session.get_bind().dialect.name
+
+
+def bucket_start_sql(day_col: Any, granularity: str) -> Any:
+    """Return SQL giving the (unclipped) bucket start of a day column."""
+    if granularity == "day":
+        return day_col
+    if dialect_name() == "postgresql":
+        return cast(func.date_trunc(granularity, day_col), Date)
+    if granularity == "week":
+        # Monday-based: step back (weekday + 6) % 7 days; %w is 0 for Sunday.
+        offset = (cast(func.strftime("%w", day_col), db.Integer) + 6) % 7
+        return func.date(day_col, literal("-") + cast(offset, db.String) + literal(" days"))
+    return func.strftime("%Y-%m-01", day_col)
 
 
 def insert_for(table: Any) -> Any:

@@ -10,26 +10,27 @@ import pickle
 import queue
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 
 from . import cache
-from .database import add_counts, dialect_name, write_transaction
+from .database import add_counts, bucket_start_sql, dialect_name, write_transaction
 from .extensions import db
 from .models import (
     Organization,
+    OrgBucketUsage,
     OrgDailyUsage,
     Partner,
     PartnerDailyReceipt,
     PartnerDailyUsage,
     UsageEvent,
 )
-from .periods import zone
+from .periods import ROLLUP_GRAINS, bucket_start, zone
 from .timeutil import utcnow
 
 MAX_BATCH = 1000
@@ -537,8 +538,29 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
     return len(inserted)
 
 
+def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
+                ) -> dict[tuple[str, str, date, str], list[int]]:
+    """Sum {(organization, day, type): [quantity, events]} into the week and month buckets
+    of org_bucket_usage: {(organization, grain, bucket start, type): [quantity, events]}."""
+    out: dict[tuple[str, str, date, str], list[int]] = defaultdict(lambda: [0, 0])
+    starts: dict[tuple[Any, str], date] = {}
+    for (org_id, day, etype), (quantity, events) in daily.items():
+        for grain in ROLLUP_GRAINS:
+            start = starts.get((day, grain))
+            if start is None:
+                start = starts[(day, grain)] = bucket_start(_as_day(day), grain)
+            counts = out[(org_id, grain, start, etype)]
+            counts[0] += quantity
+            counts[1] += events
+    return out
+
+
+def _as_day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
 def add_to_rollups(partner_id: str, sums: Sums, tz: str) -> None:
-    """Add newly stored events, summed by sum_rows, to the three rollups; bump the data
+    """Add newly stored events, summed by sum_rows, to the four rollups; bump the data
     version (caller's transaction)."""
     org_counts: dict[tuple[str, Any, str], list[int]] = defaultdict(lambda: [0, 0])
     partner_counts: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -561,6 +583,15 @@ def add_to_rollups(partner_id: str, sums: Sums, tz: str) -> None:
             {"organization_id": o, "day": d, "type": t, "partner_id": partner_id,
              "quantity": q, "events": n}
             for (o, d, t), (q, n) in sorted(org_counts.items())
+        ],
+    )
+    add_counts(
+        OrgBucketUsage.__table__,
+        ["organization_id", "grain", "bucket_start", "type"],
+        [
+            {"organization_id": o, "grain": g, "bucket_start": b, "type": t,
+             "partner_id": partner_id, "quantity": q, "events": n}
+            for (o, g, b, t), (q, n) in sorted(bucket_sums(org_counts).items())
         ],
     )
     add_counts(
@@ -942,7 +973,24 @@ def rebuild_rollups(partner_id: str) -> None:
                 ["partner_id", "day", "type", "quantity", "events"], partner_rows
             )
         )
+        _rebuild_buckets(partner_id)
         _rebuild_receipts(partner_id)
+
+
+def _rebuild_buckets(partner_id: str) -> None:
+    """Refill a partner's org_bucket_usage from its org_daily_usage (caller's transaction)."""
+    db.session.execute(delete(OrgBucketUsage).where(OrgBucketUsage.partner_id == partner_id))
+    odu = OrgDailyUsage
+    for grain in ROLLUP_GRAINS:
+        start = bucket_start_sql(odu.day, grain)
+        db.session.execute(insert(OrgBucketUsage).from_select(
+            ["organization_id", "grain", "bucket_start", "type", "partner_id", "quantity",
+             "events"],
+            select(odu.organization_id, literal(grain), start, odu.type, odu.partner_id,
+                   func.sum(odu.quantity), func.sum(odu.events))
+            .where(odu.partner_id == partner_id)
+            .group_by(odu.organization_id, start, odu.type, odu.partner_id)
+        ))
 
 
 def verify_rollups(partner_id: str) -> list[str]:
@@ -991,9 +1039,30 @@ def verify_rollups(partner_id: str) -> list[str]:
                 f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
+    problems.extend(_verify_buckets(partner_id, raw))
     problems.extend(_verify_receipts(partner_id))
     problems.extend(_verify_event_organizations(partner_id))
     return problems
+
+
+def _verify_buckets(partner_id: str,
+                    raw: Mapping[tuple[str, Any, str], Sequence[int]]) -> list[str]:
+    """Compare org_bucket_usage with the raw events' recount summed by week and month."""
+    want = {key: tuple(value) for key, value in bucket_sums(raw).items()}
+    obu = OrgBucketUsage
+    stored = {
+        (r[0], r[1], _as_day(r[2]), r[3]): (int(r[4]), int(r[5]))
+        for r in db.session.execute(
+            select(obu.organization_id, obu.grain, obu.bucket_start, obu.type, obu.quantity,
+                   obu.events).where(obu.partner_id == partner_id)
+        )
+    }
+    return [
+        f"organization {key[0]} {key[1]} of {key[2]} {key[3]}: raw events give "
+        f"quantity/events {want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
+    ]
 
 
 def _verify_event_organizations(partner_id: str) -> list[str]:

@@ -9,18 +9,19 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, cast, func, literal, or_, select
+from sqlalchemy import case, func, or_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import cache
 from .cache import closed_period_cache, state_cache
-from .database import dialect_name
+from .database import bucket_start_sql
 from .extensions import db
 from .models import (
     IDENTIFICATION,
     CreditAllocation,
     Organization,
     OrganizationStatusChange,
+    OrgBucketUsage,
     OrgDailyUsage,
     Partner,
     PartnerDailyReceipt,
@@ -33,8 +34,10 @@ from .periods import (
     buckets,
     day_end_utc,
     day_start_utc,
+    decompose,
     local_date_of,
     local_today,
+    whole_buckets,
 )
 
 SUMMARY_FIELDS = (
@@ -309,19 +312,6 @@ def summary_with_comparison(partner: Partner, period: Period) -> dict[str, Any]:
 
 # --- series -----------------------------------------------------------------------------
 
-def _bucket_expr(day_col: Any, granularity: str) -> Any:
-    """Return SQL giving the (unclipped) bucket start of a day column."""
-    if granularity == "day":
-        return day_col
-    if dialect_name() == "postgresql":
-        return cast(func.date_trunc(granularity, day_col), Date)
-    if granularity == "week":
-        # Monday-based: step back (weekday + 6) % 7 days; %w is 0 for Sunday.
-        offset = (cast(func.strftime("%w", day_col), db.Integer) + 6) % 7
-        return func.date(day_col, literal("-") + cast(offset, db.String) + literal(" days"))
-    return func.strftime("%Y-%m-01", day_col)
-
-
 def _as_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -359,7 +349,7 @@ def timeseries(
     else:
         table = OrgDailyUsage
         scope = [table.partner_id == partner.id, table.organization_id == organization_id]
-    bucket = _bucket_expr(table.day, granularity).label("bucket")
+    bucket = bucket_start_sql(table.day, granularity).label("bucket")
     ident = func.sum(case((table.type == IDENTIFICATION, table.quantity), else_=0))
     rows = db.session.execute(
         select(bucket, ident, func.sum(table.events), func.sum(table.quantity))
@@ -373,18 +363,47 @@ def timeseries(
         point["events"] = _int(events)
         point["quantity"] = _int(quantity)
 
-    odu = OrgDailyUsage
-    obucket = _bucket_expr(odu.day, granularity).label("bucket")
-    oscope = [odu.partner_id == partner.id]
-    if organization_id is not None:
-        oscope.append(odu.organization_id == organization_id)
-    for raw, active in db.session.execute(
-        select(obucket, func.count(func.distinct(odu.organization_id)))
-        .where(*oscope, odu.day >= period.start, odu.day <= period.end)
-        .group_by(obucket)
-    ):
-        points[clip(raw)]["organizationsWithActivity"] = _int(active)
+    for start, active in _active_by_bucket(partner.id, period, granularity,
+                                           organization_id).items():
+        points[start]["organizationsWithActivity"] = active
     return list(points.values())
+
+
+def _active_by_bucket(partner_id: str, period: Period, granularity: str,
+                      organization_id: str | None) -> dict[date, int]:
+    """Return {clipped bucket start: organizations with any usage in the bucket}.
+
+    Whole weeks and months are counted on org_bucket_usage (one row per organization and
+    type), the clipped first and last buckets and day buckets on org_daily_usage.
+    """
+    odu, obu = OrgDailyUsage, OrgBucketUsage
+    daily_scope = [odu.partner_id == partner_id]
+    bucket_scope = [obu.partner_id == partner_id]
+    if organization_id is not None:
+        daily_scope.append(odu.organization_id == organization_id)
+        bucket_scope.append(obu.organization_id == organization_id)
+    active = func.count(func.distinct(odu.organization_id))
+    if granularity == "day":
+        return {_as_date(day): _int(n) for day, n in db.session.execute(
+            select(odu.day, active)
+            .where(*daily_scope, odu.day >= period.start, odu.day <= period.end)
+            .group_by(odu.day)
+        )}
+    counts: dict[date, int] = {}
+    whole = whole_buckets(period, granularity)
+    if whole is not None:
+        counts.update({_as_date(start): _int(n) for start, n in db.session.execute(
+            select(obu.bucket_start, func.count(func.distinct(obu.organization_id)))
+            .where(*bucket_scope, obu.grain == granularity, obu.bucket_start >= whole.start,
+                   obu.bucket_start <= whole.end)
+            .group_by(obu.bucket_start)
+        )})
+    for part in buckets(period, granularity):
+        if whole is None or not whole.start <= part.start <= whole.end:
+            counts[part.start] = _int(db.session.execute(
+                select(active).where(*daily_scope, odu.day >= part.start, odu.day <= part.end)
+            ).scalar())
+    return counts
 
 
 # --- per organization ----------------------------------------------------------------
@@ -444,6 +463,32 @@ def allocation_figures(partner: Partner, orgs: list[Organization]) -> dict[str, 
     }
 
 
+def org_usage_rows(partner_id: str, period: Period, org_ids: list[str] | None = None) -> Any:
+    """Return a subquery of (organization_id, type, quantity, events) rollup rows that
+    together count every event of the partner in period once.
+
+    Whole months and weeks of the period come from org_bucket_usage, the days left over
+    at its ends from org_daily_usage (periods.decompose): a year aligned on months reads
+    12 rows per organization and type, not 365.
+    """
+    odu, obu = OrgDailyUsage, OrgBucketUsage
+    parts = []
+    for grain, starts in decompose(period):
+        if grain == "day":
+            part = select(odu.organization_id, odu.type, odu.quantity, odu.events).where(
+                odu.partner_id == partner_id, odu.day >= starts.start, odu.day <= starts.end)
+            if org_ids is not None:
+                part = part.where(odu.organization_id.in_(org_ids))
+        else:
+            part = select(obu.organization_id, obu.type, obu.quantity, obu.events).where(
+                obu.partner_id == partner_id, obu.grain == grain,
+                obu.bucket_start >= starts.start, obu.bucket_start <= starts.end)
+            if org_ids is not None:
+                part = part.where(obu.organization_id.in_(org_ids))
+        parts.append(part)
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+
+
 @closed_period_cache
 def organization_breakdown(
     partner: Partner,
@@ -458,27 +503,27 @@ def organization_breakdown(
     external_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Return one page of per-organization figures for the period, and the total count."""
-    odu = OrgDailyUsage
+    usage_rows = org_usage_rows(partner.id, period)
     agg = (
         select(
-            odu.organization_id.label("org_id"),
-            func.sum(case((odu.type == IDENTIFICATION, odu.quantity), else_=0)).label("ident"),
-            func.sum(odu.events).label("events"),
-            func.sum(odu.quantity).label("quantity"),
+            usage_rows.c.organization_id.label("org_id"),
+            func.sum(credits_expr(usage_rows.c.type, usage_rows.c.quantity)).label("ident"),
+            func.sum(usage_rows.c.events).label("events"),
+            func.sum(usage_rows.c.quantity).label("quantity"),
         )
-        .where(odu.partner_id == partner.id, odu.day >= period.start, odu.day <= period.end)
-        .group_by(odu.organization_id)
+        .group_by(usage_rows.c.organization_id)
         .subquery()
     )
     # Listed: organizations that existed by the period's end, and any that had events in it
-    # (an event may be dated before its organization's createdAt).
+    # (an event may be dated before its organization's createdAt). The count needs no
+    # sums: one existence probe per organization.
     boundary = day_end_utc(period.end, partner.timezone)
-    clauses = [*organization_filters(partner, status, search, external_id),
-               or_(Organization.created_at < boundary, agg.c.org_id.is_not(None))]
+    filters = organization_filters(partner, status, search, external_id)
     total = _int(db.session.execute(
         select(func.count()).select_from(Organization)
-        .outerjoin(agg, agg.c.org_id == Organization.id).where(*clauses)
+        .where(*filters, or_(Organization.created_at < boundary, _has_usage_in(period)))
     ).scalar())
+    clauses = [*filters, or_(Organization.created_at < boundary, agg.c.org_id.is_not(None))]
     ident = func.coalesce(agg.c.ident, 0)
     columns = {
         "identifications": ident,
@@ -547,13 +592,12 @@ def organization_figures(partner: Partner, period: Period,
                for i in org_ids}
     if not org_ids:
         return figures
-    odu = OrgDailyUsage
+    usage_rows = org_usage_rows(partner.id, period, org_ids)
     rows = db.session.execute(
-        select(odu.organization_id, func.sum(credits_expr(odu.type, odu.quantity)),
-               func.sum(odu.events), func.sum(odu.quantity))
-        .where(odu.partner_id == partner.id, odu.organization_id.in_(org_ids),
-               odu.day >= period.start, odu.day <= period.end)
-        .group_by(odu.organization_id)
+        select(usage_rows.c.organization_id,
+               func.sum(credits_expr(usage_rows.c.type, usage_rows.c.quantity)),
+               func.sum(usage_rows.c.events), func.sum(usage_rows.c.quantity))
+        .group_by(usage_rows.c.organization_id)
     )
     for org_id, identifications, events, quantity in rows:
         figures[org_id] = {"identifications": _int(identifications),
@@ -670,8 +714,14 @@ def first_activity_day(partner: Partner) -> date | None:
 
 def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
     """Return (day, credits used) for every day of the period, zeros included."""
-    series = timeseries(partner, period, "day")
-    return [(date.fromisoformat(p["date"]), p["creditsUsed"]) for p in series]
+    pdu = PartnerDailyUsage
+    used = {_as_date(day): _int(quantity) for day, quantity in db.session.execute(
+        select(pdu.day, func.sum(pdu.quantity))
+        .where(pdu.partner_id == partner.id, pdu.type == IDENTIFICATION,
+               pdu.day >= period.start, pdu.day <= period.end)
+        .group_by(pdu.day)
+    )}
+    return [(b.start, used.get(b.start, 0)) for b in buckets(period, "day")]
 
 
 def cumulative_credits(partner: Partner, period: Period) -> list[dict[str, Any]]:

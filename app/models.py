@@ -218,6 +218,30 @@ class OrgDailyUsage(Base):
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class OrgBucketUsage(Base):
+    """Rollup: one organization's usage of one type in one calendar week (from Monday) or
+    month, so that long ranges read a dozen rows per organization, not one per day.
+
+    Derived from the same sums as org_daily_usage in the same transaction; like
+    usage_event it has no foreign keys (ingestion checks organizations itself, and
+    `flask rollups verify` recounts it from the raw events).
+    """
+
+    __tablename__ = "org_bucket_usage"
+    __table_args__ = (
+        Index("ix_org_bucket_partner_grain_start", "partner_id", "grain", "bucket_start",
+              "organization_id"),
+    )
+
+    organization_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # "week" or "month"
+    bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(36))
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class PartnerDailyUsage(Base):
     """Rollup: a partner's usage of one type on one local day, for fast range totals."""
 

@@ -299,17 +299,66 @@ def buckets(period: Period, granularity: str) -> list[Period]:
     result = []
     start = period.start
     while start <= period.end:
-        raw_start = bucket_start(start, granularity)
-        if granularity == "day":
-            raw_end = raw_start
-        elif granularity == "week":
-            raw_end = raw_start + timedelta(days=6)
-        else:
-            raw_end = add_months(raw_start, 1) - timedelta(days=1)
-        end = min(raw_end, period.end)
+        end = min(bucket_end(bucket_start(start, granularity), granularity), period.end)
         result.append(Period(start, end))
         start = end + timedelta(days=1)
     return result
+
+
+ROLLUP_GRAINS = ("month", "week")
+
+
+def bucket_end(start: date, granularity: str) -> date:
+    """Return the last day of the unclipped bucket that starts on start."""
+    if granularity == "day":
+        return start
+    if granularity == "week":
+        return start + timedelta(days=6)
+    return add_months(start, 1) - timedelta(days=1)
+
+
+def whole_buckets(period: Period, granularity: str) -> Period | None:
+    """Return the starts of the first and last buckets lying wholly inside period (as a
+    Period of bucket starts), or None when no bucket fits."""
+    first = bucket_start(period.start, granularity)
+    if first < period.start:
+        first = bucket_end(first, granularity) + timedelta(days=1)
+    last = bucket_start(period.end, granularity)
+    if bucket_end(last, granularity) > period.end:
+        last = bucket_start(last - timedelta(days=1), granularity)
+    if first > last:
+        return None
+    return Period(first, last)
+
+
+def decompose(period: Period) -> list[tuple[str, Period]]:
+    """Cover period exactly with as few rollup rows as possible: whole months, then whole
+    weeks of what is left on either side, then single days.
+
+    Returns (grain, starts) pairs, where starts is the Period from the first to the last
+    bucket start of that grain; the buckets of all pairs together hold every day of period
+    once. A year aligned on months is 12 monthly rows per organization and type instead
+    of 365 daily ones.
+    """
+    parts: list[tuple[str, Period]] = []
+
+    def cover(piece: Period, grains: tuple[str, ...]) -> None:
+        if piece.start > piece.end:
+            return
+        if not grains:
+            parts.append(("day", piece))
+            return
+        grain, rest = grains[0], grains[1:]
+        inner = whole_buckets(piece, grain)
+        if inner is None:
+            cover(piece, rest)
+            return
+        cover(Period(piece.start, inner.start - timedelta(days=1)), rest)
+        parts.append((grain, inner))
+        cover(Period(bucket_end(inner.end, grain) + timedelta(days=1), piece.end), rest)
+
+    cover(period, ROLLUP_GRAINS)
+    return parts
 
 
 def auto_granularity(period: Period) -> str:

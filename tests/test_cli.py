@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import (
     ApiKey,
     Organization,
+    OrgBucketUsage,
     OrgDailyUsage,
     Partner,
     PartnerDailyUsage,
@@ -368,6 +369,20 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
     assert runner.invoke(args=["rollups", "verify"]).exit_code == 1
     ok(runner.invoke(args=["rollups", "rebuild"]))
     ok(runner.invoke(args=["rollups", "verify"]))
+
+    # The weekly and monthly rows are recounted from the raw events too.
+    db.session.execute(update(OrgBucketUsage).where(
+        OrgBucketUsage.grain == "month", OrgBucketUsage.type == "identification"
+    ).values(events=OrgBucketUsage.events + 1))
+    db.session.commit()
+    result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
+    assert result.exit_code == 1
+    assert "month of 2025-10-01 identification" in result.stdout
+    assert result.stdout.splitlines()[-1] == "acme: 2 mismatches"  # a-1 and b-1's Octobers
+    ok(runner.invoke(args=["rollups", "rebuild", "--partner", "acme"]))
+    ok(runner.invoke(args=["rollups", "verify"]))
+    db.session.expire_all()
+    assert metrics.summary(acme, OCT) == good_figures
 
     # An event naming another partner's organization (usage_event has no foreign keys;
     # ingestion refuses this, so only a direct write can do it) is reported.

@@ -137,3 +137,65 @@ def test_migration_0005_keeps_the_newest_receipt_on_sqlite(empty_sqlite):
 
 def test_migration_0005_keeps_the_newest_receipt_on_postgresql(empty_postgres):
     backfill_check(empty_postgres)
+
+
+def bucket_backfill_check(url: str) -> None:
+    """0007 sums the daily rollup rows already stored into weeks (from Monday) and months."""
+    from sqlalchemy import text
+
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x"})
+    with app.app_context():
+        try:
+            upgrade(revision="0006")
+            with db.engine.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO partner (id, name, slug, status, billing_mode, "
+                    "billing_period, billing_day_of_month, credit_pool_total, pricing_tiers, "
+                    "currency, timezone, created_at) VALUES ('p-1', 'P', 'p', 'active', "
+                    "'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
+                    "'2025-01-01 00:00:00.000000')"))
+                for oid in ("o-1", "o-2"):
+                    conn.execute(text(
+                        "INSERT INTO organization (id, partner_id, name, status, tier, "
+                        "product_type, metadata, credits_allocated, created_at, updated_at) "
+                        "VALUES (:o, 'p-1', :o, 'active', 'paid', 'B2B', '{}', 0, "
+                        "'2025-01-01 00:00:00.000000', '2025-01-01 00:00:00.000000')"),
+                        {"o": oid})
+                # 2025-03-30 is a Sunday, 03-31 a Monday; 2025-04-02 a Wednesday.
+                for oid, day, etype, quantity, events in (
+                        ("o-1", "2025-03-30", "identification", 5, 2),
+                        ("o-1", "2025-03-31", "identification", 7, 3),
+                        ("o-1", "2025-04-02", "identification", 11, 4),
+                        ("o-1", "2025-04-02", "page_view", 1, 1),
+                        ("o-2", "2025-03-31", "identification", 100, 10)):
+                    conn.execute(text(
+                        "INSERT INTO org_daily_usage (organization_id, day, type, partner_id, "
+                        "quantity, events) VALUES (:o, :d, :t, 'p-1', :q, :n)"),
+                        {"o": oid, "d": day, "t": etype, "q": quantity, "n": events})
+            upgrade()
+            with db.engine.connect() as conn:
+                rows = {(r[0], r[1], str(r[2])[:10], r[3]): (int(r[4]), int(r[5]))
+                        for r in conn.execute(text(
+                            "SELECT organization_id, grain, bucket_start, type, quantity, "
+                            "events FROM org_bucket_usage WHERE partner_id = 'p-1'"))}
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    assert rows == {
+        ("o-1", "week", "2025-03-24", "identification"): (5, 2),
+        ("o-1", "week", "2025-03-31", "identification"): (18, 7),
+        ("o-1", "week", "2025-03-31", "page_view"): (1, 1),
+        ("o-1", "month", "2025-03-01", "identification"): (12, 5),
+        ("o-1", "month", "2025-04-01", "identification"): (11, 4),
+        ("o-1", "month", "2025-04-01", "page_view"): (1, 1),
+        ("o-2", "week", "2025-03-31", "identification"): (100, 10),
+        ("o-2", "month", "2025-03-01", "identification"): (100, 10),
+    }
+
+
+def test_migration_0007_sums_daily_rollups_into_weeks_and_months_on_sqlite(empty_sqlite):
+    bucket_backfill_check(empty_sqlite)
+
+
+def test_migration_0007_sums_daily_rollups_into_weeks_and_months_on_postgresql(empty_postgres):
+    bucket_backfill_check(empty_postgres)

@@ -23,7 +23,7 @@ from app.models import PartnerDailyUsage
 from app.periods import Period
 
 RAW_TABLE = re.compile(r"\busage_event\b", re.I)
-ROLLUPS = re.compile(r"\b(org_daily_usage|partner_daily_usage)\b", re.I)
+ROLLUPS = re.compile(r"\b(org_daily_usage|org_bucket_usage|partner_daily_usage)\b", re.I)
 OCTOBER = Period(date(2025, 10, 1), date(2025, 10, 31))
 NOW = datetime(2025, 11, 15, 12, 0)
 OPEN = Period(date(2025, 11, 1), date(2025, 11, 15))  # ends today
@@ -157,6 +157,32 @@ def test_the_cache_can_be_turned_off(app, world):
     with captured_sql() as statements:
         metrics.summary(partner, OCTOBER)
     assert any(ROLLUPS.search(s) for s in statements)
+
+
+def test_a_month_aligned_year_reads_monthly_rows_not_daily_sums(app, world):
+    """Per-organization sums and weekly activity counts over whole months and weeks read
+    org_bucket_usage; org_daily_usage is only probed for existence or for clipped edges."""
+    partner, a, _b = world
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    year = Period(date(2024, 11, 1), date(2025, 10, 31))
+    with captured_sql() as statements:
+        items, total = metrics.organization_breakdown(partner, year)
+        metrics.organization_figures(partner, year, [a.id])
+        points = metrics.timeseries(partner, year, "month")
+    assert total == 2 and items[0]["identifications"] == 2  # Alpha's e1 in October
+    assert sum(p["organizationsWithActivity"] for p in points) == 2  # both, in October
+    summing = re.compile(r"\bsum\(|count\(distinct", re.I)
+    over_year = [(s, p) for s, p in zip(statements, statements.parameters, strict=True)
+                 if summing.search(s) and _mentions(p, year.start)]
+    assert over_year and all("org_bucket_usage" in s for s, _p in over_year
+                             if "org_daily_usage" in s or "org_bucket_usage" in s)
+    assert [s for s, _p in over_year if "org_daily_usage" in s] == []
+
+
+def _mentions(parameters, day):
+    """Tell whether a statement's parameters hold day (as a date or as ISO text)."""
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    return any(v == day or v == day.isoformat() for v in values)
 
 
 def test_organizations_with_activity_probes_the_rollup_primary_key(app, world):

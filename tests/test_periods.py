@@ -1,8 +1,10 @@
 """Periods: parsing, defaults, presets, billing periods, buckets and local day bounds."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app import periods
 from app.periods import (
@@ -336,3 +338,73 @@ def test_unknown_timezone():
     assert not periods.is_valid_timezone("Mars/Olympus")
     with pytest.raises(ValueError, match="unknown timezone"):
         periods.zone("Mars/Olympus")
+
+
+# --- decompose: the rollup rows that cover a period --------------------------------------
+
+def _days_of(grain, starts):
+    """Every day held by the buckets of grain starting from starts.start to starts.end,
+    walked with plain date arithmetic (not with the code under test)."""
+    day, out = starts.start, []
+    while day <= starts.end:
+        if grain == "day":
+            out.append(day)
+            day += timedelta(days=1)
+            continue
+        if grain == "week":
+            assert day.weekday() == 0, f"week bucket starting on {day}"
+            following = day + timedelta(days=7)
+        else:
+            assert day.day == 1, f"month bucket starting on {day}"
+            following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        while day < following:
+            out.append(day)
+            day += timedelta(days=1)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.dates(date(2023, 1, 1), date(2027, 12, 31)), length=st.integers(1, 800))
+def test_decompose_covers_every_day_of_the_period_once(start, length):
+    period = Period(start, start + timedelta(days=length - 1))
+    covered = [day for grain, starts in periods.decompose(period)
+               for day in _days_of(grain, starts)]
+    assert sorted(covered) == [period.start + timedelta(days=i) for i in range(length)]
+    assert len(covered) == len(set(covered))
+    # A day is read from the daily rollup only when neither its month nor its week (from
+    # Monday, outside whole months) lies wholly inside the period.
+    for grain, starts in periods.decompose(period):
+        if grain == "day":
+            for day in _days_of(grain, starts):
+                assert not _in_whole_month(day, period), day
+                monday = day - timedelta(days=day.weekday())
+                week = [monday + timedelta(days=i) for i in range(7)]
+                assert not all(d in period and not _in_whole_month(d, period)
+                               for d in week), day
+
+
+def _in_whole_month(day, period):
+    first = day.replace(day=1)
+    last = date(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(days=1)
+    return period.start <= first and last <= period.end
+
+
+def test_decompose_a_year_aligned_on_months_is_twelve_months():
+    assert periods.decompose(Period(D(2025, 1, 1), D(2025, 12, 31))) == [
+        ("month", Period(D(2025, 1, 1), D(2025, 12, 1)))]
+
+
+def test_decompose_thirty_days_is_whole_weeks_between_two_day_ranges():
+    # 2025-10-28 is a Tuesday, 2025-11-26 a Wednesday; no whole month fits.
+    assert periods.decompose(Period(D(2025, 10, 28), D(2025, 11, 26))) == [
+        ("day", Period(D(2025, 10, 28), D(2025, 11, 2))),
+        ("week", Period(D(2025, 11, 3), D(2025, 11, 17))),
+        ("day", Period(D(2025, 11, 24), D(2025, 11, 26))),
+    ]
+
+
+def test_whole_buckets_none_when_no_bucket_fits():
+    assert periods.whole_buckets(Period(D(2025, 10, 1), D(2025, 10, 5)), "week") is None
+    assert periods.whole_buckets(Period(D(2025, 10, 2), D(2025, 10, 31)), "month") is None
+    assert periods.whole_buckets(Period(D(2025, 10, 6), D(2025, 10, 12)), "week") == Period(
+        D(2025, 10, 6), D(2025, 10, 6))

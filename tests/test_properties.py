@@ -185,3 +185,93 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan,
     ingest.rebuild_rollups(partner.id)
     assert metrics.summary(partner, period) == got
     assert ingest.verify_rollups(partner.id) == []
+
+
+# Events packed into the first 100 days of 2025, so that every whole month, whole week
+# and leftover day range of a period there is likely to hold some.
+dense_event_st = event_st.filter(lambda e: e["quantity"] >= 0).map(
+    lambda e: dict(e, minute=e["minute"] % (104 * 24 * 60) - 2 * 24 * 60))
+
+
+@settings(PROFILE, max_examples=80)
+@given(
+    tz=st.sampled_from(TIMEZONES),
+    events=st.lists(dense_event_st, min_size=5, max_size=80),
+    span=st.tuples(st.integers(-2, 100), st.integers(-2, 100)),
+    granularity=st.sampled_from(["day", "week", "month"]),
+)
+def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
+        app, tz, events, span, granularity):
+    """Whole weeks and months come from org_bucket_usage, the rest from the daily rollup:
+    per organization and per bucket, the figures still equal a recount of the events."""
+    partner, orgs = new_partner(tz)
+    ingest.ingest_batch(partner, list(enumerate(raw(e, orgs) for e in events)))
+    lo, hi = sorted(span)
+    period = Period(YEAR_START + timedelta(days=lo), YEAR_START + timedelta(days=hi))
+    stored, _days, _orgs_by_day = recount([events], tz)
+
+    def local_day(ev):
+        return moment(ev).replace(tzinfo=UTC).astimezone(ZoneInfo(tz)).date()
+
+    def clipped_bucket(day):
+        if granularity == "week":
+            day -= timedelta(days=day.weekday())
+        elif granularity == "month":
+            day = day.replace(day=1)
+        return max(day, period.start)
+
+    want = {o.id: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0}
+            for o in orgs}
+    active = defaultdict(set)
+    for ev in stored.values():
+        day = local_day(ev)
+        if not period.start <= day <= period.end:
+            continue
+        figures = want[orgs[ev["org"]].id]
+        figures["events"] += 1
+        figures["quantity"] += ev["quantity"]
+        if ev["type"] == IDENTIFICATION:
+            figures["identifications"] += ev["quantity"]
+            figures["creditsUsed"] += ev["quantity"]
+        active[clipped_bucket(day)].add(ev["org"])
+
+    items, total = metrics.organization_breakdown(partner, period, page_size=10)
+    assert total == len(orgs)
+    assert {i["organizationId"]: {k: i[k] for k in want[orgs[0].id]} for i in items} == want
+    assert metrics.organization_figures(partner, period, [o.id for o in orgs]) == want
+    points = metrics.timeseries(partner, period, granularity)
+    assert {p["date"]: p["organizationsWithActivity"] for p in points
+            if p["organizationsWithActivity"]} == {
+        day.isoformat(): len(orgs_there) for day, orgs_there in active.items()}
+    one = orgs[0]
+    assert {p["date"]: p["organizationsWithActivity"] for p in
+            metrics.timeseries(partner, period, granularity, organization_id=one.id)
+            if p["organizationsWithActivity"]} == {
+        day.isoformat(): 1 for day, orgs_there in active.items() if 0 in orgs_there}
+
+
+def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(app):
+    """Organizations active only on a period's first or last day count in the clipped
+    buckets there (read from the daily rollup, whole buckets from org_bucket_usage)."""
+    partner, orgs = new_partner("UTC")
+    a, b, c = orgs
+    ingest.ingest_batch(partner, list(enumerate([
+        {"eventId": "a", "organizationId": a.id, "type": "session", "quantity": 1,
+         "occurredAt": "2025-01-03T10:00:00Z"},   # Friday, the period's first day
+        {"eventId": "b", "organizationId": b.id, "type": "session", "quantity": 1,
+         "occurredAt": "2025-01-31T10:00:00Z"},
+        {"eventId": "c", "organizationId": c.id, "type": "session", "quantity": 1,
+         "occurredAt": "2025-02-27T10:00:00Z"},   # Thursday, the period's last day
+        {"eventId": "d", "organizationId": a.id, "type": "session", "quantity": 1,
+         "occurredAt": "2025-01-14T10:00:00Z"},   # inside the whole week of 13 January
+    ])))
+    period = Period(date(2025, 1, 3), date(2025, 2, 27))
+
+    def active(granularity):
+        return {p["date"]: p["organizationsWithActivity"]
+                for p in metrics.timeseries(partner, period, granularity)
+                if p["organizationsWithActivity"]}
+
+    assert active("week") == {"2025-01-03": 1, "2025-01-13": 1, "2025-01-27": 1,
+                              "2025-02-24": 1}
+    assert active("month") == {"2025-01-03": 2, "2025-02-01": 1}
