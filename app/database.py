@@ -6,15 +6,13 @@ import contextvars
 import select as io_select
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Date,
-    DateTime,
     Integer,
     String,
     cast,
@@ -24,8 +22,6 @@ from sqlalchemy import (
     literal,
     text,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
@@ -166,91 +162,56 @@ def bucket_start_sql(day_col: Any, granularity: str) -> Any:
     return func.strftime("%Y-%m-01", day_col)
 
 
-def insert_for(table: Any) -> Any:
-    """Return the dialect's INSERT construct (with ON CONFLICT support) for table."""
-    if dialect_name() == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
-
-
-def add_counts(table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """Upsert rows, adding their quantity and events to any existing row with the same keys."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    if dialect_name() == "sqlite" and all(_plain_sqlite_type(table.c[c]) for c in columns):
-        # The raw cursor skips SQLAlchemy's per-row parameter processing, which cost
-        # more than the upsert itself for bulk ingestion; dates are stored as
-        # SQLAlchemy stores them (ISO text).
-        name = table.name
-        sql = (
-            f'INSERT INTO "{name}" ({", ".join(columns)}) '  # noqa: S608
-            f'VALUES ({", ".join("?" for _ in columns)}) '
-            f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET '
-            f'quantity = "{name}".quantity + excluded.quantity, '
-            f'events = "{name}".events + excluded.events'
-        )
-        cursor = db.session.connection().connection.cursor()
-        try:
-            cursor.executemany(sql, [
-                tuple(v.isoformat() if isinstance(v, date) else v for v in row.values())
-                for row in rows
-            ])
-        finally:
-            cursor.close()
-        return
-    if dialect_name() == "postgresql" and all(c in _PG_ARRAY_TYPES for c in
-                                              (type(table.c[c].type) for c in columns)):
-        key_set = {tuple(row[k] for k in keys) for row in rows}
-        if len(key_set) == len(rows):
-            _add_counts_postgresql(table, keys, columns, rows)
-            return
-    stmt = insert_for(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
-        set_={
-            "quantity": table.c.quantity + stmt.excluded.quantity,
-            "events": table.c.events + stmt.excluded.events,
-        },
-    )
-    db.session.execute(stmt, rows)
+@contextmanager
+def raw_cursor() -> Iterator[Any]:
+    """Yield a DBAPI cursor on the session's connection (the caller's transaction)."""
+    cursor = db.session.connection().connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 _PG_ARRAY_TYPES = {String: "text[]", Integer: "bigint[]", BigInteger: "bigint[]", Date: "date[]"}
 
 
-def _add_counts_postgresql(table: Any, keys: list[str], columns: list[str],
-                           rows: list[dict[str, Any]]) -> None:
-    """Upsert rows with unique keys in one statement: one array per column, unnested.
+def add_counts(table: Any, columns: Sequence[str], key_length: int,
+               rows: list[tuple[Any, ...]]) -> None:
+    """Upsert rows, adding their quantity and events to any existing row with the same key.
 
-    One statement instead of one per row (a pipelined executemany) made the rollup
-    upkeep about ten times cheaper; rows go in key order so concurrent writers lock
-    rollup rows in the same order.
+    rows are tuples in columns order, in key order; their first key_length values are the
+    key, unique among rows. Dates are ISO text, as SQLAlchemy stores them on SQLite
+    (PostgreSQL casts them). One statement on the raw DBAPI cursor: SQLAlchemy's per-row
+    parameter processing cost more than the upsert itself for bulk ingestion. Rows in
+    key order make concurrent writers lock rollup rows in the same order (no deadlock).
     """
+    if not rows:
+        return
     name = table.name
-    arrays = ", ".join(
-        f"%s::{_PG_ARRAY_TYPES[type(table.c[c].type)]}" for c in columns
-    )
-    sql = (
-        f'INSERT INTO "{name}" ({", ".join(columns)}) '  # noqa: S608
-        f'SELECT {", ".join(columns)} FROM unnest({arrays}) AS u({", ".join(columns)}) '
-        f'ORDER BY {", ".join(keys)} '
-        f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET '
+    names = ", ".join(columns)
+    upsert = (
+        f'ON CONFLICT ({", ".join(columns[:key_length])}) DO UPDATE SET '
         f'quantity = "{name}".quantity + excluded.quantity, '
         f'events = "{name}".events + excluded.events'
     )
-    cursor = db.session.connection().connection.cursor()
-    try:
-        cursor.execute(sql, [[row[c] for row in rows] for c in columns])
-    finally:
-        cursor.close()
-
-
-def _plain_sqlite_type(column: Any) -> bool:
-    """Tell whether SQLite stores a column's values as the raw cursor would pass them."""
-    kind = column.type
-    return isinstance(kind, String | Integer | BigInteger | Date) and not isinstance(
-        kind, DateTime)
+    with raw_cursor() as cursor:
+        if dialect_name() == "postgresql":
+            # One array per column, unnested: one statement instead of one per row (a
+            # pipelined executemany) made the rollup upkeep about ten times cheaper.
+            arrays = ", ".join(
+                f"%s::{_PG_ARRAY_TYPES[type(table.c[c].type)]}" for c in columns)
+            cursor.execute(
+                f'INSERT INTO "{name}" ({names}) SELECT {names} '  # noqa: S608
+                f'FROM unnest({arrays}) AS u({names}) '
+                f'ORDER BY {", ".join(columns[:key_length])} {upsert}',
+                [list(values) for values in zip(*rows, strict=True)],
+            )
+        else:
+            cursor.executemany(
+                f'INSERT INTO "{name}" ({names}) '  # noqa: S608
+                f'VALUES ({", ".join("?" for _ in columns)}) {upsert}',
+                rows,
+            )
 
 
 @contextmanager

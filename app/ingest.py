@@ -11,7 +11,6 @@ import queue
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
@@ -19,7 +18,13 @@ from typing import IO, Any
 from sqlalchemy import delete, func, insert, literal, select, update
 
 from . import cache
-from .database import add_counts, bucket_start_sql, dialect_name, write_transaction
+from .database import (
+    add_counts,
+    bucket_start_sql,
+    dialect_name,
+    raw_cursor,
+    write_transaction,
+)
 from .extensions import db
 from .models import (
     Organization,
@@ -365,19 +370,9 @@ def insert_new_events(rows: list[dict[str, Any]]) -> set[str]:
     RETURNING, which tells which eventIds were new even under concurrent writers.
     """
     if dialect_name() == "postgresql":
-        with _raw_cursor() as cursor:
+        with raw_cursor() as cursor:
             return _insert_postgresql(cursor, rows)
     return _insert_sqlite(sqlite_params(rows, sqlite_formatters()))
-
-
-@contextmanager
-def _raw_cursor() -> Iterator[Any]:
-    """Yield a DBAPI cursor on the session's connection (the caller's transaction)."""
-    cursor = db.session.connection().connection.cursor()
-    try:
-        yield cursor
-    finally:
-        cursor.close()
 
 
 SqliteFormatters = tuple[Callable[[Any], Any], Callable[[Any], Any]]
@@ -411,7 +406,7 @@ def sqlite_params(rows: list[dict[str, Any]], formatters: SqliteFormatters
 
 
 def _insert_sqlite(params: list[tuple[Any, ...]]) -> set[str]:
-    with _raw_cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute("SELECT max(id) FROM usage_event")
         before = cursor.fetchone()[0] or 0
         cursor.executemany(
@@ -539,19 +534,24 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
 
 
 def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
-                ) -> dict[tuple[str, str, date, str], list[int]]:
+                ) -> dict[tuple[str, date, str, str], list[int]]:
     """Sum {(organization, day, type): [quantity, events]} into the week and month buckets
-    of org_bucket_usage: {(organization, grain, bucket start, type): [quantity, events]}."""
-    out: dict[tuple[str, str, date, str], list[int]] = defaultdict(lambda: [0, 0])
-    starts: dict[tuple[Any, str], date] = {}
+    of org_bucket_usage: {(grain, bucket start, organization, type): [quantity, events]}
+    (its key order, so that sorted keys are the order of its B-tree)."""
+    out: dict[tuple[str, date, str, str], list[int]] = {}
+    starts: dict[Any, tuple[date, ...]] = {}
     for (org_id, day, etype), (quantity, events) in daily.items():
-        for grain in ROLLUP_GRAINS:
-            start = starts.get((day, grain))
-            if start is None:
-                start = starts[(day, grain)] = bucket_start(_as_day(day), grain)
-            counts = out[(org_id, grain, start, etype)]
-            counts[0] += quantity
-            counts[1] += events
+        found = starts.get(day)
+        if found is None:
+            found = starts[day] = tuple(bucket_start(_as_day(day), g) for g in ROLLUP_GRAINS)
+        for grain, start in zip(ROLLUP_GRAINS, found, strict=True):
+            key = (grain, start, org_id, etype)
+            counts = out.get(key)
+            if counts is None:
+                out[key] = [quantity, events]
+            else:
+                counts[0] += quantity
+                counts[1] += events
     return out
 
 
@@ -559,58 +559,56 @@ def _as_day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
+def _add(counts: dict[Any, list[int]], key: Any, quantity: int, events: int) -> None:
+    found = counts.get(key)
+    if found is None:
+        counts[key] = [quantity, events]
+    else:
+        found[0] += quantity
+        found[1] += events
+
+
 def add_to_rollups(partner_id: str, sums: Sums, tz: str) -> None:
     """Add newly stored events, summed by sum_rows, to the four rollups; bump the data
     version (caller's transaction)."""
-    org_counts: dict[tuple[str, Any, str], list[int]] = defaultdict(lambda: [0, 0])
-    partner_counts: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
-    receipt_counts: dict[tuple[Any, Any, str], list[int]] = defaultdict(lambda: [0, 0])
-    received_days: dict[datetime, Any] = {}
+    org_counts: dict[tuple[str, Any, str], list[int]] = {}
+    partner_counts: dict[tuple[Any, str], list[int]] = {}
+    receipt_counts: dict[tuple[Any, Any, str], list[int]] = {}
+    received_days: dict[datetime, date] = {}
     tzinfo = zone(tz)
     for (org_id, day, etype, moment), (quantity, events) in sums.items():
-        if moment not in received_days:  # rows of one call share their received_at
-            received_days[moment] = moment.replace(tzinfo=UTC).astimezone(tzinfo).date()
-        for counts, ckey in ((org_counts, (org_id, day, etype)),
-                             (partner_counts, (day, etype)),
-                             (receipt_counts, (day, received_days[moment], etype))):
-            counts[ckey][0] += quantity  # type: ignore[index]
-            counts[ckey][1] += events  # type: ignore[index]
-    # Sorted keys make concurrent writers lock rollup rows in the same order (no deadlock).
-    add_counts(
-        OrgDailyUsage.__table__,
-        ["organization_id", "day", "type"],
-        [
-            {"organization_id": o, "day": d, "type": t, "partner_id": partner_id,
-             "quantity": q, "events": n}
-            for (o, d, t), (q, n) in sorted(org_counts.items())
-        ],
-    )
-    add_counts(
-        OrgBucketUsage.__table__,
-        ["organization_id", "grain", "bucket_start", "type"],
-        [
-            {"organization_id": o, "grain": g, "bucket_start": b, "type": t,
-             "partner_id": partner_id, "quantity": q, "events": n}
-            for (o, g, b, t), (q, n) in sorted(bucket_sums(org_counts).items())
-        ],
-    )
-    add_counts(
-        PartnerDailyUsage.__table__,
-        ["partner_id", "day", "type"],
-        [
-            {"partner_id": partner_id, "day": d, "type": t, "quantity": q, "events": n}
-            for (d, t), (q, n) in sorted(partner_counts.items())
-        ],
-    )
-    add_counts(
-        PartnerDailyReceipt.__table__,
-        ["partner_id", "day", "received_day", "type"],
-        [
-            {"partner_id": partner_id, "day": d, "received_day": r, "type": t,
-             "quantity": q, "events": n}
-            for (d, r, t), (q, n) in sorted(receipt_counts.items())
-        ],
-    )
+        received = received_days.get(moment)  # rows of one call share their received_at
+        if received is None:
+            received = received_days[moment] = moment.replace(tzinfo=UTC).astimezone(
+                tzinfo).date()
+        _add(org_counts, (org_id, day, etype), quantity, events)
+        _add(partner_counts, (day, etype), quantity, events)
+        _add(receipt_counts, (day, received, etype), quantity, events)
+    iso: dict[Any, str] = {}
+
+    def text(day: Any) -> str:  # dates go to the raw cursors as ISO text
+        found = iso.get(day)
+        if found is None:
+            found = iso[day] = _as_day(day).isoformat()
+        return found
+
+    add_counts(OrgDailyUsage.__table__,
+               ("organization_id", "day", "type", "partner_id", "quantity", "events"), 3,
+               [(o, text(d), t, partner_id, q, n)
+                for (o, d, t), (q, n) in sorted(org_counts.items())])
+    add_counts(OrgBucketUsage.__table__,
+               ("partner_id", "grain", "bucket_start", "organization_id", "type", "quantity",
+                "events"), 5,
+               [(partner_id, g, text(b), o, t, q, n)
+                for (g, b, o, t), (q, n) in sorted(bucket_sums(org_counts).items())])
+    add_counts(PartnerDailyUsage.__table__,
+               ("partner_id", "day", "type", "quantity", "events"), 3,
+               [(partner_id, text(d), t, q, n)
+                for (d, t), (q, n) in sorted(partner_counts.items())])
+    add_counts(PartnerDailyReceipt.__table__,
+               ("partner_id", "day", "received_day", "type", "quantity", "events"), 4,
+               [(partner_id, text(d), text(r), t, q, n)
+                for (d, r, t), (q, n) in sorted(receipt_counts.items())])
     # Late events change closed days: invalidate the partner's cached closed periods, and
     # move the partner's newest receipt time forward (the dashboard's "data as of").
     cache.bump(partner_id, received_at=max(key[3] for key in sums))
@@ -984,12 +982,12 @@ def _rebuild_buckets(partner_id: str) -> None:
     for grain in ROLLUP_GRAINS:
         start = bucket_start_sql(odu.day, grain)
         db.session.execute(insert(OrgBucketUsage).from_select(
-            ["organization_id", "grain", "bucket_start", "type", "partner_id", "quantity",
+            ["partner_id", "grain", "bucket_start", "organization_id", "type", "quantity",
              "events"],
-            select(odu.organization_id, literal(grain), start, odu.type, odu.partner_id,
+            select(odu.partner_id, literal(grain), start, odu.organization_id, odu.type,
                    func.sum(odu.quantity), func.sum(odu.events))
             .where(odu.partner_id == partner_id)
-            .group_by(odu.organization_id, start, odu.type, odu.partner_id)
+            .group_by(odu.partner_id, start, odu.organization_id, odu.type)
         ))
 
 
@@ -1051,14 +1049,14 @@ def _verify_buckets(partner_id: str,
     want = {key: tuple(value) for key, value in bucket_sums(raw).items()}
     obu = OrgBucketUsage
     stored = {
-        (r[0], r[1], _as_day(r[2]), r[3]): (int(r[4]), int(r[5]))
+        (r[0], _as_day(r[1]), r[2], r[3]): (int(r[4]), int(r[5]))
         for r in db.session.execute(
-            select(obu.organization_id, obu.grain, obu.bucket_start, obu.type, obu.quantity,
+            select(obu.grain, obu.bucket_start, obu.organization_id, obu.type, obu.quantity,
                    obu.events).where(obu.partner_id == partner_id)
         )
     }
     return [
-        f"organization {key[0]} {key[1]} of {key[2]} {key[3]}: raw events give "
+        f"organization {key[2]} {key[0]} of {key[1]} {key[3]}: raw events give "
         f"quantity/events {want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
         for key in sorted(set(want) | set(stored), key=str)
         if want.get(key, (0, 0)) != stored.get(key, (0, 0))

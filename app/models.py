@@ -224,20 +224,20 @@ class OrgBucketUsage(Base):
 
     Derived from the same sums as org_daily_usage in the same transaction; like
     usage_event it has no foreign keys (ingestion checks organizations itself, and
-    `flask rollups verify` recounts it from the raw events).
+    `flask rollups verify` recounts it from the raw events). The key leads with the
+    partner and the bucket, and on SQLite the rows live in that key's B-tree (WITHOUT
+    ROWID): one ingest batch touches a few contiguous runs of it, and every read is a
+    range of it, so no second index is needed.
     """
 
     __tablename__ = "org_bucket_usage"
-    __table_args__ = (
-        Index("ix_org_bucket_partner_grain_start", "partner_id", "grain", "bucket_start",
-              "organization_id"),
-    )
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    organization_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # "week" or "month"
     bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     type: Mapped[str] = mapped_column(String(64), primary_key=True)
-    partner_id: Mapped[str] = mapped_column(String(36))
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 

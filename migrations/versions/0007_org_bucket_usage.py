@@ -32,28 +32,29 @@ _BUCKET_SQL = {
 
 
 def upgrade():
+    # Keyed by partner and bucket first, WITHOUT ROWID on SQLite: a batch of events
+    # touches a few contiguous runs of the key, and every read is a range of it.
     op.create_table(
         'org_bucket_usage',
-        sa.Column('organization_id', sa.String(length=36), nullable=False),
+        sa.Column('partner_id', sa.String(length=36), nullable=False),
         sa.Column('grain', sa.String(length=8), nullable=False),
         sa.Column('bucket_start', sa.Date(), nullable=False),
+        sa.Column('organization_id', sa.String(length=36), nullable=False),
         sa.Column('type', sa.String(length=64), nullable=False),
-        sa.Column('partner_id', sa.String(length=36), nullable=False),
         sa.Column('quantity', sa.BigInteger(), nullable=False),
         sa.Column('events', sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint('organization_id', 'grain', 'bucket_start', 'type',
-                                name=op.f('pk_org_bucket_usage')),
+        sa.PrimaryKeyConstraint('partner_id', 'grain', 'bucket_start', 'organization_id',
+                                'type', name=op.f('pk_org_bucket_usage')),
+        sqlite_with_rowid=False,
     )
-    op.create_index('ix_org_bucket_partner_grain_start', 'org_bucket_usage',
-                    ['partner_id', 'grain', 'bucket_start', 'organization_id'])
     dialect = op.get_bind().dialect.name
     for grain, bucket in _BUCKET_SQL[dialect].items():
         op.execute(
-            "INSERT INTO org_bucket_usage (organization_id, grain, bucket_start, type, "
-            "partner_id, quantity, events) "
-            f"SELECT organization_id, '{grain}', {bucket}, type, partner_id, sum(quantity), "
-            f"sum(events) FROM org_daily_usage GROUP BY organization_id, {bucket}, type, "
-            "partner_id"
+            "INSERT INTO org_bucket_usage (partner_id, grain, bucket_start, organization_id, "
+            "type, quantity, events) "
+            f"SELECT partner_id, '{grain}', {bucket}, organization_id, type, sum(quantity), "
+            f"sum(events) FROM org_daily_usage GROUP BY partner_id, {bucket}, "
+            "organization_id, type"
         )
     if dialect == 'postgresql':
         # Plan the first reads with real statistics, not those of an empty table.
@@ -61,5 +62,4 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_index('ix_org_bucket_partner_grain_start', table_name='org_bucket_usage')
     op.drop_table('org_bucket_usage')
