@@ -233,8 +233,9 @@ def settle_postgresql(app: Any) -> None:
     with app.app_context():
         engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.execute(text("VACUUM (ANALYZE) org_daily_usage, partner_daily_usage, "
-                              "partner_daily_receipt, organization, organization_status_change"))
+            conn.execute(text("VACUUM (ANALYZE) org_daily_usage, org_bucket_usage, "
+                              "partner_daily_usage, partner_daily_receipt, organization, "
+                              "organization_status_change"))
             conn.execute(text("ANALYZE usage_event"))
 
 
