@@ -213,12 +213,16 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str
         select(odu.organization_id).distinct().where(
             odu.partner_id == partner.id, odu.day >= live.start, odu.day <= live.end))}
     active = len(active_organization_ids(partner, closed) | live_active)
+    live_identifications = live_by_type.get(IDENTIFICATION, {"quantity": 0})["quantity"]
     bp = billing_period(partner, period.end)
-    used = credits_used(partner, Period(max(bp.start, today), period.end))
-    if bp.start < today:
-        used += closed_credits_used(partner, Period(bp.start, today - timedelta(days=1)))
-    identifications = before["totalIdentifications"] + live_by_type.get(
-        IDENTIFICATION, {"quantity": 0})["quantity"]
+    if bp.start <= today:
+        # The billing period's days from today on are the live part: already summed.
+        used = live_identifications
+        if bp.start < today:
+            used += closed_credits_used(partner, Period(bp.start, today - timedelta(days=1)))
+    else:
+        used = credits_used(partner, Period(bp.start, period.end))
+    identifications = before["totalIdentifications"] + live_identifications
     result: dict[str, Any] = {}
     result.update(organization_counts(partner, period.end))
     result["totalIdentifications"] = identifications

@@ -228,6 +228,16 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
     assert (again["totalQuantity"], again["totalEvents"], again["organizationsWithActivity"],
             again["totalOrganizations"], again["totalIdentifications"]) == (16, 6, 3, 3, 8)
 
+    # Periods that end later than today: in today's billing period (its credits are the
+    # closed days before today plus the live ones) and in the next one (nothing used yet).
+    to_month_end = Period(date(2025, 10, 1), date(2025, 11, 30))
+    into_december = Period(date(2025, 10, 1), date(2025, 12, 5))
+    cached = [metrics.summary(partner, p) for p in (to_month_end, into_december)]
+    assert cached[0]["creditsRemaining"] == 1000 - (1 + 5)  # e3 and t1, November
+    assert cached[1]["creditsRemaining"] == 1000  # December: nothing used yet
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    assert [metrics.summary(partner, p) for p in (to_month_end, into_december)] == cached
+
 
 def test_a_cached_api_request_reads_the_key_partner_and_version_in_one_query(
         app, client, world, api_key, add_events):
