@@ -176,8 +176,10 @@ _PG_ARRAY_TYPES = {String: "text[]", Integer: "bigint[]", BigInteger: "bigint[]"
 
 
 def add_counts(table: Any, columns: Sequence[str], key_length: int,
-               rows: list[tuple[Any, ...]]) -> None:
-    """Upsert rows, adding their quantity and events to any existing row with the same key.
+               rows: list[tuple[Any, ...]],
+               added: Sequence[str] = ("quantity", "events")) -> None:
+    """Upsert rows, adding their counts (the added columns) to any existing row with the
+    same key.
 
     rows are tuples in columns order, in key order; their first key_length values are the
     key, unique among rows. Dates are ISO text, as SQLAlchemy stores them on SQLite
@@ -191,8 +193,7 @@ def add_counts(table: Any, columns: Sequence[str], key_length: int,
     names = ", ".join(columns)
     upsert = (
         f'ON CONFLICT ({", ".join(columns[:key_length])}) DO UPDATE SET '
-        f'quantity = "{name}".quantity + excluded.quantity, '
-        f'events = "{name}".events + excluded.events'
+        + ", ".join(f'{c} = "{name}".{c} + excluded.{c}' for c in added)
     )
     with raw_cursor() as cursor:
         if dialect_name() == "postgresql":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import case, delete, func, insert, literal, select, update
 
 from . import cache
 from .database import (
@@ -27,6 +27,7 @@ from .database import (
 )
 from .extensions import db
 from .models import (
+    IDENTIFICATION,
     Organization,
     OrgBucketUsage,
     OrgDailyUsage,
@@ -534,24 +535,26 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
 
 
 def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
-                ) -> dict[tuple[str, date, str, str], list[int]]:
+                ) -> dict[tuple[str, date, str], list[int]]:
     """Sum {(organization, day, type): [quantity, events]} into the week and month buckets
-    of org_bucket_usage: {(grain, bucket start, organization, type): [quantity, events]}
-    (its key order, so that sorted keys are the order of its B-tree)."""
-    out: dict[tuple[str, date, str, str], list[int]] = {}
+    of org_bucket_usage: {(grain, bucket start, organization): [identifications,
+    quantity, events]} (its key order, so that sorted keys are the order of its B-tree)."""
+    out: dict[tuple[str, date, str], list[int]] = {}
     starts: dict[Any, tuple[date, ...]] = {}
     for (org_id, day, etype), (quantity, events) in daily.items():
         found = starts.get(day)
         if found is None:
             found = starts[day] = tuple(bucket_start(_as_day(day), g) for g in ROLLUP_GRAINS)
+        identifications = quantity if etype == IDENTIFICATION else 0
         for grain, start in zip(ROLLUP_GRAINS, found, strict=True):
-            key = (grain, start, org_id, etype)
+            key = (grain, start, org_id)
             counts = out.get(key)
             if counts is None:
-                out[key] = [quantity, events]
+                out[key] = [identifications, quantity, events]
             else:
-                counts[0] += quantity
-                counts[1] += events
+                counts[0] += identifications
+                counts[1] += quantity
+                counts[2] += events
     return out
 
 
@@ -597,10 +600,11 @@ def add_to_rollups(partner_id: str, sums: Sums, tz: str) -> None:
                [(o, text(d), t, partner_id, q, n)
                 for (o, d, t), (q, n) in sorted(org_counts.items())])
     add_counts(OrgBucketUsage.__table__,
-               ("partner_id", "grain", "bucket_start", "organization_id", "type", "quantity",
-                "events"), 5,
-               [(partner_id, g, text(b), o, t, q, n)
-                for (g, b, o, t), (q, n) in sorted(bucket_sums(org_counts).items())])
+               ("partner_id", "grain", "bucket_start", "organization_id", "identifications",
+                "quantity", "events"), 4,
+               [(partner_id, g, text(b), o, i, q, n)
+                for (g, b, o), (i, q, n) in sorted(bucket_sums(org_counts).items())],
+               added=("identifications", "quantity", "events"))
     add_counts(PartnerDailyUsage.__table__,
                ("partner_id", "day", "type", "quantity", "events"), 3,
                [(partner_id, text(d), t, q, n)
@@ -979,15 +983,16 @@ def _rebuild_buckets(partner_id: str) -> None:
     """Refill a partner's org_bucket_usage from its org_daily_usage (caller's transaction)."""
     db.session.execute(delete(OrgBucketUsage).where(OrgBucketUsage.partner_id == partner_id))
     odu = OrgDailyUsage
+    identifications = func.sum(case((odu.type == IDENTIFICATION, odu.quantity), else_=0))
     for grain in ROLLUP_GRAINS:
         start = bucket_start_sql(odu.day, grain)
         db.session.execute(insert(OrgBucketUsage).from_select(
-            ["partner_id", "grain", "bucket_start", "organization_id", "type", "quantity",
-             "events"],
-            select(odu.partner_id, literal(grain), start, odu.organization_id, odu.type,
-                   func.sum(odu.quantity), func.sum(odu.events))
+            ["partner_id", "grain", "bucket_start", "organization_id", "identifications",
+             "quantity", "events"],
+            select(odu.partner_id, literal(grain), start, odu.organization_id,
+                   identifications, func.sum(odu.quantity), func.sum(odu.events))
             .where(odu.partner_id == partner_id)
-            .group_by(odu.partner_id, start, odu.organization_id, odu.type)
+            .group_by(odu.partner_id, start, odu.organization_id)
         ))
 
 
@@ -1049,17 +1054,19 @@ def _verify_buckets(partner_id: str,
     want = {key: tuple(value) for key, value in bucket_sums(raw).items()}
     obu = OrgBucketUsage
     stored = {
-        (r[0], _as_day(r[1]), r[2], r[3]): (int(r[4]), int(r[5]))
+        (r[0], _as_day(r[1]), r[2]): (int(r[3]), int(r[4]), int(r[5]))
         for r in db.session.execute(
-            select(obu.grain, obu.bucket_start, obu.organization_id, obu.type, obu.quantity,
-                   obu.events).where(obu.partner_id == partner_id)
+            select(obu.grain, obu.bucket_start, obu.organization_id, obu.identifications,
+                   obu.quantity, obu.events).where(obu.partner_id == partner_id)
         )
     }
+    none = (0, 0, 0)
     return [
-        f"organization {key[2]} {key[0]} of {key[1]} {key[3]}: raw events give "
-        f"quantity/events {want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+        f"organization {key[2]} {key[0]} of {key[1]}: raw events give "
+        f"identifications/quantity/events {want.get(key, none)}, rollup holds "
+        f"{stored.get(key, none)}"
         for key in sorted(set(want) | set(stored), key=str)
-        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
+        if want.get(key, none) != stored.get(key, none)
     ]
 
 

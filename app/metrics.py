@@ -378,7 +378,7 @@ def _active_by_bucket(partner_id: str, period: Period, granularity: str,
     """Return {clipped bucket start: organizations with any usage in the bucket}.
 
     Whole weeks and months are counted on org_bucket_usage (one row per organization and
-    type), the clipped first and last buckets and day buckets on org_daily_usage.
+    bucket), the clipped first and last buckets and day buckets on org_daily_usage.
     """
     odu, obu = OrgDailyUsage, OrgBucketUsage
     daily_scope = [odu.partner_id == partner_id]
@@ -397,7 +397,7 @@ def _active_by_bucket(partner_id: str, period: Period, granularity: str,
     whole = whole_buckets(period, granularity)
     if whole is not None:
         counts.update({_as_date(start): _int(n) for start, n in db.session.execute(
-            select(obu.bucket_start, func.count(func.distinct(obu.organization_id)))
+            select(obu.bucket_start, func.count())
             .where(*bucket_scope, obu.grain == granularity, obu.bucket_start >= whole.start,
                    obu.bucket_start <= whole.end)
             .group_by(obu.bucket_start)
@@ -468,23 +468,26 @@ def allocation_figures(partner: Partner, orgs: list[Organization]) -> dict[str, 
 
 
 def org_usage_rows(partner_id: str, period: Period, org_ids: list[str] | None = None) -> Any:
-    """Return a subquery of (organization_id, type, quantity, events) rollup rows that
-    together count every event of the partner in period once.
+    """Return a subquery of (organization_id, identifications, quantity, events) rollup
+    rows that together count every event of the partner in period once.
 
     Whole months and weeks of the period come from org_bucket_usage, the days left over
     at its ends from org_daily_usage (periods.decompose): a year aligned on months reads
-    12 rows per organization and type, not 365.
+    12 rows per organization, not 365 per organization and type.
     """
     odu, obu = OrgDailyUsage, OrgBucketUsage
     parts = []
     for grain, starts in decompose(period):
         if grain == "day":
-            part = select(odu.organization_id, odu.type, odu.quantity, odu.events).where(
+            part = select(odu.organization_id,
+                          credits_expr(odu.type, odu.quantity).label("identifications"),
+                          odu.quantity, odu.events).where(
                 odu.partner_id == partner_id, odu.day >= starts.start, odu.day <= starts.end)
             if org_ids is not None:
                 part = part.where(odu.organization_id.in_(org_ids))
         else:
-            part = select(obu.organization_id, obu.type, obu.quantity, obu.events).where(
+            part = select(obu.organization_id, obu.identifications, obu.quantity,
+                          obu.events).where(
                 obu.partner_id == partner_id, obu.grain == grain,
                 obu.bucket_start >= starts.start, obu.bucket_start <= starts.end)
             if org_ids is not None:
@@ -511,7 +514,7 @@ def organization_breakdown(
     agg = (
         select(
             usage_rows.c.organization_id.label("org_id"),
-            func.sum(credits_expr(usage_rows.c.type, usage_rows.c.quantity)).label("ident"),
+            func.sum(usage_rows.c.identifications).label("ident"),
             func.sum(usage_rows.c.events).label("events"),
             func.sum(usage_rows.c.quantity).label("quantity"),
         )
@@ -598,8 +601,7 @@ def organization_figures(partner: Partner, period: Period,
         return figures
     usage_rows = org_usage_rows(partner.id, period, org_ids)
     rows = db.session.execute(
-        select(usage_rows.c.organization_id,
-               func.sum(credits_expr(usage_rows.c.type, usage_rows.c.quantity)),
+        select(usage_rows.c.organization_id, func.sum(usage_rows.c.identifications),
                func.sum(usage_rows.c.events), func.sum(usage_rows.c.quantity))
         .group_by(usage_rows.c.organization_id)
     )

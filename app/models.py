@@ -219,15 +219,16 @@ class OrgDailyUsage(Base):
 
 
 class OrgBucketUsage(Base):
-    """Rollup: one organization's usage of one type in one calendar week (from Monday) or
-    month, so that long ranges read a dozen rows per organization, not one per day.
+    """Rollup: one organization's usage in one calendar week (from Monday) or month, so
+    that long ranges read a dozen rows per organization, not one per day and type.
 
-    Derived from the same sums as org_daily_usage in the same transaction; like
-    usage_event it has no foreign keys (ingestion checks organizations itself, and
-    `flask rollups verify` recounts it from the raw events). The key leads with the
-    partner and the bucket, and on SQLite the rows live in that key's B-tree (WITHOUT
-    ROWID): one ingest batch touches a few contiguous runs of it, and every read is a
-    range of it, so no second index is needed.
+    identifications is the quantity of its identification events (the credits they
+    consumed); quantity and events count every type. Derived from the same sums as
+    org_daily_usage in the same transaction; like usage_event it has no foreign keys
+    (ingestion checks organizations itself, and `flask rollups verify` recounts it from
+    the raw events). The key leads with the partner and the bucket, and on SQLite the
+    rows live in that key's B-tree (WITHOUT ROWID): one ingest batch touches a few
+    contiguous runs of it, and every read is a range of it, so no second index is needed.
     """
 
     __tablename__ = "org_bucket_usage"
@@ -237,7 +238,7 @@ class OrgBucketUsage(Base):
     grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # "week" or "month"
     bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
     organization_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identifications: Mapped[int] = mapped_column(BigInteger, default=0)
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 

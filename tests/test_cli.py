@@ -371,13 +371,13 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
     ok(runner.invoke(args=["rollups", "verify"]))
 
     # The weekly and monthly rows are recounted from the raw events too.
-    db.session.execute(update(OrgBucketUsage).where(
-        OrgBucketUsage.grain == "month", OrgBucketUsage.type == "identification"
-    ).values(events=OrgBucketUsage.events + 1))
+    db.session.execute(update(OrgBucketUsage).where(OrgBucketUsage.grain == "month")
+                       .values(identifications=OrgBucketUsage.identifications + 1))
     db.session.commit()
     result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
     assert result.exit_code == 1
-    assert "month of 2025-10-01 identification" in result.stdout
+    assert "month of 2025-10-01: raw events give identifications/quantity/events " \
+           "(5, 14, 2), rollup holds (6, 14, 2)" in result.stdout  # a-1: e1, and e3's 9
     assert result.stdout.splitlines()[-1] == "acme: 2 mismatches"  # a-1 and b-1's Octobers
     ok(runner.invoke(args=["rollups", "rebuild", "--partner", "acme"]))
     ok(runner.invoke(args=["rollups", "verify"]))

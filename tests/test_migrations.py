@@ -174,22 +174,21 @@ def bucket_backfill_check(url: str) -> None:
                         {"o": oid, "d": day, "t": etype, "q": quantity, "n": events})
             upgrade()
             with db.engine.connect() as conn:
-                rows = {(r[0], r[1], str(r[2])[:10], r[3]): (int(r[4]), int(r[5]))
+                rows = {(r[0], r[1], str(r[2])[:10]): (int(r[3]), int(r[4]), int(r[5]))
                         for r in conn.execute(text(
-                            "SELECT organization_id, grain, bucket_start, type, quantity, "
-                            "events FROM org_bucket_usage WHERE partner_id = 'p-1'"))}
+                            "SELECT organization_id, grain, bucket_start, identifications, "
+                            "quantity, events FROM org_bucket_usage WHERE partner_id = 'p-1'"))}
         finally:
             db.session.remove()
             db.engine.dispose()
+    # (identifications, quantity of every type, events) per organization and bucket.
     assert rows == {
-        ("o-1", "week", "2025-03-24", "identification"): (5, 2),
-        ("o-1", "week", "2025-03-31", "identification"): (18, 7),
-        ("o-1", "week", "2025-03-31", "page_view"): (1, 1),
-        ("o-1", "month", "2025-03-01", "identification"): (12, 5),
-        ("o-1", "month", "2025-04-01", "identification"): (11, 4),
-        ("o-1", "month", "2025-04-01", "page_view"): (1, 1),
-        ("o-2", "week", "2025-03-31", "identification"): (100, 10),
-        ("o-2", "month", "2025-03-01", "identification"): (100, 10),
+        ("o-1", "week", "2025-03-24"): (5, 5, 2),
+        ("o-1", "week", "2025-03-31"): (18, 19, 8),
+        ("o-1", "month", "2025-03-01"): (12, 12, 5),
+        ("o-1", "month", "2025-04-01"): (11, 12, 5),
+        ("o-2", "week", "2025-03-31"): (100, 100, 10),
+        ("o-2", "month", "2025-03-01"): (100, 100, 10),
     }
 
 

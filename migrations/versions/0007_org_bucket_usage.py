@@ -4,7 +4,8 @@ A year's per-organization figures (the organizations table, the top-organization
 and the weekly counts of organizations with activity read one rollup row per
 organization, type and day (over a million rows at 1,000 organizations); whole weeks and
 months of a range now come from this table instead (about 12 monthly rows per
-organization and type for a year). Filled here from org_daily_usage.
+organization for a year, with identifications beside the totals of every type).
+Filled here from org_daily_usage.
 
 Revision ID: 0007
 Revises: 0006
@@ -40,21 +41,22 @@ def upgrade():
         sa.Column('grain', sa.String(length=8), nullable=False),
         sa.Column('bucket_start', sa.Date(), nullable=False),
         sa.Column('organization_id', sa.String(length=36), nullable=False),
-        sa.Column('type', sa.String(length=64), nullable=False),
+        sa.Column('identifications', sa.BigInteger(), nullable=False),
         sa.Column('quantity', sa.BigInteger(), nullable=False),
         sa.Column('events', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('partner_id', 'grain', 'bucket_start', 'organization_id',
-                                'type', name=op.f('pk_org_bucket_usage')),
+                                name=op.f('pk_org_bucket_usage')),
         sqlite_with_rowid=False,
     )
     dialect = op.get_bind().dialect.name
     for grain, bucket in _BUCKET_SQL[dialect].items():
         op.execute(
             "INSERT INTO org_bucket_usage (partner_id, grain, bucket_start, organization_id, "
-            "type, quantity, events) "
-            f"SELECT partner_id, '{grain}', {bucket}, organization_id, type, sum(quantity), "
-            f"sum(events) FROM org_daily_usage GROUP BY partner_id, {bucket}, "
-            "organization_id, type"
+            "identifications, quantity, events) "
+            f"SELECT partner_id, '{grain}', {bucket}, organization_id, "
+            "sum(CASE WHEN type = 'identification' THEN quantity ELSE 0 END), "
+            "sum(quantity), sum(events) FROM org_daily_usage "
+            f"GROUP BY partner_id, {bucket}, organization_id"
         )
     if dialect == 'postgresql':
         # Plan the first reads with real statistics, not those of an empty table.
