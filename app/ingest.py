@@ -36,7 +36,7 @@ from .models import (
     PartnerDailyUsage,
     UsageEvent,
 )
-from .periods import ROLLUP_GRAINS, bucket_start, zone
+from .periods import ROLLUP_GRAINS, as_date, bucket_start, zone
 from .timeutil import utcnow
 
 MAX_BATCH = 1000
@@ -544,7 +544,7 @@ def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
     for (org_id, day, etype), (quantity, events) in daily.items():
         found = starts.get(day)
         if found is None:
-            found = starts[day] = tuple(bucket_start(_as_day(day), g) for g in ROLLUP_GRAINS)
+            found = starts[day] = tuple(bucket_start(as_date(day), g) for g in ROLLUP_GRAINS)
         identifications = quantity if etype == IDENTIFICATION else 0
         for grain, start in zip(ROLLUP_GRAINS, found, strict=True):
             key = (grain, start, org_id)
@@ -556,10 +556,6 @@ def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
                 counts[1] += quantity
                 counts[2] += events
     return out
-
-
-def _as_day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _add(counts: dict[Any, list[int]], key: Any, quantity: int, events: int) -> None:
@@ -592,7 +588,7 @@ def add_to_rollups(partner_id: str, sums: Sums, tz: str) -> None:
     def text(day: Any) -> str:  # dates go to the raw cursors as ISO text
         found = iso.get(day)
         if found is None:
-            found = iso[day] = _as_day(day).isoformat()
+            found = iso[day] = as_date(day).isoformat()
         return found
 
     add_counts(OrgDailyUsage.__table__,
@@ -1054,7 +1050,7 @@ def _verify_buckets(partner_id: str,
     want = {key: tuple(value) for key, value in bucket_sums(raw).items()}
     obu = OrgBucketUsage
     stored = {
-        (r[0], _as_day(r[1]), r[2]): (int(r[3]), int(r[4]), int(r[5]))
+        (r[0], as_date(r[1]), r[2]): (int(r[3]), int(r[4]), int(r[5]))
         for r in db.session.execute(
             select(obu.grain, obu.bucket_start, obu.organization_id, obu.identifications,
                    obu.quantity, obu.events).where(obu.partner_id == partner_id)

@@ -30,6 +30,7 @@ from .models import (
 )
 from .periods import (
     Period,
+    as_date,
     billing_period_containing,
     buckets,
     day_end_utc,
@@ -316,14 +317,6 @@ def summary_with_comparison(partner: Partner, period: Period) -> dict[str, Any]:
 
 # --- series -----------------------------------------------------------------------------
 
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 @closed_period_cache
 def timeseries(
     partner: Partner,
@@ -345,7 +338,7 @@ def timeseries(
     }
 
     def clip(raw: Any) -> date:
-        return max(_as_date(raw), period.start)
+        return max(as_date(raw), period.start)
 
     if organization_id is None:
         table: Any = PartnerDailyUsage
@@ -388,7 +381,7 @@ def _active_by_bucket(partner_id: str, period: Period, granularity: str,
         bucket_scope.append(obu.organization_id == organization_id)
     active = func.count(func.distinct(odu.organization_id))
     if granularity == "day":
-        return {_as_date(day): _int(n) for day, n in db.session.execute(
+        return {as_date(day): _int(n) for day, n in db.session.execute(
             select(odu.day, active)
             .where(*daily_scope, odu.day >= period.start, odu.day <= period.end)
             .group_by(odu.day)
@@ -396,7 +389,7 @@ def _active_by_bucket(partner_id: str, period: Period, granularity: str,
     counts: dict[date, int] = {}
     whole = whole_buckets(period, granularity)
     if whole is not None:
-        counts.update({_as_date(start): _int(n) for start, n in db.session.execute(
+        counts.update({as_date(start): _int(n) for start, n in db.session.execute(
             select(obu.bucket_start, func.count())
             .where(*bucket_scope, obu.grain == granularity, obu.bucket_start >= whole.start,
                    obu.bucket_start <= whole.end)
@@ -715,13 +708,13 @@ def first_activity_day(partner: Partner) -> date | None:
     value = db.session.execute(
         select(func.min(PartnerDailyUsage.day)).where(PartnerDailyUsage.partner_id == partner.id)
     ).scalar()
-    return _as_date(value) if value is not None else None
+    return as_date(value) if value is not None else None
 
 
 def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
     """Return (day, credits used) for every day of the period, zeros included."""
     pdu = PartnerDailyUsage
-    used = {_as_date(day): _int(quantity) for day, quantity in db.session.execute(
+    used = {as_date(day): _int(quantity) for day, quantity in db.session.execute(
         select(pdu.day, func.sum(pdu.quantity))
         .where(pdu.partner_id == partner.id, pdu.type == IDENTIFICATION,
                pdu.day >= period.start, pdu.day <= period.end)
@@ -833,8 +826,8 @@ def late_receipts(partner: Partner, period: Period, closed_day: date) -> dict[st
                pdr.received_day >= closed_day)
         .group_by(pdr.type)
     ).all()
-    firsts = [_as_date(r[3]) for r in rows if r[3] is not None]
-    lasts = [_as_date(r[4]) for r in rows if r[4] is not None]
+    firsts = [as_date(r[3]) for r in rows if r[3] is not None]
+    lasts = [as_date(r[4]) for r in rows if r[4] is not None]
     return {
         "byType": {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])}
                    for r in sorted(rows, key=lambda r: r[0])},

@@ -283,6 +283,15 @@ def billing_periods_between(
 # --- buckets -------------------------------------------------------------------------
 
 
+def as_date(value: object) -> date:
+    """Return a day read back from the database: a date, a datetime or ISO text (SQLite)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
 def bucket_start(day: date, granularity: str) -> date:
     """Return the start of the day/week (Monday)/month bucket that holds day."""
     if granularity == "day":
