@@ -119,10 +119,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # Registered before the limiter so it runs after the limiter's header injection
     # (after_request hooks run in reverse order): Flask-Limiter adds Retry-After to every
-    # response, and it only means something on a 429.
+    # response, and it only means something on a 429 (the limit's reset) or on a 503 (the
+    # wait the error asked for, which the limiter may have overwritten with its reset).
     @app.after_request
-    def retry_after_only_on_429(response: Response) -> Response:
-        if response.status_code != 429:
+    def retry_after_where_it_applies(response: Response) -> Response:
+        from .errors import RETRY_AFTER_KEY
+
+        if response.status_code == 503 and RETRY_AFTER_KEY in request.environ:
+            response.headers["Retry-After"] = str(request.environ[RETRY_AFTER_KEY])
+        elif response.status_code != 429:
             response.headers.pop("Retry-After", None)
         return response
 

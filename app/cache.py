@@ -183,6 +183,11 @@ def _bump_on_bulk_write(state: Any) -> None:
     """Bump every partner before an INSERT, UPDATE or DELETE statement on a feeding table."""
     if not (state.is_insert or state.is_update or state.is_delete):
         return
+    if state.execution_options.get("partner_scoped"):
+        # One partner's statement (a rollup rebuild, a timezone change), which bumps that
+        # partner itself: bumping every partner would lock every partner's version row
+        # until the long transaction commits, stalling other partners' ingestion.
+        return
     table = getattr(state.statement, "table", None)
     if getattr(table, "name", None) not in _FEEDING:
         return

@@ -14,10 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from . import accounts, auth, ingest
-from .database import dialect_name
+from .database import PartnerBusy, dialect_name
 from .errors import AppError, database_busy
 from .extensions import db
-from .ingest import FileFormatError, IngestResult
+from .ingest import FileFormatError, IngestResult, IngestStopped
 from .models import Partner
 from .periods import day_start_utc
 
@@ -158,10 +158,11 @@ def create_org_command(slug: str, name: str, external_id: str | None, credits: i
 
 
 def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
-               pipeline: bool = False) -> IngestResult:
+               pipeline: bool = False, wait: float = 0.0) -> IngestResult:
     """Ingest a file (or '-' for stdin), printing rejections as they come; return the counts.
 
-    With pipeline, a second process reads and validates while this one stores.
+    With pipeline, a second process reads and validates while this one stores. A batch
+    whose partner is busy is tried again for up to wait seconds (IngestStopped after).
     """
     fmt = ingest.detect_format(path, fmt)
     show_progress = sys.stderr.isatty()
@@ -186,7 +187,8 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
         # in the child), so standard input is imported in one process.
         piped = pipeline and from_file
         stream_into = ingest.ingest_stream_pipelined if piped else ingest.ingest_stream
-        result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch)
+        result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch,
+                             wait)
     finally:
         if from_file:
             stream.close()
@@ -204,14 +206,28 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
 @click.option("--pipeline/--no-pipeline", default=None,
               help="read and validate a file in a second process while this one stores "
                    "(default: on when the machine has more than one CPU; not for stdin)")
+@click.option("--wait", default=300.0, show_default=True, type=click.FloatRange(0),
+              help="seconds to keep retrying a batch while the partner is busy (a timezone "
+                   "change or a rollup rebuild holds it); then stop, naming the line")
 def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int,
-                   pipeline: bool | None) -> None:
+                   pipeline: bool | None, wait: float) -> None:
     """Import usage events from a JSON Lines or CSV file ('-' for stdin)."""
     partner = _partner(slug)
     if pipeline is None:
         pipeline = (os.cpu_count() or 1) > 1
     try:
-        result = run_ingest(partner, file, fmt, batch_size, pipeline)
+        result = run_ingest(partner, file, fmt, batch_size, pipeline, wait)
+    except IngestStopped as exc:
+        done = exc.total
+        click.echo(f"accepted: {done.accepted}")
+        click.echo(f"duplicates: {done.duplicates}")
+        click.echo(f"rejected: {done.rejected_count}")
+        click.echo(
+            f"Error: stopped at line {exc.line} after retrying for {wait:g} s: {exc.reason}. "
+            f"Every line before {exc.line} is stored (or rejected above); run the same "
+            "command again to finish (events already stored count as duplicates).",
+            err=True)
+        sys.exit(1)
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
@@ -274,10 +290,20 @@ def rollups_verify(slug: str | None) -> None:
 @rollups.command("rebuild")
 @click.option("--partner", "slug", default=None, help="one partner (default: all)")
 def rollups_rebuild(slug: str | None) -> None:
-    """Rebuild the rollups from the raw events."""
+    """Re-bucket stale local days and rebuild the rollups from the raw events.
+
+    Each partner in one transaction under its exclusive lock: its ingestion waits
+    meanwhile (the API answers 503 with Retry-After after LOCK_TIMEOUT).
+    """
     for partner in _partners(slug):
-        ingest.rebuild_rollups(partner.id)
-        click.echo(f"{partner.slug}: rebuilt")
+        slug_ = partner.slug
+        started = time.monotonic()
+        try:
+            moved = ingest.rebuild_rollups(partner.id)
+        except PartnerBusy as exc:
+            raise click.ClickException(f"{slug_}: not rebuilt: {exc.message}") from exc
+        click.echo(f"{slug_}: rebuilt in {time.monotonic() - started:.1f} s"
+                   + (f" ({moved} event(s) re-bucketed to their local day)" if moved else ""))
 
 
 @click.command("set-timezone")
@@ -290,8 +316,14 @@ def set_timezone_command(slug: str, tz: str) -> None:
     partner = _partner(slug)
     if not is_valid_timezone(tz):
         raise click.BadParameter("an IANA name such as Europe/Paris", param_hint="--timezone")
-    ingest.set_partner_timezone(partner, tz)
-    click.echo(f"{partner.slug}: timezone {tz}, history re-bucketed at "
+    slug_ = partner.slug
+    started = time.monotonic()
+    try:
+        moved = ingest.set_partner_timezone(partner, tz)
+    except PartnerBusy as exc:
+        raise click.ClickException(f"{slug_}: timezone not changed: {exc.message}") from exc
+    click.echo(f"{slug_}: timezone {tz}, history re-bucketed ({moved} event(s) changed "
+               f"day) in {time.monotonic() - started:.1f} s, at "
                f"{datetime.now(UTC).isoformat(timespec='seconds')}")
 
 

@@ -23,6 +23,7 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     "SESSION_COOKIE_SECURE": _flag,
     "MAX_CONTENT_LENGTH": int,
     "CACHE_CLOSED_PERIODS": _flag,
+    "LOCK_TIMEOUT": float,
 }
 
 
@@ -48,6 +49,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
         "CACHE_CLOSED_PERIODS": True,
+        # Seconds a write waits for its partner's lock (held by a timezone change or a
+        # rollup rebuild) before the API answers 503 with Retry-After (spec §3).
+        "LOCK_TIMEOUT": 5.0,
     }
 
 

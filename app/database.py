@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import math
 import select as io_select
 import sqlite3
 import uuid
@@ -10,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import (
     BigInteger,
     Date,
@@ -26,10 +29,16 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
+from .errors import ServiceUnavailable
 from .extensions import db
 
 _immediate = contextvars.ContextVar("immediate_begin", default=False)
+# A wait for SQLite's write lock shorter than the connection's busy timeout, for the
+# next BEGIN (partner_transaction sets it to LOCK_TIMEOUT).
+_begin_wait_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "sqlite_begin_wait_ms", default=None)
 SQLITE_CACHE_KB = 65536
+SQLITE_BUSY_TIMEOUT_MS = 30000
 
 
 @event.listens_for(Engine, "connect")
@@ -43,7 +52,7 @@ def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # The 2 MB default page cache thrashes once the rollups and the event indexes
     # outgrow it (bulk ingest ran 3x slower; with 32 MB an uncached 365-day summary grew
     # from 4.7 ms at 1M events to 8.4 ms at 10M). 64 MB is an upper bound, filled only by
@@ -86,7 +95,14 @@ def _begin_sqlite(conn: Any) -> None:
     """Open SQLite transactions, taking the write lock up front inside write_transaction()."""
     if conn.dialect.name == "sqlite":
         immediate = _immediate.get()
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        wait_ms = _begin_wait_ms.get() if immediate else None
+        if wait_ms is not None:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        finally:
+            if wait_ms is not None:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         conn.info["sqlite_write_lock"] = immediate
         conn.info["sqlite_wrote"] = False
 
@@ -142,6 +158,91 @@ def write_transaction() -> Iterator[None]:
         raise
     finally:
         _immediate.reset(token)
+
+
+class PartnerBusy(ServiceUnavailable):
+    """The partner's lock was not had within LOCK_TIMEOUT: nothing was changed."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"this partner's data stayed locked for more than {timeout:g} s (a timezone "
+            "change or a rollup rebuild re-buckets it, or other writes queue before this "
+            "one); nothing was changed: retry in a moment",
+            retry_after=max(1, math.ceil(timeout)))
+
+
+def partner_lock_key(partner_id: str) -> int:
+    """Return the PostgreSQL advisory lock key (a signed 64-bit int) of a partner."""
+    digest = hashlib.sha256(f"partner-analytics:partner:{partner_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_wait_expired(exc: BaseException) -> bool:
+    """Tell whether exc is a lock wait that ran out of time (SQLite busy, PostgreSQL 55P03)."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.OperationalError):
+        return "database is locked" in str(orig)
+    return getattr(orig, "sqlstate", None) == "55P03"
+
+
+@contextmanager
+def partner_transaction(partner_id: str, *, exclusive: bool = False,
+                        timeout: float | None = None) -> Iterator[str]:
+    """Run the block in a write_transaction holding the partner's lock; yield its timezone.
+
+    Ingestion takes the lock shared, so parallel ingests run in parallel; a timezone
+    change and a rollup rebuild take it exclusive, so they see no event arrive while they
+    re-bucket and recount, and no ingest stores a day computed with a timezone they are
+    replacing. PostgreSQL: a transaction-scoped advisory lock on the partner. SQLite: the
+    database's write lock (BEGIN IMMEDIATE), which every writer holds alone anyway. The
+    timezone is read after the lock is had, so it is the one in force until the commit.
+
+    A wait longer than timeout (default LOCK_TIMEOUT) raises PartnerBusy, a 503 with
+    Retry-After, and nothing is changed.
+    """
+    if timeout is None:
+        timeout = float(current_app.config.get("LOCK_TIMEOUT", 5.0))
+    wait_ms = max(1, int(timeout * 1000))
+    with write_transaction():
+        token = _begin_wait_ms.set(wait_ms)
+        try:
+            tz = _lock_partner(partner_id, exclusive, wait_ms)
+        except Exception as exc:
+            if lock_wait_expired(exc):
+                raise PartnerBusy(timeout) from exc
+            raise
+        finally:
+            _begin_wait_ms.reset(token)
+        yield tz
+
+
+def _lock_partner(partner_id: str, exclusive: bool, wait_ms: int) -> str:
+    """Take the partner's lock in the current transaction; return its timezone."""
+    if dialect_name() != "postgresql":
+        # The BEGIN IMMEDIATE of this write transaction is the lock.
+        found = db.session.execute(
+            text("SELECT timezone FROM partner WHERE id = :p"), {"p": partner_id}
+        ).scalar()
+    else:
+        from psycopg import sql
+
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        # One round trip: each statement of a simple query takes its own snapshot, so the
+        # timezone is read after the lock is had (a change committed meanwhile is seen).
+        statement = sql.SQL(
+            "SET LOCAL lock_timeout = {wait}; SELECT {function}({key}); "
+            "SET LOCAL lock_timeout TO DEFAULT; SELECT timezone FROM partner WHERE id = {p}"
+        ).format(wait=sql.Literal(f"{wait_ms}ms"), function=sql.Identifier(function),
+                 key=sql.Literal(partner_lock_key(partner_id)), p=sql.Literal(partner_id))
+        with raw_cursor() as cursor:
+            cursor.execute(statement)
+            while cursor.nextset():
+                pass
+            row = cursor.fetchone()
+            found = row[0] if row else None
+    if found is None:
+        raise LookupError(f"no partner with id {partner_id}")
+    return str(found)
 
 
 def dialect_name() -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 
 from . import accounts, auth
-from .database import write_transaction
+from .database import partner_transaction
 from .extensions import db
 from .ingest import OrgResolver, store_rows, validate_event
 from .models import ApiKey, Organization, Partner, User
@@ -182,5 +182,5 @@ def _org(plan: _Plan) -> Organization:
 def _flush(partner_id: str, rows: list[dict], now: datetime, tz: str) -> int:
     if not rows:
         return 0
-    with write_transaction():
+    with partner_transaction(partner_id):
         return store_rows(partner_id, rows, now, tz)

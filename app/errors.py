@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+# Where a 503's Retry-After waits for the app's last after_request hook (app/__init__.py).
+RETRY_AFTER_KEY = "partner_analytics.retry_after"
+# Seconds a client is asked to wait after SQLite's busy timeout expired.
+BUSY_RETRY_AFTER = 5
 
 STATUS_CODES = {
     400: "BadRequest",
@@ -22,6 +27,7 @@ STATUS_CODES = {
     422: "UnprocessableEntity",
     429: "TooManyRequests",
     500: "InternalError",
+    503: "ServiceUnavailable",
 }
 CODE_STATUS = {
     "BadRequest": 400,
@@ -33,6 +39,7 @@ CODE_STATUS = {
     "UnprocessableEntity": 422,
     "TooManyRequests": 429,
     "InternalError": 500,
+    "ServiceUnavailable": 503,
 }
 
 
@@ -52,6 +59,17 @@ class AppError(Exception):
         """Return the offending field's name, when there is one."""
         value = self.details.get("field")
         return value if isinstance(value, str) else None
+
+
+class ServiceUnavailable(AppError):
+    """A retryable refusal (spec §3): nothing was changed; try again after retry_after s."""
+
+    def __init__(self, message: str, retry_after: int,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__("ServiceUnavailable", message,
+                         {"retryable": True, "retryAfter": retry_after, **(details or {})},
+                         status=503)
+        self.retry_after = retry_after
 
 
 def bad_request(field: str, value: Any, message: str) -> AppError:
@@ -95,8 +113,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def handle_app_error(exc: AppError) -> Any:
         if wants_json():
-            return error_json(exc.code, exc.message, exc.details, exc.status)
-        return _html(exc.status, STATUS_CODES.get(exc.status, "Error"), exc.message)
+            response = error_json(exc.code, exc.message, exc.details, exc.status)
+        else:
+            response = make_response(
+                _html(exc.status, STATUS_CODES.get(exc.status, "Error"), exc.message))
+        if isinstance(exc, ServiceUnavailable):
+            response.headers["Retry-After"] = str(exc.retry_after)
+            # Flask-Limiter rewrites Retry-After on its way out; the app puts this back.
+            request.environ[RETRY_AFTER_KEY] = exc.retry_after
+        return response
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException) -> Any:
@@ -122,14 +147,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Any:
-        log.exception("unhandled error on %s %s", request.method, request.path)
         if database_busy(exc):
-            # SQLite queued this write for 30 s behind others and gave up; it rolled back.
-            message = ("the database stayed busy with other writes for too long; nothing "
-                       "was changed: retry in a moment")
-            if wants_json():
-                return error_json("InternalError", message, {"retryable": True}, 500)
-            return _html(500, "Busy", message[0].upper() + message[1:] + ".")
+            # SQLite queued this write behind others for its busy timeout and gave up; the
+            # transaction rolled back, so this is the retryable 503 of spec §3.
+            log.warning("database busy on %s %s", request.method, request.path)
+            return handle_app_error(ServiceUnavailable(
+                "the database stayed busy with other writes for too long; nothing was "
+                "changed: retry in a moment", retry_after=BUSY_RETRY_AFTER))
+        log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return error_json("InternalError", "an internal error occurred; it has been logged",
                               {}, 500)

@@ -9,21 +9,23 @@ import os
 import pickle
 import queue
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import case, delete, func, insert, literal, select, update
+from sqlalchemy import case, delete, func, insert, literal, or_, select, update
 
 from . import cache
 from .database import (
+    PartnerBusy,
     add_counts,
     bucket_start_sql,
     dialect_name,
+    partner_transaction,
     raw_cursor,
-    write_transaction,
 )
 from .extensions import db
 from .models import (
@@ -36,7 +38,7 @@ from .models import (
     PartnerDailyUsage,
     UsageEvent,
 )
-from .periods import ROLLUP_GRAINS, as_date, bucket_start, zone
+from .periods import ROLLUP_GRAINS, as_date, bucket_start, day_end_utc, day_start_utc, zone
 from .timeutil import utcnow
 
 MAX_BATCH = 1000
@@ -654,16 +656,23 @@ def prepare_batch(
 
 def commit_rows(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: str,
                 result: IngestResult, sums: Sums | None = None,
-                params: list[tuple[Any, ...]] | None = None) -> None:
+                params: list[tuple[Any, ...]] | None = None) -> str:
     """Store prepared rows in one transaction; count them as accepted or duplicates.
 
     With params (SQLite, from the file import's reader process), those are stored
-    instead of rows, and sums is required.
+    instead of rows, and sums is required. The rows were prepared with timezone tz; under
+    the partner's lock they are re-bucketed if it has changed since. Returns the timezone
+    the rows were stored with.
     """
     count = len(params) if params is not None else len(rows)
     if not count:
-        return
-    with write_transaction():
+        return tz
+    with partner_transaction(partner_id) as current_tz:
+        if current_tz != tz:
+            # The timezone changed after these rows were prepared (their local days were
+            # computed with the old one): recompute them with the one now in force.
+            rows, params, sums = rebucket_prepared(rows, params, current_tz)
+            tz = current_tz
         if params is not None:
             assert sums is not None
             stored = store_sqlite_params(partner_id, params, sums, tz)
@@ -671,6 +680,39 @@ def commit_rows(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: 
             stored = store_rows(partner_id, rows, now, tz, sums)
     result.accepted += stored
     result.duplicates += count - stored
+    return tz
+
+
+def rebucket_prepared(rows: list[dict[str, Any]], params: list[tuple[Any, ...]] | None,
+                      tz: str) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None,
+                                        Sums | None]:
+    """Return prepared rows (or SQLite params) with their local days computed in tz.
+
+    The sums of params are recomputed too; rows get none (store_rows sums them).
+    """
+    local_date = local_date_function(tz)
+    if params is None:
+        for row in rows:
+            row["local_date"] = local_date(row["occurred_at"])
+        return rows, None, None
+    _moment_text, day_text = sqlite_formatters()
+    moved: list[tuple[Any, ...]] = []
+    sums: Sums = {}
+    received: dict[str, datetime] = {}
+    for p in params:
+        day = local_date(datetime.fromisoformat(p[5]))
+        moved.append((*p[:6], day_text(day), p[7]))
+        at = received.get(p[7])
+        if at is None:
+            at = received[p[7]] = datetime.fromisoformat(p[7])
+        key = (p[1], day, p[3], at)
+        found = sums.get(key)
+        if found is None:
+            sums[key] = [p[4], 1]
+        else:
+            found[0] += p[4]
+            found[1] += 1
+    return rows, moved, sums
 
 
 def ingest_batch(
@@ -795,18 +837,63 @@ def ingest_stream(
     pairs: Iterable[tuple[int, Any]],
     batch_size: int = 5000,
     on_batch: Callable[[int, IngestResult], None] | None = None,
+    wait: float = 0.0,
 ) -> IngestResult:
     """Ingest an iterable of (line, event) in batches; each batch commits on its own.
 
     Memory stays flat however long the input is: with on_batch, each batch's result
     (rejections included) is handed over and only the counts are kept. Re-running after
     an interruption is safe: the events already committed come back as duplicates.
+    A batch whose partner is busy (a timezone change or a rebuild holds its lock) is
+    tried again for up to wait seconds; then IngestStopped names the line it stopped at.
     """
     resolver = OrgResolver(partner.id)
+    partner_id, tz = partner.id, partner.timezone
     total = IngestResult()
     for lines, batch in batches(pairs, batch_size):
-        _add_batch(total, lines, ingest_batch(partner, batch, resolver), on_batch)
+        now = utcnow()
+        result = IngestResult()
+        rows = prepare_batch(batch, resolver, tz, now, result)
+        tz = _commit_waiting(partner_id, rows, now, tz, result, None, None, wait,
+                             batch[0][0], total)
+        _add_batch(total, lines, result, on_batch)
     return total
+
+
+class IngestStopped(Exception):
+    """A file import stopped before a batch it could not store (its partner stayed busy).
+
+    line is the first line of that batch: every line before it is stored (or rejected,
+    as reported); total holds the counts up to there.
+    """
+
+    def __init__(self, line: int, total: IngestResult, reason: str) -> None:
+        super().__init__(f"stopped at line {line}: {reason}")
+        self.line = line
+        self.total = total
+        self.reason = reason
+
+
+# Pause between two tries of a batch whose partner was busy (each try already waited
+# LOCK_TIMEOUT for the lock).
+_RETRY_PAUSE_SECONDS = 0.5
+
+
+def _commit_waiting(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: str,
+                    result: IngestResult, sums: Sums | None,
+                    params: list[tuple[Any, ...]] | None, wait: float, first_line: int,
+                    total: IngestResult) -> str:
+    """commit_rows, tried again while the partner is busy for up to wait seconds; then
+    raise IngestStopped naming first_line (the batch's first line). Returns the timezone
+    in force (the next batches are prepared with it)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return commit_rows(partner_id, rows, now, tz, result, sums, params)
+        except PartnerBusy as exc:
+            if time.monotonic() >= deadline:
+                raise IngestStopped(first_line, total, exc.message) from exc
+            time.sleep(_RETRY_PAUSE_SECONDS)
 
 
 def batches(pairs: Iterable[tuple[int, Any]], batch_size: int
@@ -853,10 +940,12 @@ def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partn
         rows = prepare_batch(batch, resolver, tz, now, result)
         order_rows(partner_id, rows, now)
         sums = sum_rows(rows)
+        first_line = batch[0][0]
         if formatters is None:
-            return ("batch", lines, now, rows, None, sums, result)
+            return ("batch", lines, first_line, now, rows, None, sums, result)
         # SQLite: the text parameters are made here, and the rows need not travel.
-        return ("batch", lines, now, [], sqlite_params(rows, formatters), sums, result)
+        return ("batch", lines, first_line, now, [], sqlite_params(rows, formatters), sums,
+                result)
 
     try:
         for lines, batch in batches(pairs, batch_size):
@@ -875,6 +964,7 @@ def ingest_stream_pipelined(
     pairs: Iterable[tuple[int, Any]],
     batch_size: int = 5000,
     on_batch: Callable[[int, IngestResult], None] | None = None,
+    wait: float = 0.0,
 ) -> IngestResult:
     """ingest_stream with reading and validation in a second process.
 
@@ -885,7 +975,7 @@ def ingest_stream_pipelined(
     the crash behaviour are the same. pairs must not be read by the caller afterwards.
     """
     if not pipeline_available():
-        return ingest_stream(partner, pairs, batch_size, on_batch)
+        return ingest_stream(partner, pairs, batch_size, on_batch, wait)
     resolver = OrgResolver(partner.id)
     partner_id, tz = partner.id, partner.timezone
     formatters = sqlite_formatters() if dialect_name() == "sqlite" else None
@@ -913,8 +1003,9 @@ def ingest_stream_pipelined(
                 break
             if message[0] == "error":
                 raise message[1]
-            _kind, lines, now, rows, params, sums, result = message
-            commit_rows(partner_id, rows, now, tz, result, sums, params)
+            _kind, lines, first_line, now, rows, params, sums, result = message
+            _commit_waiting(partner_id, rows, now, tz, result, sums, params, wait,
+                            first_line, total)
             _add_batch(total, lines, result, on_batch)
     finally:
         if reader.is_alive():
@@ -942,42 +1033,132 @@ def detect_format(path: str, explicit: str | None) -> str:
 # --- rollups ------------------------------------------------------------------------------
 
 
-def rebuild_rollups(partner_id: str) -> None:
-    """Recompute one partner's rollups from its raw events."""
-    with write_transaction():
-        cache.bump(partner_id)
-        db.session.execute(delete(OrgDailyUsage).where(OrgDailyUsage.partner_id == partner_id))
+def rebuild_rollups(partner_id: str) -> int:
+    """Recompute one partner's rollups from its raw events; return how many events had a
+    stale local day (re-bucketed first, with the partner's timezone).
+
+    One transaction under the partner's exclusive lock: ingestion waits (or answers 503
+    after LOCK_TIMEOUT), so no event is lost or counted twice, and a failure changes
+    nothing.
+    """
+    with partner_transaction(partner_id, exclusive=True) as tz:
+        moved = rebucket_events(partner_id, tz)
+        _rebuild_tables(partner_id, tz)
+    return moved
+
+
+def set_partner_timezone(partner: Partner, tz: str) -> int:
+    """Change a partner's reporting timezone, re-bucketing its events and rollups; return
+    how many events changed day.
+
+    The new timezone, the re-bucketed events and the rebuilt rollups commit together
+    under the partner's exclusive lock, or nothing changes.
+    """
+    zone(tz)  # raises ValueError for an unknown name
+    with partner_transaction(partner.id, exclusive=True):
         db.session.execute(
-            delete(PartnerDailyUsage).where(PartnerDailyUsage.partner_id == partner_id)
+            update(Partner).where(Partner.id == partner.id).values(timezone=tz)
+            .execution_options(partner_scoped=True, synchronize_session=False)
         )
-        ev = UsageEvent
-        org_rows = select(
-            ev.organization_id, ev.local_date, ev.type, ev.partner_id,
-            func.sum(ev.quantity), func.count(),
-        ).where(ev.partner_id == partner_id).group_by(
-            ev.organization_id, ev.local_date, ev.type, ev.partner_id
-        )
-        db.session.execute(
-            insert(OrgDailyUsage).from_select(
-                ["organization_id", "day", "type", "partner_id", "quantity", "events"], org_rows
-            )
-        )
-        odu = OrgDailyUsage
-        partner_rows = select(
-            odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events)
-        ).where(odu.partner_id == partner_id).group_by(odu.partner_id, odu.day, odu.type)
-        db.session.execute(
-            insert(PartnerDailyUsage).from_select(
-                ["partner_id", "day", "type", "quantity", "events"], partner_rows
-            )
-        )
-        _rebuild_buckets(partner_id)
-        _rebuild_receipts(partner_id)
+        moved = rebucket_events(partner.id, tz)
+        _rebuild_tables(partner.id, tz)
+    db.session.expire(partner)
+    return moved
+
+
+# Events read and re-bucketed per round trip.
+_REBUCKET_CHUNK = 50_000
+
+
+def rebucket_events(partner_id: str, tz: str) -> int:
+    """Set every event's local_date to its occurredAt's day in tz; return how many moved.
+
+    Caller's transaction (which holds the partner's exclusive lock). Reads the events in
+    id order, a chunk at a time, and writes only those whose day changes.
+    """
+    local_date = local_date_function(tz)
+    postgres = dialect_name() == "postgresql"
+    moved = 0
+    last_id = 0
+    with raw_cursor() as cursor:
+        while True:
+            if postgres:
+                cursor.execute(
+                    "SELECT id, occurred_at, local_date FROM usage_event "
+                    "WHERE partner_id = %s AND id > %s ORDER BY id LIMIT %s",
+                    (partner_id, last_id, _REBUCKET_CHUNK))
+            else:
+                cursor.execute(
+                    "SELECT id, occurred_at, local_date FROM usage_event "
+                    "WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?",
+                    (partner_id, last_id, _REBUCKET_CHUNK))
+            chunk = cursor.fetchall()
+            if not chunk:
+                return moved
+            last_id = chunk[-1][0]
+            if postgres:
+                changes = [(event_id, day) for event_id, at, stored in chunk
+                           if (day := local_date(at)) != stored]
+                if changes:
+                    cursor.execute(
+                        "UPDATE usage_event SET local_date = v.day FROM "
+                        "unnest(%s::bigint[], %s::date[]) AS v(id, day) "
+                        "WHERE usage_event.id = v.id",
+                        ([c[0] for c in changes], [c[1] for c in changes]))
+            else:
+                # SQLite hands back the stored text; the app writes ISO dates.
+                changes = [(text, event_id) for event_id, at, stored in chunk
+                           if (text := local_date(_sqlite_moment(at)).isoformat()) != stored]
+                if changes:
+                    cursor.executemany("UPDATE usage_event SET local_date = ? WHERE id = ?",
+                                       changes)
+            moved += len(changes)
+
+
+def _sqlite_moment(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _rebuild_tables(partner_id: str, tz: str) -> None:
+    """Refill the four rollups of a partner whose timezone is tz from its raw events
+    (caller's transaction, under the partner's exclusive lock); bump its data version."""
+    scoped = {"partner_scoped": True}
+    db.session.execute(delete(OrgDailyUsage).where(OrgDailyUsage.partner_id == partner_id)
+                       .execution_options(**scoped))
+    db.session.execute(delete(PartnerDailyUsage)
+                       .where(PartnerDailyUsage.partner_id == partner_id)
+                       .execution_options(**scoped))
+    ev = UsageEvent
+    org_rows = select(
+        ev.organization_id, ev.local_date, ev.type, ev.partner_id,
+        func.sum(ev.quantity), func.count(),
+    ).where(ev.partner_id == partner_id).group_by(
+        ev.organization_id, ev.local_date, ev.type, ev.partner_id
+    )
+    db.session.execute(
+        insert(OrgDailyUsage).from_select(
+            ["organization_id", "day", "type", "partner_id", "quantity", "events"], org_rows
+        ).execution_options(**scoped)
+    )
+    odu = OrgDailyUsage
+    partner_rows = select(
+        odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events)
+    ).where(odu.partner_id == partner_id).group_by(odu.partner_id, odu.day, odu.type)
+    db.session.execute(
+        insert(PartnerDailyUsage).from_select(
+            ["partner_id", "day", "type", "quantity", "events"], partner_rows
+        ).execution_options(**scoped)
+    )
+    _rebuild_buckets(partner_id)
+    _rebuild_receipts(partner_id, tz)
+    # Last, so the partner's version row is locked only for the end of the transaction.
+    cache.bump(partner_id)
 
 
 def _rebuild_buckets(partner_id: str) -> None:
     """Refill a partner's org_bucket_usage from its org_daily_usage (caller's transaction)."""
-    db.session.execute(delete(OrgBucketUsage).where(OrgBucketUsage.partner_id == partner_id))
+    db.session.execute(delete(OrgBucketUsage).where(OrgBucketUsage.partner_id == partner_id)
+                       .execution_options(partner_scoped=True))
     odu = OrgDailyUsage
     identifications = func.sum(case((odu.type == IDENTIFICATION, odu.quantity), else_=0))
     for grain in ROLLUP_GRAINS:
@@ -989,7 +1170,7 @@ def _rebuild_buckets(partner_id: str) -> None:
                    identifications, func.sum(odu.quantity), func.sum(odu.events))
             .where(odu.partner_id == partner_id)
             .group_by(odu.partner_id, start, odu.organization_id)
-        ))
+        ).execution_options(partner_scoped=True))
 
 
 def verify_rollups(partner_id: str) -> list[str]:
@@ -1038,8 +1219,11 @@ def verify_rollups(partner_id: str) -> list[str]:
                 f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
+    tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)
+                            ).scalar_one()
+    problems.extend(_verify_local_dates(partner_id, tz))
     problems.extend(_verify_buckets(partner_id, raw))
-    problems.extend(_verify_receipts(partner_id))
+    problems.extend(_verify_receipts(partner_id, tz))
     problems.extend(_verify_event_organizations(partner_id))
     return problems
 
@@ -1066,6 +1250,35 @@ def _verify_buckets(partner_id: str,
     ]
 
 
+def _verify_local_dates(partner_id: str, tz: str) -> list[str]:
+    """Report events whose stored local day is not the day of their occurredAt in the
+    partner's timezone (stale: stored with a timezone since replaced).
+
+    An event belongs to local day D exactly when day_start_utc(D) <= occurredAt <
+    day_end_utc(D), so the earliest and latest occurredAt stored under each day settle
+    every event of that day at once; the stale ones of a failing day are then counted.
+    """
+    ev = UsageEvent
+    days = db.session.execute(
+        select(ev.local_date, func.min(ev.occurred_at), func.max(ev.occurred_at))
+        .where(ev.partner_id == partner_id).group_by(ev.local_date).order_by(ev.local_date)
+    ).all()
+    problems = []
+    for stored, first, last in days:
+        day = as_date(stored)
+        start, end = day_start_utc(day, tz), day_end_utc(day, tz)
+        if first >= start and last < end:
+            continue
+        stale = db.session.execute(
+            select(func.count()).select_from(ev).where(
+                ev.partner_id == partner_id, ev.local_date == day,
+                or_(ev.occurred_at < start, ev.occurred_at >= end))
+        ).scalar_one()
+        problems.append(f"{stale} event(s) stored on {day} did not happen on that day in "
+                        f"{tz} (a stale local day: `flask rollups rebuild` re-buckets them)")
+    return problems
+
+
 def _verify_event_organizations(partner_id: str) -> list[str]:
     """Report events whose organization is not one of the partner's (usage_event has no
     foreign keys: ingestion checks this before every insert)."""
@@ -1080,10 +1293,9 @@ def _verify_event_organizations(partner_id: str) -> list[str]:
             for org_id, count in rows]
 
 
-def _count_receipts(partner_id: str) -> dict[tuple[Any, Any, str], tuple[int, int]]:
-    """Recount a partner's raw events by (local day, local day received, type)."""
-    partner = db.session.get(Partner, partner_id)
-    tzinfo = zone(partner.timezone if partner is not None else "UTC")
+def _count_receipts(partner_id: str, tz: str) -> dict[tuple[Any, Any, str], tuple[int, int]]:
+    """Recount a partner's raw events by (local day, local day received in tz, type)."""
+    tzinfo = zone(tz)
     ev = UsageEvent
     counts: dict[tuple[Any, Any, str], list[int]] = defaultdict(lambda: [0, 0])
     # The received day depends on the timezone, which SQLite cannot apply: group by the
@@ -1101,23 +1313,25 @@ def _count_receipts(partner_id: str) -> dict[tuple[Any, Any, str], tuple[int, in
     return {key: (q, n) for key, (q, n) in counts.items()}
 
 
-def _rebuild_receipts(partner_id: str) -> None:
+def _rebuild_receipts(partner_id: str, tz: str) -> None:
     """Replace a partner's partner_daily_receipt rows with a recount (caller's transaction)."""
     db.session.execute(
         delete(PartnerDailyReceipt).where(PartnerDailyReceipt.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
     )
     rows = [
         {"partner_id": partner_id, "day": d, "received_day": r, "type": t,
          "quantity": q, "events": n}
-        for (d, r, t), (q, n) in sorted(_count_receipts(partner_id).items())
+        for (d, r, t), (q, n) in sorted(_count_receipts(partner_id, tz).items())
     ]
     if rows:
-        db.session.execute(insert(PartnerDailyReceipt), rows)
+        db.session.execute(insert(PartnerDailyReceipt).execution_options(partner_scoped=True),
+                           rows)
 
 
-def _verify_receipts(partner_id: str) -> list[str]:
+def _verify_receipts(partner_id: str, tz: str) -> list[str]:
     """Compare partner_daily_receipt with a recount of the raw events; return mismatches."""
-    want = _count_receipts(partner_id)
+    want = _count_receipts(partner_id, tz)
     pdr = PartnerDailyReceipt
     stored = {
         (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
@@ -1132,31 +1346,3 @@ def _verify_receipts(partner_id: str) -> list[str]:
         for key in sorted(set(want) | set(stored), key=str)
         if want.get(key, (0, 0)) != stored.get(key, (0, 0))
     ]
-
-
-def set_partner_timezone(partner: Partner, tz: str, chunk: int = 20000) -> None:
-    """Change a partner's reporting timezone, re-bucketing its events and rollups."""
-    zone(tz)  # raises ValueError for an unknown name
-    target = zone(tz)
-    with write_transaction():
-        partner.timezone = tz
-        last_id = 0
-        while True:
-            batch = db.session.execute(
-                select(UsageEvent.id, UsageEvent.occurred_at)
-                .where(UsageEvent.partner_id == partner.id, UsageEvent.id > last_id)
-                .order_by(UsageEvent.id)
-                .limit(chunk)
-            ).all()
-            if not batch:
-                break
-            db.session.execute(
-                update(UsageEvent),
-                [
-                    {"id": r.id,
-                     "local_date": r.occurred_at.replace(tzinfo=UTC).astimezone(target).date()}
-                    for r in batch
-                ],
-            )
-            last_id = batch[-1].id
-    rebuild_rollups(partner.id)
