@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick bench-deps fuzz load clean
+.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick bench-deps bench-rebucket fuzz load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,6 +53,11 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	$(BIN)/python -m bench.run --quick --out bench/results/quick.md
+
+# How long set-timezone, rollups rebuild and verify take per million events (both back ends).
+REBUCKET_EVENTS ?= 1000000
+bench-rebucket: install
+	$(BIN)/python -m bench.rebucket --events $(REBUCKET_EVENTS)
 
 # Schemathesis over /api/v1/openapi.json with a valid key until >= 10,000 requests; fails on
 # any 5xx or any answer that does not match the document (tests/fuzz_api.py).

@@ -97,7 +97,7 @@ class ErrorBody(Out):
 
     code: str = Field(description="BadRequest, Unauthorized, Forbidden, NotFound, Conflict, "
                                   "InsufficientCredits, UnprocessableEntity, TooManyRequests, "
-                                  "...")
+                                  "ServiceUnavailable, ...")
     message: str
     details: dict[str, Any] = Field(description="names the offending field and value, when "
                                                 "there is one")

@@ -29,6 +29,9 @@ The Partner Analytics JSON API. Every endpoint needs the header `X-Partner-API-K
   `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time); over
   the limit the answer is 429 `TooManyRequests` with `Retry-After` (seconds).
 - Another partner's ids answer 404, exactly like ids that do not exist.
+- A write that waits longer than LOCK_TIMEOUT (5 s) for its partner (while a timezone change
+  or a rollup rebuild re-buckets its history) answers 503 `ServiceUnavailable` with
+  `Retry-After`; nothing was changed, and sending it again is safe.
 """
 
 RATE_HEADERS = {
@@ -52,6 +55,8 @@ ERROR_TEXT = {
     415: "The body is not sent as application/json",
     422: "The request is well-formed but breaks a business rule",
     429: "Rate limit exceeded; see Retry-After",
+    503: ("Retryable, nothing was changed: the partner's data is locked by a timezone "
+          "change or a rollup rebuild (or the database stayed busy); see Retry-After"),
 }
 PERIOD_400 = ("Invalid parameter; details.field names it. Besides what the schema says, a "
               "date that is not a real day or lies outside 1970-01-01..2999-12-31, startDate "
@@ -163,7 +168,8 @@ def doc(
     if query is not None or json is not None:
         wanted.add(400)
     if json is not None:
-        wanted |= {413, 415}
+        # A write may wait for its partner's lock past LOCK_TIMEOUT: 503 with Retry-After.
+        wanted |= {413, 415, 503}
     for code in sorted(wanted):
         text = PERIOD_400 if code == 400 and period else ERROR_TEXT[code]
         codes[f"HTTP_{code}"] = (ErrorBody, text)
@@ -219,7 +225,7 @@ def _polish(spec: dict[str, Any]) -> dict[str, Any]:
                                             "partner's, answers 404")
             for code, response in operation.get("responses", {}).items():
                 headers = dict(RATE_HEADERS)
-                if code == "429":
+                if code in ("429", "503"):
                     headers["Retry-After"] = RETRY_AFTER
                 response["headers"] = headers
     return spec
