@@ -68,11 +68,14 @@ fuzz: install
 # gunicorn on 127.0.0.1 under 16 connections for 60 s (reads and batched writes, 10 %
 # re-sent events), then a raw recount and `flask rollups verify` (bench/load.py).
 # LOAD_BACKEND=postgresql uses a throwaway database on TEST_DATABASE_URL's server.
+# With --operator (LOAD_OPERATOR=) set-timezone and rollups rebuild run on the live partner
+# meanwhile; clients wait out their 503s and send the batch again.
 LOAD_BACKEND ?= sqlite
 LOAD_SECONDS ?= 60
+LOAD_OPERATOR ?= --operator
 load: install
 	$(BIN)/python -m bench.load --backend $(LOAD_BACKEND) --duration $(LOAD_SECONDS) \
-		--connections 16
+		--connections 16 $(LOAD_OPERATOR)
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/artifacts

@@ -705,13 +705,7 @@ def rebucket_prepared(rows: list[dict[str, Any]], params: list[tuple[Any, ...]] 
         at = received.get(p[7])
         if at is None:
             at = received[p[7]] = datetime.fromisoformat(p[7])
-        key = (p[1], day, p[3], at)
-        found = sums.get(key)
-        if found is None:
-            sums[key] = [p[4], 1]
-        else:
-            found[0] += p[4]
-            found[1] += 1
+        _add(sums, (p[1], day, p[3], at), p[4], 1)
     return rows, moved, sums
 
 

@@ -13,10 +13,17 @@ one organization's analytics, billing, billing usage) and 30 % batched writes (P
 acknowledged). Every answer is checked: a read must be 200, a write must be 200 with
 accepted = new events and duplicates = re-sends.
 
+With --operator, an operator works on the live partner meanwhile: `flask set-timezone`
+(cycling through Asia/Kathmandu, America/New_York, Pacific/Chatham, Europe/Paris) and
+`flask rollups rebuild`, one every --operator-pause seconds. A write that meets one of them
+may wait (LOCK_TIMEOUT) and then answer 503 with Retry-After: the client waits that long
+and sends the same batch again, as a partner's client would; every command must exit 0.
+
 Then the server stops and the run checks: no error of any kind, every acknowledged event
 stored exactly once (a raw count), the per-type totals equal the client's own sums, and
-`flask rollups verify` (every rollup row against a recount of the raw events) exits 0.
-Exit status 0 only when all of that holds. Figures are printed (docs/reliability.md).
+`flask rollups verify` (every rollup row against a recount of the raw events, and every
+event's local day against the partner's final timezone) exits 0. Exit status 0 only when
+all of that holds. Figures are printed (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -137,6 +144,51 @@ def seed(url: str, history: int) -> dict[str, Any]:
     return {"key": plain, "orgs": orgs}
 
 
+class Busy:
+    """A 503 ServiceUnavailable answer: retry after this many seconds."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+
+ZONES = ("Asia/Kathmandu", "America/New_York", "Pacific/Chatham", "Europe/Paris")
+
+
+class Operator(threading.Thread):
+    """Change the partner's timezone and rebuild its rollups while the load runs."""
+
+    def __init__(self, url: str, deadline: float, pause: float) -> None:
+        super().__init__(name="operator", daemon=True)
+        self.url = url
+        self.deadline = deadline
+        self.pause = pause
+        self.runs: list[tuple[str, float]] = []
+        self.errors: list[str] = []
+        self.timezone = "Europe/Paris"
+
+    def run(self) -> None:
+        step = 0
+        while time.monotonic() + self.pause < self.deadline:
+            time.sleep(self.pause)
+            if step % 2 == 0:
+                zone = ZONES[(step // 2) % len(ZONES)]
+                args = ["set-timezone", "--partner", "load", "--timezone", zone]
+            else:
+                zone = None
+                args = ["rollups", "rebuild", "--partner", "load"]
+            began = time.perf_counter()
+            done = subprocess.run([str(BIN / "flask"), *args], cwd=ROOT,  # noqa: S603
+                                  env=env_for(self.url), capture_output=True, text=True,
+                                  check=False)
+            self.runs.append((" ".join(args[:2]), time.perf_counter() - began))
+            if done.returncode != 0:
+                self.errors.append(f"flask {' '.join(args)} exited {done.returncode}: "
+                                   f"{(done.stdout + done.stderr)[-300:]}")
+            elif zone is not None:
+                self.timezone = zone
+            step += 1
+
+
 class Client(threading.Thread):
     """One connection's loop of weighted reads and batched writes, checking every answer."""
 
@@ -153,10 +205,23 @@ class Client(threading.Thread):
         self.acked: list[dict[str, Any]] = []
         self.sent_new = 0
         self.sent_dup = 0
+        self.retried = 0
         self.counter = 0
         self.conn: http.client.HTTPConnection | None = None
 
     def request(self, kind: str, method: str, path: str, body: Any = None) -> Any:
+        """Send one request; a 503 with Retry-After is waited out and sent again."""
+        while True:
+            answer = self._request(kind, method, path, body)
+            if not isinstance(answer, Busy):
+                return answer
+            self.retried += 1
+            if time.monotonic() > self.deadline + 60:
+                self.errors.append(f"{kind}: still 503 a minute after the run's end")
+                return None
+            time.sleep(answer.seconds)
+
+    def _request(self, kind: str, method: str, path: str, body: Any = None) -> Any:
         payload = json.dumps(body).encode() if body is not None else None
         began = time.perf_counter()
         try:
@@ -175,6 +240,9 @@ class Client(threading.Thread):
             self.conn = None
             return None
         self.latency[kind].append(time.perf_counter() - began)
+        if response.status == 503 and response.getheader("Retry-After", "").isdigit() \
+                and json.loads(data).get("code") == "ServiceUnavailable":
+            return Busy(int(response.getheader("Retry-After")))
         if response.status != 200:
             self.errors.append(f"{kind}: HTTP {response.status}: {data[:200]!r}")
             return None
@@ -309,6 +377,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
     parser.add_argument("--history", type=int, default=50_000)
+    parser.add_argument("--operator", action="store_true",
+                        help="run set-timezone and rollups rebuild during the load")
+    parser.add_argument("--operator-pause", type=float, default=4.0)
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -331,10 +402,16 @@ def main() -> int:
         deadline = began + args.duration
         clients = [Client(n, port, seeded["key"], seeded["orgs"], deadline)
                    for n in range(args.connections)]
+        operator = Operator(database.url, deadline, args.operator_pause) \
+            if args.operator else None
         for client in clients:
             client.start()
+        if operator is not None:
+            operator.start()
         for client in clients:
             client.join(timeout=args.duration + 120)
+        if operator is not None:
+            operator.join(timeout=args.duration + 120)
         elapsed = time.monotonic() - began
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -345,6 +422,8 @@ def main() -> int:
             for kind, values in client.latency.items():
                 latency[kind].extend(values)
         errors = [e for c in clients for e in c.errors]
+        if operator is not None:
+            errors += operator.errors
         requests = sum(len(v) for v in latency.values())
         new = sum(c.sent_new for c in clients)
         dup = sum(c.sent_dup for c in clients)
@@ -364,6 +443,13 @@ def main() -> int:
                   f"{percentile(values, .95) * 1000:>9.1f}"
                   f"{percentile(values, .99) * 1000:>9.1f}"
                   f"{statistics.fmean(values) * 1000:>9.1f}")
+        if operator is not None:
+            for name in sorted({name for name, _ in operator.runs}):
+                took = [t for n, t in operator.runs if n == name]
+                print(f"operator: flask {name} x{len(took)}, {min(took):.1f}-{max(took):.1f} s")
+            retried = sum(c.retried for c in clients)
+            print(f"503 answers waited out and re-sent: {retried}; final timezone "
+                  f"{operator.timezone}")
         for line in errors[:20]:
             print(f"  error: {line}")
         problems = check(database.url, clients, args.history)
