@@ -179,7 +179,7 @@ class FastPath:
         self.ids = resolver.ids
         self.by_external = resolver.by_external
         self.types: set[str] = set()
-        self.quantities: dict[str, int] = {}
+        self.quantities: dict[str | int, int] = {}
         self.upper = now + FUTURE_TOLERANCE
         self.local_date = local_date_function(tz)
 
@@ -210,13 +210,16 @@ class FastPath:
                 return None
             self.types.add(etype)
         quantity = raw.get("quantity", 1)
-        known = self.quantities.get(quantity) if type(quantity) is str else None
+        # Memoized per value of parse_quantity's rule; type() is exact, so True (equal
+        # to 1 as a key) and int subclasses always go through the rule.
+        memo = type(quantity) is str or type(quantity) is int
+        known = self.quantities.get(quantity) if memo else None
         if known is None:
             try:
                 known = parse_quantity(quantity)
             except QuantityError:
                 return None
-            if type(quantity) is str and len(self.quantities) < 10_000:
+            if memo and len(self.quantities) < 10_000:
                 self.quantities[quantity] = known
         quantity = known
         stamp = raw.get("occurredAt")
