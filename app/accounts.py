@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from .billing import TierError, normalize_tiers
 from .database import write_transaction
 from .errors import AppError
 from .extensions import db
+from .ingest import storable_text
 from .metrics import organization_filters
 from .models import (
     BILLING_MODE_ALIASES,
@@ -32,8 +34,11 @@ from .models import (
 from .periods import is_valid_timezone
 from .timeutil import to_utc_naive, utcnow
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+# fullmatch (the whole text); {0,99} keeps a slug within partner.slug (String(100)).
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")  # fullmatch; partner.currency is String(3)
 MAX_CREDITS = 10**12
+MAX_INTEGER_COLUMN = 2**31 - 1  # partner.max_organizations is an Integer column
 MAX_NAME = 200
 MAX_METADATA_BYTES = 64 * 1024
 
@@ -42,14 +47,39 @@ def _field_error(field: str, value: Any, message: str) -> AppError:
     return AppError("BadRequest", message, {"field": field, "value": value})
 
 
-def check_name(value: Any, field: str = "name") -> str:
-    """Return a trimmed, non-empty name of at most 200 characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise _field_error(field, value, f"{field} is required")
-    value = value.strip()
-    if len(value) > MAX_NAME:
-        raise _field_error(field, value[:50], f"{field} must be at most {MAX_NAME} characters")
-    return value
+# Controls, format characters (the zero-width space, direction marks, BOM) and combining
+# marks: a name made only of these (and whitespace) shows as nothing.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Mc", "Me"})
+
+
+def visible(char: str) -> bool:
+    """Tell whether a character shows: not whitespace, a control, a format or a combining mark."""
+    return not char.isspace() and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+
+
+def check_name(value: Any, field: str = "name", *, required: bool = True) -> str:
+    """Return a name stripped of surrounding whitespace, or raise BadRequest naming field.
+
+    The one name rule (organizations, partners, API keys; API, CLI and pages): at most
+    200 characters, at least one of them visible, and storable by both databases. When
+    not required, a missing or empty name is returned as "".
+    """
+    if not required and (value is None or value == ""):
+        return ""
+    if not isinstance(value, str):
+        raise _field_error(field, None, f"{field} must be text")
+    text = value.strip()
+    if not text:
+        raise _field_error(field, value[:50], f"{field} is required")
+    if not storable_text(text):
+        raise _field_error(field, None, f"{field} must not contain NUL characters or "
+                           "invalid Unicode")
+    if not any(visible(char) for char in text):
+        raise _field_error(field, value[:50], f"{field} must contain a visible character "
+                           "(not only spaces, control, invisible or combining characters)")
+    if len(text) > MAX_NAME:
+        raise _field_error(field, text[:50], f"{field} must be at most {MAX_NAME} characters")
+    return text
 
 
 def check_credits(value: Any, field: str = "credits") -> int:
@@ -95,7 +125,7 @@ def create_partner(
 ) -> Partner:
     """Create a partner after checking every setting."""
     name = check_name(name)
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         raise _field_error("slug", slug, "slug must be lowercase letters, digits and dashes")
     pool = check_credits(pool, "creditPoolTotal")
     if isinstance(billing_day, bool) or not isinstance(billing_day, int) \
@@ -108,6 +138,14 @@ def create_partner(
     if not is_valid_timezone(timezone):
         raise _field_error("timezone", timezone, "timezone must be an IANA name such as "
                            "Europe/Paris")
+    if max_organizations is not None and (
+            isinstance(max_organizations, bool) or not isinstance(max_organizations, int)
+            or not 0 <= max_organizations <= MAX_INTEGER_COLUMN):
+        raise _field_error("maxOrganizations", max_organizations,
+                           f"maxOrganizations must be between 0 and {MAX_INTEGER_COLUMN}")
+    if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
+        raise _field_error("currency", currency, "currency must be a three-letter ISO 4217 "
+                           "code such as USD")
     try:
         tiers = normalize_tiers(pricing_tiers or [dict(t) for t in DEFAULT_PRICING_TIERS])
     except TierError as exc:

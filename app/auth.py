@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, func, select
 
+from .accounts import check_name, visible
 from .errors import AppError
 from .extensions import db, login_manager
+from .ingest import storable_text
 from .models import ApiKey, Partner, PartnerDataVersion, User
 from .timeutil import utcnow
 
@@ -51,11 +54,21 @@ def validate_password(password: str) -> None:
                        {"field": "password"})
 
 
+def check_email(value: str) -> str:
+    """Return the email stripped and lowercased: something visible on both sides of an @,
+    no whitespace, control or format character inside, at most 254 characters."""
+    email = value.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or len(email) > 254 or not storable_text(email) \
+            or not any(visible(c) for c in local) or not any(visible(c) for c in domain) \
+            or any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in email):
+        raise AppError("BadRequest", "a valid email address is required", {"field": "email"})
+    return email
+
+
 def create_user(partner: Partner, email: str, password: str) -> User:
     """Create a dashboard login for one partner."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
-        raise AppError("BadRequest", "a valid email address is required", {"field": "email"})
+    email = check_email(email)
     validate_password(password)
     if db.session.execute(select(User.id).where(User.email == email)).first():
         raise AppError("Conflict", f"a user with email {email} already exists",
@@ -100,7 +113,7 @@ def authenticate(email: str, password: str) -> User | None:
 def load_user(identity: str) -> User | None:
     """Load the session's user; a session from before logout or a password change is refused."""
     user_id, _, token = identity.partition(":")
-    if not user_id.isdigit():
+    if not (user_id.isascii() and user_id.isdigit()):
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not secrets.compare_digest(user.session_token, token):
@@ -135,9 +148,13 @@ def parse_scopes(scopes: str | list[str] | None) -> list[str]:
 
 def create_api_key(partner: Partner, name: str = "", scopes: list[str] | None = None,
                    expires_at: datetime | None = None) -> tuple[ApiKey, str]:
-    """Create a key; return it with the plain text, which is never stored."""
+    """Create a key; return it with the plain text, which is never stored.
+
+    The name is optional; one that is given follows accounts.check_name.
+    """
+    name = check_name(name, required=False)
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(partner_id=partner.id, name=name or "", prefix=plain[:12],
+    key = ApiKey(partner_id=partner.id, name=name, prefix=plain[:12],
                  key_hash=key_digest(plain), scopes=",".join(scopes or []),
                  expires_at=expires_at)
     db.session.add(key)

@@ -30,7 +30,9 @@ from .periods import (
     resolve_period,
 )
 
-_WHOLE_NUMBER = re.compile(r"^-?[0-9]{1,19}$")  # ASCII digits only, as the API
+# Applied with fullmatch; ASCII digits only, as the API ("١٢".isdigit() is true).
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 ORG_SORT_CHOICES = (
     ("identifications", "Identifications"),
     ("creditsUsed", "Credits used"),
@@ -161,14 +163,14 @@ class OrganizationFilterForm(GetForm):
 
     def validate_page(self, field: StringField) -> None:
         """Accept a whole number of at least 1."""
-        if field.data and (not str(field.data).isdigit() or int(field.data) < 1
-                           or len(str(field.data)) > 9):
+        if field.data and (not _PAGE_NUMBER.fullmatch(str(field.data))
+                           or int(field.data) < 1):
             raise ValidationError("page must be a whole number of at least 1")
 
     def validate_pageSize(self, field: SelectField) -> None:  # noqa: N802
         """Accept a page size from 1 to 100."""
         text = str(field.data or "")
-        if text and (not text.isdigit() or not 1 <= int(text) <= 100):
+        if text and (not _PAGE_NUMBER.fullmatch(text) or not 1 <= int(text) <= 100):
             raise ValidationError("rows per page must be between 1 and 100")
 
     def values(self, valid: bool) -> dict[str, Any]:
@@ -199,7 +201,7 @@ class AllocationForm(FlaskForm):
 
     def validate_credits(self, field: StringField) -> None:
         """Require a whole number (its range is checked by accounts.check_credits)."""
-        if not _WHOLE_NUMBER.match(str(field.data).strip()):
+        if not _WHOLE_NUMBER.fullmatch(str(field.data).strip()):
             raise ValidationError("credits must be a whole number")
 
     def credits_value(self) -> int:

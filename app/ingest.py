@@ -38,14 +38,25 @@ from .models import (
     PartnerDailyUsage,
     UsageEvent,
 )
-from .periods import ROLLUP_GRAINS, as_date, bucket_start, day_end_utc, day_start_utc, zone
+from .periods import (
+    ROLLUP_GRAINS,
+    TIMESTAMP_START_RE,
+    as_date,
+    bucket_start,
+    day_end_utc,
+    day_start_utc,
+    zone,
+)
 from .timeutil import utcnow
 
 MAX_BATCH = 1000
 MAX_QUANTITY = 1_000_000_000
 MAX_EVENT_ID_LENGTH = 255
-TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# Patterns are applied with fullmatch: "$" would also match before a final newline.
+# {0,63} keeps a type within usage_event.type (String(64)).
+TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# A quantity written as text: ASCII digits only (no sign, no spaces, no other numerals).
+QUANTITY_TEXT_RE = re.compile(r"[0-9]{1,10}")
 EARLIEST_EVENT = datetime(2000, 1, 1)
 # Senders' clocks drift; an event up to this far ahead of ours is accepted.
 FUTURE_TOLERANCE = timedelta(hours=1)
@@ -178,7 +189,7 @@ class FastPath:
         self.ids = resolver.ids
         self.by_external = resolver.by_external
         self.types: set[str] = set()
-        self.quantities: dict[str, int] = {"": 1}
+        self.quantities: dict[str | int, int] = {}
         self.upper = now + FUTURE_TOLERANCE
         self.local_date = local_date_function(tz)
 
@@ -205,28 +216,25 @@ class FastPath:
         if type(etype) is not str:
             return None
         if etype not in self.types:
-            if not TYPE_RE.match(etype):
+            if not TYPE_RE.fullmatch(etype):
                 return None
             self.types.add(etype)
         quantity = raw.get("quantity", 1)
-        if type(quantity) is str:
-            known = self.quantities.get(quantity)
-            if known is None:
-                text = quantity.strip()
-                if not re.fullmatch(r"\d{1,12}", text.lstrip("+")) or text.startswith("++"):
-                    return None
-                known = int(text)
-                if known > MAX_QUANTITY:
-                    return None
-                if len(self.quantities) < 10_000:
-                    self.quantities[quantity] = known
-            quantity = known
-        elif quantity is None:
-            quantity = 1
-        elif type(quantity) is not int or quantity < 0 or quantity > MAX_QUANTITY:
-            return None
+        # Memoized per value of parse_quantity's rule; type() is exact, so True (equal
+        # to 1 as a key) and int subclasses always go through the rule.
+        memo = type(quantity) is str or type(quantity) is int
+        known = self.quantities.get(quantity) if memo else None
+        if known is None:
+            try:
+                known = parse_quantity(quantity)
+            except QuantityError:
+                return None
+            if memo and len(self.quantities) < 10_000:
+                self.quantities[quantity] = known
+        quantity = known
         stamp = raw.get("occurredAt")
-        if type(stamp) is not str or not _TIMESTAMP_RE.match(stamp) or stamp[-1].isspace():
+        if type(stamp) is not str or not TIMESTAMP_START_RE.match(stamp) \
+                or stamp[-1].isspace():
             return None
         try:
             if stamp[-1] == "Z":
@@ -263,13 +271,46 @@ def storable_text(value: str) -> bool:
     return True
 
 
+class QuantityError(ValueError):
+    """A quantity that is not a whole number from 0 to MAX_QUANTITY."""
+
+
+def parse_quantity(value: Any) -> int:
+    """Return an event's quantity (absent or null means 1); raise QuantityError.
+
+    The one quantity rule of the API, the file import and the fast path: a JSON integer
+    from 0 to MAX_QUANTITY (not a boolean, not a float), or text (a CSV cell) of one to
+    ten ASCII digits in the same range: no sign, no spaces, no other scripts' digits.
+    """
+    if value is None:
+        return 1
+    if isinstance(value, str):
+        if not QUANTITY_TEXT_RE.fullmatch(value):
+            if value.isascii() and value.isdigit():
+                raise QuantityError(f"quantity must be at most {MAX_QUANTITY:,}")
+            if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
+                raise QuantityError("quantity must not be negative")
+            raise QuantityError("quantity must be a whole number written with the digits 0-9 "
+                                "only (no sign, spaces or other numerals)")
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise QuantityError("quantity must be a whole number")
+    if number < 0:
+        raise QuantityError("quantity must not be negative")
+    if number > MAX_QUANTITY:
+        raise QuantityError(f"quantity must be at most {MAX_QUANTITY:,}")
+    return number
+
+
 def _reject(code: str, message: str, fld: str) -> Rejection:
     return Rejection(0, None, code, message, fld)
 
 
 def parse_occurred_at(value: Any) -> datetime:
     """Parse an ISO 8601 timestamp to naive UTC (no offset means UTC); raise ValueError."""
-    if not isinstance(value, str) or not _TIMESTAMP_RE.match(value.strip()):
+    if not isinstance(value, str) or not TIMESTAMP_START_RE.match(value.strip()):
         raise ValueError("occurredAt must be an ISO 8601 timestamp such as 2025-10-01T12:00:00Z")
     moment = datetime.fromisoformat(value.strip())
     if moment.tzinfo is not None:
@@ -306,25 +347,18 @@ def validate_event(
         return fail(rej)
 
     etype = raw.get("type")
-    if not isinstance(etype, str) or not TYPE_RE.match(etype):
+    if not isinstance(etype, str) or not TYPE_RE.fullmatch(etype):
         return fail(_reject(
             "invalid_type",
-            "type must match ^[a-z][a-z0-9_]{0,63}$ (for example identification, page_view)",
+            "type must be [a-z][a-z0-9_]{0,63}, nothing before or after (for example "
+            "identification, page_view)",
             "type",
         ))
 
-    quantity = raw.get("quantity", 1)
-    if quantity is None or quantity == "":
-        quantity = 1
-    if isinstance(quantity, str) and re.fullmatch(r"[+-]?\d{1,12}", quantity.strip()):
-        quantity = int(quantity.strip())
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        return fail(_reject("invalid_quantity", "quantity must be a whole number", "quantity"))
-    if quantity < 0:
-        return fail(_reject("invalid_quantity", "quantity must not be negative", "quantity"))
-    if quantity > MAX_QUANTITY:
-        return fail(_reject("invalid_quantity",
-                            f"quantity must be at most {MAX_QUANTITY:,}", "quantity"))
+    try:
+        quantity = parse_quantity(raw.get("quantity"))
+    except QuantityError as exc:
+        return fail(_reject("invalid_quantity", str(exc), "quantity"))
 
     try:
         occurred = parse_occurred_at(raw.get("occurredAt"))

@@ -17,8 +17,11 @@ MIN_DATE = date(1970, 1, 1)
 MAX_DATE = date(2999, 12, 31)
 GRANULARITIES = ("day", "week", "month")
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# ASCII digits only ("\d" also matches other scripts' digits). DATE_RE is applied with
+# fullmatch; TIMESTAMP_START_RE checks only how a timestamp starts (with match), and
+# datetime.fromisoformat then judges the whole text.
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+TIMESTAMP_START_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
 
 
 class PeriodError(ValueError):
@@ -115,9 +118,9 @@ def parse_date(value: object, field: str, tz: str) -> date:
         raise PeriodError(field, value, f"{field} must be a date (YYYY-MM-DD)")
     text = value.strip()
     try:
-        if _DATE_RE.match(text):
+        if DATE_RE.fullmatch(text):
             day = date.fromisoformat(text)
-        elif _TIMESTAMP_RE.match(text):
+        elif TIMESTAMP_START_RE.match(text):
             moment = datetime.fromisoformat(text)
             day = local_date_of(moment, tz)
         else:

@@ -32,7 +32,7 @@ from .periods import (
 )
 from .timeutil import iso_z, utcnow
 
-MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")  # fullmatch: the whole text
 FORMATS = ("csv", "json")
 # Spreadsheet programs run a cell starting with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -93,7 +93,7 @@ def _not_found(text: str, message: str) -> AppError:
 
 def parse_month(partner: Partner, text: str) -> tuple[int, int]:
     """Return (year, month) for a YYYY-MM that has a report, or raise NotFound saying why."""
-    match = MONTH_RE.match(text or "")
+    match = MONTH_RE.fullmatch(text or "")
     if match is None:
         raise _not_found(text, "a report month is written YYYY-MM, for example 2025-10")
     year, month = int(match.group(1)), int(match.group(2))

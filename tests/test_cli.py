@@ -315,9 +315,10 @@ def test_ingest_bad_csv_lines_and_header(acme, runner, tmp_path):
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         "line 3: invalid_csv: expected 6 fields, found 4",
-        "line 4: invalid_quantity: quantity must be a whole number",
-        "line 5: invalid_type: type must match ^[a-z][a-z0-9_]{0,63}$ (for example "
-        "identification, page_view)",
+        "line 4: invalid_quantity: quantity must be a whole number written with the "
+        "digits 0-9 only (no sign, spaces or other numerals)",
+        "line 5: invalid_type: type must be [a-z][a-z0-9_]{0,63}, nothing before or after "
+        "(for example identification, page_view)",
         "accepted: 1", "duplicates: 0", "rejected: 3"]
     header = tmp_path / "header.csv"
     header.write_text("id,org,kind\n1,2,3\n")

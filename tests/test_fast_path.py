@@ -53,7 +53,8 @@ FIELDS = st.fixed_dictionaries({
         st.text(max_size=4), st.integers(), st.none(), st.just("x" * 256),
         st.just("a\x00b"), st.just("\ud800"), st.just("  "))),
     "type": mostly(st.sampled_from(["identification", "page_view", "x_1"]),
-                   st.sampled_from(["Bad", "", None, "a" * 65, 3, "1abc"])),
+                   st.sampled_from(["Bad", "", None, "a" * 65, 3, "1abc", "identification\n",
+                                    "a" * 64 + "\n", "page_view\r\n"])),
     "occurredAt": mostly(st.builds(
         lambda d, suffix: d.isoformat() + suffix,
         st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2026, 1, 31)),
@@ -63,7 +64,8 @@ FIELDS = st.fixed_dictionaries({
                                  st.integers(0, 10 ** 12).map(str)),
                        st.one_of(st.integers(-2, 2_000_000_000), st.sampled_from(
                            [" 3", "+4", "-1", "1.0", "", "++5", "0012", True, None, 1.5,
-                            "9" * 13, "\u0663"]))),
+                            "9" * 13, "\u0663", "-0", " 3 ", "3\n", "\uff17", "\u0661\u0662",
+                            "0000000001", "1000000001", "12345678901", False]))),
 })
 events = st.builds(lambda fields, keys: {**fields, **keys}, FIELDS, ORG_KEYS)
 

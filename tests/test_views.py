@@ -444,6 +444,10 @@ def test_organization_pagination(signed_in, client):
     ("page=0", "page", "Page: page must be a whole number of at least 1"),
     ("page=abc", "page", "Page: page must be a whole number of at least 1"),
     ("pageSize=500", "pageSize", "rows per page must be between 1 and 100"),
+    # Other scripts' digits are not whole numbers here, as in the API (issue 12):
+    # Arabic-Indic 1 and full-width 20 were read as page 1 and 20 rows.
+    ("page=%D9%A1", "page", "Page: page must be a whole number of at least 1"),
+    ("pageSize=%EF%BC%92%EF%BC%90", "pageSize", "rows per page must be between 1 and 100"),
     ("status=gone", "status", "status must be one of active, suspended, canceled"),
     ("sort=password", "sort", "Sort by: unknown sort column"),
     ("order=sideways", "order", "Order: order must be asc or desc"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -10,19 +9,18 @@ from flask import Response, g
 
 from .. import accounts, auth
 from ..errors import bad_request
+from ..periods import TIMESTAMP_START_RE
 from ..timeutil import to_utc_naive, utcnow
 from . import bp, serializers
 from .guards import current_partner, requires_scope
 from .schemas import ApiKeyCreate, ApiKeyCreatedOut, ApiKeyListOut, PageQuery, PartnerOut
 from .spec import doc, validated_json, validated_query
 
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-
 
 def _expires_at(text: str) -> datetime:
     """Return expiresAt as naive UTC; it must be a timestamp in the future."""
     try:
-        if not _TIMESTAMP.match(text.strip()):
+        if not TIMESTAMP_START_RE.match(text.strip()):
             raise ValueError(text)
         moment = to_utc_naive(datetime.fromisoformat(text.strip()))
     except (ValueError, OverflowError) as exc:
@@ -58,7 +56,7 @@ def create_api_key() -> tuple[dict[str, Any], int]:
     """Create a key (admin). plainKey is shown in this answer only: store it now."""
     body = validated_json()
     expires = _expires_at(body.expiresAt) if body.expiresAt is not None else None
-    key, plain = auth.create_api_key(current_partner(), body.name.strip(),
+    key, plain = auth.create_api_key(current_partner(), body.name,
                                      auth.parse_scopes(list(body.scopes)), expires)
     return {"apiKey": serializers.api_key(key), "plainKey": plain}, 201
 

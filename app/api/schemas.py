@@ -5,23 +5,35 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY
+from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY, TYPE_RE
 from ..periods import MAX_SPAN_DAYS
 
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 100
 MAX_CREDITS = 10**12
-TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
-DATE_OR_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}.*)?$"
+# Every pattern is applied in Python with fullmatch ("$" would also match before a final
+# newline); none is given to pydantic's pattern=. The OpenAPI document shows each as
+# ^...$, which in JSON Schema (ECMA-262, no m flag) means the whole value.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_DATE_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}.*)?")
+_UTC_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def whole_value_pattern(regex: re.Pattern[str]) -> str:
+    """Return a fullmatch regex as the OpenAPI document's pattern of the whole value."""
+    return f"^{regex.pattern}$"
+
+
+TYPE_PATTERN = whole_value_pattern(TYPE_RE)
+DATE_OR_TIMESTAMP = whole_value_pattern(_DATE_SHAPE)
 
 
 def _whole_number(value: Any) -> Any:
     """Accept a query value only when it is written as plain decimal digits."""
     if isinstance(value, str):
-        if not _DIGITS.match(value):
+        if not _DIGITS.fullmatch(value):
             raise ValueError("must be a whole number written with digits only")
         return int(value)
     return value
@@ -32,9 +44,27 @@ QueryInt = Annotated[int, BeforeValidator(_whole_number)]
 
 def _date_shape(value: Any) -> Any:
     """Refuse text that is not even shaped like a date; periods.py judges the rest."""
-    if isinstance(value, str) and not re.match(DATE_OR_TIMESTAMP, value.strip()):
+    if isinstance(value, str) and not _DATE_SHAPE.fullmatch(value.strip()):
         raise ValueError("must be a date (YYYY-MM-DD) or an ISO 8601 timestamp")
     return value
+
+
+def _event_type(value: str) -> str:
+    """Accept an event type as ingestion does (ingest.TYPE_RE, the whole value)."""
+    if not TYPE_RE.fullmatch(value):
+        raise ValueError("must be [a-z][a-z0-9_]{0,63}, nothing before or after")
+    return value
+
+
+def _utc_timestamp(value: str) -> str:
+    """Check an answered timestamp: UTC with Z, to the second."""
+    if not _UTC_TIMESTAMP.fullmatch(value):
+        raise ValueError("must be YYYY-MM-DDTHH:MM:SSZ")
+    return value
+
+
+EventType = Annotated[str, AfterValidator(_event_type),
+                      Field(json_schema_extra={"pattern": TYPE_PATTERN})]
 
 
 def _blank_is_absent(value: Any) -> Any:
@@ -58,8 +88,9 @@ DateParam = Annotated[
     Field(description=DATE_PARAM_DOC + " Empty means the default."),
 ]
 DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
-Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
-                                 pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
+Timestamp = Annotated[str, AfterValidator(_utc_timestamp),
+                      Field(json_schema_extra={"format": "date-time",
+                                               "pattern": whole_value_pattern(_UTC_TIMESTAMP)})]
 OrgStatus = Literal["active", "suspended", "canceled"]
 OrgTier = Literal["trial", "paid"]
 ProductType = Literal["B2B", "B2C"]
@@ -124,7 +155,7 @@ class PeriodQuery(Query):
 class UsageQuery(PeriodQuery):
     """startDate and endDate (default: first day of the month .. today), type, organizationId."""
 
-    type: str | None = Field(None, pattern=TYPE_PATTERN, description="only this event type")
+    type: EventType | None = Field(None, description="only this event type")
     organizationId: str | None = Field(None, max_length=200,
                                        description="only this organization (404 if unknown)")
 
@@ -238,7 +269,7 @@ class EventIn(BaseModel):
                          description="your unique id for the event: the idempotency key")
     organizationId: str | None = None
     externalId: str | None = None
-    type: str = Field(pattern=TYPE_PATTERN, description="identification, page_view, session, ...")
+    type: EventType = Field(description="identification, page_view, session, ...")
     quantity: int = Field(1, ge=0, le=MAX_QUANTITY)
     occurredAt: str = Field(description="ISO 8601 timestamp; without an offset it is UTC",
                             json_schema_extra={"format": "date-time"})
