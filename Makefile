@@ -2,22 +2,46 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# A stamp per installed lock file: a change to pyproject.toml or a lock reinstalls.
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat pyproject.toml requirements/runtime.lock | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.dev-$(shell cat pyproject.toml requirements/dev.lock | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install db run test test-sqlite test-postgres lint serve bench bench-quick bench-deps bench-rebucket fuzz load clean
+.PHONY: install install-dev lock db run test test-sqlite test-postgres lint coverage serve bench bench-quick bench-deps bench-rebucket fuzz load clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
 
-install: $(STAMP)
+# The exact versions of requirements/*.lock, then the app itself (editable, no deps).
+$(RUNTIME_STAMP): pyproject.toml requirements/runtime.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements/runtime.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.runtime-*
+	touch $@
+
+$(DEV_STAMP): pyproject.toml requirements/dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.dev-* $(VENV)/.runtime-*
+	touch $@ $(RUNTIME_STAMP)
+
+# What the dashboard needs (make run, make serve) ...
+install: $(RUNTIME_STAMP)
+
+# ... and the test, lint and benchmark tools on top.
+install-dev: $(DEV_STAMP)
+
+# Regenerate the lock files from pyproject.toml's ranges (newest versions that fit).
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile -q --strip-extras --no-header --no-annotate --no-emit-index-url \
+		--no-emit-find-links -o requirements/runtime.lock pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-header --no-annotate --no-emit-index-url \
+		--no-emit-find-links --extra dev -o requirements/dev.lock pyproject.toml
 
 db: install
 	$(BIN)/flask init-db
@@ -30,14 +54,19 @@ run: db
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
-test: install
+test: install-dev
 	bash .ci/suite sqlite
 	@if [ -n "$$TEST_DATABASE_URL" ]; then bash .ci/suite postgresql; \
 	else echo "TEST_DATABASE_URL not set: PostgreSQL pass skipped"; fi
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy app
+
+# The suite on SQLite with line coverage of app/ (htmlcov/index.html).
+coverage: install-dev
+	$(BIN)/python -m pytest -q --cov=app --cov-report=term-missing:skip-covered \
+		--cov-report=html
 
 serve: db
 	$(BIN)/gunicorn --workers $$(( $$(nproc) * 2 + 1 )) --bind $(HOST):$(PORT) \
@@ -45,8 +74,8 @@ serve: db
 
 # Benchmarks (bench/): SQLite, then PostgreSQL when it answers (BENCH_PG_URL, default
 # postgres@127.0.0.1:5432). Writes bench/results/latest.md; data is kept in bench/data/.
-bench-deps: install
-	@$(BIN)/python -c 'import duckdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+bench-deps: install-dev
+	@$(BIN)/python -c 'import duckdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[bench]"
 
 bench: bench-deps
 	$(BIN)/python -m bench.run
@@ -56,13 +85,13 @@ bench-quick: bench-deps
 
 # How long set-timezone, rollups rebuild and verify take per million events (both back ends).
 REBUCKET_EVENTS ?= 1000000
-bench-rebucket: install
+bench-rebucket: install-dev
 	$(BIN)/python -m bench.rebucket --events $(REBUCKET_EVENTS)
 
 # Schemathesis over /api/v1/openapi.json with a valid key until >= 10,000 requests; fails on
 # any 5xx or any answer that does not match the document (tests/fuzz_api.py).
 FUZZ_REQUESTS ?= 10000
-fuzz: install
+fuzz: install-dev
 	$(BIN)/python tests/fuzz_api.py --min-requests $(FUZZ_REQUESTS)
 
 # gunicorn on 127.0.0.1 under 16 connections for 60 s (reads and batched writes, 10 %
@@ -73,7 +102,7 @@ fuzz: install
 LOAD_BACKEND ?= sqlite
 LOAD_SECONDS ?= 60
 LOAD_OPERATOR ?= --operator
-load: install
+load: install-dev
 	$(BIN)/python -m bench.load --backend $(LOAD_BACKEND) --duration $(LOAD_SECONDS) \
 		--connections 16 $(LOAD_OPERATOR)
 

@@ -14,6 +14,10 @@ from app.extensions import db
 
 NOW = datetime(2025, 10, 20, 12)
 
+# A fixed, well-formed UUID that no test creates (a random one would give the test a
+# different id in every process, which pytest-xdist refuses).
+UNKNOWN_ID = "3f2b8c1e-5d4a-4e6b-9c7d-0a1b2c3d4e5f"
+
 
 @pytest.fixture(autouse=True)
 def _close_connections(app):
@@ -164,7 +168,7 @@ def test_page_size_edges_are_allowed(env):
     ("PUT", "/tier", {"tier": "paid"}), ("PUT", "/credits", {"credits": 1}),
     ("GET", "/credits/history", None),
 ])
-@pytest.mark.parametrize("org_id", [str(uuid.uuid4()), "not-a-uuid", "x" * 300])
+@pytest.mark.parametrize("org_id", [UNKNOWN_ID, "not-a-uuid", "x" * 300])
 def test_unknown_organization_answers_404(env, method, suffix, body, org_id):
     response = env.call(method, f"/api/v1/partner/organizations/{org_id}{suffix}", json=body)
     _error(response, 404, "NotFound", "organizationId")

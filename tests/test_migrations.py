@@ -198,3 +198,21 @@ def test_migration_0007_sums_daily_rollups_into_weeks_and_months_on_sqlite(empty
 
 def test_migration_0007_sums_daily_rollups_into_weeks_and_months_on_postgresql(empty_postgres):
     bucket_backfill_check(empty_postgres)
+
+
+def test_the_migrations_have_a_single_head():
+    """Two migrations written on parallel branches would both claim to follow the same one:
+    `flask db upgrade` then refuses to run. One head, and it is the newest file's."""
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    folder = Path(__file__).resolve().parent.parent / "migrations"
+    config = Config()
+    config.set_main_option("script_location", str(folder))
+    script = ScriptDirectory.from_config(config)
+    heads = script.get_heads()
+    assert len(heads) == 1, heads
+    newest = max((folder / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert script.get_revision(heads[0]).path == str(newest)
