@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import date, datetime
@@ -619,17 +620,26 @@ def test_a_reader_process_error_stops_the_import_after_the_stored_batches(acme, 
 
 
 def test_a_reader_process_that_dies_is_reported_not_waited_for(acme):
+    import multiprocessing
+
+    # The reader dies once the importer has stored its first two batches (lines 1-4), so
+    # what is stored is known: exactly those four events.
+    stored_two = multiprocessing.get_context("fork").Event()
+
     def pairs():
         for i in range(10):
-            if i == 5:
+            if i == 4:
+                assert stored_two.wait(60)
                 os._exit(3)  # runs in the reader process: it vanishes mid-file
             yield i + 1, ev(f"d{i}", "a-1", "identification", 1, "2025-10-01T10:00:00Z")
 
+    def on_batch(lines, _result):
+        if lines == 4:
+            stored_two.set()
+
     with pytest.raises(RuntimeError, match="exit code 3"):
-        ingest.ingest_stream_pipelined(acme, pairs(), batch_size=2)
-    # Whole batches only, of the four lines read before it died (a batch still in the
-    # reader's pipe buffer dies with it; a re-run stores it).
-    assert count(UsageEvent) in (0, 2, 4)
+        ingest.ingest_stream_pipelined(acme, pairs(), batch_size=2, on_batch=on_batch)
+    assert count(UsageEvent) == 4
 
 
 def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
@@ -657,7 +667,12 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
         path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         children = [int(p) for p in path.read_text().split()] if path.exists() else []
     assert children, "the importer never started its reader process"
-    time.sleep(0.5)  # mid-file: 400,000 lines take far longer than this
+    # Mid-file: some batches are stored, and the import is still running.
+    database = sqlite3.connect(tmp_path / "kill.sqlite3")
+    while database.execute("SELECT count(*) FROM usage_event").fetchone()[0] == 0:
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing was stored"
+        time.sleep(0.01)
+    database.close()
     assert proc.poll() is None, "the import finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -682,8 +697,9 @@ def test_a_file_import_uses_a_smaller_sqlite_page_cache(acme, runner):
     from app.database import SQLITE_CACHE_KB
 
     with db.engine.connect() as fresh:
-        assert fresh.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KB
+        app_cache = fresh.exec_driver_sql("PRAGMA cache_size").scalar()
+    assert app_cache == -SQLITE_CACHE_KB
     ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(*EVENTS)))
-    assert db.session.execute(text("PRAGMA cache_size")).scalar() == \
-        -cli.SQLITE_IMPORT_CACHE_KB
-    assert (SQLITE_CACHE_KB, cli.SQLITE_IMPORT_CACHE_KB) == (65536, 32768)
+    import_cache = db.session.execute(text("PRAGMA cache_size")).scalar()
+    assert import_cache == -cli.SQLITE_IMPORT_CACHE_KB
+    assert -import_cache < -app_cache  # negative sizes are KiB: the import's is smaller

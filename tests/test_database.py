@@ -32,6 +32,24 @@ def terminate_other_connections(url) -> int:
         admin.dispose()
 
 
+def wait_until_gone(url, seconds: float = 10) -> None:
+    """Wait until the server lists no other backend on the database (a terminated backend
+    leaves the list once it has exited, after sending its goodbye)."""
+    admin = create_engine(make_url(str(url)).set(database="postgres"),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            deadline = time.monotonic() + seconds
+            while conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :n "
+                    "AND pid <> pg_backend_pid()"),
+                    {"n": make_url(str(url)).database}).scalar():
+                assert time.monotonic() < deadline, "the terminated backends never exited"
+                time.sleep(0.01)
+    finally:
+        admin.dispose()
+
+
 def test_a_connection_the_server_closed_is_replaced_not_failed(postgresql_only, client,
                                                                make_partner, api_key):
     headers = {"X-Partner-API-Key": api_key(make_partner("acme"))}
@@ -39,7 +57,7 @@ def test_a_connection_the_server_closed_is_replaced_not_failed(postgresql_only, 
     db.session.remove()  # the request's connection is back in the pool, idle
     assert db.engine.pool.checkedin() >= 1
     assert terminate_other_connections(db.engine.url) >= 1
-    time.sleep(0.2)  # the server's goodbye reaches the idle socket
+    wait_until_gone(db.engine.url)  # the server has ended them: its goodbye was sent
     statements = []
     event.listen(db.engine, "before_cursor_execute",
                  lambda *args: statements.append(args[2]))
