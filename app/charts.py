@@ -22,7 +22,6 @@ TEAL = "#0d9488"
 AMBER = "#d97706"
 RED = "#dc2626"
 INK = "#1e293b"
-MUTED = "#64748b"
 GRID = "#e2e8f0"
 FONT = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
         "sans-serif")

@@ -41,16 +41,6 @@ from .periods import (
     whole_buckets,
 )
 
-SUMMARY_FIELDS = (
-    "totalOrganizations",
-    "activeOrganizations",
-    "totalIdentifications",
-    "creditsUsed",
-    "creditsRemaining",
-    "organizationsWithActivity",
-    "totalQuantity",
-    "totalEvents",
-)
 ORG_SORTS = {
     "name": Organization.name,
     "createdAt": Organization.created_at,
