@@ -6,7 +6,8 @@ organization imported with a past createdAt, a status change dated in the past, 
 pool total), so every entry is keyed on the partner's data version, a counter that each
 such write bumps in its own transaction:
 
-- ingestion bumps it in store_rows, rollup rebuilds and timezone changes (app/ingest.py);
+- ingestion bumps it as it adds events to the rollups, and so do rollup rebuilds and
+  timezone changes (app/rollups.py);
 - any ORM flush that touches a partner, an organization, a status change or an
   allocation bumps it for that partner (the listener below).
 

@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from . import accounts, auth, ingest
+from . import accounts, auth, ingest, rollups
 from .database import PartnerBusy, dialect_name
 from .errors import AppError, database_busy
 from .extensions import db
@@ -262,7 +262,7 @@ def seed_demo_command() -> None:
     click.echo(f"API key (demo partner, replaces the previous demo key): {outcome.api_key}")
 
 
-rollups = AppGroup("rollups", help="Check or rebuild the daily rollups from the raw events.")
+rollups_group = AppGroup("rollups", help="Check or rebuild the daily rollups from the raw events.")
 
 
 def _partners(slug: str | None) -> list[Partner]:
@@ -273,13 +273,13 @@ def _partners(slug: str | None) -> list[Partner]:
     return list(db.session.execute(select(Partner).order_by(Partner.slug)).scalars())
 
 
-@rollups.command("verify")
+@rollups_group.command("verify")
 @click.option("--partner", "slug", default=None, help="one partner (default: all)")
 def rollups_verify(slug: str | None) -> None:
     """Check that every rollup figure agrees with the raw events (exit 1 if not)."""
     bad = 0
     for partner in _partners(slug):
-        problems = ingest.verify_rollups(partner.id)
+        problems = rollups.verify(partner.id)
         for line in problems:
             click.echo(f"{partner.slug}: {line}")
         bad += len(problems)
@@ -287,7 +287,7 @@ def rollups_verify(slug: str | None) -> None:
     sys.exit(1 if bad else 0)
 
 
-@rollups.command("rebuild")
+@rollups_group.command("rebuild")
 @click.option("--partner", "slug", default=None, help="one partner (default: all)")
 def rollups_rebuild(slug: str | None) -> None:
     """Re-bucket stale local days and rebuild the rollups from the raw events.
@@ -299,7 +299,7 @@ def rollups_rebuild(slug: str | None) -> None:
         slug_ = partner.slug
         started = time.monotonic()
         try:
-            moved = ingest.rebuild_rollups(partner.id)
+            moved = rollups.rebuild(partner.id)
         except PartnerBusy as exc:
             raise click.ClickException(f"{slug_}: not rebuilt: {exc.message}") from exc
         click.echo(f"{slug_}: rebuilt in {time.monotonic() - started:.1f} s"
@@ -319,7 +319,7 @@ def set_timezone_command(slug: str, tz: str) -> None:
     slug_ = partner.slug
     started = time.monotonic()
     try:
-        moved = ingest.set_partner_timezone(partner, tz)
+        moved = rollups.set_timezone(partner, tz)
     except PartnerBusy as exc:
         raise click.ClickException(f"{slug_}: timezone not changed: {exc.message}") from exc
     click.echo(f"{slug_}: timezone {tz}, history re-bucketed ({moved} event(s) changed "
@@ -333,6 +333,6 @@ def register_cli(app: Flask) -> None:
 
     for command in (init_db_command, create_partner_command, create_api_key_command,
                     create_user_command, set_password_command, create_org_command,
-                    ingest_command, seed_demo_command, set_timezone_command, rollups,
+                    ingest_command, seed_demo_command, set_timezone_command, rollups_group,
                     report_command):
         app.cli.add_command(command)

@@ -685,7 +685,7 @@ def pool_status(partner: Partner) -> dict[str, Any]:
 def data_freshness(partner: Partner) -> datetime | None:
     """Return when the newest event was received (naive UTC), or None.
 
-    Kept in partner_data_version by every write that stores events (app/ingest.py).
+    Kept in partner_data_version by every write that stores events (app/rollups.py).
     """
     return db.session.execute(
         select(PartnerDataVersion.last_received_at)

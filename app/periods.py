@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -95,6 +96,36 @@ def local_date_of(moment: datetime, tz: str) -> date:
     """Return the calendar day in tz of a moment (naive means UTC)."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(zone(tz)).date()
+
+
+def local_date_function(tz: str) -> Callable[[datetime], date]:
+    """Return f(naive UTC moment) -> its calendar day in tz, as validate_event computes it.
+
+    The UTC offset is looked up once per hour of UTC time (not per event); an hour in
+    which the offset changes (a DST switch) is computed event by event.
+    """
+    if tz == "UTC":
+        return datetime.date
+    target = zone(tz)
+    offsets: dict[datetime, timedelta | None] = {}
+
+    def local_date(moment: datetime) -> date:
+        hour = moment.replace(minute=0, second=0, microsecond=0)
+        try:
+            offset = offsets[hour]
+        except KeyError:
+            first = hour.replace(tzinfo=UTC).astimezone(target).utcoffset()
+            last = (hour + timedelta(hours=1, microseconds=-1)).replace(
+                tzinfo=UTC).astimezone(target).utcoffset()
+            offset = first if first == last else None
+            if len(offsets) > 100_000:
+                offsets.clear()
+            offsets[hour] = offset
+        if offset is None:
+            return moment.replace(tzinfo=UTC).astimezone(target).date()
+        return (moment + offset).date()
+
+    return local_date
 
 
 def day_start_utc(day: date, tz: str) -> datetime:

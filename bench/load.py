@@ -332,7 +332,7 @@ def check(url: str, clients: list[Client], history: int) -> list[str]:
     """Recount what the run stored; return every discrepancy."""
     from sqlalchemy import func, select
 
-    from app import create_app, ingest, metrics
+    from app import create_app, metrics, rollups
     from app.extensions import db
     from app.models import Partner, UsageEvent
     from app.periods import Period
@@ -359,7 +359,7 @@ def check(url: str, clients: list[Client], history: int) -> list[str]:
         total = metrics.usage(partner, everything)["totalEvents"]
         if total != want_events:
             problems.append(f"rollup total: {total:,} events, raw {want_events:,}")
-        problems += ingest.verify_rollups(partner.id)
+        problems += rollups.verify(partner.id)
         db.session.remove()
         db.engine.dispose()
     verify = subprocess.run([str(BIN / "flask"), "rollups", "verify"], cwd=ROOT,  # noqa: S603

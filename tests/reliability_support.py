@@ -222,7 +222,7 @@ def figures(url: str, slug: str, period: tuple[date, date] = (date(2025, 1, 1),
 
     Organization ids differ between two databases, so rows are keyed by externalId.
     """
-    from app import ingest, metrics
+    from app import metrics, rollups
     from app.extensions import db
     from app.models import Organization, OrgDailyUsage, Partner, PartnerDailyUsage, UsageEvent
     from app.periods import Period
@@ -268,7 +268,7 @@ def figures(url: str, slug: str, period: tuple[date, date] = (date(2025, 1, 1),
                 "usage": metrics.usage(partner, span),
                 "usageByOrg": per_org,
                 "monthly": metrics.timeseries(partner, span, "month"),
-                "verify": ingest.verify_rollups(partner.id),
+                "verify": rollups.verify(partner.id),
             }
         finally:
             db.session.remove()

@@ -784,7 +784,7 @@ def test_events_rejected_one_by_one(world):
 
 
 def test_events_of_a_call_commit_together_or_not_at_all(world, monkeypatch):
-    from app import ingest
+    from app import rollups
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -792,7 +792,7 @@ def test_events_of_a_call_commit_together_or_not_at_all(world, monkeypatch):
     batch = {"events": [
         {"eventId": f"t{i}", "organizationId": world.alpha.id, "type": "identification",
          "occurredAt": "2025-10-19T10:00:00Z"} for i in range(3)]}
-    monkeypatch.setattr(ingest, "add_counts", broken)
+    monkeypatch.setattr(rollups, "add_counts", broken)
     failed = world.call("POST", "/api/v1/partner/events", json=batch)
     assert failed.status_code == 500
     assert failed.get_json()["code"] == "InternalError"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, inspect, select, text, update
 
-from app import auth, create_app, ingest, metrics
+from app import auth, create_app, ingest, metrics, rollups
 from app.extensions import db
 from app.models import (
     ApiKey,
@@ -427,7 +427,7 @@ def test_seed_demo_is_idempotent(runner, freeze):
     statuses = db.session.execute(select(Organization.status, func.count()).where(
         Organization.partner_id == demo.id).group_by(Organization.status)).all()
     assert dict(statuses) == {"active": 36, "canceled": 3, "suspended": 1}
-    assert ingest.verify_rollups(demo.id) == []
+    assert rollups.verify(demo.id) == []
     figures = metrics.summary(demo, Period(date(2025, 10, 1), date(2025, 10, 31)))
     assert figures["totalIdentifications"] > 0
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import ingest
+from app.ingest.validation import FastPath
 
 NOW = datetime(2026, 2, 1, 12)
 ORG_IDS = ["org-a", "org-b"]
@@ -75,7 +76,7 @@ events = st.builds(lambda fields, keys: {**fields, **keys}, FIELDS, ORG_KEYS)
                                        "America/St_Johns"]))
 def test_the_fast_path_agrees_with_validate_event(raw, tz):
     found = resolver()
-    fast = ingest.FastPath(found, tz, NOW).row(dict(raw))
+    fast = FastPath(found, tz, NOW).row(dict(raw))
     row, rejection = ingest.validate_event(dict(raw), found, tz, NOW)
     if fast is not None:
         assert rejection is None, (raw, rejection)
@@ -87,7 +88,7 @@ def test_the_fast_path_takes_the_common_utc_form():
     raw = {"eventId": "e1", "externalId": "ext-b", "type": "identification", "quantity": "2",
            "occurredAt": "2025-10-01T23:30:00Z"}
     # 23:30 UTC on 1 October is 01:30 on 2 October in Berlin (UTC+2 in summer time).
-    assert ingest.FastPath(found, "Europe/Berlin", NOW).row(raw) == {
+    assert FastPath(found, "Europe/Berlin", NOW).row(raw) == {
         "organization_id": "org-b", "event_id": "e1", "type": "identification", "quantity": 2,
         "occurred_at": datetime(2025, 10, 1, 23, 30),
         "local_date": datetime(2025, 10, 2).date()}

@@ -7,9 +7,10 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from app import accounts, ingest, metrics
+from app import accounts, ingest, metrics, rollups
 from app.database import write_transaction
 from app.extensions import db
+from app.ingest import storage
 from app.models import UsageEvent
 from app.periods import Period
 
@@ -40,7 +41,7 @@ def test_batch_stores_valid_events_and_counts_duplicates(make_partner, make_org,
     assert figures == {"totalQuantity": 4, "totalEvents": 2,
                        "byType": {"identification": {"quantity": 3, "events": 1},
                                   "page_view": {"quantity": 1, "events": 1}}}
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def test_a_batch_commits_all_or_nothing(setup, add_events, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ingest, "add_counts", broken)
+    monkeypatch.setattr(rollups, "add_counts", broken)
     with pytest.raises(RuntimeError):
         add_events(partner, [good(alpha, eventId="x1"), good(alpha, eventId="x2")])
     monkeypatch.undo()
@@ -240,7 +241,7 @@ def test_a_batch_commits_all_or_nothing(setup, add_events, monkeypatch):
     # Retrying the same batch afterwards stores it once.
     result = add_events(partner, [good(alpha, eventId="x1"), good(alpha, eventId="x2")])
     assert (result.accepted, result.duplicates) == (2, 0)
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 def test_events_for_suspended_or_canceled_organizations_count(setup, add_events):
@@ -354,7 +355,7 @@ def test_stream_in_small_batches_with_repeats(setup):
     again = ingest.ingest_stream(partner, ingest.iter_jsonl(io.StringIO("\n".join(lines))))
     assert (again.accepted, again.duplicates, again.rejected_count) == (0, 10, 1)
     assert [(r.index, r.code) for r in again.rejected] == [(6, "invalid_json")]
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 def test_data_freshness_is_the_newest_receipt_and_never_moves_back(setup, add_events, freeze):
@@ -385,5 +386,5 @@ def test_binary_copy_types_follow_the_event_columns():
 
     expected = {String: "varchar", BigInteger: "int8", DateTime: "timestamp", Date: "date"}
     table = UsageEvent.__table__
-    declared = [expected[type(table.c[name].type)] for name in ingest._EVENT_COLUMNS]
-    assert declared == ingest._PG_EVENT_TYPES
+    declared = [expected[type(table.c[name].type)] for name in storage._EVENT_COLUMNS]
+    assert declared == storage._PG_EVENT_TYPES

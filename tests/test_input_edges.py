@@ -19,6 +19,7 @@ from sqlalchemy import String, func, select
 from app import accounts, auth, ingest, metrics
 from app.errors import AppError
 from app.extensions import db
+from app.ingest.validation import FastPath
 from app.models import ApiKey, Organization, Partner, UsageEvent, User
 from app.periods import Period
 from app.timeutil import set_frozen_now
@@ -112,7 +113,7 @@ def test_flask_ingest_rejects_a_type_ending_in_a_newline_and_goes_on(runner, acm
 
 def test_the_fast_path_leaves_a_type_ending_in_a_newline_to_validate_event(acme):
     resolver = ingest.OrgResolver(acme["partner"].id)
-    fast = ingest.FastPath(resolver, "UTC", NOW)
+    fast = FastPath(resolver, "UTC", NOW)
     raw = event(acme["org"].id, "e", type="identification\n")
     assert fast.row(raw) is None
     row, rejection = ingest.validate_event(raw, resolver, "UTC", NOW)
@@ -221,7 +222,7 @@ def test_whatever_ingestion_accepts_fits_every_column(app, raws):
     events = [{**raw, "organizationId": org.id} for raw in raws]
     for raw in events:
         row, _rejection = ingest.validate_event(dict(raw), resolver, "UTC", NOW)
-        fast = ingest.FastPath(resolver, "UTC", NOW).row(dict(raw))
+        fast = FastPath(resolver, "UTC", NOW).row(dict(raw))
         for found in (row, fast):
             if found is not None:
                 table = UsageEvent.__table__.c
@@ -318,7 +319,7 @@ def test_the_file_import_refuses_every_quantity_text_but_ascii_digits(runner, ac
 def test_the_fast_path_and_validate_event_refuse_the_same_quantities(acme, quantity):
     resolver = ingest.OrgResolver(acme["partner"].id)
     raw = event(acme["org"].id, "q", quantity=quantity)
-    assert ingest.FastPath(resolver, "UTC", NOW).row(dict(raw)) is None
+    assert FastPath(resolver, "UTC", NOW).row(dict(raw)) is None
     row, rejection = ingest.validate_event(dict(raw), resolver, "UTC", NOW)
     assert row is None and (rejection.code, rejection.field) == ("invalid_quantity", "quantity")
 

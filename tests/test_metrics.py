@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from app import accounts, ingest, metrics
+from app import accounts, metrics, rollups
 from app.periods import Period
 
 D = date
@@ -161,7 +161,7 @@ def test_dst_changes_in_berlin(freeze, make_partner, make_org, add_events):
     # Oct 26 holds f2 + f3 + f4 + f5 = 10 + 100 + 1000 + 10000 over its 25 hours.
     assert [p["quantity"] for p in series] == [1, 11110, 100000]
     assert metrics.summary(partner, P(D(2025, 10, 26), D(2025, 10, 26)))["totalEvents"] == 4
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 def test_new_york_local_days(freeze, make_partner, make_org, add_events):
@@ -193,10 +193,10 @@ def test_kathmandu_partner(freeze, make_partner, make_org, add_events):
     assert [p["identifications"] for p in series] == [9, 6]   # 1 + 8, 2 + 4
     # Re-bucketed to UTC: Sep 30 holds k4 (18:15 UTC); Oct 1 holds k1, k2 and k3
     # (k3 is 18:25 UTC on Oct 1): 1 + 2 + 4 = 7.
-    ingest.set_partner_timezone(partner, "UTC")
+    rollups.set_timezone(partner, "UTC")
     series = metrics.timeseries(partner, P(D(2025, 9, 30), D(2025, 10, 2)), "day")
     assert [p["identifications"] for p in series] == [8, 7, 0]
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 def test_partner_local_day_for_organizations_and_status(freeze, make_partner, make_org):
@@ -233,7 +233,7 @@ def test_late_events_change_the_old_day(base, add_events, freeze):
     # Other days are untouched.
     assert metrics.summary(partner, P(D(2025, 11, 1), D(2025, 11, 14)))[
         "totalIdentifications"] == 7
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 def test_duplicates_inside_one_batch_and_across_runs(freeze, make_partner, make_org,
@@ -257,7 +257,7 @@ def test_duplicates_inside_one_batch_and_across_runs(freeze, make_partner, make_
     second = add_events(partner, batch)
     assert (second.accepted, second.duplicates) == (0, 4)
     assert metrics.summary(partner, oct1) == figures
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 def test_active_organizations_as_of_end_date(freeze, make_partner, make_org):
@@ -611,20 +611,20 @@ def test_set_partner_timezone_rebuckets_history(freeze, make_partner, make_org, 
         return [p["identifications"] for p in metrics.timeseries(partner, days, "day")]
 
     assert idents() == [0, 11, 0]   # UTC: both on Oct 1
-    ingest.set_partner_timezone(partner, "Asia/Kathmandu")
+    rollups.set_timezone(partner, "Asia/Kathmandu")
     # z1 is 05:15 Oct 2 in Kathmandu; z2 is 07:45 Oct 1.
     assert idents() == [0, 10, 1]
-    ingest.set_partner_timezone(partner, "America/New_York")
+    rollups.set_timezone(partner, "America/New_York")
     # z1 is 19:30 Oct 1 EDT; z2 is 22:00 Sep 30 EDT.
     assert idents() == [10, 1, 0]
     assert partner.timezone == "America/New_York"
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
     # Events ingested after the change are bucketed in the new timezone too.
     store(add_events, partner, [ev("z3", a, "identification", 100,
                                    "2025-10-02T03:00:00Z")])  # 23:00 Oct 1 EDT
     assert idents() == [10, 101, 0]
     with pytest.raises(ValueError):
-        ingest.set_partner_timezone(partner, "Mars/Olympus")
+        rollups.set_timezone(partner, "Mars/Olympus")
 
 
 def test_breakdown_lists_organizations_that_existed_or_were_active(make_partner, make_org,

@@ -20,9 +20,10 @@ import pytest
 from conftest import BACKEND
 from sqlalchemy import select, text
 
-from app import ingest
+from app import ingest, rollups
 from app.database import PartnerBusy, partner_transaction
 from app.extensions import db
+from app.ingest import storage
 from app.models import OrgDailyUsage, Partner, UsageEvent
 
 NOW = datetime(2025, 10, 20, 12, 0)
@@ -83,14 +84,14 @@ def test_rows_prepared_before_a_timezone_change_are_stored_with_the_new_day(
     rows = ingest.prepare_batch([(1, event("late", org.id, "2025-10-18T20:00:00Z", 3))],
                                 resolver, "UTC", NOW, result)
     assert rows[0]["local_date"] == date(2025, 10, 18)
-    ingest.set_partner_timezone(partner, "Asia/Kathmandu")
+    rollups.set_timezone(partner, "Asia/Kathmandu")
     stored_tz = ingest.commit_rows(partner.id, rows, NOW, "UTC", result)
     assert stored_tz == "Asia/Kathmandu"
     assert result.accepted == 1
     assert stored_days(partner.id) == {"late": date(2025, 10, 19)}
     daily = db.session.execute(select(OrgDailyUsage.day, OrgDailyUsage.quantity)).all()
     assert [(d, q) for d, q in daily] == [(date(2025, 10, 19), 3)]
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="the reader's SQLite parameters")
@@ -109,14 +110,14 @@ def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
                                 resolver, "UTC", NOW, result)
     ingest.order_rows(partner.id, rows, NOW)
     sums = ingest.sum_rows(rows)
-    params = ingest.sqlite_params(rows, ingest.sqlite_formatters())
-    ingest.set_partner_timezone(partner, "America/New_York")
+    params = storage.sqlite_params(rows, storage.sqlite_formatters())
+    rollups.set_timezone(partner, "America/New_York")
     ingest.commit_rows(partner.id, [], NOW, "UTC", result, sums, params)
     assert result.accepted == 2
     assert stored_days(partner.id) == {"a": date(2025, 10, 17), "b": date(2025, 10, 18)}
     daily = sorted(db.session.execute(select(OrgDailyUsage.day, OrgDailyUsage.quantity)))
     assert [tuple(r) for r in daily] == [(date(2025, 10, 17), 2), (date(2025, 10, 18), 5)]
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 # --- verify sees stale local days, rebuild fixes them ----------------------------------------
@@ -249,7 +250,7 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
     path = _events_file(tmp_path, org.id, 6)
     app.config["LOCK_TIMEOUT"] = 0.2
     # The first batch (lines 1-2) is stored; then a timezone change takes the lock.
-    real_commit = ingest.commit_rows
+    real_commit = storage.commit_rows
     calls: list[int] = []
     stack: list[Any] = []
 
@@ -261,7 +262,7 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
             stack.append(holder)
         return real_commit(*args, **kwargs)
 
-    monkeypatch.setattr(ingest, "commit_rows", commit_then_lock)
+    monkeypatch.setattr(storage, "commit_rows", commit_then_lock)
     try:
         result = runner.invoke(args=["ingest", str(path), "--partner", slug, "--batch-size",
                                      "2", "--wait", "0.5", pipeline])
@@ -275,7 +276,7 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
     assert "Traceback" not in result.output
     assert sorted(stored_days(partner_id)) == ["e1", "e2"]
     # Run again once the lock is free: the rest goes in, the first two are duplicates.
-    monkeypatch.setattr(ingest, "commit_rows", real_commit)
+    monkeypatch.setattr(storage, "commit_rows", real_commit)
     result = runner.invoke(args=["ingest", str(path), "--partner", slug, "--batch-size", "2",
                                  pipeline])
     assert result.exit_code == 0, result.output
@@ -344,7 +345,7 @@ def test_timezone_changes_during_concurrent_ingestion_leave_every_day_right(
         with app.app_context():
             try:
                 for tz in ("Asia/Kathmandu", "America/New_York", "Pacific/Chatham"):
-                    ingest.set_partner_timezone(db.session.get(Partner, partner_id), tz)
+                    rollups.set_timezone(db.session.get(Partner, partner_id), tz)
                     db.session.remove()
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
@@ -364,4 +365,4 @@ def test_timezone_changes_during_concurrent_ingestion_leave_every_day_right(
     wrong = {event_id: (days[event_id], at) for event_id, at in sent.items()
              if days[event_id] != at.replace(tzinfo=UTC).astimezone(final).date()}
     assert wrong == {}
-    assert ingest.verify_rollups(partner_id) == []
+    assert rollups.verify(partner_id) == []

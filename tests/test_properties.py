@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import accounts, ingest, metrics
+from app import accounts, ingest, metrics, rollups
 from app.models import IDENTIFICATION
 from app.periods import Period
 from app.timeutil import set_frozen_now
@@ -162,7 +162,7 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan,
         accepted += result.accepted
         duplicates += result.duplicates
         rejected += len(result.rejected)
-        assert ingest.verify_rollups(partner.id) == []
+        assert rollups.verify(partner.id) == []
     stored, days, orgs_by_day = recount(batches, tz)
     assert accepted == len(stored)
     assert rejected == sum(1 for b in batches for e in b if e["quantity"] < 0)
@@ -182,9 +182,9 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan,
         assert by_type.get(etype, {"quantity": 0, "events": 0}) == (
             {"quantity": q, "events": n} if n else {"quantity": 0, "events": 0})
     # Rebuilding from the raw events changes no figure.
-    ingest.rebuild_rollups(partner.id)
+    rollups.rebuild(partner.id)
     assert metrics.summary(partner, period) == got
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 # Events packed into the first 100 days of 2025, so that every whole month, whole week

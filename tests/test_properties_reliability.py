@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from app import accounts, billing, ingest, models
+from app import accounts, billing, ingest, models, rollups
 from app.errors import AppError
 from app.extensions import db
 from app.timeutil import set_frozen_now
@@ -101,7 +101,7 @@ def test_replaying_any_batch_changes_nothing(app, events, cuts, replays, later):
     assert sum(r.accepted for r in first) == len(stored)
     assert {r[2]: r[4] for r in before["usage_event"]} == {
         k: v["quantity"] for k, v in stored.items()}
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
     # Replays arrive later (the clock moved on), in any order, any number of times.
     set_frozen_now(NOW + timedelta(days=later, hours=later))
@@ -114,7 +114,7 @@ def test_replaying_any_batch_changes_nothing(app, events, cuts, replays, later):
         assert [(r.index, r.code) for r in again.rejected] == [
             (r.index, r.code) for r in first[index].rejected]
     assert snapshot(partner.id) == before
-    assert ingest.verify_rollups(partner.id) == []
+    assert rollups.verify(partner.id) == []
 
 
 # --- allocations --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app import accounts, ingest, metrics, reports
+from app import accounts, metrics, reports, rollups
 from app.errors import AppError
 from app.extensions import db
 from app.models import PartnerDailyReceipt
@@ -337,21 +337,21 @@ def test_receipt_rollup_rows(october):
 
 
 def test_receipt_rollup_verify_and_rebuild(october):
-    assert ingest.verify_rollups(october.id) == []
+    assert rollups.verify(october.id) == []
     db.session.execute(db.delete(PartnerDailyReceipt).where(
         PartnerDailyReceipt.day == date(2025, 10, 2)))
     db.session.commit()
-    problems = ingest.verify_rollups(october.id)
+    problems = rollups.verify(october.id)
     assert problems == ["received 2025-11-03 for 2025-10-02 page_view: raw events give "
                         "quantity/events (1, 1), rollup holds (0, 0)"]
-    ingest.rebuild_rollups(october.id)
-    assert ingest.verify_rollups(october.id) == []
+    rollups.rebuild(october.id)
+    assert rollups.verify(october.id) == []
     assert reports.report_for(october, "2025-10")["lateData"]["lateEvents"] == 3
 
 
 def test_timezone_change_rebuckets_received_days(october):
-    ingest.set_partner_timezone(october, "UTC")
-    assert ingest.verify_rollups(october.id) == []
+    rollups.set_timezone(october, "UTC")
+    assert rollups.verify(october.id) == []
     late = reports.report_for(october, "2025-10")["lateData"]
     # In UTC October closes at 2025-11-01T00:00Z. e3 (Nov 1 03:59Z) is now a November
     # event; late1, late2 and late3 still arrived after the close.

@@ -1,4 +1,4 @@
-"""Ingestion: POST /partner/events, through the same app/ingest.py as the CLI."""
+"""Ingestion: POST /partner/events, through the same app/ingest package as the CLI."""
 
 from __future__ import annotations
 

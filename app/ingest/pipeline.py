@@ -1,0 +1,131 @@
+"""The file import's second process: a forked reader parses and validates batch N+1 while
+the importer stores batch N, in file order."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..database import dialect_name
+from ..models import Partner
+from ..timeutil import utcnow
+from .storage import (
+    SqliteFormatters,
+    add_batch_result,
+    batches,
+    commit_waiting,
+    ingest_stream,
+    order_rows,
+    sqlite_formatters,
+    sqlite_params,
+    sum_rows,
+)
+from .validation import IngestResult, OrgResolver, prepare_batch
+
+# How long the reader waits on a full queue before checking that its parent still lives.
+_READER_POLL_SECONDS = 1.0
+
+
+def pipeline_available() -> bool:
+    """Tell whether a reader process can be forked here (Linux and macOS with fork)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partner_id: str,
+                  tz: str, batch_size: int, out: Any, parent: int,
+                  formatters: SqliteFormatters | None) -> None:
+    """The reader process: parse and validate batches, hand them to the parent in order."""
+
+    def send(message: tuple[Any, ...]) -> None:
+        while True:
+            try:
+                out.put(message, timeout=_READER_POLL_SECONDS)
+                return
+            except queue.Full:
+                if os.getppid() != parent:  # the importer is gone (killed): stop too
+                    os._exit(1)
+
+    def prepared(batch: list[tuple[int, Any]], lines: int) -> tuple[Any, ...]:
+        now = utcnow()
+        result = IngestResult()
+        rows = prepare_batch(batch, resolver, tz, now, result)
+        order_rows(partner_id, rows, now)
+        sums = sum_rows(rows)
+        first_line = batch[0][0]
+        if formatters is None:
+            return ("batch", lines, first_line, now, rows, None, sums, result)
+        # SQLite: the text parameters are made here, and the rows need not travel.
+        return ("batch", lines, first_line, now, [], sqlite_params(rows, formatters), sums,
+                result)
+
+    try:
+        for lines, batch in batches(pairs, batch_size):
+            send(prepared(batch, lines))
+        send(("done",))
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        send(("error", exc))
+
+
+def ingest_stream_pipelined(
+    partner: Partner,
+    pairs: Iterable[tuple[int, Any]],
+    batch_size: int = 5000,
+    on_batch: Callable[[int, IngestResult], None] | None = None,
+    wait: float = 0.0,
+) -> IngestResult:
+    """ingest_stream with reading and validation in a second process.
+
+    A forked reader process parses and validates batch N+1 while this process stores
+    batch N, so a file import uses two cores. The reader never touches the database;
+    this process stores every batch in its own transaction, in file order, exactly as
+    ingest_stream does, so the results, the rejections (with their line numbers) and
+    the crash behaviour are the same. pairs must not be read by the caller afterwards.
+    """
+    if not pipeline_available():
+        return ingest_stream(partner, pairs, batch_size, on_batch, wait)
+    resolver = OrgResolver(partner.id)
+    partner_id, tz = partner.id, partner.timezone
+    formatters = sqlite_formatters() if dialect_name() == "sqlite" else None
+    context = multiprocessing.get_context("fork")
+    # Two batches in flight bound the memory: one being stored, one waiting.
+    channel = context.Queue(maxsize=2)
+    reader = context.Process(target=_read_batches, daemon=True, name="ingest-reader",
+                             args=(pairs, resolver, partner_id, tz, batch_size, channel,
+                                   os.getpid(), formatters))
+    reader.start()
+    total = IngestResult()
+    try:
+        while True:
+            try:
+                message = channel.get(timeout=_READER_POLL_SECONDS)
+            except queue.Empty:
+                if reader.is_alive():
+                    continue
+                try:
+                    message = channel.get(timeout=_READER_POLL_SECONDS)
+                except queue.Empty:
+                    raise RuntimeError(f"the file reader process stopped unexpectedly "
+                                       f"(exit code {reader.exitcode})") from None
+            if message[0] == "done":
+                break
+            if message[0] == "error":
+                raise message[1]
+            _kind, lines, first_line, now, rows, params, sums, result = message
+            commit_waiting(partner_id, rows, now, tz, result, sums, params, wait,
+                            first_line, total)
+            add_batch_result(total, lines, result, on_batch)
+    finally:
+        if reader.is_alive():
+            reader.terminate()
+        reader.join()
+        channel.close()
+        channel.cancel_join_thread()
+    return total

@@ -1,0 +1,437 @@
+"""Rollup upkeep: add stored events to the four rollups, rebuild them from the raw events,
+verify them against a recount, and re-bucket a partner's history on a timezone change.
+
+Every figure the product shows is read from these rollups (app/metrics.py); this module
+is the only one that writes them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import case, delete, func, insert, literal, or_, select, update
+
+from . import cache
+from .database import add_counts, bucket_start_sql, dialect_name, partner_transaction, raw_cursor
+from .extensions import db
+from .models import (
+    IDENTIFICATION,
+    Organization,
+    OrgBucketUsage,
+    OrgDailyUsage,
+    Partner,
+    PartnerDailyReceipt,
+    PartnerDailyUsage,
+    UsageEvent,
+)
+from .periods import (
+    ROLLUP_GRAINS,
+    as_date,
+    bucket_start,
+    day_end_utc,
+    day_start_utc,
+    local_date_function,
+    zone,
+)
+
+# (organization, local day, type, received at) -> [quantity, events] of stored events.
+Sums = dict[tuple[str, Any, str, datetime], list[int]]
+
+
+def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
+                ) -> dict[tuple[str, date, str], list[int]]:
+    """Sum {(organization, day, type): [quantity, events]} into the week and month buckets
+    of org_bucket_usage: {(grain, bucket start, organization): [identifications,
+    quantity, events]} (its key order, so that sorted keys are the order of its B-tree)."""
+    out: dict[tuple[str, date, str], list[int]] = {}
+    starts: dict[Any, tuple[date, ...]] = {}
+    for (org_id, day, etype), (quantity, events) in daily.items():
+        found = starts.get(day)
+        if found is None:
+            found = starts[day] = tuple(bucket_start(as_date(day), g) for g in ROLLUP_GRAINS)
+        identifications = quantity if etype == IDENTIFICATION else 0
+        for grain, start in zip(ROLLUP_GRAINS, found, strict=True):
+            key = (grain, start, org_id)
+            counts = out.get(key)
+            if counts is None:
+                out[key] = [identifications, quantity, events]
+            else:
+                counts[0] += identifications
+                counts[1] += quantity
+                counts[2] += events
+    return out
+
+
+def add_count(counts: dict[Any, list[int]], key: Any, quantity: int, events: int) -> None:
+    """Add quantity and events to counts[key], starting it at zero."""
+    found = counts.get(key)
+    if found is None:
+        counts[key] = [quantity, events]
+    else:
+        found[0] += quantity
+        found[1] += events
+
+
+def add(partner_id: str, sums: Sums, tz: str) -> None:
+    """Add newly stored events, summed by sum_rows, to the four rollups; bump the data
+    version (caller's transaction)."""
+    org_counts: dict[tuple[str, Any, str], list[int]] = {}
+    partner_counts: dict[tuple[Any, str], list[int]] = {}
+    receipt_counts: dict[tuple[Any, Any, str], list[int]] = {}
+    received_days: dict[datetime, date] = {}
+    tzinfo = zone(tz)
+    for (org_id, day, etype, moment), (quantity, events) in sums.items():
+        received = received_days.get(moment)  # rows of one call share their received_at
+        if received is None:
+            received = received_days[moment] = moment.replace(tzinfo=UTC).astimezone(
+                tzinfo).date()
+        add_count(org_counts, (org_id, day, etype), quantity, events)
+        add_count(partner_counts, (day, etype), quantity, events)
+        add_count(receipt_counts, (day, received, etype), quantity, events)
+    iso: dict[Any, str] = {}
+
+    def text(day: Any) -> str:  # dates go to the raw cursors as ISO text
+        found = iso.get(day)
+        if found is None:
+            found = iso[day] = as_date(day).isoformat()
+        return found
+
+    add_counts(OrgDailyUsage.__table__,
+               ("organization_id", "day", "type", "partner_id", "quantity", "events"), 3,
+               [(o, text(d), t, partner_id, q, n)
+                for (o, d, t), (q, n) in sorted(org_counts.items())])
+    add_counts(OrgBucketUsage.__table__,
+               ("partner_id", "grain", "bucket_start", "organization_id", "identifications",
+                "quantity", "events"), 4,
+               [(partner_id, g, text(b), o, i, q, n)
+                for (g, b, o), (i, q, n) in sorted(bucket_sums(org_counts).items())],
+               added=("identifications", "quantity", "events"))
+    add_counts(PartnerDailyUsage.__table__,
+               ("partner_id", "day", "type", "quantity", "events"), 3,
+               [(partner_id, text(d), t, q, n)
+                for (d, t), (q, n) in sorted(partner_counts.items())])
+    add_counts(PartnerDailyReceipt.__table__,
+               ("partner_id", "day", "received_day", "type", "quantity", "events"), 4,
+               [(partner_id, text(d), text(r), t, q, n)
+                for (d, r, t), (q, n) in sorted(receipt_counts.items())])
+    # Late events change closed days: invalidate the partner's cached closed periods, and
+    # move the partner's newest receipt time forward (the dashboard's "data as of").
+    cache.bump(partner_id, received_at=max(key[3] for key in sums))
+
+
+def rebuild(partner_id: str) -> int:
+    """Recompute one partner's rollups from its raw events; return how many events had a
+    stale local day (re-bucketed first, with the partner's timezone).
+
+    One transaction under the partner's exclusive lock: ingestion waits (or answers 503
+    after LOCK_TIMEOUT), so no event is lost or counted twice, and a failure changes
+    nothing.
+    """
+    with partner_transaction(partner_id, exclusive=True) as tz:
+        moved = rebucket_events(partner_id, tz)
+        _rebuild_tables(partner_id, tz)
+    return moved
+
+
+def set_timezone(partner: Partner, tz: str) -> int:
+    """Change a partner's reporting timezone, re-bucketing its events and rollups; return
+    how many events changed day.
+
+    The new timezone, the re-bucketed events and the rebuilt rollups commit together
+    under the partner's exclusive lock, or nothing changes.
+    """
+    zone(tz)  # raises ValueError for an unknown name
+    with partner_transaction(partner.id, exclusive=True):
+        db.session.execute(
+            update(Partner).where(Partner.id == partner.id).values(timezone=tz)
+            .execution_options(partner_scoped=True, synchronize_session=False)
+        )
+        moved = rebucket_events(partner.id, tz)
+        _rebuild_tables(partner.id, tz)
+    db.session.expire(partner)
+    return moved
+
+
+# Events read and re-bucketed per round trip.
+_REBUCKET_CHUNK = 50_000
+
+
+def rebucket_events(partner_id: str, tz: str) -> int:
+    """Set every event's local_date to its occurredAt's day in tz; return how many moved.
+
+    Caller's transaction (which holds the partner's exclusive lock). Reads the events in
+    id order, a chunk at a time, and writes only those whose day changes.
+    """
+    local_date = local_date_function(tz)
+    postgres = dialect_name() == "postgresql"
+    moved = 0
+    last_id = 0
+    with raw_cursor() as cursor:
+        while True:
+            if postgres:
+                cursor.execute(
+                    "SELECT id, occurred_at, local_date FROM usage_event "
+                    "WHERE partner_id = %s AND id > %s ORDER BY id LIMIT %s",
+                    (partner_id, last_id, _REBUCKET_CHUNK))
+            else:
+                cursor.execute(
+                    "SELECT id, occurred_at, local_date FROM usage_event "
+                    "WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?",
+                    (partner_id, last_id, _REBUCKET_CHUNK))
+            chunk = cursor.fetchall()
+            if not chunk:
+                return moved
+            last_id = chunk[-1][0]
+            if postgres:
+                changes = [(event_id, day) for event_id, at, stored in chunk
+                           if (day := local_date(at)) != stored]
+                if changes:
+                    cursor.execute(
+                        "UPDATE usage_event SET local_date = v.day FROM "
+                        "unnest(%s::bigint[], %s::date[]) AS v(id, day) "
+                        "WHERE usage_event.id = v.id",
+                        ([c[0] for c in changes], [c[1] for c in changes]))
+            else:
+                # SQLite hands back the stored text; the app writes ISO dates.
+                changes = [(text, event_id) for event_id, at, stored in chunk
+                           if (text := local_date(_sqlite_moment(at)).isoformat()) != stored]
+                if changes:
+                    cursor.executemany("UPDATE usage_event SET local_date = ? WHERE id = ?",
+                                       changes)
+            moved += len(changes)
+
+
+def _sqlite_moment(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _rebuild_tables(partner_id: str, tz: str) -> None:
+    """Refill the four rollups of a partner whose timezone is tz from its raw events
+    (caller's transaction, under the partner's exclusive lock); bump its data version."""
+    scoped = {"partner_scoped": True}
+    db.session.execute(delete(OrgDailyUsage).where(OrgDailyUsage.partner_id == partner_id)
+                       .execution_options(**scoped))
+    db.session.execute(delete(PartnerDailyUsage)
+                       .where(PartnerDailyUsage.partner_id == partner_id)
+                       .execution_options(**scoped))
+    ev = UsageEvent
+    org_rows = select(
+        ev.organization_id, ev.local_date, ev.type, ev.partner_id,
+        func.sum(ev.quantity), func.count(),
+    ).where(ev.partner_id == partner_id).group_by(
+        ev.organization_id, ev.local_date, ev.type, ev.partner_id
+    )
+    db.session.execute(
+        insert(OrgDailyUsage).from_select(
+            ["organization_id", "day", "type", "partner_id", "quantity", "events"], org_rows
+        ).execution_options(**scoped)
+    )
+    odu = OrgDailyUsage
+    partner_rows = select(
+        odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events)
+    ).where(odu.partner_id == partner_id).group_by(odu.partner_id, odu.day, odu.type)
+    db.session.execute(
+        insert(PartnerDailyUsage).from_select(
+            ["partner_id", "day", "type", "quantity", "events"], partner_rows
+        ).execution_options(**scoped)
+    )
+    _rebuild_buckets(partner_id)
+    _rebuild_receipts(partner_id, tz)
+    # Last, so the partner's version row is locked only for the end of the transaction.
+    cache.bump(partner_id)
+
+
+def _rebuild_buckets(partner_id: str) -> None:
+    """Refill a partner's org_bucket_usage from its org_daily_usage (caller's transaction)."""
+    db.session.execute(delete(OrgBucketUsage).where(OrgBucketUsage.partner_id == partner_id)
+                       .execution_options(partner_scoped=True))
+    odu = OrgDailyUsage
+    identifications = func.sum(case((odu.type == IDENTIFICATION, odu.quantity), else_=0))
+    for grain in ROLLUP_GRAINS:
+        start = bucket_start_sql(odu.day, grain)
+        db.session.execute(insert(OrgBucketUsage).from_select(
+            ["partner_id", "grain", "bucket_start", "organization_id", "identifications",
+             "quantity", "events"],
+            select(odu.partner_id, literal(grain), start, odu.organization_id,
+                   identifications, func.sum(odu.quantity), func.sum(odu.events))
+            .where(odu.partner_id == partner_id)
+            .group_by(odu.partner_id, start, odu.organization_id)
+        ).execution_options(partner_scoped=True))
+
+
+def verify(partner_id: str) -> list[str]:
+    """Compare one partner's rollups with a recount of its raw events; return mismatches."""
+    ev = UsageEvent
+    raw = {
+        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(ev.organization_id, ev.local_date, ev.type, func.sum(ev.quantity),
+                   func.count())
+            .where(ev.partner_id == partner_id)
+            .group_by(ev.organization_id, ev.local_date, ev.type)
+        )
+    }
+    odu = OrgDailyUsage
+    stored = {
+        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events)
+            .where(odu.partner_id == partner_id)
+        )
+    }
+    problems = []
+    for key in sorted(set(raw) | set(stored), key=str):
+        if raw.get(key, (0, 0)) != stored.get(key, (0, 0)):
+            org, day, etype = key
+            problems.append(
+                f"organization {org} {day} {etype}: raw events give "
+                f"quantity/events {raw.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+            )
+    by_day: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (_org, day, etype), (q, n) in raw.items():
+        by_day[(day, etype)][0] += q
+        by_day[(day, etype)][1] += n
+    pdu = PartnerDailyUsage
+    pstored = {
+        (r[0], r[1]): (int(r[2]), int(r[3]))
+        for r in db.session.execute(
+            select(pdu.day, pdu.type, pdu.quantity, pdu.events).where(pdu.partner_id == partner_id)
+        )
+    }
+    for day_key in sorted(set(by_day) | set(pstored), key=str):
+        want = tuple(by_day.get(day_key, [0, 0]))
+        if want != pstored.get(day_key, (0, 0)):
+            problems.append(
+                f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
+                f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
+            )
+    tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)
+                            ).scalar_one()
+    problems.extend(_verify_local_dates(partner_id, tz))
+    problems.extend(_verify_buckets(partner_id, raw))
+    problems.extend(_verify_receipts(partner_id, tz))
+    problems.extend(_verify_event_organizations(partner_id))
+    return problems
+
+
+def _verify_buckets(partner_id: str,
+                    raw: Mapping[tuple[str, Any, str], Sequence[int]]) -> list[str]:
+    """Compare org_bucket_usage with the raw events' recount summed by week and month."""
+    want = {key: tuple(value) for key, value in bucket_sums(raw).items()}
+    obu = OrgBucketUsage
+    stored = {
+        (r[0], as_date(r[1]), r[2]): (int(r[3]), int(r[4]), int(r[5]))
+        for r in db.session.execute(
+            select(obu.grain, obu.bucket_start, obu.organization_id, obu.identifications,
+                   obu.quantity, obu.events).where(obu.partner_id == partner_id)
+        )
+    }
+    none = (0, 0, 0)
+    return [
+        f"organization {key[2]} {key[0]} of {key[1]}: raw events give "
+        f"identifications/quantity/events {want.get(key, none)}, rollup holds "
+        f"{stored.get(key, none)}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, none) != stored.get(key, none)
+    ]
+
+
+def _verify_local_dates(partner_id: str, tz: str) -> list[str]:
+    """Report events whose stored local day is not the day of their occurredAt in the
+    partner's timezone (stale: stored with a timezone since replaced).
+
+    An event belongs to local day D exactly when day_start_utc(D) <= occurredAt <
+    day_end_utc(D), so the earliest and latest occurredAt stored under each day settle
+    every event of that day at once; the stale ones of a failing day are then counted.
+    """
+    ev = UsageEvent
+    days = db.session.execute(
+        select(ev.local_date, func.min(ev.occurred_at), func.max(ev.occurred_at))
+        .where(ev.partner_id == partner_id).group_by(ev.local_date).order_by(ev.local_date)
+    ).all()
+    problems = []
+    for stored, first, last in days:
+        day = as_date(stored)
+        start, end = day_start_utc(day, tz), day_end_utc(day, tz)
+        if first >= start and last < end:
+            continue
+        stale = db.session.execute(
+            select(func.count()).select_from(ev).where(
+                ev.partner_id == partner_id, ev.local_date == day,
+                or_(ev.occurred_at < start, ev.occurred_at >= end))
+        ).scalar_one()
+        problems.append(f"{stale} event(s) stored on {day} did not happen on that day in "
+                        f"{tz} (a stale local day: `flask rollups rebuild` re-buckets them)")
+    return problems
+
+
+def _verify_event_organizations(partner_id: str) -> list[str]:
+    """Report events whose organization is not one of the partner's (usage_event has no
+    foreign keys: ingestion checks this before every insert)."""
+    ev, org = UsageEvent, Organization
+    rows = db.session.execute(
+        select(ev.organization_id, func.count())
+        .outerjoin(org, (org.id == ev.organization_id) & (org.partner_id == ev.partner_id))
+        .where(ev.partner_id == partner_id, org.id.is_(None))
+        .group_by(ev.organization_id).order_by(ev.organization_id)
+    ).all()
+    return [f"{count} event(s) name organization {org_id}, which is not this partner's"
+            for org_id, count in rows]
+
+
+def _count_receipts(partner_id: str, tz: str) -> dict[tuple[Any, Any, str], tuple[int, int]]:
+    """Recount a partner's raw events by (local day, local day received in tz, type)."""
+    tzinfo = zone(tz)
+    ev = UsageEvent
+    counts: dict[tuple[Any, Any, str], list[int]] = defaultdict(lambda: [0, 0])
+    # The received day depends on the timezone, which SQLite cannot apply: group by the
+    # exact received_at (one value per ingested batch) and convert each group here.
+    rows = db.session.execute(
+        select(ev.local_date, ev.received_at, ev.type, func.sum(ev.quantity), func.count())
+        .where(ev.partner_id == partner_id)
+        .group_by(ev.local_date, ev.received_at, ev.type)
+        .execution_options(yield_per=20000)
+    )
+    for day, received_at, etype, quantity, events in rows:
+        key = (day, received_at.replace(tzinfo=UTC).astimezone(tzinfo).date(), etype)
+        counts[key][0] += int(quantity or 0)
+        counts[key][1] += int(events or 0)
+    return {key: (q, n) for key, (q, n) in counts.items()}
+
+
+def _rebuild_receipts(partner_id: str, tz: str) -> None:
+    """Replace a partner's partner_daily_receipt rows with a recount (caller's transaction)."""
+    db.session.execute(
+        delete(PartnerDailyReceipt).where(PartnerDailyReceipt.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
+    )
+    rows = [
+        {"partner_id": partner_id, "day": d, "received_day": r, "type": t,
+         "quantity": q, "events": n}
+        for (d, r, t), (q, n) in sorted(_count_receipts(partner_id, tz).items())
+    ]
+    if rows:
+        db.session.execute(insert(PartnerDailyReceipt).execution_options(partner_scoped=True),
+                           rows)
+
+
+def _verify_receipts(partner_id: str, tz: str) -> list[str]:
+    """Compare partner_daily_receipt with a recount of the raw events; return mismatches."""
+    want = _count_receipts(partner_id, tz)
+    pdr = PartnerDailyReceipt
+    stored = {
+        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(pdr.day, pdr.received_day, pdr.type, pdr.quantity, pdr.events)
+            .where(pdr.partner_id == partner_id)
+        )
+    }
+    return [
+        f"received {key[1]} for {key[0]} {key[2]}: raw events give quantity/events "
+        f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
+    ]
