@@ -10,7 +10,7 @@ from typing import Any
 
 from . import metrics
 from .models import Partner
-from .periods import Period, billing_periods_between, local_date_of, local_today
+from .periods import Period, local_date_of, local_today
 
 CENT = Decimal("0.01")
 
@@ -120,7 +120,7 @@ def period_usage(partner: Partner, period: Period, through: date) -> dict[str, A
     """Return usage and cost of a billing period counted through a day (today or its end)."""
     upto = Period(period.start, min(period.end, through))
     figures = metrics.usage(partner, upto)
-    identifications = figures["byType"].get("identification", {"quantity": 0})["quantity"]
+    identifications = metrics.identifications_of(figures["byType"])
     cost, breakdown = graduated_cost(identifications, partner.pricing_tiers)
     return {
         "billingPeriodStart": period.start.isoformat(),
@@ -162,9 +162,7 @@ def _all_periods(partner: Partner) -> list[Period]:
     created = local_date_of(partner.created_at, partner.timezone)
     first = min(first, created, today)
     metrics.billing_period(partner, today)  # validates settings
-    return billing_periods_between(first, today, partner.billing_day_of_month,
-                                   partner.billing_period,
-                                   local_date_of(partner.created_at, partner.timezone).month)
+    return metrics.billing_periods(partner, first, today)
 
 
 def _period_rows(partner: Partner, periods: list[Period]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ cannot differ between them. Results are plain dicts keyed by the API's field nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from .periods import (
     Period,
     as_date,
     billing_period_containing,
+    billing_periods_between,
     buckets,
     day_end_utc,
     day_start_utc,
@@ -62,13 +64,29 @@ def credits_expr(type_col: Any, quantity_col: Any) -> ColumnElement[Any]:
     return case((type_col == IDENTIFICATION, quantity_col), else_=0)
 
 
+def _billing_anchor_month(partner: Partner) -> int:
+    """Return the month annual billing periods start in: the partner's creation month."""
+    if partner.created_at is None:
+        return 1
+    return local_date_of(partner.created_at, partner.timezone).month
+
+
 def billing_period(partner: Partner, day: date) -> Period:
     """Return the partner's billing period containing day."""
-    anchor = local_date_of(partner.created_at, partner.timezone).month if partner.created_at \
-        else 1
     return billing_period_containing(
-        day, partner.billing_day_of_month, partner.billing_period, anchor
+        day, partner.billing_day_of_month, partner.billing_period, _billing_anchor_month(partner)
     )
+
+
+def billing_periods(partner: Partner, start: date, end: date) -> list[Period]:
+    """Return the partner's billing periods that touch start..end, oldest first."""
+    return billing_periods_between(start, end, partner.billing_day_of_month,
+                                   partner.billing_period, _billing_anchor_month(partner))
+
+
+def identifications_of(by_type: Mapping[str, Mapping[str, int]]) -> int:
+    """Return the identifications in a {type: {quantity, events}} breakdown."""
+    return by_type.get(IDENTIFICATION, {}).get("quantity", 0)
 
 
 def _partner_totals(partner_id: str, period: Period) -> dict[str, dict[str, int]]:
@@ -179,7 +197,7 @@ def summary(partner: Partner, period: Period) -> dict[str, Any]:
     if cache.enabled() and period.start < today <= period.end:
         return _summary_to_today(partner, period, today)
     by_type = _partner_totals(partner.id, period)
-    identifications = by_type.get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    identifications = identifications_of(by_type)
     with_activity = organizations_with_activity(partner, period)
     result: dict[str, Any] = {}
     result.update(organization_counts(partner, period.end))
@@ -204,7 +222,7 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str
         select(odu.organization_id).distinct().where(
             odu.partner_id == partner.id, odu.day >= live.start, odu.day <= live.end))}
     active = len(active_organization_ids(partner, closed) | live_active)
-    live_identifications = live_by_type.get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    live_identifications = identifications_of(live_by_type)
     bp = billing_period(partner, period.end)
     if bp.start <= today:
         # The billing period's days from today on are the live part: already summed.
@@ -556,7 +574,7 @@ def organization_summary(partner: Partner, organization: Organization,
                          period: Period) -> dict[str, Any]:
     """Return the analytics fields for one organization over a period."""
     figures = usage(partner, period, organization_id=organization.id)
-    identifications = figures["byType"].get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    identifications = identifications_of(figures["byType"])
     boundary = day_end_utc(period.end, partner.timezone)
     existed = organization.created_at < boundary
     alloc = allocation_figures(partner, [organization])[organization.id]
@@ -600,7 +618,7 @@ def series_totals(partner: Partner, period: Period,
                   organization_id: str | None = None) -> dict[str, int]:
     """Return the totals of timeseries() over its whole period (organizations counted once)."""
     figures = usage(partner, period, organization_id=organization_id)
-    identifications = figures["byType"].get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    identifications = identifications_of(figures["byType"])
     with_activity = organizations_with_activity(partner, period, organization_id)
     return {
         "identifications": identifications,

@@ -20,13 +20,11 @@ import plotly.graph_objects as go
 
 from . import accounts, metrics
 from .errors import AppError
-from .models import IDENTIFICATION, Partner
+from .models import Partner
 from .periods import (
     Period,
     add_months,
-    billing_periods_between,
     day_start_utc,
-    local_date_of,
     local_today,
     month_period,
 )
@@ -228,11 +226,8 @@ def _organization_table(
 
 def _billing_overlap(partner: Partner, full: Period, period: Period) -> list[dict[str, Any]]:
     """Return the billing periods the month touches, with its days and usage in each."""
-    anchor = local_date_of(partner.created_at, partner.timezone).month \
-        if partner.created_at else 1
     segments = []
-    for bp in billing_periods_between(full.start, full.end, partner.billing_day_of_month,
-                                      partner.billing_period, anchor):
+    for bp in metrics.billing_periods(partner, full.start, full.end):
         overlap = Period(max(bp.start, full.start), min(bp.end, full.end))
         counted = Period(overlap.start, min(overlap.end, period.end))
         used = metrics.credits_used(partner, counted) if counted.start <= counted.end else 0
@@ -254,7 +249,7 @@ def _late_data(partner: Partner, period: Period, next_first: date, complete: boo
     late = metrics.late_receipts(partner, period, next_first) if complete else {
         "byType": {}, "firstReceivedDay": None, "lastReceivedDay": None}
     by_type = late["byType"]
-    added = by_type.get(IDENTIFICATION, {"quantity": 0})["quantity"]
+    added = metrics.identifications_of(by_type)
     at_close = current["totalIdentifications"] - added
     return {
         "closed": complete,
