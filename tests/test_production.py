@@ -159,6 +159,8 @@ def test_two_hops_take_the_address_the_outer_proxy_saw(app):
     codes = [login_posts(app, f"{spoof}, 198.51.100.7, 10.0.0.2").status_code
              for spoof in ("1.1.1.1", "2.2.2.2", "3.3.3.3")]
     assert codes == [400, 400, 429]
+    # Another client, seen by the same outer proxy: a count of its own.
+    assert login_posts(app, "198.51.100.8, 10.0.0.2").status_code == 400
 
 
 @pytest.mark.parametrize("hops", [0, 1])
