@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 
 from flask import current_app
 from limits import parse
 from limits.limits import RateLimitItem
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -28,6 +29,8 @@ from .models import KnownAddress, User
 from .timeutil import utcnow
 
 _SCOPE = "login-account"
+# An address not used for this long is forgotten (the table cannot grow without end).
+KNOWN_ADDRESS_DAYS = 180
 
 
 def _digest(kind: str, value: str) -> str:
@@ -42,16 +45,17 @@ def _account_limit() -> RateLimitItem:
 
 
 def address_known(user_id: int, address: str) -> bool:
-    """Tell whether this user has signed in from this address before."""
+    """Tell whether this user has signed in from this address in the last 180 days."""
     return db.session.execute(
-        select(KnownAddress.user_id).where(KnownAddress.user_id == user_id,
-                                           KnownAddress.address_digest
-                                           == _digest("address", address))
+        select(KnownAddress.user_id).where(
+            KnownAddress.user_id == user_id,
+            KnownAddress.address_digest == _digest("address", address),
+            KnownAddress.last_seen_at >= utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS))
     ).first() is not None
 
 
 def remember_address(user_id: int, address: str) -> None:
-    """Record (or refresh) an address the user signed in from."""
+    """Record (or refresh) an address the user signed in from; forget the stale ones."""
     insert = pg_insert if dialect_name() == "postgresql" else sqlite_insert
     statement = insert(KnownAddress).values(
         user_id=user_id, address_digest=_digest("address", address), last_seen_at=utcnow())
@@ -60,6 +64,9 @@ def remember_address(user_id: int, address: str) -> None:
         set_={"last_seen_at": statement.excluded.last_seen_at})
     with write_transaction():
         db.session.execute(statement)
+        db.session.execute(delete(KnownAddress).where(
+            KnownAddress.user_id == user_id,
+            KnownAddress.last_seen_at < utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS)))
 
 
 def sign_in(email: str, password: str, address: str) -> User | None:

@@ -112,6 +112,23 @@ def test_known_addresses_are_kept_as_keyed_digests(world):
     assert len(db.session.execute(select(KnownAddress)).scalars().all()) == 2
 
 
+def test_an_address_unused_for_180_days_is_forgotten(world, freeze):
+    world.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per hour"
+    freeze(datetime(2025, 1, 1, 12))
+    assert attempt(world, "192.0.2.20")[::2] == (302, True)
+    assert attempt(world, "192.0.2.21")[::2] == (302, True)
+    freeze(datetime(2025, 6, 30, 12))         # 180 days later: .21 is still known
+    assert attempt(world, "192.0.2.21")[::2] == (302, True)
+    freeze(datetime(2025, 7, 1, 12))          # 181 days after .20's sign-in
+    for n in range(3):
+        fail(world, f"198.51.100.{n + 1}")
+    assert attempt(world, "192.0.2.20")[::2] == (401, False)
+    assert attempt(world, "192.0.2.21")[::2] == (302, True)  # seen 1 day ago
+    # That sign-in pruned .20's row: one row is left.
+    db.session.expire_all()
+    assert len(db.session.execute(select(KnownAddress)).scalars().all()) == 1
+
+
 def test_the_count_lives_in_the_shared_storage(app, make_partner, make_user):
     if not storage_answers(LOCAL_REDIS):
         pytest.skip("no Redis answers on 127.0.0.1:6379")
