@@ -63,14 +63,19 @@ lint: install-dev
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy app
 
+<<<<<<< HEAD
 # The suite on SQLite with line coverage of app/ (htmlcov/index.html).
 coverage: install-dev
 	$(BIN)/python -m pytest -q --cov=app --cov-report=term-missing:skip-covered \
 		--cov-report=html
 
+=======
+# gunicorn with WORKERS (default 2 x cores + 1); rate limits in RATELIMIT_STORAGE_URI, else
+# in the Redis on 127.0.0.1:6379; refuses several workers with in-memory limits, and a
+# SECRET_KEY under 32 bytes (app/serving.py).
+>>>>>>> issue12-ops
 serve: db
-	$(BIN)/gunicorn --workers $$(( $$(nproc) * 2 + 1 )) --bind $(HOST):$(PORT) \
-		--access-logfile - 'app:create_app()'
+	$(BIN)/python -m app.serving $(HOST):$(PORT)
 
 # Benchmarks (bench/): SQLite, then PostgreSQL when it answers (BENCH_PG_URL, default
 # postgres@127.0.0.1:5432). Writes bench/results/latest.md; data is kept in bench/data/.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Request, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
 from . import database  # noqa: F401  (registers the engine event listeners)
@@ -38,6 +40,8 @@ STATIC_MAX_AGE = 31_536_000
 
 class PartnerAnalytics(Flask):
     """Flask, with year-long caching for static files requested by a versioned URL."""
+
+    config_class = config_module.Config
 
     def get_send_file_max_age(self, filename: str | None) -> int | None:
         """Return a year for ?v=<hash> URLs; otherwise the default (revalidate each time)."""
@@ -84,28 +88,45 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def trust_proxies(app: Flask) -> None:
+    """Believe X-Forwarded-For and -Proto from TRUSTED_PROXIES hops (werkzeug's ProxyFix).
+
+    Behind them the client address (which the rate limits key on) and the scheme (Secure
+    cookie, HSTS) are the ones the proxies saw; with 0 (the default) both headers are
+    ignored, as any client can send them.
+    """
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops < 0:
+        raise ValueError("TRUSTED_PROXIES must be 0 or more (the number of proxy hops)")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops,  # type: ignore[method-assign]
+                                x_proto=hops, x_host=0, x_port=0, x_prefix=0)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application: defaults, then instance/config.py, then the environment."""
     app = PartnerAnalytics(
         __name__,
-        instance_path=str(ROOT / "instance"),
+        # The instance folder is not created here: a command refused for want of a
+        # database leaves nothing behind (init-db and the secret key create what they need).
+        instance_path=os.environ.get("INSTANCE_PATH") or str(ROOT / "instance"),
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(config_module.defaults(app.instance_path))
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_mapping(config_module.from_environment())
     if test_config:
         app.config.from_mapping(test_config)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = config_module.load_secret_key(app.instance_path)
+    config_module.defer_secret_key(app)
+    config_module.check_secret_key(app, config_module.serving_kind())
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(app.config["DATABASE_URL"])
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite has no server-side pool to ping; keep the options minimal.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
     app.session_interface = SessionInterface()
+    trust_proxies(app)
     # Answer JSON keys in the order the code builds them (the spec's order), not sorted.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

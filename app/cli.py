@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import sys
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import text
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from . import accounts, auth, ingest, rollups
@@ -36,10 +41,89 @@ def _partner(slug: str) -> Partner:
         raise _fail(exc) from exc
 
 
+class DatabaseNotReady(click.ClickException):
+    """The database has no schema, or an older one: a command using partner data stops."""
+
+    exit_code = 2
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """Return the file of a SQLite URL (None for another database or an in-memory one)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    name = str(url.database)
+    if url.query.get("uri"):
+        name = name.removeprefix("file:").split("?", 1)[0]
+    return Path(name)
+
+
+def database_problem() -> str | None:
+    """Return why partner data cannot be used yet (no schema, an old one), else None.
+
+    Nothing is created on the way: a missing SQLite file is not opened (opening it would
+    create it), and PostgreSQL is only read.
+    """
+    url = db.engine.url
+    shown = url.render_as_string(hide_password=True)
+    fix = "create it with `flask init-db` (or `make db`)"
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return f"the database is not initialised ({path} does not exist): {fix}"
+    try:
+        with db.engine.connect() as conn:
+            found = inspect(conn)
+            if not found.has_table("partner"):
+                return f"the database is not initialised (no schema in {shown}): {fix}"
+            revisions = set(conn.execute(text("SELECT version_num FROM alembic_version"))
+                            .scalars()) if found.has_table("alembic_version") else set()
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise click.ClickException(f"cannot open the database {shown}: {reason}") from exc
+    head = _migration_head()
+    if revisions and revisions != {head}:
+        return (f"the database schema is at revision {', '.join(sorted(revisions))} and this "
+                f"version needs {head}: upgrade it with `flask init-db` (or `make db`)")
+    return None
+
+
+def _migration_head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(current_app.extensions["migrate"].directory).get_current_head()
+
+
+def needs_database(command: click.Command) -> click.Command:
+    """Return a copy of command (a group: of each of its commands) checking the schema first.
+
+    The check runs before the command's own code, so a refused command changes nothing.
+    """
+    guarded = copy.copy(command)
+    if isinstance(command, click.Group):
+        guarded.commands = {name: needs_database(sub)  # type: ignore[attr-defined]
+                            for name, sub in command.commands.items()}
+        return guarded
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        problem = database_problem()
+        if problem:
+            raise DatabaseNotReady(problem)
+        return callback(*args, **kwargs)
+
+    guarded.callback = checked
+    return guarded
+
+
 def init_db() -> None:
     """Create or upgrade the schema to the newest migration."""
     from flask_migrate import upgrade
 
+    path = sqlite_file(db.engine.url)
+    if path is not None:
+        # The instance folder is only made when something goes into it.
+        path.parent.mkdir(parents=True, exist_ok=True)
     upgrade(directory=current_app.extensions["migrate"].directory)
 
 
@@ -331,8 +415,12 @@ def register_cli(app: Flask) -> None:
     """Add every command to the app's CLI."""
     from .reports import report_command
 
-    for command in (init_db_command, create_partner_command, create_api_key_command,
+    app.cli.add_command(init_db_command)
+    # Every other command reads or writes partner data: without the schema it says how to
+    # create it and exits 2 before touching anything (it used to create an empty SQLite
+    # file, then fail with a traceback).
+    for command in (create_partner_command, create_api_key_command,
                     create_user_command, set_password_command, create_org_command,
                     ingest_command, seed_demo_command, set_timezone_command, rollups_group,
                     report_command):
-        app.cli.add_command(command)
+        app.cli.add_command(needs_database(command))

@@ -1,4 +1,7 @@
-"""Configuration: defaults here, then instance/config.py, then environment variables."""
+"""Configuration: defaults here, then instance/config.py, then environment variables.
+
+Also the SECRET_KEY rule: a server refuses a short one, a CLI command warns.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,12 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import click
+import flask
+
+# The shortest SECRET_KEY a server accepts: 32 bytes (256 bits), as the generated one has.
+MIN_SECRET_KEY_BYTES = 32
 
 
 def _flag(value: str) -> bool:
@@ -20,6 +29,8 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     "RATELIMIT_STORAGE_URI": str,
     "API_RATE_LIMIT": str,
     "LOGIN_RATE_LIMIT": str,
+    "LOGIN_ACCOUNT_RATE_LIMIT": str,
+    "TRUSTED_PROXIES": int,
     "SESSION_COOKIE_SECURE": _flag,
     "MAX_CONTENT_LENGTH": int,
     "CACHE_CLOSED_PERIODS": _flag,
@@ -38,6 +49,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # 1,000 requests per minute per partner (spec §3).
         "API_RATE_LIMIT": "1000 per minute",
         "LOGIN_RATE_LIMIT": "10 per minute",
+        # Failed sign-ins per email, from any address (app/auth.py: sign_in).
+        "LOGIN_ACCOUNT_RATE_LIMIT": "20 per hour",
+        # Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed.
+        "TRUSTED_PROXIES": 0,
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         # A batch of 1,000 events with generous fields is well under 2 MB.
@@ -53,6 +68,85 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # rollup rebuild) before the API answers 503 with Retry-After (spec §3).
         "LOCK_TIMEOUT": 5.0,
     }
+
+
+class Config(flask.Config):
+    """Flask's Config, reading (or generating) instance/secret_key only when first used.
+
+    A command that never signs anything (every CLI command) leaves no key file behind.
+    """
+
+    secret_key_loader: Callable[[], str] | None = None
+
+    def _load_secret_key(self) -> None:
+        if not dict.get(self, "SECRET_KEY") and self.secret_key_loader is not None:
+            self["SECRET_KEY"] = self.secret_key_loader()
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "SECRET_KEY":
+            self._load_secret_key()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """Return a setting (the secret key loaded first when asked for)."""
+        if key == "SECRET_KEY":
+            self._load_secret_key()
+        return super().get(key, default)
+
+
+def defer_secret_key(app: flask.Flask) -> None:
+    """Without a configured key, read (or make) instance/secret_key when first needed."""
+    config = app.config
+    assert isinstance(config, Config), "the app must use config.Config"
+    config.secret_key_loader = lambda: load_secret_key(app.instance_path)
+
+
+def secret_key_problem(key: str | bytes | None) -> str | None:
+    """Return why key is too weak to sign sessions with, or None when it is long enough."""
+    size = len(key.encode("utf-8") if isinstance(key, str) else key or b"")
+    if size >= MIN_SECRET_KEY_BYTES:
+        return None
+    unit = "byte" if size == 1 else "bytes"
+    return (f"SECRET_KEY is {size} {unit} long; at least {MIN_SECRET_KEY_BYTES} are needed "
+            "(make one with: python -c 'import secrets; print(secrets.token_hex(32))'), or "
+            "leave it unset to use the key generated in instance/secret_key")
+
+
+# gunicorn's APP_LOAD_ERROR: a worker exiting with it stops the whole server ("App failed
+# to load") instead of being started again and again.
+APP_LOAD_ERROR = 4
+
+
+def serving_kind() -> str | None:
+    """Return "serve" under `flask run` or gunicorn, "cli" under another flask command.
+
+    None otherwise (tests, scripts that build an app in-process).
+    """
+    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        return "serve"
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    return "serve" if ctx.command.name == "run" else "cli"
+
+
+def check_secret_key(app: flask.Flask, kind: str | None) -> None:
+    """Refuse a short SECRET_KEY when serving (outside debug and testing); warn in the CLI."""
+    if kind is None or app.testing:
+        return
+    if kind == "serve":
+        if app.debug:
+            return
+        problem = secret_key_problem(app.config["SECRET_KEY"])
+        if problem:
+            click.echo(f"Error: refusing to serve: {problem}", err=True)
+            raise SystemExit(APP_LOAD_ERROR)
+        return
+    # A CLI command signs nothing: only a key that was set is checked, none is generated.
+    configured = dict.get(app.config, "SECRET_KEY")
+    problem = secret_key_problem(configured) if configured else None
+    if problem:
+        click.echo(f"Warning: {problem}; a server would refuse to start with it.", err=True)
 
 
 def load_secret_key(instance_path: str) -> str:

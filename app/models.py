@@ -285,3 +285,20 @@ class PartnerDataVersion(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     # When the newest stored event was received (naive UTC): the dashboard's "data as of".
     last_received_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class KnownAddress(Base):
+    """A client address a user has signed in from, kept as HMAC(SECRET_KEY, address).
+
+    The per-account sign-in throttle (app/signin.py) still lets the right password through
+    from such an address, so a flood of wrong guesses cannot lock the owner out. The keyed
+    digest keeps the addresses themselves out of the database (an unkeyed hash of an IPv4
+    address is reversed by trying all 2^32).
+    """
+
+    __tablename__ = "user_known_address"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    address_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -21,6 +21,8 @@ HTTP_PARTNER_SLUG = "bench-http"
 USER_EMAIL = "bench@example.com"
 USER_PASSWORD = "bench-password-123"  # noqa: S105 - a throwaway benchmark login
 POOL = 50_000_000
+# gunicorn refuses a SECRET_KEY under 32 bytes.
+BENCH_SECRET_KEY = "bench-secret-" + "0" * 32
 
 
 @contextmanager
@@ -42,7 +44,7 @@ def child_env(database_url: str, **extra: str) -> dict[str, str]:
     """Return the environment for a flask or gunicorn child bound to database_url."""
     env = dict(os.environ)
     env.update({"DATABASE_URL": database_url, "FLASK_APP": "app:create_app",
-                "SECRET_KEY": "bench-secret", "PYTHONUNBUFFERED": "1"})
+                "SECRET_KEY": BENCH_SECRET_KEY, "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
 
@@ -58,7 +60,7 @@ def make_app(database_url: str, **config: Any) -> Any:
     sys.path.insert(0, str(ROOT))
     from app import create_app
 
-    settings = {"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret",
+    settings = {"DATABASE_URL": database_url, "SECRET_KEY": BENCH_SECRET_KEY,
                 "API_RATE_LIMIT": "100000000 per minute"}
     settings.update(config)
     return create_app(settings)

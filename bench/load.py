@@ -50,6 +50,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 PORTS = range(5501, 5510)
+# gunicorn refuses a SECRET_KEY under 32 bytes.
+LOAD_SECRET_KEY = "load-test-" + "0" * 32
 TYPES = ("identification", "page_view", "session")
 BATCH = 200
 DUPLICATE_SHARE = 0.10
@@ -109,7 +111,7 @@ def env_for(url: str) -> dict[str, str]:
     env.pop("TEST_DATABASE_URL", None)
     env.update({"DATABASE_URL": url, "FLASK_APP": "app:create_app",
                 # The load is one partner: the per-partner API limit would turn it into 429s.
-                "API_RATE_LIMIT": "100000000 per minute", "SECRET_KEY": "load-test"})
+                "API_RATE_LIMIT": "100000000 per minute", "SECRET_KEY": LOAD_SECRET_KEY})
     return env
 
 
@@ -120,7 +122,7 @@ def seed(url: str, history: int) -> dict[str, Any]:
     from app import accounts, auth, create_app, ingest
     from app.extensions import db
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "load-test"})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": LOAD_SECRET_KEY})
     rng = random.Random(1)
     now = datetime.now(UTC).replace(tzinfo=None)
     with app.app_context():
@@ -338,7 +340,7 @@ def check(url: str, clients: list[Client], history: int) -> list[str]:
     from app.periods import Period
 
     problems = []
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "load-test"})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": LOAD_SECRET_KEY})
     want_events = history + sum(c.sent_new for c in clients)
     by_type: Counter[str] = Counter()
     for client in clients:

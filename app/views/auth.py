@@ -18,7 +18,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
-from .. import auth
+from .. import auth, signin
 from ..extensions import limiter
 from ..forms import LoginForm, LogoutForm
 
@@ -50,7 +50,8 @@ def login() -> Any:
         form.next.data = request.args.get("next", "")
     status = 200
     if form.validate_on_submit():
-        user = auth.authenticate(form.email.data or "", form.password.data or "")
+        user = signin.sign_in(form.email.data or "", form.password.data or "",
+                              request.remote_addr or "")
         if user is not None:
             # A brand-new session: nothing from before sign-in survives (no fixation).
             session.clear()
