@@ -63,17 +63,14 @@ lint: install-dev
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy app
 
-<<<<<<< HEAD
 # The suite on SQLite with line coverage of app/ (htmlcov/index.html).
 coverage: install-dev
 	$(BIN)/python -m pytest -q --cov=app --cov-report=term-missing:skip-covered \
 		--cov-report=html
 
-=======
 # gunicorn with WORKERS (default 2 x cores + 1); rate limits in RATELIMIT_STORAGE_URI, else
 # in the Redis on 127.0.0.1:6379; refuses several workers with in-memory limits, and a
 # SECRET_KEY under 32 bytes (app/serving.py).
->>>>>>> issue12-ops
 serve: db
 	$(BIN)/python -m app.serving $(HOST):$(PORT)
 
