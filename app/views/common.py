@@ -59,7 +59,7 @@ class RangeState:
             return PRESETS[self.preset]
         return "Custom range" if self.args else "Default period (today − 30 days to today)"
 
-    def link_args(self) -> dict[str, str]:
+    def link_args(self) -> dict[str, Any]:
         """Return the query arguments that reopen this view: the period, and the
         granularity when one was chosen (never raw request arguments)."""
         if self.granularity_auto:
