@@ -1,4 +1,4 @@
-"""Request and response hooks shared by every answer: API edges."""
+"""Request and response hooks shared by every answer: API edges and caching headers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def register_hooks_before_limiter(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     """Install the response hooks."""
+    app.after_request(cache_control)
     app.after_request(no_html_under_api)
 
 
@@ -37,6 +38,19 @@ def route_api_405_to_its_url() -> None:
     except HTTPException:
         return
     request.url_rule = rule
+
+
+def cache_control(response: Response) -> Response:
+    """Keep every answer but static files out of caches (they carry partners' data).
+
+    Pages, downloads and API answers need a session or a key, and the sign-in page's
+    answers start or end one: none may be stored by the browser (nor kept in its
+    back/forward cache after sign-out) or by a proxy. Static files keep their own
+    headers (a year and immutable for versioned URLs).
+    """
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def no_html_under_api(response: Response) -> Response:
