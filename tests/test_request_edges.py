@@ -175,6 +175,14 @@ def test_no_redirect_is_built_from_the_host_header(acme, client):
     assert len(seen) == 5 and all("evil.example" not in url for url in seen)
 
 
+def test_the_api_location_header_is_relative(acme, client, api_key):
+    response = client.post("/api/v1/partner/organizations", json={"name": "New"},
+                           base_url=EVIL, headers={"X-Partner-API-Key": api_key(acme["partner"])})
+    assert response.status_code == 201
+    assert response.headers["Location"] == \
+        f"/api/v1/partner/organizations/{response.get_json()['id']}"
+
+
 def test_trusted_hosts_refuse_any_other_host(app, acme, client, api_key):
     app.config["TRUSTED_HOSTS"] = ["localhost", ".acme.test"]
     key = api_key(acme["partner"])
