@@ -23,8 +23,9 @@ def route_api_405_to_its_url() -> None:
     The router leaves such a request without an endpoint, so the limiter would neither
     count it nor send X-RateLimit-* headers. With the rule of the URL (for a method it
     does allow) the request falls in the API blueprint's shared window like any other;
-    dispatching still raises the 405, and the blueprint's own hooks (computed before this
-    one ran) do not run for it.
+    dispatching still raises the 405. The blueprint's before_request hooks were chosen
+    before this one ran, so the key guard does not run for it (the 405 comes first, as
+    before); the blueprint has no after_request hooks or error handlers of its own.
     """
     exc = request.routing_exception
     if not isinstance(exc, MethodNotAllowed) or not request.path.startswith("/api/") \
