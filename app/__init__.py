@@ -6,11 +6,13 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, Request, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
 
 from . import config as config_module
 from . import database  # noqa: F401  (registers the engine event listeners)
@@ -48,6 +50,17 @@ class PartnerAnalytics(Flask):
         if has_request_context() and request.args.get("v"):
             return STATIC_MAX_AGE
         return super().get_send_file_max_age(filename)
+
+    def raise_routing_exception(self, request: Request) -> NoReturn:
+        """Answer 404 where the router would redirect to the canonical URL.
+
+        Werkzeug redirects merged slashes (/a//b) and missing trailing slashes with an
+        absolute URL built from the Host header; a non-canonical URL is simply not one of
+        this app's, and under /api/ the 404 is the JSON envelope like any other.
+        """
+        if isinstance(request.routing_exception, RequestRedirect):
+            raise NotFound()
+        super().raise_routing_exception(request)
 
 
 @lru_cache(maxsize=256)
@@ -152,6 +165,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             response.headers.pop("Retry-After", None)
         return response
 
+    from .hooks import register_hooks_before_limiter
+
+    register_hooks_before_limiter(app)
     limiter.init_app(app)
 
     from . import auth  # noqa: F401  (registers the user loader)
@@ -189,8 +205,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 values["v"] = version
 
     from .cli import register_cli
+    from .hooks import register_hooks
 
     register_cli(app)
+    register_hooks(app)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import secrets
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, Update, bindparam, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .accounts import check_name, visible
 from .errors import AppError
@@ -22,6 +25,13 @@ from .timeutil import utcnow
 KEY_PREFIX = "pk_live_"
 SCOPES = ("read", "write", "admin")
 _hasher = PasswordHasher()
+log = logging.getLogger(__name__)
+
+# A key's last use is written at most this often, so most requests only read.
+LAST_USED_EVERY = timedelta(minutes=1)
+# The longest the write of a key's last use may wait for a table lock on PostgreSQL (row
+# locks are skipped without waiting); SQLite's wait is 0 while it writes.
+LAST_USED_LOCK_TIMEOUT = "10ms"
 
 
 @functools.cache
@@ -195,6 +205,53 @@ def find_api_key_for_request(plain: str) -> tuple[ApiKey, Partner, int] | None:
     if row is None or not _live(row[0]):
         return None
     return row[0], row[1], int(row[2] or 0)
+
+
+def note_key_used(key: ApiKey) -> None:
+    """Record that key is used now, at most once a minute; never wait, never fail.
+
+    The key row read with the request tells whether a write is due, so most requests
+    write nothing. When one is, a conditional UPDATE runs on a connection of its own in
+    a short transaction of its own (the request's session is untouched): it skips a row
+    that another transaction has locked (SKIP LOCKED on PostgreSQL) or a database that
+    another writer holds (SQLite, no busy wait), and a write that fails is only logged.
+    Concurrent requests write at most once: the UPDATE re-checks the age in the database.
+    """
+    now = utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_EVERY:
+        return
+    due = select(ApiKey.id).where(
+        ApiKey.id == key.id,
+        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_EVERY),
+    ).with_for_update(skip_locked=True).scalar_subquery()
+    statement = update(ApiKey).where(ApiKey.id == due).values(last_used_at=now)
+    try:
+        with db.engine.connect() as conn:
+            written = _update_without_waiting(conn, statement)
+    except SQLAlchemyError as exc:
+        log.info("last use of API key %s not recorded: %s", key.id, exc)
+        return
+    if written:
+        # The session's copy, as if read after the write (the key list shows it).
+        set_committed_value(key, "last_used_at", now)
+
+
+def _update_without_waiting(conn: Connection, statement: Update) -> bool:
+    """Run statement in its own transaction without waiting for locks; tell if it wrote."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LAST_USED_LOCK_TIMEOUT}'")
+            return conn.execute(statement).rowcount == 1
+    # On the driver's connection directly: a PRAGMA opens no transaction there.
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    busy_timeout = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        with conn.begin():
+            return conn.execute(statement).rowcount == 1
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={busy_timeout}")
 
 
 def key_allows(key: ApiKey, scope: str) -> bool:

@@ -22,6 +22,11 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _names(value: str) -> list[str] | None:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
 ENV_VARS: dict[str, Callable[[str], Any]] = {
     # name: converter
     "DATABASE_URL": str,
@@ -35,6 +40,8 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     "MAX_CONTENT_LENGTH": int,
     "CACHE_CLOSED_PERIODS": _flag,
     "LOCK_TIMEOUT": float,
+    # Flask 3.1 answers 400 to any other Host header (comma-separated; ".x.com" for subdomains).
+    "TRUSTED_HOSTS": _names,
 }
 
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,10 @@ def error_json(code: str, message: str, details: dict[str, Any] | None, status: 
 
 
 def _html(status: int, title: str, message: str) -> tuple[str, int]:
+    # A refused Host header leaves the request without a URL adapter: no url_for then.
+    links = not isinstance(request.routing_exception, SecurityError)
     return render_template("errors/error.html", status=status, title=title,
-                           message=message), status
+                           message=message, links=links), status
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -134,6 +136,8 @@ def register_error_handlers(app: Flask) -> None:
             details: dict[str, Any] = {}
             if status == 405:
                 details = {"method": request.method, "path": request.path}
+            elif isinstance(exc, SecurityError):  # a Host header outside TRUSTED_HOSTS
+                details = {"field": "Host", "value": _safe(request.headers.get("Host"))}
             response = error_json(code, message, details, status)
             if status == 429 and exc.response is not None:
                 for header in ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",

@@ -697,7 +697,9 @@ def test_me(world):
         "dataFreshness": STAMP,   # the events were received at the frozen now
         "apiKey": {"id": body["apiKey"]["id"], "name": "test",
                    "prefix": world.key[:12], "scopes": [], "createdAt": STAMP,
-                   "expiresAt": None, "revokedAt": None, "status": "active"},
+                   "expiresAt": None, "revokedAt": None,
+                   "lastUsedAt": STAMP,  # this very request, at the frozen now
+                   "status": "active"},
     }
 
 
@@ -713,7 +715,7 @@ def test_api_keys_create_list_revoke(world, freeze):
                               "prefix": plain[:12], "scopes": ["read"], "createdAt": STAMP,
                               # 2026-01-01 00:00 at +01:00 is 2025-12-31 23:00 UTC
                               "expiresAt": "2025-12-31T23:00:00Z", "revokedAt": None,
-                              "status": "active"}
+                              "lastUsedAt": None, "status": "active"}
     # The new key reads but does not write.
     assert world.call("GET", "/api/v1/partner/me", key=plain).status_code == 200
     assert world.call("POST", "/api/v1/partner/events", key=plain,

@@ -70,14 +70,20 @@ ID_OPERATIONS = [
 
 
 def _snapshot(client, tenant):
-    """What the tenant itself sees of its data."""
+    """What the tenant itself sees of its data.
+
+    Its keys' lastUsedAt is left out: the snapshot's own calls use the tenant's key.
+    """
     key = tenant["key"]
+    keys = _call(client, key, "GET", "/api/v1/partner/api-keys").get_json()
+    for item in keys["apiKeys"]:
+        item.pop("lastUsedAt")
     return {
         "orgs": _call(client, key, "GET", ORGS).get_json(),
         "history": [_call(client, key, "GET", f"{ORGS}/{o.id}/credits/history").get_json()
                     for o in tenant["orgs"]],
         "usage": _call(client, key, "GET", "/api/v1/partner/usage").get_json(),
-        "keys": _call(client, key, "GET", "/api/v1/partner/api-keys").get_json(),
+        "keys": keys,
     }
 
 

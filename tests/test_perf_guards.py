@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, update
@@ -254,9 +254,29 @@ def test_a_cached_api_request_reads_the_key_partner_and_version_in_one_query(
     assert len(selects) == 1, selects
     assert re.search(r"\bapi_key\b", selects[0]) and re.search(r"\bpartner_data_version\b",
                                                                selects[0])
+    # The key's last use was written by the first request, under a minute ago: no write.
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
     # The version read with the key still sees a write made since: a late October event.
     assert add_events(partner, [ev("late2", a, "identification", 5,
                                    "2025-10-21T08:00:00Z")]).accepted == 1
     after = client.get(url, headers=headers).get_json()
     # October had 2 identifications (e1); 2 + 5 = 7.
     assert (first.get_json()["totalIdentifications"], after["totalIdentifications"]) == (2, 7)
+
+
+def test_recording_a_keys_use_costs_one_update_once_a_minute(
+        app, client, world, api_key, freeze):
+    partner, _a, _b = world
+    headers = {"X-Partner-API-Key": api_key(partner)}
+    url = "/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-31"
+    assert client.get(url, headers=headers).status_code == 200  # at NOW: written
+    for seconds, writes in ((59, 0), (60, 1), (61, 0), (125, 1)):
+        freeze(NOW + timedelta(seconds=seconds))
+        with captured_sql() as statements:
+            assert client.get(url, headers=headers).status_code == 200
+        selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+        assert len(selects) == 1, (seconds, selects)
+        # Written at NOW; due again a minute later (+60), then not before +120 (+125 is).
+        assert len(updates) == writes, (seconds, updates)
+        assert all(re.search(r"\bapi_key\b", s) for s in updates)

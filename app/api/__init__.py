@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
+
+from ..extensions import limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -13,6 +15,13 @@ def openapi() -> Any:
     from .spec import document
 
     return jsonify(document())
+
+
+@limiter.request_filter
+def _public_document() -> bool:
+    """Leave the OpenAPI document out of the rate limit: the same public file for everyone
+    (no key, no partner's window), and a client fetching it must not spend its quota."""
+    return request.endpoint == "api.openapi"
 
 
 # Imported for their routes; guards first, so its before_request runs before any view.

@@ -11,7 +11,7 @@ from flask import current_app, g, request
 from flask_login import current_user
 
 from .. import cache
-from ..auth import find_api_key_for_request, key_allows
+from ..auth import find_api_key_for_request, key_allows, note_key_used
 from ..errors import AppError, _safe
 from ..extensions import _limiter_key, limiter
 from ..ingest import storable_text
@@ -52,6 +52,7 @@ def authenticate() -> None:
     g.api_key, g.partner = (found[0], found[1]) if found is not None else (None, None)
     if found is not None:
         cache.remember_version(found[1].id, found[2])
+        note_key_used(found[0])
     if not plain and current_user.is_authenticated:
         # The dashboard's "JSON" links: a signed-in user may read its own partner's data.
         g.partner = current_user.partner

@@ -701,6 +701,9 @@ class ApiKeyOut(Out):
     createdAt: Timestamp
     expiresAt: Timestamp | None
     revokedAt: Timestamp | None
+    lastUsedAt: Timestamp | None = Field(description="when the key last authenticated a "
+                                         "request, to the minute (written at most once a "
+                                         "minute); null if never")
     status: Literal["active", "revoked", "expired"]
 
 

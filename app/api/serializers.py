@@ -88,6 +88,7 @@ def api_key(key: ApiKey) -> dict[str, Any]:
         "createdAt": iso(key.created_at),
         "expiresAt": iso_z(key.expires_at),
         "revokedAt": iso_z(key.revoked_at),
+        "lastUsedAt": iso_z(key.last_used_at),
         "status": status,
     }
 

@@ -29,12 +29,26 @@ def _login_limit() -> str:
     return str(current_app.config["LOGIN_RATE_LIMIT"])
 
 
+# Longer than any URL of this site with its query string; a Location header no proxy refuses.
+MAX_NEXT_LENGTH = 2000
+
+
+def _local_path(target: str | None) -> str | None:
+    """Return target when it is a path on this site that can go in a Location header."""
+    if not target or len(target) > MAX_NEXT_LENGTH or not target.startswith("/") \
+            or target.startswith("//") or "\\" in target:
+        return None
+    # A control character cannot go in a header (CR/LF would split it: werkzeug refuses
+    # them with an error), and browsers drop tabs and newlines from URLs, so "/\t/x.example"
+    # would leave this site.
+    if any(ord(c) < 32 or ord(c) == 127 for c in target) or urlsplit(target).netloc:
+        return None
+    return target
+
+
 def _safe_next(target: str | None) -> str:
     """Return target when it is a path on this site, else the overview (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") \
-            and "\\" not in target and not urlsplit(target).netloc:
-        return target
-    return url_for("overview.index")
+    return _local_path(target) or url_for("overview.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -47,7 +61,7 @@ def login() -> Any:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
     if request.method == "GET":
-        form.next.data = request.args.get("next", "")
+        form.next.data = _local_path(request.args.get("next")) or ""
     status = 200
     if form.validate_on_submit():
         user = signin.sign_in(form.email.data or "", form.password.data or "",
@@ -84,5 +98,5 @@ def form_expired(exc: CSRFError) -> Any:
         return render_template("errors/error.html", status=400, title="Bad Request",
                                message=exc.description), 400
     form = LoginForm(formdata=None)
-    form.next.data = request.form.get("next", "")
+    form.next.data = _local_path(request.form.get("next")) or ""
     return render_template("auth/login.html", form=form, expired=True), 400

@@ -59,6 +59,13 @@ class RangeState:
             return PRESETS[self.preset]
         return "Custom range" if self.args else "Default period (today − 30 days to today)"
 
+    def link_args(self) -> dict[str, Any]:
+        """Return the query arguments that reopen this view: the period, and the
+        granularity when one was chosen (never raw request arguments)."""
+        if self.granularity_auto:
+            return dict(self.args)
+        return {**self.args, "granularity": self.granularity}
+
     def api_params(self) -> dict[str, str]:
         """Return the period as the API's startDate and endDate."""
         return self.period.iso()
@@ -211,17 +218,6 @@ def freshness() -> dict[str, Any]:
     return {"at": moment, "text": fmt_moment(moment), "age": age_text(moment)}
 
 
-def url_args(**overrides: Any) -> dict[str, Any]:
-    """Return the current query arguments with some replaced (None removes one)."""
-    args: dict[str, Any] = {k: v for k, v in request.args.items()}
-    for key, value in overrides.items():
-        if value is None:
-            args.pop(key, None)
-        else:
-            args[key] = value
-    return args
-
-
 def page_url(**params: Any) -> str:
     """Return this page's URL (same path arguments) with the given query parameters."""
     clean = {k: v for k, v in params.items() if v not in (None, "")}
@@ -251,7 +247,6 @@ def init_app(app: Flask) -> None:
         return {
             "nav_args": g.get("period_args", {}),
             "api_link": api_link,
-            "url_args": url_args,
             "page_url": page_url,
             "freshness": freshness,
             "has_endpoint": lambda name: name in current_app.view_functions,

@@ -123,6 +123,9 @@ def allocate(org_id: str) -> Any:
     state = resolve_range(partner)
     form = AllocationForm()
     status = 400
+    # Back to the page the form was on: same period, same granularity. Only the values the
+    # page understood are carried, and the target is built before anything changes.
+    back = url_for("organizations.detail", org_id=org.id, **state.link_args())
     if form.validate_on_submit():
         try:
             accounts.set_allocation(partner, org, form.credits_value(),
@@ -134,10 +137,6 @@ def allocate(org_id: str) -> Any:
         else:
             flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.",
                   "success")
-            # Back to the page the form was on: same period, same granularity.
-            # Keys starting with "_" would be url_for options (_external, _scheme, ...).
-            kept: dict[str, Any] = {k: v for k, v in request.args.items()
-                                    if not k.startswith("_")}
-            return redirect(url_for("organizations.detail", org_id=org.id, **kept))
+            return redirect(back)
     return render_template("organizations/detail.html", form=form,
                            **_detail_context(partner, org, state)), status
