@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from .metrics import ORG_METRIC_SORTS, ORG_SORTS
+from .metrics import ORG_SORTS
 from .models import ORG_STATUSES
 from .periods import (
     GRANULARITIES,
@@ -33,17 +33,7 @@ from .periods import (
 # Applied with fullmatch; ASCII digits only, as the API ("١٢".isdigit() is true).
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 _PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
-ORG_SORT_CHOICES = (
-    ("identifications", "Identifications"),
-    ("creditsUsed", "Credits used"),
-    ("events", "Events"),
-    ("quantity", "Quantity"),
-    ("name", "Name"),
-    ("status", "Status"),
-    ("credits", "Allocation"),
-    ("createdAt", "Created"),
-)
-assert {k for k, _ in ORG_SORT_CHOICES} == set(ORG_METRIC_SORTS) | set(ORG_SORTS)
+ORG_SORT_CHOICES = tuple((key, label) for key, (label, _column) in ORG_SORTS.items())
 PAGE_SIZES = (10, 20, 50, 100)
 
 

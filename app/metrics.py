@@ -43,13 +43,19 @@ from .periods import (
     whole_buckets,
 )
 
-ORG_SORTS = {
-    "name": Organization.name,
-    "createdAt": Organization.created_at,
-    "status": Organization.status,
-    "credits": Organization.credits_allocated,
+# Every sort of the organization breakdown (the API's `sort`, the page's "Sort by"), in the
+# order the page offers them, with the page's label and the organization's own column to
+# sort on (None: a figure of the period, computed per request).
+ORG_SORTS: dict[str, tuple[str, Any]] = {
+    "identifications": ("Identifications", None),
+    "creditsUsed": ("Credits used", None),
+    "events": ("Events", None),
+    "quantity": ("Quantity", None),
+    "name": ("Name", Organization.name),
+    "status": ("Status", Organization.status),
+    "credits": ("Allocation", Organization.credits_allocated),
+    "createdAt": ("Created", Organization.created_at),
 }
-ORG_METRIC_SORTS = ("identifications", "creditsUsed", "events", "quantity")
 
 
 def _int(value: Any) -> int:
@@ -539,7 +545,8 @@ def organization_breakdown(
         "events": func.coalesce(agg.c.events, 0),
         "quantity": func.coalesce(agg.c.quantity, 0),
     }
-    sort_col = columns.get(sort, ORG_SORTS.get(sort, ident))
+    own_column = ORG_SORTS.get(sort, ("", None))[1]
+    sort_col = columns.get(sort, ident if own_column is None else own_column)
     primary = sort_col.asc() if order == "asc" else sort_col.desc()
     rows = db.session.execute(
         select(Organization, ident, columns["events"], columns["quantity"])

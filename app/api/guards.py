@@ -15,6 +15,7 @@ from ..auth import find_api_key_for_request, key_allows, note_key_used
 from ..errors import AppError, _safe
 from ..extensions import _limiter_key, limiter
 from ..ingest import storable_text
+from ..ingest.files import refuse_constant
 from ..models import Partner
 from . import bp
 
@@ -159,10 +160,6 @@ def _check_tree(body: Any, raw: bytes | None = None) -> None:
         _check_tree_paths(body)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -182,7 +179,7 @@ def parse_body() -> dict[str, Any]:
         raise AppError("BadRequest", "a JSON object body is required",
                        {"field": "body", "value": None})
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        body = json.loads(raw, parse_constant=refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, bad UTF-8 and integers of over 4,300 digits.
         reason = str(exc).splitlines()[0][:200] if str(exc) else "cannot be parsed"

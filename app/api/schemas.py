@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from ..accounts import MAX_CREDITS
 from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY, TYPE_RE
+from ..metrics import ORG_SORTS
 from ..periods import MAX_SPAN_DAYS
 
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 100
-MAX_CREDITS = 10**12
 # Every pattern is applied in Python with fullmatch ("$" would also match before a final
 # newline); none is given to pydantic's pattern=. The OpenAPI document shows each as
 # ^...$, which in JSON Schema (ECMA-262, no m flag) means the whole value.
@@ -65,6 +66,17 @@ def _utc_timestamp(value: str) -> str:
 
 EventType = Annotated[str, AfterValidator(_event_type),
                       Field(json_schema_extra={"pattern": TYPE_PATTERN})]
+
+
+def _org_sort(value: str) -> str:
+    """Accept a sort of the organization breakdown (metrics.ORG_SORTS)."""
+    if value not in ORG_SORTS:
+        raise ValueError(f"must be one of {', '.join(ORG_SORTS)}")
+    return value
+
+
+OrgSort = Annotated[str, AfterValidator(_org_sort),
+                    Field(json_schema_extra={"enum": list(ORG_SORTS)})]
 
 
 def _blank_is_absent(value: Any) -> Any:
@@ -172,8 +184,7 @@ class TimeseriesQuery(PeriodQuery):
 class OrgAnalyticsQuery(PeriodQuery, PageQuery):
     """Per-organization figures: the period, sorting, filters and pagination."""
 
-    sort: Literal["name", "createdAt", "status", "credits", "identifications", "creditsUsed",
-                  "events", "quantity"] = Field("identifications")
+    sort: OrgSort = Field("identifications")
     order: Literal["asc", "desc"] | None = Field(
         None, description="default asc for name and status, desc for the others")
     status: OrgStatus | None = None

@@ -20,7 +20,7 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line, parse_constant=_refuse_constant)
+            yield number, json.loads(line, parse_constant=refuse_constant)
         except ValueError as exc:
             yield number, Rejection(number, None, "invalid_json", f"invalid JSON: {exc}", None)
         except RecursionError:
@@ -29,8 +29,9 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
                                     "invalid JSON: nested too deeply", None)
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed")
+def refuse_constant(name: str) -> Any:
+    """Refuse NaN, Infinity and -Infinity, which Python's json reads but JSON has not."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 class FileFormatError(ValueError):
