@@ -128,17 +128,23 @@ def credits_remaining(partner: Partner, end: date) -> int:
 
 # --- organizations as of a date -------------------------------------------------------
 
+def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
+    """Return SELECT value of an audit trail's newest row for organization_id before boundary
+    (ties by id): what the trail says held just before boundary."""
+    trail = value.class_
+    return (
+        select(value)
+        .where(trail.organization_id == organization_id, moment < boundary)
+        .order_by(moment.desc(), trail.id.desc())
+        .limit(1)
+    )
+
+
 def _status_at(boundary: datetime) -> Any:
     """Return a correlated subquery: an organization's status just before boundary."""
     sc = OrganizationStatusChange
-    return (
-        select(sc.status)
-        .where(sc.organization_id == Organization.id, sc.changed_at < boundary)
-        .order_by(sc.changed_at.desc(), sc.id.desc())
-        .limit(1)
-        .correlate(Organization)
-        .scalar_subquery()
-    )
+    return _latest_before(sc.status, sc.changed_at, Organization.id, boundary) \
+        .correlate(Organization).scalar_subquery()
 
 
 @state_cache
@@ -158,11 +164,7 @@ def status_at(organization: Organization, moment: datetime) -> str | None:
     """Return an organization's status just before moment (None if it did not exist)."""
     sc = OrganizationStatusChange
     return db.session.execute(
-        select(sc.status)
-        .where(sc.organization_id == organization.id, sc.changed_at < moment)
-        .order_by(sc.changed_at.desc(), sc.id.desc())
-        .limit(1)
-    ).scalar()
+        _latest_before(sc.status, sc.changed_at, organization.id, moment)).scalar()
 
 
 # --- the headline figures ---------------------------------------------------------------
@@ -779,14 +781,8 @@ def organization_states(partner: Partner, period: Period) -> dict[str, dict[str,
     start = day_start_utc(period.start, partner.timezone)
     end = day_end_utc(period.end, partner.timezone)
     ca = CreditAllocation
-    allocation = (
-        select(ca.credits_allocated)
-        .where(ca.organization_id == Organization.id, ca.allocated_at < end)
-        .order_by(ca.allocated_at.desc(), ca.id.desc())
-        .limit(1)
-        .correlate(Organization)
-        .scalar_subquery()
-    )
+    allocation = _latest_before(ca.credits_allocated, ca.allocated_at, Organization.id, end) \
+        .correlate(Organization).scalar_subquery()
     states: dict[str, dict[str, Any]] = {}
     for org_id, created, at_start, at_end, allocated in db.session.execute(
         select(Organization.id, Organization.created_at, _status_at(start), _status_at(end),
