@@ -7,7 +7,7 @@ import functools
 import os
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from .errors import AppError, database_busy
 from .extensions import db
 from .ingest import FileFormatError, IngestResult, IngestStopped
 from .models import Partner
-from .periods import day_start_utc
+from .periods import PeriodError, parse_moment
 
 # The page cache of a file import's SQLite connection (the default is 64 MB).
 SQLITE_IMPORT_CACHE_KB = 32768
@@ -218,8 +218,8 @@ def set_password_command(email: str, password: str | None) -> None:
 @click.option("--tier", default="trial", type=click.Choice(["trial", "paid"]))
 @click.option("--product-type", default="B2B", type=click.Choice(["B2B", "B2C"]))
 @click.option("--created-at", default=None,
-              help="YYYY-MM-DD (the start of that day in the partner's timezone), not in the "
-                   "future")
+              help="YYYY-MM-DD (the start of that day in the partner's timezone) or an ISO "
+                   "8601 timestamp, not in the future (as the API's createdAt)")
 def create_org_command(slug: str, name: str, external_id: str | None, credits: int, tier: str,
                        product_type: str, created_at: str | None) -> None:
     """Create an organization and print its id."""
@@ -227,12 +227,9 @@ def create_org_command(slug: str, name: str, external_id: str | None, credits: i
     created = None
     if created_at:
         try:
-            day = date.fromisoformat(created_at)
-            # The start of that local day, as the API does: the organization then counts
-            # from that date on in the partner's own calendar.
-            created = day_start_utc(day, partner.timezone)
-        except (ValueError, OverflowError) as exc:
-            raise click.BadParameter("use YYYY-MM-DD", param_hint="--created-at") from exc
+            created = parse_moment(created_at, "createdAt", partner.timezone)
+        except PeriodError as exc:
+            raise click.BadParameter(exc.message, param_hint="--created-at") from exc
     try:
         org = accounts.create_organization(partner, name, external_id, credits, None, tier,
                                            product_type, created)

@@ -170,6 +170,17 @@ def parse_date(value: object, field: str, tz: str) -> date:
     return day
 
 
+def parse_moment(value: object, field: str, tz: str) -> datetime:
+    """Parse a date or a timestamp as parse_date does, to naive UTC: a bare date is the first
+    instant of that day in tz (an organization created "on 2025-10-01" counts from that
+    local day on)."""
+    day = parse_date(value, field, tz)
+    text = str(value).strip()
+    if DATE_RE.fullmatch(text):
+        return day_start_utc(day, tz)
+    return to_utc_naive(datetime.fromisoformat(text))
+
+
 def check_period(period: Period, start_field: str = "startDate") -> Period:
     """Return period when it is usable; raise PeriodError naming the field otherwise."""
     if period.start > period.end:

@@ -162,10 +162,18 @@ def test_create_org(runner, freeze):
     partner = one(Partner, Partner.slug == "ny")
     assert metrics.organization_counts(partner, date(2025, 9, 30))["totalOrganizations"] == 0
     assert metrics.organization_counts(partner, date(2025, 10, 1))["totalOrganizations"] == 1
+    # A timestamp is taken as the moment it names, as the API's createdAt:
+    # 2025-10-02T09:30:00+02:00 is 07:30 UTC.
+    result = ok(runner.invoke(args=[
+        "create-org", "--partner", "ny", "--name", "Cardinal Café",
+        "--created-at", "2025-10-02T09:30:00+02:00"]))
+    assert one(Organization, Organization.id == result.stdout.strip()).created_at == \
+        datetime(2025, 10, 2, 7, 30)
 
 
 @pytest.mark.parametrize(("args", "code", "words"), [
     (["--created-at", "01/10/2025"], 2, "--created-at"),
+    (["--created-at", "1969-12-31"], 2, "between 1970-01-01 and 2999-12-31"),
     (["--created-at", "2025-11-15"], 1, "future"),
     (["--credits", "600"], 1, "trial"),            # a trial organization holds at most 500
     (["--credits", "2000", "--tier", "paid"], 1, "at most 1000 can be allocated"),  # pool 1000

@@ -9,8 +9,7 @@ from flask import Response, url_for
 
 from .. import accounts
 from ..errors import bad_request
-from ..periods import PeriodError, day_start_utc, parse_date
-from ..timeutil import to_utc_naive
+from ..periods import PeriodError, parse_moment
 from . import bp, serializers
 from .guards import current_partner
 from .schemas import (
@@ -34,13 +33,9 @@ TAGS = ("organizations",)
 def _created_at(text: str, tz: str) -> datetime:
     """Return createdAt as naive UTC: a bare date is the start of that day in the partner's tz."""
     try:
-        day = parse_date(text, "createdAt", tz)
+        return parse_moment(text, "createdAt", tz)
     except PeriodError as exc:
         raise bad_request(exc.field, exc.value, exc.message) from exc
-    text = text.strip()
-    if len(text) == 10:
-        return day_start_utc(day, tz)
-    return to_utc_naive(datetime.fromisoformat(text))
 
 
 @bp.get("/partner/organizations")
