@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import (
     BigInteger,
     Date,
@@ -25,7 +25,7 @@ from sqlalchemy import (
     literal,
     text,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,6 @@ SQLITE_CACHE_KB = 65536
 SQLITE_BUSY_TIMEOUT_MS = 30000
 
 
-@event.listens_for(Engine, "connect")
 def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
     """Give SQLite connections WAL, a busy timeout, foreign keys and explicit BEGINs."""
     if not isinstance(dbapi_conn, sqlite3.Connection):
@@ -64,7 +63,6 @@ def _configure_sqlite(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
 
 
-@event.listens_for(Engine, "checkout")
 def _drop_closed_postgresql_connections(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     """Refuse a pooled PostgreSQL connection the server has closed, without a round trip.
 
@@ -90,7 +88,6 @@ def _unicode_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-@event.listens_for(Engine, "begin")
 def _begin_sqlite(conn: Any) -> None:
     """Open SQLite transactions, taking the write lock up front inside write_transaction()."""
     if conn.dialect.name == "sqlite":
@@ -110,7 +107,6 @@ def _begin_sqlite(conn: Any) -> None:
 _READ_ONLY = ("SELECT", "PRAGMA", "BEGIN", "WITH", "EXPLAIN")
 
 
-@event.listens_for(Engine, "before_cursor_execute")
 def _note_sqlite_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
     """Remember that a deferred SQLite transaction has written (it holds the write lock)."""
     if conn.dialect.name == "sqlite" and not conn.info.get("sqlite_write_lock") \
@@ -118,7 +114,6 @@ def _note_sqlite_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> 
         conn.info["sqlite_wrote"] = True
 
 
-@event.listens_for(Session, "before_flush")
 def _take_sqlite_write_lock(session: Session, _context: Any, _instances: Any) -> None:
     """Before an ORM flush in a read transaction, trade it for one holding the write lock.
 
@@ -137,6 +132,24 @@ def _take_sqlite_write_lock(session: Session, _context: Any, _instances: Any) ->
     conn.exec_driver_sql("COMMIT")
     conn.exec_driver_sql("BEGIN IMMEDIATE")
     conn.info["sqlite_write_lock"] = True
+
+
+def init_app(app: Flask) -> None:
+    """Bind the listeners to the app's engine (and, once, to the ORM Session class).
+
+    SQLite connections get their settings and explicit BEGINs; PostgreSQL connections the
+    server closed are dropped at checkout.
+    """
+    with app.app_context():
+        engine = db.engine
+    for name, listener in (("connect", _configure_sqlite),
+                           ("checkout", _drop_closed_postgresql_connections),
+                           ("begin", _begin_sqlite),
+                           ("before_cursor_execute", _note_sqlite_write)):
+        if not event.contains(engine, name, listener):
+            event.listen(engine, name, listener)
+    if not event.contains(Session, "before_flush", _take_sqlite_write_lock):
+        event.listen(Session, "before_flush", _take_sqlite_write_lock)
 
 
 @contextmanager

@@ -1,20 +1,90 @@
-"""Request and response hooks shared by every answer: API edges and caching headers."""
+"""Request and response hooks shared by every answer: API edges, NUL refusal, versioned
+static URLs, caching and Retry-After headers."""
 
 from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from .errors import RETRY_AFTER_KEY, AppError
+
 
 def register_hooks_before_limiter(app: Flask) -> None:
-    """Install the hooks that must run before Flask-Limiter's own before_request."""
+    """Install the hooks that must run before Flask-Limiter's own hooks.
+
+    after_request hooks run in reverse order of registration, so retry_after_where_it_applies
+    runs after the limiter has added its headers.
+    """
+    app.after_request(retry_after_where_it_applies)
     app.before_request(route_api_405_to_its_url)
 
 
 def register_hooks(app: Flask) -> None:
-    """Install the response hooks."""
+    """Install the request and response hooks of every answer."""
+    app.before_request(refuse_nul_characters)
+    app.url_defaults(version_static_urls)
     app.after_request(cache_control)
     app.after_request(no_html_under_api)
+
+
+def retry_after_where_it_applies(response: Response) -> Response:
+    """Keep Retry-After only where it means something.
+
+    Flask-Limiter adds it to every response; it belongs on a 429 (the limit's reset) and
+    on a 503 (the wait the error asked for, which the limiter may have overwritten).
+    """
+    if response.status_code == 503 and RETRY_AFTER_KEY in request.environ:
+        response.headers["Retry-After"] = str(request.environ[RETRY_AFTER_KEY])
+    elif response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+    return response
+
+
+def refuse_nul_characters() -> None:
+    """Answer 400 to a page request carrying a NUL character anywhere.
+
+    PostgreSQL refuses a NUL in any text parameter (a 500 for a query such as
+    ?search=%00); no field has a use for one. The API checks its input itself.
+    """
+    if request.path.startswith("/api/"):
+        return
+    values = [*(request.view_args or {}).values(), *request.args.values()]
+    if request.method == "POST" and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        values.extend(request.form.values())
+    if any(isinstance(v, str) and "\x00" in v for v in values):
+        raise AppError("BadRequest", "the request contains a NUL character")
+
+
+def version_static_urls(endpoint: str, values: dict[str, Any]) -> None:
+    """Give url_for("static", filename=...) ?v=<content hash>: cacheable for a year, and a
+    new file is a new URL."""
+    if endpoint == "static" and "filename" in values and "v" not in values:
+        version = static_version(str(current_app.static_folder), values["filename"])
+        if version:
+            values["v"] = version
+
+
+@lru_cache(maxsize=256)
+def _content_version(path: str, mtime_ns: int) -> str:
+    """Return a short hash of a static file's content (keyed on its mtime too)."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:12]
+
+
+def static_version(folder: str, filename: str) -> str | None:
+    """Return the version tag of a static file, or None when it does not exist."""
+    path = Path(folder) / filename
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _content_version(str(path), stat.st_mtime_ns)
 
 
 def route_api_405_to_its_url() -> None:
