@@ -7,7 +7,6 @@ import hashlib
 import math
 import select as io_select
 import sqlite3
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,13 +18,11 @@ from sqlalchemy import (
     Integer,
     String,
     cast,
-    create_engine,
     event,
     func,
     literal,
     text,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
@@ -328,24 +325,3 @@ def add_counts(table: Any, columns: Sequence[str], key_length: int,
                 f'VALUES ({", ".join("?" for _ in columns)}) {upsert}',
                 rows,
             )
-
-
-@contextmanager
-def scratch_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
-    """Create an empty PostgreSQL database on server_url's server; drop it on exit.
-
-    For the tests and benchmarks: each makes its own database and never touches others.
-    """
-    server = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()

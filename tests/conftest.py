@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app import accounts, auth, create_app, ingest
-from app.database import scratch_postgres_database
 from app.extensions import db
 from app.models import Organization, Partner
 from app.timeutil import set_frozen_now
+from tests.support import scratch_postgres_database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 BACKEND = "postgresql" if PG_URL else "sqlite"

@@ -18,9 +18,9 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, inspect
 
 from app import create_app
-from app.database import scratch_postgres_database
 from app.extensions import db
 from tests.reliability_support import FLASK, PG_URL, ROOT
+from tests.support import scratch_postgres_database
 
 # Every command but init-db, with arguments it accepts; the test below fails when a command
 # is added without being listed here.

@@ -10,8 +10,8 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from app import create_app
-from app.database import scratch_postgres_database
 from app.extensions import db
+from tests.support import scratch_postgres_database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 
