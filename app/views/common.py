@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, g, request, url_for
+from flask import Flask, current_app, g, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 
 from .. import metrics
+from ..exports import csv_cell, table_csv
 from ..forms import DateRangeForm, LogoutForm
 from ..models import Partner
 from ..periods import PRESETS, Period, auto_granularity, default_analytics_period
 from ..timeutil import utcnow
 
 PERIOD_KEYS = ("preset", "startDate", "endDate")
-# Spreadsheet programs run a cell starting with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def login_gate() -> Any:
@@ -109,25 +106,9 @@ def api_link(path: str, **params: Any) -> str:
     return path + ("?" + urlencode(clean) if clean else "")
 
 
-def csv_cell(value: Any) -> Any:
-    """Neutralise text a spreadsheet would run as a formula; numbers pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return "" if value is None else value
-
-
-def csv_response(header: list[str], rows: list[list[Any]], filename: str) -> Response:
-    """Return a CSV download of rows under header."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-    return Response(
-        buffer.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+# The CSV helpers live in app/exports.py (one escaping rule for every download).
+csv_response = table_csv
+__all__ = ["csv_cell", "csv_response"]
 
 
 # --- template helpers -------------------------------------------------------------------

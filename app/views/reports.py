@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template
 
-from .. import reports
+from .. import charts, reports
 from ..errors import AppError
+from ..exports import csv_download, report_csv, report_filename
 from ..periods import Period, add_months
 from .common import current_partner, login_gate
 
@@ -64,7 +65,7 @@ def month(month: str) -> Any:
     partner = current_partner()
     return render_template(
         "reports/month.html", report=report, kpis=KPIS, previous_period=previous,
-        figure=reports.daily_chart(report) if has_usage else None,
+        figure=charts.report_daily(report["daily"]) if has_usage else None,
         newer=newer if newer in months else None, older=older if older in months else None,
         newer_label=reports.month_label(*map(int, newer.split("-"))),
         closes_local=date.fromisoformat(report["endDate"]) + timedelta(days=1),
@@ -86,8 +87,4 @@ def month_csv(month: str) -> Any:
     report = _report_or_404(month)
     if isinstance(report, tuple):
         return report
-    return Response(
-        reports.report_csv(report), mimetype="text/csv",
-        headers={"Content-Disposition":
-                 f'attachment; filename="{reports.filename(report, "csv")}"'},
-    )
+    return csv_download(report_csv(report), report_filename(report, "csv"))
