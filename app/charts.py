@@ -268,3 +268,51 @@ def cost_by_tier(estimated: list[dict[str, Any]], projected: list[dict[str, Any]
         yaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
                "tickformat": ",.2f"},
     ))
+
+
+# The report chart has a fixed size that fits the printable width of A4 and Letter.
+REPORT_CHART_WIDTH = 680
+REPORT_CHART_HEIGHT = 280
+
+
+def report_daily(daily: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a month's identifications per day (bars) and its cumulative credits (line).
+
+    Identification events are what consume credits, so a day's credits equal its
+    identifications; the line shows how the month's credits added up.
+    """
+    days = [p["date"] for p in daily]
+    cumulative, running = [], 0
+    for point in daily:
+        running += point["creditsUsed"]
+        cumulative.append(running)
+    bars = {
+        "type": "bar",
+        "x": days, "y": [p["identifications"] for p in daily],
+        "name": "Identifications per day (= credits used)",
+        "marker": {"color": BLUE},
+        "hovertemplate": "%{x|%d %b %Y}: %{y:,} identifications<extra></extra>",
+    }
+    line = {
+        "type": "scatter",
+        "x": list(days), "y": cumulative, "name": "Credits used since the 1st",
+        "yaxis": "y2", "mode": "lines", "line": {"color": AMBER, "width": 2},
+        "hovertemplate": "%{x|%d %b %Y}: %{y:,} credits so far<extra></extra>",
+    }
+    # Its own layout, not _layout(): a fixed print size and a second axis on the right.
+    layout = {
+        "width": REPORT_CHART_WIDTH, "height": REPORT_CHART_HEIGHT, "autosize": False,
+        "margin": {"l": 56, "r": 64, "t": 36, "b": 36},
+        "font": {"family": "system-ui, Arial, sans-serif", "size": 11, "color": INK},
+        "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+        "showlegend": True,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        "hovermode": "closest", "bargap": 0.2,
+        "xaxis": {"type": "date", "gridcolor": GRID, "fixedrange": True, "tickformat": "%d %b"},
+        "yaxis": {"title": {"text": "per day"}, "gridcolor": GRID, "rangemode": "tozero",
+                  "fixedrange": True, "tickformat": ",d"},
+        "yaxis2": {"title": {"text": "cumulative"}, "overlaying": "y", "side": "right",
+                   "rangemode": "tozero", "showgrid": False, "fixedrange": True,
+                   "tickformat": ",d"},
+    }
+    return _figure([bars, line], layout)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from . import accounts, auth, ingest, rollups
 from .database import PartnerBusy, dialect_name
 from .errors import AppError, database_busy
+from .exports import REPORT_FORMATS, report_text
 from .extensions import db
 from .ingest import FileFormatError, IngestResult, IngestStopped
 from .models import Partner
@@ -408,10 +409,28 @@ def set_timezone_command(slug: str, tz: str) -> None:
                f"{datetime.now(UTC).isoformat(timespec='seconds')}")
 
 
+@click.command("report")
+@click.option("--partner", "slug", required=True)
+@click.option("--month", "month_text", required=True, help="YYYY-MM, in the partner's timezone")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="csv",
+              show_default=True)
+def report_command(slug: str, month_text: str, fmt: str) -> None:
+    """Print a month-end report as CSV or JSON (for cron jobs that mail it)."""
+    from . import reports
+
+    try:
+        partner = accounts.partner_by_slug(slug)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from exc
+    try:
+        report = reports.report_for(partner, month_text)
+    except AppError as exc:
+        raise click.BadParameter(exc.message, param_hint="--month") from exc
+    click.echo(report_text(report, fmt), nl=False)
+
+
 def register_cli(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    from .reports import report_command
-
     app.cli.add_command(init_db_command)
     # Every other command reads or writes partner data: without the schema it says how to
     # create it and exits 2 before touching anything (it used to create an empty SQLite

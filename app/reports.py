@@ -1,24 +1,18 @@
-"""Month-end reports: one calendar month's figures as plain data, and as CSV and JSON.
+"""Month-end reports: one calendar month's figures as plain data.
 
-Every number comes from app/metrics.py, so the report page, its CSV and JSON downloads,
-the API and `flask report` cannot disagree. A month is a calendar month in the partner's
-timezone; it closes at the first instant of the next month there.
+Every number comes from app/metrics.py, so the report page, its CSV and JSON downloads
+(app/exports.py), the API and `flask report` cannot disagree. A month is a calendar month
+in the partner's timezone; it closes at the first instant of the next month there.
 """
 
 from __future__ import annotations
 
 import calendar
-import csv
-import io
-import json
 import re
 from datetime import date, timedelta
 from typing import Any
 
-import click
-import plotly.graph_objects as go
-
-from . import accounts, metrics
+from . import metrics
 from .errors import AppError
 from .models import Partner
 from .periods import (
@@ -31,28 +25,6 @@ from .periods import (
 from .timeutil import iso_z, utcnow
 
 MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")  # fullmatch: the whole text
-FORMATS = ("csv", "json")
-# Spreadsheet programs run a cell starting with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# The report chart has a fixed size that fits the printable width of A4 and Letter.
-CHART_WIDTH = 680
-CHART_HEIGHT = 280
-
-CSV_COLUMNS = [
-    ("name", "Organization"),
-    ("externalId", "External ID"),
-    ("organizationId", "Organization ID"),
-    ("identifications", "Identifications"),
-    ("creditsUsed", "Credits used"),
-    ("events", "Events"),
-    ("quantity", "Quantity"),
-    ("sharePercent", "Share of identifications (%)"),
-    ("creditsAllocated", "Allocation at month end"),
-    ("statusAtEnd", "Status at month end"),
-    ("new", "New"),
-    ("churned", "Churned"),
-    ("reactivated", "Reactivated"),
-]
 
 
 # --- months ------------------------------------------------------------------------------
@@ -324,138 +296,3 @@ def month_index(partner: Partner) -> list[dict[str, Any]]:
             "change": {k: metrics.relative_change(current[k], prev[k]) for k in HEADLINE_KEYS},
         })
     return rows
-
-
-# --- outputs -------------------------------------------------------------------------------
-
-def csv_cell(value: Any) -> Any:
-    """Neutralise text a spreadsheet would run as a formula; numbers pass unchanged."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def report_csv(report: dict[str, Any]) -> str:
-    """Return the report as one CSV: a header block, the organization table, the totals."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    late = report["lateData"]
-    summary = report["summary"]
-    block: list[list[Any]] = [
-        ["Partner", report["partnerName"]],
-        ["Month", report["month"]],
-        ["Period", f"{report['startDate']} to {report['throughDate']}"
-                   + ("" if report["complete"] else " (month to date)")],
-        ["Timezone", report["timezone"]],
-        ["Generated at", report["generatedAt"]],
-        ["Month closed at" if report["complete"] else "Month closes at", late["closedAt"]],
-        ["Late events (received after the month closed)", late["lateEvents"]],
-        ["Identifications added by late events", late["identificationsAdded"]],
-        ["Credits added by late events", late["creditsAdded"]],
-        ["Total organizations at month end", summary["totalOrganizations"]],
-        ["Active organizations at month end", summary["activeOrganizations"]],
-        ["Credits remaining at month end", summary["creditsRemaining"]],
-    ]
-    for row in block:
-        writer.writerow([csv_cell(v) for v in row])
-    writer.writerow([])
-    writer.writerow([label for _key, label in CSV_COLUMNS])
-    for item in report["organizations"]:
-        writer.writerow([csv_cell(item[key]) for key, _label in CSV_COLUMNS])
-    totals = report["totals"]
-    total_row = {key: "" for key, _label in CSV_COLUMNS}
-    total_row.update({
-        "name": "Total",
-        "identifications": totals["identifications"],
-        "creditsUsed": totals["creditsUsed"],
-        "events": totals["events"],
-        "quantity": totals["quantity"],
-        "sharePercent": totals["sharePercent"],
-        "creditsAllocated": totals["creditsAllocated"],
-        "new": totals["new"],
-        "churned": totals["churned"],
-        "reactivated": totals["reactivated"],
-    })
-    writer.writerow([csv_cell(total_row[key]) for key, _label in CSV_COLUMNS])
-    return buffer.getvalue()
-
-
-def report_json(report: dict[str, Any]) -> str:
-    """Return the report as indented JSON text."""
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-
-
-def render(partner: Partner, month_text: str, fmt: str) -> str:
-    """Return the report of a month as csv or json text (what `flask report` prints)."""
-    report = report_for(partner, month_text)
-    return report_csv(report) if fmt == "csv" else report_json(report)
-
-
-def filename(report: dict[str, Any], ext: str) -> str:
-    """Return the download name of a report file."""
-    return f"report-{report['partnerSlug']}-{report['month']}.{ext}"
-
-
-@click.command("report")
-@click.option("--partner", "slug", required=True)
-@click.option("--month", "month_text", required=True, help="YYYY-MM, in the partner's timezone")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
-def report_command(slug: str, month_text: str, fmt: str) -> None:
-    """Print a month-end report as CSV or JSON (for cron jobs that mail it)."""
-    try:
-        partner = accounts.partner_by_slug(slug)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from exc
-    try:
-        text = render(partner, month_text, fmt)
-    except AppError as exc:
-        raise click.BadParameter(exc.message, param_hint="--month") from exc
-    click.echo(text, nl=False)
-
-
-# --- chart ---------------------------------------------------------------------------------
-
-def daily_chart(report: dict[str, Any]) -> dict[str, Any]:
-    """Return the daily identifications (bars) and the month's cumulative credits (line).
-
-    Identification events are what consume credits, so a day's credits equal its
-    identifications; the line shows how the month's credits added up.
-    """
-    days = [p["date"] for p in report["daily"]]
-    daily = [p["identifications"] for p in report["daily"]]
-    cumulative, running = [], 0
-    for point in report["daily"]:
-        running += point["creditsUsed"]
-        cumulative.append(running)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=days, y=daily, name="Identifications per day (= credits used)",
-        marker={"color": "#2563eb"},
-        hovertemplate="%{x|%d %b %Y}: %{y:,} identifications<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=days, y=cumulative, name="Credits used since the 1st", yaxis="y2", mode="lines",
-        line={"color": "#d97706", "width": 2},
-        hovertemplate="%{x|%d %b %Y}: %{y:,} credits so far<extra></extra>",
-    ))
-    fig.update_layout(
-        template=None, width=CHART_WIDTH, height=CHART_HEIGHT, autosize=False,
-        margin={"l": 56, "r": 64, "t": 36, "b": 36},
-        font={"family": "system-ui, Arial, sans-serif", "size": 11, "color": "#1e293b"},
-        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        showlegend=True, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        hovermode="closest", bargap=0.2,
-        xaxis={"type": "date", "gridcolor": "#e2e8f0", "fixedrange": True,
-               "tickformat": "%d %b"},
-        yaxis={"title": {"text": "per day"}, "gridcolor": "#e2e8f0", "rangemode": "tozero",
-               "fixedrange": True, "tickformat": ",d"},
-        yaxis2={"title": {"text": "cumulative"}, "overlaying": "y", "side": "right",
-                "rangemode": "tozero", "showgrid": False, "fixedrange": True,
-                "tickformat": ",d"},
-    )
-    spec: dict[str, Any] = json.loads(fig.to_json())
-    return spec

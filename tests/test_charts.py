@@ -62,6 +62,8 @@ PERIOD_ROWS = [  # newest first, as billing.past_periods() answers
 ESTIMATED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 2.5}]
 PROJECTED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 25.75}]
 MARCH = Period(D(2025, 3, 1), D(2025, 3, 31))
+MONTH_DAYS = day_points(["2025-10-01", "2025-10-02", "2025-10-03"],
+                        identifications=[3, 0, 5], creditsUsed=[3, 0, 5], events=[4, 1, 2])
 
 
 def every_figure() -> dict[str, dict[str, Any]]:
@@ -80,6 +82,8 @@ def every_figure() -> dict[str, dict[str, Any]]:
         "pool_burn_empty": charts.pool_burn([], 10_000, MARCH, D(2025, 3, 1), 0.0),
         "billing_periods": charts.billing_periods(PERIOD_ROWS),
         "cost_by_tier": charts.cost_by_tier(ESTIMATED, PROJECTED, "USD"),
+        "report_daily": charts.report_daily(MONTH_DAYS),
+        "report_daily_empty": charts.report_daily([]),
     }
 
 
@@ -309,3 +313,26 @@ def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
     assert layout["barmode"] == "group"
     assert layout["xaxis"]["type"] == "category"
     assert layout["yaxis"]["tickformat"] == ",.2f"
+
+
+# --- report_daily -----------------------------------------------------------------------
+
+def test_report_daily_bars_per_day_and_cumulative_credits() -> None:
+    bars, line = FIGURES["report_daily"]["data"]
+    assert [bars["type"], line["type"]] == ["bar", "scatter"]
+    assert bars["x"] == line["x"] == ["2025-10-01", "2025-10-02", "2025-10-03"]
+    assert bars["y"] == [3, 0, 5]
+    assert line["y"] == [3, 3, 8]   # 3, 3 + 0, 3 + 0 + 5
+    assert line["yaxis"] == "y2"
+    assert bars["name"] == "Identifications per day (= credits used)"
+    assert line["name"] == "Credits used since the 1st"
+    layout = FIGURES["report_daily"]["layout"]
+    # A fixed size that fits the printable width of A4 and Letter.
+    assert (layout["width"], layout["height"], layout["autosize"]) == (680, 280, False)
+    assert layout["yaxis2"]["overlaying"] == "y" and layout["yaxis2"]["side"] == "right"
+    assert "template" not in layout
+
+
+def test_report_daily_of_a_month_without_days() -> None:
+    bars, line = FIGURES["report_daily_empty"]["data"]
+    assert bars["x"] == bars["y"] == line["x"] == line["y"] == []

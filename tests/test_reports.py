@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app import accounts, metrics, reports, rollups
+from app import accounts, exports, metrics, reports, rollups
 from app.errors import AppError
 from app.extensions import db
 from app.models import PartnerDailyReceipt
@@ -241,7 +241,7 @@ def test_partner_without_data_has_no_months(make_partner, freeze):
 
 def test_csv_header_table_and_totals(october):
     report = reports.report_for(october, "2025-10")
-    rows = list(csv.reader(io.StringIO(reports.report_csv(report))))
+    rows = list(csv.reader(io.StringIO(exports.report_csv(report))))
     block = {r[0]: r[1] for r in rows[:12]}
     assert block["Partner"] == "Acme Agency"
     assert block["Month"] == "2025-10"
@@ -272,7 +272,8 @@ def test_csv_neutralises_formulas(make_partner, make_org, add_events, freeze):
     partner = make_partner("evil", name="=cmd|' /C calc'!A0")
     org = make_org(partner, "+SUM(A1:A9)", external_id="@evil")
     add_events(partner, [ident("x", org, 1, "2025-10-02T12:00:00Z")])
-    rows = list(csv.reader(io.StringIO(reports.render(partner, "2025-10", "csv"))))
+    text = exports.report_text(reports.report_for(partner, "2025-10"), "csv")
+    rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["Partner", "'=cmd|' /C calc'!A0"]
     assert rows[14][:2] == ["'+SUM(A1:A9)", "'@evil"]
     for row in rows:
@@ -281,7 +282,7 @@ def test_csv_neutralises_formulas(make_partner, make_org, add_events, freeze):
 
 
 def test_json_output_is_the_report(october):
-    data = json.loads(reports.render(october, "2025-10", "json"))
+    data = json.loads(exports.report_text(reports.report_for(october, "2025-10"), "json"))
     assert data["summary"]["totalIdentifications"] == 26
     assert data["lateData"]["lateEvents"] == 3
     assert data["totals"]["quantity"] == 39

@@ -1,16 +1,26 @@
-"""HTML blueprints, one module per page family."""
+"""HTML blueprints, one module per page family, under one signed-in dashboard blueprint.
+
+Layout: dashboard.py (the parent blueprint and its login gate), period.py (the period in
+the URL), filters.py (template filters), context.py (template globals), kpis.py (the KPI
+cards), then one module per page family; CSV downloads are written by app/exports.py.
+"""
 
 from flask import Flask
 
+from . import auth, billing, credits, dashboard, organizations, overview, reports
+from .context import register_context
+from .filters import register_filters
+from .period import forget_previous_request
+
+# Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
+for _page in (overview, organizations, credits, billing, reports):
+    dashboard.bp.register_blueprint(_page.bp)
+
 
 def register_views(app: Flask) -> None:
-    """Register every page blueprint."""
-    from . import auth, billing, common, credits, organizations, overview, reports
-
-    common.init_app(app)
+    """Register the template filters and globals, the sign-in pages and the dashboard."""
+    app.before_request(forget_previous_request)
+    register_filters(app)
+    register_context(app)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(overview.bp)
-    app.register_blueprint(organizations.bp)
-    app.register_blueprint(credits.bp)
-    app.register_blueprint(billing.bp)
-    app.register_blueprint(reports.bp)
+    app.register_blueprint(dashboard.bp)

@@ -48,7 +48,7 @@ def _local_path(target: str | None) -> str | None:
 
 def _safe_next(target: str | None) -> str:
     """Return target when it is a path on this site, else the overview (no open redirect)."""
-    return _local_path(target) or url_for("overview.index")
+    return _local_path(target) or url_for("dashboard.overview.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template
 
 from .. import billing, charts, metrics
-from .common import carry_range, csv_response, current_partner, login_gate
+from ..exports import table_csv
+from .dashboard import current_partner
+from .period import carry_range
 
 bp = Blueprint("billing", __name__)
-bp.before_request(login_gate)
 
 CSV_FIELDS = ("billingPeriodStart", "billingPeriodEnd", "isCurrent", "identifications",
               "creditsUsed", "totalQuantity", "totalEvents", "estimatedCost", "currency")
@@ -42,4 +43,4 @@ def export() -> Response:
     """Download the billing periods (newest first) for reconciliation against invoices."""
     partner = current_partner()
     rows = [[p[f] for f in CSV_FIELDS] for p in billing.past_periods(partner)]
-    return csv_response(list(CSV_FIELDS), rows, f"billing_periods_{partner.slug}.csv")
+    return table_csv(list(CSV_FIELDS), rows, f"billing_periods_{partner.slug}.csv")

@@ -8,10 +8,10 @@ from flask import Blueprint, render_template
 
 from .. import billing, charts, metrics
 from ..periods import Period, local_today
-from .common import carry_range, current_partner, login_gate
+from .dashboard import current_partner
+from .period import carry_range
 
 bp = Blueprint("credits", __name__)
-bp.before_request(login_gate)
 
 OVER_ALLOCATION_SHARE = 80
 

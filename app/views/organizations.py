@@ -8,12 +8,13 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from .. import accounts, charts, metrics
 from ..errors import AppError
+from ..exports import table_csv
 from ..forms import AllocationForm, OrganizationFilterForm
 from ..models import Organization, Partner
-from .common import RangeState, csv_response, current_partner, login_gate, resolve_range
+from .dashboard import current_partner
+from .period import RangeState, resolve_range
 
 bp = Blueprint("organizations", __name__)
-bp.before_request(login_gate)
 
 FILTER_KEYS = ("status", "search", "externalId", "sort", "order", "pageSize")
 # The table's columns: (field of organization_breakdown, heading, sort key or None, group).
@@ -73,7 +74,7 @@ def export() -> Response:
     scope = "all" if every else f"page{table['page']}"
     name = (f"organizations_{state.period.start.isoformat()}_{state.period.end.isoformat()}"
             f"_{scope}.csv")
-    return csv_response(list(CSV_FIELDS), rows, name)
+    return table_csv(list(CSV_FIELDS), rows, name)
 
 
 def _detail_context(partner: Partner, org: Organization, state: RangeState) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def allocate(org_id: str) -> Any:
     status = 400
     # Back to the page the form was on: same period, same granularity. Only the values the
     # page understood are carried, and the target is built before anything changes.
-    back = url_for("organizations.detail", org_id=org.id, **state.link_args())
+    back = url_for("dashboard.organizations.detail", org_id=org.id, **state.link_args())
     if form.validate_on_submit():
         try:
             accounts.set_allocation(partner, org, form.credits_value(),

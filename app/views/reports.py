@@ -7,27 +7,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template
 
-from .. import reports
+from .. import charts, reports
 from ..errors import AppError
+from ..exports import csv_download, report_csv, report_filename
 from ..periods import Period, add_months
-from .common import current_partner, login_gate
+from .dashboard import current_partner
+from .kpis import REPORT_KPIS
 
 bp = Blueprint("reports", __name__)
-bp.before_request(login_gate)
-
-# The KPI cards of a report, in spec §2 order: (key, label, definition).
-KPIS = (
-    ("totalIdentifications", "Identifications", "sum of quantity of identification events"),
-    ("creditsUsed", "Credits used", "credits consumed by events in the month"),
-    ("creditsRemaining", "Credits remaining",
-     "pool of the billing period holding the month's last day, minus what it used by then"),
-    ("totalEvents", "Events", "number of events in the month"),
-    ("totalQuantity", "Total quantity", "sum of quantity of all events"),
-    ("organizationsWithActivity", "Organizations with activity",
-     "organizations with at least one event in the month"),
-    ("totalOrganizations", "Organizations", "created by the end of the month"),
-    ("activeOrganizations", "Active organizations", "of those, active at the end of the month"),
-)
 
 
 @bp.get("/reports")
@@ -63,8 +50,8 @@ def month(month: str) -> Any:
     has_usage = any(p["events"] for p in report["daily"])
     partner = current_partner()
     return render_template(
-        "reports/month.html", report=report, kpis=KPIS, previous_period=previous,
-        figure=reports.daily_chart(report) if has_usage else None,
+        "reports/month.html", report=report, kpis=REPORT_KPIS, previous_period=previous,
+        figure=charts.report_daily(report["daily"]) if has_usage else None,
         newer=newer if newer in months else None, older=older if older in months else None,
         newer_label=reports.month_label(*map(int, newer.split("-"))),
         closes_local=date.fromisoformat(report["endDate"]) + timedelta(days=1),
@@ -86,8 +73,4 @@ def month_csv(month: str) -> Any:
     report = _report_or_404(month)
     if isinstance(report, tuple):
         return report
-    return Response(
-        reports.report_csv(report), mimetype="text/csv",
-        headers={"Content-Disposition":
-                 f'attachment; filename="{reports.filename(report, "csv")}"'},
-    )
+    return csv_download(report_csv(report), report_filename(report, "csv"))

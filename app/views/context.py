@@ -1,0 +1,74 @@
+"""What every template gets: the navigation's period, links to pages and API, freshness."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Flask, current_app, request, url_for
+from markupsafe import Markup
+
+from .. import ROOT, metrics
+from ..forms import LogoutForm
+from ..periods import PRESETS
+from .dashboard import current_partner
+from .filters import age_text, fmt_moment
+from .period import PERIOD_KEYS, nav_args
+
+
+def api_link(endpoint: str, **params: Any) -> str:
+    """Return the URL of an API endpoint: its path arguments in the path (url_for), the
+    other parameters in the query string (None and empty values left out)."""
+    in_path = {name for rule in current_app.url_map.iter_rules(endpoint)
+               for name in rule.arguments}
+    path = url_for(endpoint, **{k: v for k, v in params.items() if k in in_path})
+    clean = {k: v for k, v in params.items() if k not in in_path and v not in (None, "")}
+    return path + ("?" + urlencode(clean) if clean else "")
+
+
+def page_url(**params: Any) -> str:
+    """Return this page's URL (same path arguments) with the given query parameters."""
+    clean = {k: v for k, v in params.items() if v not in (None, "")}
+    return url_for(request.endpoint or "dashboard.overview.index",
+                   **(request.view_args or {}), **clean)
+
+
+def freshness() -> dict[str, Any]:
+    """Return when the signed-in partner's newest event was received."""
+    moment = metrics.data_freshness(current_partner())
+    return {"at": moment, "text": fmt_moment(moment), "age": age_text(moment)}
+
+
+@lru_cache(maxsize=1)
+def plotly_js_filename() -> str:
+    """Return the static path of the vendored plotly.js bundle.
+
+    Read from static/vendor, not from the plotly package, which the app does not import
+    at run time (its figures are plain dicts); tests/test_static.py checks that the one
+    bundle there is the one the installed plotly package expects.
+    """
+    vendor = ROOT / "static" / "vendor"
+    bundles = sorted(p.name for p in vendor.glob("plotly-*.min.js"))
+    if len(bundles) != 1:
+        raise RuntimeError(f"expected one plotly-<version>.min.js in {vendor}, found {bundles}")
+    return "vendor/" + bundles[0]
+
+
+def register_context(app: Flask) -> None:
+    """Give every template the dashboard's globals."""
+
+    @app.context_processor
+    def dashboard_globals() -> dict[str, Any]:
+        return {
+            "nav_args": nav_args(),
+            "api_link": api_link,
+            "page_url": page_url,
+            "freshness": freshness,
+            "has_endpoint": lambda name: name in current_app.view_functions,
+            "logout_form": LogoutForm,
+            "presets": PRESETS,
+            "period_keys": PERIOD_KEYS,
+            "plotly_js": plotly_js_filename(),
+            "nbsp": Markup("&nbsp;"),
+        }
