@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Update, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Update, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -271,11 +271,3 @@ def revoke_api_key(key: ApiKey) -> None:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         db.session.commit()
-
-
-def active_key_count(partner: Partner) -> int:
-    """Return how many unrevoked keys the partner has."""
-    return int(db.session.execute(
-        select(func.count()).select_from(ApiKey)
-        .where(ApiKey.partner_id == partner.id, ApiKey.revoked_at.is_(None))
-    ).scalar() or 0)
