@@ -60,7 +60,8 @@ test: install-dev
 	else echo "TEST_DATABASE_URL not set: PostgreSQL pass skipped"; fi
 
 lint: install-dev
-	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff check app tests bench gunicorn.conf.py
+	$(BIN)/ruff format --check app tests bench gunicorn.conf.py
 	$(BIN)/mypy app
 
 # The suite on SQLite with line coverage of app/ (htmlcov/index.html).

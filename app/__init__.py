@@ -52,7 +52,7 @@ def normalize_database_url(url: str) -> str:
     """Send plain postgres:// and postgresql:// URLs through psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -72,11 +72,16 @@ def check_name(value: Any, field: str = "name", *, required: bool = True) -> str
     if not text:
         raise _field_error(field, value[:50], f"{field} is required")
     if not storable_text(text):
-        raise _field_error(field, None, f"{field} must not contain NUL characters or "
-                           "invalid Unicode")
+        raise _field_error(
+            field, None, f"{field} must not contain NUL characters or invalid Unicode"
+        )
     if not any(visible(char) for char in text):
-        raise _field_error(field, value[:50], f"{field} must contain a visible character "
-                           "(not only spaces, control, invisible or combining characters)")
+        raise _field_error(
+            field,
+            value[:50],
+            f"{field} must contain a visible character "
+            "(not only spaces, control, invisible or combining characters)",
+        )
     if len(text) > MAX_NAME:
         raise _field_error(field, text[:50], f"{field} must be at most {MAX_NAME} characters")
     return text
@@ -98,8 +103,11 @@ def check_metadata(value: Any) -> dict[str, Any]:
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:
         # Every list of organizations carries it: a few megabytes each would slow them all.
-        raise _field_error("metadata", None, f"metadata must be at most {MAX_METADATA_BYTES:,} "
-                           f"bytes as JSON (this one is {size:,})")
+        raise _field_error(
+            "metadata",
+            None,
+            f"metadata must be at most {MAX_METADATA_BYTES:,} bytes as JSON (this one is {size:,})",
+        )
     return value
 
 
@@ -110,6 +118,7 @@ def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
 
 
 # --- partners --------------------------------------------------------------------------
+
 
 def create_partner(
     name: str,
@@ -128,35 +137,57 @@ def create_partner(
     if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         raise _field_error("slug", slug, "slug must be lowercase letters, digits and dashes")
     pool = check_credits(pool, "creditPoolTotal")
-    if isinstance(billing_day, bool) or not isinstance(billing_day, int) \
-            or not 1 <= billing_day <= 28:
-        raise _field_error("billingDayOfMonth", billing_day,
-                           "billingDayOfMonth must be between 1 and 28")
+    if (
+        isinstance(billing_day, bool)
+        or not isinstance(billing_day, int)
+        or not 1 <= billing_day <= 28
+    ):
+        raise _field_error(
+            "billingDayOfMonth", billing_day, "billingDayOfMonth must be between 1 and 28"
+        )
     _choice(billing_period, "billingPeriod", BILLING_PERIODS)
     billing_mode = BILLING_MODE_ALIASES.get(billing_mode, billing_mode)
     _choice(billing_mode, "billingMode", BILLING_MODES)
     if not is_valid_timezone(timezone):
-        raise _field_error("timezone", timezone, "timezone must be an IANA name such as "
-                           "Europe/Paris")
+        raise _field_error(
+            "timezone", timezone, "timezone must be an IANA name such as Europe/Paris"
+        )
     if max_organizations is not None and (
-            isinstance(max_organizations, bool) or not isinstance(max_organizations, int)
-            or not 0 <= max_organizations <= MAX_INTEGER_COLUMN):
-        raise _field_error("maxOrganizations", max_organizations,
-                           f"maxOrganizations must be between 0 and {MAX_INTEGER_COLUMN}")
+        isinstance(max_organizations, bool)
+        or not isinstance(max_organizations, int)
+        or not 0 <= max_organizations <= MAX_INTEGER_COLUMN
+    ):
+        raise _field_error(
+            "maxOrganizations",
+            max_organizations,
+            f"maxOrganizations must be between 0 and {MAX_INTEGER_COLUMN}",
+        )
     if not isinstance(currency, str) or not CURRENCY_RE.fullmatch(currency):
-        raise _field_error("currency", currency, "currency must be a three-letter ISO 4217 "
-                           "code such as USD")
+        raise _field_error(
+            "currency", currency, "currency must be a three-letter ISO 4217 code such as USD"
+        )
     try:
         tiers = normalize_tiers(pricing_tiers or [dict(t) for t in DEFAULT_PRICING_TIERS])
     except TierError as exc:
         raise _field_error("pricingTiers", None, str(exc)) from exc
     if db.session.execute(select(Partner.id).where(Partner.slug == slug)).first():
-        raise AppError("Conflict", f"a partner with slug {slug!r} already exists",
-                       {"field": "slug", "value": slug})
-    partner = Partner(name=name, slug=slug, credit_pool_total=pool,
-                      billing_day_of_month=billing_day, billing_period=billing_period,
-                      timezone=timezone, billing_mode=billing_mode, pricing_tiers=tiers,
-                      max_organizations=max_organizations, currency=currency)
+        raise AppError(
+            "Conflict",
+            f"a partner with slug {slug!r} already exists",
+            {"field": "slug", "value": slug},
+        )
+    partner = Partner(
+        name=name,
+        slug=slug,
+        credit_pool_total=pool,
+        billing_day_of_month=billing_day,
+        billing_period=billing_period,
+        timezone=timezone,
+        billing_mode=billing_mode,
+        pricing_tiers=tiers,
+        max_organizations=max_organizations,
+        currency=currency,
+    )
     db.session.add(partner)
     db.session.commit()
     return partner
@@ -166,20 +197,28 @@ def partner_by_slug(slug: str) -> Partner:
     """Return the partner with this slug or raise NotFound."""
     partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one_or_none()
     if partner is None:
-        raise AppError("NotFound", f"no partner with slug {slug!r}",
-                       {"field": "partner", "value": slug})
+        raise AppError(
+            "NotFound", f"no partner with slug {slug!r}", {"field": "partner", "value": slug}
+        )
     return partner
 
 
 # --- organizations -----------------------------------------------------------------------
 
+
 def get_organization(partner: Partner, organization_id: str) -> Organization:
     """Return the partner's organization; another partner's id answers NotFound too."""
-    org = db.session.get(Organization, organization_id) if isinstance(organization_id, str) \
-        and len(organization_id) <= 36 else None
+    org = (
+        db.session.get(Organization, organization_id)
+        if isinstance(organization_id, str) and len(organization_id) <= 36
+        else None
+    )
     if org is None or org.partner_id != partner.id:
-        raise AppError("NotFound", "organization not found",
-                       {"field": "organizationId", "value": str(organization_id)[:100]})
+        raise AppError(
+            "NotFound",
+            "organization not found",
+            {"field": "organizationId", "value": str(organization_id)[:100]},
+        )
     return org
 
 
@@ -189,13 +228,15 @@ def _lock_partner(partner: Partner) -> None:
     FOR NO KEY UPDATE: event inserts hold a key-share lock on the partner row (their
     foreign key), which this does not block; a plain FOR UPDATE would stall ingestion.
     """
-    db.session.execute(select(Partner.id).where(Partner.id == partner.id)
-                       .with_for_update(key_share=True))
+    db.session.execute(
+        select(Partner.id).where(Partner.id == partner.id).with_for_update(key_share=True)
+    )
 
 
 def _allocated_to_others(partner: Partner, exclude_id: str | None) -> int:
     query = select(func.coalesce(func.sum(Organization.credits_allocated), 0)).where(
-        Organization.partner_id == partner.id, Organization.status != "canceled")
+        Organization.partner_id == partner.id, Organization.status != "canceled"
+    )
     if exclude_id:
         query = query.where(Organization.id != exclude_id)
     return int(db.session.execute(query).scalar() or 0)
@@ -207,8 +248,12 @@ def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: 
         raise AppError(
             "InsufficientCredits",
             f"a trial organization can hold at most {TRIAL_CREDIT_CAP} credits",
-            {"field": "credits", "requested": credits, "trialCap": TRIAL_CREDIT_CAP,
-             "available": TRIAL_CREDIT_CAP},
+            {
+                "field": "credits",
+                "requested": credits,
+                "trialCap": TRIAL_CREDIT_CAP,
+                "available": TRIAL_CREDIT_CAP,
+            },
         )
     others = _allocated_to_others(partner, org_id)
     available = partner.credit_pool_total - others
@@ -218,8 +263,13 @@ def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: 
             f"{credits} credits requested, but at most {max(available, 0)} can be allocated "
             f"here: the pool holds {partner.credit_pool_total} and other organizations "
             f"hold {others}",
-            {"field": "credits", "requested": credits, "available": max(available, 0),
-             "creditPoolTotal": partner.credit_pool_total, "creditPoolAllocated": others},
+            {
+                "field": "credits",
+                "requested": credits,
+                "available": max(available, 0),
+                "creditPoolTotal": partner.credit_pool_total,
+                "creditPoolAllocated": others,
+            },
         )
 
 
@@ -227,9 +277,14 @@ def _check_organization_limit(partner: Partner) -> None:
     """Refuse one more live (not canceled) organization beyond maxOrganizations."""
     if partner.max_organizations is None:
         return
-    count = db.session.execute(select(func.count()).select_from(Organization).where(
-        Organization.partner_id == partner.id, Organization.status != "canceled")
-    ).scalar() or 0
+    count = (
+        db.session.execute(
+            select(func.count())
+            .select_from(Organization)
+            .where(Organization.partner_id == partner.id, Organization.status != "canceled")
+        ).scalar()
+        or 0
+    )
     if count >= partner.max_organizations:
         raise AppError(
             "UnprocessableEntity",
@@ -252,12 +307,17 @@ def create_organization(
     """Create an organization with its first status and (optionally) its first allocation."""
     name = check_name(name)
     if external_id is not None:
-        if not isinstance(external_id, str) or not external_id.strip() \
-                or len(external_id) > MAX_NAME:
-            raise _field_error("externalId", external_id,
-                               "externalId must be a non-empty string of at most 200 characters")
-    credits = check_credits(initial_credits if initial_credits is not None else 0,
-                            "initialCredits")
+        if (
+            not isinstance(external_id, str)
+            or not external_id.strip()
+            or len(external_id) > MAX_NAME
+        ):
+            raise _field_error(
+                "externalId",
+                external_id,
+                "externalId must be a non-empty string of at most 200 characters",
+            )
+    credits = check_credits(initial_credits if initial_credits is not None else 0, "initialCredits")
     metadata = check_metadata({} if metadata is None else metadata)
     tier = _choice(tier or "trial", "tier", ORG_TIERS)
     product_type = _choice(product_type or "B2B", "productType", PRODUCT_TYPES)
@@ -268,27 +328,53 @@ def create_organization(
     with write_transaction():
         _lock_partner(partner)
         _check_organization_limit(partner)
-        if external_id is not None and db.session.execute(
-            select(Organization.id).where(Organization.partner_id == partner.id,
-                                          Organization.external_id == external_id)
-        ).first():
-            raise AppError("Conflict", f"an organization with externalId {external_id!r} exists",
-                           {"field": "externalId", "value": external_id})
+        if (
+            external_id is not None
+            and db.session.execute(
+                select(Organization.id).where(
+                    Organization.partner_id == partner.id, Organization.external_id == external_id
+                )
+            ).first()
+        ):
+            raise AppError(
+                "Conflict",
+                f"an organization with externalId {external_id!r} exists",
+                {"field": "externalId", "value": external_id},
+            )
         if credits:
             _check_allocation(partner, None, tier, credits)
-        org = Organization(partner_id=partner.id, name=name, external_id=external_id,
-                           status="active", tier=tier, product_type=product_type, meta=metadata,
-                           credits_allocated=credits, created_at=created, updated_at=now)
+        org = Organization(
+            partner_id=partner.id,
+            name=name,
+            external_id=external_id,
+            status="active",
+            tier=tier,
+            product_type=product_type,
+            meta=metadata,
+            credits_allocated=credits,
+            created_at=created,
+            updated_at=now,
+        )
         db.session.add(org)
         db.session.flush()
-        db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
-                                                status="active", changed_at=created))
+        db.session.add(
+            OrganizationStatusChange(
+                organization_id=org.id, partner_id=partner.id, status="active", changed_at=created
+            )
+        )
         if credits:
             # Dated like the first status, so an imported (backdated) client's history
             # shows its allocation from the day it was created.
-            db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
-                                            credits_allocated=credits, previous_credits=0,
-                                            notes="initial allocation", allocated_at=created))
+            db.session.add(
+                CreditAllocation(
+                    partner_id=partner.id,
+                    organization_id=org.id,
+                    credits_allocated=credits,
+                    previous_credits=0,
+                    notes="initial allocation",
+                    allocated_at=created,
+                )
+            )
     return org
 
 
@@ -311,17 +397,29 @@ def update_organization(partner: Partner, org: Organization, changes: dict[str, 
             org.name = check_name(changes["name"])
         if "externalId" in changes:
             ext = changes["externalId"]
-            if ext is not None and (not isinstance(ext, str) or not ext.strip()
-                                    or len(ext) > MAX_NAME):
-                raise _field_error("externalId", ext, "externalId must be a non-empty string "
-                                   "of at most 200 characters, or null")
-            if ext is not None and db.session.execute(
-                select(Organization.id).where(Organization.partner_id == partner.id,
-                                              Organization.external_id == ext,
-                                              Organization.id != org.id)
-            ).first():
-                raise AppError("Conflict", f"an organization with externalId {ext!r} exists",
-                               {"field": "externalId", "value": ext})
+            if ext is not None and (
+                not isinstance(ext, str) or not ext.strip() or len(ext) > MAX_NAME
+            ):
+                raise _field_error(
+                    "externalId",
+                    ext,
+                    "externalId must be a non-empty string of at most 200 characters, or null",
+                )
+            if (
+                ext is not None
+                and db.session.execute(
+                    select(Organization.id).where(
+                        Organization.partner_id == partner.id,
+                        Organization.external_id == ext,
+                        Organization.id != org.id,
+                    )
+                ).first()
+            ):
+                raise AppError(
+                    "Conflict",
+                    f"an organization with externalId {ext!r} exists",
+                    {"field": "externalId", "value": ext},
+                )
             org.external_id = ext
         if "metadata" in changes:
             org.meta = check_metadata(changes["metadata"])
@@ -330,16 +428,20 @@ def update_organization(partner: Partner, org: Organization, changes: dict[str, 
         org.updated_at = utcnow()
 
 
-def set_status(partner: Partner, org: Organization, status: Any,
-               at: datetime | None = None) -> None:
+def set_status(
+    partner: Partner, org: Organization, status: Any, at: datetime | None = None
+) -> None:
     """Change an organization's status and keep the change with its time."""
     status = _choice(status, "status", ORG_STATUSES)
     if status == org.status:
         return
     moment = to_utc_naive(at) if at else utcnow()
     if moment < org.created_at:
-        raise _field_error("changedAt", moment.isoformat(),
-                           "a status change cannot predate the organization's createdAt")
+        raise _field_error(
+            "changedAt",
+            moment.isoformat(),
+            "a status change cannot predate the organization's createdAt",
+        )
     with write_transaction():
         # Under the partner lock, so the credits released are the ones committed.
         _lock_partner(partner)
@@ -356,25 +458,35 @@ def _apply_status(partner: Partner, org: Organization, status: str, moment: date
         _check_organization_limit(partner)
     org.status = status
     org.updated_at = utcnow()
-    db.session.add(OrganizationStatusChange(organization_id=org.id, partner_id=partner.id,
-                                            status=status, changed_at=moment))
+    db.session.add(
+        OrganizationStatusChange(
+            organization_id=org.id, partner_id=partner.id, status=status, changed_at=moment
+        )
+    )
     if status == "canceled" and org.credits_allocated:
         # A canceled organization's credits go back to the pool, on the audit trail.
-        db.session.add(CreditAllocation(partner_id=partner.id, organization_id=org.id,
-                                        credits_allocated=0,
-                                        previous_credits=org.credits_allocated,
-                                        notes="released: organization canceled",
-                                        allocated_at=moment))
+        db.session.add(
+            CreditAllocation(
+                partner_id=partner.id,
+                organization_id=org.id,
+                credits_allocated=0,
+                previous_credits=org.credits_allocated,
+                notes="released: organization canceled",
+                allocated_at=moment,
+            )
+        )
         org.credits_allocated = 0
 
 
 def status_history(org: Organization) -> list[OrganizationStatusChange]:
     """Return an organization's status changes, oldest first."""
-    return list(db.session.execute(
-        select(OrganizationStatusChange)
-        .where(OrganizationStatusChange.organization_id == org.id)
-        .order_by(OrganizationStatusChange.changed_at, OrganizationStatusChange.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(OrganizationStatusChange)
+            .where(OrganizationStatusChange.organization_id == org.id)
+            .order_by(OrganizationStatusChange.changed_at, OrganizationStatusChange.id)
+        ).scalars()
+    )
 
 
 def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
@@ -401,8 +513,9 @@ def _check_tier(org: Organization, tier: str) -> None:
         )
 
 
-def set_allocation(partner: Partner, org: Organization, credits: Any,
-                   notes: Any = None) -> CreditAllocation:
+def set_allocation(
+    partner: Partner, org: Organization, credits: Any, notes: Any = None
+) -> CreditAllocation:
     """Set an allocation to credits; on InsufficientCredits nothing changes."""
     credits = check_credits(credits)
     if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
@@ -412,14 +525,20 @@ def set_allocation(partner: Partner, org: Organization, credits: Any,
         db.session.refresh(org)
         # Checked after the refresh: the organization may have been canceled meanwhile.
         if org.status == "canceled" and credits > 0:
-            raise AppError("UnprocessableEntity",
-                           "a canceled organization cannot hold credits; reactivate it first",
-                           {"field": "credits", "status": org.status})
+            raise AppError(
+                "UnprocessableEntity",
+                "a canceled organization cannot hold credits; reactivate it first",
+                {"field": "credits", "status": org.status},
+            )
         _check_allocation(partner, org.id, org.tier, credits)
-        allocation = CreditAllocation(partner_id=partner.id, organization_id=org.id,
-                                      credits_allocated=credits,
-                                      previous_credits=org.credits_allocated,
-                                      notes=notes, allocated_at=utcnow())
+        allocation = CreditAllocation(
+            partner_id=partner.id,
+            organization_id=org.id,
+            credits_allocated=credits,
+            previous_credits=org.credits_allocated,
+            notes=notes,
+            allocated_at=utcnow(),
+        )
         org.credits_allocated = credits
         org.updated_at = utcnow()
         db.session.add(allocation)
@@ -428,26 +547,36 @@ def set_allocation(partner: Partner, org: Organization, credits: Any,
 
 def allocation_history(org: Organization) -> list[CreditAllocation]:
     """Return an organization's allocation changes, newest first."""
-    return list(db.session.execute(
-        select(CreditAllocation)
-        .where(CreditAllocation.organization_id == org.id)
-        .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(CreditAllocation)
+            .where(CreditAllocation.organization_id == org.id)
+            .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
+        ).scalars()
+    )
 
 
-def allocation_history_page(org: Organization, page: int,
-                            page_size: int) -> tuple[list[CreditAllocation], int]:
+def allocation_history_page(
+    org: Organization, page: int, page_size: int
+) -> tuple[list[CreditAllocation], int]:
     """Return one page of an organization's allocation changes (newest first) and their count."""
-    total = int(db.session.execute(
-        select(func.count()).select_from(CreditAllocation)
-        .where(CreditAllocation.organization_id == org.id)
-    ).scalar() or 0)
-    rows = list(db.session.execute(
-        select(CreditAllocation)
-        .where(CreditAllocation.organization_id == org.id)
-        .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
-        .limit(page_size).offset((page - 1) * page_size)
-    ).scalars())
+    total = int(
+        db.session.execute(
+            select(func.count())
+            .select_from(CreditAllocation)
+            .where(CreditAllocation.organization_id == org.id)
+        ).scalar()
+        or 0
+    )
+    rows = list(
+        db.session.execute(
+            select(CreditAllocation)
+            .where(CreditAllocation.organization_id == org.id)
+            .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        ).scalars()
+    )
     return rows, total
 
 
@@ -462,37 +591,48 @@ def list_organizations(
 ) -> tuple[list[Organization], int]:
     """Return one page of the partner's organizations (by name) matching the filters."""
     clauses = organization_filters(partner, status, search, external_id)
-    total = int(db.session.execute(
-        select(func.count()).select_from(Organization).where(*clauses)
-    ).scalar() or 0)
-    orgs = list(db.session.execute(
-        select(Organization).where(*clauses)
-        .order_by(Organization.name, Organization.id)
-        .limit(page_size).offset((page - 1) * page_size)
-    ).scalars())
+    total = int(
+        db.session.execute(select(func.count()).select_from(Organization).where(*clauses)).scalar()
+        or 0
+    )
+    orgs = list(
+        db.session.execute(
+            select(Organization)
+            .where(*clauses)
+            .order_by(Organization.name, Organization.id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        ).scalars()
+    )
     return orgs, total
 
 
 # --- API keys (listing and lookup; creation and checks are in auth.py) -------------------
 
+
 def list_api_keys(partner: Partner, page: int, page_size: int) -> tuple[list[ApiKey], int]:
     """Return one page of the partner's API keys (newest first) and their count."""
-    total = int(db.session.execute(
-        select(func.count()).select_from(ApiKey).where(ApiKey.partner_id == partner.id)
-    ).scalar() or 0)
-    keys = list(db.session.execute(
-        select(ApiKey).where(ApiKey.partner_id == partner.id)
-        .order_by(ApiKey.created_at.desc(), ApiKey.id)
-        .limit(page_size).offset((page - 1) * page_size)
-    ).scalars())
+    total = int(
+        db.session.execute(
+            select(func.count()).select_from(ApiKey).where(ApiKey.partner_id == partner.id)
+        ).scalar()
+        or 0
+    )
+    keys = list(
+        db.session.execute(
+            select(ApiKey)
+            .where(ApiKey.partner_id == partner.id)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        ).scalars()
+    )
     return keys, total
 
 
 def get_api_key(partner: Partner, key_id: str) -> ApiKey:
     """Return the partner's key; another partner's key id answers NotFound too."""
-    key = db.session.get(ApiKey, key_id) if isinstance(key_id, str) and len(key_id) <= 36 \
-        else None
+    key = db.session.get(ApiKey, key_id) if isinstance(key_id, str) and len(key_id) <= 36 else None
     if key is None or key.partner_id != partner.id:
-        raise AppError("NotFound", "API key not found",
-                       {"field": "id", "value": str(key_id)[:100]})
+        raise AppError("NotFound", "API key not found", {"field": "id", "value": str(key_id)[:100]})
     return key

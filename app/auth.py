@@ -60,8 +60,9 @@ def verify_password(password_hash: str, password: str) -> bool:
 def validate_password(password: str) -> None:
     """Refuse passwords too short to be safe."""
     if len(password) < 8:
-        raise AppError("BadRequest", "the password must have at least 8 characters",
-                       {"field": "password"})
+        raise AppError(
+            "BadRequest", "the password must have at least 8 characters", {"field": "password"}
+        )
 
 
 def check_email(value: str) -> str:
@@ -69,9 +70,14 @@ def check_email(value: str) -> str:
     no whitespace, control or format character inside, at most 254 characters."""
     email = value.strip().lower()
     local, at, domain = email.partition("@")
-    if not at or len(email) > 254 or not storable_text(email) \
-            or not any(visible(c) for c in local) or not any(visible(c) for c in domain) \
-            or any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in email):
+    if (
+        not at
+        or len(email) > 254
+        or not storable_text(email)
+        or not any(visible(c) for c in local)
+        or not any(visible(c) for c in domain)
+        or any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in email)
+    ):
         raise AppError("BadRequest", "a valid email address is required", {"field": "email"})
     return email
 
@@ -81,8 +87,11 @@ def create_user(partner: Partner, email: str, password: str) -> User:
     email = check_email(email)
     validate_password(password)
     if db.session.execute(select(User.id).where(User.email == email)).first():
-        raise AppError("Conflict", f"a user with email {email} already exists",
-                       {"field": "email", "value": email})
+        raise AppError(
+            "Conflict",
+            f"a user with email {email} already exists",
+            {"field": "email", "value": email},
+        )
     user = User(partner_id=partner.id, email=email, password_hash=hash_password(password))
     db.session.add(user)
     db.session.commit()
@@ -149,24 +158,36 @@ def parse_scopes(scopes: str | list[str] | None) -> list[str]:
         if not name:
             continue
         if name not in SCOPES:
-            raise AppError("BadRequest", f"unknown scope {name!r}; use read, write or admin",
-                           {"field": "scopes", "value": name})
+            raise AppError(
+                "BadRequest",
+                f"unknown scope {name!r}; use read, write or admin",
+                {"field": "scopes", "value": name},
+            )
         if name not in clean:
             clean.append(name)
     return [s for s in SCOPES if s in clean]
 
 
-def create_api_key(partner: Partner, name: str = "", scopes: list[str] | None = None,
-                   expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+def create_api_key(
+    partner: Partner,
+    name: str = "",
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
     """Create a key; return it with the plain text, which is never stored.
 
     The name is optional; one that is given follows accounts.check_name.
     """
     name = check_name(name, required=False)
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(partner_id=partner.id, name=name, prefix=plain[:12],
-                 key_hash=key_digest(plain), scopes=",".join(scopes or []),
-                 expires_at=expires_at)
+    key = ApiKey(
+        partner_id=partner.id,
+        name=name,
+        prefix=plain[:12],
+        key_hash=key_digest(plain),
+        scopes=",".join(scopes or []),
+        expires_at=expires_at,
+    )
     db.session.add(key)
     db.session.commit()
     return key, plain
@@ -220,10 +241,15 @@ def note_key_used(key: ApiKey) -> None:
     now = utcnow()
     if key.last_used_at is not None and now - key.last_used_at < LAST_USED_EVERY:
         return
-    due = select(ApiKey.id).where(
-        ApiKey.id == key.id,
-        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_EVERY),
-    ).with_for_update(skip_locked=True).scalar_subquery()
+    due = (
+        select(ApiKey.id)
+        .where(
+            ApiKey.id == key.id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_EVERY),
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     statement = update(ApiKey).where(ApiKey.id == due).values(last_used_at=now)
     try:
         with db.engine.connect() as conn:

@@ -36,14 +36,21 @@ def normalize_tiers(tiers: Any) -> list[dict[str, Any]]:
             high = tier.get("maxUsage")
             high = None if high is None else int(high)
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-            raise TierError(f"pricingTiers[{i}] needs tier, pricePerIdentification, "
-                            "minUsage and maxUsage") from exc
+            raise TierError(
+                f"pricingTiers[{i}] needs tier, pricePerIdentification, minUsage and maxUsage"
+            ) from exc
         if not price.is_finite() or price < 0:  # NaN first: comparing it raises
             raise TierError(f"pricingTiers[{i}].pricePerIdentification must be >= 0")
         if high is not None and high <= low:
             raise TierError(f"pricingTiers[{i}].maxUsage must be above minUsage")
-        out.append({"tier": str(tier.get("tier") or f"Tier {i + 1}"),
-                    "pricePerIdentification": str(price), "minUsage": low, "maxUsage": high})
+        out.append(
+            {
+                "tier": str(tier.get("tier") or f"Tier {i + 1}"),
+                "pricePerIdentification": str(price),
+                "minUsage": low,
+                "maxUsage": high,
+            }
+        )
     if out[0]["minUsage"] != 0:
         raise TierError("the first pricing tier must start at minUsage 0")
     for prev, nxt in zip(out, out[1:], strict=False):
@@ -57,8 +64,12 @@ def normalize_tiers(tiers: Any) -> list[dict[str, Any]]:
 def tiers_json(partner: Partner) -> list[dict[str, Any]]:
     """Return the partner's tiers as the API shows them (prices as numbers)."""
     return [
-        {"tier": t["tier"], "pricePerIdentification": float(Decimal(t["pricePerIdentification"])),
-         "minUsage": t["minUsage"], "maxUsage": t["maxUsage"]}
+        {
+            "tier": t["tier"],
+            "pricePerIdentification": float(Decimal(t["pricePerIdentification"])),
+            "minUsage": t["minUsage"],
+            "maxUsage": t["maxUsage"],
+        }
         for t in normalize_tiers(partner.pricing_tiers)
     ]
 
@@ -74,17 +85,26 @@ def graduated_cost(usage: int, tiers: list[dict[str, Any]]) -> tuple[Decimal, li
         price = Decimal(tier["pricePerIdentification"])
         amount = price * units
         total += amount
-        breakdown.append({"tier": tier["tier"], "units": units,
-                          "pricePerIdentification": price, "amount": amount})
+        breakdown.append(
+            {
+                "tier": tier["tier"],
+                "units": units,
+                "pricePerIdentification": price,
+                "amount": amount,
+            }
+        )
     return total, breakdown
 
 
 def breakdown_json(breakdown: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return a cost breakdown with money rounded for JSON."""
     return [
-        {"tier": b["tier"], "units": b["units"],
-         "pricePerIdentification": float(b["pricePerIdentification"]),
-         "amount": money(b["amount"])}
+        {
+            "tier": b["tier"],
+            "units": b["units"],
+            "pricePerIdentification": float(b["pricePerIdentification"]),
+            "amount": money(b["amount"]),
+        }
         for b in breakdown
     ]
 
@@ -92,8 +112,12 @@ def breakdown_json(breakdown: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def calculate(partner: Partner, usage: int) -> dict[str, Any]:
     """Return the cost of usage identifications under the partner's tiers."""
     total, breakdown = graduated_cost(usage, partner.pricing_tiers)
-    return {"usage": usage, "totalCost": money(total), "currency": partner.currency,
-            "breakdown": breakdown_json(breakdown)}
+    return {
+        "usage": usage,
+        "totalCost": money(total),
+        "currency": partner.currency,
+        "breakdown": breakdown_json(breakdown),
+    }
 
 
 def billing_info(partner: Partner) -> dict[str, Any]:
@@ -146,7 +170,8 @@ def current_usage(partner: Partner) -> dict[str, Any]:
     out = period_usage(partner, bp, today)
     elapsed = (today - bp.start).days + 1
     projected = (Decimal(out["identifications"]) * bp.days / elapsed).quantize(
-        Decimal(1), rounding=ROUND_HALF_UP)
+        Decimal(1), rounding=ROUND_HALF_UP
+    )
     projected_cost, _ = graduated_cost(int(projected), partner.pricing_tiers)
     out["daysElapsed"] = elapsed
     out["daysInPeriod"] = bp.days
@@ -184,7 +209,7 @@ def past_periods(partner: Partner, limit: int = 36) -> list[dict[str, Any]]:
 def periods_page(partner: Partner, page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
     """Return one page of past_periods() without a limit (newest first), and how many exist."""
     newest_first = list(reversed(_all_periods(partner)))
-    chosen = newest_first[(page - 1) * page_size:page * page_size]
+    chosen = newest_first[(page - 1) * page_size : page * page_size]
     return _period_rows(partner, chosen), len(newest_first)
 
 
@@ -224,10 +249,17 @@ def forecast_runout(partner: Partner, window_days: int = 7) -> Forecast:
     else:
         runout = None
     return Forecast(
-        pool_total=partner.credit_pool_total, used=used, remaining=remaining,
-        daily_rate=round(rate, 2), days_counted=window.days, runout_date=runout,
-        runs_out_this_period=runout is not None and runout <= bp.end, period=bp,
-        method=(f"average credits per day over the last {window.days} day(s) "
-                f"({window.start.isoformat()} to {window.end.isoformat()}), "
-                "extended until the remaining pool is used up"),
+        pool_total=partner.credit_pool_total,
+        used=used,
+        remaining=remaining,
+        daily_rate=round(rate, 2),
+        days_counted=window.days,
+        runout_date=runout,
+        runs_out_this_period=runout is not None and runout <= bp.end,
+        period=bp,
+        method=(
+            f"average credits per day over the last {window.days} day(s) "
+            f"({window.start.isoformat()} to {window.end.isoformat()}), "
+            "extended until the remaining pool is used up"
+        ),
     )

@@ -88,9 +88,10 @@ def data_version(partner_id: str) -> int:
     memo = _request_memo()
     if memo is not None and partner_id in memo:
         return memo[partner_id]
-    version = db.session.execute(
-        select(Version.version).where(Version.partner_id == partner_id)
-    ).scalar() or 0
+    version = (
+        db.session.execute(select(Version.version).where(Version.partner_id == partner_id)).scalar()
+        or 0
+    )
     if memo is not None:
         memo[partner_id] = version
     return int(version)
@@ -113,11 +114,22 @@ def enabled() -> bool:
     return bool(current_app.config.get("CACHE_CLOSED_PERIODS"))
 
 
-def _cached(fn: Callable[..., Any], partner: Partner, key_parts: tuple[Any, ...],
-            args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _cached(
+    fn: Callable[..., Any],
+    partner: Partner,
+    key_parts: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
     version = data_version(partner.id)
-    key = (id(db.engine), fn.__qualname__, partner.id, *key_parts, repr(args),
-           repr(sorted(kwargs.items())))
+    key = (
+        id(db.engine),
+        fn.__qualname__,
+        partner.id,
+        *key_parts,
+        repr(args),
+        repr(sorted(kwargs.items())),
+    )
     with _lock:
         hit = _entries.get(key)
         if hit is not None and hit[0] == version:
@@ -170,9 +182,17 @@ def clear() -> None:
 _TRACKED = (Partner, Organization, OrganizationStatusChange, CreditAllocation)
 # Tables whose rows feed the figures; a bulk statement on one of them (not per-object
 # ORM work, which the flush listener sees partner by partner) bumps every partner.
-_FEEDING = {"partner", "organization", "organization_status_change", "credit_allocation",
-            "usage_event", "org_daily_usage", "org_bucket_usage", "partner_daily_usage",
-            "partner_daily_receipt"}
+_FEEDING = {
+    "partner",
+    "organization",
+    "organization_status_change",
+    "credit_allocation",
+    "usage_event",
+    "org_daily_usage",
+    "org_bucket_usage",
+    "partner_daily_usage",
+    "partner_daily_receipt",
+}
 _BUMP_ALL = text(
     "INSERT INTO partner_data_version (partner_id, version) SELECT id, 1 FROM partner "
     "WHERE true ON CONFLICT (partner_id) DO UPDATE SET version = partner_data_version.version + 1"

@@ -23,8 +23,7 @@ AMBER = "#d97706"
 RED = "#dc2626"
 INK = "#1e293b"
 GRID = "#e2e8f0"
-FONT = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, '
-        "sans-serif")
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 GRANULARITY_WORD = {"day": "day", "week": "week", "month": "month"}
 
 
@@ -46,8 +45,14 @@ def _layout(height: int = 300, **extra: Any) -> dict[str, Any]:
         "hovermode": "x unified",
         "showlegend": False,
         "xaxis": {"gridcolor": GRID, "linecolor": GRID, "zeroline": False, "fixedrange": True},
-        "yaxis": {"gridcolor": GRID, "zeroline": False, "rangemode": "tozero",
-                  "fixedrange": True, "separatethousands": True, "tickformat": ",d"},
+        "yaxis": {
+            "gridcolor": GRID,
+            "zeroline": False,
+            "rangemode": "tozero",
+            "fixedrange": True,
+            "separatethousands": True,
+            "tickformat": ",d",
+        },
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         "separators": ".,",
     }
@@ -61,14 +66,21 @@ def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any
 
 def _x_range(period: Period) -> list[str]:
     """Return a date-axis range covering the period with half a day on each side."""
-    return [(period.start - timedelta(days=1)).isoformat() + " 12:00",
-            period.end.isoformat() + " 12:00"]
+    return [
+        (period.start - timedelta(days=1)).isoformat() + " 12:00",
+        period.end.isoformat() + " 12:00",
+    ]
 
 
-def series_over_time(series: list[dict[str, Any]], previous: list[dict[str, Any]],
-                     period: Period, previous_period: Period, granularity: str,
-                     key: str = "identifications",
-                     name: str = "Identifications") -> dict[str, Any]:
+def series_over_time(
+    series: list[dict[str, Any]],
+    previous: list[dict[str, Any]],
+    period: Period,
+    previous_period: Period,
+    granularity: str,
+    key: str = "identifications",
+    name: str = "Identifications",
+) -> dict[str, Any]:
     """Return a line of key per bucket, with the previous equal period overlaid (dashed).
 
     The previous period runs on a hidden second date axis spanning its own dates, so its
@@ -77,29 +89,49 @@ def series_over_time(series: list[dict[str, Any]], previous: list[dict[str, Any]
     word = GRANULARITY_WORD[granularity]
     before = {
         "type": "scatter",
-        "x": [p["date"] for p in previous], "y": [p[key] for p in previous],
+        "x": [p["date"] for p in previous],
+        "y": [p[key] for p in previous],
         "name": f"Previous period ({previous_period.start:%d %b %Y} – "
-                f"{previous_period.end:%d %b %Y})",
-        "xaxis": "x2", "mode": "lines", "line": {"color": GREY, "width": 2, "dash": "dot"},
+        f"{previous_period.end:%d %b %Y})",
+        "xaxis": "x2",
+        "mode": "lines",
+        "line": {"color": GREY, "width": 2, "dash": "dot"},
         "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} (previous, per {word})<extra></extra>",
     }
     now = {
         "type": "scatter",
-        "x": [p["date"] for p in series], "y": [p[key] for p in series],
+        "x": [p["date"] for p in series],
+        "y": [p[key] for p in series],
         "name": f"{name} ({period.start:%d %b %Y} – {period.end:%d %b %Y})",
         "mode": "lines+markers" if len(series) <= 62 else "lines",
-        "line": {"color": BLUE, "width": 2.5}, "marker": {"size": 5},
-        "fill": "tozeroy", "fillcolor": BLUE_FILL,
+        "line": {"color": BLUE, "width": 2.5},
+        "marker": {"size": 5},
+        "fill": "tozeroy",
+        "fillcolor": BLUE_FILL,
         "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} per {word}<extra></extra>",
     }
-    return _figure([before, now], _layout(
-        showlegend=True, hovermode="closest",
-        margin={"l": 56, "r": 16, "t": 36, "b": 40},
-        xaxis={"type": "date", "range": _x_range(period), "gridcolor": GRID,
-               "linecolor": GRID, "fixedrange": True},
-        xaxis2={"type": "date", "range": _x_range(previous_period), "overlaying": "x",
-                "visible": False, "fixedrange": True},
-    ))
+    return _figure(
+        [before, now],
+        _layout(
+            showlegend=True,
+            hovermode="closest",
+            margin={"l": 56, "r": 16, "t": 36, "b": 40},
+            xaxis={
+                "type": "date",
+                "range": _x_range(period),
+                "gridcolor": GRID,
+                "linecolor": GRID,
+                "fixedrange": True,
+            },
+            xaxis2={
+                "type": "date",
+                "range": _x_range(previous_period),
+                "overlaying": "x",
+                "visible": False,
+                "fixedrange": True,
+            },
+        ),
+    )
 
 
 def cumulative_credits(points: list[dict[str, Any]], pool: int) -> dict[str, Any]:
@@ -107,20 +139,30 @@ def cumulative_credits(points: list[dict[str, Any]], pool: int) -> dict[str, Any
     x = [p["date"] for p in points]
     used = {
         "type": "scatter",
-        "x": x, "y": [p["cumulativeCreditsUsed"] for p in points],
+        "x": x,
+        "y": [p["cumulativeCreditsUsed"] for p in points],
         "name": "Credits used (cumulative)",
-        "mode": "lines", "line": {"color": BLUE, "width": 2.5, "shape": "hv"},
-        "fill": "tozeroy", "fillcolor": BLUE_FILL,
+        "mode": "lines",
+        "line": {"color": BLUE, "width": 2.5, "shape": "hv"},
+        "fill": "tozeroy",
+        "fillcolor": BLUE_FILL,
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} used this billing period<extra></extra>",
     }
     limit = {
         "type": "scatter",
-        "x": list(x), "y": [pool for _ in points], "name": f"Pool ({pool:,} per billing period)",
-        "mode": "lines", "line": {"color": RED, "width": 1.5, "dash": "dash"},
+        "x": list(x),
+        "y": [pool for _ in points],
+        "name": f"Pool ({pool:,} per billing period)",
+        "mode": "lines",
+        "line": {"color": RED, "width": 1.5, "dash": "dash"},
         "hovertemplate": "Pool: %{y:,}<extra></extra>",
     }
-    return _figure([used, limit], _layout(
-        showlegend=True, margin={"l": 64, "r": 16, "t": 36, "b": 40}, hovermode="x unified"))
+    return _figure(
+        [used, limit],
+        _layout(
+            showlegend=True, margin={"l": 64, "r": 16, "t": 36, "b": 40}, hovermode="x unified"
+        ),
+    )
 
 
 def organizations_with_activity(series: list[dict[str, Any]], granularity: str) -> dict[str, Any]:
@@ -128,14 +170,20 @@ def organizations_with_activity(series: list[dict[str, Any]], granularity: str) 
     word = GRANULARITY_WORD[granularity]
     bars = {
         "type": "bar",
-        "x": [p["date"] for p in series], "y": [p["organizationsWithActivity"] for p in series],
+        "x": [p["date"] for p in series],
+        "y": [p["organizationsWithActivity"] for p in series],
         "marker": {"color": TEAL},
         "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} organizations active that {word}"
-                         "<extra></extra>",
+        "<extra></extra>",
     }
-    return _figure([bars], _layout(
-        hovermode="closest", bargap=0.25,
-        xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True}))
+    return _figure(
+        [bars],
+        _layout(
+            hovermode="closest",
+            bargap=0.25,
+            xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
+        ),
+    )
 
 
 def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict[str, Any]:
@@ -143,22 +191,36 @@ def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict[str, Any]:
     items = sorted(by_type.items(), key=lambda kv: (kv[1]["quantity"], kv[0]))
     bars = {
         "type": "bar",
-        "y": list(range(len(items))), "x": [v["quantity"] for _k, v in items],
+        "y": list(range(len(items))),
+        "x": [v["quantity"] for _k, v in items],
         "orientation": "h",
         "marker": {"color": [BLUE if k == "identification" else GREY for k, _v in items]},
-        "text": [f"{v['quantity']:,}" for _k, v in items], "textposition": "auto",
+        "text": [f"{v['quantity']:,}" for _k, v in items],
+        "textposition": "auto",
         "customdata": [[label(k), v["events"]] for k, v in items],
         "hovertemplate": "%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
-                         "<extra></extra>",
+        "<extra></extra>",
     }
-    return _figure([bars], _layout(
-        height=max(160, 48 * len(items) + 60), hovermode="closest",
-        margin={"l": 120, "r": 16, "t": 8, "b": 32},
-        yaxis={"tickmode": "array", "tickvals": list(range(len(items))),
-               "ticktext": [label(k) for k, _v in items], "fixedrange": True},
-        xaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
-               "tickformat": ",d"},
-    ))
+    return _figure(
+        [bars],
+        _layout(
+            height=max(160, 48 * len(items) + 60),
+            hovermode="closest",
+            margin={"l": 120, "r": 16, "t": 8, "b": 32},
+            yaxis={
+                "tickmode": "array",
+                "tickvals": list(range(len(items))),
+                "ticktext": [label(k) for k, _v in items],
+                "fixedrange": True,
+            },
+            xaxis={
+                "gridcolor": GRID,
+                "rangemode": "tozero",
+                "fixedrange": True,
+                "tickformat": ",d",
+            },
+        ),
+    )
 
 
 def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
@@ -171,60 +233,92 @@ def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict[str
     hrefs = list(reversed(links))
     bars = {
         "type": "bar",
-        "y": list(range(len(rows))), "x": [i["identifications"] for i in rows],
+        "y": list(range(len(rows))),
+        "x": [i["identifications"] for i in rows],
         "orientation": "h",
         "marker": {"color": BLUE},
-        "text": [f"{i['identifications']:,}" for i in rows], "textposition": "auto",
-        "customdata": [[label(i["name"]), href]
-                       for i, href in zip(rows, hrefs, strict=True)],
+        "text": [f"{i['identifications']:,}" for i in rows],
+        "textposition": "auto",
+        "customdata": [[label(i["name"]), href] for i, href in zip(rows, hrefs, strict=True)],
         "hovertemplate": "%{customdata[0]}: %{x:,} identifications<extra></extra>",
     }
-    return _figure([bars], _layout(
-        height=max(180, 30 * len(rows) + 60), hovermode="closest",
-        margin={"l": 160, "r": 16, "t": 8, "b": 32},
-        yaxis={"tickmode": "array", "tickvals": list(range(len(rows))),
-               "ticktext": [label(_short(i["name"])) for i in rows], "fixedrange": True},
-        xaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
-               "tickformat": ",d"},
-    ))
+    return _figure(
+        [bars],
+        _layout(
+            height=max(180, 30 * len(rows) + 60),
+            hovermode="closest",
+            margin={"l": 160, "r": 16, "t": 8, "b": 32},
+            yaxis={
+                "tickmode": "array",
+                "tickvals": list(range(len(rows))),
+                "ticktext": [label(_short(i["name"])) for i in rows],
+                "fixedrange": True,
+            },
+            xaxis={
+                "gridcolor": GRID,
+                "rangemode": "tozero",
+                "fixedrange": True,
+                "tickformat": ",d",
+            },
+        ),
+    )
 
 
 def _short(name: str, limit: int = 24) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def pool_burn(points: list[dict[str, Any]], pool: int, billing: Period, today: date,
-              daily_rate: float) -> dict[str, Any]:
+def pool_burn(
+    points: list[dict[str, Any]], pool: int, billing: Period, today: date, daily_rate: float
+) -> dict[str, Any]:
     """Return this billing period's cumulative use, the pool, and the pace projected ahead."""
     used_now = points[-1]["cumulativeCreditsUsed"] if points else 0
     used = {
         "type": "scatter",
-        "x": [p["date"] for p in points], "y": [p["cumulativeCreditsUsed"] for p in points],
-        "name": "Used so far", "mode": "lines", "line": {"color": BLUE, "width": 2.5},
-        "fill": "tozeroy", "fillcolor": BLUE_FILL,
+        "x": [p["date"] for p in points],
+        "y": [p["cumulativeCreditsUsed"] for p in points],
+        "name": "Used so far",
+        "mode": "lines",
+        "line": {"color": BLUE, "width": 2.5},
+        "fill": "tozeroy",
+        "fillcolor": BLUE_FILL,
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} used<extra></extra>",
     }
     days_left = (billing.end - today).days
     projected_end = used_now + daily_rate * days_left
     pace = {
         "type": "scatter",
-        "x": [today.isoformat(), billing.end.isoformat()], "y": [used_now, round(projected_end)],
-        "name": f"At the current pace ({daily_rate:,.2f} per day)", "mode": "lines",
+        "x": [today.isoformat(), billing.end.isoformat()],
+        "y": [used_now, round(projected_end)],
+        "name": f"At the current pace ({daily_rate:,.2f} per day)",
+        "mode": "lines",
         "line": {"color": AMBER, "width": 2, "dash": "dot"},
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} projected<extra></extra>",
     }
     limit = {
         "type": "scatter",
-        "x": [billing.start.isoformat(), billing.end.isoformat()], "y": [pool, pool],
-        "name": f"Pool ({pool:,})", "mode": "lines",
+        "x": [billing.start.isoformat(), billing.end.isoformat()],
+        "y": [pool, pool],
+        "name": f"Pool ({pool:,})",
+        "mode": "lines",
         "line": {"color": RED, "width": 1.5, "dash": "dash"},
         "hovertemplate": "Pool: %{y:,}<extra></extra>",
     }
-    return _figure([used, pace, limit], _layout(
-        showlegend=True, hovermode="closest", margin={"l": 64, "r": 16, "t": 36, "b": 40},
-        xaxis={"type": "date", "range": _x_range(billing), "gridcolor": GRID,
-               "linecolor": GRID, "fixedrange": True},
-    ))
+    return _figure(
+        [used, pace, limit],
+        _layout(
+            showlegend=True,
+            hovermode="closest",
+            margin={"l": 64, "r": 16, "t": 36, "b": 40},
+            xaxis={
+                "type": "date",
+                "range": _x_range(billing),
+                "gridcolor": GRID,
+                "linecolor": GRID,
+                "fixedrange": True,
+            },
+        ),
+    )
 
 
 def billing_periods(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -235,39 +329,59 @@ def billing_periods(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "x": [r["billingPeriodStart"] for r in ordered],
         "y": [r["identifications"] for r in ordered],
         "marker": {"color": [AMBER if r.get("isCurrent") else BLUE for r in ordered]},
-        "customdata": [[r["billingPeriodEnd"], f"{r['estimatedCost']:,.2f} {r['currency']}"]
-                       for r in ordered],
+        "customdata": [
+            [r["billingPeriodEnd"], f"{r['estimatedCost']:,.2f} {r['currency']}"] for r in ordered
+        ],
         "hovertemplate": "%{x|%d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
-                         "%{customdata[1]}<extra></extra>",
+        "%{customdata[1]}<extra></extra>",
     }
-    return _figure([bars], _layout(
-        hovermode="closest", bargap=0.3,
-        xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True}))
+    return _figure(
+        [bars],
+        _layout(
+            hovermode="closest",
+            bargap=0.3,
+            xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
+        ),
+    )
 
 
-def cost_by_tier(estimated: list[dict[str, Any]], projected: list[dict[str, Any]],
-                 currency: str) -> dict[str, Any]:
+def cost_by_tier(
+    estimated: list[dict[str, Any]], projected: list[dict[str, Any]], currency: str
+) -> dict[str, Any]:
     """Return grouped bars per pricing tier: the cost so far and the projected cost."""
     tiers = [label(b["tier"]) for b in estimated]
     so_far = {
         "type": "bar",
-        "x": tiers, "y": [b["amount"] for b in estimated], "name": "So far",
+        "x": tiers,
+        "y": [b["amount"] for b in estimated],
+        "name": "So far",
         "marker": {"color": BLUE},
         "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} so far<extra></extra>",
     }
     ahead = {
         "type": "bar",
-        "x": list(tiers), "y": [b["amount"] for b in projected],
-        "name": "Projected for the period", "marker": {"color": GREY},
+        "x": list(tiers),
+        "y": [b["amount"] for b in projected],
+        "name": "Projected for the period",
+        "marker": {"color": GREY},
         "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} projected<extra></extra>",
     }
-    return _figure([so_far, ahead], _layout(
-        showlegend=True, hovermode="closest", barmode="group",
-        margin={"l": 64, "r": 16, "t": 36, "b": 40},
-        xaxis={"type": "category", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
-        yaxis={"gridcolor": GRID, "rangemode": "tozero", "fixedrange": True,
-               "tickformat": ",.2f"},
-    ))
+    return _figure(
+        [so_far, ahead],
+        _layout(
+            showlegend=True,
+            hovermode="closest",
+            barmode="group",
+            margin={"l": 64, "r": 16, "t": 36, "b": 40},
+            xaxis={"type": "category", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
+            yaxis={
+                "gridcolor": GRID,
+                "rangemode": "tozero",
+                "fixedrange": True,
+                "tickformat": ",.2f",
+            },
+        ),
+    )
 
 
 # The report chart has a fixed size that fits the printable width of A4 and Letter.
@@ -288,31 +402,51 @@ def report_daily(daily: list[dict[str, Any]]) -> dict[str, Any]:
         cumulative.append(running)
     bars = {
         "type": "bar",
-        "x": days, "y": [p["identifications"] for p in daily],
+        "x": days,
+        "y": [p["identifications"] for p in daily],
         "name": "Identifications per day (= credits used)",
         "marker": {"color": BLUE},
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} identifications<extra></extra>",
     }
     line = {
         "type": "scatter",
-        "x": list(days), "y": cumulative, "name": "Credits used since the 1st",
-        "yaxis": "y2", "mode": "lines", "line": {"color": AMBER, "width": 2},
+        "x": list(days),
+        "y": cumulative,
+        "name": "Credits used since the 1st",
+        "yaxis": "y2",
+        "mode": "lines",
+        "line": {"color": AMBER, "width": 2},
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} credits so far<extra></extra>",
     }
     # Its own layout, not _layout(): a fixed print size and a second axis on the right.
     layout = {
-        "width": REPORT_CHART_WIDTH, "height": REPORT_CHART_HEIGHT, "autosize": False,
+        "width": REPORT_CHART_WIDTH,
+        "height": REPORT_CHART_HEIGHT,
+        "autosize": False,
         "margin": {"l": 56, "r": 64, "t": 36, "b": 36},
         "font": {"family": "system-ui, Arial, sans-serif", "size": 11, "color": INK},
-        "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
         "showlegend": True,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        "hovermode": "closest", "bargap": 0.2,
+        "hovermode": "closest",
+        "bargap": 0.2,
         "xaxis": {"type": "date", "gridcolor": GRID, "fixedrange": True, "tickformat": "%d %b"},
-        "yaxis": {"title": {"text": "per day"}, "gridcolor": GRID, "rangemode": "tozero",
-                  "fixedrange": True, "tickformat": ",d"},
-        "yaxis2": {"title": {"text": "cumulative"}, "overlaying": "y", "side": "right",
-                   "rangemode": "tozero", "showgrid": False, "fixedrange": True,
-                   "tickformat": ",d"},
+        "yaxis": {
+            "title": {"text": "per day"},
+            "gridcolor": GRID,
+            "rangemode": "tozero",
+            "fixedrange": True,
+            "tickformat": ",d",
+        },
+        "yaxis2": {
+            "title": {"text": "cumulative"},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+            "fixedrange": True,
+            "tickformat": ",d",
+        },
     }
     return _figure([bars, line], layout)

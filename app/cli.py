@@ -75,15 +75,20 @@ def database_problem() -> str | None:
             found = inspect(conn)
             if not found.has_table("partner"):
                 return f"the database is not initialised (no schema in {shown}): {fix}"
-            revisions = set(conn.execute(text("SELECT version_num FROM alembic_version"))
-                            .scalars()) if found.has_table("alembic_version") else set()
+            revisions = (
+                set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+                if found.has_table("alembic_version")
+                else set()
+            )
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise click.ClickException(f"cannot open the database {shown}: {reason}") from exc
     head = _migration_head()
     if revisions and revisions != {head}:
-        return (f"the database schema is at revision {', '.join(sorted(revisions))} and this "
-                f"version needs {head}: upgrade it with `flask init-db` (or `make db`)")
+        return (
+            f"the database schema is at revision {', '.join(sorted(revisions))} and this "
+            f"version needs {head}: upgrade it with `flask init-db` (or `make db`)"
+        )
     return None
 
 
@@ -100,8 +105,9 @@ def needs_database(command: click.Command) -> click.Command:
     """
     guarded = copy.copy(command)
     if isinstance(command, click.Group):
-        guarded.commands = {name: needs_database(sub)  # type: ignore[attr-defined]
-                            for name, sub in command.commands.items()}
+        guarded.commands = {  # type: ignore[attr-defined]
+            name: needs_database(sub) for name, sub in command.commands.items()
+        }
         return guarded
     callback = command.callback
     assert callback is not None
@@ -132,8 +138,7 @@ def init_db() -> None:
 def init_db_command() -> None:
     """Create or upgrade the database schema (idempotent)."""
     init_db()
-    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}",
-               err=True)
+    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}", err=True)
 
 
 @click.command("create-partner")
@@ -141,19 +146,42 @@ def init_db_command() -> None:
 @click.option("--slug", required=True)
 @click.option("--pool", required=True, type=int, help="credits granted per billing period")
 @click.option("--billing-day", default=1, show_default=True, type=int)
-@click.option("--billing-period", default="monthly", show_default=True,
-              type=click.Choice(["monthly", "annual"]))
+@click.option(
+    "--billing-period",
+    default="monthly",
+    show_default=True,
+    type=click.Choice(["monthly", "annual"]),
+)
 @click.option("--timezone", "tz", default="UTC", show_default=True)
-@click.option("--billing-mode", default="credit_pool", show_default=True,
-              type=click.Choice(["credit_pool", "pooled", "external", "usage_based"]))
+@click.option(
+    "--billing-mode",
+    default="credit_pool",
+    show_default=True,
+    type=click.Choice(["credit_pool", "pooled", "external", "usage_based"]),
+)
 @click.option("--max-organizations", type=int, default=None)
-def create_partner_command(name: str, slug: str, pool: int, billing_day: int,
-                           billing_period: str, tz: str, billing_mode: str,
-                           max_organizations: int | None) -> None:
+def create_partner_command(
+    name: str,
+    slug: str,
+    pool: int,
+    billing_day: int,
+    billing_period: str,
+    tz: str,
+    billing_mode: str,
+    max_organizations: int | None,
+) -> None:
     """Create a partner and print its id."""
     try:
-        partner = accounts.create_partner(name, slug, pool, billing_day, billing_period, tz,
-                                          billing_mode, max_organizations=max_organizations)
+        partner = accounts.create_partner(
+            name,
+            slug,
+            pool,
+            billing_day,
+            billing_period,
+            tz,
+            billing_mode,
+            max_organizations=max_organizations,
+        )
     except AppError as exc:
         raise _fail(exc) from exc
     click.echo(partner.id)
@@ -198,8 +226,9 @@ def set_password_command(email: str, password: str | None) -> None:
 
     from .models import User
 
-    user = db.session.execute(select(User).where(User.email == email.strip().lower())
-                              ).scalar_one_or_none()
+    user = db.session.execute(
+        select(User).where(User.email == email.strip().lower())
+    ).scalar_one_or_none()
     if user is None:
         raise click.ClickException(f"no user with email {email}")
     if password is None:
@@ -218,11 +247,21 @@ def set_password_command(email: str, password: str | None) -> None:
 @click.option("--credits", default=0, type=int)
 @click.option("--tier", default="trial", type=click.Choice(["trial", "paid"]))
 @click.option("--product-type", default="B2B", type=click.Choice(["B2B", "B2C"]))
-@click.option("--created-at", default=None,
-              help="YYYY-MM-DD (the start of that day in the partner's timezone) or an ISO "
-                   "8601 timestamp, not in the future (as the API's createdAt)")
-def create_org_command(slug: str, name: str, external_id: str | None, credits: int, tier: str,
-                       product_type: str, created_at: str | None) -> None:
+@click.option(
+    "--created-at",
+    default=None,
+    help="YYYY-MM-DD (the start of that day in the partner's timezone) or an ISO "
+    "8601 timestamp, not in the future (as the API's createdAt)",
+)
+def create_org_command(
+    slug: str,
+    name: str,
+    external_id: str | None,
+    credits: int,
+    tier: str,
+    product_type: str,
+    created_at: str | None,
+) -> None:
     """Create an organization and print its id."""
     partner = _partner(slug)
     created = None
@@ -232,15 +271,22 @@ def create_org_command(slug: str, name: str, external_id: str | None, credits: i
         except PeriodError as exc:
             raise click.BadParameter(exc.message, param_hint="--created-at") from exc
     try:
-        org = accounts.create_organization(partner, name, external_id, credits, None, tier,
-                                           product_type, created)
+        org = accounts.create_organization(
+            partner, name, external_id, credits, None, tier, product_type, created
+        )
     except AppError as exc:
         raise _fail(exc) from exc
     click.echo(org.id)
 
 
-def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
-               pipeline: bool = False, wait: float = 0.0) -> IngestResult:
+def run_ingest(
+    partner: Partner,
+    path: str,
+    fmt: str | None,
+    batch_size: int,
+    pipeline: bool = False,
+    wait: float = 0.0,
+) -> IngestResult:
     """Ingest a file (or '-' for stdin), printing rejections as they come; return the counts.
 
     With pipeline, a second process reads and validates while this one stores. A batch
@@ -269,8 +315,7 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
         # in the child), so standard input is imported in one process.
         piped = pipeline and from_file
         stream_into = ingest.ingest_stream_pipelined if piped else ingest.ingest_stream
-        result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch,
-                             wait)
+        result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch, wait)
     finally:
         if from_file:
             stream.close()
@@ -282,17 +327,31 @@ def run_ingest(partner: Partner, path: str, fmt: str | None, batch_size: int,
 @click.command("ingest")
 @click.argument("file")
 @click.option("--partner", "slug", required=True)
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="default: from the file extension (.csv, else JSON Lines)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="default: from the file extension (.csv, else JSON Lines)",
+)
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 50000))
-@click.option("--pipeline/--no-pipeline", default=None,
-              help="read and validate a file in a second process while this one stores "
-                   "(default: on when the machine has more than one CPU; not for stdin)")
-@click.option("--wait", default=300.0, show_default=True, type=click.FloatRange(0),
-              help="seconds to keep retrying a batch while the partner is busy (a timezone "
-                   "change or a rollup rebuild holds it); then stop, naming the line")
-def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int,
-                   pipeline: bool | None, wait: float) -> None:
+@click.option(
+    "--pipeline/--no-pipeline",
+    default=None,
+    help="read and validate a file in a second process while this one stores "
+    "(default: on when the machine has more than one CPU; not for stdin)",
+)
+@click.option(
+    "--wait",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="seconds to keep retrying a batch while the partner is busy (a timezone "
+    "change or a rollup rebuild holds it); then stop, naming the line",
+)
+def ingest_command(
+    file: str, slug: str, fmt: str | None, batch_size: int, pipeline: bool | None, wait: float
+) -> None:
     """Import usage events from a JSON Lines or CSV file ('-' for stdin)."""
     partner = _partner(slug)
     if pipeline is None:
@@ -308,7 +367,8 @@ def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int,
             f"Error: stopped at line {exc.line} after retrying for {wait:g} s: {exc.reason}. "
             f"Every line before {exc.line} is stored (or rejected above); run the same "
             "command again to finish (events already stored count as duplicates).",
-            err=True)
+            err=True,
+        )
         sys.exit(1)
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -322,7 +382,8 @@ def ingest_command(file: str, slug: str, fmt: str | None, batch_size: int,
         raise click.ClickException(
             "the database stayed busy with other writes for too long; the batches before "
             "the failing one are stored: run the same command again to finish (events "
-            "already stored count as duplicates)") from exc
+            "already stored count as duplicates)"
+        ) from exc
     click.echo(f"accepted: {result.accepted}")
     click.echo(f"duplicates: {result.duplicates}")
     click.echo(f"rejected: {result.rejected_count}")
@@ -336,8 +397,10 @@ def seed_demo_command() -> None:
 
     outcome = seed_demo()
     if outcome.created:
-        click.echo(f"demo partner created: {outcome.organizations} organizations, "
-                   f"{outcome.events:,} events")
+        click.echo(
+            f"demo partner created: {outcome.organizations} organizations, "
+            f"{outcome.events:,} events"
+        )
     else:
         click.echo("demo partner already present; no data added")
     click.echo(f"dashboard login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
@@ -384,8 +447,10 @@ def rollups_rebuild(slug: str | None) -> None:
             moved = rollups.rebuild(partner.id)
         except PartnerBusy as exc:
             raise click.ClickException(f"{slug_}: not rebuilt: {exc.message}") from exc
-        click.echo(f"{slug_}: rebuilt in {time.monotonic() - started:.1f} s"
-                   + (f" ({moved} event(s) re-bucketed to their local day)" if moved else ""))
+        click.echo(
+            f"{slug_}: rebuilt in {time.monotonic() - started:.1f} s"
+            + (f" ({moved} event(s) re-bucketed to their local day)" if moved else "")
+        )
 
 
 @click.command("set-timezone")
@@ -404,16 +469,19 @@ def set_timezone_command(slug: str, tz: str) -> None:
         moved = rollups.set_timezone(partner, tz)
     except PartnerBusy as exc:
         raise click.ClickException(f"{slug_}: timezone not changed: {exc.message}") from exc
-    click.echo(f"{slug_}: timezone {tz}, history re-bucketed ({moved} event(s) changed "
-               f"day) in {time.monotonic() - started:.1f} s, at "
-               f"{datetime.now(UTC).isoformat(timespec='seconds')}")
+    click.echo(
+        f"{slug_}: timezone {tz}, history re-bucketed ({moved} event(s) changed "
+        f"day) in {time.monotonic() - started:.1f} s, at "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}"
+    )
 
 
 @click.command("report")
 @click.option("--partner", "slug", required=True)
 @click.option("--month", "month_text", required=True, help="YYYY-MM, in the partner's timezone")
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="csv",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(REPORT_FORMATS), default="csv", show_default=True
+)
 def report_command(slug: str, month_text: str, fmt: str) -> None:
     """Print a month-end report as CSV or JSON (for cron jobs that mail it)."""
     from . import reports
@@ -435,8 +503,16 @@ def register_cli(app: Flask) -> None:
     # Every other command reads or writes partner data: without the schema it says how to
     # create it and exits 2 before touching anything (it used to create an empty SQLite
     # file, then fail with a traceback).
-    for command in (create_partner_command, create_api_key_command,
-                    create_user_command, set_password_command, create_org_command,
-                    ingest_command, seed_demo_command, set_timezone_command, rollups_group,
-                    report_command):
+    for command in (
+        create_partner_command,
+        create_api_key_command,
+        create_user_command,
+        set_password_command,
+        create_org_command,
+        ingest_command,
+        seed_demo_command,
+        set_timezone_command,
+        rollups_group,
+        report_command,
+    ):
         app.cli.add_command(needs_database(command))

@@ -114,9 +114,11 @@ def secret_key_problem(key: str | bytes | None) -> str | None:
     if size >= MIN_SECRET_KEY_BYTES:
         return None
     unit = "byte" if size == 1 else "bytes"
-    return (f"SECRET_KEY is {size} {unit} long; at least {MIN_SECRET_KEY_BYTES} are needed "
-            "(make one with: python -c 'import secrets; print(secrets.token_hex(32))'), or "
-            "leave it unset to use the key generated in instance/secret_key")
+    return (
+        f"SECRET_KEY is {size} {unit} long; at least {MIN_SECRET_KEY_BYTES} are needed "
+        "(make one with: python -c 'import secrets; print(secrets.token_hex(32))'), or "
+        "leave it unset to use the key generated in instance/secret_key"
+    )
 
 
 # gunicorn's APP_LOAD_ERROR: a worker exiting with it stops the whole server ("App failed

@@ -33,7 +33,8 @@ _immediate = contextvars.ContextVar("immediate_begin", default=False)
 # A wait for SQLite's write lock shorter than the connection's busy timeout, for the
 # next BEGIN (partner_transaction sets it to LOCK_TIMEOUT).
 _begin_wait_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "sqlite_begin_wait_ms", default=None)
+    "sqlite_begin_wait_ms", default=None
+)
 SQLITE_CACHE_KB = 65536
 SQLITE_BUSY_TIMEOUT_MS = 30000
 
@@ -106,8 +107,11 @@ _READ_ONLY = ("SELECT", "PRAGMA", "BEGIN", "WITH", "EXPLAIN")
 
 def _note_sqlite_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
     """Remember that a deferred SQLite transaction has written (it holds the write lock)."""
-    if conn.dialect.name == "sqlite" and not conn.info.get("sqlite_write_lock") \
-            and not statement.lstrip().upper().startswith(_READ_ONLY):
+    if (
+        conn.dialect.name == "sqlite"
+        and not conn.info.get("sqlite_write_lock")
+        and not statement.lstrip().upper().startswith(_READ_ONLY)
+    ):
         conn.info["sqlite_wrote"] = True
 
 
@@ -139,10 +143,12 @@ def init_app(app: Flask) -> None:
     """
     with app.app_context():
         engine = db.engine
-    for name, listener in (("connect", _configure_sqlite),
-                           ("checkout", _drop_closed_postgresql_connections),
-                           ("begin", _begin_sqlite),
-                           ("before_cursor_execute", _note_sqlite_write)):
+    for name, listener in (
+        ("connect", _configure_sqlite),
+        ("checkout", _drop_closed_postgresql_connections),
+        ("begin", _begin_sqlite),
+        ("before_cursor_execute", _note_sqlite_write),
+    ):
         if not event.contains(engine, name, listener):
             event.listen(engine, name, listener)
     if not event.contains(Session, "before_flush", _take_sqlite_write_lock):
@@ -178,7 +184,8 @@ class PartnerBusy(ServiceUnavailable):
             f"this partner's data stayed locked for more than {timeout:g} s (a timezone "
             "change or a rollup rebuild re-buckets it, or other writes queue before this "
             "one); nothing was changed: retry in a moment",
-            retry_after=max(1, math.ceil(timeout)))
+            retry_after=max(1, math.ceil(timeout)),
+        )
 
 
 def partner_lock_key(partner_id: str) -> int:
@@ -196,8 +203,9 @@ def lock_wait_expired(exc: BaseException) -> bool:
 
 
 @contextmanager
-def partner_transaction(partner_id: str, *, exclusive: bool = False,
-                        timeout: float | None = None) -> Iterator[str]:
+def partner_transaction(
+    partner_id: str, *, exclusive: bool = False, timeout: float | None = None
+) -> Iterator[str]:
     """Run the block in a write_transaction holding the partner's lock; yield its timezone.
 
     Ingestion takes the lock shared, so parallel ingests run in parallel; a timezone
@@ -242,8 +250,12 @@ def _lock_partner(partner_id: str, exclusive: bool, wait_ms: int) -> str:
         statement = sql.SQL(
             "SET LOCAL lock_timeout = {wait}; SELECT {function}({key}); "
             "SET LOCAL lock_timeout TO DEFAULT; SELECT timezone FROM partner WHERE id = {p}"
-        ).format(wait=sql.Literal(f"{wait_ms}ms"), function=sql.Identifier(function),
-                 key=sql.Literal(partner_lock_key(partner_id)), p=sql.Literal(partner_id))
+        ).format(
+            wait=sql.Literal(f"{wait_ms}ms"),
+            function=sql.Identifier(function),
+            key=sql.Literal(partner_lock_key(partner_id)),
+            p=sql.Literal(partner_id),
+        )
         with raw_cursor() as cursor:
             cursor.execute(statement)
             while cursor.nextset():
@@ -286,9 +298,13 @@ def raw_cursor() -> Iterator[Any]:
 _PG_ARRAY_TYPES = {String: "text[]", Integer: "bigint[]", BigInteger: "bigint[]", Date: "date[]"}
 
 
-def add_counts(table: Any, columns: Sequence[str], key_length: int,
-               rows: list[tuple[Any, ...]],
-               added: Sequence[str] = ("quantity", "events")) -> None:
+def add_counts(
+    table: Any,
+    columns: Sequence[str],
+    key_length: int,
+    rows: list[tuple[Any, ...]],
+    added: Sequence[str] = ("quantity", "events"),
+) -> None:
     """Upsert rows, adding their counts (the added columns) to any existing row with the
     same key.
 
@@ -302,26 +318,24 @@ def add_counts(table: Any, columns: Sequence[str], key_length: int,
         return
     name = table.name
     names = ", ".join(columns)
-    upsert = (
-        f'ON CONFLICT ({", ".join(columns[:key_length])}) DO UPDATE SET '
-        + ", ".join(f'{c} = "{name}".{c} + excluded.{c}' for c in added)
+    upsert = f"ON CONFLICT ({', '.join(columns[:key_length])}) DO UPDATE SET " + ", ".join(
+        f'{c} = "{name}".{c} + excluded.{c}' for c in added
     )
     with raw_cursor() as cursor:
         if dialect_name() == "postgresql":
             # One array per column, unnested: one statement instead of one per row (a
             # pipelined executemany) made the rollup upkeep about ten times cheaper. The
             # arrays go in binary (%b): 10-15 % more events/s than as text.
-            arrays = ", ".join(
-                f"%b::{_PG_ARRAY_TYPES[type(table.c[c].type)]}" for c in columns)
+            arrays = ", ".join(f"%b::{_PG_ARRAY_TYPES[type(table.c[c].type)]}" for c in columns)
             cursor.execute(
                 f'INSERT INTO "{name}" ({names}) SELECT {names} '  # noqa: S608
-                f'FROM unnest({arrays}) AS u({names}) '
-                f'ORDER BY {", ".join(columns[:key_length])} {upsert}',
+                f"FROM unnest({arrays}) AS u({names}) "
+                f"ORDER BY {', '.join(columns[:key_length])} {upsert}",
                 [list(values) for values in zip(*rows, strict=True)],
             )
         else:
             cursor.executemany(
                 f'INSERT INTO "{name}" ({names}) '  # noqa: S608
-                f'VALUES ({", ".join("?" for _ in columns)}) {upsert}',
+                f"VALUES ({', '.join('?' for _ in columns)}) {upsert}",
                 rows,
             )

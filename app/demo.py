@@ -23,15 +23,46 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105  (a published demo login, local da
 DEMO_KEY_NAME = "demo key"
 
 NAMES = [
-    "Acme Outdoor", "Bluebird Bakery", "Cobalt Legal", "Driftwood Travel", "Evergreen Dental",
-    "Foxglove Florists", "Granite Fitness", "Harbor Realty", "Ironclad Security",
-    "Juniper Health", "Keystone Motors", "Lumen Lighting", "Maple & Co", "Nimbus Software",
-    "Orchid Spa", "Pioneer Insurance", "Quartz Analytics", "Redwood Furniture",
-    "Summit Climbing", "Tidewater Marine", "Umber Coffee", "Vantage Recruiting",
-    "Willow Pediatrics", "Xenon Labs", "Yellowtail Sushi", "Zephyr Cycling",
-    "Atlas Logistics", "Beacon Schools", "Cedar Accounting", "Delta Plumbing",
-    "Ember Pizza", "Falcon Drones", "Garnet Jewelry", "Helix Biotech", "Indigo Apparel",
-    "Jasper Pets", "Kite Marketing", "Lotus Yoga", "Meridian Hotels", "Nova Solar",
+    "Acme Outdoor",
+    "Bluebird Bakery",
+    "Cobalt Legal",
+    "Driftwood Travel",
+    "Evergreen Dental",
+    "Foxglove Florists",
+    "Granite Fitness",
+    "Harbor Realty",
+    "Ironclad Security",
+    "Juniper Health",
+    "Keystone Motors",
+    "Lumen Lighting",
+    "Maple & Co",
+    "Nimbus Software",
+    "Orchid Spa",
+    "Pioneer Insurance",
+    "Quartz Analytics",
+    "Redwood Furniture",
+    "Summit Climbing",
+    "Tidewater Marine",
+    "Umber Coffee",
+    "Vantage Recruiting",
+    "Willow Pediatrics",
+    "Xenon Labs",
+    "Yellowtail Sushi",
+    "Zephyr Cycling",
+    "Atlas Logistics",
+    "Beacon Schools",
+    "Cedar Accounting",
+    "Delta Plumbing",
+    "Ember Pizza",
+    "Falcon Drones",
+    "Garnet Jewelry",
+    "Helix Biotech",
+    "Indigo Apparel",
+    "Jasper Pets",
+    "Kite Marketing",
+    "Lotus Yoga",
+    "Meridian Hotels",
+    "Nova Solar",
 ]
 
 
@@ -59,8 +90,9 @@ class SeedOutcome:
 
 def seed_demo(today: date | None = None, seed: int = 20251101) -> SeedOutcome:
     """Create the demo partner with its history once; on later runs only rotate its API key."""
-    partner = db.session.execute(select(Partner).where(Partner.slug == DEMO_SLUG)
-                                 ).scalar_one_or_none()
+    partner = db.session.execute(
+        select(Partner).where(Partner.slug == DEMO_SLUG)
+    ).scalar_one_or_none()
     created = partner is None
     orgs = events = 0
     if partner is None:
@@ -69,8 +101,11 @@ def seed_demo(today: date | None = None, seed: int = 20251101) -> SeedOutcome:
     if db.session.execute(select(User).where(User.email == DEMO_EMAIL)).first() is None:
         auth.create_user(partner, DEMO_EMAIL, DEMO_PASSWORD)
     for old in db.session.execute(
-        select(ApiKey).where(ApiKey.partner_id == partner.id, ApiKey.name == DEMO_KEY_NAME,
-                             ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(
+            ApiKey.partner_id == partner.id,
+            ApiKey.name == DEMO_KEY_NAME,
+            ApiKey.revoked_at.is_(None),
+        )
     ).scalars():
         auth.revoke_api_key(old)
     _key, plain = auth.create_api_key(partner, DEMO_KEY_NAME, [])
@@ -80,7 +115,11 @@ def seed_demo(today: date | None = None, seed: int = 20251101) -> SeedOutcome:
 def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
     start = add_months(today, -13)
     partner = accounts.create_partner(
-        "Northwind Digital (demo)", DEMO_SLUG, pool=1, billing_day=1, timezone="UTC",
+        "Northwind Digital (demo)",
+        DEMO_SLUG,
+        pool=1,
+        billing_day=1,
+        timezone="UTC",
     )
     partner.created_at = datetime.combine(start - timedelta(days=10), time(9))
     db.session.commit()
@@ -93,8 +132,10 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
         tier = "trial" if i % 9 == 4 else "paid"
         plans.append(_Plan(i, name, joined, scale, tier))
     # Churned clients leave a while after they joined (never before).
-    churn = {i: max(plans[i].joined + timedelta(days=60), today - timedelta(days=back))
-             for i, back in ((5, 120), (17, 45), (29, 30))}
+    churn = {
+        i: max(plans[i].joined + timedelta(days=60), today - timedelta(days=back))
+        for i, back in ((5, 120), (17, 45), (29, 30))
+    }
     suspended = {11: today - timedelta(days=20)}
     low_credit = 3  # allocation well below its monthly use
 
@@ -110,8 +151,11 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
         if plan.i == low_credit:
             credits = int(plan.scale * 31 * 0.85 / 10) * 10
         org = accounts.create_organization(
-            partner, plan.name, external_id=f"crm-{1000 + plan.i}",
-            initial_credits=credits, tier=plan.tier,
+            partner,
+            plan.name,
+            external_id=f"crm-{1000 + plan.i}",
+            initial_credits=credits,
+            tier=plan.tier,
             product_type="B2C" if plan.i % 4 == 1 else "B2B",
             metadata={"plan": plan.tier, "region": rng.choice(["NA", "EU", "APAC"])},
             created_at=datetime.combine(plan.joined, time(10)),
@@ -119,11 +163,11 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
         plan.org = org
         resolver_orgs.append(org)
     for i, day in churn.items():
-        accounts.set_status(partner, _org(plans[i]), "canceled",
-                            at=datetime.combine(day, time(15)))
+        accounts.set_status(partner, _org(plans[i]), "canceled", at=datetime.combine(day, time(15)))
     for i, day in suspended.items():
-        accounts.set_status(partner, _org(plans[i]), "suspended",
-                            at=datetime.combine(day, time(15)))
+        accounts.set_status(
+            partner, _org(plans[i]), "suspended", at=datetime.combine(day, time(15))
+        )
 
     resolver = OrgResolver(partner.id)
     now = utcnow()
@@ -142,8 +186,11 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
             idents = max(0, int(rng.gauss(mean, mean * 0.2)))
             views = int(idents * rng.uniform(6, 9))
             sessions = int(idents * rng.uniform(1.5, 2.5))
-            for etype, qty, parts in (("identification", idents, 3), ("page_view", views, 2),
-                                      ("session", sessions, 1)):
+            for etype, qty, parts in (
+                ("identification", idents, 3),
+                ("page_view", views, 2),
+                ("session", sessions, 1),
+            ):
                 if qty == 0:
                     continue
                 chunk = qty // parts
@@ -154,9 +201,13 @@ def _build(today: date, rng: random.Random) -> tuple[Partner, int, int]:
                     occurred = datetime.combine(day, time(8 + 4 * part, rng.randrange(60)))
                     if occurred > now:
                         continue
-                    raw = {"eventId": f"demo-{plan.i}-{day.isoformat()}-{etype}-{part}",
-                           "organizationId": org_id, "type": etype, "quantity": amount,
-                           "occurredAt": occurred.replace(tzinfo=UTC).isoformat()}
+                    raw = {
+                        "eventId": f"demo-{plan.i}-{day.isoformat()}-{etype}-{part}",
+                        "organizationId": org_id,
+                        "type": etype,
+                        "quantity": amount,
+                        "occurredAt": occurred.replace(tzinfo=UTC).isoformat(),
+                    }
                     row, rejection = validate_event(raw, resolver, partner.timezone, now)
                     if row is None:
                         continue

@@ -46,8 +46,13 @@ CODE_STATUS = {
 class AppError(Exception):
     """A failure a user can act on: a code of spec §3, a message, and details."""
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None,
-                 status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -64,11 +69,15 @@ class AppError(Exception):
 class ServiceUnavailable(AppError):
     """A retryable refusal (spec §3): nothing was changed; try again after retry_after s."""
 
-    def __init__(self, message: str, retry_after: int,
-                 details: dict[str, Any] | None = None) -> None:
-        super().__init__("ServiceUnavailable", message,
-                         {"retryable": True, "retryAfter": retry_after, **(details or {})},
-                         status=503)
+    def __init__(
+        self, message: str, retry_after: int, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(
+            "ServiceUnavailable",
+            message,
+            {"retryable": True, "retryAfter": retry_after, **(details or {})},
+            status=503,
+        )
         self.retry_after = retry_after
 
 
@@ -105,8 +114,9 @@ def error_json(code: str, message: str, details: dict[str, Any] | None, status: 
 def _html(status: int, title: str, message: str) -> tuple[str, int]:
     # A refused Host header leaves the request without a URL adapter: no url_for then.
     links = not isinstance(request.routing_exception, SecurityError)
-    return render_template("errors/error.html", status=status, title=title,
-                           message=message, links=links), status
+    return render_template(
+        "errors/error.html", status=status, title=title, message=message, links=links
+    ), status
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -118,7 +128,8 @@ def register_error_handlers(app: Flask) -> None:
             response = error_json(exc.code, exc.message, exc.details, exc.status)
         else:
             response = make_response(
-                _html(exc.status, STATUS_CODES.get(exc.status, "Error"), exc.message))
+                _html(exc.status, STATUS_CODES.get(exc.status, "Error"), exc.message)
+            )
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
             # Flask-Limiter rewrites Retry-After on its way out; the app puts this back.
@@ -140,8 +151,12 @@ def register_error_handlers(app: Flask) -> None:
                 details = {"field": "Host", "value": _safe(request.headers.get("Host"))}
             response = error_json(code, message, details, status)
             if status == 429 and exc.response is not None:
-                for header in ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                               "X-RateLimit-Reset"):
+                for header in (
+                    "Retry-After",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                ):
                     if header in exc.response.headers:
                         response.headers[header] = exc.response.headers[header]
             if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
@@ -155,15 +170,19 @@ def register_error_handlers(app: Flask) -> None:
             # SQLite queued this write behind others for its busy timeout and gave up; the
             # transaction rolled back, so this is the retryable 503 of spec §3.
             log.warning("database busy on %s %s", request.method, request.path)
-            return handle_app_error(ServiceUnavailable(
-                "the database stayed busy with other writes for too long; nothing was "
-                "changed: retry in a moment", retry_after=BUSY_RETRY_AFTER))
+            return handle_app_error(
+                ServiceUnavailable(
+                    "the database stayed busy with other writes for too long; nothing was "
+                    "changed: retry in a moment",
+                    retry_after=BUSY_RETRY_AFTER,
+                )
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
-            return error_json("InternalError", "an internal error occurred; it has been logged",
-                              {}, 500)
-        return _html(500, "Something went wrong",
-                     "An internal error occurred; it has been logged.")
+            return error_json(
+                "InternalError", "an internal error occurred; it has been logged", {}, 500
+            )
+        return _html(500, "Something went wrong", "An internal error occurred; it has been logged.")
 
 
 def database_busy(exc: BaseException) -> bool:

@@ -77,6 +77,7 @@ def table_csv(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: st
 
 # --- the month-end report ------------------------------------------------------------------
 
+
 def report_csv(report: dict[str, Any]) -> str:
     """Return the report as one CSV: a header block, the organization table, the totals."""
     late = report["lateData"]
@@ -84,8 +85,11 @@ def report_csv(report: dict[str, Any]) -> str:
     block: list[list[Any]] = [
         ["Partner", report["partnerName"]],
         ["Month", report["month"]],
-        ["Period", f"{report['startDate']} to {report['throughDate']}"
-                   + ("" if report["complete"] else " (month to date)")],
+        [
+            "Period",
+            f"{report['startDate']} to {report['throughDate']}"
+            + ("" if report["complete"] else " (month to date)"),
+        ],
         ["Timezone", report["timezone"]],
         ["Generated at", report["generatedAt"]],
         ["Month closed at" if report["complete"] else "Month closes at", late["closedAt"]],
@@ -99,18 +103,20 @@ def report_csv(report: dict[str, Any]) -> str:
     table = [[item[key] for key, _label in REPORT_COLUMNS] for item in report["organizations"]]
     totals = report["totals"]
     total_row = {key: "" for key, _label in REPORT_COLUMNS}
-    total_row.update({
-        "name": "Total",
-        "identifications": totals["identifications"],
-        "creditsUsed": totals["creditsUsed"],
-        "events": totals["events"],
-        "quantity": totals["quantity"],
-        "sharePercent": totals["sharePercent"],
-        "creditsAllocated": totals["creditsAllocated"],
-        "new": totals["new"],
-        "churned": totals["churned"],
-        "reactivated": totals["reactivated"],
-    })
+    total_row.update(
+        {
+            "name": "Total",
+            "identifications": totals["identifications"],
+            "creditsUsed": totals["creditsUsed"],
+            "events": totals["events"],
+            "quantity": totals["quantity"],
+            "sharePercent": totals["sharePercent"],
+            "creditsAllocated": totals["creditsAllocated"],
+            "new": totals["new"],
+            "churned": totals["churned"],
+            "reactivated": totals["reactivated"],
+        }
+    )
     header = [label for _key, label in REPORT_COLUMNS]
     footer = [total_row[key] for key, _label in REPORT_COLUMNS]
     return csv_text([*block, [], header, *table, footer], yes_no=True)

@@ -52,14 +52,16 @@ class GetForm(FlaskForm):
 class DateRangeForm(GetForm):
     """The period of a page: a preset of spec §6, or a custom start and end date."""
 
-    preset = SelectField("Preset", choices=choices([("", "Custom range"), *PRESETS.items()]),
-                         validate_choice=False)
+    preset = SelectField(
+        "Preset", choices=choices([("", "Custom range"), *PRESETS.items()]), validate_choice=False
+    )
     startDate = StringField("From")  # noqa: N815  (the API's parameter name)
     endDate = StringField("To")  # noqa: N815
-    granularity = SelectField("Granularity",
-                              choices=choices([("", "Automatic"),
-                                               *((g, g.title()) for g in GRANULARITIES)]),
-                              validate_choice=False)
+    granularity = SelectField(
+        "Granularity",
+        choices=choices([("", "Automatic"), *((g, g.title()) for g in GRANULARITIES)]),
+        validate_choice=False,
+    )
 
     def __init__(self, formdata: Any, tz: str, default: Period, **kwargs: Any) -> None:
         super().__init__(formdata, **kwargs)
@@ -115,26 +117,37 @@ class DateRangeForm(GetForm):
         """Return the chosen period (after validate()); the default when nothing is chosen."""
         if self.preset.data:
             return preset_period(self.preset.data, local_today(self.tz))
-        return resolve_period(self.startDate.data or None, self.endDate.data or None,
-                              self.tz, self.default)
+        return resolve_period(
+            self.startDate.data or None, self.endDate.data or None, self.tz, self.default
+        )
 
 
 class OrganizationFilterForm(GetForm):
     """Filters, sorting and paging of the organization table."""
 
-    status = SelectField("Status", choices=choices([("", "Any status"),
-                                                    *((s, s.title()) for s in ORG_STATUSES)]),
-                         validate_choice=False)
+    status = SelectField(
+        "Status",
+        choices=choices([("", "Any status"), *((s, s.title()) for s in ORG_STATUSES)]),
+        validate_choice=False,
+    )
     search = StringField("Name contains", validators=[Optional(), Length(max=200)])
-    externalId = StringField("External ID",  # noqa: N815
-                             validators=[Optional(), Length(max=200)])
+    externalId = StringField(
+        "External ID",  # noqa: N815
+        validators=[Optional(), Length(max=200)],
+    )
     sort = SelectField("Sort by", choices=choices(ORG_SORT_CHOICES), validate_choice=False)
-    order = SelectField("Order", choices=choices([("desc", "Descending"), ("asc", "Ascending")]),
-                        validate_choice=False)
+    order = SelectField(
+        "Order",
+        choices=choices([("desc", "Descending"), ("asc", "Ascending")]),
+        validate_choice=False,
+    )
     page = StringField("Page")
-    pageSize = SelectField("Rows",  # noqa: N815
-                           choices=choices((str(n), str(n)) for n in PAGE_SIZES),
-                           default="20", validate_choice=False)
+    pageSize = SelectField(
+        "Rows",  # noqa: N815
+        choices=choices((str(n), str(n)) for n in PAGE_SIZES),
+        default="20",
+        validate_choice=False,
+    )
 
     def validate_status(self, field: SelectField) -> None:
         """Accept the organization statuses."""
@@ -153,8 +166,7 @@ class OrganizationFilterForm(GetForm):
 
     def validate_page(self, field: StringField) -> None:
         """Accept a whole number of at least 1."""
-        if field.data and (not _PAGE_NUMBER.fullmatch(str(field.data))
-                           or int(field.data) < 1):
+        if field.data and (not _PAGE_NUMBER.fullmatch(str(field.data)) or int(field.data) < 1):
             raise ValidationError("page must be a whole number of at least 1")
 
     def validate_pageSize(self, field: SelectField) -> None:  # noqa: N802
@@ -165,6 +177,7 @@ class OrganizationFilterForm(GetForm):
 
     def values(self, valid: bool) -> dict[str, Any]:
         """Return the filters to apply: each field's value when valid, else its default."""
+
         def ok(field: Any) -> bool:
             return valid or not field.errors
 
@@ -172,12 +185,13 @@ class OrganizationFilterForm(GetForm):
             "status": (self.status.data or None) if ok(self.status) else None,
             "search": (self.search.data or "").strip() or None if ok(self.search) else None,
             "external_id": (self.externalId.data or "").strip() or None
-            if ok(self.externalId) else None,
-            "sort": (self.sort.data or "identifications") if ok(self.sort)
-            else "identifications",
+            if ok(self.externalId)
+            else None,
+            "sort": (self.sort.data or "identifications") if ok(self.sort) else "identifications",
             "order": (self.order.data or "desc") if ok(self.order) else "desc",
             "page": int(self.page.data) if self.page.data and ok(self.page) else 1,
-            "page_size": int(self.pageSize.data) if self.pageSize.data and ok(self.pageSize)
+            "page_size": int(self.pageSize.data)
+            if self.pageSize.data and ok(self.pageSize)
             else 20,
         }
 
@@ -185,8 +199,9 @@ class OrganizationFilterForm(GetForm):
 class AllocationForm(FlaskForm):
     """Set an organization's allocation; the pool and trial rules are applied by accounts."""
 
-    credits = StringField("New allocation (credits)",
-                          validators=[InputRequired(message="credits is required")])
+    credits = StringField(
+        "New allocation (credits)", validators=[InputRequired(message="credits is required")]
+    )
     notes = TextAreaField("Notes", validators=[Optional()])
 
     def validate_credits(self, field: StringField) -> None:
@@ -202,11 +217,12 @@ class AllocationForm(FlaskForm):
 class LoginForm(FlaskForm):
     """Email and password."""
 
-    email = StringField("Email", validators=[InputRequired(message="enter your email"),
-                                             Length(max=254)])
-    password = PasswordField("Password",
-                             validators=[InputRequired(message="enter your password"),
-                                         Length(max=1024)])
+    email = StringField(
+        "Email", validators=[InputRequired(message="enter your email"), Length(max=254)]
+    )
+    password = PasswordField(
+        "Password", validators=[InputRequired(message="enter your password"), Length(max=1024)]
+    )
     next = HiddenField()
 
 

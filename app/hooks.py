@@ -55,7 +55,9 @@ def refuse_nul_characters() -> None:
         return
     values = [*(request.view_args or {}).values(), *request.args.values()]
     if request.method == "POST" and request.mimetype in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
         values.extend(request.form.values())
     if any(isinstance(v, str) and "\x00" in v for v in values):
         raise AppError("BadRequest", "the request contains a NUL character")
@@ -98,8 +100,11 @@ def route_api_405_to_its_url() -> None:
     before); the blueprint has no after_request hooks or error handlers of its own.
     """
     exc = request.routing_exception
-    if not isinstance(exc, MethodNotAllowed) or not request.path.startswith("/api/") \
-            or not exc.valid_methods:
+    if (
+        not isinstance(exc, MethodNotAllowed)
+        or not request.path.startswith("/api/")
+        or not exc.valid_methods
+    ):
         return
     adapter = current_app.create_url_adapter(request)
     if adapter is None:  # pragma: no cover (only without a request)
@@ -126,7 +131,11 @@ def cache_control(response: Response) -> Response:
 
 def no_html_under_api(response: Response) -> Response:
     """Drop the text/html type Flask gives empty answers (automatic OPTIONS) under /api/."""
-    if request.path.startswith("/api/") and response.mimetype == "text/html" \
-            and not response.is_streamed and not response.get_data():
+    if (
+        request.path.startswith("/api/")
+        and response.mimetype == "text/html"
+        and not response.is_streamed
+        and not response.get_data()
+    ):
         del response.headers["Content-Type"]
     return response

@@ -65,6 +65,7 @@ def _int(value: Any) -> int:
 
 # --- credits consumed -----------------------------------------------------------------
 
+
 def credits_expr(type_col: Any, quantity_col: Any) -> ColumnElement[Any]:
     """Return the SQL for credits consumed by a rollup row: identifications consume quantity."""
     return case((type_col == IDENTIFICATION, quantity_col), else_=0)
@@ -86,8 +87,13 @@ def billing_period(partner: Partner, day: date) -> Period:
 
 def billing_periods(partner: Partner, start: date, end: date) -> list[Period]:
     """Return the partner's billing periods that touch start..end, oldest first."""
-    return billing_periods_between(start, end, partner.billing_day_of_month,
-                                   partner.billing_period, _billing_anchor_month(partner))
+    return billing_periods_between(
+        start,
+        end,
+        partner.billing_day_of_month,
+        partner.billing_period,
+        _billing_anchor_month(partner),
+    )
 
 
 def identifications_of(by_type: Mapping[str, Mapping[str, int]]) -> int:
@@ -128,6 +134,7 @@ def credits_remaining(partner: Partner, end: date) -> int:
 
 # --- organizations as of a date -------------------------------------------------------
 
+
 def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
     """Return SELECT value of an audit trail's newest row for organization_id before boundary
     (ties by id): what the trail says held just before boundary."""
@@ -143,8 +150,11 @@ def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: date
 def _status_at(boundary: datetime) -> Any:
     """Return a correlated subquery: an organization's status just before boundary."""
     sc = OrganizationStatusChange
-    return _latest_before(sc.status, sc.changed_at, Organization.id, boundary) \
-        .correlate(Organization).scalar_subquery()
+    return (
+        _latest_before(sc.status, sc.changed_at, Organization.id, boundary)
+        .correlate(Organization)
+        .scalar_subquery()
+    )
 
 
 @state_cache
@@ -164,25 +174,29 @@ def status_at(organization: Organization, moment: datetime) -> str | None:
     """Return an organization's status just before moment (None if it did not exist)."""
     sc = OrganizationStatusChange
     return db.session.execute(
-        _latest_before(sc.status, sc.changed_at, organization.id, moment)).scalar()
+        _latest_before(sc.status, sc.changed_at, organization.id, moment)
+    ).scalar()
 
 
 # --- the headline figures ---------------------------------------------------------------
+
 
 def _has_usage_in(period: Period) -> Any:
     """Return EXISTS(a rollup row of the outer organization in the period): a primary-key seek."""
     odu = OrgDailyUsage
     return (
         select(odu.organization_id)
-        .where(odu.organization_id == Organization.id, odu.day >= period.start,
-               odu.day <= period.end)
+        .where(
+            odu.organization_id == Organization.id, odu.day >= period.start, odu.day <= period.end
+        )
         .correlate(Organization)
         .exists()
     )
 
 
-def organizations_with_activity(partner: Partner, period: Period,
-                                organization_id: str | None = None) -> int:
+def organizations_with_activity(
+    partner: Partner, period: Period, organization_id: str | None = None
+) -> int:
     """Return how many organizations have any usage in the period.
 
     One EXISTS probe per organization on the org_daily_usage primary key (organization,
@@ -193,9 +207,9 @@ def organizations_with_activity(partner: Partner, period: Period,
     scope = [Organization.partner_id == partner.id, _has_usage_in(period)]
     if organization_id is not None:
         scope.append(Organization.id == organization_id)
-    return _int(db.session.execute(
-        select(func.count()).select_from(Organization).where(*scope)
-    ).scalar())
+    return _int(
+        db.session.execute(select(func.count()).select_from(Organization).where(*scope)).scalar()
+    )
 
 
 @closed_period_cache
@@ -226,9 +240,14 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str
     before = summary(partner, closed)
     live_by_type = _partner_totals(partner.id, live)
     odu = OrgDailyUsage
-    live_active = {r[0] for r in db.session.execute(
-        select(odu.organization_id).distinct().where(
-            odu.partner_id == partner.id, odu.day >= live.start, odu.day <= live.end))}
+    live_active = {
+        r[0]
+        for r in db.session.execute(
+            select(odu.organization_id)
+            .distinct()
+            .where(odu.partner_id == partner.id, odu.day >= live.start, odu.day <= live.end)
+        )
+    }
     active = len(active_organization_ids(partner, closed) | live_active)
     live_identifications = identifications_of(live_by_type)
     bp = billing_period(partner, period.end)
@@ -247,19 +266,22 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str
     result["creditsRemaining"] = partner.credit_pool_total - used
     result["organizationsWithActivity"] = active
     result["totalQuantity"] = before["totalQuantity"] + sum(
-        v["quantity"] for v in live_by_type.values())
-    result["totalEvents"] = before["totalEvents"] + sum(
-        v["events"] for v in live_by_type.values())
+        v["quantity"] for v in live_by_type.values()
+    )
+    result["totalEvents"] = before["totalEvents"] + sum(v["events"] for v in live_by_type.values())
     return result
 
 
 @closed_period_cache
 def active_organization_ids(partner: Partner, period: Period) -> frozenset[str]:
     """Return the ids of the organizations with any usage in the period."""
-    return frozenset(db.session.execute(
-        select(Organization.id).where(Organization.partner_id == partner.id,
-                                      _has_usage_in(period))
-    ).scalars())
+    return frozenset(
+        db.session.execute(
+            select(Organization.id).where(
+                Organization.partner_id == partner.id, _has_usage_in(period)
+            )
+        ).scalars()
+    )
 
 
 @closed_period_cache
@@ -333,6 +355,7 @@ def summary_with_comparison(partner: Partner, period: Period) -> dict[str, Any]:
 
 # --- series -----------------------------------------------------------------------------
 
+
 @closed_period_cache
 def timeseries(
     partner: Partner,
@@ -376,14 +399,16 @@ def timeseries(
         point["events"] = _int(events)
         point["quantity"] = _int(quantity)
 
-    for start, active in _active_by_bucket(partner.id, period, granularity,
-                                           organization_id).items():
+    for start, active in _active_by_bucket(
+        partner.id, period, granularity, organization_id
+    ).items():
         points[start]["organizationsWithActivity"] = active
     return list(points.values())
 
 
-def _active_by_bucket(partner_id: str, period: Period, granularity: str,
-                      organization_id: str | None) -> dict[date, int]:
+def _active_by_bucket(
+    partner_id: str, period: Period, granularity: str, organization_id: str | None
+) -> dict[date, int]:
     """Return {clipped bucket start: organizations with any usage in the bucket}.
 
     Whole weeks and months are counted on org_bucket_usage (one row per organization and
@@ -397,29 +422,44 @@ def _active_by_bucket(partner_id: str, period: Period, granularity: str,
         bucket_scope.append(obu.organization_id == organization_id)
     active = func.count(func.distinct(odu.organization_id))
     if granularity == "day":
-        return {as_date(day): _int(n) for day, n in db.session.execute(
-            select(odu.day, active)
-            .where(*daily_scope, odu.day >= period.start, odu.day <= period.end)
-            .group_by(odu.day)
-        )}
+        return {
+            as_date(day): _int(n)
+            for day, n in db.session.execute(
+                select(odu.day, active)
+                .where(*daily_scope, odu.day >= period.start, odu.day <= period.end)
+                .group_by(odu.day)
+            )
+        }
     counts: dict[date, int] = {}
     whole = whole_buckets(period, granularity)
     if whole is not None:
-        counts.update({as_date(start): _int(n) for start, n in db.session.execute(
-            select(obu.bucket_start, func.count())
-            .where(*bucket_scope, obu.grain == granularity, obu.bucket_start >= whole.start,
-                   obu.bucket_start <= whole.end)
-            .group_by(obu.bucket_start)
-        )})
+        counts.update(
+            {
+                as_date(start): _int(n)
+                for start, n in db.session.execute(
+                    select(obu.bucket_start, func.count())
+                    .where(
+                        *bucket_scope,
+                        obu.grain == granularity,
+                        obu.bucket_start >= whole.start,
+                        obu.bucket_start <= whole.end,
+                    )
+                    .group_by(obu.bucket_start)
+                )
+            }
+        )
     for part in buckets(period, granularity):
         if whole is None or not whole.start <= part.start <= whole.end:
-            counts[part.start] = _int(db.session.execute(
-                select(active).where(*daily_scope, odu.day >= part.start, odu.day <= part.end)
-            ).scalar())
+            counts[part.start] = _int(
+                db.session.execute(
+                    select(active).where(*daily_scope, odu.day >= part.start, odu.day <= part.end)
+                ).scalar()
+            )
     return counts
 
 
 # --- per organization ----------------------------------------------------------------
+
 
 def org_credits_used(partner: Partner, period: Period, org_ids: list[str]) -> dict[str, int]:
     """Return credits consumed in a period by each of the given organizations."""
@@ -488,17 +528,21 @@ def org_usage_rows(partner_id: str, period: Period, org_ids: list[str] | None = 
     parts = []
     for grain, starts in decompose(period):
         if grain == "day":
-            part = select(odu.organization_id,
-                          credits_expr(odu.type, odu.quantity).label("identifications"),
-                          odu.quantity, odu.events).where(
-                odu.partner_id == partner_id, odu.day >= starts.start, odu.day <= starts.end)
+            part = select(
+                odu.organization_id,
+                credits_expr(odu.type, odu.quantity).label("identifications"),
+                odu.quantity,
+                odu.events,
+            ).where(odu.partner_id == partner_id, odu.day >= starts.start, odu.day <= starts.end)
             if org_ids is not None:
                 part = part.where(odu.organization_id.in_(org_ids))
         else:
-            part = select(obu.organization_id, obu.identifications, obu.quantity,
-                          obu.events).where(
-                obu.partner_id == partner_id, obu.grain == grain,
-                obu.bucket_start >= starts.start, obu.bucket_start <= starts.end)
+            part = select(obu.organization_id, obu.identifications, obu.quantity, obu.events).where(
+                obu.partner_id == partner_id,
+                obu.grain == grain,
+                obu.bucket_start >= starts.start,
+                obu.bucket_start <= starts.end,
+            )
             if org_ids is not None:
                 part = part.where(obu.organization_id.in_(org_ids))
         parts.append(part)
@@ -535,10 +579,13 @@ def organization_breakdown(
     # sums: one existence probe per organization.
     boundary = day_end_utc(period.end, partner.timezone)
     filters = organization_filters(partner, status, search, external_id)
-    total = _int(db.session.execute(
-        select(func.count()).select_from(Organization)
-        .where(*filters, or_(Organization.created_at < boundary, _has_usage_in(period)))
-    ).scalar())
+    total = _int(
+        db.session.execute(
+            select(func.count())
+            .select_from(Organization)
+            .where(*filters, or_(Organization.created_at < boundary, _has_usage_in(period)))
+        ).scalar()
+    )
     clauses = [*filters, or_(Organization.created_at < boundary, agg.c.org_id.is_not(None))]
     ident = func.coalesce(agg.c.ident, 0)
     columns = {
@@ -562,25 +609,28 @@ def organization_breakdown(
     alloc = allocation_figures(partner, orgs)
     items = []
     for org, identifications, events, quantity in rows:
-        items.append({
-            "organizationId": org.id,
-            "name": org.name,
-            "externalId": org.external_id,
-            "status": org.status,
-            "tier": org.tier,
-            "identifications": _int(identifications),
-            "creditsUsed": _int(identifications),
-            "events": _int(events),
-            "quantity": _int(quantity),
-            "creditsAllocated": alloc[org.id]["credits"],
-            "creditsUsedThisBillingPeriod": alloc[org.id]["creditsUsed"],
-            "creditsAvailable": alloc[org.id]["creditsAvailable"],
-        })
+        items.append(
+            {
+                "organizationId": org.id,
+                "name": org.name,
+                "externalId": org.external_id,
+                "status": org.status,
+                "tier": org.tier,
+                "identifications": _int(identifications),
+                "creditsUsed": _int(identifications),
+                "events": _int(events),
+                "quantity": _int(quantity),
+                "creditsAllocated": alloc[org.id]["credits"],
+                "creditsUsedThisBillingPeriod": alloc[org.id]["creditsUsed"],
+                "creditsAvailable": alloc[org.id]["creditsAvailable"],
+            }
+        )
     return items, total
 
 
-def organization_summary(partner: Partner, organization: Organization,
-                         period: Period) -> dict[str, Any]:
+def organization_summary(
+    partner: Partner, organization: Organization, period: Period
+) -> dict[str, Any]:
     """Return the analytics fields for one organization over a period."""
     figures = usage(partner, period, organization_id=organization.id)
     identifications = identifications_of(figures["byType"])
@@ -602,29 +652,38 @@ def organization_summary(partner: Partner, organization: Organization,
 
 
 @closed_period_cache
-def organization_figures(partner: Partner, period: Period,
-                         org_ids: list[str]) -> dict[str, dict[str, int]]:
+def organization_figures(
+    partner: Partner, period: Period, org_ids: list[str]
+) -> dict[str, dict[str, int]]:
     """Return identifications, creditsUsed, events and quantity per organization (zeros too)."""
-    figures = {i: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0}
-               for i in org_ids}
+    figures = {
+        i: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0} for i in org_ids
+    }
     if not org_ids:
         return figures
     usage_rows = org_usage_rows(partner.id, period, org_ids)
     rows = db.session.execute(
-        select(usage_rows.c.organization_id, func.sum(usage_rows.c.identifications),
-               func.sum(usage_rows.c.events), func.sum(usage_rows.c.quantity))
-        .group_by(usage_rows.c.organization_id)
+        select(
+            usage_rows.c.organization_id,
+            func.sum(usage_rows.c.identifications),
+            func.sum(usage_rows.c.events),
+            func.sum(usage_rows.c.quantity),
+        ).group_by(usage_rows.c.organization_id)
     )
     for org_id, identifications, events, quantity in rows:
-        figures[org_id] = {"identifications": _int(identifications),
-                           "creditsUsed": _int(identifications),
-                           "events": _int(events), "quantity": _int(quantity)}
+        figures[org_id] = {
+            "identifications": _int(identifications),
+            "creditsUsed": _int(identifications),
+            "events": _int(events),
+            "quantity": _int(quantity),
+        }
     return figures
 
 
 @closed_period_cache
-def series_totals(partner: Partner, period: Period,
-                  organization_id: str | None = None) -> dict[str, int]:
+def series_totals(
+    partner: Partner, period: Period, organization_id: str | None = None
+) -> dict[str, int]:
     """Return the totals of timeseries() over its whole period (organizations counted once)."""
     figures = usage(partner, period, organization_id=organization_id)
     identifications = identifications_of(figures["byType"])
@@ -640,8 +699,9 @@ def series_totals(partner: Partner, period: Period,
 
 def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list[dict[str, Any]]:
     """Return the organizations with the most identifications in the period."""
-    items, _total = organization_breakdown(partner, period, sort="identifications",
-                                           order="desc", page=1, page_size=limit)
+    items, _total = organization_breakdown(
+        partner, period, sort="identifications", order="desc", page=1, page_size=limit
+    )
     return [i for i in items if i["identifications"] > 0]
 
 
@@ -656,32 +716,42 @@ def organizations_over_allocation(partner: Partner, share: int = 80) -> list[dic
     bp = current_billing_period(partner)
     used = (
         select(odu.organization_id.label("org_id"), func.sum(odu.quantity).label("used"))
-        .where(odu.partner_id == partner.id, odu.type == IDENTIFICATION,
-               odu.day >= bp.start, odu.day <= bp.end)
+        .where(
+            odu.partner_id == partner.id,
+            odu.type == IDENTIFICATION,
+            odu.day >= bp.start,
+            odu.day <= bp.end,
+        )
         .group_by(odu.organization_id)
         .subquery()
     )
     rows = db.session.execute(
         select(Organization, used.c.used)
         .join(used, used.c.org_id == Organization.id)
-        .where(Organization.partner_id == partner.id, Organization.status != "canceled",
-               used.c.used > 0, used.c.used * 100 > Organization.credits_allocated * share)
+        .where(
+            Organization.partner_id == partner.id,
+            Organization.status != "canceled",
+            used.c.used > 0,
+            used.c.used * 100 > Organization.credits_allocated * share,
+        )
     ).all()
     items = []
     for org, raw_used in rows:
         spent = _int(raw_used)
         allocated = org.credits_allocated
-        items.append({
-            "organizationId": org.id,
-            "name": org.name,
-            "externalId": org.external_id,
-            "status": org.status,
-            "tier": org.tier,
-            "creditsAllocated": allocated,
-            "creditsUsed": spent,
-            "creditsAvailable": allocated - spent,
-            "percentUsed": round(spent * 100 / allocated, 1) if allocated else None,
-        })
+        items.append(
+            {
+                "organizationId": org.id,
+                "name": org.name,
+                "externalId": org.external_id,
+                "status": org.status,
+                "tier": org.tier,
+                "creditsAllocated": allocated,
+                "creditsUsed": spent,
+                "creditsAvailable": allocated - spent,
+                "percentUsed": round(spent * 100 / allocated, 1) if allocated else None,
+            }
+        )
     # No allocation at all first, then the most overdrawn.
     items.sort(key=lambda i: (i["percentUsed"] is not None, -(i["percentUsed"] or 0), i["name"]))
     return items
@@ -689,16 +759,19 @@ def organizations_over_allocation(partner: Partner, share: int = 80) -> list[dic
 
 # --- pool and freshness ----------------------------------------------------------------
 
+
 def pool_status(partner: Partner) -> dict[str, Any]:
     """Return the credit pool now: total, used this billing period, available, allocated."""
     bp = current_billing_period(partner)
     today = local_today(partner.timezone)
     used = credits_used(partner, Period(bp.start, today))
-    allocated = _int(db.session.execute(
-        select(func.sum(Organization.credits_allocated)).where(
-            Organization.partner_id == partner.id, Organization.status != "canceled"
-        )
-    ).scalar())
+    allocated = _int(
+        db.session.execute(
+            select(func.sum(Organization.credits_allocated)).where(
+                Organization.partner_id == partner.id, Organization.status != "canceled"
+            )
+        ).scalar()
+    )
     return {
         "billingPeriodStart": bp.start,
         "billingPeriodEnd": bp.end,
@@ -715,8 +788,9 @@ def data_freshness(partner: Partner) -> datetime | None:
     Kept in partner_data_version by every write that stores events (app/rollups.py).
     """
     return db.session.execute(
-        select(PartnerDataVersion.last_received_at)
-        .where(PartnerDataVersion.partner_id == partner.id)
+        select(PartnerDataVersion.last_received_at).where(
+            PartnerDataVersion.partner_id == partner.id
+        )
     ).scalar()
 
 
@@ -731,12 +805,19 @@ def first_activity_day(partner: Partner) -> date | None:
 def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
     """Return (day, credits used) for every day of the period, zeros included."""
     pdu = PartnerDailyUsage
-    used = {as_date(day): _int(quantity) for day, quantity in db.session.execute(
-        select(pdu.day, func.sum(pdu.quantity))
-        .where(pdu.partner_id == partner.id, pdu.type == IDENTIFICATION,
-               pdu.day >= period.start, pdu.day <= period.end)
-        .group_by(pdu.day)
-    )}
+    used = {
+        as_date(day): _int(quantity)
+        for day, quantity in db.session.execute(
+            select(pdu.day, func.sum(pdu.quantity))
+            .where(
+                pdu.partner_id == partner.id,
+                pdu.type == IDENTIFICATION,
+                pdu.day >= period.start,
+                pdu.day <= period.end,
+            )
+            .group_by(pdu.day)
+        )
+    }
     return [(b.start, used.get(b.start, 0)) for b in buckets(period, "day")]
 
 
@@ -757,18 +838,21 @@ def cumulative_credits(partner: Partner, period: Period) -> list[dict[str, Any]]
             billing = billing_period(partner, day)
             total = 0
         total += used
-        points.append({
-            "date": day.isoformat(),
-            "creditsUsed": used,
-            "cumulativeCreditsUsed": total,
-            "billingPeriodStart": billing.start.isoformat(),
-            "creditPoolTotal": partner.credit_pool_total,
-            "creditsRemaining": partner.credit_pool_total - total,
-        })
+        points.append(
+            {
+                "date": day.isoformat(),
+                "creditsUsed": used,
+                "cumulativeCreditsUsed": total,
+                "billingPeriodStart": billing.start.isoformat(),
+                "creditPoolTotal": partner.credit_pool_total,
+                "creditsRemaining": partner.credit_pool_total - total,
+            }
+        )
     return points
 
 
 # --- month-end reports -------------------------------------------------------------------
+
 
 def organization_states(partner: Partner, period: Period) -> dict[str, dict[str, Any]]:
     """Return each organization's status at both ends of a period and its moves during it.
@@ -781,13 +865,16 @@ def organization_states(partner: Partner, period: Period) -> dict[str, dict[str,
     start = day_start_utc(period.start, partner.timezone)
     end = day_end_utc(period.end, partner.timezone)
     ca = CreditAllocation
-    allocation = _latest_before(ca.credits_allocated, ca.allocated_at, Organization.id, end) \
-        .correlate(Organization).scalar_subquery()
+    allocation = (
+        _latest_before(ca.credits_allocated, ca.allocated_at, Organization.id, end)
+        .correlate(Organization)
+        .scalar_subquery()
+    )
     states: dict[str, dict[str, Any]] = {}
     for org_id, created, at_start, at_end, allocated in db.session.execute(
-        select(Organization.id, Organization.created_at, _status_at(start), _status_at(end),
-               allocation)
-        .where(Organization.partner_id == partner.id)
+        select(
+            Organization.id, Organization.created_at, _status_at(start), _status_at(end), allocation
+        ).where(Organization.partner_id == partner.id)
     ):
         states[org_id] = {
             "createdAt": created,
@@ -803,14 +890,19 @@ def organization_states(partner: Partner, period: Period) -> dict[str, dict[str,
         partition_by=sc.organization_id, order_by=(sc.changed_at, sc.id)
     )
     history = (
-        select(sc.organization_id.label("org_id"), sc.status.label("status"),
-               sc.changed_at.label("changed_at"), previous.label("previous"))
+        select(
+            sc.organization_id.label("org_id"),
+            sc.status.label("status"),
+            sc.changed_at.label("changed_at"),
+            previous.label("previous"),
+        )
         .where(sc.partner_id == partner.id, sc.changed_at < end)
         .subquery()
     )
     for org_id, status, before in db.session.execute(
-        select(history.c.org_id, history.c.status, history.c.previous)
-        .where(history.c.changed_at >= start)
+        select(history.c.org_id, history.c.status, history.c.previous).where(
+            history.c.changed_at >= start
+        )
     ):
         state = states.get(org_id)
         if state is None:
@@ -831,17 +923,28 @@ def late_receipts(partner: Partner, period: Period, closed_day: date) -> dict[st
     """
     pdr = PartnerDailyReceipt
     rows = db.session.execute(
-        select(pdr.type, func.sum(pdr.quantity), func.sum(pdr.events),
-               func.min(pdr.received_day), func.max(pdr.received_day))
-        .where(pdr.partner_id == partner.id, pdr.day >= period.start, pdr.day <= period.end,
-               pdr.received_day >= closed_day)
+        select(
+            pdr.type,
+            func.sum(pdr.quantity),
+            func.sum(pdr.events),
+            func.min(pdr.received_day),
+            func.max(pdr.received_day),
+        )
+        .where(
+            pdr.partner_id == partner.id,
+            pdr.day >= period.start,
+            pdr.day <= period.end,
+            pdr.received_day >= closed_day,
+        )
         .group_by(pdr.type)
     ).all()
     firsts = [as_date(r[3]) for r in rows if r[3] is not None]
     lasts = [as_date(r[4]) for r in rows if r[4] is not None]
     return {
-        "byType": {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])}
-                   for r in sorted(rows, key=lambda r: r[0])},
+        "byType": {
+            r[0]: {"quantity": _int(r[1]), "events": _int(r[2])}
+            for r in sorted(rows, key=lambda r: r[0])
+        },
         "firstReceivedDay": min(firsts) if firsts else None,
         "lastReceivedDay": max(lasts) if lasts else None,
     }

@@ -206,9 +206,7 @@ class OrgDailyUsage(Base):
     """Rollup: one organization's usage of one type on one local day."""
 
     __tablename__ = "org_daily_usage"
-    __table_args__ = (
-        Index("ix_org_daily_partner_day", "partner_id", "day", "organization_id"),
-    )
+    __table_args__ = (Index("ix_org_daily_partner_day", "partner_id", "day", "organization_id"),)
 
     organization_id: Mapped[str] = mapped_column(ForeignKey("organization.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -298,7 +296,8 @@ class KnownAddress(Base):
 
     __tablename__ = "user_known_address"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"),
-                                         primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
     address_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -115,8 +115,12 @@ def local_date_function(tz: str) -> Callable[[datetime], date]:
             offset = offsets[hour]
         except KeyError:
             first = hour.replace(tzinfo=UTC).astimezone(target).utcoffset()
-            last = (hour + timedelta(hours=1, microseconds=-1)).replace(
-                tzinfo=UTC).astimezone(target).utcoffset()
+            last = (
+                (hour + timedelta(hours=1, microseconds=-1))
+                .replace(tzinfo=UTC)
+                .astimezone(target)
+                .utcoffset()
+            )
             offset = first if first == last else None
             if len(offsets) > 100_000:
                 offsets.clear()

@@ -29,6 +29,7 @@ MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")  # fullmatch: the whole text
 
 # --- months ------------------------------------------------------------------------------
 
+
 def month_key(day: date) -> str:
     """Return the YYYY-MM key of the month holding day."""
     return f"{day.year:04d}-{day.month:02d}"
@@ -71,18 +72,25 @@ def parse_month(partner: Partner, text: str) -> tuple[int, int]:
         raise _not_found(text, f"{text} is not a calendar month")
     today = local_today(partner.timezone)
     if (year, month) > (today.year, today.month):
-        raise _not_found(text, f"{month_label(year, month)} has not started yet "
-                               f"(today is {today.isoformat()} in {partner.timezone})")
+        raise _not_found(
+            text,
+            f"{month_label(year, month)} has not started yet "
+            f"(today is {today.isoformat()} in {partner.timezone})",
+        )
     months = available_months(partner)
     if f"{year:04d}-{month:02d}" not in months:
         if not months:
             raise _not_found(text, "there is no usage data yet, so there are no reports")
-        raise _not_found(text, f"there is no data for {month_label(year, month)}: "
-                               f"the first month with data is {months[-1]}")
+        raise _not_found(
+            text,
+            f"there is no data for {month_label(year, month)}: "
+            f"the first month with data is {months[-1]}",
+        )
     return year, month
 
 
 # --- the report --------------------------------------------------------------------------
+
 
 def _date(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -155,30 +163,41 @@ def _organization_table(
     idle: list[dict[str, Any]] = []
     for item in items:
         state = states[item["organizationId"]]
-        dormant = (state["statusAtStart"] == "canceled" and state["statusAtEnd"] == "canceled"
-                   and not state["reactivated"])
+        dormant = (
+            state["statusAtStart"] == "canceled"
+            and state["statusAtEnd"] == "canceled"
+            and not state["reactivated"]
+        )
         if item["events"] == 0 and (state["statusAtEnd"] is None or dormant):
             continue
         share = _share(item["identifications"], total_identifications)
-        rows.append({
-            "organizationId": item["organizationId"],
-            "name": item["name"],
-            "externalId": item["externalId"],
-            "identifications": item["identifications"],
-            "creditsUsed": item["creditsUsed"],
-            "events": item["events"],
-            "quantity": item["quantity"],
-            "share": share,
-            "sharePercent": round(share * 100, 2) if share is not None else None,
-            "creditsAllocated": state["creditsAllocatedAtEnd"],
-            "statusAtEnd": state["statusAtEnd"],
-            "new": state["new"],
-            "churned": state["churned"],
-            "reactivated": state["reactivated"],
-        })
+        rows.append(
+            {
+                "organizationId": item["organizationId"],
+                "name": item["name"],
+                "externalId": item["externalId"],
+                "identifications": item["identifications"],
+                "creditsUsed": item["creditsUsed"],
+                "events": item["events"],
+                "quantity": item["quantity"],
+                "share": share,
+                "sharePercent": round(share * 100, 2) if share is not None else None,
+                "creditsAllocated": state["creditsAllocatedAtEnd"],
+                "statusAtEnd": state["statusAtEnd"],
+                "new": state["new"],
+                "churned": state["churned"],
+                "reactivated": state["reactivated"],
+            }
+        )
         if state["statusAtEnd"] == "active" and item["identifications"] == 0:
-            idle.append({"organizationId": item["organizationId"], "name": item["name"],
-                         "externalId": item["externalId"], "events": item["events"]})
+            idle.append(
+                {
+                    "organizationId": item["organizationId"],
+                    "name": item["name"],
+                    "externalId": item["externalId"],
+                    "events": item["events"],
+                }
+            )
     totals = {
         "organizations": len(rows),
         "identifications": sum(r["identifications"] for r in rows),
@@ -203,23 +222,29 @@ def _billing_overlap(partner: Partner, full: Period, period: Period) -> list[dic
         overlap = Period(max(bp.start, full.start), min(bp.end, full.end))
         counted = Period(overlap.start, min(overlap.end, period.end))
         used = metrics.credits_used(partner, counted) if counted.start <= counted.end else 0
-        segments.append({
-            "billingPeriodStart": bp.start.isoformat(),
-            "billingPeriodEnd": bp.end.isoformat(),
-            "startDate": overlap.start.isoformat(),
-            "endDate": overlap.end.isoformat(),
-            "days": overlap.days,
-            "identifications": used,
-            "creditsUsed": used,
-        })
+        segments.append(
+            {
+                "billingPeriodStart": bp.start.isoformat(),
+                "billingPeriodEnd": bp.end.isoformat(),
+                "startDate": overlap.start.isoformat(),
+                "endDate": overlap.end.isoformat(),
+                "days": overlap.days,
+                "identifications": used,
+                "creditsUsed": used,
+            }
+        )
     return segments
 
 
-def _late_data(partner: Partner, period: Period, next_first: date, complete: bool,
-               current: dict[str, Any]) -> dict[str, Any]:
+def _late_data(
+    partner: Partner, period: Period, next_first: date, complete: bool, current: dict[str, Any]
+) -> dict[str, Any]:
     """Return what arrived after the month closed and how much it changed the month."""
-    late = metrics.late_receipts(partner, period, next_first) if complete else {
-        "byType": {}, "firstReceivedDay": None, "lastReceivedDay": None}
+    late = (
+        metrics.late_receipts(partner, period, next_first)
+        if complete
+        else {"byType": {}, "firstReceivedDay": None, "lastReceivedDay": None}
+    )
     by_type = late["byType"]
     added = metrics.identifications_of(by_type)
     at_close = current["totalIdentifications"] - added
@@ -232,8 +257,7 @@ def _late_data(partner: Partner, period: Period, next_first: date, complete: boo
         "creditsAdded": added,
         "identificationsAtClose": at_close,
         "creditsUsedAtClose": at_close,
-        "identificationsChange": metrics.relative_change(current["totalIdentifications"],
-                                                         at_close),
+        "identificationsChange": metrics.relative_change(current["totalIdentifications"], at_close),
         "firstReceivedDate": _date(late["firstReceivedDay"]),
         "lastReceivedDate": _date(late["lastReceivedDay"]),
         "byType": by_type,
@@ -248,8 +272,14 @@ def report_for(partner: Partner, month_text: str) -> dict[str, Any]:
 
 # --- the list of months --------------------------------------------------------------------
 
-HEADLINE_KEYS = ("totalIdentifications", "creditsUsed", "totalEvents", "totalQuantity",
-                 "organizationsWithActivity", "activeOrganizations")
+HEADLINE_KEYS = (
+    "totalIdentifications",
+    "creditsUsed",
+    "totalEvents",
+    "totalQuantity",
+    "organizationsWithActivity",
+    "activeOrganizations",
+)
 
 
 def month_index(partner: Partner) -> list[dict[str, Any]]:
@@ -285,14 +315,16 @@ def month_index(partner: Partner) -> list[dict[str, Any]]:
         full = month_period(start.year, start.month)
         prev = figures[month_key(add_months(start, -1))]
         current = figures[key]
-        rows.append({
-            "month": key,
-            "monthLabel": month_label(start.year, start.month),
-            "startDate": full.start.isoformat(),
-            "endDate": full.end.isoformat(),
-            "throughDate": min(full.end, today).isoformat(),
-            "complete": today > full.end,
-            **current,
-            "change": {k: metrics.relative_change(current[k], prev[k]) for k in HEADLINE_KEYS},
-        })
+        rows.append(
+            {
+                "month": key,
+                "monthLabel": month_label(start.year, start.month),
+                "startDate": full.start.isoformat(),
+                "endDate": full.end.isoformat(),
+                "throughDate": min(full.end, today).isoformat(),
+                "complete": today > full.end,
+                **current,
+                "change": {k: metrics.relative_change(current[k], prev[k]) for k in HEADLINE_KEYS},
+            }
+        )
     return rows

@@ -41,8 +41,9 @@ from .periods import (
 Sums = dict[tuple[str, Any, str, datetime], list[int]]
 
 
-def bucket_sums(daily: Mapping[tuple[str, Any, str], Sequence[int]]
-                ) -> dict[tuple[str, date, str], list[int]]:
+def bucket_sums(
+    daily: Mapping[tuple[str, Any, str], Sequence[int]],
+) -> dict[tuple[str, date, str], list[int]]:
     """Sum {(organization, day, type): [quantity, events]} into the week and month buckets
     of org_bucket_usage: {(grain, bucket start, organization): [identifications,
     quantity, events]} (its key order, so that sorted keys are the order of its B-tree)."""
@@ -86,8 +87,7 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
     for (org_id, day, etype, moment), (quantity, events) in sums.items():
         received = received_days.get(moment)  # rows of one call share their received_at
         if received is None:
-            received = received_days[moment] = moment.replace(tzinfo=UTC).astimezone(
-                tzinfo).date()
+            received = received_days[moment] = moment.replace(tzinfo=UTC).astimezone(tzinfo).date()
         add_count(org_counts, (org_id, day, etype), quantity, events)
         add_count(partner_counts, (day, etype), quantity, events)
         add_count(receipt_counts, (day, received, etype), quantity, events)
@@ -99,24 +99,45 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
             found = iso[day] = as_date(day).isoformat()
         return found
 
-    add_counts(OrgDailyUsage.__table__,
-               ("organization_id", "day", "type", "partner_id", "quantity", "events"), 3,
-               [(o, text(d), t, partner_id, q, n)
-                for (o, d, t), (q, n) in sorted(org_counts.items())])
-    add_counts(OrgBucketUsage.__table__,
-               ("partner_id", "grain", "bucket_start", "organization_id", "identifications",
-                "quantity", "events"), 4,
-               [(partner_id, g, text(b), o, i, q, n)
-                for (g, b, o), (i, q, n) in sorted(bucket_sums(org_counts).items())],
-               added=("identifications", "quantity", "events"))
-    add_counts(PartnerDailyUsage.__table__,
-               ("partner_id", "day", "type", "quantity", "events"), 3,
-               [(partner_id, text(d), t, q, n)
-                for (d, t), (q, n) in sorted(partner_counts.items())])
-    add_counts(PartnerDailyReceipt.__table__,
-               ("partner_id", "day", "received_day", "type", "quantity", "events"), 4,
-               [(partner_id, text(d), text(r), t, q, n)
-                for (d, r, t), (q, n) in sorted(receipt_counts.items())])
+    add_counts(
+        OrgDailyUsage.__table__,
+        ("organization_id", "day", "type", "partner_id", "quantity", "events"),
+        3,
+        [(o, text(d), t, partner_id, q, n) for (o, d, t), (q, n) in sorted(org_counts.items())],
+    )
+    add_counts(
+        OrgBucketUsage.__table__,
+        (
+            "partner_id",
+            "grain",
+            "bucket_start",
+            "organization_id",
+            "identifications",
+            "quantity",
+            "events",
+        ),
+        4,
+        [
+            (partner_id, g, text(b), o, i, q, n)
+            for (g, b, o), (i, q, n) in sorted(bucket_sums(org_counts).items())
+        ],
+        added=("identifications", "quantity", "events"),
+    )
+    add_counts(
+        PartnerDailyUsage.__table__,
+        ("partner_id", "day", "type", "quantity", "events"),
+        3,
+        [(partner_id, text(d), t, q, n) for (d, t), (q, n) in sorted(partner_counts.items())],
+    )
+    add_counts(
+        PartnerDailyReceipt.__table__,
+        ("partner_id", "day", "received_day", "type", "quantity", "events"),
+        4,
+        [
+            (partner_id, text(d), text(r), t, q, n)
+            for (d, r, t), (q, n) in sorted(receipt_counts.items())
+        ],
+    )
     # Late events change closed days: invalidate the partner's cached closed periods, and
     # move the partner's newest receipt time forward (the dashboard's "data as of").
     cache.bump(partner_id, received_at=max(key[3] for key in sums))
@@ -146,7 +167,9 @@ def set_timezone(partner: Partner, tz: str) -> int:
     zone(tz)  # raises ValueError for an unknown name
     with partner_transaction(partner.id, exclusive=True):
         db.session.execute(
-            update(Partner).where(Partner.id == partner.id).values(timezone=tz)
+            update(Partner)
+            .where(Partner.id == partner.id)
+            .values(timezone=tz)
             .execution_options(partner_scoped=True, synchronize_session=False)
         )
         moved = rebucket_events(partner.id, tz)
@@ -175,32 +198,42 @@ def rebucket_events(partner_id: str, tz: str) -> int:
                 cursor.execute(
                     "SELECT id, occurred_at, local_date FROM usage_event "
                     "WHERE partner_id = %s AND id > %s ORDER BY id LIMIT %s",
-                    (partner_id, last_id, _REBUCKET_CHUNK))
+                    (partner_id, last_id, _REBUCKET_CHUNK),
+                )
             else:
                 cursor.execute(
                     "SELECT id, occurred_at, local_date FROM usage_event "
                     "WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?",
-                    (partner_id, last_id, _REBUCKET_CHUNK))
+                    (partner_id, last_id, _REBUCKET_CHUNK),
+                )
             chunk = cursor.fetchall()
             if not chunk:
                 return moved
             last_id = chunk[-1][0]
             if postgres:
-                changes = [(event_id, day) for event_id, at, stored in chunk
-                           if (day := local_date(at)) != stored]
+                changes = [
+                    (event_id, day)
+                    for event_id, at, stored in chunk
+                    if (day := local_date(at)) != stored
+                ]
                 if changes:
                     cursor.execute(
                         "UPDATE usage_event SET local_date = v.day FROM "
                         "unnest(%s::bigint[], %s::date[]) AS v(id, day) "
                         "WHERE usage_event.id = v.id",
-                        ([c[0] for c in changes], [c[1] for c in changes]))
+                        ([c[0] for c in changes], [c[1] for c in changes]),
+                    )
             else:
                 # SQLite hands back the stored text; the app writes ISO dates.
-                changes = [(text, event_id) for event_id, at, stored in chunk
-                           if (text := local_date(_sqlite_moment(at)).isoformat()) != stored]
+                changes = [
+                    (text, event_id)
+                    for event_id, at, stored in chunk
+                    if (text := local_date(_sqlite_moment(at)).isoformat()) != stored
+                ]
                 if changes:
-                    cursor.executemany("UPDATE usage_event SET local_date = ? WHERE id = ?",
-                                       changes)
+                    cursor.executemany(
+                        "UPDATE usage_event SET local_date = ? WHERE id = ?", changes
+                    )
             moved += len(changes)
 
 
@@ -212,31 +245,46 @@ def _rebuild_tables(partner_id: str, tz: str) -> None:
     """Refill the four rollups of a partner whose timezone is tz from its raw events
     (caller's transaction, under the partner's exclusive lock); bump its data version."""
     scoped = {"partner_scoped": True}
-    db.session.execute(delete(OrgDailyUsage).where(OrgDailyUsage.partner_id == partner_id)
-                       .execution_options(**scoped))
-    db.session.execute(delete(PartnerDailyUsage)
-                       .where(PartnerDailyUsage.partner_id == partner_id)
-                       .execution_options(**scoped))
-    ev = UsageEvent
-    org_rows = select(
-        ev.organization_id, ev.local_date, ev.type, ev.partner_id,
-        func.sum(ev.quantity), func.count(),
-    ).where(ev.partner_id == partner_id).group_by(
-        ev.organization_id, ev.local_date, ev.type, ev.partner_id
+    db.session.execute(
+        delete(OrgDailyUsage)
+        .where(OrgDailyUsage.partner_id == partner_id)
+        .execution_options(**scoped)
     )
     db.session.execute(
-        insert(OrgDailyUsage).from_select(
+        delete(PartnerDailyUsage)
+        .where(PartnerDailyUsage.partner_id == partner_id)
+        .execution_options(**scoped)
+    )
+    ev = UsageEvent
+    org_rows = (
+        select(
+            ev.organization_id,
+            ev.local_date,
+            ev.type,
+            ev.partner_id,
+            func.sum(ev.quantity),
+            func.count(),
+        )
+        .where(ev.partner_id == partner_id)
+        .group_by(ev.organization_id, ev.local_date, ev.type, ev.partner_id)
+    )
+    db.session.execute(
+        insert(OrgDailyUsage)
+        .from_select(
             ["organization_id", "day", "type", "partner_id", "quantity", "events"], org_rows
-        ).execution_options(**scoped)
+        )
+        .execution_options(**scoped)
     )
     odu = OrgDailyUsage
-    partner_rows = select(
-        odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events)
-    ).where(odu.partner_id == partner_id).group_by(odu.partner_id, odu.day, odu.type)
+    partner_rows = (
+        select(odu.partner_id, odu.day, odu.type, func.sum(odu.quantity), func.sum(odu.events))
+        .where(odu.partner_id == partner_id)
+        .group_by(odu.partner_id, odu.day, odu.type)
+    )
     db.session.execute(
-        insert(PartnerDailyUsage).from_select(
-            ["partner_id", "day", "type", "quantity", "events"], partner_rows
-        ).execution_options(**scoped)
+        insert(PartnerDailyUsage)
+        .from_select(["partner_id", "day", "type", "quantity", "events"], partner_rows)
+        .execution_options(**scoped)
     )
     _rebuild_buckets(partner_id)
     _rebuild_receipts(partner_id, tz)
@@ -246,20 +294,41 @@ def _rebuild_tables(partner_id: str, tz: str) -> None:
 
 def _rebuild_buckets(partner_id: str) -> None:
     """Refill a partner's org_bucket_usage from its org_daily_usage (caller's transaction)."""
-    db.session.execute(delete(OrgBucketUsage).where(OrgBucketUsage.partner_id == partner_id)
-                       .execution_options(partner_scoped=True))
+    db.session.execute(
+        delete(OrgBucketUsage)
+        .where(OrgBucketUsage.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
+    )
     odu = OrgDailyUsage
     identifications = func.sum(case((odu.type == IDENTIFICATION, odu.quantity), else_=0))
     for grain in ROLLUP_GRAINS:
         start = bucket_start_sql(odu.day, grain)
-        db.session.execute(insert(OrgBucketUsage).from_select(
-            ["partner_id", "grain", "bucket_start", "organization_id", "identifications",
-             "quantity", "events"],
-            select(odu.partner_id, literal(grain), start, odu.organization_id,
-                   identifications, func.sum(odu.quantity), func.sum(odu.events))
-            .where(odu.partner_id == partner_id)
-            .group_by(odu.partner_id, start, odu.organization_id)
-        ).execution_options(partner_scoped=True))
+        db.session.execute(
+            insert(OrgBucketUsage)
+            .from_select(
+                [
+                    "partner_id",
+                    "grain",
+                    "bucket_start",
+                    "organization_id",
+                    "identifications",
+                    "quantity",
+                    "events",
+                ],
+                select(
+                    odu.partner_id,
+                    literal(grain),
+                    start,
+                    odu.organization_id,
+                    identifications,
+                    func.sum(odu.quantity),
+                    func.sum(odu.events),
+                )
+                .where(odu.partner_id == partner_id)
+                .group_by(odu.partner_id, start, odu.organization_id),
+            )
+            .execution_options(partner_scoped=True)
+        )
 
 
 def verify(partner_id: str) -> list[str]:
@@ -268,8 +337,7 @@ def verify(partner_id: str) -> list[str]:
     raw = {
         (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
         for r in db.session.execute(
-            select(ev.organization_id, ev.local_date, ev.type, func.sum(ev.quantity),
-                   func.count())
+            select(ev.organization_id, ev.local_date, ev.type, func.sum(ev.quantity), func.count())
             .where(ev.partner_id == partner_id)
             .group_by(ev.organization_id, ev.local_date, ev.type)
         )
@@ -278,8 +346,9 @@ def verify(partner_id: str) -> list[str]:
     stored = {
         (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
         for r in db.session.execute(
-            select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events)
-            .where(odu.partner_id == partner_id)
+            select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events).where(
+                odu.partner_id == partner_id
+            )
         )
     }
     problems = []
@@ -308,8 +377,7 @@ def verify(partner_id: str) -> list[str]:
                 f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
-    tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)
-                            ).scalar_one()
+    tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)).scalar_one()
     problems.extend(_verify_local_dates(partner_id, tz))
     problems.extend(_verify_buckets(partner_id, raw))
     problems.extend(_verify_receipts(partner_id, tz))
@@ -317,16 +385,23 @@ def verify(partner_id: str) -> list[str]:
     return problems
 
 
-def _verify_buckets(partner_id: str,
-                    raw: Mapping[tuple[str, Any, str], Sequence[int]]) -> list[str]:
+def _verify_buckets(
+    partner_id: str, raw: Mapping[tuple[str, Any, str], Sequence[int]]
+) -> list[str]:
     """Compare org_bucket_usage with the raw events' recount summed by week and month."""
     want = {key: tuple(value) for key, value in bucket_sums(raw).items()}
     obu = OrgBucketUsage
     stored = {
         (r[0], as_date(r[1]), r[2]): (int(r[3]), int(r[4]), int(r[5]))
         for r in db.session.execute(
-            select(obu.grain, obu.bucket_start, obu.organization_id, obu.identifications,
-                   obu.quantity, obu.events).where(obu.partner_id == partner_id)
+            select(
+                obu.grain,
+                obu.bucket_start,
+                obu.organization_id,
+                obu.identifications,
+                obu.quantity,
+                obu.events,
+            ).where(obu.partner_id == partner_id)
         )
     }
     none = (0, 0, 0)
@@ -350,7 +425,9 @@ def _verify_local_dates(partner_id: str, tz: str) -> list[str]:
     ev = UsageEvent
     days = db.session.execute(
         select(ev.local_date, func.min(ev.occurred_at), func.max(ev.occurred_at))
-        .where(ev.partner_id == partner_id).group_by(ev.local_date).order_by(ev.local_date)
+        .where(ev.partner_id == partner_id)
+        .group_by(ev.local_date)
+        .order_by(ev.local_date)
     ).all()
     problems = []
     for stored, first, last in days:
@@ -359,12 +436,18 @@ def _verify_local_dates(partner_id: str, tz: str) -> list[str]:
         if first >= start and last < end:
             continue
         stale = db.session.execute(
-            select(func.count()).select_from(ev).where(
-                ev.partner_id == partner_id, ev.local_date == day,
-                or_(ev.occurred_at < start, ev.occurred_at >= end))
+            select(func.count())
+            .select_from(ev)
+            .where(
+                ev.partner_id == partner_id,
+                ev.local_date == day,
+                or_(ev.occurred_at < start, ev.occurred_at >= end),
+            )
         ).scalar_one()
-        problems.append(f"{stale} event(s) stored on {day} did not happen on that day in "
-                        f"{tz} (a stale local day: `flask rollups rebuild` re-buckets them)")
+        problems.append(
+            f"{stale} event(s) stored on {day} did not happen on that day in "
+            f"{tz} (a stale local day: `flask rollups rebuild` re-buckets them)"
+        )
     return problems
 
 
@@ -376,10 +459,13 @@ def _verify_event_organizations(partner_id: str) -> list[str]:
         select(ev.organization_id, func.count())
         .outerjoin(org, (org.id == ev.organization_id) & (org.partner_id == ev.partner_id))
         .where(ev.partner_id == partner_id, org.id.is_(None))
-        .group_by(ev.organization_id).order_by(ev.organization_id)
+        .group_by(ev.organization_id)
+        .order_by(ev.organization_id)
     ).all()
-    return [f"{count} event(s) name organization {org_id}, which is not this partner's"
-            for org_id, count in rows]
+    return [
+        f"{count} event(s) name organization {org_id}, which is not this partner's"
+        for org_id, count in rows
+    ]
 
 
 def _count_receipts(partner_id: str, tz: str) -> dict[tuple[Any, Any, str], tuple[int, int]]:
@@ -405,17 +491,23 @@ def _count_receipts(partner_id: str, tz: str) -> dict[tuple[Any, Any, str], tupl
 def _rebuild_receipts(partner_id: str, tz: str) -> None:
     """Replace a partner's partner_daily_receipt rows with a recount (caller's transaction)."""
     db.session.execute(
-        delete(PartnerDailyReceipt).where(PartnerDailyReceipt.partner_id == partner_id)
+        delete(PartnerDailyReceipt)
+        .where(PartnerDailyReceipt.partner_id == partner_id)
         .execution_options(partner_scoped=True)
     )
     rows = [
-        {"partner_id": partner_id, "day": d, "received_day": r, "type": t,
-         "quantity": q, "events": n}
+        {
+            "partner_id": partner_id,
+            "day": d,
+            "received_day": r,
+            "type": t,
+            "quantity": q,
+            "events": n,
+        }
         for (d, r, t), (q, n) in sorted(_count_receipts(partner_id, tz).items())
     ]
     if rows:
-        db.session.execute(insert(PartnerDailyReceipt).execution_options(partner_scoped=True),
-                           rows)
+        db.session.execute(insert(PartnerDailyReceipt).execution_options(partner_scoped=True), rows)
 
 
 def _verify_receipts(partner_id: str, tz: str) -> list[str]:
@@ -425,8 +517,9 @@ def _verify_receipts(partner_id: str, tz: str) -> list[str]:
     stored = {
         (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
         for r in db.session.execute(
-            select(pdr.day, pdr.received_day, pdr.type, pdr.quantity, pdr.events)
-            .where(pdr.partner_id == partner_id)
+            select(pdr.day, pdr.received_day, pdr.type, pdr.quantity, pdr.events).where(
+                pdr.partner_id == partner_id
+            )
         )
     }
     return [

@@ -7,20 +7,21 @@ from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    # Plotly sets inline styles on the elements it draws.
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
-
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        # Plotly sets inline styles on the elements it draws.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 
 def register_security(app: Flask) -> None:
@@ -54,8 +55,14 @@ def trust_proxies(app: Flask) -> None:
     if hops < 0:
         raise ValueError("TRUSTED_PROXIES must be 0 or more (the number of proxy hops)")
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops,  # type: ignore[method-assign]
-                                x_proto=hops, x_host=0, x_port=0, x_prefix=0)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=hops,
+            x_proto=hops,
+            x_host=0,
+            x_port=0,
+            x_prefix=0,
+        )
 
 
 def security_headers(response: Response) -> Response:
@@ -64,12 +71,16 @@ def security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint == "static" and request.args.get("v") \
-            and response.status_code in (200, 304):
+    if (
+        request.endpoint == "static"
+        and request.args.get("v")
+        and response.status_code in (200, 304)
+    ):
         response.cache_control.immutable = True
     if _is_secure(request):
-        response.headers.setdefault("Strict-Transport-Security",
-                                    "max-age=31536000; includeSubDomains")
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
     return response
 
 

@@ -35,8 +35,12 @@ class ServePlan:
     storage_uri: str | None
 
 
-def plan_serve(configured_storage: str | None, workers_text: str | None, cores: int,
-               storage_answers: Callable[[str], bool]) -> ServePlan:
+def plan_serve(
+    configured_storage: str | None,
+    workers_text: str | None,
+    cores: int,
+    storage_answers: Callable[[str], bool],
+) -> ServePlan:
     """Decide the worker count and the rate-limit storage; raise ServeRefused if unsafe.
 
     In-memory limits are counted by each worker on its own, so with N workers every limit
@@ -54,28 +58,37 @@ def plan_serve(configured_storage: str | None, workers_text: str | None, cores: 
             raise ServeRefused(f"WORKERS={workers_text!r} is not a whole number of at least 1")
     if configured_storage and not configured_storage.startswith("memory://"):
         if not storage_answers(configured_storage):
-            raise ServeRefused(f"the rate-limit storage RATELIMIT_STORAGE_URI="
-                               f"{without_password(configured_storage)} does not answer")
+            raise ServeRefused(
+                f"the rate-limit storage RATELIMIT_STORAGE_URI="
+                f"{without_password(configured_storage)} does not answer"
+            )
         return ServePlan(workers, None)
     if configured_storage is None and storage_answers(LOCAL_REDIS):
         return ServePlan(workers, LOCAL_REDIS)
     if workers == 1:
         return ServePlan(1, None)
-    why = ("RATELIMIT_STORAGE_URI is memory://" if configured_storage
-           else f"RATELIMIT_STORAGE_URI is not set and no Redis answers at {LOCAL_REDIS}")
+    why = (
+        "RATELIMIT_STORAGE_URI is memory://"
+        if configured_storage
+        else f"RATELIMIT_STORAGE_URI is not set and no Redis answers at {LOCAL_REDIS}"
+    )
     raise ServeRefused(
         f"refusing to start {workers} workers with in-memory rate limits ({why}): each worker "
         f"would count on its own, so every limit would be {workers} times looser. Start "
         f"Redis on 127.0.0.1:6379, set RATELIMIT_STORAGE_URI to a shared storage (e.g. "
-        f"redis://host:6379), or run one worker (WORKERS=1 make serve)")
+        f"redis://host:6379), or run one worker (WORKERS=1 make serve)"
+    )
 
 
 def storage_answers(uri: str) -> bool:
     """Tell whether the rate-limit storage at uri answers (limits' own health check)."""
     from limits.storage import storage_from_string
 
-    options = {"socket_connect_timeout": 2, "socket_timeout": 2} \
-        if uri.startswith(("redis://", "rediss://")) else {}
+    options = (
+        {"socket_connect_timeout": 2, "socket_timeout": 2}
+        if uri.startswith(("redis://", "rediss://"))
+        else {}
+    )
     try:
         return bool(storage_from_string(uri, **options).check())
     except Exception:  # noqa: BLE001  (an unusable URI is a storage that does not answer)
@@ -101,11 +114,13 @@ def configured_storage(environ: Mapping[str, str], instance_path: str) -> str | 
 
 def main(argv: list[str] | None = None) -> int:
     """Check the settings, then replace this process with gunicorn (or print its command)."""
-    parser = argparse.ArgumentParser(prog="python -m app.serving",
-                                     description="Start gunicorn with safe production settings.")
+    parser = argparse.ArgumentParser(
+        prog="python -m app.serving", description="Start gunicorn with safe production settings."
+    )
     parser.add_argument("bind", help="HOST:PORT")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the gunicorn command instead of running it")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the gunicorn command instead of running it"
+    )
     args = parser.parse_args(argv)
 
     from . import create_app
@@ -115,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         problem = config_module.secret_key_problem(app.config["SECRET_KEY"])
         if problem:
             raise ServeRefused(f"refusing to serve: {problem}")
-        plan = plan_serve(configured_storage(os.environ, app.instance_path),
-                          os.environ.get("WORKERS"), os.cpu_count() or 1, storage_answers)
+        plan = plan_serve(
+            configured_storage(os.environ, app.instance_path),
+            os.environ.get("WORKERS"),
+            os.cpu_count() or 1,
+            storage_answers,
+        )
     except ServeRefused as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -124,11 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     if plan.storage_uri:
         env["RATELIMIT_STORAGE_URI"] = plan.storage_uri
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    command = [gunicorn, "--workers", str(plan.workers), "--bind", args.bind,
-               "--access-logfile", "-", "app:create_app()"]
+    command = [
+        gunicorn,
+        "--workers",
+        str(plan.workers),
+        "--bind",
+        args.bind,
+        "--access-logfile",
+        "-",
+        "app:create_app()",
+    ]
     storage = plan.storage_uri or app.config["RATELIMIT_STORAGE_URI"]
-    print(f"gunicorn: {plan.workers} workers, rate limits in {without_password(storage)}",
-          file=sys.stderr)
+    print(
+        f"gunicorn: {plan.workers} workers, rate limits in {without_password(storage)}",
+        file=sys.stderr,
+    )
     if args.dry_run:
         print(shlex.join(command))
         return 0

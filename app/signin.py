@@ -46,27 +46,36 @@ def _account_limit() -> RateLimitItem:
 
 def address_known(user_id: int, address: str) -> bool:
     """Tell whether this user has signed in from this address in the last 180 days."""
-    return db.session.execute(
-        select(KnownAddress.user_id).where(
-            KnownAddress.user_id == user_id,
-            KnownAddress.address_digest == _digest("address", address),
-            KnownAddress.last_seen_at >= utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS))
-    ).first() is not None
+    return (
+        db.session.execute(
+            select(KnownAddress.user_id).where(
+                KnownAddress.user_id == user_id,
+                KnownAddress.address_digest == _digest("address", address),
+                KnownAddress.last_seen_at >= utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS),
+            )
+        ).first()
+        is not None
+    )
 
 
 def remember_address(user_id: int, address: str) -> None:
     """Record (or refresh) an address the user signed in from; forget the stale ones."""
     insert = pg_insert if dialect_name() == "postgresql" else sqlite_insert
     statement = insert(KnownAddress).values(
-        user_id=user_id, address_digest=_digest("address", address), last_seen_at=utcnow())
+        user_id=user_id, address_digest=_digest("address", address), last_seen_at=utcnow()
+    )
     statement = statement.on_conflict_do_update(
         index_elements=["user_id", "address_digest"],
-        set_={"last_seen_at": statement.excluded.last_seen_at})
+        set_={"last_seen_at": statement.excluded.last_seen_at},
+    )
     with write_transaction():
         db.session.execute(statement)
-        db.session.execute(delete(KnownAddress).where(
-            KnownAddress.user_id == user_id,
-            KnownAddress.last_seen_at < utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS)))
+        db.session.execute(
+            delete(KnownAddress).where(
+                KnownAddress.user_id == user_id,
+                KnownAddress.last_seen_at < utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS),
+            )
+        )
 
 
 def sign_in(email: str, password: str, address: str) -> User | None:

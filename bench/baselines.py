@@ -33,19 +33,23 @@ def raw_sql_summary(partner: Any, period: Any) -> dict[str, Any]:
     by_type = {r[0]: (int(r[1]), int(r[2])) for r in db.session.execute(RAW_BY_TYPE, args)}
     active = db.session.execute(RAW_ACTIVE, args).scalar() or 0
     bp = metrics.billing_period(partner, period.end)
-    used = db.session.execute(RAW_CREDITS, {"p": partner.id, "s": bp.start,
-                                            "e": period.end}).scalar() or 0
+    used = (
+        db.session.execute(RAW_CREDITS, {"p": partner.id, "s": bp.start, "e": period.end}).scalar()
+        or 0
+    )
     db.session.rollback()
     out = dict(metrics.organization_counts(partner, period.end))
     ident = by_type.get("identification", (0, 0))[0]
-    out.update({
-        "totalIdentifications": ident,
-        "creditsUsed": ident,
-        "creditsRemaining": partner.credit_pool_total - int(used),
-        "organizationsWithActivity": int(active),
-        "totalQuantity": sum(q for q, _ in by_type.values()),
-        "totalEvents": sum(n for _, n in by_type.values()),
-    })
+    out.update(
+        {
+            "totalIdentifications": ident,
+            "creditsUsed": ident,
+            "creditsRemaining": partner.credit_pool_total - int(used),
+            "organizationsWithActivity": int(active),
+            "totalQuantity": sum(q for q, _ in by_type.values()),
+            "totalEvents": sum(n for _, n in by_type.values()),
+        }
+    )
     return out
 
 
@@ -74,15 +78,23 @@ class DuckBaseline:
     def summary(self, period: Any, billing_start: Any) -> dict[str, int]:
         """Return the event figures of summary() for a period."""
         s, e = period.start, period.end
-        by_type = {r[0]: (int(r[1]), int(r[2])) for r in self.con.execute(
-            "SELECT type, SUM(quantity), COUNT(*) FROM usage_event "
-            "WHERE local_date BETWEEN ? AND ? GROUP BY type", [s, e]).fetchall()}
+        by_type = {
+            r[0]: (int(r[1]), int(r[2]))
+            for r in self.con.execute(
+                "SELECT type, SUM(quantity), COUNT(*) FROM usage_event "
+                "WHERE local_date BETWEEN ? AND ? GROUP BY type",
+                [s, e],
+            ).fetchall()
+        }
         active = self.con.execute(
-            "SELECT COUNT(DISTINCT organization) FROM usage_event "
-            "WHERE local_date BETWEEN ? AND ?", [s, e]).fetchone()[0]
+            "SELECT COUNT(DISTINCT organization) FROM usage_event WHERE local_date BETWEEN ? AND ?",
+            [s, e],
+        ).fetchone()[0]
         used = self.con.execute(
             "SELECT SUM(quantity) FROM usage_event WHERE type = 'identification' "
-            "AND local_date BETWEEN ? AND ?", [billing_start, e]).fetchone()[0]
+            "AND local_date BETWEEN ? AND ?",
+            [billing_start, e],
+        ).fetchone()[0]
         ident = by_type.get("identification", (0, 0))[0]
         return {
             "totalIdentifications": ident,

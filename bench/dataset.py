@@ -43,16 +43,27 @@ def database(backend: str, pg_server: str, data_dir: Path) -> Iterator[str]:
 def child_env(database_url: str, **extra: str) -> dict[str, str]:
     """Return the environment for a flask or gunicorn child bound to database_url."""
     env = dict(os.environ)
-    env.update({"DATABASE_URL": database_url, "FLASK_APP": "app:create_app",
-                "SECRET_KEY": BENCH_SECRET_KEY, "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "FLASK_APP": "app:create_app",
+            "SECRET_KEY": BENCH_SECRET_KEY,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
 def init_schema(database_url: str) -> None:
     """Create the schema with the project's own migrations (flask init-db)."""
-    subprocess.run([str(VENV_BIN / "flask"), "init-db"], cwd=ROOT, env=child_env(database_url),
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(VENV_BIN / "flask"), "init-db"],
+        cwd=ROOT,
+        env=child_env(database_url),
+        check=True,
+        capture_output=True,
+    )
 
 
 def make_app(database_url: str, **config: Any) -> Any:
@@ -60,14 +71,18 @@ def make_app(database_url: str, **config: Any) -> Any:
     sys.path.insert(0, str(ROOT))
     from app import create_app
 
-    settings = {"DATABASE_URL": database_url, "SECRET_KEY": BENCH_SECRET_KEY,
-                "API_RATE_LIMIT": "100000000 per minute"}
+    settings = {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": BENCH_SECRET_KEY,
+        "API_RATE_LIMIT": "100000000 per minute",
+    }
     settings.update(config)
     return create_app(settings)
 
 
-def load_partner(app: Any, folder: Path, slug: str = PARTNER_SLUG,
-                 limit: int | None = None) -> dict[str, Any]:
+def load_partner(
+    app: Any, folder: Path, slug: str = PARTNER_SLUG, limit: int | None = None
+) -> dict[str, Any]:
     """Create the partner, its organizations (with history) and a login; return the ids."""
     from app import accounts, auth
     from app.extensions import db
@@ -79,14 +94,24 @@ def load_partner(app: Any, folder: Path, slug: str = PARTNER_SLUG,
         db.session.commit()
         for o in orgs:
             org = accounts.create_organization(
-                partner, o["name"], external_id=o["externalId"], initial_credits=o["credits"],
-                tier=o["tier"], created_at=datetime.fromisoformat(o["createdAt"]))
+                partner,
+                o["name"],
+                external_id=o["externalId"],
+                initial_credits=o["credits"],
+                tier=o["tier"],
+                created_at=datetime.fromisoformat(o["createdAt"]),
+            )
             for status, key in (("canceled", "canceledOn"), ("suspended", "suspendedOn")):
                 if o[key]:
-                    accounts.set_status(partner, org, status,
-                                        at=datetime.fromisoformat(o[key] + "T12:00:00"))
+                    accounts.set_status(
+                        partner, org, status, at=datetime.fromisoformat(o[key] + "T12:00:00")
+                    )
         _key, plain = auth.create_api_key(partner, "bench", ["read", "write"])
         email = USER_EMAIL if slug == PARTNER_SLUG else f"{slug}@example.com"
         auth.create_user(partner, email, USER_PASSWORD)
-        return {"partner_id": partner.id, "api_key": plain, "email": email,
-                "organizations": len(orgs)}
+        return {
+            "partner_id": partner.id,
+            "api_key": plain,
+            "email": email,
+            "organizations": len(orgs),
+        }

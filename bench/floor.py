@@ -16,10 +16,17 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-COLUMNS = ("partner_id", "organization_id", "event_id", "type", "quantity", "occurred_at",
-           "local_date", "received_at")
-TYPES = ["varchar", "varchar", "varchar", "varchar", "int8", "timestamp", "date",
-         "timestamp"]
+COLUMNS = (
+    "partner_id",
+    "organization_id",
+    "event_id",
+    "type",
+    "quantity",
+    "occurred_at",
+    "local_date",
+    "received_at",
+)
+TYPES = ["varchar", "varchar", "varchar", "varchar", "int8", "timestamp", "date", "timestamp"]
 
 
 def _rows(count: int) -> list[tuple[Any, ...]]:
@@ -30,8 +37,18 @@ def _rows(count: int) -> list[tuple[Any, ...]]:
     out = []
     for i in range(count):
         moment = start + timedelta(seconds=(i * 3163) % (365 * 86400))
-        out.append((partner, orgs[i % 1000], f"floor_{i:09d}", kinds[i % 3], 1 + i % 3,
-                    moment, moment.date(), received))
+        out.append(
+            (
+                partner,
+                orgs[i % 1000],
+                f"floor_{i:09d}",
+                kinds[i % 3],
+                1 + i % 3,
+                moment,
+                moment.date(),
+                received,
+            )
+        )
     return out
 
 
@@ -49,16 +66,30 @@ def _sqlite(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
             "CREATE TABLE floor_event (id INTEGER PRIMARY KEY, partner_id VARCHAR(36), "
             "organization_id VARCHAR(36), event_id VARCHAR(255), type VARCHAR(64), "
             "quantity BIGINT, occurred_at DATETIME, local_date DATE, received_at DATETIME, "
-            "UNIQUE (partner_id, event_id))")
-        text_rows = [(r[0], r[1], r[2], r[3], r[4], r[5].isoformat(" ", "microseconds"),
-                      r[6].isoformat(), r[7].isoformat(" ", "microseconds")) for r in rows]
-        sql = (f"INSERT INTO floor_event ({', '.join(COLUMNS)}) VALUES "  # noqa: S608
-               f"({', '.join('?' for _ in COLUMNS)}) "
-               "ON CONFLICT (partner_id, event_id) DO NOTHING")
+            "UNIQUE (partner_id, event_id))"
+        )
+        text_rows = [
+            (
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5].isoformat(" ", "microseconds"),
+                r[6].isoformat(),
+                r[7].isoformat(" ", "microseconds"),
+            )
+            for r in rows
+        ]
+        sql = (
+            f"INSERT INTO floor_event ({', '.join(COLUMNS)}) VALUES "  # noqa: S608
+            f"({', '.join('?' for _ in COLUMNS)}) "
+            "ON CONFLICT (partner_id, event_id) DO NOTHING"
+        )
         start = time.perf_counter()
         for i in range(0, len(text_rows), batch):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, text_rows[i:i + batch])
+            conn.executemany(sql, text_rows[i : i + batch])
             conn.execute("COMMIT")
         seconds = time.perf_counter() - start
         conn.execute("DROP TABLE floor_event")
@@ -78,20 +109,25 @@ def _postgresql(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
                 "CREATE TABLE floor_event (id BIGSERIAL PRIMARY KEY, partner_id VARCHAR(36), "
                 "organization_id VARCHAR(36), event_id VARCHAR(255), type VARCHAR(64), "
                 "quantity BIGINT, occurred_at TIMESTAMP, local_date DATE, "
-                "received_at TIMESTAMP, UNIQUE (partner_id, event_id))")
-            cur.execute(f"CREATE TEMP TABLE floor_stage ON COMMIT DELETE ROWS AS SELECT "  # noqa: S608
-                        f"{', '.join(COLUMNS)} FROM floor_event WITH NO DATA")
+                "received_at TIMESTAMP, UNIQUE (partner_id, event_id))"
+            )
+            cur.execute(
+                f"CREATE TEMP TABLE floor_stage ON COMMIT DELETE ROWS AS SELECT "  # noqa: S608
+                f"{', '.join(COLUMNS)} FROM floor_event WITH NO DATA"
+            )
             conn.commit()
             cols = ", ".join(COLUMNS)
             start = time.perf_counter()
             for i in range(0, len(rows), batch):
                 with cur.copy(f"COPY floor_stage ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(TYPES)
-                    for row in rows[i:i + batch]:
+                    for row in rows[i : i + batch]:
                         copy.write_row(row)
-                cur.execute(f"INSERT INTO floor_event ({cols}) SELECT {cols} FROM floor_stage "  # noqa: S608
-                            "ORDER BY event_id ON CONFLICT (partner_id, event_id) DO NOTHING "
-                            "RETURNING event_id")
+                cur.execute(
+                    f"INSERT INTO floor_event ({cols}) SELECT {cols} FROM floor_stage "  # noqa: S608
+                    "ORDER BY event_id ON CONFLICT (partner_id, event_id) DO NOTHING "
+                    "RETURNING event_id"
+                )
                 cur.fetchall()
                 conn.commit()
             seconds = time.perf_counter() - start
@@ -109,7 +145,12 @@ def storage_floor(url: str, count: int = 300_000, batch: int = 5000) -> dict[str
     rows = _rows(count)
     rows.sort(key=lambda r: r[2])
     start_cpu = time.process_time()
-    seconds = _sqlite(url, rows, batch) if url.startswith("sqlite") else \
-        _postgresql(url, rows, batch)
-    return {"rows": count, "seconds": seconds, "rows_per_s": count / seconds,
-            "client_cpu_s": time.process_time() - start_cpu}
+    seconds = (
+        _sqlite(url, rows, batch) if url.startswith("sqlite") else _postgresql(url, rows, batch)
+    )
+    return {
+        "rows": count,
+        "seconds": seconds,
+        "rows_per_s": count / seconds,
+        "client_cpu_s": time.process_time() - start_cpu,
+    }

@@ -94,16 +94,18 @@ def _organizations(spec: Spec, rng: random.Random) -> list[dict[str, Any]]:
             if first < end:
                 suspended = first + timedelta(days=rng.randint(0, (end - first).days))
         paid = rng.random() < 0.8
-        orgs.append({
-            "externalId": f"org-{i + 1:04d}",
-            "name": f"Client {i + 1:04d}",
-            "createdAt": datetime.combine(created, datetime.min.time()).isoformat(),
-            "weight": weight,
-            "tier": "paid" if paid else "trial",
-            "credits": rng.choice((2000, 5000, 10000, 20000)) if paid else 500,
-            "canceledOn": canceled.isoformat() if canceled else None,
-            "suspendedOn": suspended.isoformat() if suspended else None,
-        })
+        orgs.append(
+            {
+                "externalId": f"org-{i + 1:04d}",
+                "name": f"Client {i + 1:04d}",
+                "createdAt": datetime.combine(created, datetime.min.time()).isoformat(),
+                "weight": weight,
+                "tier": "paid" if paid else "trial",
+                "credits": rng.choice((2000, 5000, 10000, 20000)) if paid else 500,
+                "canceledOn": canceled.isoformat() if canceled else None,
+                "suspendedOn": suspended.isoformat() if suspended else None,
+            }
+        )
     return orgs
 
 
@@ -181,8 +183,10 @@ def generate(spec: Spec, out: Path | None = None, progress: bool = True) -> Path
                         qty = rng.randint(1, 4)
                     else:
                         qty = 1
-                    line = (f"evt_{p}_{seq:08x},{ext[o]},{kind},{qty},"
-                            f"{day}T{clock[rng.randrange(86400)]}Z\n")
+                    line = (
+                        f"evt_{p}_{seq:08x},{ext[o]},{kind},{qty},"
+                        f"{day}T{clock[rng.randrange(86400)]}Z\n"
+                    )
                     if rng.random() < LATE_SHARE and d + 1 < spec.days:
                         late.setdefault(min(d + rng.randint(1, 7), spec.days - 1), []).append(line)
                     else:
@@ -198,8 +202,9 @@ def generate(spec: Spec, out: Path | None = None, progress: bool = True) -> Path
         files.append(path.name)
         if progress:
             print(f"\r  pass {p}: {size:,} events written to {path}", file=sys.stderr)
-    manifest.write_text(json.dumps({"spec": asdict(spec), "digest": spec.digest(),
-                                    "files": files}, indent=1))
+    manifest.write_text(
+        json.dumps({"spec": asdict(spec), "digest": spec.digest(), "files": files}, indent=1)
+    )
     return folder
 
 

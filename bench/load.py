@@ -82,11 +82,11 @@ class Database:
         from sqlalchemy import create_engine, text
         from sqlalchemy.engine import make_url
 
-        server = make_url(os.environ.get("TEST_DATABASE_URL") or
-                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-                          ).set(drivername="postgresql+psycopg")
-        self.admin = create_engine(server.set(database="postgres"),
-                                   isolation_level="AUTOCOMMIT")
+        server = make_url(
+            os.environ.get("TEST_DATABASE_URL")
+            or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ).set(drivername="postgresql+psycopg")
+        self.admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = server.set(database=self.name).render_as_string(hide_password=False)
@@ -100,8 +100,10 @@ class Database:
         from sqlalchemy import text
 
         with self.admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :n"), {"n": self.name})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": self.name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
         self.admin.dispose()
 
@@ -109,16 +111,27 @@ class Database:
 def env_for(url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("TEST_DATABASE_URL", None)
-    env.update({"DATABASE_URL": url, "FLASK_APP": "app:create_app",
-                # The load is one partner: the per-partner API limit would turn it into 429s.
-                "API_RATE_LIMIT": "100000000 per minute", "SECRET_KEY": LOAD_SECRET_KEY})
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "FLASK_APP": "app:create_app",
+            # The load is one partner: the per-partner API limit would turn it into 429s.
+            "API_RATE_LIMIT": "100000000 per minute",
+            "SECRET_KEY": LOAD_SECRET_KEY,
+        }
+    )
     return env
 
 
 def seed(url: str, history: int) -> dict[str, Any]:
     """Create the schema, a partner, 20 organizations, a key and a year of history."""
-    subprocess.run([str(BIN / "flask"), "init-db"], cwd=ROOT, env=env_for(url), check=True,  # noqa: S603
-                   capture_output=True)
+    subprocess.run(
+        [str(BIN / "flask"), "init-db"],
+        cwd=ROOT,
+        env=env_for(url),
+        check=True,  # noqa: S603
+        capture_output=True,
+    )
     from app import accounts, auth, create_app, ingest
     from app.extensions import db
 
@@ -126,19 +139,38 @@ def seed(url: str, history: int) -> dict[str, Any]:
     rng = random.Random(1)
     now = datetime.now(UTC).replace(tzinfo=None)
     with app.app_context():
-        partner = accounts.create_partner("Load Agency", "load", 10_000_000,
-                                          timezone="Europe/Paris")
-        orgs = [accounts.create_organization(partner, f"Client {i:02d}", external_id=f"c{i}",
-                                             tier="paid", initial_credits=10_000,
-                                             created_at=now - timedelta(days=400)).id
-                for i in range(20)]
+        partner = accounts.create_partner(
+            "Load Agency", "load", 10_000_000, timezone="Europe/Paris"
+        )
+        orgs = [
+            accounts.create_organization(
+                partner,
+                f"Client {i:02d}",
+                external_id=f"c{i}",
+                tier="paid",
+                initial_credits=10_000,
+                created_at=now - timedelta(days=400),
+            ).id
+            for i in range(20)
+        ]
         _key, plain = auth.create_api_key(partner, "load", None)
         for start in range(0, history, 5000):
-            batch = [(i, {"eventId": f"hist-{i}", "organizationId": rng.choice(orgs),
-                          "type": rng.choice(TYPES), "quantity": rng.randrange(1, 5),
-                          "occurredAt": (now - timedelta(seconds=rng.randrange(
-                              3600, 365 * 86400))).isoformat() + "Z"})
-                     for i in range(start, min(start + 5000, history))]
+            batch = [
+                (
+                    i,
+                    {
+                        "eventId": f"hist-{i}",
+                        "organizationId": rng.choice(orgs),
+                        "type": rng.choice(TYPES),
+                        "quantity": rng.randrange(1, 5),
+                        "occurredAt": (
+                            now - timedelta(seconds=rng.randrange(3600, 365 * 86400))
+                        ).isoformat()
+                        + "Z",
+                    },
+                )
+                for i in range(start, min(start + 5000, history))
+            ]
             result = ingest.ingest_batch(partner, batch)
             assert not result.rejected, result.rejected[:2]
         db.session.remove()
@@ -179,13 +211,20 @@ class Operator(threading.Thread):
                 zone = None
                 args = ["rollups", "rebuild", "--partner", "load"]
             began = time.perf_counter()
-            done = subprocess.run([str(BIN / "flask"), *args], cwd=ROOT,  # noqa: S603
-                                  env=env_for(self.url), capture_output=True, text=True,
-                                  check=False)
+            done = subprocess.run(
+                [str(BIN / "flask"), *args],
+                cwd=ROOT,  # noqa: S603
+                env=env_for(self.url),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             self.runs.append((" ".join(args[:2]), time.perf_counter() - began))
             if done.returncode != 0:
-                self.errors.append(f"flask {' '.join(args)} exited {done.returncode}: "
-                                   f"{(done.stdout + done.stderr)[-300:]}")
+                self.errors.append(
+                    f"flask {' '.join(args)} exited {done.returncode}: "
+                    f"{(done.stdout + done.stderr)[-300:]}"
+                )
             elif zone is not None:
                 self.timezone = zone
             step += 1
@@ -242,8 +281,11 @@ class Client(threading.Thread):
             self.conn = None
             return None
         self.latency[kind].append(time.perf_counter() - began)
-        if response.status == 503 and response.getheader("Retry-After", "").isdigit() \
-                and json.loads(data).get("code") == "ServiceUnavailable":
+        if (
+            response.status == 503
+            and response.getheader("Retry-After", "").isdigit()
+            and json.loads(data).get("code") == "ServiceUnavailable"
+        ):
             return Busy(int(response.getheader("Retry-After")))
         if response.status != 200:
             self.errors.append(f"{kind}: HTTP {response.status}: {data[:200]!r}")
@@ -256,18 +298,23 @@ class Client(threading.Thread):
         start = today - timedelta(days=rng.choice((7, 30, 90, 365)))
         span = f"startDate={start.isoformat()}&endDate={today.isoformat()}"
         org = rng.choice(self.orgs)
-        kind, path = rng.choice([
-            ("analytics", f"/api/v1/partner/analytics?{span}"),
-            ("analytics+compare", f"/api/v1/partner/analytics?{span}&compare=previous"),
-            ("usage", f"/api/v1/partner/usage?{span}"),
-            ("timeseries", f"/api/v1/partner/analytics/timeseries?{span}&granularity="
-                           + rng.choice(("day", "week", "month"))),
-            ("breakdown", f"/api/v1/partner/analytics/organizations?{span}&pageSize=20"),
-            ("organizations", "/api/v1/partner/organizations?search=client+1&pageSize=50"),
-            ("org analytics", f"/api/v1/partner/organizations/{org}/analytics?{span}"),
-            ("billing", "/api/v1/partner/billing"),
-            ("billing usage", "/api/v1/partner/billing/usage"),
-        ])
+        kind, path = rng.choice(
+            [
+                ("analytics", f"/api/v1/partner/analytics?{span}"),
+                ("analytics+compare", f"/api/v1/partner/analytics?{span}&compare=previous"),
+                ("usage", f"/api/v1/partner/usage?{span}"),
+                (
+                    "timeseries",
+                    f"/api/v1/partner/analytics/timeseries?{span}&granularity="
+                    + rng.choice(("day", "week", "month")),
+                ),
+                ("breakdown", f"/api/v1/partner/analytics/organizations?{span}&pageSize=20"),
+                ("organizations", "/api/v1/partner/organizations?search=client+1&pageSize=50"),
+                ("org analytics", f"/api/v1/partner/organizations/{org}/analytics?{span}"),
+                ("billing", "/api/v1/partner/billing"),
+                ("billing usage", "/api/v1/partner/billing/usage"),
+            ]
+        )
         self.request(kind, "GET", path)
 
     def write(self) -> None:
@@ -277,23 +324,32 @@ class Client(threading.Thread):
         fresh = []
         for _ in range(BATCH - dups):
             self.counter += 1
-            fresh.append({"eventId": f"load-{self.n}-{self.counter}",
-                          "organizationId": rng.choice(self.orgs), "type": rng.choice(TYPES),
-                          "quantity": rng.randrange(0, 10),
-                          "occurredAt": (now - timedelta(seconds=rng.randrange(
-                              0, 40 * 86400))).isoformat() + "Z"})
+            fresh.append(
+                {
+                    "eventId": f"load-{self.n}-{self.counter}",
+                    "organizationId": rng.choice(self.orgs),
+                    "type": rng.choice(TYPES),
+                    "quantity": rng.randrange(0, 10),
+                    "occurredAt": (
+                        now - timedelta(seconds=rng.randrange(0, 40 * 86400))
+                    ).isoformat()
+                    + "Z",
+                }
+            )
         resent = rng.sample(self.acked, dups)
         batch = fresh + resent
         rng.shuffle(batch)
-        answer = self.request("events (200/batch)", "POST", "/api/v1/partner/events",
-                              {"events": batch})
+        answer = self.request(
+            "events (200/batch)", "POST", "/api/v1/partner/events", {"events": batch}
+        )
         if answer is None:
             return
-        if (answer["accepted"], answer["duplicates"], answer["rejected"]) != (len(fresh),
-                                                                             dups, []):
-            self.errors.append(f"events: sent {len(fresh)} new + {dups} re-sent, answer "
-                               f"{answer['accepted']} accepted / {answer['duplicates']} "
-                               f"duplicates / {len(answer['rejected'])} rejected")
+        if (answer["accepted"], answer["duplicates"], answer["rejected"]) != (len(fresh), dups, []):
+            self.errors.append(
+                f"events: sent {len(fresh)} new + {dups} re-sent, answer "
+                f"{answer['accepted']} accepted / {answer['duplicates']} "
+                f"duplicates / {len(answer['rejected'])} rejected"
+            )
             return
         self.acked.extend(fresh)
         self.sent_new += len(fresh)
@@ -353,22 +409,30 @@ def check(url: str, clients: list[Client], history: int) -> list[str]:
             problems.append(f"raw events: {stored:,} stored, {want_events:,} acknowledged")
         loaded = db.session.execute(
             select(UsageEvent.type, func.sum(UsageEvent.quantity))
-            .where(UsageEvent.event_id.like("load-%")).group_by(UsageEvent.type)).all()
+            .where(UsageEvent.event_id.like("load-%"))
+            .group_by(UsageEvent.type)
+        ).all()
         if {t: int(q) for t, q in loaded} != {t: q for t, q in by_type.items() if q}:
             problems.append(f"quantities by type: stored {dict(loaded)}, sent {dict(by_type)}")
-        everything = Period(datetime(2000, 1, 1).date(), datetime.now(UTC).date()
-                            + timedelta(days=1))
+        everything = Period(
+            datetime(2000, 1, 1).date(), datetime.now(UTC).date() + timedelta(days=1)
+        )
         total = metrics.usage(partner, everything)["totalEvents"]
         if total != want_events:
             problems.append(f"rollup total: {total:,} events, raw {want_events:,}")
         problems += rollups.verify(partner.id)
         db.session.remove()
         db.engine.dispose()
-    verify = subprocess.run([str(BIN / "flask"), "rollups", "verify"], cwd=ROOT,  # noqa: S603
-                            env=env_for(url), capture_output=True, text=True, check=False)
+    verify = subprocess.run(
+        [str(BIN / "flask"), "rollups", "verify"],
+        cwd=ROOT,  # noqa: S603
+        env=env_for(url),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if verify.returncode != 0:
-        problems.append(f"flask rollups verify exited {verify.returncode}: "
-                        f"{verify.stdout[-500:]}")
+        problems.append(f"flask rollups verify exited {verify.returncode}: {verify.stdout[-500:]}")
     return problems
 
 
@@ -379,8 +443,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
     parser.add_argument("--history", type=int, default=50_000)
-    parser.add_argument("--operator", action="store_true",
-                        help="run set-timezone and rollups rebuild during the load")
+    parser.add_argument(
+        "--operator",
+        action="store_true",
+        help="run set-timezone and rollups rebuild during the load",
+    )
     parser.add_argument("--operator-pause", type=float, default=4.0)
     args = parser.parse_args()
 
@@ -388,24 +455,39 @@ def main() -> int:
     database = Database(args.backend)
     server = None
     try:
-        print(f"seeding {args.backend}: 20 organizations, {args.history:,} events ...",
-              flush=True)
+        print(f"seeding {args.backend}: 20 organizations, {args.history:,} events ...", flush=True)
         seeded = seed(database.url, args.history)
         port = free_port()
         server = subprocess.Popen(  # noqa: S603
-            [str(BIN / "gunicorn"), "--workers", str(args.workers), "--bind",
-             f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning",
-             "app:create_app()"],
-            cwd=ROOT, env=env_for(database.url), start_new_session=True)
+            [
+                str(BIN / "gunicorn"),
+                "--workers",
+                str(args.workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "120",
+                "--log-level",
+                "warning",
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env=env_for(database.url),
+            start_new_session=True,
+        )
         wait_until_up(port, server)
-        print(f"gunicorn ({args.workers} sync workers) on 127.0.0.1:{port}; "
-              f"{args.connections} connections for {args.duration:.0f} s ...", flush=True)
+        print(
+            f"gunicorn ({args.workers} sync workers) on 127.0.0.1:{port}; "
+            f"{args.connections} connections for {args.duration:.0f} s ...",
+            flush=True,
+        )
         began = time.monotonic()
         deadline = began + args.duration
-        clients = [Client(n, port, seeded["key"], seeded["orgs"], deadline)
-                   for n in range(args.connections)]
-        operator = Operator(database.url, deadline, args.operator_pause) \
-            if args.operator else None
+        clients = [
+            Client(n, port, seeded["key"], seeded["orgs"], deadline)
+            for n in range(args.connections)
+        ]
+        operator = Operator(database.url, deadline, args.operator_pause) if args.operator else None
         for client in clients:
             client.start()
         if operator is not None:
@@ -430,36 +512,47 @@ def main() -> int:
         new = sum(c.sent_new for c in clients)
         dup = sum(c.sent_dup for c in clients)
         everything = [x for v in latency.values() for x in v]
-        print(f"\n{args.backend}: {requests:,} requests in {elapsed:.1f} s = "
-              f"{requests / elapsed:,.0f} req/s; errors: {len(errors)}")
-        print(f"events: {new:,} new + {dup:,} re-sent ({dup / max(new + dup, 1):.1%}) = "
-              f"{(new + dup) / elapsed:,.0f} events/s sent, {new / elapsed:,.0f} stored/s")
-        print(f"latency (all): p50 {percentile(everything, .5) * 1000:.0f} ms, "
-              f"p95 {percentile(everything, .95) * 1000:.0f} ms, "
-              f"p99 {percentile(everything, .99) * 1000:.0f} ms")
-        print(f"{'request':<22}{'count':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-              f"{'mean ms':>9}")
+        print(
+            f"\n{args.backend}: {requests:,} requests in {elapsed:.1f} s = "
+            f"{requests / elapsed:,.0f} req/s; errors: {len(errors)}"
+        )
+        print(
+            f"events: {new:,} new + {dup:,} re-sent ({dup / max(new + dup, 1):.1%}) = "
+            f"{(new + dup) / elapsed:,.0f} events/s sent, {new / elapsed:,.0f} stored/s"
+        )
+        print(
+            f"latency (all): p50 {percentile(everything, 0.5) * 1000:.0f} ms, "
+            f"p95 {percentile(everything, 0.95) * 1000:.0f} ms, "
+            f"p99 {percentile(everything, 0.99) * 1000:.0f} ms"
+        )
+        print(f"{'request':<22}{'count':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
         for kind in sorted(latency):
             values = latency[kind]
-            print(f"{kind:<22}{len(values):>8,}{percentile(values, .5) * 1000:>9.1f}"
-                  f"{percentile(values, .95) * 1000:>9.1f}"
-                  f"{percentile(values, .99) * 1000:>9.1f}"
-                  f"{statistics.fmean(values) * 1000:>9.1f}")
+            print(
+                f"{kind:<22}{len(values):>8,}{percentile(values, 0.5) * 1000:>9.1f}"
+                f"{percentile(values, 0.95) * 1000:>9.1f}"
+                f"{percentile(values, 0.99) * 1000:>9.1f}"
+                f"{statistics.fmean(values) * 1000:>9.1f}"
+            )
         if operator is not None:
             for name in sorted({name for name, _ in operator.runs}):
                 took = [t for n, t in operator.runs if n == name]
                 print(f"operator: flask {name} x{len(took)}, {min(took):.1f}-{max(took):.1f} s")
             retried = sum(c.retried for c in clients)
-            print(f"503 answers waited out and re-sent: {retried}; final timezone "
-                  f"{operator.timezone}")
+            print(
+                f"503 answers waited out and re-sent: {retried}; final timezone {operator.timezone}"
+            )
         for line in errors[:20]:
             print(f"  error: {line}")
         problems = check(database.url, clients, args.history)
         for line in problems[:20]:
             print(f"  check: {line}")
         ok = not errors and not problems and requests > 0
-        print(f"\nrecount: {args.history + new:,} events stored exactly once, rollups "
-              f"verified" if not problems else "\nrecount FAILED")
+        print(
+            f"\nrecount: {args.history + new:,} events stored exactly once, rollups verified"
+            if not problems
+            else "\nrecount FAILED"
+        )
         print("load: OK" if ok else "load: FAILED")
         return 0 if ok else 1
     finally:

@@ -32,9 +32,16 @@ def _events(orgs: list[str], count: int, seed: int) -> Any:
     start = datetime(2025, 1, 1)
     for i in range(count):
         at = start + timedelta(seconds=rng.randrange(365 * 86400))
-        yield i + 1, {"eventId": f"r{i}", "organizationId": orgs[i % len(orgs)],
-                      "type": "identification" if i % 3 else "page_view",
-                      "quantity": 1 + i % 4, "occurredAt": at.isoformat() + "Z"}
+        yield (
+            i + 1,
+            {
+                "eventId": f"r{i}",
+                "organizationId": orgs[i % len(orgs)],
+                "type": "identification" if i % 3 else "page_view",
+                "quantity": 1 + i % 4,
+                "occurredAt": at.isoformat() + "Z",
+            },
+        )
 
 
 def measure(backend: str, url: str, events: int) -> dict[str, float]:
@@ -55,8 +62,7 @@ def measure(backend: str, url: str, events: int) -> dict[str, float]:
         assert result.accepted == events, result
         figures = {"load_s": load}
         started = time.perf_counter()
-        moved = rollups.set_timezone(db.session.get(type(partner), partner.id),
-                                            "Asia/Kathmandu")
+        moved = rollups.set_timezone(db.session.get(type(partner), partner.id), "Asia/Kathmandu")
         figures["set_timezone_s"] = time.perf_counter() - started
         figures["moved"] = moved
         started = time.perf_counter()
@@ -81,16 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     DATA.mkdir(parents=True, exist_ok=True)
     print(f"events: {args.events:,} (100 organizations, one year)")
-    print("| back end | load | set-timezone (events moved) | rollups rebuild | rollups verify |"
-          " set-timezone per 1M |")
+    print(
+        "| back end | load | set-timezone (events moved) | rollups rebuild | rollups verify |"
+        " set-timezone per 1M |"
+    )
     print("|---|---|---|---|---|---|")
     for backend in backends:
         with dataset.database(backend, pg_server, DATA) as url:
             f = measure(backend, url, args.events)
         per_million = f["set_timezone_s"] * 1_000_000 / args.events
-        print(f"| {backend} | {f['load_s']:.1f} s | {f['set_timezone_s']:.1f} s "
-              f"({int(f['moved']):,}) | {f['rebuild_s']:.1f} s | {f['verify_s']:.1f} s | "
-              f"{per_million:.1f} s |", flush=True)
+        print(
+            f"| {backend} | {f['load_s']:.1f} s | {f['set_timezone_s']:.1f} s "
+            f"({int(f['moved']):,}) | {f['rebuild_s']:.1f} s | {f['verify_s']:.1f} s | "
+            f"{per_million:.1f} s |",
+            flush=True,
+        )
     return 0
 
 

@@ -43,8 +43,11 @@ def backend_table(run: dict[str, Any]) -> list[str]:
     lines = [f"### {name}", ""]
     if run.get("error"):
         return lines + [f"Not run: {run['error']}", ""]
-    lines += [f"Load average (1/5/15 min) at start: {run['load_start']}; at end: "
-              f"{run.get('load_end', '—')}.", ""]
+    lines += [
+        f"Load average (1/5/15 min) at start: {run['load_start']}; at end: "
+        f"{run.get('load_end', '—')}.",
+        "",
+    ]
     lines += ["| # | measure | figure | target | verdict |", "|---|---|---|---|---|"]
     ing = run["ingest_total"]
     lines.append(
@@ -52,20 +55,23 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"(rollups included) | **{_f(ing['events_per_s'], 0)} events/s** wall "
         f"({_f(ing['wall_s'])} s); {_f(ing['events_per_cpu_s'], 0)} events per CPU-second "
         f"of the importer and its reader process together | ≥ 250,000/s | "
-        f"{_verdict(ing['events_per_s'], 250_000, True)} |")
+        f"{_verdict(ing['events_per_s'], 250_000, True)} |"
+    )
     fl = run.get("floor")
     if fl and not _err(fl):
         lines.append(
             f"| 1 | for comparison: the storage engine alone, {fl['rows']:,} rows already "
             f"formatted in batches of 5,000 through the importer's own insert statement "
             f"(no parsing, validation or rollups; bench/floor.py) | {_f(fl['rows_per_s'], 0)} "
-            f"rows/s | — | the ceiling here |")
+            f"rows/s | — | the ceiling here |"
+        )
     lines.append(
         f"| 1 | CLI ingest peak memory of the importer and its reader process (sampled "
         f"every 50 ms): PSS, each shared page counted once | **{_f(ing['peak_pss_mb'], 0)} "
         f"MB** (RSS summed over both, shared pages counted twice: "
         f"{_f(ing['peak_rss_mb'], 0)} MB) | ≤ 200 MB | "
-        f"{_verdict(ing['peak_pss_mb'], 200, False)} |")
+        f"{_verdict(ing['peak_pss_mb'], 200, False)} |"
+    )
     hi = run.get("http_ingest", {})
     if _err(hi):
         lines.append(f"| 2 | HTTP batch ingest | {_err(hi)} | ≥ 100,000/s | — |")
@@ -74,7 +80,8 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"| 2 | HTTP batch ingest, {hi['calls']} calls × 1,000 events, {hi['clients']} "
             f"client connections, gunicorn 2 workers | **{_f(hi['events_per_s'], 0)} "
             f"events/s** ({hi['accepted']:,} accepted; load {hi['load']}) | ≥ 100,000/s | "
-            f"{_verdict(hi['events_per_s'], 100_000, True)} |")
+            f"{_verdict(hi['events_per_s'], 100_000, True)} |"
+        )
     ii = run.get("ingest_in_process")
     if ii and not _err(ii):
         lines.append(
@@ -84,7 +91,8 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"{_f(ii['capacity_events_per_s'], 0)} events/s on these cores when idle"
             f"{' (SQLite serializes writers)' if run['backend'] == 'sqlite' else ''}"
             f" | ≥ 100,000/s | "
-            f"{_verdict(ii['capacity_events_per_s'], 100_000, True)} (capacity) |")
+            f"{_verdict(ii['capacity_events_per_s'], 100_000, True)} (capacity) |"
+        )
     s = run["summary"]
     base = run["baselines"]
     unc, cac = s["uncached"], s["cached"]
@@ -92,12 +100,14 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"| 3 | `metrics.summary`, 365 days, in-process, closed period cached | "
         f"**p50 {_f(cac['p50_ms'], 3)} ms**, p95 {_f(cac['p95_ms'], 3)} ms; "
         f"{_f(cac.get('cpu_ms'), 3)} ms CPU per call | p50 ≤ 1 ms | "
-        f"{_verdict(cac['p50_ms'], 1.0, False)} |")
+        f"{_verdict(cac['p50_ms'], 1.0, False)} |"
+    )
     lines.append(
         f"| 3 | same, cache off (SQL over the rollups: a cold cache) | "
         f"**p50 {_f(unc['p50_ms'], 2)} ms**, p95 {_f(unc['p95_ms'], 2)} ms; "
         f"{_f(unc.get('cpu_ms'), 2)} ms CPU per call | p50 ≤ 1 ms | "
-        f"{_verdict(unc['p50_ms'], 1.0, False)} |")
+        f"{_verdict(unc['p50_ms'], 1.0, False)} |"
+    )
     raw = base["raw_sql"]
     ratio_raw = raw["p50_ms"] / unc["p50_ms"]
     lines.append(
@@ -105,7 +115,8 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"(n={raw['n']}); numbers equal: {base['raw_matches_product']} | "
         f"rollups ≥ 100× faster | **{ratio_raw:,.0f}×** faster uncached, "
         f"{raw['p50_ms'] / cac['p50_ms']:,.0f}× cached: "
-        f"{'met' if ratio_raw >= 100 else 'missed'} |")
+        f"{'met' if ratio_raw >= 100 else 'missed'} |"
+    )
     duck = base.get("duckdb")
     if duck:
         ratio_duck = duck["p50_ms"] / unc["p50_ms"]
@@ -115,11 +126,14 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"numbers equal: {base.get('duck_matches_product')} | faster than DuckDB | "
             f"**{ratio_duck:,.1f}×** faster uncached, "
             f"{duck['p50_ms'] / cac['p50_ms']:,.0f}× cached: "
-            f"{'met' if ratio_duck > 1 else 'missed'} |")
+            f"{'met' if ratio_duck > 1 else 'missed'} |"
+        )
     else:
         lines.append("| 3 | DuckDB over the raw events | not installed | — | — |")
-    for key, label in (("http_analytics", "closed period (2025), cacheable"),
-                       ("http_analytics_open", "open period ending today, always live")):
+    for key, label in (
+        ("http_analytics", "closed period (2025), cacheable"),
+        ("http_analytics_open", "open period ending today, always live"),
+    ):
         ha = run.get(key)
         if ha is None:
             continue
@@ -133,7 +147,8 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"{ha['seconds']} s, gunicorn 2 workers | **{_f(ha['req_per_s'], 0)} req/s**, "
             f"p50 {_f(ha['p50_ms'])} ms, **p99 {_f(ha['p99_ms'])} ms** "
             f"({ha['requests']:,} requests, non-2xx {ha['non_2xx']}; load {ha['load']}) | "
-            f"≥ 1,000 req/s, p99 ≤ 30 ms | rate {ok_rate}; p99 {ok_p99} |")
+            f"≥ 1,000 req/s, p99 ≤ 30 ms | rate {ok_rate}; p99 {ok_p99} |"
+        )
     ai = run.get("api_in_process")
     if ai and not _err(ai):
         lines.append(
@@ -142,7 +157,8 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"{_f(ai['p50_ms'], 2)} ms, p99 {_f(ai['p99_ms'], 2)} ms, **{_f(ai['cpu_ms'], 2)} ms "
             f"CPU per request**, so {_f(ai['capacity_req_per_s'], 0)} req/s on "
             f"these cores when idle | ≥ 1,000 req/s | "
-            f"{_verdict(ai['capacity_req_per_s'], 1000, True)} (capacity) |")
+            f"{_verdict(ai['capacity_req_per_s'], 1000, True)} (capacity) |"
+        )
     ov = run.get("overview", {})
     if _err(ov):
         lines.append(f"| 5 | overview server time | {_err(ov)} | p95 ≤ 50 ms | — |")
@@ -151,13 +167,15 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"| 5 | overview `/` server time, 365-day period, logged in (test client) | "
             f"p50 {_f(ov['p50_ms'])} ms, **p95 {_f(ov['p95_ms'])} ms** (n={ov['n']}; "
             f"{_f(ov.get('cpu_ms'))} ms CPU per page; load {ov.get('load', '—')}) | "
-            f"p95 ≤ 50 ms | {_verdict(ov['p95_ms'], 50, False)} |")
+            f"p95 ≤ 50 ms | {_verdict(ov['p95_ms'], 50, False)} |"
+        )
         if "cold_p50_ms" in ov:
             lines.append(
                 f"| 5 | same page cold: the first view of the period after a write (or in a "
                 f"new worker), none of its figures cached yet (n=5) | p50 "
                 f"{_f(ov['cold_p50_ms'], 0)} ms, max {_f(ov['cold_max_ms'], 0)} ms | "
-                f"p95 ≤ 50 ms | {_verdict(ov['cold_max_ms'], 50, False)} |")
+                f"p95 ≤ 50 ms | {_verdict(ov['cold_max_ms'], 50, False)} |"
+            )
     fc = run.get("first_chart", {})
     if _err(fc):
         lines.append(f"| 5 | time to first chart, headless Chromium | {_err(fc)} | ≤ 1 s | — |")
@@ -169,30 +187,46 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f") | **p50 {_f(fc['p50_ms'], 0)} ms**, max "
             f"{_f(fc['max_ms'], 0)} ms (n={fc['n']}) | ≤ 1 s | "
             f"p50 {_verdict(fc['p50_ms'], 1000, False)}; slowest "
-            f"{_verdict(fc['max_ms'], 1000, False)} |")
-    lines += ["", "Analytics latency as the data grows (6): `metrics.summary` over the same "
-              "365 days, in-process.", "",
-              "| events stored | uncached p50 | uncached p95 | uncached CPU/call | cached p50 "
-              "| cached p95 | cached CPU/call |",
-              "|---|---|---|---|---|---|---|"]
+            f"{_verdict(fc['max_ms'], 1000, False)} |"
+        )
+    lines += [
+        "",
+        "Analytics latency as the data grows (6): `metrics.summary` over the same "
+        "365 days, in-process.",
+        "",
+        "| events stored | uncached p50 | uncached p95 | uncached CPU/call | cached p50 "
+        "| cached p95 | cached CPU/call |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in run["scaling"]:
         u, c = row["uncached"], row["cached"]
         lines.append(
             f"| {row['events']:,} | {_f(u['p50_ms'], 2)} ms | {_f(u['p95_ms'], 2)} ms | "
             f"{_f(u.get('cpu_ms'), 2)} ms | {_f(c['p50_ms'], 3)} ms | {_f(c['p95_ms'], 3)} ms "
-            f"| {_f(c.get('cpu_ms'), 3)} ms |")
-    lines += ["", "CLI ingest per file:", "",
-              "| file | lines | accepted | duplicates | wall s | events/s | events/CPU-s | "
-              "peak PSS | peak RSS sum | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+            f"| {_f(c.get('cpu_ms'), 3)} ms |"
+        )
+    lines += [
+        "",
+        "CLI ingest per file:",
+        "",
+        "| file | lines | accepted | duplicates | wall s | events/s | events/CPU-s | "
+        "peak PSS | peak RSS sum | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for i in run["ingest"]:
         lines.append(
             f"| {i['file']} | {i['lines']:,} | {i['accepted']:,} | {i['duplicates']:,} | "
             f"{_f(i['wall_s'])} | {_f(i['events_per_s'], 0)} | {_f(i['events_per_cpu_s'], 0)} "
-            f"| {_f(i['peak_pss_mb'], 0)} MB | {_f(i['peak_rss_mb'], 0)} MB | {i['load']} |")
+            f"| {_f(i['peak_pss_mb'], 0)} MB | {_f(i['peak_rss_mb'], 0)} MB | {i['load']} |"
+        )
     fig = run["summary"].get("figures")
     if fig:
-        lines += ["", "The 365-day figures all three computed: " + ", ".join(
-            f"{k} {v:,}" for k, v in fig.items() if isinstance(v, int)) + "."]
+        lines += [
+            "",
+            "The 365-day figures all three computed: "
+            + ", ".join(f"{k} {v:,}" for k, v in fig.items() if isinstance(v, int))
+            + ".",
+        ]
     lines.append("")
     return lines
 

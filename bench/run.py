@@ -45,8 +45,12 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 HOST = "127.0.0.1"
 PORTS = range(5301, 5310)
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 NA = "not available"
 
 
@@ -66,8 +70,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def timed(fn: Callable[[], Any], repeat: int, warmup: int = 1,
-          cpu: list[float] | None = None) -> list[float]:
+def timed(
+    fn: Callable[[], Any], repeat: int, warmup: int = 1, cpu: list[float] | None = None
+) -> list[float]:
     """Return the wall times in milliseconds of repeat calls of fn (after warmup calls).
 
     With cpu, the mean CPU time per call of this process (ms) is appended to it: on a
@@ -110,6 +115,7 @@ def free_port() -> int:
 
 # --- (1) CLI ingest ----------------------------------------------------------------------
 
+
 def _process_tree(pid: int) -> list[int]:
     """Return pid and its descendants (Linux /proc)."""
     tree, queue = [], [pid]
@@ -151,7 +157,7 @@ class TreeMemory(threading.Thread):
 
     def run(self) -> None:
         while not self.done.is_set():
-            tree = _process_tree(self.pid)[1 if self.skip_root else 0:]
+            tree = _process_tree(self.pid)[1 if self.skip_root else 0 :]
             sizes = [_memory_kb(p) for p in tree]
             self.processes = max(self.processes, len(tree))
             self.peak_rss_kb = max(self.peak_rss_kb, sum(r for r, _ in sizes))
@@ -161,24 +167,41 @@ class TreeMemory(threading.Thread):
 
 def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
     """Run `flask ingest` on a file in a child process; return counts, times and memory."""
-    cmd = [str(dataset.VENV_BIN / "flask"), "ingest", str(path), "--partner",
-           dataset.PARTNER_SLUG, "--batch-size", str(batch_size)]
+    cmd = [
+        str(dataset.VENV_BIN / "flask"),
+        "ingest",
+        str(path),
+        "--partner",
+        dataset.PARTNER_SLUG,
+        "--batch-size",
+        str(batch_size),
+    ]
     # /usr/bin/time reports the CPU of the flask process and of its reader process
     # (waited for); the memory is sampled from /proc over the whole process tree.
     report = ROOT / "bench" / "data" / "time.txt"
-    wrapper = ["/usr/bin/time", "-f", "%M %U %S", "-o", str(report)] \
-        if Path("/usr/bin/time").exists() else []
+    wrapper = (
+        ["/usr/bin/time", "-f", "%M %U %S", "-o", str(report)]
+        if Path("/usr/bin/time").exists()
+        else []
+    )
     start = time.perf_counter()
-    proc = subprocess.Popen(wrapper + cmd, cwd=ROOT, env=dataset.child_env(url),  # noqa: S603
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        wrapper + cmd,
+        cwd=ROOT,
+        env=dataset.child_env(url),  # noqa: S603
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     memory = TreeMemory(proc.pid, skip_root=bool(wrapper))
     memory.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - start
     memory.done.set()
     memory.join()
-    counts = {k: int(v) for k, v in re.findall(r"^(accepted|duplicates|rejected): (\d+)$",
-                                                 out, re.M)}
+    counts = {
+        k: int(v) for k, v in re.findall(r"^(accepted|duplicates|rejected): (\d+)$", out, re.M)
+    }
     if proc.returncode != 0 or "accepted" not in counts:
         raise RuntimeError(f"flask ingest failed: {out[-2000:]} {err[-2000:]}")
     if wrapper:
@@ -188,14 +211,21 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
         cpu = float("nan")
     lines = counts["accepted"] + counts["duplicates"] + counts["rejected"]
     return {
-        "lines": lines, **counts, "wall_s": wall, "cpu_s": cpu,
-        "events_per_s": lines / wall, "events_per_cpu_s": lines / cpu,
-        "peak_rss_mb": memory.peak_rss_kb / 1024, "peak_pss_mb": memory.peak_pss_kb / 1024,
-        "processes": memory.processes, "load": load_average(),
+        "lines": lines,
+        **counts,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "events_per_s": lines / wall,
+        "events_per_cpu_s": lines / cpu,
+        "peak_rss_mb": memory.peak_rss_kb / 1024,
+        "peak_pss_mb": memory.peak_pss_kb / 1024,
+        "processes": memory.processes,
+        "load": load_average(),
     }
 
 
 # --- (3), (6) in-process analytics ----------------------------------------------------
+
 
 def summary_latency(app: Any, partner_id: str, period: Any, repeat: int) -> dict[str, Any]:
     """Time metrics.summary in-process: uncached (SQL over rollups) and cached."""
@@ -216,8 +246,12 @@ def summary_latency(app: Any, partner_id: str, period: Any, repeat: int) -> dict
             cpu: list[float] = []
             times = timed(call, repeat, warmup=2, cpu=cpu)
             db.session.rollback()
-            out[label] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-                          "n": len(times), "cpu_ms": cpu[0]}
+            out[label] = {
+                "p50_ms": percentile(times, 50),
+                "p95_ms": percentile(times, 95),
+                "n": len(times),
+                "cpu_ms": cpu[0],
+            }
         app.config["CACHE_CLOSED_PERIODS"] = True
         out["figures"] = metrics.summary(partner, period)
         db.session.rollback()
@@ -233,14 +267,19 @@ def settle_postgresql(app: Any) -> None:
     with app.app_context():
         engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.execute(text("VACUUM (ANALYZE) org_daily_usage, org_bucket_usage, "
-                              "partner_daily_usage, partner_daily_receipt, organization, "
-                              "organization_status_change"))
+            conn.execute(
+                text(
+                    "VACUUM (ANALYZE) org_daily_usage, org_bucket_usage, "
+                    "partner_daily_usage, partner_daily_receipt, organization, "
+                    "organization_status_change"
+                )
+            )
             conn.execute(text("ANALYZE usage_event"))
 
 
-def baselines(app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int,
-              duck_repeat: int) -> dict[str, Any]:
+def baselines(
+    app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int, duck_repeat: int
+) -> dict[str, Any]:
     """Time the same summary by plain SQL over usage_event and by DuckDB; check numbers."""
     from app import metrics
     from app.extensions import db
@@ -256,8 +295,11 @@ def baselines(app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int
         db.session.rollback()
         out["raw_matches_product"] = all(raw_figures[k] == product[k] for k in raw_figures)
         times = timed(lambda: raw_sql_summary(partner, period), raw_repeat, warmup=0)
-        out["raw_sql"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-                          "n": len(times)}
+        out["raw_sql"] = {
+            "p50_ms": percentile(times, 50),
+            "p95_ms": percentile(times, 95),
+            "n": len(times),
+        }
         bp = metrics.billing_period(partner, period.end)
         db.session.rollback()
     if duck is None:
@@ -270,12 +312,18 @@ def baselines(app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int
         and figures["organizationsWithActivity"] == product["organizationsWithActivity"]
     )
     times = timed(lambda: duck.summary(period, bp.start), duck_repeat, warmup=1)
-    out["duckdb"] = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-                     "n": len(times), "rows": duck.rows, "version": duck.version}
+    out["duckdb"] = {
+        "p50_ms": percentile(times, 50),
+        "p95_ms": percentile(times, 95),
+        "n": len(times),
+        "rows": duck.rows,
+        "version": duck.version,
+    }
     return out
 
 
 # --- servers ---------------------------------------------------------------------------
+
 
 class Gunicorn:
     """gunicorn serving the app on a free port of 5301-5309, stopped on exit."""
@@ -283,15 +331,30 @@ class Gunicorn:
     def __init__(self, url: str, workers: int = 2, threads: int = 1, **env: str) -> None:
         self.port = free_port()
         self.workers = workers
-        cmd = [str(dataset.VENV_BIN / "gunicorn"), "--workers", str(workers),
-               "--bind", f"{HOST}:{self.port}", "--log-level", "warning"]
+        cmd = [
+            str(dataset.VENV_BIN / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--log-level",
+            "warning",
+        ]
         if threads > 1:
             cmd += ["--threads", str(threads)]
         cmd.append("app:create_app()")
-        settings = {"API_RATE_LIMIT": "100000000 per minute", "LOGIN_RATE_LIMIT":
-                    "100000 per minute", **env}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dataset.child_env(url, **settings),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        settings = {
+            "API_RATE_LIMIT": "100000000 per minute",
+            "LOGIN_RATE_LIMIT": "100000 per minute",
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=dataset.child_env(url, **settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self.base = f"http://{HOST}:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -330,6 +393,7 @@ def has_route(app: Any, rule: str, method: str = "GET") -> bool:
 
 # --- (2) HTTP batch ingest -----------------------------------------------------------
 
+
 def http_batches(orgs: list[str], calls: int, per_call: int, seed: str) -> list[bytes]:
     """Return calls JSON bodies of per_call fresh events each (deterministic)."""
     bodies = []
@@ -340,15 +404,22 @@ def http_batches(orgs: list[str], calls: int, per_call: int, seed: str) -> list[
         for i in range(per_call):
             n = c * per_call + i
             moment = base + timedelta(seconds=(n * 37) % (30 * 86400))
-            events.append({"eventId": f"http-{seed}-{n}", "externalId": orgs[n % len(orgs)],
-                           "type": kinds[n % len(kinds)], "quantity": 1 + n % 3,
-                           "occurredAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ")})
+            events.append(
+                {
+                    "eventId": f"http-{seed}-{n}",
+                    "externalId": orgs[n % len(orgs)],
+                    "type": kinds[n % len(kinds)],
+                    "quantity": 1 + n % 3,
+                    "occurredAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            )
         bodies.append(json.dumps({"events": events}).encode())
     return bodies
 
 
-def http_ingest(server: Gunicorn, key: str, bodies: list[bytes], clients: int,
-                per_call: int) -> dict[str, Any]:
+def http_ingest(
+    server: Gunicorn, key: str, bodies: list[bytes], clients: int, per_call: int
+) -> dict[str, Any]:
     """POST the bodies over clients keep-alive connections; return events/s."""
     errors: list[str] = []
     accepted = [0]
@@ -358,8 +429,12 @@ def http_ingest(server: Gunicorn, key: str, bodies: list[bytes], clients: int,
     def send(chunk: list[bytes]) -> None:
         conn = HTTPConnection(HOST, server.port, timeout=120)
         for body in chunk:
-            conn.request("POST", "/api/v1/partner/events", body=body, headers={
-                "X-Partner-API-Key": key, "Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/v1/partner/events",
+                body=body,
+                headers={"X-Partner-API-Key": key, "Content-Type": "application/json"},
+            )
             resp = conn.getresponse()
             data = resp.read()
             if resp.status != 200:
@@ -374,19 +449,37 @@ def http_ingest(server: Gunicorn, key: str, bodies: list[bytes], clients: int,
         list(pool.map(send, chunks))
     wall = time.perf_counter() - start
     events = len(bodies) * per_call
-    return {"calls": len(bodies), "events": events, "accepted": accepted[0],
-            "wall_s": wall, "events_per_s": events / wall, "errors": errors[:3],
-            "clients": clients, "load": load_average()}
+    return {
+        "calls": len(bodies),
+        "events": events,
+        "accepted": accepted[0],
+        "wall_s": wall,
+        "events_per_s": events / wall,
+        "errors": errors[:3],
+        "clients": clients,
+        "load": load_average(),
+    }
 
 
 # --- (4) wrk ----------------------------------------------------------------------------
+
 
 def wrk(server: Gunicorn, path: str, key: str, seconds: int) -> dict[str, Any]:
     """Run wrk at 16 connections for a bounded time; return req/s and latency percentiles."""
     if not shutil.which("wrk"):
         return {"error": "wrk is not installed (apt-get install -y wrk)"}
-    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "5s", "--latency",
-           "-H", f"X-Partner-API-Key: {key}", server.base + path]
+    cmd = [
+        "wrk",
+        "-t2",
+        "-c16",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-H",
+        f"X-Partner-API-Key: {key}",
+        server.base + path,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
 
     def ms(text: str) -> float:
@@ -408,12 +501,14 @@ def wrk(server: Gunicorn, path: str, key: str, seconds: int) -> dict[str, Any]:
 
 # --- (5) dashboard -----------------------------------------------------------------------
 
+
 def overview_server_time(app: Any, query: str, repeat: int) -> dict[str, Any]:
     """Time GET /?query with the test client, logged in; return p50/p95 in ms."""
     client = app.test_client()
     app.config["WTF_CSRF_ENABLED"] = False
-    resp = client.post("/login", data={"email": dataset.USER_EMAIL,
-                                       "password": dataset.USER_PASSWORD, "next": ""})
+    resp = client.post(
+        "/login", data={"email": dataset.USER_EMAIL, "password": dataset.USER_PASSWORD, "next": ""}
+    )
     if resp.status_code not in (302, 303):
         return {"error": f"login answered {resp.status_code}"}
     first = client.get("/?" + query)
@@ -431,9 +526,15 @@ def overview_server_time(app: Any, query: str, repeat: int) -> dict[str, Any]:
         start = time.perf_counter()
         client.get("/?" + query)
         cold.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times),
-            "cpu_ms": cpu[0], "load": load_average(), "cold_p50_ms": percentile(cold, 50),
-            "cold_max_ms": max(cold)}
+    return {
+        "p50_ms": percentile(times, 50),
+        "p95_ms": percentile(times, 95),
+        "n": len(times),
+        "cpu_ms": cpu[0],
+        "load": load_average(),
+        "cold_p50_ms": percentile(cold, 50),
+        "cold_max_ms": max(cold),
+    }
 
 
 def api_in_process(app: Any, path: str, key: str, repeat: int) -> dict[str, Any]:
@@ -453,9 +554,14 @@ def api_in_process(app: Any, path: str, key: str, repeat: int) -> dict[str, Any]
     cpu: list[float] = []
     times = timed(call, repeat, warmup=5, cpu=cpu)
     cores = os.cpu_count() or 1
-    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99), "n": repeat,
-            "cpu_ms": cpu[0], "capacity_req_per_s": cores * 1000 / cpu[0],
-            "load": load_average()}
+    return {
+        "p50_ms": percentile(times, 50),
+        "p99_ms": percentile(times, 99),
+        "n": repeat,
+        "cpu_ms": cpu[0],
+        "capacity_req_per_s": cores * 1000 / cpu[0],
+        "load": load_average(),
+    }
 
 
 def ingest_in_process(app: Any, key: str, bodies: list[bytes]) -> dict[str, Any]:
@@ -471,10 +577,14 @@ def ingest_in_process(app: Any, key: str, bodies: list[bytes]) -> dict[str, Any]
         accepted += resp.get_json()["accepted"]
     cpu = (time.process_time() - cpu_start) * 1000 / len(bodies)
     cores = os.cpu_count() or 1
-    return {"calls": len(bodies), "accepted": accepted,
-            "wall_ms_per_call": (time.perf_counter() - start) * 1000 / len(bodies),
-            "cpu_ms_per_call": cpu, "capacity_events_per_s": cores * 1000 * 1000 / cpu,
-            "load": load_average()}
+    return {
+        "calls": len(bodies),
+        "accepted": accepted,
+        "wall_ms_per_call": (time.perf_counter() - start) * 1000 / len(bodies),
+        "cpu_ms_per_call": cpu,
+        "capacity_events_per_s": cores * 1000 * 1000 / cpu,
+        "load": load_average(),
+    }
 
 
 def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
@@ -505,15 +615,22 @@ def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
     # The first loads fill the browser cache (plotly.js) and let each gunicorn worker
     # render the page once: a worker's first render computes the period's figures
     # (measured apart, as the overview's cold server time).
-    warmup, times = times[:server.workers], times[server.workers:]
-    return {"p50_ms": percentile(times, 50), "max_ms": max(times), "n": len(times),
-            "times_ms": [round(t) for t in times], "warmup_ms": [round(t) for t in warmup]}
+    warmup, times = times[: server.workers], times[server.workers :]
+    return {
+        "p50_ms": percentile(times, 50),
+        "max_ms": max(times),
+        "n": len(times),
+        "times_ms": [round(t) for t in times],
+        "warmup_ms": [round(t) for t in warmup],
+    }
 
 
 # --- the run -------------------------------------------------------------------------------
 
-def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: Any,
-                quick: bool) -> dict[str, Any]:
+
+def run_backend(
+    backend: str, spec: Spec, folder: Path, pg_server: str, duck: Any, quick: bool
+) -> dict[str, Any]:
     """Run every measurement on one back end; return the figures."""
     from app.periods import Period
 
@@ -538,8 +655,10 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
             figures["file"] = path.name
             ingests.append(figures)
             total += figures["accepted"]
-            log(f"{backend}:   {figures['events_per_s']:,.0f} events/s, "
-                f"PSS {figures['peak_pss_mb']:.0f} MB (RSS sum {figures['peak_rss_mb']:.0f} MB)")
+            log(
+                f"{backend}:   {figures['events_per_s']:,.0f} events/s, "
+                f"PSS {figures['peak_pss_mb']:.0f} MB (RSS sum {figures['peak_rss_mb']:.0f} MB)"
+            )
             if backend == "postgresql":
                 settle_postgresql(app)
             lat = summary_latency(app, main["partner_id"], period, 30 if quick else 50)
@@ -561,8 +680,9 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
         log(f"{backend}:   {result['floor']['rows_per_s']:,.0f} rows/s")
         log(f"{backend}: summary vs raw SQL vs DuckDB")
         result["summary"] = scaling[-1]
-        result["baselines"] = baselines(app, main["partner_id"], period, duck,
-                                        raw_repeat=3, duck_repeat=10 if quick else 20)
+        result["baselines"] = baselines(
+            app, main["partner_id"], period, duck, raw_repeat=3, duck_repeat=10 if quick else 20
+        )
 
         log(f"{backend}: dashboard overview (test client)")
         if has_route(app, "/") and has_route(app, "/login", "POST"):
@@ -573,21 +693,25 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
         if has_route(app, "/api/v1/partner/analytics"):
             log(f"{backend}: /partner/analytics through the test client (CPU per request)")
             result["api_in_process"] = api_in_process(
-                app, f"/api/v1/partner/analytics?{query}", main["api_key"], 100 if quick else 300)
+                app, f"/api/v1/partner/analytics?{query}", main["api_key"], 100 if quick else 300
+            )
 
         if has_route(app, "/api/v1/partner/events", "POST"):
             log(f"{backend}: POST /partner/events through the test client (CPU per event)")
             orgs = [f"org-{i + 1:04d}" for i in range(http_partner["organizations"])]
             result["ingest_in_process"] = ingest_in_process(
-                app, http_partner["api_key"], http_batches(orgs, 20, 1000, "inproc"))
+                app, http_partner["api_key"], http_batches(orgs, 20, 1000, "inproc")
+            )
 
         with app.app_context():
             from app.extensions import db
+
             db.session.remove()
             db.engine.dispose()
 
         need_server = has_route(app, "/api/v1/partner/events", "POST") or has_route(
-            app, "/api/v1/partner/analytics")
+            app, "/api/v1/partner/analytics"
+        )
         if not need_server:
             result["http_ingest"] = result["http_analytics"] = {"error": NA}
             result["first_chart"] = {"error": NA}
@@ -598,23 +722,25 @@ def run_backend(backend: str, spec: Spec, folder: Path, pg_server: str, duck: An
                 orgs = [f"org-{i + 1:04d}" for i in range(http_partner["organizations"])]
                 calls = 40 if quick else 150
                 bodies = http_batches(orgs, calls, 1000, backend)
-                result["http_ingest"] = http_ingest(server, http_partner["api_key"], bodies,
-                                                    clients=4, per_call=1000)
+                result["http_ingest"] = http_ingest(
+                    server, http_partner["api_key"], bodies, clients=4, per_call=1000
+                )
             else:
                 result["http_ingest"] = {"error": NA}
             if has_route(app, "/api/v1/partner/analytics"):
                 log(f"{backend}: wrk /api/v1/partner/analytics (16 connections)")
                 path = f"/api/v1/partner/analytics?{query}"
-                probe = urllib.request.Request(server.base + path,
-                                               headers={"X-Partner-API-Key": main["api_key"]})
+                probe = urllib.request.Request(
+                    server.base + path, headers={"X-Partner-API-Key": main["api_key"]}
+                )
                 with urllib.request.urlopen(probe, timeout=30) as resp:  # noqa: S310
                     body = json.loads(resp.read())
                 result["http_analytics_body"] = body
-                result["http_analytics"] = wrk(server, path, main["api_key"],
-                                               5 if quick else 15)
+                result["http_analytics"] = wrk(server, path, main["api_key"], 5 if quick else 15)
                 live = f"/api/v1/partner/analytics?startDate={date.today() - timedelta(days=364)}"
-                result["http_analytics_open"] = wrk(server, live, main["api_key"],
-                                                    5 if quick else 10)
+                result["http_analytics_open"] = wrk(
+                    server, live, main["api_key"], 5 if quick else 10
+                )
             else:
                 result["http_analytics"] = {"error": NA}
             if has_route(app, "/"):
@@ -634,8 +760,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Partner Analytics benchmark suite")
     parser.add_argument("--quick", action="store_true", help="100 organizations, 1M events")
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT),
-                        help="a PostgreSQL server URL; the run creates and drops its database")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", PG_DEFAULT),
+        help="a PostgreSQL server URL; the run creates and drops its database",
+    )
     parser.add_argument("--out", default=str(RESULTS / "latest.md"))
     args = parser.parse_args(argv)
     spec = QUICK if args.quick else FULL
@@ -645,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     duck = None
     try:
         from .baselines import DuckBaseline
+
         log("DuckDB: loading the raw events")
         duck = DuckBaseline([folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))])
     except ImportError:
@@ -657,9 +787,12 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run_backend(backend, spec, folder, args.pg_url, duck, args.quick))
     meta = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "spec": spec, "elapsed_s": time.perf_counter() - started,
-        "cpus": os.cpu_count(), "python": platform.python_version(),
-        "machine": platform.platform(), "load_end": load_average(),
+        "spec": spec,
+        "elapsed_s": time.perf_counter() - started,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "load_end": load_average(),
     }
     from .report import render
 
@@ -668,8 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(
-        {"meta": {**meta, "spec": spec.__dict__}, "runs": runs}, indent=1, default=str))
+    out.with_suffix(".json").write_text(
+        json.dumps({"meta": {**meta, "spec": spec.__dict__}, "runs": runs}, indent=1, default=str)
+    )
     log(f"written {out} in {meta['elapsed_s']:.0f} s")
     return 0
 

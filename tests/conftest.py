@@ -42,15 +42,17 @@ _pg_schema_ready: dict[str, bool] = {}
 def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
     """An app bound to a fresh, empty database."""
     url = pg_database or f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    application = create_app({
-        "TESTING": True,
-        "DATABASE_URL": url,
-        "SECRET_KEY": "test-secret",
-        "API_RATE_LIMIT": "100000 per minute",
-        "LOGIN_RATE_LIMIT": "1000 per minute",
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "WTF_CSRF_ENABLED": True,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": url,
+            "SECRET_KEY": "test-secret",
+            "API_RATE_LIMIT": "100000 per minute",
+            "LOGIN_RATE_LIMIT": "1000 per minute",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "WTF_CSRF_ENABLED": True,
+        }
+    )
     with application.app_context():
         if pg_database:
             if not _pg_schema_ready.get(pg_database):
@@ -96,11 +98,18 @@ def freeze() -> Iterator[Any]:
 def make_partner(app: Any) -> Any:
     """Create a partner: make_partner(slug="p1", pool=1000, tz="UTC", ...)."""
 
-    def _make(slug: str = "acme", pool: int = 100_000, tz: str = "UTC", billing_day: int = 1,
-              billing_period: str = "monthly", created_at: datetime | None = None,
-              **kwargs: Any) -> Partner:
-        partner = accounts.create_partner(kwargs.pop("name", slug.title()), slug, pool,
-                                          billing_day, billing_period, tz, **kwargs)
+    def _make(
+        slug: str = "acme",
+        pool: int = 100_000,
+        tz: str = "UTC",
+        billing_day: int = 1,
+        billing_period: str = "monthly",
+        created_at: datetime | None = None,
+        **kwargs: Any,
+    ) -> Partner:
+        partner = accounts.create_partner(
+            kwargs.pop("name", slug.title()), slug, pool, billing_day, billing_period, tz, **kwargs
+        )
         if created_at is not None:
             partner.created_at = created_at
             db.session.commit()
@@ -144,8 +153,9 @@ def api_key(app: Any) -> Any:
 def make_user(app: Any) -> Any:
     """Create a dashboard user: make_user(partner, email, password)."""
 
-    def _user(partner: Partner, email: str = "user@example.com",
-              password: str = "correct horse battery") -> Any:
+    def _user(
+        partner: Partner, email: str = "user@example.com", password: str = "correct horse battery"
+    ) -> Any:
         return auth.create_user(partner, email, password)
 
     return _user

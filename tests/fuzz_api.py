@@ -76,17 +76,36 @@ def main() -> int:
     began = time.monotonic()
     try:
         url = dbs.new()
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "fuzz", "TESTING": True,
-                          "API_RATE_LIMIT": "10000000 per minute"})
+        app = create_app(
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "fuzz",
+                "TESTING": True,
+                "API_RATE_LIMIT": "10000000 per minute",
+            }
+        )
         set_frozen_now(datetime(2025, 10, 20, 12))
         with app.app_context():
             db.create_all()
             partner = accounts.create_partner("Fuzz", "fuzz", 10_000)
-            org = accounts.create_organization(partner, "Alpha", external_id="a-1",
-                                               initial_credits=100)
-            ingest.ingest_batch(partner, [(0, {
-                "eventId": "e1", "organizationId": org.id, "type": "identification",
-                "quantity": 4, "occurredAt": "2025-10-02T10:00:00Z"})])
+            org = accounts.create_organization(
+                partner, "Alpha", external_id="a-1", initial_credits=100
+            )
+            ingest.ingest_batch(
+                partner,
+                [
+                    (
+                        0,
+                        {
+                            "eventId": "e1",
+                            "organizationId": org.id,
+                            "type": "identification",
+                            "quantity": 4,
+                            "occurredAt": "2025-10-02T10:00:00Z",
+                        },
+                    )
+                ],
+            )
             _key, plain = auth.create_api_key(partner, "fuzz", None)
             org_id = org.id
             db.session.remove()
@@ -94,32 +113,37 @@ def main() -> int:
         failures: list[tuple[str, ...]] = []
         rounds = 0
         while sum(statuses.values()) < args.min_requests and rounds < args.max_rounds:
-            config = SchemathesisConfig.from_dict({
-                "headers": {"X-Partner-API-Key": plain},
-                "parameters": {"path.id": org_id},
-                "seed": 1000 + rounds,
-                "generation": {"max-examples": args.examples, "database": "none",
-                               "mode": "all"},
-                "checks": {"enabled": False, **{n: {"enabled": True} for n in CHECKS}},
-                "phases": {"coverage": {"enabled": True}, "stateful": {"enabled": False}},
-                "workers": 1,
-            })
-            schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app,
-                                                    config=config)
+            config = SchemathesisConfig.from_dict(
+                {
+                    "headers": {"X-Partner-API-Key": plain},
+                    "parameters": {"path.id": org_id},
+                    "seed": 1000 + rounds,
+                    "generation": {
+                        "max-examples": args.examples,
+                        "database": "none",
+                        "mode": "all",
+                    },
+                    "checks": {"enabled": False, **{n: {"enabled": True} for n in CHECKS}},
+                    "phases": {"coverage": {"enabled": True}, "stateful": {"enabled": False}},
+                    "workers": 1,
+                }
+            )
+            schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=config)
             got, failed = run_round(schema)
             statuses += got
             failures += failed
             rounds += 1
-            print(f"round {rounds}: {sum(got.values()):,} requests "
-                  f"({sum(statuses.values()):,} in all), {len(failed)} failed checks",
-                  flush=True)
+            print(
+                f"round {rounds}: {sum(got.values()):,} requests "
+                f"({sum(statuses.values()):,} in all), {len(failed)} failed checks",
+                flush=True,
+            )
     finally:
         set_frozen_now(None)
         dbs.drop_all()
     total = sum(statuses.values())
     server_errors = sum(n for code, n in statuses.items() if code >= 500)
-    print(f"\n{total:,} requests in {rounds} rounds, {time.monotonic() - began:.0f} s "
-          f"({BACKEND})")
+    print(f"\n{total:,} requests in {rounds} rounds, {time.monotonic() - began:.0f} s ({BACKEND})")
     print("status codes: " + ", ".join(f"{c}: {n:,}" for c, n in sorted(statuses.items())))
     print(f"5xx answers: {server_errors}")
     print(f"failed checks: {len(failures)}")

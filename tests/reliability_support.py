@@ -43,8 +43,9 @@ class Databases:
         if backend == "postgresql":
             server = make_url(PG_URL).set(drivername="postgresql+psycopg")
             self._server = server
-            self._admin = create_engine(server.set(database="postgres"),
-                                        isolation_level="AUTOCOMMIT")
+            self._admin = create_engine(
+                server.set(database="postgres"), isolation_level="AUTOCOMMIT"
+            )
 
     def new(self, template: str | None = None) -> str:
         """Return the URL of a new empty database, or of a copy of template (a URL)."""
@@ -77,9 +78,12 @@ class Databases:
         assert self._admin is not None
         with self._admin.connect() as conn:
             for name in self.created:
-                conn.execute(text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-                ), {"n": name})
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                    ),
+                    {"n": name},
+                )
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         self._admin.dispose()
 
@@ -93,16 +97,24 @@ def flask_env(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def flask(url: str, *args: str, check: bool = True, timeout: float = 120
-          ) -> subprocess.CompletedProcess[str]:
+def flask(
+    url: str, *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `flask <args>` against url; raise with its output when check and it fails."""
     proc = subprocess.run(  # noqa: S603
-        [FLASK, *args], cwd=ROOT, env=flask_env(url), capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [FLASK, *args],
+        cwd=ROOT,
+        env=flask_env(url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"flask {' '.join(args)} exited {proc.returncode}\n"
-                             f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"flask {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -115,8 +127,9 @@ def start_flask(url: str, *args: str, **popen: Any) -> subprocess.Popen[str]:
     )
 
 
-def setup_partner(url: str, slug: str, orgs: int, pool: int = 10_000_000,
-                  tz: str = "Europe/Paris") -> dict[str, str]:
+def setup_partner(
+    url: str, slug: str, orgs: int, pool: int = 10_000_000, tz: str = "Europe/Paris"
+) -> dict[str, str]:
     """Create the schema (`flask init-db`), a partner and organizations o1..oN.
 
     The organizations are paid and were created on 2024-01-01; returns externalId -> id.
@@ -132,8 +145,12 @@ def setup_partner(url: str, slug: str, orgs: int, pool: int = 10_000_000,
             ids = {}
             for i in range(1, orgs + 1):
                 org = accounts.create_organization(
-                    partner, f"Org {i}", external_id=f"o{i}", tier="paid",
-                    created_at=datetime(2024, 1, 1))
+                    partner,
+                    f"Org {i}",
+                    external_id=f"o{i}",
+                    tier="paid",
+                    created_at=datetime(2024, 1, 1),
+                )
                 ids[f"o{i}"] = org.id
         finally:
             db.session.remove()
@@ -154,9 +171,15 @@ class EventFile:
     unique: dict[str, tuple[str, str, int, str]]
 
 
-def make_events(n: int, orgs: int, seed: int, prefix: str = "e", dup_rate: float = 0.05,
-                start: datetime = datetime(2025, 1, 1), days: int = 300
-                ) -> list[dict[str, Any]]:
+def make_events(
+    n: int,
+    orgs: int,
+    seed: int,
+    prefix: str = "e",
+    dup_rate: float = 0.05,
+    start: datetime = datetime(2025, 1, 1),
+    days: int = 300,
+) -> list[dict[str, Any]]:
     """Return n events over orgs organizations; about dup_rate of them repeat an earlier id.
 
     A repeat carries a different quantity half of the time: the first one sent must win.
@@ -171,13 +194,15 @@ def make_events(n: int, orgs: int, seed: int, prefix: str = "e", dup_rate: float
             events.append(copy)
             continue
         moment = start + timedelta(seconds=rng.randrange(days * 86400))
-        events.append({
-            "eventId": f"{prefix}{i}",
-            "externalId": f"o{rng.randrange(orgs) + 1}",
-            "type": rng.choice(TYPES),
-            "quantity": rng.randrange(0, 6),
-            "occurredAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        events.append(
+            {
+                "eventId": f"{prefix}{i}",
+                "externalId": f"o{rng.randrange(orgs) + 1}",
+                "type": rng.choice(TYPES),
+                "quantity": rng.randrange(0, 6),
+                "occurredAt": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
     return events
 
 
@@ -187,8 +212,9 @@ def write_jsonl(path: Path, events: list[dict[str, Any]]) -> EventFile:
     with path.open("w", encoding="utf-8") as out:
         for ev in events:
             out.write(json.dumps(ev) + "\n")
-            unique.setdefault(ev["eventId"], (ev["externalId"], ev["type"], ev["quantity"],
-                                              ev["occurredAt"]))
+            unique.setdefault(
+                ev["eventId"], (ev["externalId"], ev["type"], ev["quantity"], ev["occurredAt"])
+            )
     return EventFile(path, len(events), unique)
 
 
@@ -201,8 +227,12 @@ def expected_totals(unique: dict[str, tuple[str, str, int, str]]) -> dict[str, A
         by_type[etype] += qty
         events_by_type[etype] += 1
         by_org[ext] += 1
-    return {"events": len(unique), "quantity": dict(by_type), "eventsByType": dict(events_by_type),
-            "eventsByOrg": dict(by_org)}
+    return {
+        "events": len(unique),
+        "quantity": dict(by_type),
+        "eventsByType": dict(events_by_type),
+        "eventsByOrg": dict(by_org),
+    }
 
 
 # --- reading figures back --------------------------------------------------------------------
@@ -212,12 +242,12 @@ def app_for(url: str) -> Any:
     """Return an app bound to url (for reading figures in this process)."""
     from app import create_app
 
-    return create_app({"DATABASE_URL": url, "SECRET_KEY": "reliability-tests",
-                       "TESTING": True})
+    return create_app({"DATABASE_URL": url, "SECRET_KEY": "reliability-tests", "TESTING": True})
 
 
-def figures(url: str, slug: str, period: tuple[date, date] = (date(2025, 1, 1),
-                                                           date(2025, 12, 31))) -> dict[str, Any]:
+def figures(
+    url: str, slug: str, period: tuple[date, date] = (date(2025, 1, 1), date(2025, 12, 31))
+) -> dict[str, Any]:
     """Return every stored row and every headline figure of one partner, keyed portably.
 
     Organization ids differ between two databases, so rows are keyed by externalId.
@@ -231,35 +261,54 @@ def figures(url: str, slug: str, period: tuple[date, date] = (date(2025, 1, 1),
     with application.app_context():
         try:
             partner = db.session.execute(select(Partner).where(Partner.slug == slug)).scalar_one()
-            ext = dict(db.session.execute(
-                select(Organization.id, Organization.external_id)
-                .where(Organization.partner_id == partner.id)).all())
+            ext = dict(
+                db.session.execute(
+                    select(Organization.id, Organization.external_id).where(
+                        Organization.partner_id == partner.id
+                    )
+                ).all()
+            )
             ev = UsageEvent
             raw = sorted(
-                (r.event_id, ext[r.organization_id], r.type, int(r.quantity),
-                 r.occurred_at.isoformat(), r.local_date.isoformat())
+                (
+                    r.event_id,
+                    ext[r.organization_id],
+                    r.type,
+                    int(r.quantity),
+                    r.occurred_at.isoformat(),
+                    r.local_date.isoformat(),
+                )
                 for r in db.session.execute(
-                    select(ev.event_id, ev.organization_id, ev.type, ev.quantity,
-                           ev.occurred_at, ev.local_date).where(ev.partner_id == partner.id))
+                    select(
+                        ev.event_id,
+                        ev.organization_id,
+                        ev.type,
+                        ev.quantity,
+                        ev.occurred_at,
+                        ev.local_date,
+                    ).where(ev.partner_id == partner.id)
+                )
             )
             odu = OrgDailyUsage
             org_rollup = sorted(
                 (ext[r[0]], r[1].isoformat(), r[2], int(r[3]), int(r[4]))
                 for r in db.session.execute(
-                    select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events)
-                    .where(odu.partner_id == partner.id))
+                    select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events).where(
+                        odu.partner_id == partner.id
+                    )
+                )
             )
             pdu = PartnerDailyUsage
             partner_rollup = sorted(
                 (r[0].isoformat(), r[1], int(r[2]), int(r[3]))
                 for r in db.session.execute(
-                    select(pdu.day, pdu.type, pdu.quantity, pdu.events)
-                    .where(pdu.partner_id == partner.id))
+                    select(pdu.day, pdu.type, pdu.quantity, pdu.events).where(
+                        pdu.partner_id == partner.id
+                    )
+                )
             )
             span = Period(*period)
-            per_org = {
-                ext[oid]: metrics.usage(partner, span, organization_id=oid) for oid in ext
-            }
+            per_org = {ext[oid]: metrics.usage(partner, span, organization_id=oid) for oid in ext}
             out = {
                 "raw": raw,
                 "orgRollup": org_rollup,
@@ -297,6 +346,7 @@ def counts_by(rows: list[tuple[Any, ...]], key: int) -> dict[Any, int]:
 
 
 # --- a live server and a proxy that drops connections -----------------------------------------
+
 
 def serve(application: Any) -> tuple[Any, int]:
     """Serve application from a thread on a free port of 127.0.0.1; return (server, port)."""
@@ -420,8 +470,14 @@ class DroppingProxy:
         self.sock.close()
 
 
-def post_with_retries(port: int, path: str, payload: dict[str, Any], headers: dict[str, str],
-                      timeout: float, attempts: int = 40) -> tuple[dict[str, Any], int]:
+def post_with_retries(
+    port: int,
+    path: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    timeout: float,
+    attempts: int = 40,
+) -> tuple[dict[str, Any], int]:
     """POST JSON until a whole 200 answer arrives; return (answer, attempts used).
 
     What a careful client does: any connection error, timeout, cut-off or unreadable
@@ -435,8 +491,12 @@ def post_with_retries(port: int, path: str, payload: dict[str, Any], headers: di
     for attempt in range(1, attempts + 1):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
-            conn.request("POST", path, body, {**headers, "Content-Type": "application/json",
-                                              "Connection": "close"})
+            conn.request(
+                "POST",
+                path,
+                body,
+                {**headers, "Content-Type": "application/json", "Connection": "close"},
+            )
             response = conn.getresponse()
             data = response.read()
             if response.status == 200:

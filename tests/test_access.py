@@ -48,9 +48,21 @@ API = [
     ("GET", "/api/v1/partner/organizations/{org}/credits/history", "read", None),
     ("GET", "/api/v1/partner/reports", "read", None),
     ("GET", "/api/v1/partner/reports/{month}", "read", None),
-    ("POST", "/api/v1/partner/events", "write",
-     {"events": [{"eventId": "x-{n}", "organizationId": "{org}", "type": "page_view",
-                  "occurredAt": "2025-10-19T10:00:00Z"}]}),
+    (
+        "POST",
+        "/api/v1/partner/events",
+        "write",
+        {
+            "events": [
+                {
+                    "eventId": "x-{n}",
+                    "organizationId": "{org}",
+                    "type": "page_view",
+                    "occurredAt": "2025-10-19T10:00:00Z",
+                }
+            ]
+        },
+    ),
     ("POST", "/api/v1/partner/organizations", "write", {"name": "New {n}"}),
     ("PATCH", "/api/v1/partner/organizations/{org}", "write", {"metadata": {"n": "{n}"}}),
     ("PUT", "/api/v1/partner/organizations/{org}/tier", "write", {"tier": "paid"}),
@@ -66,8 +78,16 @@ PUBLIC_API = {("GET", "/api/v1/openapi.json")}
 
 # Every dashboard page (GET) and form (POST). {org} is the signed-in partner's organization.
 PAGES = [
-    "/", "/organizations", "/organizations.csv", "/organizations/{org}", "/credits",
-    "/billing", "/billing.csv", "/reports", "/reports/{month}", "/reports/{month}.csv",
+    "/",
+    "/organizations",
+    "/organizations.csv",
+    "/organizations/{org}",
+    "/credits",
+    "/billing",
+    "/billing.csv",
+    "/reports",
+    "/reports/{month}",
+    "/reports/{month}.csv",
     "/reports/{month}.json",
 ]
 PAGE_POSTS = ["/organizations/{org}/allocation"]
@@ -77,34 +97,64 @@ OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
 def flask_rule(path: str) -> str:
     """Turn a path template of this file into the rule Flask shows."""
     path = path.split("?")[0]
-    return (path.replace("{org}", "<id>" if path.startswith("/api/") else "<org_id>")
-            .replace("{key}", "<id>").replace("{month}", "<month>"))
+    return (
+        path.replace("{org}", "<id>" if path.startswith("/api/") else "<org_id>")
+        .replace("{key}", "<id>")
+        .replace("{month}", "<month>")
+    )
 
 
 @pytest.fixture
 def world(app, freeze, make_partner, make_org, add_events, make_user):
     freeze(NOW)
-    alpha = make_partner("alpha", pool=10_000, name="Alpha Agency",
-                         created_at=datetime(2025, 1, 1))
-    bravo = make_partner("bravo", pool=10_000, name="Bravo Agency",
-                         created_at=datetime(2025, 1, 1))
-    a_org = make_org(alpha, "Alpha Client", external_id="alpha-ext-1", initial_credits=100,
-                     tier="paid", created_at=datetime(2025, 1, 1))
-    b_org = make_org(bravo, BRAVO_SECRETS[0], external_id=BRAVO_SECRETS[1],
-                     initial_credits=200, tier="paid", created_at=datetime(2025, 1, 1))
+    alpha = make_partner("alpha", pool=10_000, name="Alpha Agency", created_at=datetime(2025, 1, 1))
+    bravo = make_partner("bravo", pool=10_000, name="Bravo Agency", created_at=datetime(2025, 1, 1))
+    a_org = make_org(
+        alpha,
+        "Alpha Client",
+        external_id="alpha-ext-1",
+        initial_credits=100,
+        tier="paid",
+        created_at=datetime(2025, 1, 1),
+    )
+    b_org = make_org(
+        bravo,
+        BRAVO_SECRETS[0],
+        external_id=BRAVO_SECRETS[1],
+        initial_credits=200,
+        tier="paid",
+        created_at=datetime(2025, 1, 1),
+    )
     for partner, org, prefix in ((alpha, a_org, "a"), (bravo, b_org, "b")):
-        result = add_events(partner, [
-            {"eventId": f"{prefix}{i}", "organizationId": org.id, "type": "identification",
-             "quantity": 3, "occurredAt": f"2025-09-{10 + i}T10:00:00Z"} for i in range(5)])
+        result = add_events(
+            partner,
+            [
+                {
+                    "eventId": f"{prefix}{i}",
+                    "organizationId": org.id,
+                    "type": "identification",
+                    "quantity": 3,
+                    "occurredAt": f"2025-09-{10 + i}T10:00:00Z",
+                }
+                for i in range(5)
+            ],
+        )
         assert result.rejected == []
     keys: dict[str, str] = {}
-    for name, scopes in (("full", None), ("read", ["read"]), ("write", ["write"]),
-                         ("admin", ["admin"]), ("revoked", None), ("expired", None),
-                         ("spare", ["read"])):
+    for name, scopes in (
+        ("full", None),
+        ("read", ["read"]),
+        ("write", ["write"]),
+        ("admin", ["admin"]),
+        ("revoked", None),
+        ("expired", None),
+        ("spare", ["read"]),
+    ):
         _key, plain = auth.create_api_key(alpha, name, scopes)
         keys[name] = plain
-    auth.revoke_api_key(db.session.execute(
-        select(ApiKey).where(ApiKey.name == "revoked")).scalar_one())
+    auth.revoke_api_key(
+        db.session.execute(select(ApiKey).where(ApiKey.name == "revoked")).scalar_one()
+    )
     expired = db.session.execute(select(ApiKey).where(ApiKey.name == "expired")).scalar_one()
     expired.expires_at = NOW - timedelta(seconds=1)
     db.session.commit()
@@ -113,9 +163,17 @@ def world(app, freeze, make_partner, make_org, add_events, make_user):
     spare_id = db.session.execute(select(ApiKey.id).where(ApiKey.name == "spare")).scalar()
     a_user = make_user(alpha, "ops@alpha.test", PASSWORD)
     b_user = make_user(bravo, "ops@bravo.test", PASSWORD)
-    return {"alpha": alpha, "bravo": bravo, "a_org": a_org.id, "b_org": b_org.id,
-            "keys": keys, "spare": spare_id, "a_user": a_user, "b_user": b_user,
-            "month": "2025-09"}
+    return {
+        "alpha": alpha,
+        "bravo": bravo,
+        "a_org": a_org.id,
+        "b_org": b_org.id,
+        "keys": keys,
+        "spare": spare_id,
+        "a_user": a_user,
+        "b_user": b_user,
+        "month": "2025-09",
+    }
 
 
 def fill(template: Any, values: dict[str, str]) -> Any:
@@ -145,29 +203,34 @@ def test_the_matrix_covers_every_route(app):
                 page_rules.add((method, rule.rule))
     listed = {(m, flask_rule(p)) for m, p, _s, _b in API} | PUBLIC_API
     assert api_rules == listed, "an API route is missing from the access matrix"
-    pages = {("GET", flask_rule(p)) for p in PAGES} | {("POST", flask_rule(p))
-                                                       for p in PAGE_POSTS}
+    pages = {("GET", flask_rule(p)) for p in PAGES} | {("POST", flask_rule(p)) for p in PAGE_POSTS}
     assert page_rules == pages, "a page is missing from the access matrix"
 
 
 def allowed(key_name: str, scope: str) -> bool:
     """The rules of spec §3 and the README: admin does all, write reads too, none = all."""
-    return {"full": True, "admin": True,
-            "write": scope in ("read", "write"),
-            "read": scope == "read"}[key_name]
+    return {
+        "full": True,
+        "admin": True,
+        "write": scope in ("read", "write"),
+        "read": scope == "read",
+    }[key_name]
 
 
 @pytest.mark.parametrize("key_name", ["full", "admin", "write", "read"])
 def test_each_scope_reaches_exactly_its_endpoints(client, world, key_name):
     key = world["keys"][key_name]
     for n, (method, path, scope, body) in enumerate(API):
-        values = {"org": world["a_org"], "key": world["spare"], "month": world["month"],
-                  "n": str(n)}
+        values = {
+            "org": world["a_org"],
+            "key": world["spare"],
+            "month": world["month"],
+            "n": str(n),
+        }
         response = call(client, method, fill(path, values), fill(body, values), key)
         label = f"{key_name} key: {method} {path}"
         if allowed(key_name, scope):
-            assert response.status_code < 300, (label, response.status_code,
-                                                response.get_json())
+            assert response.status_code < 300, (label, response.status_code, response.get_json())
         else:
             assert response.status_code == 403, label
             assert response.get_json()["code"] == "Forbidden"
@@ -178,32 +241,48 @@ def test_each_scope_reaches_exactly_its_endpoints(client, world, key_name):
 def test_no_live_key_gets_401_everywhere(client, world, key_name):
     key = world["keys"].get(key_name, key_name) if key_name else key_name
     for n, (method, path, _scope, body) in enumerate(API):
-        values = {"org": world["a_org"], "key": world["spare"], "month": world["month"],
-                  "n": str(n)}
+        values = {
+            "org": world["a_org"],
+            "key": world["spare"],
+            "month": world["month"],
+            "n": str(n),
+        }
         response = call(client, method, fill(path, values), fill(body, values), key)
         assert response.status_code == 401, (key_name, method, path)
         assert response.get_json()["code"] == "Unauthorized"
     # Nothing was written by any of those calls.
-    assert db.session.execute(select(Organization.id).where(
-        Organization.name.like("New %"))).all() == []
+    assert (
+        db.session.execute(select(Organization.id).where(Organization.name.like("New %"))).all()
+        == []
+    )
 
 
 def test_another_partners_key_sees_404_for_every_id_and_only_its_own_data(client, world):
     key = world["keys"]["bravo"]
-    before = client.get(f"/api/v1/partner/organizations/{world['a_org']}",
-                        headers={"X-Partner-API-Key": world["keys"]["full"]}).get_json()
+    before = client.get(
+        f"/api/v1/partner/organizations/{world['a_org']}",
+        headers={"X-Partner-API-Key": world["keys"]["full"]},
+    ).get_json()
     for n, (method, path, _scope, body) in enumerate(API):
-        values = {"org": world["a_org"], "key": world["spare"], "month": world["month"],
-                  "n": str(n)}
+        values = {
+            "org": world["a_org"],
+            "key": world["spare"],
+            "month": world["month"],
+            "n": str(n),
+        }
         response = call(client, method, fill(path, values), fill(body, values), key)
         label = f"bravo key: {method} {path}"
         if "{org}" in path.split("?")[0] or "{key}" in path:
             # Exactly as for an id that does not exist: 404, no hint it exists elsewhere.
             assert response.status_code == 404, label
             assert response.get_json()["code"] == "NotFound"
-            missing = call(client, method, fill(path, {**values, "org": "0" * 36,
-                                                       "key": "0" * 36}),
-                           fill(body, values), key)
+            missing = call(
+                client,
+                method,
+                fill(path, {**values, "org": "0" * 36, "key": "0" * 36}),
+                fill(body, values),
+                key,
+            )
             assert missing.status_code == 404
             assert response.get_json()["message"] == missing.get_json()["message"]
         else:
@@ -214,12 +293,25 @@ def test_another_partners_key_sees_404_for_every_id_and_only_its_own_data(client
             assert world["a_org"] not in text and "Alpha Client" not in text, label
             assert "alpha-ext-1" not in text, label
     # An event naming Alpha's organization is refused, not stored under Bravo.
-    result = client.post("/api/v1/partner/events", headers={"X-Partner-API-Key": key}, json={
-        "events": [{"eventId": "steal", "organizationId": world["a_org"], "type": "page_view",
-                    "occurredAt": "2025-10-19T10:00:00Z"}]}).get_json()
+    result = client.post(
+        "/api/v1/partner/events",
+        headers={"X-Partner-API-Key": key},
+        json={
+            "events": [
+                {
+                    "eventId": "steal",
+                    "organizationId": world["a_org"],
+                    "type": "page_view",
+                    "occurredAt": "2025-10-19T10:00:00Z",
+                }
+            ]
+        },
+    ).get_json()
     assert (result["accepted"], result["rejected"][0]["code"]) == (0, "unknown_organization")
-    after = client.get(f"/api/v1/partner/organizations/{world['a_org']}",
-                       headers={"X-Partner-API-Key": world["keys"]["full"]}).get_json()
+    after = client.get(
+        f"/api/v1/partner/organizations/{world['a_org']}",
+        headers={"X-Partner-API-Key": world["keys"]["full"]},
+    ).get_json()
     assert after == before
 
 
@@ -238,11 +330,11 @@ def test_a_dashboard_session_only_reads_its_own_partner_through_the_api(client, 
 
 # --- pages ----------------------------------------------------------------------------------
 
+
 def sign_in(client, email: str, password: str = PASSWORD) -> Any:
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    return client.post("/login", data={"email": email, "password": password,
-                                       "csrf_token": token})
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
 def csrf_of(client, path: str) -> str:
@@ -283,16 +375,17 @@ def test_a_user_sees_only_their_partner_on_every_page(client, world):
 def test_a_user_cannot_change_another_partners_allocation(client, world):
     sign_in(client, "ops@alpha.test")
     token = csrf_of(client, f"/organizations/{world['a_org']}")
-    response = client.post(f"/organizations/{world['b_org']}/allocation",
-                           data={"credits": "0", "notes": "", "csrf_token": token})
+    response = client.post(
+        f"/organizations/{world['b_org']}/allocation",
+        data={"credits": "0", "notes": "", "csrf_token": token},
+    )
     assert response.status_code == 404
     assert db.session.get(Organization, world["b_org"]).credits_allocated == 200
 
 
 def test_forms_need_their_csrf_token(client, world):
     sign_in(client, "ops@alpha.test")
-    response = client.post(f"/organizations/{world['a_org']}/allocation",
-                           data={"credits": "7"})
+    response = client.post(f"/organizations/{world['a_org']}/allocation", data={"credits": "7"})
     assert response.status_code == 400
     db.session.expire_all()
     assert db.session.get(Organization, world["a_org"]).credits_allocated == 100
@@ -302,6 +395,7 @@ def test_forms_need_their_csrf_token(client, world):
 
 
 # --- sessions ------------------------------------------------------------------------------
+
 
 def session_cookie(client) -> str | None:
     cookie = client.get_cookie("session")
@@ -346,16 +440,16 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(client, world):
 def test_set_password_command_ends_sessions_and_changes_the_password(client, runner, world):
     sign_in(client, "ops@alpha.test")
     assert client.get("/").status_code == 200
-    result = runner.invoke(args=["set-password", "--email", "ops@alpha.test", "--password",
-                                 "a whole new secret"])
+    result = runner.invoke(
+        args=["set-password", "--email", "ops@alpha.test", "--password", "a whole new secret"]
+    )
     assert result.exit_code == 0, result.output
     assert client.get("/").status_code == 302
     fresh = client.application.test_client()
     assert sign_in(fresh, "ops@alpha.test").status_code == 401
     fresh = client.application.test_client()
     assert sign_in(fresh, "ops@alpha.test", "a whole new secret").status_code == 302
-    short = runner.invoke(args=["set-password", "--email", "ops@alpha.test", "--password",
-                                "short"])
+    short = runner.invoke(args=["set-password", "--email", "ops@alpha.test", "--password", "short"])
     assert short.exit_code != 0 and "8 characters" in short.output
 
 
@@ -363,8 +457,7 @@ def test_sign_in_attempts_are_rate_limited(app, client, world):
     app.config["LOGIN_RATE_LIMIT"] = "5 per minute"
     # An address of its own: the limiter's counters may outlive one test's app.
     client.environ_base["REMOTE_ADDR"] = "10.0.0.1"
-    codes = [sign_in(client, "ops@alpha.test", "wrong password").status_code
-             for _ in range(5)]
+    codes = [sign_in(client, "ops@alpha.test", "wrong password").status_code for _ in range(5)]
     assert codes == [401] * 5
     blocked = sign_in(client, "ops@alpha.test", PASSWORD)
     # The right password does not get through either once the address is over its limit.
@@ -374,9 +467,11 @@ def test_sign_in_attempts_are_rate_limited(app, client, world):
     other = app.test_client()
     page = other.get("/login", environ_base={"REMOTE_ADDR": "10.0.0.2"}).get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    ok = other.post("/login", data={"email": "ops@alpha.test", "password": PASSWORD,
-                                    "csrf_token": token},
-                    environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    ok = other.post(
+        "/login",
+        data={"email": "ops@alpha.test", "password": PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
     assert ok.status_code == 302
 
 
@@ -386,7 +481,8 @@ def test_wrong_password_and_unknown_email_answer_alike(client, world):
     assert wrong.status_code == unknown.status_code == 401
     strip = re.compile(r'name="csrf_token"[^>]*value="[^"]+"|value="[^"]*@[^"]*"')
     assert strip.sub("", wrong.get_data(as_text=True)) == strip.sub(
-        "", unknown.get_data(as_text=True))
+        "", unknown.get_data(as_text=True)
+    )
 
 
 def test_session_cookie_flags(client, world):
@@ -413,7 +509,14 @@ def test_the_unknown_email_hash_is_made_at_the_first_sign_in_not_at_start_up(tmp
         "with app.app_context():\n"
         "    db.create_all()\n"
         "    assert auth.authenticate('nobody@example.com', 'whatever pass') is None\n"
-        "print(before, auth._dummy_hash()[:10])\n")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, check=True).stdout.split()
+        "print(before, auth._dummy_hash()[:10])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
     assert out == ["0", "$argon2id$"]

@@ -15,14 +15,17 @@ def test_refused_tier_change_leaves_status_and_name_unchanged(make_partner, make
     # trial caps allocations at 500; this org holds 800, so tier=trial must be refused,
     # and the status and name changes sent with it must not happen either.
     with pytest.raises(AppError) as refused:
-        accounts.update_organization(partner, org, {"status": "suspended", "tier": "trial",
-                                                    "name": "Renamed"})
+        accounts.update_organization(
+            partner, org, {"status": "suspended", "tier": "trial", "name": "Renamed"}
+        )
     assert refused.value.code == "UnprocessableEntity"
     db.session.expire_all()
     assert (org.status, org.tier, org.name) == ("active", "paid", "Paid Co")
-    changes = db.session.execute(select(func.count()).select_from(OrganizationStatusChange)
-                                 .where(OrganizationStatusChange.organization_id == org.id)
-                                 ).scalar()
+    changes = db.session.execute(
+        select(func.count())
+        .select_from(OrganizationStatusChange)
+        .where(OrganizationStatusChange.organization_id == org.id)
+    ).scalar()
     assert changes == 1  # only the initial "active"
 
 

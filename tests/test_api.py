@@ -55,17 +55,34 @@ def _close_connections(app):
 def world(app, client, freeze, make_partner, make_org, add_events, api_key):
     freeze(NOW)
     partner = make_partner("acme", pool=1000, created_at=datetime(2025, 8, 15))
-    alpha = make_org(partner, "Alpha", external_id="a-1", initial_credits=300,
-                     created_at=datetime(2025, 9, 1), metadata={"crm": 42})
-    beta = make_org(partner, "Beta", external_id="b-2", initial_credits=400, tier="paid",
-                    product_type="B2C", created_at=datetime(2025, 10, 5))
+    alpha = make_org(
+        partner,
+        "Alpha",
+        external_id="a-1",
+        initial_credits=300,
+        created_at=datetime(2025, 9, 1),
+        metadata={"crm": 42},
+    )
+    beta = make_org(
+        partner,
+        "Beta",
+        external_id="b-2",
+        initial_credits=400,
+        tier="paid",
+        product_type="B2C",
+        created_at=datetime(2025, 10, 5),
+    )
     gamma = make_org(partner, "Gamma", created_at=datetime(2025, 10, 10))
     accounts.set_status(partner, gamma, "suspended", at=datetime(2025, 10, 15))
     orgs = {"alpha": alpha, "beta": beta, "gamma": gamma}
     batch = []
     for event_id, org, etype, quantity, occurred in EVENTS:
-        event = {"eventId": event_id, "organizationId": orgs[org].id, "type": etype,
-                 "occurredAt": occurred}
+        event = {
+            "eventId": event_id,
+            "organizationId": orgs[org].id,
+            "type": etype,
+            "occurredAt": occurred,
+        }
         if quantity is not None:
             event["quantity"] = quantity
         batch.append(event)
@@ -82,8 +99,16 @@ def world(app, client, freeze, make_partner, make_org, add_events, api_key):
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
-    return SimpleNamespace(partner=partner, alpha=alpha, beta=beta, gamma=gamma, key=key,
-                           call=call, get=get, client=client)
+    return SimpleNamespace(
+        partner=partner,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        key=key,
+        call=call,
+        get=get,
+        client=client,
+    )
 
 
 def _pid(w):
@@ -91,6 +116,7 @@ def _pid(w):
 
 
 # --- analytics --------------------------------------------------------------------------
+
 
 def test_analytics_defaults_to_the_last_30_days(world):
     body = world.get("/api/v1/partner/analytics")
@@ -120,19 +146,19 @@ def test_analytics_compare_previous(world):
     assert body["previous"] == {
         "startDate": "2025-08-20",
         "endDate": "2025-09-19",
-        "totalOrganizations": 1,          # only Alpha (created 09-01)
+        "totalOrganizations": 1,  # only Alpha (created 09-01)
         "activeOrganizations": 1,
-        "totalIdentifications": 7,        # e6
+        "totalIdentifications": 7,  # e6
         "creditsUsed": 7,
-        "creditsRemaining": 993,          # period 09-01..09-30, used to 09-19: 7
+        "creditsRemaining": 993,  # period 09-01..09-30, used to 09-19: 7
         "organizationsWithActivity": 1,
     }
     assert body["change"] == {
-        "totalOrganizations": 2.0,        # (3 - 1) / 1
-        "activeOrganizations": 1.0,       # (2 - 1) / 1
-        "totalIdentifications": 4.2857,   # (37 - 7) / 7 = 4.285714...
+        "totalOrganizations": 2.0,  # (3 - 1) / 1
+        "activeOrganizations": 1.0,  # (2 - 1) / 1
+        "totalIdentifications": 4.2857,  # (37 - 7) / 7 = 4.285714...
         "creditsUsed": 4.2857,
-        "creditsRemaining": -0.0201,      # (973 - 993) / 993 = -0.020141...
+        "creditsRemaining": -0.0201,  # (973 - 993) / 993 = -0.020141...
         "organizationsWithActivity": 2.0,  # (3 - 1) / 1
     }
     assert body["totalIdentifications"] == 37
@@ -140,38 +166,53 @@ def test_analytics_compare_previous(world):
 
 def test_analytics_change_is_null_where_previous_is_zero(world):
     # 2025-10-01..2025-10-08 against 2025-09-23..2025-09-30 (8 days each).
-    body = world.get("/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-08"
-                     "&compare=previous")
+    body = world.get(
+        "/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-08&compare=previous"
+    )
     # Now: ident e2 5 + e4 20 = 25; orgs created by 10-08: Alpha, Beta; both active.
     # Remaining: 1000 - 25 = 975. With activity: Alpha, Beta.
     # Before: ident e1 10; orgs: Alpha; remaining: 09-01..09-30 used e6 7 + e1 10 = 17 -> 983.
-    assert body["previous"] == {"startDate": "2025-09-23", "endDate": "2025-09-30",
-                                "totalOrganizations": 1, "activeOrganizations": 1,
-                                "totalIdentifications": 10, "creditsUsed": 10,
-                                "creditsRemaining": 983, "organizationsWithActivity": 1}
-    assert body["change"] == {"totalOrganizations": 1.0, "activeOrganizations": 1.0,
-                              "totalIdentifications": 1.5, "creditsUsed": 1.5,
-                              "creditsRemaining": -0.0081,  # (975 - 983) / 983 = -0.00814
-                              "organizationsWithActivity": 1.0}
+    assert body["previous"] == {
+        "startDate": "2025-09-23",
+        "endDate": "2025-09-30",
+        "totalOrganizations": 1,
+        "activeOrganizations": 1,
+        "totalIdentifications": 10,
+        "creditsUsed": 10,
+        "creditsRemaining": 983,
+        "organizationsWithActivity": 1,
+    }
+    assert body["change"] == {
+        "totalOrganizations": 1.0,
+        "activeOrganizations": 1.0,
+        "totalIdentifications": 1.5,
+        "creditsUsed": 1.5,
+        "creditsRemaining": -0.0081,  # (975 - 983) / 983 = -0.00814
+        "organizationsWithActivity": 1.0,
+    }
     # A period before any usage: previous is all zeros where usage is concerned.
-    quiet = world.get("/api/v1/partner/analytics?startDate=2025-08-20&endDate=2025-08-31"
-                      "&compare=previous")
+    quiet = world.get(
+        "/api/v1/partner/analytics?startDate=2025-08-20&endDate=2025-08-31&compare=previous"
+    )
     assert quiet["change"]["totalIdentifications"] is None
     assert quiet["change"]["totalOrganizations"] is None
 
 
 def test_analytics_timestamps_count_by_their_date(world):
     # 2025-10-02T23:30:00-02:00 is 2025-10-03 01:30 UTC: the period starts on 10-03.
-    body = world.get("/api/v1/partner/analytics?startDate=2025-10-02T23:30:00-02:00"
-                     "&endDate=2025-10-06")
+    body = world.get(
+        "/api/v1/partner/analytics?startDate=2025-10-02T23:30:00-02:00&endDate=2025-10-06"
+    )
     assert body == {
-        "partnerId": _pid(world), "startDate": "2025-10-03", "endDate": "2025-10-06",
-        "totalOrganizations": 2,          # Alpha, Beta (10-05)
+        "partnerId": _pid(world),
+        "startDate": "2025-10-03",
+        "endDate": "2025-10-06",
+        "totalOrganizations": 2,  # Alpha, Beta (10-05)
         "activeOrganizations": 2,
-        "totalIdentifications": 20,       # e4 (10-06 23:30)
+        "totalIdentifications": 20,  # e4 (10-06 23:30)
         "creditsUsed": 20,
-        "creditsRemaining": 975,          # 1000 - (e2 5 + e4 20)
-        "organizationsWithActivity": 1,   # Beta
+        "creditsRemaining": 975,  # 1000 - (e2 5 + e4 20)
+        "organizationsWithActivity": 1,  # Beta
     }
 
 
@@ -179,32 +220,44 @@ def test_analytics_with_one_date_keeps_the_default_length(world):
     # Only endDate: 31 days ending there. Only startDate: through today.
     body = world.get("/api/v1/partner/analytics?endDate=2025-09-30")
     assert (body["startDate"], body["endDate"]) == ("2025-08-31", "2025-09-30")
-    assert body["totalIdentifications"] == 17      # e6 7 + e1 10
+    assert body["totalIdentifications"] == 17  # e6 7 + e1 10
     body = world.get("/api/v1/partner/analytics?startDate=2025-10-15")
     assert (body["startDate"], body["endDate"]) == ("2025-10-15", "2025-10-20")
-    assert body["totalIdentifications"] == 2       # e7
+    assert body["totalIdentifications"] == 2  # e7
 
 
-def test_analytics_days_are_local_to_the_partner(app, client, freeze, make_partner, make_org,
-                                                 add_events, api_key):
+def test_analytics_days_are_local_to_the_partner(
+    app, client, freeze, make_partner, make_org, add_events, api_key
+):
     freeze(NOW)
     partner = make_partner("ny", tz="America/New_York")
     org = make_org(partner, "Local", created_at=datetime(2025, 9, 1))
-    add_events(partner, [
-        # 2025-10-07 00:15 UTC is 2025-10-06 20:15 in New York (EDT, UTC-4).
-        {"eventId": "late", "organizationId": org.id, "type": "identification",
-         "quantity": 4, "occurredAt": "2025-10-07T00:15:00Z"},
-    ])
+    add_events(
+        partner,
+        [
+            # 2025-10-07 00:15 UTC is 2025-10-06 20:15 in New York (EDT, UTC-4).
+            {
+                "eventId": "late",
+                "organizationId": org.id,
+                "type": "identification",
+                "quantity": 4,
+                "occurredAt": "2025-10-07T00:15:00Z",
+            },
+        ],
+    )
     headers = {"X-Partner-API-Key": api_key(partner)}
-    day = client.get("/api/v1/partner/analytics?startDate=2025-10-06&endDate=2025-10-06",
-                     headers=headers).get_json()
+    day = client.get(
+        "/api/v1/partner/analytics?startDate=2025-10-06&endDate=2025-10-06", headers=headers
+    ).get_json()
     assert day["totalIdentifications"] == 4
-    nxt = client.get("/api/v1/partner/analytics?startDate=2025-10-07&endDate=2025-10-07",
-                     headers=headers).get_json()
+    nxt = client.get(
+        "/api/v1/partner/analytics?startDate=2025-10-07&endDate=2025-10-07", headers=headers
+    ).get_json()
     assert nxt["totalIdentifications"] == 0
 
 
 # --- usage ------------------------------------------------------------------------------
+
 
 def test_usage_defaults_to_the_month_so_far(world):
     body = world.get("/api/v1/partner/usage")
@@ -215,31 +268,42 @@ def test_usage_defaults_to_the_month_so_far(world):
         "endDate": "2025-10-20",
         "type": None,
         "organizationId": None,
-        "totalQuantity": 31,              # 5 + 3 + 20 + 1 + 2
+        "totalQuantity": 31,  # 5 + 3 + 20 + 1 + 2
         "totalEvents": 5,
         "byType": {
-            "identification": {"quantity": 27, "events": 3},   # e2 5 + e4 20 + e7 2
-            "page_view": {"quantity": 3, "events": 1},         # e3
-            "session": {"quantity": 1, "events": 1},           # e5, quantity defaulted to 1
+            "identification": {"quantity": 27, "events": 3},  # e2 5 + e4 20 + e7 2
+            "page_view": {"quantity": 3, "events": 1},  # e3
+            "session": {"quantity": 1, "events": 1},  # e5, quantity defaulted to 1
         },
     }
 
 
 def test_usage_by_type_and_organization_with_compare(world):
     alpha = world.alpha.id
-    body = world.get(f"/api/v1/partner/usage?type=identification&organizationId={alpha}"
-                     "&compare=previous")
+    body = world.get(
+        f"/api/v1/partner/usage?type=identification&organizationId={alpha}&compare=previous"
+    )
     # Alpha's identifications 10-01..10-20: e2 5. Before (09-11..09-30, 20 days): e1 10.
     assert body == {
-        "partnerId": _pid(world), "startDate": "2025-10-01", "endDate": "2025-10-20",
-        "type": "identification", "organizationId": alpha,
-        "totalQuantity": 5, "totalEvents": 1,
+        "partnerId": _pid(world),
+        "startDate": "2025-10-01",
+        "endDate": "2025-10-20",
+        "type": "identification",
+        "organizationId": alpha,
+        "totalQuantity": 5,
+        "totalEvents": 1,
         "byType": {"identification": {"quantity": 5, "events": 1}},
-        "previous": {"startDate": "2025-09-11", "endDate": "2025-09-30",
-                     "totalQuantity": 10, "totalEvents": 1,
-                     "byType": {"identification": {"quantity": 10, "events": 1}}},
-        "change": {"totalQuantity": -0.5,   # (5 - 10) / 10
-                   "totalEvents": 0.0},     # (1 - 1) / 1
+        "previous": {
+            "startDate": "2025-09-11",
+            "endDate": "2025-09-30",
+            "totalQuantity": 10,
+            "totalEvents": 1,
+            "byType": {"identification": {"quantity": 10, "events": 1}},
+        },
+        "change": {
+            "totalQuantity": -0.5,  # (5 - 10) / 10
+            "totalEvents": 0.0,
+        },  # (1 - 1) / 1
     }
 
 
@@ -250,89 +314,142 @@ def test_usage_of_a_type_nobody_sent_is_zero(world):
 
 # --- timeseries -------------------------------------------------------------------------
 
+
 def _point(day, ident=0, events=0, quantity=0, orgs=0):
-    return {"date": day, "identifications": ident, "creditsUsed": ident, "events": events,
-            "quantity": quantity, "organizationsWithActivity": orgs}
+    return {
+        "date": day,
+        "identifications": ident,
+        "creditsUsed": ident,
+        "events": events,
+        "quantity": quantity,
+        "organizationsWithActivity": orgs,
+    }
 
 
 def test_timeseries_by_day_is_zero_filled_and_compares(world):
-    body = world.get("/api/v1/partner/analytics/timeseries?startDate=2025-10-01"
-                     "&endDate=2025-10-08&compare=previous")
+    body = world.get(
+        "/api/v1/partner/analytics/timeseries?startDate=2025-10-01"
+        "&endDate=2025-10-08&compare=previous"
+    )
     assert body == {
-        "partnerId": _pid(world), "organizationId": None,
-        "startDate": "2025-10-01", "endDate": "2025-10-08", "granularity": "day",
+        "partnerId": _pid(world),
+        "organizationId": None,
+        "startDate": "2025-10-01",
+        "endDate": "2025-10-08",
+        "granularity": "day",
         # ident 5 + 20 = 25; events e2 e3 e4 e5 = 4; quantity 5 + 3 + 20 + 1 = 29;
         # organizations Alpha and Beta.
-        "totals": {"identifications": 25, "creditsUsed": 25, "events": 4, "quantity": 29,
-                   "organizationsWithActivity": 2},
+        "totals": {
+            "identifications": 25,
+            "creditsUsed": 25,
+            "events": 4,
+            "quantity": 29,
+            "organizationsWithActivity": 2,
+        },
         "points": [
             _point("2025-10-01"),
-            _point("2025-10-02", 5, 2, 8, 1),     # e2 (5 ident) + e3 (3 page views)
+            _point("2025-10-02", 5, 2, 8, 1),  # e2 (5 ident) + e3 (3 page views)
             _point("2025-10-03"),
             _point("2025-10-04"),
             _point("2025-10-05"),
-            _point("2025-10-06", 20, 1, 20, 1),   # e4
-            _point("2025-10-07", 0, 1, 1, 1),     # e5 (session)
+            _point("2025-10-06", 20, 1, 20, 1),  # e4
+            _point("2025-10-07", 0, 1, 1, 1),  # e5 (session)
             _point("2025-10-08"),
         ],
         "previous": {
-            "startDate": "2025-09-23", "endDate": "2025-09-30",
-            "totals": {"identifications": 10, "creditsUsed": 10, "events": 1, "quantity": 10,
-                       "organizationsWithActivity": 1},
-            "points": [_point("2025-09-23"), _point("2025-09-24"),
-                       _point("2025-09-25", 10, 1, 10, 1),   # e1
-                       _point("2025-09-26"), _point("2025-09-27"), _point("2025-09-28"),
-                       _point("2025-09-29"), _point("2025-09-30")],
+            "startDate": "2025-09-23",
+            "endDate": "2025-09-30",
+            "totals": {
+                "identifications": 10,
+                "creditsUsed": 10,
+                "events": 1,
+                "quantity": 10,
+                "organizationsWithActivity": 1,
+            },
+            "points": [
+                _point("2025-09-23"),
+                _point("2025-09-24"),
+                _point("2025-09-25", 10, 1, 10, 1),  # e1
+                _point("2025-09-26"),
+                _point("2025-09-27"),
+                _point("2025-09-28"),
+                _point("2025-09-29"),
+                _point("2025-09-30"),
+            ],
         },
-        "change": {"identifications": 1.5,   # (25 - 10) / 10
-                   "creditsUsed": 1.5,
-                   "events": 3.0,            # (4 - 1) / 1
-                   "quantity": 1.9,          # (29 - 10) / 10
-                   "organizationsWithActivity": 1.0},   # (2 - 1) / 1
+        "change": {
+            "identifications": 1.5,  # (25 - 10) / 10
+            "creditsUsed": 1.5,
+            "events": 3.0,  # (4 - 1) / 1
+            "quantity": 1.9,  # (29 - 10) / 10
+            "organizationsWithActivity": 1.0,
+        },  # (2 - 1) / 1
     }
 
 
 def test_timeseries_by_week_starts_on_monday_clipped_to_the_period(world):
-    body = world.get("/api/v1/partner/analytics/timeseries?startDate=2025-09-24"
-                     "&endDate=2025-10-08&granularity=week")
+    body = world.get(
+        "/api/v1/partner/analytics/timeseries?startDate=2025-09-24"
+        "&endDate=2025-10-08&granularity=week"
+    )
     # Mondays: 09-22, 09-29, 10-06. The first bucket is clipped to start on 09-24.
     assert body["points"] == [
-        _point("2025-09-24", 10, 1, 10, 1),   # e1 (09-25)
-        _point("2025-09-29", 5, 2, 8, 1),     # e2 + e3 (10-02)
-        _point("2025-10-06", 20, 2, 21, 1),   # e4 + e5 (Beta)
+        _point("2025-09-24", 10, 1, 10, 1),  # e1 (09-25)
+        _point("2025-09-29", 5, 2, 8, 1),  # e2 + e3 (10-02)
+        _point("2025-10-06", 20, 2, 21, 1),  # e4 + e5 (Beta)
     ]
 
 
 def test_timeseries_by_month_for_one_organization(world):
     beta = world.beta.id
-    body = world.get("/api/v1/partner/analytics/timeseries?startDate=2025-08-15"
-                     f"&endDate=2025-10-20&granularity=month&organizationId={beta}")
+    body = world.get(
+        "/api/v1/partner/analytics/timeseries?startDate=2025-08-15"
+        f"&endDate=2025-10-20&granularity=month&organizationId={beta}"
+    )
     assert body["organizationId"] == beta
     assert body["points"] == [
-        _point("2025-08-15"),                 # clipped to the period's start
+        _point("2025-08-15"),  # clipped to the period's start
         _point("2025-09-01"),
-        _point("2025-10-01", 20, 2, 21, 1),   # e4 20 ident + e5 1 session
+        _point("2025-10-01", 20, 2, 21, 1),  # e4 20 ident + e5 1 session
     ]
-    assert body["totals"] == {"identifications": 20, "creditsUsed": 20, "events": 2,
-                              "quantity": 21, "organizationsWithActivity": 1}
+    assert body["totals"] == {
+        "identifications": 20,
+        "creditsUsed": 20,
+        "events": 2,
+        "quantity": 21,
+        "organizationsWithActivity": 1,
+    }
 
 
 # --- per-organization analytics ---------------------------------------------------------
 
+
 def _row(org, status, tier, ident, events, quantity, allocated, used_this_period):
-    return {"organizationId": org.id, "name": org.name, "externalId": org.external_id,
-            "status": status, "tier": tier, "identifications": ident, "creditsUsed": ident,
-            "events": events, "quantity": quantity, "creditsAllocated": allocated,
-            "creditsUsedThisBillingPeriod": used_this_period,
-            "creditsAvailable": allocated - used_this_period}
+    return {
+        "organizationId": org.id,
+        "name": org.name,
+        "externalId": org.external_id,
+        "status": status,
+        "tier": tier,
+        "identifications": ident,
+        "creditsUsed": ident,
+        "events": events,
+        "quantity": quantity,
+        "creditsAllocated": allocated,
+        "creditsUsedThisBillingPeriod": used_this_period,
+        "creditsAvailable": allocated - used_this_period,
+    }
 
 
 def test_organization_breakdown_sorted_by_identifications(world):
     body = world.get("/api/v1/partner/analytics/organizations")
     # Period 2025-09-20..2025-10-20; "this billing period" is October.
     assert body == {
-        "partnerId": _pid(world), "startDate": "2025-09-20", "endDate": "2025-10-20",
-        "sort": "identifications", "order": "desc",
+        "partnerId": _pid(world),
+        "startDate": "2025-09-20",
+        "endDate": "2025-10-20",
+        "sort": "identifications",
+        "order": "desc",
         "organizations": [
             # Beta: e4 20 ident; events e4 e5 = 2; quantity 21; October use 20 of 400.
             _row(world.beta, "active", "paid", 20, 2, 21, 400, 20),
@@ -341,7 +458,9 @@ def test_organization_breakdown_sorted_by_identifications(world):
             # Gamma: e7 2; no allocation, so available is 0 - 2 = -2.
             _row(world.gamma, "suspended", "trial", 2, 1, 2, 0, 2),
         ],
-        "total": 3, "page": 1, "pageSize": 20,
+        "total": 3,
+        "page": 1,
+        "pageSize": 20,
     }
 
 
@@ -364,32 +483,40 @@ def test_organization_breakdown_compare_previous(world):
     assert (body["previousStartDate"], body["previousEndDate"]) == ("2025-08-20", "2025-09-19")
     alpha, beta, _gamma = body["organizations"]
     # Alpha before: e6 7 ident, 1 event, quantity 7.
-    assert alpha["previous"] == {"identifications": 7, "creditsUsed": 7, "events": 1,
-                                 "quantity": 7}
-    assert alpha["change"] == {"identifications": 1.1429,   # (15 - 7) / 7 = 1.142857
-                               "creditsUsed": 1.1429,
-                               "events": 2.0,               # (3 - 1) / 1
-                               "quantity": 1.5714}          # (18 - 7) / 7 = 1.571428
-    assert beta["previous"] == {"identifications": 0, "creditsUsed": 0, "events": 0,
-                                "quantity": 0}
-    assert beta["change"] == {"identifications": None, "creditsUsed": None, "events": None,
-                              "quantity": None}
+    assert alpha["previous"] == {"identifications": 7, "creditsUsed": 7, "events": 1, "quantity": 7}
+    assert alpha["change"] == {
+        "identifications": 1.1429,  # (15 - 7) / 7 = 1.142857
+        "creditsUsed": 1.1429,
+        "events": 2.0,  # (3 - 1) / 1
+        "quantity": 1.5714,
+    }  # (18 - 7) / 7 = 1.571428
+    assert beta["previous"] == {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0}
+    assert beta["change"] == {
+        "identifications": None,
+        "creditsUsed": None,
+        "events": None,
+        "quantity": None,
+    }
 
 
 def test_one_organizations_analytics(world):
     body = world.get(f"/api/v1/partner/organizations/{world.alpha.id}/analytics")
     assert body == {
-        "partnerId": _pid(world), "organizationId": world.alpha.id,
-        "startDate": "2025-09-20", "endDate": "2025-10-20",
-        "totalIdentifications": 15,   # e1 10 + e2 5
+        "partnerId": _pid(world),
+        "organizationId": world.alpha.id,
+        "startDate": "2025-09-20",
+        "endDate": "2025-10-20",
+        "totalIdentifications": 15,  # e1 10 + e2 5
         "creditsUsed": 15,
-        "totalQuantity": 18,          # 10 + 5 + 3
+        "totalQuantity": 18,  # 10 + 5 + 3
         "totalEvents": 3,
-        "byType": {"identification": {"quantity": 15, "events": 2},
-                   "page_view": {"quantity": 3, "events": 1}},
+        "byType": {
+            "identification": {"quantity": 15, "events": 2},
+            "page_view": {"quantity": 3, "events": 1},
+        },
         "statusAtEnd": "active",
         "creditsAllocated": 300,
-        "creditsUsedThisBillingPeriod": 5,   # October: e2
+        "creditsUsedThisBillingPeriod": 5,  # October: e2
         "creditsAvailable": 295,
     }
 
@@ -398,22 +525,27 @@ def test_one_organizations_status_as_it_was(world):
     url = f"/api/v1/partner/organizations/{world.gamma.id}/analytics"
     # Suspended on 10-15; created on 10-10.
     assert world.get(url + "?startDate=2025-10-01&endDate=2025-10-12")["statusAtEnd"] == "active"
-    assert world.get(url + "?startDate=2025-10-01&endDate=2025-10-16")["statusAtEnd"] == \
-        "suspended"
+    assert world.get(url + "?startDate=2025-10-01&endDate=2025-10-16")["statusAtEnd"] == "suspended"
     assert world.get(url + "?startDate=2025-10-01&endDate=2025-10-09")["statusAtEnd"] is None
 
 
 def test_one_organizations_analytics_compare_previous(world):
-    body = world.get(f"/api/v1/partner/organizations/{world.alpha.id}/analytics"
-                     "?compare=previous")
-    assert body["previous"] == {"startDate": "2025-08-20", "endDate": "2025-09-19",
-                                "totalIdentifications": 7, "creditsUsed": 7,
-                                "totalQuantity": 7, "totalEvents": 1,
-                                "byType": {"identification": {"quantity": 7, "events": 1}}}
-    assert body["change"] == {"totalIdentifications": 1.1429,   # (15 - 7) / 7
-                              "creditsUsed": 1.1429,
-                              "totalQuantity": 1.5714,          # (18 - 7) / 7
-                              "totalEvents": 2.0}               # (3 - 1) / 1
+    body = world.get(f"/api/v1/partner/organizations/{world.alpha.id}/analytics?compare=previous")
+    assert body["previous"] == {
+        "startDate": "2025-08-20",
+        "endDate": "2025-09-19",
+        "totalIdentifications": 7,
+        "creditsUsed": 7,
+        "totalQuantity": 7,
+        "totalEvents": 1,
+        "byType": {"identification": {"quantity": 7, "events": 1}},
+    }
+    assert body["change"] == {
+        "totalIdentifications": 1.1429,  # (15 - 7) / 7
+        "creditsUsed": 1.1429,
+        "totalQuantity": 1.5714,  # (18 - 7) / 7
+        "totalEvents": 2.0,
+    }  # (3 - 1) / 1
 
 
 # --- billing ----------------------------------------------------------------------------
@@ -428,58 +560,83 @@ TIERS = [
 def test_billing(world):
     assert world.get("/api/v1/partner/billing") == {
         "partnerId": _pid(world),
-        "billingMode": "credit_pool", "billingPeriod": "monthly", "billingDayOfMonth": 1,
-        "billingPeriodStart": "2025-10-01", "nextBillingDate": "2025-11-01",
-        "pricingTiers": TIERS, "currency": "USD",
+        "billingMode": "credit_pool",
+        "billingPeriod": "monthly",
+        "billingDayOfMonth": 1,
+        "billingPeriodStart": "2025-10-01",
+        "nextBillingDate": "2025-11-01",
+        "pricingTiers": TIERS,
+        "currency": "USD",
         "creditPoolTotal": 1000,
-        "creditPoolUsed": 27,          # October: e2 5 + e4 20 + e7 2
+        "creditPoolUsed": 27,  # October: e2 5 + e4 20 + e7 2
         "creditPoolAvailable": 973,
-        "creditPoolAllocated": 700,    # Alpha 300 + Beta 400 + Gamma 0
+        "creditPoolAllocated": 700,  # Alpha 300 + Beta 400 + Gamma 0
     }
 
 
 def test_billing_usage_estimates_and_projects(world):
     assert world.get("/api/v1/partner/billing/usage") == {
         "partnerId": _pid(world),
-        "billingPeriodStart": "2025-10-01", "billingPeriodEnd": "2025-10-31",
-        "identifications": 27, "creditsUsed": 27,
-        "totalQuantity": 31, "totalEvents": 5,
-        "estimatedCost": 2.7,          # 27 x 0.10
+        "billingPeriodStart": "2025-10-01",
+        "billingPeriodEnd": "2025-10-31",
+        "identifications": 27,
+        "creditsUsed": 27,
+        "totalQuantity": 31,
+        "totalEvents": 5,
+        "estimatedCost": 2.7,  # 27 x 0.10
         "currency": "USD",
         "costBreakdown": [
             {"tier": "Starter", "units": 27, "pricePerIdentification": 0.1, "amount": 2.7},
             {"tier": "Growth", "units": 0, "pricePerIdentification": 0.08, "amount": 0.0},
             {"tier": "Scale", "units": 0, "pricePerIdentification": 0.05, "amount": 0.0},
         ],
-        "daysElapsed": 20, "daysInPeriod": 31,
+        "daysElapsed": 20,
+        "daysInPeriod": 31,
         # 27 identifications in 20 days, over 31 days: 27 x 31 / 20 = 41.85 -> 42.
         "projectedIdentifications": 42,
-        "projectedCost": 4.2,          # 42 x 0.10
+        "projectedCost": 4.2,  # 42 x 0.10
     }
 
 
-@pytest.mark.parametrize(("usage", "starter", "growth", "scale", "total"), [
-    (0, 0, 0, 0, 0.0),
-    # The first tier's edge: 10,000 x 0.10 = 1,000.00, nothing in Growth yet.
-    (10_000, 10_000, 0, 0, 1000.0),
-    # One more unit falls in Growth: 1,000.00 + 1 x 0.08 = 1,000.08.
-    (10_001, 10_000, 1, 0, 1000.08),
-    # Growth full: 1,000 + 90,000 x 0.08 = 1,000 + 7,200 = 8,200.00.
-    (100_000, 10_000, 90_000, 0, 8200.0),
-    # One unit in Scale: 8,200.00 + 0.05 = 8,200.05.
-    (100_001, 10_000, 90_000, 1, 8200.05),
-])
+@pytest.mark.parametrize(
+    ("usage", "starter", "growth", "scale", "total"),
+    [
+        (0, 0, 0, 0, 0.0),
+        # The first tier's edge: 10,000 x 0.10 = 1,000.00, nothing in Growth yet.
+        (10_000, 10_000, 0, 0, 1000.0),
+        # One more unit falls in Growth: 1,000.00 + 1 x 0.08 = 1,000.08.
+        (10_001, 10_000, 1, 0, 1000.08),
+        # Growth full: 1,000 + 90,000 x 0.08 = 1,000 + 7,200 = 8,200.00.
+        (100_000, 10_000, 90_000, 0, 8200.0),
+        # One unit in Scale: 8,200.00 + 0.05 = 8,200.05.
+        (100_001, 10_000, 90_000, 1, 8200.05),
+    ],
+)
 def test_calculate_prices_each_unit_in_its_band(world, usage, starter, growth, scale, total):
     body = world.get(f"/api/v1/partner/billing/calculate?usage={usage}")
     assert body == {
-        "usage": usage, "totalCost": total, "currency": "USD",
+        "usage": usage,
+        "totalCost": total,
+        "currency": "USD",
         "breakdown": [
-            {"tier": "Starter", "units": starter, "pricePerIdentification": 0.1,
-             "amount": round(starter * 0.10, 2)},
-            {"tier": "Growth", "units": growth, "pricePerIdentification": 0.08,
-             "amount": round(growth * 0.08, 2)},
-            {"tier": "Scale", "units": scale, "pricePerIdentification": 0.05,
-             "amount": round(scale * 0.05, 2)},
+            {
+                "tier": "Starter",
+                "units": starter,
+                "pricePerIdentification": 0.1,
+                "amount": round(starter * 0.10, 2),
+            },
+            {
+                "tier": "Growth",
+                "units": growth,
+                "pricePerIdentification": 0.08,
+                "amount": round(growth * 0.08, 2),
+            },
+            {
+                "tier": "Scale",
+                "units": scale,
+                "pricePerIdentification": 0.05,
+                "amount": round(scale * 0.05, 2),
+            },
         ],
     }
 
@@ -489,27 +646,34 @@ def test_billing_periods_newest_first(world):
 
     def period(start, end, ident, quantity, events, is_current):
         cost = round(ident * 0.10, 2)
-        return {"billingPeriodStart": start, "billingPeriodEnd": end,
-                "identifications": ident, "creditsUsed": ident, "totalQuantity": quantity,
-                "totalEvents": events, "estimatedCost": cost, "currency": "USD",
-                "costBreakdown": [
-                    {"tier": "Starter", "units": ident, "pricePerIdentification": 0.1,
-                     "amount": cost},
-                    {"tier": "Growth", "units": 0, "pricePerIdentification": 0.08,
-                     "amount": 0.0},
-                    {"tier": "Scale", "units": 0, "pricePerIdentification": 0.05,
-                     "amount": 0.0}],
-                "isCurrent": is_current}
+        return {
+            "billingPeriodStart": start,
+            "billingPeriodEnd": end,
+            "identifications": ident,
+            "creditsUsed": ident,
+            "totalQuantity": quantity,
+            "totalEvents": events,
+            "estimatedCost": cost,
+            "currency": "USD",
+            "costBreakdown": [
+                {"tier": "Starter", "units": ident, "pricePerIdentification": 0.1, "amount": cost},
+                {"tier": "Growth", "units": 0, "pricePerIdentification": 0.08, "amount": 0.0},
+                {"tier": "Scale", "units": 0, "pricePerIdentification": 0.05, "amount": 0.0},
+            ],
+            "isCurrent": is_current,
+        }
 
     # From the partner's creation (2025-08-15) to today: August, September, October.
     assert body == {
         "partnerId": _pid(world),
         "periods": [
-            period("2025-10-01", "2025-10-31", 27, 31, 5, True),   # as in billing/usage
+            period("2025-10-01", "2025-10-31", 27, 31, 5, True),  # as in billing/usage
             period("2025-09-01", "2025-09-30", 17, 17, 2, False),  # e6 7 + e1 10
             period("2025-08-01", "2025-08-31", 0, 0, 0, False),
         ],
-        "total": 3, "page": 1, "pageSize": 20,
+        "total": 3,
+        "page": 1,
+        "pageSize": 20,
     }
     second = world.get("/api/v1/partner/billing/periods?pageSize=2&page=2")
     assert [p["billingPeriodStart"] for p in second["periods"]] == ["2025-08-01"]
@@ -518,23 +682,37 @@ def test_billing_periods_newest_first(world):
 
 # --- organizations ----------------------------------------------------------------------
 
+
 def _org(org, status, tier, product, credits, used, metadata, created, external):
-    return {"id": org.id, "name": org.name, "externalId": external, "status": status,
-            "tier": tier, "productType": product, "credits": credits, "creditsUsed": used,
-            "creditsAvailable": credits - used, "metadata": metadata, "createdAt": created,
-            "updatedAt": STAMP}
+    return {
+        "id": org.id,
+        "name": org.name,
+        "externalId": external,
+        "status": status,
+        "tier": tier,
+        "productType": product,
+        "credits": credits,
+        "creditsUsed": used,
+        "creditsAvailable": credits - used,
+        "metadata": metadata,
+        "createdAt": created,
+        "updatedAt": STAMP,
+    }
 
 
 def test_organization_list_and_filters(world):
-    alpha = _org(world.alpha, "active", "trial", "B2B", 300, 5, {"crm": 42},
-                 "2025-09-01T00:00:00Z", "a-1")
+    alpha = _org(
+        world.alpha, "active", "trial", "B2B", 300, 5, {"crm": 42}, "2025-09-01T00:00:00Z", "a-1"
+    )
     beta = _org(world.beta, "active", "paid", "B2C", 400, 20, {}, "2025-10-05T00:00:00Z", "b-2")
-    gamma = _org(world.gamma, "suspended", "trial", "B2B", 0, 2, {}, "2025-10-10T00:00:00Z",
-                 None)
+    gamma = _org(world.gamma, "suspended", "trial", "B2B", 0, 2, {}, "2025-10-10T00:00:00Z", None)
     assert world.get("/api/v1/partner/organizations") == {
-        "organizations": [alpha, beta, gamma], "total": 3, "page": 1, "pageSize": 20}
-    assert world.get("/api/v1/partner/organizations?status=suspended")["organizations"] == \
-        [gamma]
+        "organizations": [alpha, beta, gamma],
+        "total": 3,
+        "page": 1,
+        "pageSize": 20,
+    }
+    assert world.get("/api/v1/partner/organizations?status=suspended")["organizations"] == [gamma]
     # "ET" matches "Beta" only, case-insensitively; "a" matches all three names.
     assert world.get("/api/v1/partner/organizations?search=ET")["organizations"] == [beta]
     assert world.get("/api/v1/partner/organizations?search=a")["total"] == 3
@@ -548,32 +726,58 @@ def test_organization_list_and_filters(world):
 
 
 def test_organization_lifecycle(world, freeze):
-    created = world.call("POST", "/api/v1/partner/organizations", json={
-        "name": "Delta", "externalId": "d-4", "initialCredits": 100, "metadata": {"plan": "x"},
-        "createdAt": "2025-10-01"})
+    created = world.call(
+        "POST",
+        "/api/v1/partner/organizations",
+        json={
+            "name": "Delta",
+            "externalId": "d-4",
+            "initialCredits": 100,
+            "metadata": {"plan": "x"},
+            "createdAt": "2025-10-01",
+        },
+    )
     assert created.status_code == 201
     body = created.get_json()
     org_id = body["id"]
     assert created.headers["Location"] == f"/api/v1/partner/organizations/{org_id}"
-    assert body == {"id": org_id, "name": "Delta", "externalId": "d-4", "status": "active",
-                    "tier": "trial", "productType": "B2B", "credits": 100, "creditsUsed": 0,
-                    "creditsAvailable": 100, "metadata": {"plan": "x"},
-                    # a bare date is the start of that day in the partner's timezone (UTC)
-                    "createdAt": "2025-10-01T00:00:00Z", "updatedAt": STAMP}
+    assert body == {
+        "id": org_id,
+        "name": "Delta",
+        "externalId": "d-4",
+        "status": "active",
+        "tier": "trial",
+        "productType": "B2B",
+        "credits": 100,
+        "creditsUsed": 0,
+        "creditsAvailable": 100,
+        "metadata": {"plan": "x"},
+        # a bare date is the start of that day in the partner's timezone (UTC)
+        "createdAt": "2025-10-01T00:00:00Z",
+        "updatedAt": STAMP,
+    }
     assert world.get(f"/api/v1/partner/organizations/{org_id}") == body
 
     freeze(datetime(2025, 10, 20, 13))
-    patched = world.call("PATCH", f"/api/v1/partner/organizations/{org_id}",
-                         json={"name": "Delta Two", "externalId": None, "productType": "B2C"})
+    patched = world.call(
+        "PATCH",
+        f"/api/v1/partner/organizations/{org_id}",
+        json={"name": "Delta Two", "externalId": None, "productType": "B2C"},
+    )
     assert patched.status_code == 200
-    assert patched.get_json() == {**body, "name": "Delta Two", "externalId": None,
-                                  "productType": "B2C", "updatedAt": "2025-10-20T13:00:00Z"}
+    assert patched.get_json() == {
+        **body,
+        "name": "Delta Two",
+        "externalId": None,
+        "productType": "B2C",
+        "updatedAt": "2025-10-20T13:00:00Z",
+    }
 
-    status = world.call("PUT", f"/api/v1/partner/organizations/{org_id}/status",
-                        json={"status": "suspended"})
+    status = world.call(
+        "PUT", f"/api/v1/partner/organizations/{org_id}/status", json={"status": "suspended"}
+    )
     assert status.get_json()["status"] == "suspended"
-    tier = world.call("PUT", f"/api/v1/partner/organizations/{org_id}/tier",
-                      json={"tier": "paid"})
+    tier = world.call("PUT", f"/api/v1/partner/organizations/{org_id}/tier", json={"tier": "paid"})
     assert tier.get_json()["tier"] == "paid"
 
     deleted = world.call("DELETE", f"/api/v1/partner/organizations/{org_id}")
@@ -583,84 +787,120 @@ def test_organization_lifecycle(world, freeze):
     assert (after["status"], after["credits"]) == ("canceled", 0)
     assert world.get("/api/v1/partner/billing")["creditPoolAllocated"] == 700
     history = world.get(f"/api/v1/partner/organizations/{org_id}/credits/history")
-    assert [(h["creditsAllocated"], h["previousCredits"], h["notes"])
-            for h in history["history"]] == [(0, 100, "released: organization canceled"),
-                                              (100, 0, "initial allocation")]
+    assert [
+        (h["creditsAllocated"], h["previousCredits"], h["notes"]) for h in history["history"]
+    ] == [(0, 100, "released: organization canceled"), (100, 0, "initial allocation")]
 
 
-def test_organization_created_at_in_a_local_timezone(app, client, freeze, make_partner,
-                                                     api_key):
+def test_organization_created_at_in_a_local_timezone(app, client, freeze, make_partner, api_key):
     freeze(NOW)
     partner = make_partner("paris", tz="Europe/Paris")
-    response = client.post("/api/v1/partner/organizations",
-                           headers={"X-Partner-API-Key": api_key(partner)},
-                           json={"name": "Local", "createdAt": "2025-10-01"})
+    response = client.post(
+        "/api/v1/partner/organizations",
+        headers={"X-Partner-API-Key": api_key(partner)},
+        json={"name": "Local", "createdAt": "2025-10-01"},
+    )
     # Midnight in Paris on 2025-10-01 (CEST, UTC+2) is 2025-09-30 22:00 UTC.
     assert response.get_json()["createdAt"] == "2025-09-30T22:00:00Z"
 
 
 def test_allocation_sets_the_amount_and_keeps_the_trail(world, freeze):
     freeze(datetime(2025, 10, 20, 14))
-    response = world.call("PUT", f"/api/v1/partner/organizations/{world.beta.id}/credits",
-                          json={"credits": 600, "notes": "more for Q4"})
+    response = world.call(
+        "PUT",
+        f"/api/v1/partner/organizations/{world.beta.id}/credits",
+        json={"credits": 600, "notes": "more for Q4"},
+    )
     assert response.status_code == 200
     allocation = response.get_json()["allocation"]
-    assert allocation == {"id": allocation["id"], "partnerId": _pid(world),
-                          "organizationId": world.beta.id, "creditsAllocated": 600,
-                          "creditsUsed": 20,           # Beta's October use (e4)
-                          "creditsAvailable": 580,     # 600 - 20
-                          "allocatedAt": "2025-10-20T14:00:00Z", "notes": "more for Q4"}
+    assert allocation == {
+        "id": allocation["id"],
+        "partnerId": _pid(world),
+        "organizationId": world.beta.id,
+        "creditsAllocated": 600,
+        "creditsUsed": 20,  # Beta's October use (e4)
+        "creditsAvailable": 580,  # 600 - 20
+        "allocatedAt": "2025-10-20T14:00:00Z",
+        "notes": "more for Q4",
+    }
     # Alpha 300 + Beta 600 = 900 of 1,000.
     assert world.get("/api/v1/partner/billing")["creditPoolAllocated"] == 900
     history = world.get(f"/api/v1/partner/organizations/{world.beta.id}/credits/history")
     assert history == {
         "organizationId": world.beta.id,
         "history": [
-            {"id": allocation["id"], "organizationId": world.beta.id, "creditsAllocated": 600,
-             "previousCredits": 400, "notes": "more for Q4",
-             "allocatedAt": "2025-10-20T14:00:00Z"},
-            {"id": history["history"][1]["id"], "organizationId": world.beta.id,
-             "creditsAllocated": 400, "previousCredits": 0, "notes": "initial allocation",
-             # an initial allocation is dated at the organization's createdAt
-             "allocatedAt": "2025-10-05T00:00:00Z"},
+            {
+                "id": allocation["id"],
+                "organizationId": world.beta.id,
+                "creditsAllocated": 600,
+                "previousCredits": 400,
+                "notes": "more for Q4",
+                "allocatedAt": "2025-10-20T14:00:00Z",
+            },
+            {
+                "id": history["history"][1]["id"],
+                "organizationId": world.beta.id,
+                "creditsAllocated": 400,
+                "previousCredits": 0,
+                "notes": "initial allocation",
+                # an initial allocation is dated at the organization's createdAt
+                "allocatedAt": "2025-10-05T00:00:00Z",
+            },
         ],
-        "total": 2, "page": 1, "pageSize": 20,
+        "total": 2,
+        "page": 1,
+        "pageSize": 20,
     }
     # Exactly what is left (1,000 - 300 for Alpha = 700) is allowed.
-    assert world.call("PUT", f"/api/v1/partner/organizations/{world.beta.id}/credits",
-                      json={"credits": 700}).status_code == 200
+    assert (
+        world.call(
+            "PUT", f"/api/v1/partner/organizations/{world.beta.id}/credits", json={"credits": 700}
+        ).status_code
+        == 200
+    )
 
 
 def _unchanged(world):
-    return (world.get(f"/api/v1/partner/organizations/{world.beta.id}")["credits"],
-            world.get(f"/api/v1/partner/organizations/{world.alpha.id}")["credits"],
-            world.get(f"/api/v1/partner/organizations/{world.beta.id}/credits/history")["total"],
-            world.get(f"/api/v1/partner/organizations/{world.alpha.id}/credits/history")["total"],
-            world.get("/api/v1/partner/billing")["creditPoolAllocated"])
+    return (
+        world.get(f"/api/v1/partner/organizations/{world.beta.id}")["credits"],
+        world.get(f"/api/v1/partner/organizations/{world.alpha.id}")["credits"],
+        world.get(f"/api/v1/partner/organizations/{world.beta.id}/credits/history")["total"],
+        world.get(f"/api/v1/partner/organizations/{world.alpha.id}/credits/history")["total"],
+        world.get("/api/v1/partner/billing")["creditPoolAllocated"],
+    )
 
 
 def test_allocation_beyond_the_pool_is_refused_and_changes_nothing(world):
     before = _unchanged(world)
     assert before == (400, 300, 1, 1, 700)
-    response = world.call("PUT", f"/api/v1/partner/organizations/{world.beta.id}/credits",
-                          json={"credits": 701, "notes": "too much"})
+    response = world.call(
+        "PUT",
+        f"/api/v1/partner/organizations/{world.beta.id}/credits",
+        json={"credits": 701, "notes": "too much"},
+    )
     assert response.status_code == 422
     # Others hold 300 (Alpha), so 1,000 - 300 = 700 is available to Beta.
     assert response.get_json() == {
         "code": "InsufficientCredits",
         # 701 requested; pool 1,000, Alpha (the only other) holds 300, so at most 700.
         "message": "701 credits requested, but at most 700 can be allocated here: the pool "
-                   "holds 1000 and other organizations hold 300",
-        "details": {"field": "credits", "requested": 701, "available": 700,
-                    "creditPoolTotal": 1000, "creditPoolAllocated": 300},
+        "holds 1000 and other organizations hold 300",
+        "details": {
+            "field": "credits",
+            "requested": 701,
+            "available": 700,
+            "creditPoolTotal": 1000,
+            "creditPoolAllocated": 300,
+        },
     }
     assert _unchanged(world) == before
 
 
 def test_allocation_beyond_the_trial_cap_is_refused_and_changes_nothing(world):
     before = _unchanged(world)
-    response = world.call("PUT", f"/api/v1/partner/organizations/{world.alpha.id}/credits",
-                          json={"credits": 501})
+    response = world.call(
+        "PUT", f"/api/v1/partner/organizations/{world.alpha.id}/credits", json={"credits": 501}
+    )
     assert response.status_code == 422
     assert response.get_json() == {
         "code": "InsufficientCredits",
@@ -669,13 +909,20 @@ def test_allocation_beyond_the_trial_cap_is_refused_and_changes_nothing(world):
     }
     assert _unchanged(world) == before
     # The cap itself is allowed: 500 + Beta 400 = 900 <= 1,000.
-    assert world.call("PUT", f"/api/v1/partner/organizations/{world.alpha.id}/credits",
-                      json={"credits": 500}).status_code == 200
+    assert (
+        world.call(
+            "PUT", f"/api/v1/partner/organizations/{world.alpha.id}/credits", json={"credits": 500}
+        ).status_code
+        == 200
+    )
 
 
 def test_create_with_initial_credits_beyond_the_pool_is_refused(world):
-    response = world.call("POST", "/api/v1/partner/organizations",
-                          json={"name": "Big", "tier": "paid", "initialCredits": 301})
+    response = world.call(
+        "POST",
+        "/api/v1/partner/organizations",
+        json={"name": "Big", "tier": "paid", "initialCredits": 301},
+    )
     # 1,000 - (300 + 400) = 300 available.
     assert response.status_code == 422
     assert response.get_json()["details"]["available"] == 300
@@ -684,42 +931,74 @@ def test_create_with_initial_credits_beyond_the_pool_is_refused(world):
 
 # --- account and keys -------------------------------------------------------------------
 
+
 def test_me(world):
     body = world.get("/api/v1/partner/me")
-    assert body == {
-        "id": _pid(world), "name": "Acme", "slug": "acme", "status": "active",
-        "billingMode": "credit_pool", "billingPeriod": "monthly", "billingDayOfMonth": 1,
-        "creditPoolTotal": 1000, "creditPoolUsed": 27, "creditPoolAvailable": 973,
-        "creditPoolAllocated": 700,
-        "billingPeriodStart": "2025-10-01", "billingPeriodEnd": "2025-10-31",
-        "pricingTiers": TIERS, "currency": "USD", "maxOrganizations": None,
-        "timezone": "UTC", "createdAt": "2025-08-15T00:00:00Z",
-        "dataFreshness": STAMP,   # the events were received at the frozen now
-        "apiKey": {"id": body["apiKey"]["id"], "name": "test",
-                   "prefix": world.key[:12], "scopes": [], "createdAt": STAMP,
-                   "expiresAt": None, "revokedAt": None,
-                   "lastUsedAt": STAMP,  # this very request, at the frozen now
-                   "status": "active"},
-    }
+    assert (
+        body
+        == {
+            "id": _pid(world),
+            "name": "Acme",
+            "slug": "acme",
+            "status": "active",
+            "billingMode": "credit_pool",
+            "billingPeriod": "monthly",
+            "billingDayOfMonth": 1,
+            "creditPoolTotal": 1000,
+            "creditPoolUsed": 27,
+            "creditPoolAvailable": 973,
+            "creditPoolAllocated": 700,
+            "billingPeriodStart": "2025-10-01",
+            "billingPeriodEnd": "2025-10-31",
+            "pricingTiers": TIERS,
+            "currency": "USD",
+            "maxOrganizations": None,
+            "timezone": "UTC",
+            "createdAt": "2025-08-15T00:00:00Z",
+            "dataFreshness": STAMP,  # the events were received at the frozen now
+            "apiKey": {
+                "id": body["apiKey"]["id"],
+                "name": "test",
+                "prefix": world.key[:12],
+                "scopes": [],
+                "createdAt": STAMP,
+                "expiresAt": None,
+                "revokedAt": None,
+                "lastUsedAt": STAMP,  # this very request, at the frozen now
+                "status": "active",
+            },
+        }
+    )
 
 
 def test_api_keys_create_list_revoke(world, freeze):
-    created = world.call("POST", "/api/v1/partner/api-keys",
-                         json={"name": "reporting", "scopes": ["read"],
-                               "expiresAt": "2026-01-01T00:00:00+01:00"})
+    created = world.call(
+        "POST",
+        "/api/v1/partner/api-keys",
+        json={"name": "reporting", "scopes": ["read"], "expiresAt": "2026-01-01T00:00:00+01:00"},
+    )
     assert created.status_code == 201
     body = created.get_json()
     plain = body["plainKey"]
     assert plain.startswith("pk_live_") and len(plain) > 40
-    assert body["apiKey"] == {"id": body["apiKey"]["id"], "name": "reporting",
-                              "prefix": plain[:12], "scopes": ["read"], "createdAt": STAMP,
-                              # 2026-01-01 00:00 at +01:00 is 2025-12-31 23:00 UTC
-                              "expiresAt": "2025-12-31T23:00:00Z", "revokedAt": None,
-                              "lastUsedAt": None, "status": "active"}
+    assert body["apiKey"] == {
+        "id": body["apiKey"]["id"],
+        "name": "reporting",
+        "prefix": plain[:12],
+        "scopes": ["read"],
+        "createdAt": STAMP,
+        # 2026-01-01 00:00 at +01:00 is 2025-12-31 23:00 UTC
+        "expiresAt": "2025-12-31T23:00:00Z",
+        "revokedAt": None,
+        "lastUsedAt": None,
+        "status": "active",
+    }
     # The new key reads but does not write.
     assert world.call("GET", "/api/v1/partner/me", key=plain).status_code == 200
-    assert world.call("POST", "/api/v1/partner/events", key=plain,
-                      json={"events": []}).status_code == 403
+    assert (
+        world.call("POST", "/api/v1/partner/events", key=plain, json={"events": []}).status_code
+        == 403
+    )
 
     listed = world.get("/api/v1/partner/api-keys")
     assert listed["total"] == 2
@@ -730,48 +1009,97 @@ def test_api_keys_create_list_revoke(world, freeze):
     revoked = world.call("DELETE", f"/api/v1/partner/api-keys/{body['apiKey']['id']}")
     assert (revoked.status_code, revoked.data) == (204, b"")
     assert world.call("GET", "/api/v1/partner/me", key=plain).status_code == 401
-    row = [k for k in world.get("/api/v1/partner/api-keys")["apiKeys"]
-           if k["name"] == "reporting"][0]
+    row = [k for k in world.get("/api/v1/partner/api-keys")["apiKeys"] if k["name"] == "reporting"][
+        0
+    ]
     assert (row["status"], row["revokedAt"]) == ("revoked", "2025-10-20T15:00:00Z")
 
 
 # --- events -----------------------------------------------------------------------------
 
+
 def test_events_posted_twice_are_stored_once(world):
-    batch = {"events": [
-        {"eventId": "n1", "organizationId": world.alpha.id, "type": "identification",
-         "quantity": 4, "occurredAt": "2025-10-19T10:00:00Z"},
-        {"eventId": "n2", "externalId": "b-2", "type": "page_view",
-         "occurredAt": "2025-10-19T11:00:00+02:00"},
-        {"eventId": "n1", "organizationId": world.alpha.id, "type": "identification",
-         "quantity": 4, "occurredAt": "2025-10-19T10:00:00Z"},
-    ]}
+    batch = {
+        "events": [
+            {
+                "eventId": "n1",
+                "organizationId": world.alpha.id,
+                "type": "identification",
+                "quantity": 4,
+                "occurredAt": "2025-10-19T10:00:00Z",
+            },
+            {
+                "eventId": "n2",
+                "externalId": "b-2",
+                "type": "page_view",
+                "occurredAt": "2025-10-19T11:00:00+02:00",
+            },
+            {
+                "eventId": "n1",
+                "organizationId": world.alpha.id,
+                "type": "identification",
+                "quantity": 4,
+                "occurredAt": "2025-10-19T10:00:00Z",
+            },
+        ]
+    }
     first = world.call("POST", "/api/v1/partner/events", json=batch)
     # n1 and n2 are new; the second n1 in the same call is a duplicate.
     assert (first.status_code, first.get_json()) == (
-        200, {"accepted": 2, "duplicates": 1, "rejected": []})
+        200,
+        {"accepted": 2, "duplicates": 1, "rejected": []},
+    )
     second = world.call("POST", "/api/v1/partner/events", json=batch)
     assert second.get_json() == {"accepted": 0, "duplicates": 3, "rejected": []}
     usage = world.get("/api/v1/partner/usage?startDate=2025-10-19&endDate=2025-10-19")
     # n1 4 identifications + n2 1 page view, once each.
-    assert usage["byType"] == {"identification": {"quantity": 4, "events": 1},
-                               "page_view": {"quantity": 1, "events": 1}}
+    assert usage["byType"] == {
+        "identification": {"quantity": 4, "events": 1},
+        "page_view": {"quantity": 1, "events": 1},
+    }
 
 
 def test_events_rejected_one_by_one(world):
-    response = world.call("POST", "/api/v1/partner/events", json={"events": [
-        {"eventId": "ok", "organizationId": world.alpha.id, "type": "identification",
-         "occurredAt": "2025-10-19T10:00:00Z"},
-        {"eventId": "r1", "organizationId": "nope", "type": "identification",
-         "occurredAt": "2025-10-19T10:00:00Z"},
-        {"eventId": "r2", "organizationId": world.alpha.id, "type": "Page View",
-         "occurredAt": "2025-10-19T10:00:00Z"},
-        {"eventId": "r3", "organizationId": world.alpha.id, "type": "identification",
-         "quantity": -1, "occurredAt": "2025-10-19T10:00:00Z"},
-        {"eventId": "r4", "organizationId": world.alpha.id, "type": "identification",
-         "occurredAt": "yesterday"},
-        "not an object",
-    ]})
+    response = world.call(
+        "POST",
+        "/api/v1/partner/events",
+        json={
+            "events": [
+                {
+                    "eventId": "ok",
+                    "organizationId": world.alpha.id,
+                    "type": "identification",
+                    "occurredAt": "2025-10-19T10:00:00Z",
+                },
+                {
+                    "eventId": "r1",
+                    "organizationId": "nope",
+                    "type": "identification",
+                    "occurredAt": "2025-10-19T10:00:00Z",
+                },
+                {
+                    "eventId": "r2",
+                    "organizationId": world.alpha.id,
+                    "type": "Page View",
+                    "occurredAt": "2025-10-19T10:00:00Z",
+                },
+                {
+                    "eventId": "r3",
+                    "organizationId": world.alpha.id,
+                    "type": "identification",
+                    "quantity": -1,
+                    "occurredAt": "2025-10-19T10:00:00Z",
+                },
+                {
+                    "eventId": "r4",
+                    "organizationId": world.alpha.id,
+                    "type": "identification",
+                    "occurredAt": "yesterday",
+                },
+                "not an object",
+            ]
+        },
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert (body["accepted"], body["duplicates"]) == (1, 0)
@@ -791,9 +1119,17 @@ def test_events_of_a_call_commit_together_or_not_at_all(world, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    batch = {"events": [
-        {"eventId": f"t{i}", "organizationId": world.alpha.id, "type": "identification",
-         "occurredAt": "2025-10-19T10:00:00Z"} for i in range(3)]}
+    batch = {
+        "events": [
+            {
+                "eventId": f"t{i}",
+                "organizationId": world.alpha.id,
+                "type": "identification",
+                "occurredAt": "2025-10-19T10:00:00Z",
+            }
+            for i in range(3)
+        ]
+    }
     monkeypatch.setattr(rollups, "add_counts", broken)
     failed = world.call("POST", "/api/v1/partner/events", json=batch)
     assert failed.status_code == 500
@@ -806,9 +1142,21 @@ def test_events_of_a_call_commit_together_or_not_at_all(world, monkeypatch):
 
 def test_late_events_update_past_figures(world):
     before = world.get("/api/v1/partner/analytics?startDate=2025-09-01&endDate=2025-09-30")
-    world.call("POST", "/api/v1/partner/events", json={"events": [
-        {"eventId": "late", "organizationId": world.alpha.id, "type": "identification",
-         "quantity": 3, "occurredAt": "2025-09-10T10:00:00Z"}]})
+    world.call(
+        "POST",
+        "/api/v1/partner/events",
+        json={
+            "events": [
+                {
+                    "eventId": "late",
+                    "organizationId": world.alpha.id,
+                    "type": "identification",
+                    "quantity": 3,
+                    "occurredAt": "2025-09-10T10:00:00Z",
+                }
+            ]
+        },
+    )
     after = world.get("/api/v1/partner/analytics?startDate=2025-09-01&endDate=2025-09-30")
     # September: e6 7 + e1 10 = 17, then + 3 = 20.
     assert (before["totalIdentifications"], after["totalIdentifications"]) == (17, 20)
@@ -818,13 +1166,17 @@ def test_openapi_document_lists_every_endpoint(client):
     document = client.get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
     expected = {
-        ("get", "/api/v1/partner/analytics"), ("get", "/api/v1/partner/usage"),
+        ("get", "/api/v1/partner/analytics"),
+        ("get", "/api/v1/partner/usage"),
         ("get", "/api/v1/partner/analytics/timeseries"),
         ("get", "/api/v1/partner/analytics/organizations"),
         ("get", "/api/v1/partner/organizations/{id}/analytics"),
-        ("get", "/api/v1/partner/billing"), ("get", "/api/v1/partner/billing/usage"),
-        ("get", "/api/v1/partner/billing/calculate"), ("get", "/api/v1/partner/billing/periods"),
-        ("get", "/api/v1/partner/organizations"), ("post", "/api/v1/partner/organizations"),
+        ("get", "/api/v1/partner/billing"),
+        ("get", "/api/v1/partner/billing/usage"),
+        ("get", "/api/v1/partner/billing/calculate"),
+        ("get", "/api/v1/partner/billing/periods"),
+        ("get", "/api/v1/partner/organizations"),
+        ("post", "/api/v1/partner/organizations"),
         ("get", "/api/v1/partner/organizations/{id}"),
         ("patch", "/api/v1/partner/organizations/{id}"),
         ("delete", "/api/v1/partner/organizations/{id}"),
@@ -832,15 +1184,21 @@ def test_openapi_document_lists_every_endpoint(client):
         ("put", "/api/v1/partner/organizations/{id}/tier"),
         ("put", "/api/v1/partner/organizations/{id}/credits"),
         ("get", "/api/v1/partner/organizations/{id}/credits/history"),
-        ("get", "/api/v1/partner/me"), ("get", "/api/v1/partner/api-keys"),
-        ("post", "/api/v1/partner/api-keys"), ("delete", "/api/v1/partner/api-keys/{id}"),
+        ("get", "/api/v1/partner/me"),
+        ("get", "/api/v1/partner/api-keys"),
+        ("post", "/api/v1/partner/api-keys"),
+        ("delete", "/api/v1/partner/api-keys/{id}"),
         ("post", "/api/v1/partner/events"),
     }
     listed = {(method, path) for path, ops in document["paths"].items() for method in ops}
     assert expected <= listed
     scheme = document["components"]["securitySchemes"]["PartnerApiKey"]
-    assert scheme == {"type": "apiKey", "name": "X-Partner-API-Key", "in": "header",
-                      "description": scheme["description"]}
+    assert scheme == {
+        "type": "apiKey",
+        "name": "X-Partner-API-Key",
+        "in": "header",
+        "description": scheme["description"],
+    }
     # The cross-field date rules are documented on the 400 of analytics calls.
     analytics_400 = document["paths"]["/api/v1/partner/analytics"]["get"]["responses"]["400"]
     assert "startDate after endDate" in analytics_400["description"]
@@ -848,7 +1206,8 @@ def test_openapi_document_lists_every_endpoint(client):
 
 
 def test_breakdown_filters_by_external_id_and_sorts_by_status_and_credits(
-        make_partner, make_org, api_key, client):
+    make_partner, make_org, api_key, client
+):
     partner = make_partner(pool=5000)
     make_org(partner, "Zeta", external_id="z-1", tier="paid", initial_credits=300)
     beta = make_org(partner, "Beta", external_id="b-1", tier="paid", initial_credits=900)
@@ -872,9 +1231,10 @@ def test_a_signed_in_dashboard_user_may_read_the_json(world, make_user):
     make_user(world.partner, "ops@example.com", "correct horse battery")
     page = world.client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    signed_in = world.client.post("/login", data={"email": "ops@example.com",
-                                                  "password": "correct horse battery",
-                                                  "csrf_token": token})
+    signed_in = world.client.post(
+        "/login",
+        data={"email": "ops@example.com", "password": "correct horse battery", "csrf_token": token},
+    )
     assert signed_in.status_code == 302
     # The dashboard's JSON links work in the browser: same numbers as with the key.
     via_session = world.client.get("/api/v1/partner/analytics")

@@ -44,8 +44,10 @@ def keys(app, freeze, make_partner):
     partner = make_partner("acme", created_at=datetime(2025, 1, 1))
     admin, admin_plain = auth.create_api_key(partner, "admin", ["admin"])
     reader, reader_plain = auth.create_api_key(partner, "reader", ["read"])
-    return {"admin": (admin.id, {"X-Partner-API-Key": admin_plain}),
-            "reader": (reader.id, {"X-Partner-API-Key": reader_plain})}
+    return {
+        "admin": (admin.id, {"X-Partner-API-Key": admin_plain}),
+        "reader": (reader.id, {"X-Partner-API-Key": reader_plain}),
+    }
 
 
 def listed(client, headers) -> dict[str, str | None]:
@@ -71,25 +73,27 @@ def test_last_use_is_written_at_most_once_a_minute_and_listed(keys, client, free
     freeze(T0 + timedelta(seconds=59))
     assert client.get(ME, headers=reader).status_code == 200
     next_request()
-    assert listed(client, admin) == {"admin": "2025-10-20T12:00:00Z",
-                                     "reader": "2025-10-20T12:00:30Z"}
+    assert listed(client, admin) == {
+        "admin": "2025-10-20T12:00:00Z",
+        "reader": "2025-10-20T12:00:30Z",
+    }
     assert (stored(admin_id), stored(reader_id)) == (T0, T0 + timedelta(seconds=30))
 
     # 12:01:30: a minute after the reader's last use (due) and 90 s after the admin's.
     freeze(T0 + timedelta(seconds=90))
     assert client.get(ME, headers=reader).status_code == 200
     next_request()
-    assert listed(client, admin) == {"admin": "2025-10-20T12:01:30Z",
-                                     "reader": "2025-10-20T12:01:30Z"}
+    assert listed(client, admin) == {
+        "admin": "2025-10-20T12:01:30Z",
+        "reader": "2025-10-20T12:01:30Z",
+    }
     assert (stored(admin_id), stored(reader_id)) == (T0 + timedelta(seconds=90),) * 2
 
 
-def test_a_refused_request_still_counts_as_a_use_but_a_dead_key_does_not(
-        keys, client, freeze):
+def test_a_refused_request_still_counts_as_a_use_but_a_dead_key_does_not(keys, client, freeze):
     reader_id, reader = keys["reader"]
     # A key that authenticates is used even when its scope is too small (403).
-    response = client.post("/api/v1/partner/organizations", json={"name": "X"},
-                           headers=reader)
+    response = client.post("/api/v1/partner/organizations", json={"name": "X"}, headers=reader)
     assert response.status_code == 403
     assert stored(reader_id) == T0
     auth.revoke_api_key(db.session.get(ApiKey, reader_id))
@@ -135,16 +139,25 @@ def refusing_trigger(app):
     """Make every update of api_key.last_used_at fail in the database."""
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "sqlite":
-            conn.execute(text(
-                "CREATE TRIGGER refuse_last_use BEFORE UPDATE OF last_used_at ON api_key "
-                "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_last_use BEFORE UPDATE OF last_used_at ON api_key "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
         else:
-            conn.execute(text(
-                "CREATE FUNCTION refuse_last_use() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"))
-            conn.execute(text(
-                "CREATE TRIGGER refuse_last_use BEFORE UPDATE OF last_used_at ON api_key "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_last_use()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_last_use() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_last_use BEFORE UPDATE OF last_used_at ON api_key "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_last_use()"
+                )
+            )
     yield
     next_request()  # the test session's read locks would hold DROP TRIGGER up on PostgreSQL
     with db.engine.begin() as conn:

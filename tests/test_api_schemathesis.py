@@ -28,9 +28,15 @@ from schemathesis.engine import Status, events, from_schema
 
 from app.extensions import db
 
-CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_schema_conformance", "response_headers_conformance",
-          "unsupported_method", "negative_data_rejection")
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "unsupported_method",
+    "negative_data_rejection",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -54,11 +60,15 @@ def _run(schema):
                         continue
                     interaction = recorder.interactions.get(case_id)
                     request = interaction.request if interaction else None
-                    failures.append((event.label, check.name,
-                                     check.failure_info.failure.title if check.failure_info
-                                     else "",
-                                     request.uri if request else "",
-                                     (request.body or b"")[:300] if request else b""))
+                    failures.append(
+                        (
+                            event.label,
+                            check.name,
+                            check.failure_info.failure.title if check.failure_info else "",
+                            request.uri if request else "",
+                            (request.body or b"")[:300] if request else b"",
+                        )
+                    )
         elif isinstance(event, events.NonFatalError):
             failures.append((event.label, "error", repr(event.value)))
         elif isinstance(event, events.FatalError):
@@ -67,28 +77,44 @@ def _run(schema):
 
 
 @pytest.mark.slow
-def test_api_matches_its_openapi_document(app, make_partner, make_org, add_events, api_key,
-                                          freeze):
+def test_api_matches_its_openapi_document(app, make_partner, make_org, add_events, api_key, freeze):
     freeze(datetime(2025, 10, 20, 12))
     partner = make_partner(pool=10_000)
     org = make_org(partner, "Alpha", external_id="a-1", initial_credits=100)
-    add_events(partner, [{"eventId": "e1", "organizationId": org.id, "type": "identification",
-                          "quantity": 4, "occurredAt": "2025-10-02T10:00:00Z"}])
+    add_events(
+        partner,
+        [
+            {
+                "eventId": "e1",
+                "organizationId": org.id,
+                "type": "identification",
+                "quantity": 4,
+                "occurredAt": "2025-10-02T10:00:00Z",
+            }
+        ],
+    )
     full = os.environ.get("SCHEMATHESIS_FULL") == "1"
-    config = SchemathesisConfig.from_dict({
-        "headers": {"X-Partner-API-Key": api_key(partner)},
-        # Path ids are this organization's, so the operations on {id} really run.
-        "parameters": {"path.id": org.id},
-        "generation": {"max-examples": 12, "deterministic": True, "database": "none",
-                       "mode": "all"},
-        "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
-        "phases": {"coverage": {"enabled": full}, "stateful": {"enabled": False}},
-        "workers": 1,
-    })
+    config = SchemathesisConfig.from_dict(
+        {
+            "headers": {"X-Partner-API-Key": api_key(partner)},
+            # Path ids are this organization's, so the operations on {id} really run.
+            "parameters": {"path.id": org.id},
+            "generation": {
+                "max-examples": 12,
+                "deterministic": True,
+                "database": "none",
+                "mode": "all",
+            },
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            "phases": {"coverage": {"enabled": full}, "stateful": {"enabled": False}},
+            "workers": 1,
+        }
+    )
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=config)
     calls, failures = _run(schema)
     assert calls >= 100, "the run made too few requests to mean anything"
     # By design: invalid events are answered one by one in `rejected` (200), not with a 400.
-    failures = [f for f in failures
-                if f[:2] != ("POST /api/v1/partner/events", "negative_data_rejection")]
+    failures = [
+        f for f in failures if f[:2] != ("POST /api/v1/partner/events", "negative_data_rejection")
+    ]
     assert failures == []

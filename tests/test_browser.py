@@ -28,14 +28,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 NOW = datetime(2025, 11, 20, 12, 0)
 HTML_NAME = "<b>Bold</b> & <i>Co</i>"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="no Chromium at /usr/bin/chromium (apt-get install chromium; "
-                              ".ci/run does it)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="no Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)",
+    ),
 ]
 
 # Watches every page for CSP violations; registered through Playwright, not the page.
@@ -60,20 +65,38 @@ ALL_DRAWN = """
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Serve the dashboard over a seeded SQLite file; yield its base URL."""
     db_file = tmp_path_factory.mktemp("browser") / "dashboard.sqlite3"
-    app = create_app({"DATABASE_URL": f"sqlite:///{db_file}", "SECRET_KEY": "browser-tests",
-                      "LOGIN_RATE_LIMIT": "1000 per minute", "RATELIMIT_STORAGE_URI":
-                      "memory://"})
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{db_file}",
+            "SECRET_KEY": "browser-tests",
+            "LOGIN_RATE_LIMIT": "1000 per minute",
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
+    )
     set_frozen_now(NOW)
     with app.app_context():
         db.create_all()
         demo.seed_demo(today=NOW.date())
         partner = db.session.execute(db.select(Partner).filter_by(slug="demo")).scalar_one()
-        org = accounts.create_organization(partner, HTML_NAME, external_id="html-1",
-                                           tier="paid", created_at=datetime(2025, 11, 1))
+        org = accounts.create_organization(
+            partner, HTML_NAME, external_id="html-1", tier="paid", created_at=datetime(2025, 11, 1)
+        )
         # 700 identifications a day over the last 7 days: well inside the top 10.
-        result = ingest.ingest_batch(partner, list(enumerate(
-            {"eventId": f"html-{d}", "organizationId": org.id, "type": "identification",
-             "quantity": 700, "occurredAt": f"2025-11-{d}T09:00:00Z"} for d in range(14, 21))))
+        result = ingest.ingest_batch(
+            partner,
+            list(
+                enumerate(
+                    {
+                        "eventId": f"html-{d}",
+                        "organizationId": org.id,
+                        "type": "identification",
+                        "quantity": 700,
+                        "occurredAt": f"2025-11-{d}T09:00:00Z",
+                    }
+                    for d in range(14, 21)
+                )
+            ),
+        )
         assert result.rejected == []
         db.session.remove()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
@@ -101,8 +124,10 @@ class Watched:
     def __init__(self, page: Any) -> None:
         self.page = page
         self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console: {m.text}")
-                if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None,
+        )
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         page.add_init_script(CSP_WATCH)
 
@@ -128,8 +153,7 @@ class Watched:
 
 
 def new_page(chromium: Any, server: str, width: int = 1366, height: int = 900) -> Watched:
-    context = chromium.new_context(viewport={"width": width, "height": height},
-                                   base_url=server)
+    context = chromium.new_context(viewport={"width": width, "height": height}, base_url=server)
     return Watched(context.new_page())
 
 
@@ -157,15 +181,25 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
 
     # Default period: Oct 21 .. Nov 20 = 31 days, daily; previous Sep 20 .. Oct 20.
     # Types: identification, page_view, session; top: the 10 largest.
-    assert w.points() == {"identifications": [31, 31], "cumulative": [31, 31],
-                          "activity": [31], "types": [3], "top": [10]}
+    assert w.points() == {
+        "identifications": [31, 31],
+        "cumulative": [31, 31],
+        "activity": [31],
+        "types": [3],
+        "top": [10],
+    }
     w.shot("overview")
 
     page.click("a[data-preset=last_7_days]")
     w.settle()
     assert query(page.url) == "preset=last_7_days"
-    assert w.points() == {"identifications": [7, 7], "cumulative": [7, 7], "activity": [7],
-                          "types": [3], "top": [10]}
+    assert w.points() == {
+        "identifications": [7, 7],
+        "cumulative": [7, 7],
+        "activity": [7],
+        "types": [3],
+        "top": [10],
+    }
 
     # Last 12 months: Nov 21, 2024 (Thu) .. Nov 20, 2025 = 365 days, weekly. Buckets: the
     # partial week Nov 21-24, then Mondays Nov 25, 2024 .. Nov 17, 2025 (357 days apart,
@@ -173,8 +207,13 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
     # Nov 22-26, then Mondays Nov 27, 2023 .. Nov 18, 2024 (52) = 53.
     page.click("a[data-preset=last_12_months]")
     w.settle()
-    assert w.points() == {"identifications": [53, 53], "cumulative": [365, 365],
-                          "activity": [53], "types": [3], "top": [10]}
+    assert w.points() == {
+        "identifications": [53, 53],
+        "cumulative": [365, 365],
+        "activity": [53],
+        "types": [3],
+        "top": [10],
+    }
     assert page.locator("a[data-granularity=week].is-active").count() == 1
 
     # A custom range through the form: September, 30 days, daily.
@@ -199,8 +238,9 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
     name = first.inner_text()
     first.click()
     w.settle()
-    assert re.search(r"/organizations/[0-9a-f-]{36}\?startDate=2025-09-01&endDate=2025-09-30$",
-                     page.url)
+    assert re.search(
+        r"/organizations/[0-9a-f-]{36}\?startDate=2025-09-01&endDate=2025-09-30$", page.url
+    )
     assert page.locator("h1").inner_text() == name
     assert w.points()["identifications"] == [30, 30]
     w.shot("organization")
@@ -245,8 +285,12 @@ def test_pages_on_a_phone(chromium, server):
     w = new_page(chromium, server, width=390, height=844)
     sign_in(w)
     page = w.page
-    for name, path in (("overview", "/?preset=last_30_days"), ("organizations", "/organizations"),
-                       ("credits", "/credits"), ("billing", "/billing")):
+    for name, path in (
+        ("overview", "/?preset=last_30_days"),
+        ("organizations", "/organizations"),
+        ("credits", "/credits"),
+        ("billing", "/billing"),
+    ):
         w.goto(path)
         # Nothing but tables (which scroll inside their card) may be wider than the screen.
         overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -260,8 +304,9 @@ def test_html_in_an_organization_name_stays_text(chromium, server):
     sign_in(w)
     w.goto("/?preset=last_7_days")
     page = w.page
-    ticks = page.eval_on_selector_all("#chart-top .ytick text",
-                                      "els => els.map(e => e.textContent)")
+    ticks = page.eval_on_selector_all(
+        "#chart-top .ytick text", "els => els.map(e => e.textContent)"
+    )
     assert "<b>Bold</b> & <i>Co</i>" in ticks
     # Plotly made no bold or italic markup out of it.
     assert page.locator("#chart-top .ytick text tspan[style*=bold]").count() == 0
@@ -277,8 +322,10 @@ def test_invalid_range_is_explained_beside_the_field(chromium, server):
     page.fill("#endDate", "2025-11-01")
     page.click(".range-form button[type=submit]")
     w.settle()
-    assert page.locator("[data-error-for=endDate]").inner_text() == \
-        "the end date is before the start date"
+    assert (
+        page.locator("[data-error-for=endDate]").inner_text()
+        == "the end date is before the start date"
+    )
     # The page still works on the default period.
     assert w.points()["identifications"] == [31, 31]
     w.shot("invalid-range")
@@ -295,8 +342,10 @@ def test_allocation_form_in_the_browser(chromium, server):
     page.fill("#credits", "999999999")
     page.click("#allocation button[type=submit]")
     w.settle()
-    assert "999999999 credits requested, but at most" in \
-        page.locator("[data-error-for=credits]").inner_text()
+    assert (
+        "999999999 credits requested, but at most"
+        in page.locator("[data-error-for=credits]").inner_text()
+    )
     page.fill("#credits", "250")
     page.fill("#notes", "browser test")
     page.click("#allocation button[type=submit]")
@@ -305,8 +354,12 @@ def test_allocation_form_in_the_browser(chromium, server):
     assert "browser test" in page.locator("table.allocation-history").inner_text()
     w.shot("organization-allocated")
     # The refused form answers 422, which Chromium reports on the console; nothing else.
-    w.assert_clean(("console: Failed to load resource: the server responded with a status "
-                    "of 422 (UNPROCESSABLE ENTITY)",))
+    w.assert_clean(
+        (
+            "console: Failed to load resource: the server responded with a status "
+            "of 422 (UNPROCESSABLE ENTITY)",
+        )
+    )
 
 
 def test_sign_out(chromium, server):
@@ -319,4 +372,3 @@ def test_sign_out(chromium, server):
     page.goto("/credits")
     assert "/login" in page.url
     w.assert_clean()
-

@@ -32,20 +32,35 @@ def test_every_answer_with_data_says_no_store(acme, client, api_key):
     signed_in = login(client)
     assert_no_store("sign-in", signed_in)
     org = acme["bluebird"].id
-    for path in ("/", "/organizations", f"/organizations/{org}", "/credits", "/billing",
-                 "/reports", "/reports/2025-11", "/organizations.csv", "/billing.csv",
-                 "/reports/2025-11.csv", "/reports/2025-11.json", "/no-such-page",
-                 "/reports/2999-01", "/api/v1/partner/me", "/login"):
+    for path in (
+        "/",
+        "/organizations",
+        f"/organizations/{org}",
+        "/credits",
+        "/billing",
+        "/reports",
+        "/reports/2025-11",
+        "/organizations.csv",
+        "/billing.csv",
+        "/reports/2025-11.csv",
+        "/reports/2025-11.json",
+        "/no-such-page",
+        "/reports/2999-01",
+        "/api/v1/partner/me",
+        "/login",
+    ):
         response = client.get(path)
         assert response.status_code in (200, 302, 404), path
         assert_no_store(path, response)
     token = csrf_token(text(client.get(f"/organizations/{org}")))
-    allocated = client.post(f"/organizations/{org}/allocation",
-                            data={"credits": "450", "csrf_token": token})
+    allocated = client.post(
+        f"/organizations/{org}/allocation", data={"credits": "450", "csrf_token": token}
+    )
     assert allocated.status_code == 302
     assert_no_store("allocation", allocated)
-    refused = client.post(f"/organizations/{org}/allocation",
-                          data={"credits": "lots", "csrf_token": token})
+    refused = client.post(
+        f"/organizations/{org}/allocation", data={"credits": "lots", "csrf_token": token}
+    )
     assert refused.status_code == 400  # the page again, with the message
     assert_no_store("refused allocation", refused)
     token = csrf_token(text(client.get("/")))

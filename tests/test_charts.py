@@ -31,12 +31,18 @@ def day_points(dates: list[str], **columns: list[Any]) -> list[dict[str, Any]]:
 
 MARCH_4_6 = Period(D(2025, 3, 4), D(2025, 3, 6))
 MARCH_1_3 = Period(D(2025, 3, 1), D(2025, 3, 3))
-SERIES = day_points(["2025-03-04", "2025-03-05", "2025-03-06"],
-                    identifications=[5, 0, 12], quantity=[7, 1, 20],
-                    organizationsWithActivity=[2, 0, 3])
-PREVIOUS = day_points(["2025-03-01", "2025-03-02", "2025-03-03"],
-                      identifications=[1, 2, 3], quantity=[4, 5, 6],
-                      organizationsWithActivity=[1, 1, 1])
+SERIES = day_points(
+    ["2025-03-04", "2025-03-05", "2025-03-06"],
+    identifications=[5, 0, 12],
+    quantity=[7, 1, 20],
+    organizationsWithActivity=[2, 0, 3],
+)
+PREVIOUS = day_points(
+    ["2025-03-01", "2025-03-02", "2025-03-03"],
+    identifications=[1, 2, 3],
+    quantity=[4, 5, 6],
+    organizationsWithActivity=[1, 1, 1],
+)
 BY_TYPE = {
     "page_view": {"quantity": 5000, "events": 5000},
     "identification": {"quantity": 1200, "events": 300},
@@ -49,21 +55,37 @@ TOP = [
     {"name": "Twin", "identifications": 10},
     {"name": "Twin", "identifications": 9},
 ]
-TOP_LINKS = ["/organizations/a?x=1&y=2", "/organizations/b", "/organizations/c",
-             "/organizations/d"]
-BURN_POINTS = day_points(["2025-03-01", "2025-03-02", "2025-03-03"],
-                         cumulativeCreditsUsed=[100, 100, 900])
+TOP_LINKS = ["/organizations/a?x=1&y=2", "/organizations/b", "/organizations/c", "/organizations/d"]
+BURN_POINTS = day_points(
+    ["2025-03-01", "2025-03-02", "2025-03-03"], cumulativeCreditsUsed=[100, 100, 900]
+)
 PERIOD_ROWS = [  # newest first, as billing.past_periods() answers
-    {"billingPeriodStart": "2025-03-01", "billingPeriodEnd": "2025-03-31",
-     "identifications": 1500, "estimatedCost": 1234.5, "currency": "EUR", "isCurrent": True},
-    {"billingPeriodStart": "2025-02-01", "billingPeriodEnd": "2025-02-28",
-     "identifications": 9000, "estimatedCost": 0.0, "currency": "EUR", "isCurrent": False},
+    {
+        "billingPeriodStart": "2025-03-01",
+        "billingPeriodEnd": "2025-03-31",
+        "identifications": 1500,
+        "estimatedCost": 1234.5,
+        "currency": "EUR",
+        "isCurrent": True,
+    },
+    {
+        "billingPeriodStart": "2025-02-01",
+        "billingPeriodEnd": "2025-02-28",
+        "identifications": 9000,
+        "estimatedCost": 0.0,
+        "currency": "EUR",
+        "isCurrent": False,
+    },
 ]
 ESTIMATED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 2.5}]
 PROJECTED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 25.75}]
 MARCH = Period(D(2025, 3, 1), D(2025, 3, 31))
-MONTH_DAYS = day_points(["2025-10-01", "2025-10-02", "2025-10-03"],
-                        identifications=[3, 0, 5], creditsUsed=[3, 0, 5], events=[4, 1, 2])
+MONTH_DAYS = day_points(
+    ["2025-10-01", "2025-10-02", "2025-10-03"],
+    identifications=[3, 0, 5],
+    creditsUsed=[3, 0, 5],
+    events=[4, 1, 2],
+)
 
 
 def every_figure() -> dict[str, dict[str, Any]]:
@@ -72,7 +94,8 @@ def every_figure() -> dict[str, dict[str, Any]]:
         "series": charts.series_over_time(SERIES, PREVIOUS, MARCH_4_6, MARCH_1_3, "day"),
         "series_empty": charts.series_over_time([], [], MARCH_4_6, MARCH_1_3, "month"),
         "cumulative": charts.cumulative_credits(
-            day_points(["2025-03-04", "2025-03-05"], cumulativeCreditsUsed=[10, 25]), 1000),
+            day_points(["2025-03-04", "2025-03-05"], cumulativeCreditsUsed=[10, 25]), 1000
+        ),
         "cumulative_empty": charts.cumulative_credits([], 1000),
         "activity": charts.organizations_with_activity(SERIES, "week"),
         "types": charts.usage_by_type(BY_TYPE),
@@ -91,6 +114,7 @@ FIGURES = every_figure()
 
 
 # --- plotly as the reference for a valid figure -----------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_plotly_accepts_the_figure_and_changes_nothing(name: str) -> None:
@@ -113,14 +137,18 @@ def test_figure_is_strict_json(name: str) -> None:
 
 def test_charts_module_does_not_import_plotly() -> None:
     tree = ast.parse(Path(charts.__file__).read_text(encoding="utf-8"))
-    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names]
-    imported += [node.module or "" for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom)]
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert not [m for m in imported if m.split(".")[0] == "plotly"]
 
 
 # --- label ------------------------------------------------------------------------------
+
 
 def test_label_escapes_markup_plotly_would_read() -> None:
     assert charts.label(HOSTILE) == HOSTILE_ESCAPED
@@ -129,6 +157,7 @@ def test_label_escapes_markup_plotly_would_read() -> None:
 
 
 # --- series_over_time -------------------------------------------------------------------
+
 
 def test_series_over_time_current_and_previous() -> None:
     fig = FIGURES["series"]
@@ -157,8 +186,15 @@ def test_series_over_time_current_and_previous() -> None:
 
 
 def test_series_over_time_other_key_name_and_granularity() -> None:
-    fig = charts.series_over_time(SERIES, PREVIOUS, MARCH_4_6, MARCH_1_3, "week",
-                                  key="quantity", name=charts.label("Quantity <b>"))
+    fig = charts.series_over_time(
+        SERIES,
+        PREVIOUS,
+        MARCH_4_6,
+        MARCH_1_3,
+        "week",
+        key="quantity",
+        name=charts.label("Quantity <b>"),
+    )
     before, now = fig["data"]
     assert now["y"] == [7, 1, 20]
     assert before["y"] == [4, 5, 6]
@@ -170,8 +206,10 @@ def test_series_over_time_other_key_name_and_granularity() -> None:
 @pytest.mark.parametrize(("points", "mode"), [(62, "lines+markers"), (63, "lines")])
 def test_series_over_time_drops_markers_past_62_points(points: int, mode: str) -> None:
     period = Period(D(2025, 1, 1), D(2025, 1, 1) + timedelta(days=points - 1))
-    series = [{"date": (period.start + timedelta(days=i)).isoformat(), "identifications": i}
-              for i in range(points)]
+    series = [
+        {"date": (period.start + timedelta(days=i)).isoformat(), "identifications": i}
+        for i in range(points)
+    ]
     fig = charts.series_over_time(series, [], period, period.previous(), "day")
     assert fig["data"][1]["mode"] == mode
     assert fig["data"][1]["y"] == list(range(points))
@@ -184,6 +222,7 @@ def test_series_over_time_empty() -> None:
 
 
 # --- cumulative_credits -----------------------------------------------------------------
+
 
 def test_cumulative_credits_against_the_pool() -> None:
     used, pool = FIGURES["cumulative"]["data"]
@@ -200,19 +239,22 @@ def test_cumulative_credits_against_the_pool() -> None:
 
 # --- organizations_with_activity --------------------------------------------------------
 
+
 def test_organizations_with_activity_bars() -> None:
     (bars,) = FIGURES["activity"]["data"]
     assert bars["type"] == "bar"
     assert bars["x"] == ["2025-03-04", "2025-03-05", "2025-03-06"]
     assert bars["y"] == [2, 0, 3]
-    assert bars["hovertemplate"] == ("%{x|%d %b %Y}: %{y:,} organizations active that week"
-                                     "<extra></extra>")
+    assert bars["hovertemplate"] == (
+        "%{x|%d %b %Y}: %{y:,} organizations active that week<extra></extra>"
+    )
     layout = FIGURES["activity"]["layout"]
     assert layout["xaxis"]["type"] == "date"
     assert layout["bargap"] == 0.25
 
 
 # --- usage_by_type ----------------------------------------------------------------------
+
 
 def test_usage_by_type_smallest_first_so_the_largest_is_on_top() -> None:
     (bars,) = FIGURES["types"]["data"]
@@ -221,13 +263,21 @@ def test_usage_by_type_smallest_first_so_the_largest_is_on_top() -> None:
     assert bars["y"] == [0, 1, 2, 3]
     assert bars["x"] == [7, 1200, 1200, 5000]
     assert bars["text"] == ["7", "1,200", "1,200", "5,000"]
-    assert bars["customdata"] == [[HOSTILE_ESCAPED, 1], ["identification", 300],
-                                  ["session", 1100], ["page_view", 5000]]
+    assert bars["customdata"] == [
+        [HOSTILE_ESCAPED, 1],
+        ["identification", 300],
+        ["session", 1100],
+        ["page_view", 5000],
+    ]
     assert bars["marker"]["color"] == [charts.GREY, charts.BLUE, charts.GREY, charts.GREY]
     layout = FIGURES["types"]["layout"]
     assert layout["yaxis"]["tickvals"] == [0, 1, 2, 3]
-    assert layout["yaxis"]["ticktext"] == [HOSTILE_ESCAPED, "identification", "session",
-                                           "page_view"]
+    assert layout["yaxis"]["ticktext"] == [
+        HOSTILE_ESCAPED,
+        "identification",
+        "session",
+        "page_view",
+    ]
     assert layout["height"] == 48 * 4 + 60  # 252, above the 160 floor
 
 
@@ -239,6 +289,7 @@ def test_usage_by_type_empty_keeps_the_minimum_height() -> None:
 
 # --- top_organizations ------------------------------------------------------------------
 
+
 def test_top_organizations_bottom_up_with_links_and_escaped_names() -> None:
     (bars,) = FIGURES["top"]["data"]
     # Largest first in, drawn on top: the rows are reversed; the twins keep two bars.
@@ -246,14 +297,19 @@ def test_top_organizations_bottom_up_with_links_and_escaped_names() -> None:
     assert bars["x"] == [9, 10, 1234, 5000]
     assert bars["text"] == ["9", "10", "1,234", "5,000"]
     assert bars["customdata"] == [
-        ["Twin", "/organizations/d"], ["Twin", "/organizations/c"],
+        ["Twin", "/organizations/d"],
+        ["Twin", "/organizations/c"],
         ["Abcdefghijklmnopqrstuvwxyz", "/organizations/b"],
         [HOSTILE_ESCAPED, "/organizations/a?x=1&y=2"],  # a link, not a label: not escaped
     ]
     layout = FIGURES["top"]["layout"]
     # Tick labels are cut to 24 characters: 23 letters and an ellipsis.
-    assert layout["yaxis"]["ticktext"] == ["Twin", "Twin", "Abcdefghijklmnopqrstuvw…",
-                                           HOSTILE_ESCAPED]
+    assert layout["yaxis"]["ticktext"] == [
+        "Twin",
+        "Twin",
+        "Abcdefghijklmnopqrstuvw…",
+        HOSTILE_ESCAPED,
+    ]
     assert layout["height"] == 180  # 30 * 4 + 60 = 180, the floor
     assert charts.top_organizations(TOP * 2, TOP_LINKS * 2)["layout"]["height"] == 300
 
@@ -264,6 +320,7 @@ def test_top_organizations_needs_one_link_per_row() -> None:
 
 
 # --- pool_burn --------------------------------------------------------------------------
+
 
 def test_pool_burn_projects_the_pace_to_the_period_end() -> None:
     used, pace, pool = FIGURES["pool_burn"]["data"]
@@ -276,8 +333,10 @@ def test_pool_burn_projects_the_pace_to_the_period_end() -> None:
     assert pool["x"] == ["2025-03-01", "2025-03-31"]
     assert pool["y"] == [10_000, 10_000]
     assert pool["name"] == "Pool (10,000)"
-    assert FIGURES["pool_burn"]["layout"]["xaxis"]["range"] == ["2025-02-28 12:00",
-                                                                 "2025-03-31 12:00"]
+    assert FIGURES["pool_burn"]["layout"]["xaxis"]["range"] == [
+        "2025-02-28 12:00",
+        "2025-03-31 12:00",
+    ]
 
 
 def test_pool_burn_with_nothing_used_yet() -> None:
@@ -289,6 +348,7 @@ def test_pool_burn_with_nothing_used_yet() -> None:
 
 # --- billing_periods --------------------------------------------------------------------
 
+
 def test_billing_periods_oldest_first_current_in_amber() -> None:
     (bars,) = FIGURES["billing_periods"]["data"]
     assert bars["x"] == ["2025-02-01", "2025-03-01"]
@@ -299,6 +359,7 @@ def test_billing_periods_oldest_first_current_in_amber() -> None:
 
 
 # --- cost_by_tier -----------------------------------------------------------------------
+
 
 def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
     so_far, ahead = FIGURES["cost_by_tier"]["data"]
@@ -317,12 +378,13 @@ def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
 
 # --- report_daily -----------------------------------------------------------------------
 
+
 def test_report_daily_bars_per_day_and_cumulative_credits() -> None:
     bars, line = FIGURES["report_daily"]["data"]
     assert [bars["type"], line["type"]] == ["bar", "scatter"]
     assert bars["x"] == line["x"] == ["2025-10-01", "2025-10-02", "2025-10-03"]
     assert bars["y"] == [3, 0, 5]
-    assert line["y"] == [3, 3, 8]   # 3, 3 + 0, 3 + 0 + 5
+    assert line["y"] == [3, 3, 8]  # 3, 3 + 0, 3 + 0 + 5
     assert line["yaxis"] == "y2"
     assert bars["name"] == "Identifications per day (= credits used)"
     assert line["name"] == "Credits used since the 1st"

@@ -51,12 +51,37 @@ def count(model, *where):
 def acme(runner, freeze):
     """A partner and two organizations made through the CLI; returns the partner."""
     freeze(NOW)
-    ok(runner.invoke(args=["create-partner", "--name", "Acme", "--slug", "acme",
-                           "--pool", "1000"]))
-    ok(runner.invoke(args=["create-org", "--partner", "acme", "--name", "Alpha",
-                           "--external-id", "a-1", "--created-at", "2025-01-01"]))
-    ok(runner.invoke(args=["create-org", "--partner", "acme", "--name", "Bravo",
-                           "--external-id", "b-1", "--created-at", "2025-01-01"]))
+    ok(runner.invoke(args=["create-partner", "--name", "Acme", "--slug", "acme", "--pool", "1000"]))
+    ok(
+        runner.invoke(
+            args=[
+                "create-org",
+                "--partner",
+                "acme",
+                "--name",
+                "Alpha",
+                "--external-id",
+                "a-1",
+                "--created-at",
+                "2025-01-01",
+            ]
+        )
+    )
+    ok(
+        runner.invoke(
+            args=[
+                "create-org",
+                "--partner",
+                "acme",
+                "--name",
+                "Bravo",
+                "--external-id",
+                "b-1",
+                "--created-at",
+                "2025-01-01",
+            ]
+        )
+    )
     return one(Partner, Partner.slug == "acme")
 
 
@@ -65,8 +90,13 @@ def jsonl(*events):
 
 
 def ev(event_id, ext, etype, quantity, at):
-    return {"eventId": event_id, "externalId": ext, "type": etype, "quantity": quantity,
-            "occurredAt": at}
+    return {
+        "eventId": event_id,
+        "externalId": ext,
+        "type": etype,
+        "quantity": quantity,
+        "occurredAt": at,
+    }
 
 
 EVENTS = [
@@ -78,25 +108,35 @@ EVENTS = [
 
 # --- init-db ---------------------------------------------------------------------------------
 
+
 def test_init_db_is_idempotent(tmp_path):
-    fresh = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
-                        "SECRET_KEY": "x"})
+    fresh = create_app(
+        {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}", "SECRET_KEY": "x"}
+    )
     runner = fresh.test_cli_runner()
     # The real `flask` pushes an app context for every command; the test runner does not.
     with fresh.app_context():
         ok(runner.invoke(args=["init-db"]))
         tables = set(inspect(db.engine).get_table_names())
-        version = db.session.execute(db.text("SELECT version_num FROM alembic_version")
-                                     ).scalars().all()
-        assert {"partner", "organization", "usage_event", "org_daily_usage",
-                "partner_daily_usage", "alembic_version"} <= tables
+        version = (
+            db.session.execute(db.text("SELECT version_num FROM alembic_version")).scalars().all()
+        )
+        assert {
+            "partner",
+            "organization",
+            "usage_event",
+            "org_daily_usage",
+            "partner_daily_usage",
+            "alembic_version",
+        } <= tables
         assert len(version) == 1
         ok(runner.invoke(args=["init-db"]))
         ok(runner.invoke(args=["create-partner", "--name", "P", "--slug", "p", "--pool", "1"]))
         ok(runner.invoke(args=["init-db"]))  # data survives a re-run
         assert db.session.execute(db.text("SELECT slug FROM partner")).scalars().all() == ["p"]
-        again = db.session.execute(db.text("SELECT version_num FROM alembic_version")
-                                   ).scalars().all()
+        again = (
+            db.session.execute(db.text("SELECT version_num FROM alembic_version")).scalars().all()
+        )
         assert again == version
         db.session.remove()
         db.engine.dispose()
@@ -104,25 +144,55 @@ def test_init_db_is_idempotent(tmp_path):
 
 # --- create-* ---------------------------------------------------------------------------------
 
+
 def test_create_partner_prints_its_id(runner):
-    result = ok(runner.invoke(args=[
-        "create-partner", "--name", "Acme Agency", "--slug", "acme", "--pool", "50000",
-        "--billing-day", "15", "--billing-period", "annual", "--timezone", "Europe/Paris",
-        "--billing-mode", "pooled", "--max-organizations", "10"]))
+    result = ok(
+        runner.invoke(
+            args=[
+                "create-partner",
+                "--name",
+                "Acme Agency",
+                "--slug",
+                "acme",
+                "--pool",
+                "50000",
+                "--billing-day",
+                "15",
+                "--billing-period",
+                "annual",
+                "--timezone",
+                "Europe/Paris",
+                "--billing-mode",
+                "pooled",
+                "--max-organizations",
+                "10",
+            ]
+        )
+    )
     partner_id = result.stdout.strip()
     assert UUID_RE.match(partner_id)
     p = one(Partner, Partner.id == partner_id)
-    assert (p.name, p.slug, p.credit_pool_total, p.billing_day_of_month, p.billing_period,
-            p.timezone, p.billing_mode, p.max_organizations) == (
-        "Acme Agency", "acme", 50000, 15, "annual", "Europe/Paris", "credit_pool", 10)
+    assert (
+        p.name,
+        p.slug,
+        p.credit_pool_total,
+        p.billing_day_of_month,
+        p.billing_period,
+        p.timezone,
+        p.billing_mode,
+        p.max_organizations,
+    ) == ("Acme Agency", "acme", 50000, 15, "annual", "Europe/Paris", "credit_pool", 10)
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--billing-day", "29"], "billingDayOfMonth"),
-    (["--timezone", "Mars/Olympus"], "timezone"),
-    (["--billing-period", "weekly"], "weekly"),
-    (["--pool", "-5"], "creditPoolTotal"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--billing-day", "29"], "billingDayOfMonth"),
+        (["--timezone", "Mars/Olympus"], "timezone"),
+        (["--billing-period", "weekly"], "weekly"),
+        (["--pool", "-5"], "creditPoolTotal"),
+    ],
+)
 def test_create_partner_refuses_bad_settings(runner, args, words):
     base = {"--name": "Acme", "--slug": "acme", "--pool": "100"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
@@ -136,8 +206,7 @@ def test_create_partner_refuses_bad_settings(runner, args, words):
 
 def test_create_partner_duplicate_slug(runner):
     ok(runner.invoke(args=["create-partner", "--name", "A", "--slug", "acme", "--pool", "1"]))
-    result = runner.invoke(args=["create-partner", "--name", "B", "--slug", "acme",
-                                 "--pool", "1"])
+    result = runner.invoke(args=["create-partner", "--name", "B", "--slug", "acme", "--pool", "1"])
     assert result.exit_code == 1
     assert "already exists" in result.output
     assert count(Partner) == 1
@@ -145,17 +214,53 @@ def test_create_partner_duplicate_slug(runner):
 
 def test_create_org(runner, freeze):
     freeze(NOW)
-    ok(runner.invoke(args=["create-partner", "--name", "NY", "--slug", "ny", "--pool", "1000",
-                           "--timezone", "America/New_York"]))
-    result = ok(runner.invoke(args=[
-        "create-org", "--partner", "ny", "--name", "Bluebird Bakery", "--external-id", "crm-42",
-        "--credits", "400", "--tier", "paid", "--product-type", "B2C",
-        "--created-at", "2025-10-01"]))
+    ok(
+        runner.invoke(
+            args=[
+                "create-partner",
+                "--name",
+                "NY",
+                "--slug",
+                "ny",
+                "--pool",
+                "1000",
+                "--timezone",
+                "America/New_York",
+            ]
+        )
+    )
+    result = ok(
+        runner.invoke(
+            args=[
+                "create-org",
+                "--partner",
+                "ny",
+                "--name",
+                "Bluebird Bakery",
+                "--external-id",
+                "crm-42",
+                "--credits",
+                "400",
+                "--tier",
+                "paid",
+                "--product-type",
+                "B2C",
+                "--created-at",
+                "2025-10-01",
+            ]
+        )
+    )
     org_id = result.stdout.strip()
     assert UUID_RE.match(org_id)
     org = one(Organization, Organization.id == org_id)
-    assert (org.name, org.external_id, org.credits_allocated, org.tier, org.product_type,
-            org.status) == ("Bluebird Bakery", "crm-42", 400, "paid", "B2C", "active")
+    assert (
+        org.name,
+        org.external_id,
+        org.credits_allocated,
+        org.tier,
+        org.product_type,
+        org.status,
+    ) == ("Bluebird Bakery", "crm-42", 400, "paid", "B2C", "active")
     # The start of Oct 1 in New York (EDT, -04:00) is 04:00 UTC...
     assert org.created_at == datetime(2025, 10, 1, 4)
     # ...so the organization exists on Oct 1 of the partner's calendar, not on Sep 30.
@@ -164,21 +269,35 @@ def test_create_org(runner, freeze):
     assert metrics.organization_counts(partner, date(2025, 10, 1))["totalOrganizations"] == 1
     # A timestamp is taken as the moment it names, as the API's createdAt:
     # 2025-10-02T09:30:00+02:00 is 07:30 UTC.
-    result = ok(runner.invoke(args=[
-        "create-org", "--partner", "ny", "--name", "Cardinal Café",
-        "--created-at", "2025-10-02T09:30:00+02:00"]))
-    assert one(Organization, Organization.id == result.stdout.strip()).created_at == \
-        datetime(2025, 10, 2, 7, 30)
+    result = ok(
+        runner.invoke(
+            args=[
+                "create-org",
+                "--partner",
+                "ny",
+                "--name",
+                "Cardinal Café",
+                "--created-at",
+                "2025-10-02T09:30:00+02:00",
+            ]
+        )
+    )
+    assert one(Organization, Organization.id == result.stdout.strip()).created_at == datetime(
+        2025, 10, 2, 7, 30
+    )
 
 
-@pytest.mark.parametrize(("args", "code", "words"), [
-    (["--created-at", "01/10/2025"], 2, "--created-at"),
-    (["--created-at", "1969-12-31"], 2, "between 1970-01-01 and 2999-12-31"),
-    (["--created-at", "2025-11-15"], 1, "future"),
-    (["--credits", "600"], 1, "trial"),            # a trial organization holds at most 500
-    (["--credits", "2000", "--tier", "paid"], 1, "at most 1000 can be allocated"),  # pool 1000
-    (["--external-id", "a-1"], 1, "exists"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["--created-at", "01/10/2025"], 2, "--created-at"),
+        (["--created-at", "1969-12-31"], 2, "between 1970-01-01 and 2999-12-31"),
+        (["--created-at", "2025-11-15"], 1, "future"),
+        (["--credits", "600"], 1, "trial"),  # a trial organization holds at most 500
+        (["--credits", "2000", "--tier", "paid"], 1, "at most 1000 can be allocated"),  # pool 1000
+        (["--external-id", "a-1"], 1, "exists"),
+    ],
+)
 def test_create_org_refusals(acme, runner, args, code, words):
     before = count(Organization)
     result = runner.invoke(args=["create-org", "--partner", "acme", "--name", "X", *args])
@@ -188,17 +307,24 @@ def test_create_org_refusals(acme, runner, args, code, words):
 
 
 def test_unknown_partner(runner):
-    for command in (["create-org", "--name", "X"], ["create-api-key"],
-                    ["create-user", "--email", "a@b.c", "--password", "long-enough"],
-                    ["ingest", "-"], ["set-timezone", "--timezone", "UTC"]):
+    for command in (
+        ["create-org", "--name", "X"],
+        ["create-api-key"],
+        ["create-user", "--email", "a@b.c", "--password", "long-enough"],
+        ["ingest", "-"],
+        ["set-timezone", "--timezone", "UTC"],
+    ):
         result = runner.invoke(args=[command[0], "--partner", "ghost", *command[1:]])
         assert result.exit_code == 1, command
         assert "ghost" in result.output
 
 
 def test_create_api_key_prints_only_the_key(acme, runner):
-    result = ok(runner.invoke(args=["create-api-key", "--partner", "acme", "--name", "ci",
-                                    "--scopes", "read,write"]))
+    result = ok(
+        runner.invoke(
+            args=["create-api-key", "--partner", "acme", "--name", "ci", "--scopes", "read,write"]
+        )
+    )
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     plain = lines[0]
@@ -216,27 +342,57 @@ def test_create_api_key_prints_only_the_key(acme, runner):
 
 
 def test_create_user(acme, runner):
-    ok(runner.invoke(args=["create-user", "--partner", "acme", "--email", "Ops@Acme.test",
-                           "--password", "correct horse"]))
+    ok(
+        runner.invoke(
+            args=[
+                "create-user",
+                "--partner",
+                "acme",
+                "--email",
+                "Ops@Acme.test",
+                "--password",
+                "correct horse",
+            ]
+        )
+    )
     user = auth.authenticate("ops@acme.test", "correct horse")
     assert user is not None and user.partner_id == acme.id
     # Without --password it prompts twice, hidden.
-    ok(runner.invoke(args=["create-user", "--partner", "acme", "--email", "fin@acme.test"],
-                     input="another secret\nanother secret\n"))
+    ok(
+        runner.invoke(
+            args=["create-user", "--partner", "acme", "--email", "fin@acme.test"],
+            input="another secret\nanother secret\n",
+        )
+    )
     assert auth.authenticate("fin@acme.test", "another secret") is not None
-    assert "another secret" not in runner.invoke(
-        args=["create-user", "--partner", "acme", "--email", "x@acme.test"],
-        input="another secret\nanother secret\n").stdout
-    short = runner.invoke(args=["create-user", "--partner", "acme", "--email", "s@acme.test",
-                                "--password", "short"])
+    assert (
+        "another secret"
+        not in runner.invoke(
+            args=["create-user", "--partner", "acme", "--email", "x@acme.test"],
+            input="another secret\nanother secret\n",
+        ).stdout
+    )
+    short = runner.invoke(
+        args=["create-user", "--partner", "acme", "--email", "s@acme.test", "--password", "short"]
+    )
     assert short.exit_code == 1 and "8 characters" in short.output
-    dup = runner.invoke(args=["create-user", "--partner", "acme", "--email", "ops@acme.test",
-                              "--password", "correct horse"])
+    dup = runner.invoke(
+        args=[
+            "create-user",
+            "--partner",
+            "acme",
+            "--email",
+            "ops@acme.test",
+            "--password",
+            "correct horse",
+        ]
+    )
     assert dup.exit_code == 1 and "already exists" in dup.output
     assert count(User) == 3
 
 
 # --- ingest ----------------------------------------------------------------------------------
+
 
 def test_ingest_jsonl_twice_changes_nothing(acme, runner, tmp_path):
     path = tmp_path / "events.jsonl"
@@ -245,8 +401,12 @@ def test_ingest_jsonl_twice_changes_nothing(acme, runner, tmp_path):
     assert first.stdout.splitlines() == ["accepted: 3", "duplicates: 1", "rejected: 0"]
     figures = metrics.summary(acme, OCT)
     # e1 5 + e2 2 identifications; + e3 9 page views.
-    assert (figures["totalIdentifications"], figures["totalQuantity"],
-            figures["totalEvents"], figures["creditsRemaining"]) == (7, 16, 3, 993)
+    assert (
+        figures["totalIdentifications"],
+        figures["totalQuantity"],
+        figures["totalEvents"],
+        figures["creditsRemaining"],
+    ) == (7, 16, 3, 993)
     second = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
     assert second.stdout.splitlines() == ["accepted: 0", "duplicates: 4", "rejected: 0"]
     db.session.expire_all()
@@ -259,7 +419,7 @@ def test_ingest_csv(acme, runner, tmp_path):
     path.write_text(
         "eventId,organizationId,externalId,type,quantity,occurredAt\n"
         "c1,,a-1,identification,4,2025-10-01T10:00:00Z\n"
-        "c2,,b-1,page_view,,2025-10-01T23:30:00-02:00\n"   # = Oct 2 01:30 UTC, quantity 1
+        "c2,,b-1,page_view,,2025-10-01T23:30:00-02:00\n"  # = Oct 2 01:30 UTC, quantity 1
     )
     result = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
     assert result.stdout.splitlines() == ["accepted: 2", "duplicates: 0", "rejected: 0"]
@@ -270,38 +430,49 @@ def test_ingest_csv(acme, runner, tmp_path):
 def test_ingest_from_stdin(acme, runner):
     result = ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(*EVENTS)))
     assert result.stdout.splitlines() == ["accepted: 3", "duplicates: 0", "rejected: 0"]
-    csv_text = ("eventId,externalId,type,quantity,occurredAt\n"
-                "s1,a-1,identification,10,2025-10-03T10:00:00Z\n")
-    result = ok(runner.invoke(args=["ingest", "-", "--partner", "acme", "--format", "csv"],
-                              input=csv_text))
+    csv_text = (
+        "eventId,externalId,type,quantity,occurredAt\n"
+        "s1,a-1,identification,10,2025-10-03T10:00:00Z\n"
+    )
+    result = ok(
+        runner.invoke(args=["ingest", "-", "--partner", "acme", "--format", "csv"], input=csv_text)
+    )
     assert result.stdout.splitlines() == ["accepted: 1", "duplicates: 0", "rejected: 0"]
     assert metrics.summary(acme, OCT)["totalIdentifications"] == 17  # 5 + 2 + 10
 
 
 def test_ingest_bad_lines(acme, runner, tmp_path):
     path = tmp_path / "mixed.jsonl"
-    path.write_text("\n".join([
-        json.dumps(EVENTS[0]),                                               # 1 good
-        "{oops",                                                             # 2
-        json.dumps(ev("x1", "a-1", "identification", -2, "2025-10-01T10:00:00Z")),  # 3
-        "",                                                                  # 4 blank
-        json.dumps(ev("x2", "zz-9", "identification", 1, "2025-10-01T10:00:00Z")),  # 5
-        json.dumps(EVENTS[1]),                                               # 6 good
-        json.dumps(ev("x3", "a-1", "identification", 1, "2025-10-01")),    # 7
-        '{"eventId": "x4", "externalId": "a-1", "type": "page_view", "quantity": NaN, '
-        '"occurredAt": "2025-10-01T10:00:00Z"}',                             # 8
-        json.dumps(EVENTS[2]),                                               # 9 good
-    ]) + "\n")
-    result = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size",
-                                 "2"])
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps(EVENTS[0]),  # 1 good
+                "{oops",  # 2
+                json.dumps(ev("x1", "a-1", "identification", -2, "2025-10-01T10:00:00Z")),  # 3
+                "",  # 4 blank
+                json.dumps(ev("x2", "zz-9", "identification", 1, "2025-10-01T10:00:00Z")),  # 5
+                json.dumps(EVENTS[1]),  # 6 good
+                json.dumps(ev("x3", "a-1", "identification", 1, "2025-10-01")),  # 7
+                '{"eventId": "x4", "externalId": "a-1", "type": "page_view", "quantity": NaN, '
+                '"occurredAt": "2025-10-01T10:00:00Z"}',  # 8
+                json.dumps(EVENTS[2]),  # 9 good
+            ]
+        )
+        + "\n"
+    )
+    result = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size", "2"])
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[-3:] == ["accepted: 3", "duplicates: 0", "rejected: 5"]
     rejected = [re.match(r"line (\d+): (\w+): ", line) for line in lines[:-3]]
     assert all(rejected), lines
     assert [(int(m.group(1)), m.group(2)) for m in rejected] == [
-        (2, "invalid_json"), (3, "invalid_quantity"), (5, "unknown_organization"),
-        (7, "invalid_occurred_at"), (8, "invalid_json")]
+        (2, "invalid_json"),
+        (3, "invalid_quantity"),
+        (5, "unknown_organization"),
+        (7, "invalid_occurred_at"),
+        (8, "invalid_json"),
+    ]
     assert "zz-9" in lines[2]
     # The good lines are stored.
     assert metrics.summary(acme, OCT)["totalEvents"] == 3
@@ -328,7 +499,10 @@ def test_ingest_bad_csv_lines_and_header(acme, runner, tmp_path):
         "digits 0-9 only (no sign, spaces or other numerals)",
         "line 5: invalid_type: type must be [a-z][a-z0-9_]{0,63}, nothing before or after "
         "(for example identification, page_view)",
-        "accepted: 1", "duplicates: 0", "rejected: 3"]
+        "accepted: 1",
+        "duplicates: 0",
+        "rejected: 3",
+    ]
     header = tmp_path / "header.csv"
     header.write_text("id,org,kind\n1,2,3\n")
     bad = runner.invoke(args=["ingest", str(header), "--partner", "acme"])
@@ -345,6 +519,7 @@ def test_ingest_bad_csv_lines_and_header(acme, runner, tmp_path):
 
 # --- rollups ----------------------------------------------------------------------------------
 
+
 def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp_path):
     ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(*EVENTS)))
     result = ok(runner.invoke(args=["rollups", "verify"]))
@@ -352,12 +527,16 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
     good_figures = metrics.summary(acme, OCT)
 
     # Corrupt one organization-day row and one partner-day row.
-    db.session.execute(update(OrgDailyUsage).where(
-        OrgDailyUsage.day == date(2025, 10, 1), OrgDailyUsage.type == "identification"
-    ).values(quantity=OrgDailyUsage.quantity + 100))
-    db.session.execute(update(PartnerDailyUsage).where(
-        PartnerDailyUsage.day == date(2025, 10, 2), PartnerDailyUsage.type == "page_view"
-    ).values(events=7))
+    db.session.execute(
+        update(OrgDailyUsage)
+        .where(OrgDailyUsage.day == date(2025, 10, 1), OrgDailyUsage.type == "identification")
+        .values(quantity=OrgDailyUsage.quantity + 100)
+    )
+    db.session.execute(
+        update(PartnerDailyUsage)
+        .where(PartnerDailyUsage.day == date(2025, 10, 2), PartnerDailyUsage.type == "page_view")
+        .values(events=7)
+    )
     db.session.commit()
     assert metrics.summary(acme, OCT)["totalEvents"] == 3 - 1 + 7  # the page reads rollups
     result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
@@ -373,21 +552,29 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
     assert metrics.summary(acme, OCT) == good_figures
 
     # A rollup row without any raw event behind it is caught too.
-    db.session.execute(PartnerDailyUsage.__table__.insert().values(
-        partner_id=acme.id, day=date(2025, 10, 9), type="session", quantity=1, events=1))
+    db.session.execute(
+        PartnerDailyUsage.__table__.insert().values(
+            partner_id=acme.id, day=date(2025, 10, 9), type="session", quantity=1, events=1
+        )
+    )
     db.session.commit()
     assert runner.invoke(args=["rollups", "verify"]).exit_code == 1
     ok(runner.invoke(args=["rollups", "rebuild"]))
     ok(runner.invoke(args=["rollups", "verify"]))
 
     # The weekly and monthly rows are recounted from the raw events too.
-    db.session.execute(update(OrgBucketUsage).where(OrgBucketUsage.grain == "month")
-                       .values(identifications=OrgBucketUsage.identifications + 1))
+    db.session.execute(
+        update(OrgBucketUsage)
+        .where(OrgBucketUsage.grain == "month")
+        .values(identifications=OrgBucketUsage.identifications + 1)
+    )
     db.session.commit()
     result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
     assert result.exit_code == 1
-    assert "month of 2025-10-01: raw events give identifications/quantity/events " \
-           "(5, 14, 2), rollup holds (6, 14, 2)" in result.stdout  # a-1: e1, and e3's 9
+    assert (
+        "month of 2025-10-01: raw events give identifications/quantity/events "
+        "(5, 14, 2), rollup holds (6, 14, 2)" in result.stdout
+    )  # a-1: e1, and e3's 9
     assert result.stdout.splitlines()[-1] == "acme: 2 mismatches"  # a-1 and b-1's Octobers
     ok(runner.invoke(args=["rollups", "rebuild", "--partner", "acme"]))
     ok(runner.invoke(args=["rollups", "verify"]))
@@ -396,23 +583,43 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
 
     # An event naming another partner's organization (usage_event has no foreign keys;
     # ingestion refuses this, so only a direct write can do it) is reported.
-    ok(runner.invoke(args=["create-partner", "--name", "Other", "--slug", "other",
-                           "--pool", "10"]))
-    ok(runner.invoke(args=["create-org", "--partner", "other", "--name", "Theirs",
-                           "--external-id", "t-1", "--created-at", "2025-01-01"]))
+    ok(runner.invoke(args=["create-partner", "--name", "Other", "--slug", "other", "--pool", "10"]))
+    ok(
+        runner.invoke(
+            args=[
+                "create-org",
+                "--partner",
+                "other",
+                "--name",
+                "Theirs",
+                "--external-id",
+                "t-1",
+                "--created-at",
+                "2025-01-01",
+            ]
+        )
+    )
     theirs = one(Organization, Organization.external_id == "t-1")
-    db.session.execute(UsageEvent.__table__.insert().values(
-        partner_id=acme.id, organization_id=theirs.id, event_id="stray", type="session",
-        quantity=1, occurred_at=datetime(2025, 10, 9, 10), local_date=date(2025, 10, 9),
-        received_at=NOW))
+    db.session.execute(
+        UsageEvent.__table__.insert().values(
+            partner_id=acme.id,
+            organization_id=theirs.id,
+            event_id="stray",
+            type="session",
+            quantity=1,
+            occurred_at=datetime(2025, 10, 9, 10),
+            local_date=date(2025, 10, 9),
+            received_at=NOW,
+        )
+    )
     db.session.commit()
     result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
     assert result.exit_code == 1
-    assert f"1 event(s) name organization {theirs.id}, which is not this partner's" \
-        in result.stdout
+    assert f"1 event(s) name organization {theirs.id}, which is not this partner's" in result.stdout
 
 
 # --- seed-demo -------------------------------------------------------------------------------
+
 
 def test_seed_demo_is_idempotent(runner, freeze):
     freeze(NOW)
@@ -432,8 +639,11 @@ def test_seed_demo_is_idempotent(runner, freeze):
     first_day = metrics.first_activity_day(demo)
     assert date(2024, 10, 1) <= first_day <= date(2024, 10, 31)
     # Churn: some organizations are canceled, one is suspended.
-    statuses = db.session.execute(select(Organization.status, func.count()).where(
-        Organization.partner_id == demo.id).group_by(Organization.status)).all()
+    statuses = db.session.execute(
+        select(Organization.status, func.count())
+        .where(Organization.partner_id == demo.id)
+        .group_by(Organization.status)
+    ).all()
     assert dict(statuses) == {"active": 36, "canceled": 3, "suspended": 1}
     assert rollups.verify(demo.id) == []
     figures = metrics.summary(demo, Period(date(2025, 10, 1), date(2025, 10, 31)))
@@ -455,13 +665,19 @@ def test_seed_demo_is_idempotent(runner, freeze):
 
 # --- set-timezone ----------------------------------------------------------------------------
 
+
 def test_set_timezone(acme, runner):
-    ok(runner.invoke(args=["ingest", "-", "--partner", "acme"], input=jsonl(
-        ev("t1", "a-1", "identification", 1, "2025-10-01T23:30:00Z"))))
+    ok(
+        runner.invoke(
+            args=["ingest", "-", "--partner", "acme"],
+            input=jsonl(ev("t1", "a-1", "identification", 1, "2025-10-01T23:30:00Z")),
+        )
+    )
     day2 = Period(date(2025, 10, 2), date(2025, 10, 2))
     assert metrics.summary(acme, day2)["totalIdentifications"] == 0
-    result = ok(runner.invoke(args=["set-timezone", "--partner", "acme",
-                                    "--timezone", "Asia/Kathmandu"]))
+    result = ok(
+        runner.invoke(args=["set-timezone", "--partner", "acme", "--timezone", "Asia/Kathmandu"])
+    )
     assert "Asia/Kathmandu" in result.stdout
     db.session.expire_all()
     acme = one(Partner, Partner.slug == "acme")
@@ -474,6 +690,7 @@ def test_set_timezone(acme, runner):
 
 
 # --- a real process -----------------------------------------------------------------------------
+
 
 def flask_process(database: Path) -> tuple[Path, dict[str, str]]:
     """Return the flask executable and an environment bound to a SQLite file."""
@@ -490,35 +707,73 @@ def test_real_flask_processes(tmp_path):
 
     def run(*args, stdin=None, code=0):
         proc = subprocess.run(  # noqa: S603 (our own executable, fixed arguments)
-            [str(flask), *args], cwd=ROOT, env=env, input=stdin, capture_output=True,
-            text=True, timeout=120, check=False)
+            [str(flask), *args],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == code, (args, proc.stdout, proc.stderr)
         return proc
 
     run("init-db")
     run("init-db")
-    partner_id = run("create-partner", "--name", "Real", "--slug", "real", "--pool",
-                     "100").stdout.strip()
+    partner_id = run(
+        "create-partner", "--name", "Real", "--slug", "real", "--pool", "100"
+    ).stdout.strip()
     assert UUID_RE.match(partner_id)
-    org_id = run("create-org", "--partner", "real", "--name", "One", "--external-id", "o-1",
-                 "--created-at", "2024-01-01").stdout.strip()
+    org_id = run(
+        "create-org",
+        "--partner",
+        "real",
+        "--name",
+        "One",
+        "--external-id",
+        "o-1",
+        "--created-at",
+        "2024-01-01",
+    ).stdout.strip()
     assert UUID_RE.match(org_id)
     key = run("create-api-key", "--partner", "real").stdout
     assert re.fullmatch(r"pk_live_\S+\n", key)
     events = tmp_path / "real.jsonl"
-    events.write_text(jsonl(
-        {"eventId": "r1", "organizationId": org_id, "type": "identification", "quantity": 3,
-         "occurredAt": "2025-01-05T10:00:00Z"},
-        {"eventId": "r2", "externalId": "o-1", "type": "page_view",
-         "occurredAt": "2025-01-05T10:00:00Z"},
-        {"eventId": "r3", "externalId": "o-1", "type": "identification", "quantity": -1,
-         "occurredAt": "2025-01-05T10:00:00Z"},
-    ))
+    events.write_text(
+        jsonl(
+            {
+                "eventId": "r1",
+                "organizationId": org_id,
+                "type": "identification",
+                "quantity": 3,
+                "occurredAt": "2025-01-05T10:00:00Z",
+            },
+            {
+                "eventId": "r2",
+                "externalId": "o-1",
+                "type": "page_view",
+                "occurredAt": "2025-01-05T10:00:00Z",
+            },
+            {
+                "eventId": "r3",
+                "externalId": "o-1",
+                "type": "identification",
+                "quantity": -1,
+                "occurredAt": "2025-01-05T10:00:00Z",
+            },
+        )
+    )
     out = run("ingest", str(events), "--partner", "real", code=1).stdout.splitlines()
-    assert out == ["line 3: invalid_quantity: quantity must not be negative",
-                   "accepted: 2", "duplicates: 0", "rejected: 1"]
-    out = run("ingest", "-", "--partner", "real", stdin=events.read_text()[:-1].rsplit(
-        "\n", 1)[0] + "\n").stdout.splitlines()
+    assert out == [
+        "line 3: invalid_quantity: quantity must not be negative",
+        "accepted: 2",
+        "duplicates: 0",
+        "rejected: 1",
+    ]
+    out = run(
+        "ingest", "-", "--partner", "real", stdin=events.read_text()[:-1].rsplit("\n", 1)[0] + "\n"
+    ).stdout.splitlines()
     assert out == ["accepted: 0", "duplicates: 2", "rejected: 0"]
     assert run("rollups", "verify").stdout.splitlines() == ["real: OK"]
     # Read the figures back through the aggregation module on the same file.
@@ -527,11 +782,16 @@ def test_real_flask_processes(tmp_path):
         partner = db.session.execute(select(Partner)).scalar_one()
         s = metrics.summary(partner, Period(date(2025, 1, 1), date(2025, 1, 31)))
         db.engine.dispose()
-    assert (s["totalIdentifications"], s["totalQuantity"], s["totalEvents"],
-            s["creditsRemaining"]) == (3, 4, 2, 97)
+    assert (
+        s["totalIdentifications"],
+        s["totalQuantity"],
+        s["totalEvents"],
+        s["creditsRemaining"],
+    ) == (3, 4, 2, 97)
 
 
 # --- ingest: the reader process (--pipeline) gives what the single process gives ------------
+
 
 def _mixed_lines(n: int) -> list[str]:
     """n JSON lines: good events, repeats (in and across batches) and bad lines."""
@@ -540,14 +800,25 @@ def _mixed_lines(n: int) -> list[str]:
         if i % 11 == 3:
             lines.append("{oops")
         elif i % 13 == 5:
-            lines.append(json.dumps(ev(f"m{i}", "zz-9", "identification", 1,
-                                       "2025-10-01T10:00:00Z")))
+            lines.append(
+                json.dumps(ev(f"m{i}", "zz-9", "identification", 1, "2025-10-01T10:00:00Z"))
+            )
         elif i % 7 == 2:
-            lines.append(json.dumps(ev(f"m{i - 1}", "a-1", "page_view", 1,
-                                       "2025-10-03T10:00:00Z")))   # repeats an earlier id
+            lines.append(
+                json.dumps(ev(f"m{i - 1}", "a-1", "page_view", 1, "2025-10-03T10:00:00Z"))
+            )  # repeats an earlier id
         else:
-            lines.append(json.dumps(ev(f"m{i}", ("a-1", "b-1")[i % 2], "identification",
-                                       1 + i % 4, f"2025-10-{1 + i % 28:02d}T{i % 24:02d}:00:00Z")))
+            lines.append(
+                json.dumps(
+                    ev(
+                        f"m{i}",
+                        ("a-1", "b-1")[i % 2],
+                        "identification",
+                        1 + i % 4,
+                        f"2025-10-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+                    )
+                )
+            )
     return lines
 
 
@@ -555,15 +826,29 @@ def _mixed_lines(n: int) -> list[str]:
 def test_ingest_with_a_reader_process_matches_a_single_process(acme, runner, tmp_path, batch):
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(_mixed_lines(300)) + "\n")
-    ok(runner.invoke(args=["create-partner", "--name", "Twin", "--slug", "twin",
-                           "--pool", "1000"]))
+    ok(runner.invoke(args=["create-partner", "--name", "Twin", "--slug", "twin", "--pool", "1000"]))
     for name, ext in (("Alpha", "a-1"), ("Bravo", "b-1")):
-        ok(runner.invoke(args=["create-org", "--partner", "twin", "--name", name,
-                               "--external-id", ext, "--created-at", "2025-01-01"]))
-    single = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size",
-                                 batch, "--no-pipeline"])
-    piped = runner.invoke(args=["ingest", str(path), "--partner", "twin", "--batch-size",
-                                batch, "--pipeline"])
+        ok(
+            runner.invoke(
+                args=[
+                    "create-org",
+                    "--partner",
+                    "twin",
+                    "--name",
+                    name,
+                    "--external-id",
+                    ext,
+                    "--created-at",
+                    "2025-01-01",
+                ]
+            )
+        )
+    single = runner.invoke(
+        args=["ingest", str(path), "--partner", "acme", "--batch-size", batch, "--no-pipeline"]
+    )
+    piped = runner.invoke(
+        args=["ingest", str(path), "--partner", "twin", "--batch-size", batch, "--pipeline"]
+    )
     assert (single.exit_code, piped.exit_code) == (1, 1)
     assert piped.stdout == single.stdout
     # Hand count of _mixed_lines(300): 28 bad JSON (i % 11 == 3), the i % 13 == 5 lines
@@ -578,49 +863,71 @@ def test_ingest_with_a_reader_process_matches_a_single_process(acme, runner, tmp
     assert single.stdout.splitlines()[-3:] == [
         f"accepted: {good + len(fresh_repeats)}",
         f"duplicates: {len(repeats) - len(fresh_repeats)}",
-        f"rejected: {len(bad_json) + len(unknown)}"]
+        f"rejected: {len(bad_json) + len(unknown)}",
+    ]
     twin = one(Partner, Partner.slug == "twin")
 
     def stored(partner):
         db.session.expire_all()
-        return sorted(db.session.execute(
-            select(UsageEvent.event_id, Organization.external_id, UsageEvent.type,
-                   UsageEvent.quantity, UsageEvent.occurred_at, UsageEvent.local_date)
-            .join(Organization, Organization.id == UsageEvent.organization_id)
-            .where(UsageEvent.partner_id == partner.id)).all())
+        return sorted(
+            db.session.execute(
+                select(
+                    UsageEvent.event_id,
+                    Organization.external_id,
+                    UsageEvent.type,
+                    UsageEvent.quantity,
+                    UsageEvent.occurred_at,
+                    UsageEvent.local_date,
+                )
+                .join(Organization, Organization.id == UsageEvent.organization_id)
+                .where(UsageEvent.partner_id == partner.id)
+            ).all()
+        )
 
     assert stored(twin) == stored(acme) and len(stored(acme)) == good + len(fresh_repeats)
     assert metrics.summary(twin, OCT) == metrics.summary(acme, OCT)
     assert ok(runner.invoke(args=["rollups", "verify"])).stdout.splitlines() == [
-        "acme: OK", "twin: OK"]
+        "acme: OK",
+        "twin: OK",
+    ]
     # Again: every good line is now a duplicate, in both modes alike.
-    again = [runner.invoke(args=["ingest", str(path), "--partner", slug, "--batch-size",
-                                 batch, mode]).stdout
-             for slug, mode in (("acme", "--no-pipeline"), ("twin", "--pipeline"))]
+    again = [
+        runner.invoke(
+            args=["ingest", str(path), "--partner", slug, "--batch-size", batch, mode]
+        ).stdout
+        for slug, mode in (("acme", "--no-pipeline"), ("twin", "--pipeline"))
+    ]
     assert again[0] == again[1]
     assert again[1].splitlines()[-3:] == [
-        "accepted: 0", f"duplicates: {len(repeats) + good}",
-        f"rejected: {len(bad_json) + len(unknown)}"]
+        "accepted: 0",
+        f"duplicates: {len(repeats) + good}",
+        f"rejected: {len(bad_json) + len(unknown)}",
+    ]
     assert metrics.summary(twin, OCT) == metrics.summary(acme, OCT)
 
 
-def test_a_reader_process_error_stops_the_import_after_the_stored_batches(acme, runner,
-                                                                          tmp_path):
+def test_a_reader_process_error_stops_the_import_after_the_stored_batches(acme, runner, tmp_path):
     # 2,000 good lines (~190 kB), then a byte that is not UTF-8, then more good lines. The
     # file is decoded in chunks, so the error surfaces some way before the bad line; the
     # whole batches read before it are stored, the same in both modes.
-    good_lines = [json.dumps(ev(f"u{i}", "a-1", "identification", 1, "2025-10-01T10:00:00Z"))
-                  for i in range(2100)]
-    raw = ("\n".join(good_lines[:2000]) + "\n").encode() + b'{"eventId": "\xff"}\n' + \
-        ("\n".join(good_lines[2000:]) + "\n").encode()
+    good_lines = [
+        json.dumps(ev(f"u{i}", "a-1", "identification", 1, "2025-10-01T10:00:00Z"))
+        for i in range(2100)
+    ]
+    raw = (
+        ("\n".join(good_lines[:2000]) + "\n").encode()
+        + b'{"eventId": "\xff"}\n'
+        + ("\n".join(good_lines[2000:]) + "\n").encode()
+    )
     path = tmp_path / "broken.jsonl"
     path.write_bytes(raw)
     stored = {}
     for mode in ("--no-pipeline", "--pipeline"):
         db.session.execute(delete(UsageEvent))
         db.session.commit()
-        result = runner.invoke(args=["ingest", str(path), "--partner", "acme", "--batch-size",
-                                     "100", mode])
+        result = runner.invoke(
+            args=["ingest", str(path), "--partner", "acme", "--batch-size", "100", mode]
+        )
         assert result.exit_code == 1 and "is not UTF-8 text" in result.output, result.output
         stored[mode] = count(UsageEvent)
     assert stored["--pipeline"] == stored["--no-pipeline"]
@@ -656,18 +963,41 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
     import time
 
     flask, env = flask_process(tmp_path / "kill.sqlite3")
-    for args in (["init-db"], ["create-partner", "--name", "K", "--slug", "k", "--pool", "1000"],
-                 ["create-org", "--partner", "k", "--name", "One", "--external-id", "o-1",
-                  "--created-at", "2024-01-01"]):
-        subprocess.run([str(flask), *args], cwd=ROOT, env=env, check=True,  # noqa: S603
-                       capture_output=True, timeout=120)
+    for args in (
+        ["init-db"],
+        ["create-partner", "--name", "K", "--slug", "k", "--pool", "1000"],
+        [
+            "create-org",
+            "--partner",
+            "k",
+            "--name",
+            "One",
+            "--external-id",
+            "o-1",
+            "--created-at",
+            "2024-01-01",
+        ],
+    ):
+        subprocess.run(
+            [str(flask), *args],
+            cwd=ROOT,
+            env=env,
+            check=True,  # noqa: S603
+            capture_output=True,
+            timeout=120,
+        )
     events = tmp_path / "many.csv"
-    events.write_text("eventId,externalId,type,quantity,occurredAt\n" + "".join(
-        f"k{i},o-1,identification,1,2025-01-05T10:00:00Z\n" for i in range(400_000)))
+    events.write_text(
+        "eventId,externalId,type,quantity,occurredAt\n"
+        + "".join(f"k{i},o-1,identification,1,2025-01-05T10:00:00Z\n" for i in range(400_000))
+    )
     proc = subprocess.Popen(  # noqa: S603
-        [str(flask), "ingest", str(events), "--partner", "k", "--batch-size", "500",
-         "--pipeline"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [str(flask), "ingest", str(events), "--partner", "k", "--batch-size", "500", "--pipeline"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     children: list[int] = []
     deadline = time.monotonic() + 60
     while not children and time.monotonic() < deadline and proc.poll() is None:

@@ -100,8 +100,7 @@ def test_every_command_but_init_db_is_listed(instance):
 def test_a_command_before_init_db_says_so_and_creates_nothing(command, empty_url, instance):
     app = create_app({"TESTING": True, "DATABASE_URL": empty_url})
     with app.app_context():
-        result = app.test_cli_runner().invoke(args=[*command.split(), *COMMANDS[command]],
-                                              input="")
+        result = app.test_cli_runner().invoke(args=[*command.split(), *COMMANDS[command]], input="")
         db.engine.dispose()
     assert result.exit_code == 2, (result.output, result.exception)
     assert MESSAGE in result.output and HOW in result.output and "make db" in result.output
@@ -143,16 +142,26 @@ def test_an_older_schema_asks_for_an_upgrade(empty_url, instance):
             db.engine.dispose()
 
 
-def run_flask(env: dict[str, str], *args: str, stdin: str = ""
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FLASK, *args], cwd=ROOT, env=env, input=stdin,  # noqa: S603
-                          capture_output=True, text=True, timeout=120, check=False)
+def run_flask(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FLASK, *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,  # noqa: S603
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_real_flask_processes_before_init_db(tmp_path, empty_url):
     instance = tmp_path / "instance"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FLASK_", "DATABASE_", "SECRET_KEY", "TEST_DATABASE"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLASK_", "DATABASE_", "SECRET_KEY", "TEST_DATABASE"))
+    }
     env.update({"FLASK_APP": "app:create_app", "INSTANCE_PATH": str(instance)})
     if PG_URL:
         env["DATABASE_URL"] = empty_url
@@ -161,10 +170,16 @@ def test_real_flask_processes_before_init_db(tmp_path, empty_url):
         # No DATABASE_URL: the default SQLite file in the (temporary) instance folder.
         url = f"sqlite:///{instance / 'partner_analytics.sqlite3'}"
     events = tmp_path / "events.jsonl"
-    events.write_text('{"eventId": "e1", "externalId": "x", "type": "identification", '
-                      '"occurredAt": "2025-10-01T10:00:00Z"}\n')
-    for args in (COMMANDS["create-partner"], ["ingest", str(events), "--partner", "a"],
-                 ["rollups", "verify"], ["report", "--partner", "a", "--month", "2025-10"]):
+    events.write_text(
+        '{"eventId": "e1", "externalId": "x", "type": "identification", '
+        '"occurredAt": "2025-10-01T10:00:00Z"}\n'
+    )
+    for args in (
+        COMMANDS["create-partner"],
+        ["ingest", str(events), "--partner", "a"],
+        ["rollups", "verify"],
+        ["report", "--partner", "a", "--month", "2025-10"],
+    ):
         if args is COMMANDS["create-partner"]:
             args = ["create-partner", *args]
         proc = run_flask(env, *args)

@@ -97,7 +97,8 @@ class Threads:
 
 @pytest.mark.slow
 def test_two_ingest_processes_and_direct_writers_store_each_event_once(
-        dbs: Databases, tmp_path: Path) -> None:
+    dbs: Databases, tmp_path: Path
+) -> None:
     from app import accounts, auth, ingest, metrics
     from app.extensions import db
     from app.models import Organization, Partner
@@ -108,8 +109,9 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     shared = no_dups(make_events(8000, ORGS, seed=1, prefix="s", dup_rate=0))
     own_a = make_events(12_000, ORGS, seed=2, prefix="a", dup_rate=0.05)
     own_b = make_events(12_000, ORGS, seed=3, prefix="b", dup_rate=0.05)
-    own_t = [no_dups(make_events(3000, ORGS, seed=10 + i, prefix=f"t{i}-", dup_rate=0))
-             for i in range(3)]
+    own_t = [
+        no_dups(make_events(3000, ORGS, seed=10 + i, prefix=f"t{i}-", dup_rate=0)) for i in range(3)
+    ]
     # Conflicting repeats inside one writer's own events are settled by file order; across
     # writers every shared event has one payload.
     own_a = no_dups(own_a)
@@ -121,15 +123,15 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     file_b = shuffled + own_b
     path_a = write_jsonl(tmp_path / "a.jsonl", file_a).path
     path_b = write_jsonl(tmp_path / "b.jsonl", file_b).path
-    everything = write_jsonl(tmp_path / "all.jsonl",
-                             shared + own_a + own_b + own_t[0] + own_t[1] + own_t[2])
+    everything = write_jsonl(
+        tmp_path / "all.jsonl", shared + own_a + own_b + own_t[0] + own_t[1] + own_t[2]
+    )
     distinct = len(everything.unique)
     assert distinct == len(shared) + len(own_a) + len(own_b) + 9000
 
     application = app_for(url)
     with application.app_context():
-        partner_id = db.session.execute(select(Partner.id).where(Partner.slug == SLUG)
-                                        ).scalar_one()
+        partner_id = db.session.execute(select(Partner.id).where(Partner.slug == SLUG)).scalar_one()
         org_ids = list(db.session.execute(select(Organization.id)).scalars())
     accepted: list[int] = []
     lock = threading.Lock()
@@ -141,7 +143,7 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
             random.Random(100 + index).shuffle(mine)
             got = 0
             for start in range(0, len(mine), 250):
-                chunk = mine[start:start + 250]
+                chunk = mine[start : start + 250]
                 # Each batch goes twice: a client retrying after a lost answer.
                 for _ in range(2):
                     result = ingest.ingest_batch(partner, list(enumerate(chunk)))
@@ -149,6 +151,7 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
                     got += result.accepted
             with lock:
                 accepted.append(got)
+
         return run
 
     def api_writer() -> None:
@@ -163,15 +166,19 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
         random.Random(102).shuffle(mine)
         got = 0
         for n, start in enumerate(range(0, len(mine), 500)):
-            chunk = mine[start:start + 500]
+            chunk = mine[start : start + 500]
             for _ in range(2):
-                response = client.post("/api/v1/partner/events", json={"events": chunk},
-                                        headers=headers)
+                response = client.post(
+                    "/api/v1/partner/events", json={"events": chunk}, headers=headers
+                )
                 assert response.status_code == 200, response.get_data()[:300]
                 assert response.get_json()["rejected"] == []
                 got += response.get_json()["accepted"]
-            response = client.put(f"/api/v1/partner/organizations/{org_ids[n % ORGS]}/credits",
-                                  json={"credits": 1000 * n}, headers=headers)
+            response = client.put(
+                f"/api/v1/partner/organizations/{org_ids[n % ORGS]}/credits",
+                json={"credits": 1000 * n},
+                headers=headers,
+            )
             assert response.status_code in (200, 422), response.get_data()[:300]
         with lock:
             accepted.append(got)
@@ -200,8 +207,10 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
             metrics.summary(partner, Period(date(2025, 1, 1), date(2025, 12, 31)))
             db.session.rollback()
 
-    procs = [start_flask(url, "ingest", str(p), "--partner", SLUG, "--batch-size", "500")
-             for p in (path_a, path_b)]
+    procs = [
+        start_flask(url, "ingest", str(p), "--partner", SLUG, "--batch-size", "500")
+        for p in (path_a, path_b)
+    ]
     threads = Threads(application)
     threads.start("writer-0", writer(0))
     threads.start("writer-1", writer(1))
@@ -227,15 +236,20 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     want = expected_totals(everything.unique)
     assert len(got["raw"]) == distinct
     assert {r[0]: (r[1], r[2], r[3]) for r in got["raw"]} == {
-        k: v[:3] for k, v in everything.unique.items()}
+        k: v[:3] for k, v in everything.unique.items()
+    }
     assert {t: v["quantity"] for t, v in got["usage"]["byType"].items()} == want["quantity"]
     assert got["verify"] == []
     verify = flask(url, "rollups", "verify", check=False)
     assert verify.returncode == 0, verify.stdout
     with application.app_context():
         partner = db.session.get(Partner, partner_id)
-        allocated = sum(o.credits_allocated for o in db.session.execute(
-            select(Organization).where(Organization.partner_id == partner_id)).scalars())
+        allocated = sum(
+            o.credits_allocated
+            for o in db.session.execute(
+                select(Organization).where(Organization.partner_id == partner_id)
+            ).scalars()
+        )
         # The allocator raced with ingestion, yet the pool was never over-allocated.
         assert allocated <= partner.credit_pool_total
         db.session.remove()
@@ -248,8 +262,7 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
 # on its stale copy.
 
 
-def test_allocation_on_an_organization_canceled_meanwhile_is_refused(app, make_partner,
-                                                                     make_org):
+def test_allocation_on_an_organization_canceled_meanwhile_is_refused(app, make_partner, make_org):
     from app import accounts
     from app.errors import AppError
     from app.extensions import db
@@ -261,8 +274,11 @@ def test_allocation_on_an_organization_canceled_meanwhile_is_refused(app, make_p
         first = db.session.get(Organization, org_id)
         assert first.status == "active"
         with app.app_context():
-            accounts.set_status(db.session.get(Partner, partner.id),
-                                db.session.get(Organization, org_id), "canceled")
+            accounts.set_status(
+                db.session.get(Partner, partner.id),
+                db.session.get(Organization, org_id),
+                "canceled",
+            )
         with pytest.raises(AppError) as caught:
             accounts.set_allocation(db.session.get(Partner, partner.id), first, 300)
         assert caught.value.status == 422
@@ -273,8 +289,9 @@ def test_allocation_on_an_organization_canceled_meanwhile_is_refused(app, make_p
     assert (org.status, org.credits_allocated) == ("canceled", 0)
 
 
-def test_trial_tier_after_a_raise_above_the_trial_cap_meanwhile_is_refused(app, make_partner,
-                                                                           make_org):
+def test_trial_tier_after_a_raise_above_the_trial_cap_meanwhile_is_refused(
+    app, make_partner, make_org
+):
     from app import accounts
     from app.errors import AppError
     from app.extensions import db
@@ -286,8 +303,9 @@ def test_trial_tier_after_a_raise_above_the_trial_cap_meanwhile_is_refused(app, 
         first = db.session.get(Organization, org_id)
         assert first.credits_allocated == 400
         with app.app_context():
-            accounts.set_allocation(db.session.get(Partner, partner.id),
-                                    db.session.get(Organization, org_id), 900)
+            accounts.set_allocation(
+                db.session.get(Partner, partner.id), db.session.get(Organization, org_id), 900
+            )
         with pytest.raises(AppError) as caught:
             accounts.set_tier(db.session.get(Partner, partner.id), first, "trial")
         assert caught.value.status == 422
@@ -300,9 +318,11 @@ def test_trial_tier_after_a_raise_above_the_trial_cap_meanwhile_is_refused(app, 
 
 # --- when the wait is too long: a clear answer, nothing half-done -----------------------------
 
+
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's busy timeout; PostgreSQL waits")
 def test_a_write_that_waits_past_the_busy_timeout_says_so_and_changes_nothing(
-        app, client, runner, make_partner, make_org, api_key, freeze, tmp_path):
+    app, client, runner, make_partner, make_org, api_key, freeze, tmp_path
+):
     import sqlite3
     from datetime import datetime
 
@@ -318,18 +338,24 @@ def test_a_write_that_waits_past_the_busy_timeout_says_so_and_changes_nothing(
     org_id, slug = org.id, partner.slug
     app.config["LOCK_TIMEOUT"] = 0.2
     # The app's connections give up after 0.2 s instead of 30 s...
-    sa_event.listen(db.engine, "connect",
-                    lambda conn, _rec: conn.execute("PRAGMA busy_timeout=200"))
+    sa_event.listen(
+        db.engine, "connect", lambda conn, _rec: conn.execute("PRAGMA busy_timeout=200")
+    )
     db.session.remove()
     db.engine.dispose()
     # ...while another process (here: a raw connection) holds the write lock.
     holder = sqlite3.connect(db.engine.url.database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    event = {"eventId": "e1", "organizationId": org_id, "type": "identification",
-             "occurredAt": "2025-10-19T10:00:00Z"}
+    event = {
+        "eventId": "e1",
+        "organizationId": org_id,
+        "type": "identification",
+        "occurredAt": "2025-10-19T10:00:00Z",
+    }
     try:
-        response = client.post("/api/v1/partner/events", json={"events": [event]},
-                               headers={"X-Partner-API-Key": key})
+        response = client.post(
+            "/api/v1/partner/events", json={"events": [event]}, headers={"X-Partner-API-Key": key}
+        )
         # The retryable 503 of spec §3 (the ingest's lock wait is LOCK_TIMEOUT, here
         # 0.2 s), with the Retry-After the error asked for, not the rate limiter's.
         assert response.status_code == 503
@@ -351,6 +377,7 @@ def test_a_write_that_waits_past_the_busy_timeout_says_so_and_changes_nothing(
     db.session.remove()
     assert db.session.execute(select(UsageEvent)).first() is None
     # Once the other writer is done, the same call goes through.
-    response = client.post("/api/v1/partner/events", json={"events": [event]},
-                           headers={"X-Partner-API-Key": key})
+    response = client.post(
+        "/api/v1/partner/events", json={"events": [event]}, headers={"X-Partner-API-Key": key}
+    )
     assert response.get_json()["accepted"] == 1

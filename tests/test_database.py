@@ -20,14 +20,18 @@ def postgresql_only(app):
 
 def terminate_other_connections(url) -> int:
     """End every server process of url's database but the caller's own; return how many."""
-    admin = create_engine(make_url(str(url)).set(database="postgres"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(make_url(str(url)).set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            return len(conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :n AND pid <> pg_backend_pid()"),
-                {"n": make_url(str(url)).database}).all())
+            return len(
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": make_url(str(url)).database},
+                ).all()
+            )
     finally:
         admin.dispose()
 
@@ -35,23 +39,26 @@ def terminate_other_connections(url) -> int:
 def wait_until_gone(url, seconds: float = 10) -> None:
     """Wait until the server lists no other backend on the database (a terminated backend
     leaves the list once it has exited, after sending its goodbye)."""
-    admin = create_engine(make_url(str(url)).set(database="postgres"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(make_url(str(url)).set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             deadline = time.monotonic() + seconds
-            while conn.execute(text(
+            while conn.execute(
+                text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = :n "
-                    "AND pid <> pg_backend_pid()"),
-                    {"n": make_url(str(url)).database}).scalar():
+                    "AND pid <> pg_backend_pid()"
+                ),
+                {"n": make_url(str(url)).database},
+            ).scalar():
                 assert time.monotonic() < deadline, "the terminated backends never exited"
                 time.sleep(0.01)
     finally:
         admin.dispose()
 
 
-def test_a_connection_the_server_closed_is_replaced_not_failed(postgresql_only, client,
-                                                               make_partner, api_key):
+def test_a_connection_the_server_closed_is_replaced_not_failed(
+    postgresql_only, client, make_partner, api_key
+):
     headers = {"X-Partner-API-Key": api_key(make_partner("acme"))}
     assert client.get("/api/v1/partner/me", headers=headers).status_code == 200
     db.session.remove()  # the request's connection is back in the pool, idle
@@ -59,8 +66,7 @@ def test_a_connection_the_server_closed_is_replaced_not_failed(postgresql_only, 
     assert terminate_other_connections(db.engine.url) >= 1
     wait_until_gone(db.engine.url)  # the server has ended them: its goodbye was sent
     statements = []
-    event.listen(db.engine, "before_cursor_execute",
-                 lambda *args: statements.append(args[2]))
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     response = client.get("/api/v1/partner/me", headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     # No ping: the first statement on the new connection is the request's own query.

@@ -13,16 +13,21 @@ RISKY = ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx")
 def test_csv_cell_neutralises_formulas_and_keeps_numbers():
     for risky in RISKY:
         assert exports.csv_cell(risky) == "'" + risky
-    assert (exports.csv_cell("plain"), exports.csv_cell(-5), exports.csv_cell(None)) == \
-        ("plain", -5, "")
+    assert (exports.csv_cell("plain"), exports.csv_cell(-5), exports.csv_cell(None)) == (
+        "plain",
+        -5,
+        "",
+    )
 
 
 def test_csv_cell_booleans_as_yes_no_only_when_asked():
     # The report is read by people (yes/no); the billing table by scripts (True/False).
-    assert (exports.csv_cell(True, yes_no=True), exports.csv_cell(False, yes_no=True)) == \
-        ("yes", "no")
+    assert (exports.csv_cell(True, yes_no=True), exports.csv_cell(False, yes_no=True)) == (
+        "yes",
+        "no",
+    )
     assert (exports.csv_cell(True), exports.csv_cell(False)) == (True, False)
-    assert exports.csv_cell(0, yes_no=True) == 0   # a count, not a boolean
+    assert exports.csv_cell(0, yes_no=True) == 0  # a count, not a boolean
 
 
 def test_csv_text_escapes_every_cell_with_crlf_lines():

@@ -77,8 +77,16 @@ def parse_counts(stdout: str) -> dict[str, int]:
 class World:
     """The event file, an empty template database and the clean reference figures."""
 
-    def __init__(self, dbs: Databases, events: EventFile, template: str, reference: Any,
-                 startup: float, duration: float, clean_stdout: str) -> None:
+    def __init__(
+        self,
+        dbs: Databases,
+        events: EventFile,
+        template: str,
+        reference: Any,
+        startup: float,
+        duration: float,
+        clean_stdout: str,
+    ) -> None:
         self.dbs = dbs
         self.events = events
         self.template = template
@@ -104,12 +112,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         # ...and how long a clean run of the whole file takes.
         reference_url = dbs.new(template)
         began = time.monotonic()
-        clean = flask(reference_url, "ingest", str(events.path), "--partner", SLUG,
-                      "--batch-size", "1000")
+        clean = flask(
+            reference_url, "ingest", str(events.path), "--partner", SLUG, "--batch-size", "1000"
+        )
         duration = time.monotonic() - began
         reference = figures(reference_url, SLUG)
-        yield World(dbs, events, template, reference, startup, max(duration - startup, 0.5),
-                    clean.stdout)
+        yield World(
+            dbs, events, template, reference, startup, max(duration - startup, 0.5), clean.stdout
+        )
     finally:
         dbs.drop_all()
 
@@ -119,13 +129,11 @@ def test_clean_run_stores_each_event_once(world: World) -> None:
     want = expected_totals(unique)
     counts = parse_counts(world.clean_stdout)
     # Every distinct eventId is accepted once; every other line is a duplicate.
-    assert counts == {"accepted": len(unique), "duplicates": LINES - len(unique),
-                      "rejected": 0}
+    assert counts == {"accepted": len(unique), "duplicates": LINES - len(unique), "rejected": 0}
     ref = world.reference
     assert len(ref["raw"]) == len(unique)
     # The stored copy of each event is the first one in the file, not a later repeat.
-    assert {r[0]: (r[1], r[2], r[3]) for r in ref["raw"]} == {
-        k: v[:3] for k, v in unique.items()}
+    assert {r[0]: (r[1], r[2], r[3]) for r in ref["raw"]} == {k: v[:3] for k, v in unique.items()}
     assert ref["usage"]["totalEvents"] == want["events"]
     assert {t: v["quantity"] for t, v in ref["usage"]["byType"].items()} == want["quantity"]
     assert {o: u["totalEvents"] for o, u in ref["usageByOrg"].items()} == want["eventsByOrg"]
@@ -157,17 +165,26 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_figures(world: Worl
                 url = world.dbs.new(world.template)
                 before = 0
             delay = rng.uniform(low, high)
-            proc = start_flask(url, "ingest", path, "--partner", SLUG, "--batch-size",
-                               str(batch), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+            proc = start_flask(
+                url,
+                "ingest",
+                path,
+                "--partner",
+                SLUG,
+                "--batch-size",
+                str(batch),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(delay)
             finished = proc.poll() is not None
             if not finished:
                 proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             stored = stored_events(url)
-            kills.append({"delay": round(delay, 3), "finished": finished, "before": before,
-                          "stored": stored})
+            kills.append(
+                {"delay": round(delay, 3), "finished": finished, "before": before, "stored": stored}
+            )
             assert before <= stored <= total, f"seed {seed}: impossible count after a kill"
             if finished or stored >= total:
                 high = delay
@@ -181,14 +198,24 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_figures(world: Worl
         final = flask(url, "ingest", path, "--partner", SLUG, "--batch-size", "1000")
         counts = parse_counts(final.stdout)
         context = f"seed {seed}, trial {trial}, batch {batch}, kills {kills}"
-        record = {"backend": BACKEND, "seed": seed, "trial": trial, "batch": batch,
-                  "kills": kills, "partialKills": partial, "final": counts,
-                  "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {
+            "backend": BACKEND,
+            "seed": seed,
+            "trial": trial,
+            "batch": batch,
+            "kills": kills,
+            "partialKills": partial,
+            "final": counts,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         log_artifact("fault_trials.jsonl", record)
         assert partial >= 1, f"no kill interrupted the run part-way ({context})"
         # The re-run adds exactly what the killed runs had not committed.
-        assert counts == {"accepted": total - before, "duplicates": LINES - (total - before),
-                          "rejected": 0}, context
+        assert counts == {
+            "accepted": total - before,
+            "duplicates": LINES - (total - before),
+            "rejected": 0,
+        }, context
         got = figures(url, SLUG)
         for name, want in world.reference.items():
             assert got[name] == want, f"{name} differs from the clean run ({context})"
@@ -251,10 +278,14 @@ def test_http_batches_retried_after_dropped_connections_count_once(tmp_path) -> 
         answers = []
         try:
             for start in range(0, len(events), 250):
-                batch = events[start:start + 250]
+                batch = events[start : start + 250]
                 answer, attempts = post_with_retries(
-                    proxy.port, "/api/v1/partner/events", {"events": batch},
-                    {"X-Partner-API-Key": plain}, timeout=1.0)
+                    proxy.port,
+                    "/api/v1/partner/events",
+                    {"events": batch},
+                    {"X-Partner-API-Key": plain},
+                    timeout=1.0,
+                )
                 assert answer["rejected"] == [], answer["rejected"][:3]
                 assert answer["accepted"] + answer["duplicates"] == len(batch)
                 answers.append((answer, attempts))
@@ -262,10 +293,17 @@ def test_http_batches_retried_after_dropped_connections_count_once(tmp_path) -> 
             proxy.close()
             httpd.shutdown()
         context = f"seed {seed}, proxy {dict(proxy.counts)}"
-        log_artifact("http_retry_trials.jsonl", {
-            "backend": BACKEND, "seed": seed, "proxy": dict(proxy.counts),
-            "calls": len(answers), "attempts": sum(a for _x, a in answers),
-            "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        log_artifact(
+            "http_retry_trials.jsonl",
+            {
+                "backend": BACKEND,
+                "seed": seed,
+                "proxy": dict(proxy.counts),
+                "calls": len(answers),
+                "attempts": sum(a for _x, a in answers),
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
         # Every fault happened, and some batches needed more than one attempt.
         assert all(proxy.counts[m] >= 1 for m in faults), context
         assert sum(a for _x, a in answers) > len(answers), context
@@ -278,12 +316,22 @@ def test_http_batches_retried_after_dropped_connections_count_once(tmp_path) -> 
         ext_of = {v: k for k, v in ids.items()}
         assert {r[0]: (r[1], r[2], r[3]) for r in got["raw"]} == {
             k: (v.get("externalId") or ext_of[v["organizationId"]], v["type"], v["quantity"])
-            for k, v in unique.items()}, context
-        want = expected_totals({k: (v.get("externalId") or ext_of[v["organizationId"]],
-                                    v["type"], v["quantity"], v["occurredAt"])
-                                for k, v in unique.items()})
-        assert {t: v["quantity"] for t, v in got["usage"]["byType"].items()} == \
-            want["quantity"], context
+            for k, v in unique.items()
+        }, context
+        want = expected_totals(
+            {
+                k: (
+                    v.get("externalId") or ext_of[v["organizationId"]],
+                    v["type"],
+                    v["quantity"],
+                    v["occurredAt"],
+                )
+                for k, v in unique.items()
+            }
+        )
+        assert {t: v["quantity"] for t, v in got["usage"]["byType"].items()} == want["quantity"], (
+            context
+        )
         assert got["verify"] == [], context
         verify = flask(url, "rollups", "verify", check=False)
         assert verify.returncode == 0, verify.stdout

@@ -33,13 +33,26 @@ def signed_in(app, client, freeze, make_partner, make_org, add_events, make_user
     freeze(NOW)
     partner = make_partner("acme", created_at=datetime(2025, 1, 1))
     org = make_org(partner, "Alpha", created_at=datetime(2025, 1, 1))
-    add_events(partner, [{"eventId": "e1", "organizationId": org.id, "type": "identification",
-                          "occurredAt": "2025-09-10T10:00:00Z"}])
+    add_events(
+        partner,
+        [
+            {
+                "eventId": "e1",
+                "organizationId": org.id,
+                "type": "identification",
+                "occurredAt": "2025-09-10T10:00:00Z",
+            }
+        ],
+    )
     make_user(partner, "ops@acme.test", PASSWORD)
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    assert client.post("/login", data={"email": "ops@acme.test", "password": PASSWORD,
-                                       "csrf_token": token}).status_code == 302
+    assert (
+        client.post(
+            "/login", data={"email": "ops@acme.test", "password": PASSWORD, "csrf_token": token}
+        ).status_code
+        == 302
+    )
     return {"client": client, "org": org.id, "partner": partner}
 
 
@@ -48,20 +61,41 @@ def every_response(ctx, base_url: str = "http://localhost"):
     from app import auth
 
     _k, key = auth.create_api_key(ctx["partner"], "h", None)
-    paths = ["/", "/organizations", f"/organizations/{ctx['org']}", "/credits", "/billing",
-             "/reports", "/reports/2025-09", "/organizations.csv", "/billing.csv",
-             "/reports/2025-09.csv", "/reports/2025-09.json", "/no-such-page",
-             "/organizations/not-an-id"]
+    paths = [
+        "/",
+        "/organizations",
+        f"/organizations/{ctx['org']}",
+        "/credits",
+        "/billing",
+        "/reports",
+        "/reports/2025-09",
+        "/organizations.csv",
+        "/billing.csv",
+        "/reports/2025-09.csv",
+        "/reports/2025-09.json",
+        "/no-such-page",
+        "/organizations/not-an-id",
+    ]
     for path in paths:
         yield path, client.get(path, base_url=base_url)
     yield "login", client.application.test_client().get("/login", base_url=base_url)
     yield "static", client.get("/static/css/app.css", base_url=base_url)
     api = {"X-Partner-API-Key": key}
-    for path in ("/api/v1/partner/me", "/api/v1/partner/analytics?startDate=x",
-                 "/api/v1/nothing-here", "/api/v1/openapi.json"):
+    for path in (
+        "/api/v1/partner/me",
+        "/api/v1/partner/analytics?startDate=x",
+        "/api/v1/nothing-here",
+        "/api/v1/openapi.json",
+    ):
         yield path, client.get(path, headers=api, base_url=base_url)
-    yield "api 401", client.get("/api/v1/partner/me", base_url=base_url,
-                                headers={"X-Partner-API-Key": "pk_live_not-a-key"})
+    yield (
+        "api 401",
+        client.get(
+            "/api/v1/partner/me",
+            base_url=base_url,
+            headers={"X-Partner-API-Key": "pk_live_not-a-key"},
+        ),
+    )
     yield "api 405", client.delete("/api/v1/partner/me", headers=api, base_url=base_url)
 
 
@@ -81,8 +115,11 @@ def test_every_response_carries_the_security_headers(signed_in):
         assert not any(re.match(r"https?:|\*", s) for v in csp.values() for s in v), label
         assert response.headers["X-Content-Type-Options"] == "nosniff", label
         assert response.headers["X-Frame-Options"] == "DENY", label
-        assert response.headers["Referrer-Policy"] in ("same-origin", "no-referrer",
-                                                       "strict-origin-when-cross-origin"), label
+        assert response.headers["Referrer-Policy"] in (
+            "same-origin",
+            "no-referrer",
+            "strict-origin-when-cross-origin",
+        ), label
         assert "Strict-Transport-Security" not in response.headers, label
     # The walk met successes, downloads, redirects, errors and refusals.
     assert {200, 404, 401, 405, 400} <= seen

@@ -31,14 +31,14 @@ LONGEST_TYPE = "a" * 64  # usage_event.type is String(64)
 # Names that show nothing: whitespace, controls (Cc), format characters (Cf: zero-width
 # space, direction marks, BOM) and combining marks (Mn, Mc, Me), alone or together.
 INVISIBLE_NAMES = [
-    "\u200b",                 # ZERO WIDTH SPACE (Cf)
-    " \u200b\u200b ",         # the same, padded with spaces
-    "\u200e\u200f",           # LEFT-TO-RIGHT and RIGHT-TO-LEFT MARK (Cf)
-    "\ufeff",                 # BYTE ORDER MARK (Cf)
-    "\u0301",                 # COMBINING ACUTE ACCENT (Mn)
-    "\u0903\u20dd",           # DEVANAGARI SIGN VISARGA (Mc), COMBINING ENCLOSING CIRCLE (Me)
-    "\x07\x1b",               # BEL, ESC (Cc)
-    "\u3000\u2028\t",         # IDEOGRAPHIC SPACE, LINE SEPARATOR, TAB (whitespace)
+    "\u200b",  # ZERO WIDTH SPACE (Cf)
+    " \u200b\u200b ",  # the same, padded with spaces
+    "\u200e\u200f",  # LEFT-TO-RIGHT and RIGHT-TO-LEFT MARK (Cf)
+    "\ufeff",  # BYTE ORDER MARK (Cf)
+    "\u0301",  # COMBINING ACUTE ACCENT (Mn)
+    "\u0903\u20dd",  # DEVANAGARI SIGN VISARGA (Mc), COMBINING ENCLOSING CIRCLE (Me)
+    "\x07\x1b",  # BEL, ESC (Cc)
+    "\u3000\u2028\t",  # IDEOGRAPHIC SPACE, LINE SEPARATOR, TAB (whitespace)
 ]
 
 
@@ -48,66 +48,85 @@ def acme(freeze, make_partner, make_org, api_key):
     freeze(NOW)
     partner = make_partner("acme")
     org = make_org(partner, "Alpha", external_id="a-1", created_at=datetime(2025, 1, 1))
-    return {"partner": partner, "org": org,
-            "headers": {"X-Partner-API-Key": api_key(partner)}}
+    return {"partner": partner, "org": org, "headers": {"X-Partner-API-Key": api_key(partner)}}
 
 
 def event(org_id, event_id, **changes):
-    out = {"eventId": event_id, "organizationId": org_id, "type": "identification",
-           "quantity": 1, "occurredAt": "2025-10-01T10:00:00Z"}
+    out = {
+        "eventId": event_id,
+        "organizationId": org_id,
+        "type": "identification",
+        "quantity": 1,
+        "occurredAt": "2025-10-01T10:00:00Z",
+    }
     out.update(changes)
     return out
 
 
 def post_events(client, acme, events):
-    response = client.post("/api/v1/partner/events", headers=acme["headers"],
-                           json={"events": events})
+    response = client.post(
+        "/api/v1/partner/events", headers=acme["headers"], json={"events": events}
+    )
     assert response.status_code == 200, response.get_data()[:500]
     return response.get_json()
 
 
 def stored_types(partner):
     db.session.expire_all()
-    return sorted(db.session.execute(
-        select(UsageEvent.type).where(UsageEvent.partner_id == partner.id)).scalars())
+    return sorted(
+        db.session.execute(
+            select(UsageEvent.type).where(UsageEvent.partner_id == partner.id)
+        ).scalars()
+    )
 
 
 # --- item 2: a type ending in a newline ------------------------------------------------------
 
-def test_a_type_ending_in_a_newline_is_rejected_alone_and_the_call_stores_the_rest(
-        client, acme):
+
+def test_a_type_ending_in_a_newline_is_rejected_alone_and_the_call_stores_the_rest(client, acme):
     org_id = acme["org"].id
-    body = post_events(client, acme, [
-        event(org_id, "ok-1"),
-        event(org_id, "nl", type="identification\n"),
-        # 65 characters: one more than usage_event.type holds (a 500 on PostgreSQL before).
-        event(org_id, "long-nl", type=LONGEST_TYPE + "\n"),
-        event(org_id, "crlf", type="page_view\r\n"),
-        event(org_id, "ok-2", type=LONGEST_TYPE),
-    ])
+    body = post_events(
+        client,
+        acme,
+        [
+            event(org_id, "ok-1"),
+            event(org_id, "nl", type="identification\n"),
+            # 65 characters: one more than usage_event.type holds (a 500 on PostgreSQL before).
+            event(org_id, "long-nl", type=LONGEST_TYPE + "\n"),
+            event(org_id, "crlf", type="page_view\r\n"),
+            event(org_id, "ok-2", type=LONGEST_TYPE),
+        ],
+    )
     assert body["accepted"] == 2
     assert [(r["index"], r["eventId"], r["code"], r["field"]) for r in body["rejected"]] == [
-        (1, "nl", "invalid_type", "type"), (2, "long-nl", "invalid_type", "type"),
-        (3, "crlf", "invalid_type", "type")]
+        (1, "nl", "invalid_type", "type"),
+        (2, "long-nl", "invalid_type", "type"),
+        (3, "crlf", "invalid_type", "type"),
+    ]
     assert stored_types(acme["partner"]) == [LONGEST_TYPE, "identification"]
     assert metrics.usage(acme["partner"], OCT_1)["byType"] == {
         "identification": {"quantity": 1, "events": 1},
-        LONGEST_TYPE: {"quantity": 1, "events": 1}}
+        LONGEST_TYPE: {"quantity": 1, "events": 1},
+    }
 
 
 def test_flask_ingest_rejects_a_type_ending_in_a_newline_and_goes_on(runner, acme, tmp_path):
     path = tmp_path / "events.jsonl"
-    lines = [event(None, "j1", externalId="a-1", organizationId=None),
-             event(None, "j2", externalId="a-1", organizationId=None,
-                   type=LONGEST_TYPE + "\n"),
-             event(None, "j3", externalId="a-1", organizationId=None, type="session")]
+    lines = [
+        event(None, "j1", externalId="a-1", organizationId=None),
+        event(None, "j2", externalId="a-1", organizationId=None, type=LONGEST_TYPE + "\n"),
+        event(None, "j3", externalId="a-1", organizationId=None, type="session"),
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = runner.invoke(args=["ingest", str(path), "--partner", "acme"])
     assert result.exit_code == 1, (result.output, result.exception)
     assert result.stdout.splitlines() == [
         "line 2: invalid_type: type must be [a-z][a-z0-9_]{0,63}, nothing before or after "
         "(for example identification, page_view)",
-        "accepted: 2", "duplicates: 0", "rejected: 1"]
+        "accepted: 2",
+        "duplicates: 0",
+        "rejected: 1",
+    ]
     assert stored_types(acme["partner"]) == ["identification", "session"]
 
 
@@ -136,16 +155,14 @@ def test_a_whole_number_query_value_ending_in_a_newline_is_a_400(client, acme):
 
 
 def test_a_usage_type_filter_ending_in_a_newline_is_a_400(client, acme):
-    response = client.get("/api/v1/partner/usage?type=identification%0A",
-                          headers=acme["headers"])
+    response = client.get("/api/v1/partner/usage?type=identification%0A", headers=acme["headers"])
     assert response.status_code == 400
     assert response.get_json()["details"]["field"] == "type"
 
 
 def test_a_report_month_ending_in_a_newline_is_not_found(client, acme, add_events):
     add_events(acme["partner"], [event(acme["org"].id, "r1")])
-    assert client.get("/api/v1/partner/reports/2025-10",
-                      headers=acme["headers"]).status_code == 200
+    assert client.get("/api/v1/partner/reports/2025-10", headers=acme["headers"]).status_code == 200
     for month in ("2025-10%0A", "%D9%A2%D9%A0%D9%A2%D9%A5-%D9%A1%D9%A0"):  # and "٢٠٢٥-١٠"
         response = client.get(f"/api/v1/partner/reports/{month}", headers=acme["headers"])
         assert response.status_code == 404, month
@@ -166,23 +183,32 @@ def test_every_validated_string_fits_its_column():
     assert ingest.MAX_EVENT_ID_LENGTH == length(UsageEvent.__table__.c.event_id)
     assert _longest(accounts.SLUG_RE) == length(Partner.__table__.c.slug)
     assert _longest(accounts.CURRENCY_RE) == length(Partner.__table__.c.currency)
-    for column in (Partner.__table__.c.name, Organization.__table__.c.name,
-                   Organization.__table__.c.external_id, ApiKey.__table__.c.name):
+    for column in (
+        Partner.__table__.c.name,
+        Organization.__table__.c.name,
+        Organization.__table__.c.external_id,
+        ApiKey.__table__.c.name,
+    ):
         assert accounts.MAX_NAME <= length(column)
     assert max(len(name) for name in available_timezones()) <= length(Partner.__table__.c.timezone)
 
 
 # --- property: whatever the validators accept fits every column --------------------------
 
-PROFILE = settings(max_examples=60, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 _serial = itertools.count()
 TAILS = st.sampled_from(["", "", "\n", "\r\n", " ", "\x00", "\u200b", "\u0661"])
 TYPES = st.one_of(
     st.builds(lambda n, tail: "a" * n + tail, st.sampled_from([1, 14, 63, 64, 65]), TAILS),
-    st.builds(lambda name, tail: name + tail,
-              st.sampled_from(["identification", "page_view", "session"]), TAILS),
+    st.builds(
+        lambda name, tail: name + tail,
+        st.sampled_from(["identification", "page_view", "session"]),
+        TAILS,
+    ),
     st.text(max_size=70),
 )
 EVENT_IDS = st.one_of(
@@ -190,19 +216,42 @@ EVENT_IDS = st.one_of(
     st.text(min_size=1, max_size=260),
 )
 QUANTITY_VALUES = st.one_of(
-    st.integers(-2, 10**10), st.booleans(), st.none(),
-    st.builds(lambda digits, tail: digits + tail,
-              st.sampled_from(["0", "12", "1000000000", "1000000001", "0000000007",
-                               "99999999999", "-0", "+5", "\u0661\u0662", "\uff17"]),
-              st.sampled_from(["", " ", "\n"])),
+    st.integers(-2, 10**10),
+    st.booleans(),
+    st.none(),
+    st.builds(
+        lambda digits, tail: digits + tail,
+        st.sampled_from(
+            [
+                "0",
+                "12",
+                "1000000000",
+                "1000000001",
+                "0000000007",
+                "99999999999",
+                "-0",
+                "+5",
+                "\u0661\u0662",
+                "\uff17",
+            ]
+        ),
+        st.sampled_from(["", " ", "\n"]),
+    ),
 )
-RAW_EVENTS = st.lists(st.fixed_dictionaries({
-    "eventId": EVENT_IDS,
-    "type": TYPES,
-    "quantity": QUANTITY_VALUES,
-    "occurredAt": st.sampled_from(["2025-10-01T10:00:00Z", "2025-10-01T10:00:00\n",
-                                   "2025-10-01 10:00:00+05:45"]),
-}), min_size=1, max_size=8)
+RAW_EVENTS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "eventId": EVENT_IDS,
+            "type": TYPES,
+            "quantity": QUANTITY_VALUES,
+            "occurredAt": st.sampled_from(
+                ["2025-10-01T10:00:00Z", "2025-10-01T10:00:00\n", "2025-10-01 10:00:00+05:45"]
+            ),
+        }
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 
 def _fits(value, column) -> bool:
@@ -216,8 +265,9 @@ def test_whatever_ingestion_accepts_fits_every_column(app, raws):
     fails the insert (StringDataRightTruncation), on SQLite the length check does."""
     set_frozen_now(NOW)
     partner = accounts.create_partner("P", f"edge-{next(_serial)}", 1000)
-    org = accounts.create_organization(partner, "O", external_id="o-1",
-                                       created_at=datetime(2025, 1, 1))
+    org = accounts.create_organization(
+        partner, "O", external_id="o-1", created_at=datetime(2025, 1, 1)
+    )
     resolver = ingest.OrgResolver(partner.id)
     events = [{**raw, "organizationId": org.id} for raw in raws]
     for raw in events:
@@ -241,25 +291,28 @@ def test_whatever_ingestion_accepts_fits_every_column(app, raws):
 
 def _shows(char: str) -> bool:
     """Not whitespace, a control, a format or a combining character (issue 12, item 3)."""
-    return not char.isspace() and unicodedata.category(char) not in {"Cc", "Cf", "Mn", "Mc",
-                                                                       "Me"}
+    return not char.isspace() and unicodedata.category(char) not in {"Cc", "Cf", "Mn", "Mc", "Me"}
 
 
 NAMES = st.one_of(
     st.text(max_size=210),
-    st.builds(lambda name, pad: pad + name + pad, st.sampled_from(INVISIBLE_NAMES + ["Ab"]),
-              st.sampled_from(["", " ", "\u200b", "\x00"])),
+    st.builds(
+        lambda name, pad: pad + name + pad,
+        st.sampled_from(INVISIBLE_NAMES + ["Ab"]),
+        st.sampled_from(["", " ", "\u200b", "\x00"]),
+    ),
 )
 
 
 @PROFILE
 @given(name=NAMES, key_name=NAMES)
-def test_whatever_the_name_rule_accepts_shows_something_and_fits_its_column(app, name,
-                                                                          key_name):
+def test_whatever_the_name_rule_accepts_shows_something_and_fits_its_column(app, name, key_name):
     set_frozen_now(NOW)
     partner = accounts.create_partner("P", f"name-{next(_serial)}", 1000)
-    for check, value in ((lambda v: accounts.create_organization(partner, v).name, name),
-                         (lambda v: auth.create_api_key(partner, v)[0].name, key_name)):
+    for check, value in (
+        (lambda v: accounts.create_organization(partner, v).name, name),
+        (lambda v: auth.create_api_key(partner, v)[0].name, key_name),
+    ):
         try:
             stored = check(value)
         except AppError as exc:
@@ -273,43 +326,61 @@ def test_whatever_the_name_rule_accepts_shows_something_and_fits_its_column(app,
 
 # --- item 3: quantities --------------------------------------------------------------------
 
-BAD_QUANTITIES = ["-0", "\u0661\u0662", "\uff17", "+5", " 3 ", "3\n", "", "0x10", "1e3",
-                  "12345678901", "1000000001", "\u00b2"]
+BAD_QUANTITIES = [
+    "-0",
+    "\u0661\u0662",
+    "\uff17",
+    "+5",
+    " 3 ",
+    "3\n",
+    "",
+    "0x10",
+    "1e3",
+    "12345678901",
+    "1000000001",
+    "\u00b2",
+]
 
 
 def test_the_api_refuses_every_quantity_text_but_ascii_digits(client, acme):
     org_id = acme["org"].id
     events = [event(org_id, f"bad-{i}", quantity=q) for i, q in enumerate(BAD_QUANTITIES)]
-    events += [event(org_id, "zeros", quantity="0000000012"),
-               event(org_id, "max", quantity="1000000000"),
-               event(org_id, "zero", quantity="0"),
-               event(org_id, "int", quantity=7),
-               event(org_id, "bool", quantity=True)]
+    events += [
+        event(org_id, "zeros", quantity="0000000012"),
+        event(org_id, "max", quantity="1000000000"),
+        event(org_id, "zero", quantity="0"),
+        event(org_id, "int", quantity=7),
+        event(org_id, "bool", quantity=True),
+    ]
     body = post_events(client, acme, events)
     assert body["accepted"] == 4
     assert [(r["index"], r["code"], r["field"]) for r in body["rejected"]] == [
         *((i, "invalid_quantity", "quantity") for i in range(len(BAD_QUANTITIES))),
-        (len(BAD_QUANTITIES) + 4, "invalid_quantity", "quantity")]
+        (len(BAD_QUANTITIES) + 4, "invalid_quantity", "quantity"),
+    ]
     # 12 + 1,000,000,000 + 0 + 7
     assert metrics.usage(acme["partner"], OCT_1)["totalQuantity"] == 1_000_000_019
 
 
 def test_the_file_import_refuses_every_quantity_text_but_ascii_digits(runner, acme, tmp_path):
     path = tmp_path / "events.csv"
-    rows = ["eventId,organizationId,externalId,type,quantity,occurredAt",
-            "c1,,a-1,identification,-0,2025-10-01T10:00:00Z",
-            "c2,,a-1,identification,\u0661\u0662,2025-10-01T10:00:00Z",
-            "c3,,a-1,identification,\uff17,2025-10-01T10:00:00Z",
-            "c4,,a-1,identification,+5,2025-10-01T10:00:00Z",
-            'c5,,a-1,identification," 3 ",2025-10-01T10:00:00Z',
-            "c6,,a-1,identification,0005,2025-10-01T10:00:00Z",
-            "c7,,a-1,identification,,2025-10-01T10:00:00Z"]   # an empty cell means 1
+    rows = [
+        "eventId,organizationId,externalId,type,quantity,occurredAt",
+        "c1,,a-1,identification,-0,2025-10-01T10:00:00Z",
+        "c2,,a-1,identification,\u0661\u0662,2025-10-01T10:00:00Z",
+        "c3,,a-1,identification,\uff17,2025-10-01T10:00:00Z",
+        "c4,,a-1,identification,+5,2025-10-01T10:00:00Z",
+        'c5,,a-1,identification," 3 ",2025-10-01T10:00:00Z',
+        "c6,,a-1,identification,0005,2025-10-01T10:00:00Z",
+        "c7,,a-1,identification,,2025-10-01T10:00:00Z",
+    ]  # an empty cell means 1
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     result = runner.invoke(args=["ingest", str(path), "--partner", "acme"])
     assert result.exit_code == 1, (result.output, result.exception)
     out = result.stdout.splitlines()
     assert [line.split(": ")[0:2] for line in out[:5]] == [
-        [f"line {n}", "invalid_quantity"] for n in range(2, 7)]
+        [f"line {n}", "invalid_quantity"] for n in range(2, 7)
+    ]
     assert out[0] == "line 2: invalid_quantity: quantity must not be negative"
     assert out[5:] == ["accepted: 2", "duplicates: 0", "rejected: 5"]
     assert metrics.usage(acme["partner"], OCT_1)["totalQuantity"] == 5 + 1
@@ -324,23 +395,36 @@ def test_the_fast_path_and_validate_event_refuse_the_same_quantities(acme, quant
     assert row is None and (rejection.code, rejection.field) == ("invalid_quantity", "quantity")
 
 
-@pytest.mark.parametrize(("quantity", "expected"), [
-    ("0", 0), ("0000000012", 12), ("1000000000", 1_000_000_000), (0, 0),
-    (1_000_000_000, 1_000_000_000), (None, 1)])
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        ("0", 0),
+        ("0000000012", 12),
+        ("1000000000", 1_000_000_000),
+        (0, 0),
+        (1_000_000_000, 1_000_000_000),
+        (None, 1),
+    ],
+)
 def test_the_quantity_rule_accepts_ascii_digits_and_json_integers(quantity, expected):
     assert ingest.parse_quantity(quantity) == expected
 
 
 # --- item 3: names ---------------------------------------------------------------------------
 
+
 def _api_org_create(client, acme, name):
-    return client.post("/api/v1/partner/organizations", headers=acme["headers"],
-                       json={"name": name})
+    return client.post(
+        "/api/v1/partner/organizations", headers=acme["headers"], json={"name": name}
+    )
 
 
 def _api_org_patch(client, acme, name):
-    return client.patch(f"/api/v1/partner/organizations/{acme['org'].id}",
-                        headers=acme["headers"], json={"name": name})
+    return client.patch(
+        f"/api/v1/partner/organizations/{acme['org'].id}",
+        headers=acme["headers"],
+        json={"name": name},
+    )
 
 
 def _api_key_create(client, acme, name):
@@ -361,29 +445,35 @@ def test_the_api_refuses_a_name_that_shows_nothing(client, acme, call, name):
 
 def _names():
     db.session.expire_all()
-    return (sorted(db.session.execute(select(Organization.name)).scalars()),
-            sorted(db.session.execute(select(ApiKey.name)).scalars()),
-            sorted(db.session.execute(select(Partner.name)).scalars()))
+    return (
+        sorted(db.session.execute(select(Organization.name)).scalars()),
+        sorted(db.session.execute(select(ApiKey.name)).scalars()),
+        sorted(db.session.execute(select(Partner.name)).scalars()),
+    )
 
 
 @pytest.mark.parametrize("name", INVISIBLE_NAMES)
-@pytest.mark.parametrize("args", [
-    ["create-partner", "--slug", "other", "--pool", "10", "--name"],
-    ["create-org", "--partner", "acme", "--name"],
-    ["create-api-key", "--partner", "acme", "--name"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create-partner", "--slug", "other", "--pool", "10", "--name"],
+        ["create-org", "--partner", "acme", "--name"],
+        ["create-api-key", "--partner", "acme", "--name"],
+    ],
+)
 def test_the_cli_refuses_a_name_that_shows_nothing(runner, acme, args, name):
     before = _names()
     result = runner.invoke(args=[*args, name])
     assert result.exit_code == 1, (result.output, result.exception)
-    assert "name must contain a visible character" in result.output \
+    assert (
+        "name must contain a visible character" in result.output
         or "name is required" in result.output
+    )
     assert "Traceback" not in result.output
     assert _names() == before
 
 
-def test_names_are_stripped_and_may_hold_invisible_characters_beside_visible_ones(
-        client, acme):
+def test_names_are_stripped_and_may_hold_invisible_characters_beside_visible_ones(client, acme):
     created = _api_org_create(client, acme, "  \u200bZeta\u0301 \t")
     assert created.status_code == 201
     assert created.get_json()["name"] == "\u200bZeta\u0301"
@@ -399,10 +489,27 @@ def test_a_name_longer_than_its_column_is_refused_by_the_cli(runner, acme):
     assert db.session.execute(select(func.count()).select_from(ApiKey)).scalar() == 1
 
 
-@pytest.mark.parametrize("email", ["\u200b@example.com", "ann@\u200b", "ann @example.com",
-                                   "ann@exa\u200bmple.com", "@example.com"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "\u200b@example.com",
+        "ann@\u200b",
+        "ann @example.com",
+        "ann@exa\u200bmple.com",
+        "@example.com",
+    ],
+)
 def test_a_user_email_that_shows_nothing_on_one_side_is_refused(runner, acme, email):
-    result = runner.invoke(args=["create-user", "--partner", "acme", "--email", email,
-                                 "--password", "correct horse battery"])
+    result = runner.invoke(
+        args=[
+            "create-user",
+            "--partner",
+            "acme",
+            "--email",
+            email,
+            "--password",
+            "correct horse battery",
+        ]
+    )
     assert result.exit_code == 1 and "valid email address" in result.output
     assert db.session.execute(select(func.count()).select_from(User)).scalar() == 0

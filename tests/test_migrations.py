@@ -61,9 +61,9 @@ def check(url: str) -> None:
             # 0006: the event table checks no foreign keys (ingestion checks them itself);
             # the rollups still do.
             assert inspect(conn).get_foreign_keys("usage_event") == []
-            assert {fk["referred_table"] for fk in
-                    inspect(conn).get_foreign_keys("org_daily_usage")} == {"organization",
-                                                                         "partner"}
+            assert {
+                fk["referred_table"] for fk in inspect(conn).get_foreign_keys("org_daily_usage")
+            } == {"organization", "partner"}
         db.engine.dispose()
     assert diff == [], "the migrations and the models differ:\n" + "\n".join(map(str, diff))
     assert {t.name for t in db.metadata.sorted_tables} | {"alembic_version"} == tables
@@ -87,40 +87,62 @@ def backfill_check(url: str) -> None:
             upgrade(revision="0004")
             with db.engine.begin() as conn:
                 for pid in ("p-1", "p-2", "p-3"):
-                    conn.execute(text(
-                        "INSERT INTO partner (id, name, slug, status, billing_mode, "
-                        "billing_period, billing_day_of_month, credit_pool_total, pricing_tiers, "
-                        "currency, timezone, created_at) VALUES (:p, :p, :p, 'active', "
-                        "'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
-                        "'2025-01-01 00:00:00.000000')"), {"p": pid})
-                conn.execute(text(
-                    "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
-                    "metadata, credits_allocated, created_at, updated_at) VALUES ('o-1', 'p-1', "
-                    "'A', 'active', 'paid', 'B2B', '{}', 0, '2025-01-01 00:00:00.000000', "
-                    "'2025-01-01 00:00:00.000000')"))
-                conn.execute(text(
-                    "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
-                    "metadata, credits_allocated, created_at, updated_at) VALUES ('o-2', 'p-2', "
-                    "'B', 'active', 'paid', 'B2B', '{}', 0, '2025-01-01 00:00:00.000000', "
-                    "'2025-01-01 00:00:00.000000')"))
+                    conn.execute(
+                        text(
+                            "INSERT INTO partner (id, name, slug, status, billing_mode, "
+                            "billing_period, billing_day_of_month, credit_pool_total, "
+                            "pricing_tiers, currency, timezone, created_at) "
+                            "VALUES (:p, :p, :p, 'active', "
+                            "'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
+                            "'2025-01-01 00:00:00.000000')"
+                        ),
+                        {"p": pid},
+                    )
+                conn.execute(
+                    text(
+                        "INSERT INTO organization (id, partner_id, name, status, tier, "
+                        "product_type, metadata, credits_allocated, created_at, updated_at) "
+                        "VALUES ('o-1', 'p-1', "
+                        "'A', 'active', 'paid', 'B2B', '{}', 0, '2025-01-01 00:00:00.000000', "
+                        "'2025-01-01 00:00:00.000000')"
+                    )
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO organization (id, partner_id, name, status, tier, "
+                        "product_type, metadata, credits_allocated, created_at, updated_at) "
+                        "VALUES ('o-2', 'p-2', "
+                        "'B', 'active', 'paid', 'B2B', '{}', 0, '2025-01-01 00:00:00.000000', "
+                        "'2025-01-01 00:00:00.000000')"
+                    )
+                )
                 # p-1 already has a version row (as after any write); p-2 has none yet.
                 conn.execute(text("INSERT INTO partner_data_version VALUES ('p-1', 7)"))
                 for eid, pid, oid, received in (
-                        ("e1", "p-1", "o-1", "2025-03-01 10:00:00.000000"),
-                        ("e2", "p-1", "o-1", "2025-03-02 09:30:00.000000"),
-                        ("e3", "p-1", "o-1", "2025-02-27 23:00:00.000000"),
-                        ("e4", "p-2", "o-2", "2025-01-05 08:00:00.000000")):
-                    conn.execute(text(
-                        "INSERT INTO usage_event (partner_id, organization_id, event_id, type, "
-                        "quantity, occurred_at, local_date, received_at) VALUES (:p, :o, :e, "
-                        "'identification', 1, '2025-01-01 00:00:00.000000', '2025-01-01', "
-                        ":r)"), {"p": pid, "o": oid, "e": eid, "r": received})
+                    ("e1", "p-1", "o-1", "2025-03-01 10:00:00.000000"),
+                    ("e2", "p-1", "o-1", "2025-03-02 09:30:00.000000"),
+                    ("e3", "p-1", "o-1", "2025-02-27 23:00:00.000000"),
+                    ("e4", "p-2", "o-2", "2025-01-05 08:00:00.000000"),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO usage_event (partner_id, organization_id, event_id, type, "
+                            "quantity, occurred_at, local_date, received_at) VALUES (:p, :o, :e, "
+                            "'identification', 1, '2025-01-01 00:00:00.000000', '2025-01-01', "
+                            ":r)"
+                        ),
+                        {"p": pid, "o": oid, "e": eid, "r": received},
+                    )
             upgrade()
             with db.engine.connect() as conn:
-                rows = {r[0]: (r[1], str(r[2]) if r[2] is not None else None)
-                        for r in conn.execute(text(
-                            "SELECT partner_id, version, last_received_at "
-                            "FROM partner_data_version"))}
+                rows = {
+                    r[0]: (r[1], str(r[2]) if r[2] is not None else None)
+                    for r in conn.execute(
+                        text(
+                            "SELECT partner_id, version, last_received_at FROM partner_data_version"
+                        )
+                    )
+                }
         finally:
             db.session.remove()
             db.engine.dispose()
@@ -148,36 +170,51 @@ def bucket_backfill_check(url: str) -> None:
         try:
             upgrade(revision="0006")
             with db.engine.begin() as conn:
-                conn.execute(text(
-                    "INSERT INTO partner (id, name, slug, status, billing_mode, "
-                    "billing_period, billing_day_of_month, credit_pool_total, pricing_tiers, "
-                    "currency, timezone, created_at) VALUES ('p-1', 'P', 'p', 'active', "
-                    "'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
-                    "'2025-01-01 00:00:00.000000')"))
+                conn.execute(
+                    text(
+                        "INSERT INTO partner (id, name, slug, status, billing_mode, "
+                        "billing_period, billing_day_of_month, credit_pool_total, pricing_tiers, "
+                        "currency, timezone, created_at) VALUES ('p-1', 'P', 'p', 'active', "
+                        "'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
+                        "'2025-01-01 00:00:00.000000')"
+                    )
+                )
                 for oid in ("o-1", "o-2"):
-                    conn.execute(text(
-                        "INSERT INTO organization (id, partner_id, name, status, tier, "
-                        "product_type, metadata, credits_allocated, created_at, updated_at) "
-                        "VALUES (:o, 'p-1', :o, 'active', 'paid', 'B2B', '{}', 0, "
-                        "'2025-01-01 00:00:00.000000', '2025-01-01 00:00:00.000000')"),
-                        {"o": oid})
+                    conn.execute(
+                        text(
+                            "INSERT INTO organization (id, partner_id, name, status, tier, "
+                            "product_type, metadata, credits_allocated, created_at, updated_at) "
+                            "VALUES (:o, 'p-1', :o, 'active', 'paid', 'B2B', '{}', 0, "
+                            "'2025-01-01 00:00:00.000000', '2025-01-01 00:00:00.000000')"
+                        ),
+                        {"o": oid},
+                    )
                 # 2025-03-30 is a Sunday, 03-31 a Monday; 2025-04-02 a Wednesday.
                 for oid, day, etype, quantity, events in (
-                        ("o-1", "2025-03-30", "identification", 5, 2),
-                        ("o-1", "2025-03-31", "identification", 7, 3),
-                        ("o-1", "2025-04-02", "identification", 11, 4),
-                        ("o-1", "2025-04-02", "page_view", 1, 1),
-                        ("o-2", "2025-03-31", "identification", 100, 10)):
-                    conn.execute(text(
-                        "INSERT INTO org_daily_usage (organization_id, day, type, partner_id, "
-                        "quantity, events) VALUES (:o, :d, :t, 'p-1', :q, :n)"),
-                        {"o": oid, "d": day, "t": etype, "q": quantity, "n": events})
+                    ("o-1", "2025-03-30", "identification", 5, 2),
+                    ("o-1", "2025-03-31", "identification", 7, 3),
+                    ("o-1", "2025-04-02", "identification", 11, 4),
+                    ("o-1", "2025-04-02", "page_view", 1, 1),
+                    ("o-2", "2025-03-31", "identification", 100, 10),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO org_daily_usage (organization_id, day, type, partner_id, "
+                            "quantity, events) VALUES (:o, :d, :t, 'p-1', :q, :n)"
+                        ),
+                        {"o": oid, "d": day, "t": etype, "q": quantity, "n": events},
+                    )
             upgrade()
             with db.engine.connect() as conn:
-                rows = {(r[0], r[1], str(r[2])[:10]): (int(r[3]), int(r[4]), int(r[5]))
-                        for r in conn.execute(text(
+                rows = {
+                    (r[0], r[1], str(r[2])[:10]): (int(r[3]), int(r[4]), int(r[5]))
+                    for r in conn.execute(
+                        text(
                             "SELECT organization_id, grain, bucket_start, identifications, "
-                            "quantity, events FROM org_bucket_usage WHERE partner_id = 'p-1'"))}
+                            "quantity, events FROM org_bucket_usage WHERE partner_id = 'p-1'"
+                        )
+                    )
+                }
         finally:
             db.session.remove()
             db.engine.dispose()

@@ -61,28 +61,41 @@ def held(app: Any, partner_id: str, exclusive: bool) -> Iterator[None]:
 
 def stored_days(partner_id: str) -> dict[str, date]:
     db.session.remove()
-    return {r.event_id: r.local_date for r in db.session.execute(
-        select(UsageEvent.event_id, UsageEvent.local_date)
-        .where(UsageEvent.partner_id == partner_id))}
+    return {
+        r.event_id: r.local_date
+        for r in db.session.execute(
+            select(UsageEvent.event_id, UsageEvent.local_date).where(
+                UsageEvent.partner_id == partner_id
+            )
+        )
+    }
 
 
 def event(event_id: str, org_id: str, at: str, quantity: int = 1) -> dict[str, Any]:
-    return {"eventId": event_id, "organizationId": org_id, "type": "identification",
-            "quantity": quantity, "occurredAt": at}
+    return {
+        "eventId": event_id,
+        "organizationId": org_id,
+        "type": "identification",
+        "quantity": quantity,
+        "occurredAt": at,
+    }
 
 
 # --- rows prepared with a timezone that changed before they were stored ----------------------
 
+
 def test_rows_prepared_before_a_timezone_change_are_stored_with_the_new_day(
-        app, freeze, make_partner, make_org):
+    app, freeze, make_partner, make_org
+):
     freeze(NOW)
     partner = make_partner(tz="UTC")
     org = make_org(partner, "Alpha")
     result = ingest.IngestResult()
     resolver = ingest.OrgResolver(partner.id)
     # 2025-10-18 20:00 UTC is 2025-10-18 in UTC and 2025-10-19 01:45 in Kathmandu (+05:45).
-    rows = ingest.prepare_batch([(1, event("late", org.id, "2025-10-18T20:00:00Z", 3))],
-                                resolver, "UTC", NOW, result)
+    rows = ingest.prepare_batch(
+        [(1, event("late", org.id, "2025-10-18T20:00:00Z", 3))], resolver, "UTC", NOW, result
+    )
     assert rows[0]["local_date"] == date(2025, 10, 18)
     rollups.set_timezone(partner, "Asia/Kathmandu")
     stored_tz = ingest.commit_rows(partner.id, rows, NOW, "UTC", result)
@@ -96,7 +109,8 @@ def test_rows_prepared_before_a_timezone_change_are_stored_with_the_new_day(
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="the reader's SQLite parameters")
 def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
-        app, freeze, make_partner, make_org):
+    app, freeze, make_partner, make_org
+):
     freeze(NOW)
     partner = make_partner(tz="UTC")
     org = make_org(partner, "Alpha")
@@ -105,9 +119,16 @@ def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
     # As the file import's reader process prepares a batch: rows, then text parameters.
     # 2025-10-18 02:00 UTC is 2025-10-17 22:00 in New York (UTC-4 in October); 12:00 UTC
     # stays on the 18th (08:00).
-    rows = ingest.prepare_batch([(1, event("a", org.id, "2025-10-18T02:00:00Z", 2)),
-                                 (2, event("b", org.id, "2025-10-18T12:00:00Z", 5))],
-                                resolver, "UTC", NOW, result)
+    rows = ingest.prepare_batch(
+        [
+            (1, event("a", org.id, "2025-10-18T02:00:00Z", 2)),
+            (2, event("b", org.id, "2025-10-18T12:00:00Z", 5)),
+        ],
+        resolver,
+        "UTC",
+        NOW,
+        result,
+    )
     ingest.order_rows(partner.id, rows, NOW)
     sums = ingest.sum_rows(rows)
     params = storage.sqlite_params(rows, storage.sqlite_formatters())
@@ -122,26 +143,37 @@ def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
 
 # --- verify sees stale local days, rebuild fixes them ----------------------------------------
 
+
 def test_verify_reports_stale_local_days_and_rebuild_re_buckets_them(
-        app, runner, freeze, make_partner, make_org, add_events):
+    app, runner, freeze, make_partner, make_org, add_events
+):
     freeze(NOW)
     partner = make_partner(tz="Europe/Paris")
     org = make_org(partner, "Alpha")
     # 2025-10-18 22:30 UTC is 2025-10-19 00:30 in Paris (UTC+2 until 26 October).
-    add_events(partner, [event("e1", org.id, "2025-10-18T22:30:00Z", 4),
-                         event("e2", org.id, "2025-10-18T12:00:00Z", 1)])
+    add_events(
+        partner,
+        [
+            event("e1", org.id, "2025-10-18T22:30:00Z", 4),
+            event("e2", org.id, "2025-10-18T12:00:00Z", 1),
+        ],
+    )
     assert stored_days(partner.id) == {"e1": date(2025, 10, 19), "e2": date(2025, 10, 18)}
     # What a timezone change that lost a race left behind: e1 stored on its UTC day, with
     # rollups that agree with that stale day (so the old verify said OK).
-    db.session.execute(text("UPDATE usage_event SET local_date = :d WHERE event_id = 'e1'"),
-                       {"d": date(2025, 10, 18)})
+    db.session.execute(
+        text("UPDATE usage_event SET local_date = :d WHERE event_id = 'e1'"),
+        {"d": date(2025, 10, 18)},
+    )
     db.session.commit()
     db.session.execute(text("DELETE FROM org_daily_usage"))
     db.session.commit()
     result = runner.invoke(args=["rollups", "verify", "--partner", partner.slug])
     assert result.exit_code == 1
-    assert ("1 event(s) stored on 2025-10-18 did not happen on that day in Europe/Paris"
-            in result.output)
+    assert (
+        "1 event(s) stored on 2025-10-18 did not happen on that day in Europe/Paris"
+        in result.output
+    )
     result = runner.invoke(args=["rollups", "rebuild", "--partner", partner.slug])
     assert result.exit_code == 0, result.output
     assert "1 event(s) re-bucketed" in result.output
@@ -154,8 +186,10 @@ def test_verify_reports_stale_local_days_and_rebuild_re_buckets_them(
 
 # --- waiting: 503 with Retry-After, nothing changed ------------------------------------------
 
+
 def test_an_ingest_that_waits_past_lock_timeout_answers_503_and_stores_nothing(
-        app, client, freeze, make_partner, make_org, api_key):
+    app, client, freeze, make_partner, make_org, api_key
+):
     freeze(NOW)
     partner = make_partner()
     org = make_org(partner, "Alpha")
@@ -164,8 +198,9 @@ def test_an_ingest_that_waits_past_lock_timeout_answers_503_and_stores_nothing(
     app.config["LOCK_TIMEOUT"] = 0.3
     body = {"events": [event("e1", org_id, "2025-10-19T10:00:00Z")]}
     with held(app, partner_id, exclusive=True):
-        response = client.post("/api/v1/partner/events", json=body,
-                               headers={"X-Partner-API-Key": key})
+        response = client.post(
+            "/api/v1/partner/events", json=body, headers={"X-Partner-API-Key": key}
+        )
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"  # 0.3 s, rounded up to whole seconds
         assert response.mimetype == "application/json"
@@ -176,13 +211,13 @@ def test_an_ingest_that_waits_past_lock_timeout_answers_503_and_stores_nothing(
         read = client.get("/api/v1/partner/usage", headers={"X-Partner-API-Key": key})
         assert read.status_code == 200
     assert stored_days(partner_id) == {}
-    response = client.post("/api/v1/partner/events", json=body,
-                           headers={"X-Partner-API-Key": key})
+    response = client.post("/api/v1/partner/events", json=body, headers={"X-Partner-API-Key": key})
     assert response.status_code == 200 and response.get_json()["accepted"] == 1
 
 
 def test_a_timezone_change_waits_for_a_running_ingest_then_fails_with_nothing_changed(
-        app, runner, freeze, make_partner, make_org, add_events):
+    app, runner, freeze, make_partner, make_org, add_events
+):
     freeze(NOW)
     partner = make_partner(tz="UTC")
     org = make_org(partner, "Alpha")
@@ -190,14 +225,15 @@ def test_a_timezone_change_waits_for_a_running_ingest_then_fails_with_nothing_ch
     partner_id, slug = partner.id, partner.slug
     app.config["LOCK_TIMEOUT"] = 0.3
     with held(app, partner_id, exclusive=False):
-        result = runner.invoke(args=["set-timezone", "--partner", slug,
-                                     "--timezone", "Asia/Tokyo"])
+        result = runner.invoke(args=["set-timezone", "--partner", slug, "--timezone", "Asia/Tokyo"])
         assert result.exit_code == 1
         assert "timezone not changed" in result.output
         assert "Traceback" not in result.output
     db.session.remove()
-    assert db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)
-                              ).scalar_one() == "UTC"
+    assert (
+        db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)).scalar_one()
+        == "UTC"
+    )
     assert stored_days(partner_id) == {"e1": date(2025, 10, 18)}
     # 23:00 UTC on the 18th is 08:00 on the 19th in Tokyo (UTC+9).
     result = runner.invoke(args=["set-timezone", "--partner", slug, "--timezone", "Asia/Tokyo"])
@@ -209,8 +245,7 @@ def test_a_timezone_change_waits_for_a_running_ingest_then_fails_with_nothing_ch
 @pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite has one writer at a time")
 def test_ingests_share_the_lock_and_run_in_parallel(app, make_partner):
     partner = make_partner()
-    with held(app, partner.id, exclusive=False), \
-            partner_transaction(partner.id, timeout=0.5) as tz:
+    with held(app, partner.id, exclusive=False), partner_transaction(partner.id, timeout=0.5) as tz:
         assert tz == "UTC"  # had at once although another ingest holds it
     with held(app, partner.id, exclusive=True), pytest.raises(PartnerBusy):
         with partner_transaction(partner.id, timeout=0.3):
@@ -219,7 +254,8 @@ def test_ingests_share_the_lock_and_run_in_parallel(app, make_partner):
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="per-partner locks: PostgreSQL")
 def test_one_partners_rebuild_does_not_hold_up_another_partners_ingest(
-        app, freeze, make_partner, make_org, add_events):
+    app, freeze, make_partner, make_org, add_events
+):
     freeze(NOW)
     first, second = make_partner("first"), make_partner("second")
     make_org(first, "A")
@@ -232,17 +268,22 @@ def test_one_partners_rebuild_does_not_hold_up_another_partners_ingest(
 
 # --- flask ingest: retries, then names the line ----------------------------------------------
 
+
 def _events_file(tmp_path: Any, org_id: str, count: int) -> Any:
     path = tmp_path / "events.jsonl"
-    path.write_text("".join(
-        json.dumps(event(f"e{i}", org_id, f"2025-10-19T{i:02d}:00:00Z")) + "\n"
-        for i in range(1, count + 1)))
+    path.write_text(
+        "".join(
+            json.dumps(event(f"e{i}", org_id, f"2025-10-19T{i:02d}:00:00Z")) + "\n"
+            for i in range(1, count + 1)
+        )
+    )
     return path
 
 
 @pytest.mark.parametrize("pipeline", ["--pipeline", "--no-pipeline"])
 def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
-        app, runner, freeze, make_partner, make_org, tmp_path, monkeypatch, pipeline):
+    app, runner, freeze, make_partner, make_org, tmp_path, monkeypatch, pipeline
+):
     freeze(NOW)
     partner = make_partner()
     org = make_org(partner, "Alpha")
@@ -264,8 +305,19 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
 
     monkeypatch.setattr(storage, "commit_rows", commit_then_lock)
     try:
-        result = runner.invoke(args=["ingest", str(path), "--partner", slug, "--batch-size",
-                                     "2", "--wait", "0.5", pipeline])
+        result = runner.invoke(
+            args=[
+                "ingest",
+                str(path),
+                "--partner",
+                slug,
+                "--batch-size",
+                "2",
+                "--wait",
+                "0.5",
+                pipeline,
+            ]
+        )
     finally:
         for holder in stack:
             holder.__exit__(None, None, None)
@@ -277,14 +329,16 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
     assert sorted(stored_days(partner_id)) == ["e1", "e2"]
     # Run again once the lock is free: the rest goes in, the first two are duplicates.
     monkeypatch.setattr(storage, "commit_rows", real_commit)
-    result = runner.invoke(args=["ingest", str(path), "--partner", slug, "--batch-size", "2",
-                                 pipeline])
+    result = runner.invoke(
+        args=["ingest", str(path), "--partner", slug, "--batch-size", "2", pipeline]
+    )
     assert result.exit_code == 0, result.output
     assert "accepted: 4" in result.output and "duplicates: 2" in result.output
 
 
 def test_flask_ingest_waits_for_a_short_lock_and_finishes(
-        app, runner, freeze, make_partner, make_org, tmp_path):
+    app, runner, freeze, make_partner, make_org, tmp_path
+):
     freeze(NOW)
     partner = make_partner()
     org = make_org(partner, "Alpha")
@@ -296,8 +350,9 @@ def test_flask_ingest_waits_for_a_short_lock_and_finishes(
     timer = threading.Timer(1.0, holder.__exit__, (None, None, None))
     timer.start()
     try:
-        result = runner.invoke(args=["ingest", str(path), "--partner", slug, "--wait", "20",
-                                     "--no-pipeline"])
+        result = runner.invoke(
+            args=["ingest", str(path), "--partner", slug, "--wait", "20", "--no-pipeline"]
+        )
     finally:
         timer.join()
     assert result.exit_code == 0, result.output
@@ -307,8 +362,10 @@ def test_flask_ingest_waits_for_a_short_lock_and_finishes(
 
 # --- under real concurrency -------------------------------------------------------------------
 
+
 def test_timezone_changes_during_concurrent_ingestion_leave_every_day_right(
-        app, freeze, make_partner, make_org):
+    app, freeze, make_partner, make_org
+):
     """Threads ingest through ingest_batch while the timezone changes three times; every
     stored day is then the occurredAt's day in the final timezone (zoneinfo, row by row),
     nothing is lost or doubled, and the rollups agree with the raw events."""
@@ -362,7 +419,10 @@ def test_timezone_changes_during_concurrent_ingestion_leave_every_day_right(
     final = ZoneInfo("Pacific/Chatham")
     days = stored_days(partner_id)
     assert len(days) == len(sent) == 3 * 12 * 40
-    wrong = {event_id: (days[event_id], at) for event_id, at in sent.items()
-             if days[event_id] != at.replace(tzinfo=UTC).astimezone(final).date()}
+    wrong = {
+        event_id: (days[event_id], at)
+        for event_id, at in sent.items()
+        if days[event_id] != at.replace(tzinfo=UTC).astimezone(final).date()
+    }
     assert wrong == {}
     assert rollups.verify(partner_id) == []

@@ -58,8 +58,13 @@ class SqlLog(list):
 
 
 def ev(eid, org, etype, qty, when):
-    return {"eventId": eid, "organizationId": org.id, "type": etype, "quantity": qty,
-            "occurredAt": when}
+    return {
+        "eventId": eid,
+        "organizationId": org.id,
+        "type": etype,
+        "quantity": qty,
+        "occurredAt": when,
+    }
 
 
 @pytest.fixture
@@ -68,11 +73,14 @@ def world(app, freeze, make_partner, make_org, add_events):
     partner = make_partner("acme", pool=1000, created_at=datetime(2025, 1, 1))
     a = make_org(partner, "Alpha", created_at=datetime(2025, 1, 1))
     b = make_org(partner, "Beta", created_at=datetime(2025, 1, 1))
-    result = add_events(partner, [
-        ev("e1", a, "identification", 2, "2025-10-05T10:00:00Z"),
-        ev("e2", b, "page_view", 3, "2025-10-06T10:00:00Z"),
-        ev("e3", a, "identification", 1, "2025-11-10T10:00:00Z"),
-    ])
+    result = add_events(
+        partner,
+        [
+            ev("e1", a, "identification", 2, "2025-10-05T10:00:00Z"),
+            ev("e2", b, "page_view", 3, "2025-10-06T10:00:00Z"),
+            ev("e3", a, "identification", 1, "2025-11-10T10:00:00Z"),
+        ],
+    )
     assert result.accepted == 3
     return partner, a, b
 
@@ -105,8 +113,12 @@ def test_closed_period_is_served_from_cache_until_a_late_event(app, world, add_e
     partner, a, _b = world
     first = metrics.summary(partner, OCTOBER)
     # October: e1 identification 2 (Alpha) and e2 page_view 3 (Beta).
-    assert (first["totalIdentifications"], first["totalEvents"], first["totalQuantity"],
-            first["organizationsWithActivity"]) == (2, 2, 5, 2)
+    assert (
+        first["totalIdentifications"],
+        first["totalEvents"],
+        first["totalQuantity"],
+        first["organizationsWithActivity"],
+    ) == (2, 2, 5, 2)
     with captured_sql() as statements:
         again = metrics.summary(partner, OCTOBER)
     assert again == first
@@ -116,12 +128,16 @@ def test_closed_period_is_served_from_cache_until_a_late_event(app, world, add_e
     assert late.accepted == 1
     after = metrics.summary(partner, OCTOBER)
     # 2 + 4 = 6 identifications, 3 events, quantity 5 + 4 = 9.
-    assert (after["totalIdentifications"], after["totalEvents"], after["totalQuantity"]) \
-        == (6, 3, 9)
+    assert (after["totalIdentifications"], after["totalEvents"], after["totalQuantity"]) == (
+        6,
+        3,
+        9,
+    )
 
 
 def test_importing_an_organization_with_a_past_creation_date_changes_a_cached_period(
-        app, world, make_org):
+    app, world, make_org
+):
     partner, _a, _b = world
     assert metrics.summary(partner, OCTOBER)["totalOrganizations"] == 2
     make_org(partner, "Gamma", created_at=datetime(2025, 6, 1))
@@ -132,9 +148,13 @@ def test_importing_an_organization_with_a_past_creation_date_changes_a_cached_pe
 def test_a_direct_rollup_write_invalidates_cached_periods(app, world):
     partner, _a, _b = world
     assert metrics.usage(partner, OCTOBER)["totalQuantity"] == 5
-    db.session.execute(update(PartnerDailyUsage).where(
-        PartnerDailyUsage.partner_id == partner.id, PartnerDailyUsage.day == date(2025, 10, 6)
-    ).values(quantity=10))
+    db.session.execute(
+        update(PartnerDailyUsage)
+        .where(
+            PartnerDailyUsage.partner_id == partner.id, PartnerDailyUsage.day == date(2025, 10, 6)
+        )
+        .values(quantity=10)
+    )
     db.session.commit()
     # The page_view day now holds 10 instead of 3: 2 + 10 = 12.
     assert metrics.usage(partner, OCTOBER)["totalQuantity"] == 12
@@ -172,10 +192,16 @@ def test_a_month_aligned_year_reads_monthly_rows_not_daily_sums(app, world):
     assert total == 2 and items[0]["identifications"] == 2  # Alpha's e1 in October
     assert sum(p["organizationsWithActivity"] for p in points) == 2  # both, in October
     summing = re.compile(r"\bsum\(|count\(distinct", re.I)
-    over_year = [(s, p) for s, p in zip(statements, statements.parameters, strict=True)
-                 if summing.search(s) and _mentions(p, year.start)]
-    assert over_year and all("org_bucket_usage" in s for s, _p in over_year
-                             if "org_daily_usage" in s or "org_bucket_usage" in s)
+    over_year = [
+        (s, p)
+        for s, p in zip(statements, statements.parameters, strict=True)
+        if summing.search(s) and _mentions(p, year.start)
+    ]
+    assert over_year and all(
+        "org_bucket_usage" in s
+        for s, _p in over_year
+        if "org_daily_usage" in s or "org_bucket_usage" in s
+    )
     assert [s for s, _p in over_year if "org_daily_usage" in s] == []
 
 
@@ -189,21 +215,28 @@ def test_organizations_with_activity_probes_the_rollup_primary_key(app, world):
     """On SQLite, the per-organization EXISTS is an index search, not a scan of the range."""
     partner, _a, _b = world
     if db.engine.dialect.name != "sqlite":
-        pytest.skip("plans of tiny PostgreSQL tables prefer sequential scans; "
-                    "the 10M-event plans are in docs/scaling.md")
+        pytest.skip(
+            "plans of tiny PostgreSQL tables prefer sequential scans; "
+            "the 10M-event plans are in docs/scaling.md"
+        )
     app.config["CACHE_CLOSED_PERIODS"] = False
     with captured_sql() as statements:
         assert metrics.organizations_with_activity(partner, OCTOBER) == 2  # Alpha and Beta
     (index,) = [i for i, s in enumerate(statements) if "org_daily_usage" in s]
     with db.engine.connect() as conn:
-        plan = " | ".join(str(row[-1]) for row in conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + statements[index], statements.parameters[index]))
+        plan = " | ".join(
+            str(row[-1])
+            for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statements[index], statements.parameters[index]
+            )
+        )
     assert re.search(r"SEARCH org_daily_usage USING (COVERING INDEX|PRIMARY KEY|INDEX)", plan), plan
     assert "SCAN org_daily_usage" not in plan
 
 
 def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
-        app, world, add_events, make_org):
+    app, world, add_events, make_org
+):
     partner, a, b = world
     add_events(partner, [ev("t1", b, "identification", 5, "2025-11-15T09:00:00Z")])
     period = Period(date(2025, 10, 1), date(2025, 11, 15))
@@ -212,21 +245,36 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
     # 4 events; Alpha and Beta active (Beta on Oct 6 and today: counted once).
     # Credits: billing period Nov 1..30, used Nov 1..15 = 1 + 5 = 6, pool 1000 - 6 = 994.
     assert figures == {
-        "totalOrganizations": 2, "activeOrganizations": 2,
-        "totalIdentifications": 8, "creditsUsed": 8, "creditsRemaining": 994,
-        "organizationsWithActivity": 2, "totalQuantity": 11, "totalEvents": 4,
+        "totalOrganizations": 2,
+        "activeOrganizations": 2,
+        "totalIdentifications": 8,
+        "creditsUsed": 8,
+        "creditsRemaining": 994,
+        "organizationsWithActivity": 2,
+        "totalQuantity": 11,
+        "totalEvents": 4,
     }
     app.config["CACHE_CLOSED_PERIODS"] = False
     assert metrics.summary(partner, period) == figures  # the plain computation agrees
     app.config["CACHE_CLOSED_PERIODS"] = True
 
     gamma = make_org(partner, "Gamma")  # created today, active today only
-    add_events(partner, [ev("t2", a, "page_view", 4, "2025-11-15T10:00:00Z"),
-                         ev("t3", gamma, "session", 1, "2025-11-15T11:00:00Z")])
+    add_events(
+        partner,
+        [
+            ev("t2", a, "page_view", 4, "2025-11-15T10:00:00Z"),
+            ev("t3", gamma, "session", 1, "2025-11-15T11:00:00Z"),
+        ],
+    )
     again = metrics.summary(partner, period)
     # Quantity 11 + 4 + 1 = 16, events 4 + 2 = 6, Gamma makes 3 organizations, all active.
-    assert (again["totalQuantity"], again["totalEvents"], again["organizationsWithActivity"],
-            again["totalOrganizations"], again["totalIdentifications"]) == (16, 6, 3, 3, 8)
+    assert (
+        again["totalQuantity"],
+        again["totalEvents"],
+        again["organizationsWithActivity"],
+        again["totalOrganizations"],
+        again["totalIdentifications"],
+    ) == (16, 6, 3, 3, 8)
 
     # Periods that end later than today: in today's billing period (its credits are the
     # closed days before today plus the live ones) and in the next one (nothing used yet).
@@ -240,7 +288,8 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
 
 
 def test_a_cached_api_request_reads_the_key_partner_and_version_in_one_query(
-        app, client, world, api_key, add_events):
+    app, client, world, api_key, add_events
+):
     partner, a, _b = world
     headers = {"X-Partner-API-Key": api_key(partner)}
     url = "/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-31"
@@ -252,20 +301,22 @@ def test_a_cached_api_request_reads_the_key_partner_and_version_in_one_query(
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     # The key, its partner and the data version: one statement, and nothing else read.
     assert len(selects) == 1, selects
-    assert re.search(r"\bapi_key\b", selects[0]) and re.search(r"\bpartner_data_version\b",
-                                                               selects[0])
+    assert re.search(r"\bapi_key\b", selects[0]) and re.search(
+        r"\bpartner_data_version\b", selects[0]
+    )
     # The key's last use was written by the first request, under a minute ago: no write.
     assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
     # The version read with the key still sees a write made since: a late October event.
-    assert add_events(partner, [ev("late2", a, "identification", 5,
-                                   "2025-10-21T08:00:00Z")]).accepted == 1
+    assert (
+        add_events(partner, [ev("late2", a, "identification", 5, "2025-10-21T08:00:00Z")]).accepted
+        == 1
+    )
     after = client.get(url, headers=headers).get_json()
     # October had 2 identifications (e1); 2 + 5 = 7.
     assert (first.get_json()["totalIdentifications"], after["totalIdentifications"]) == (2, 7)
 
 
-def test_recording_a_keys_use_costs_one_update_once_a_minute(
-        app, client, world, api_key, freeze):
+def test_recording_a_keys_use_costs_one_update_once_a_minute(app, client, world, api_key, freeze):
     partner, _a, _b = world
     headers = {"X-Partner-API-Key": api_key(partner)}
     url = "/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-31"

@@ -30,31 +30,48 @@ D = date
 
 # --- parse_date -----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "tz", "expected"), [
-    ("2025-10-01", "UTC", D(2025, 10, 1)),
-    ("2025-10-01", "Asia/Kathmandu", D(2025, 10, 1)),  # a bare date is taken as is
-    (" 2025-10-01 ", "UTC", D(2025, 10, 1)),
-    # 23:30 at -05:00 is 04:30 UTC on Oct 2, i.e. 06:30 in Berlin (CEST, +02:00): Oct 2.
-    ("2025-10-01T23:30:00-05:00", "Europe/Berlin", D(2025, 10, 2)),
-    # ...and 00:30 EDT on Oct 1 in New York (-04:00) is Oct 1 there.
-    ("2025-10-01T04:30:00Z", "America/New_York", D(2025, 10, 1)),
-    ("2025-10-01T03:59:59Z", "America/New_York", D(2025, 9, 30)),
-    # No offset means UTC: 18:15 UTC is 00:00 the next day in Kathmandu (+05:45).
-    ("2025-10-01T18:15:00", "Asia/Kathmandu", D(2025, 10, 2)),
-    ("2025-10-01T18:14:59", "Asia/Kathmandu", D(2025, 10, 1)),
-    ("2025-10-01 10:00:00Z", "UTC", D(2025, 10, 1)),
-])
+
+@pytest.mark.parametrize(
+    ("text", "tz", "expected"),
+    [
+        ("2025-10-01", "UTC", D(2025, 10, 1)),
+        ("2025-10-01", "Asia/Kathmandu", D(2025, 10, 1)),  # a bare date is taken as is
+        (" 2025-10-01 ", "UTC", D(2025, 10, 1)),
+        # 23:30 at -05:00 is 04:30 UTC on Oct 2, i.e. 06:30 in Berlin (CEST, +02:00): Oct 2.
+        ("2025-10-01T23:30:00-05:00", "Europe/Berlin", D(2025, 10, 2)),
+        # ...and 00:30 EDT on Oct 1 in New York (-04:00) is Oct 1 there.
+        ("2025-10-01T04:30:00Z", "America/New_York", D(2025, 10, 1)),
+        ("2025-10-01T03:59:59Z", "America/New_York", D(2025, 9, 30)),
+        # No offset means UTC: 18:15 UTC is 00:00 the next day in Kathmandu (+05:45).
+        ("2025-10-01T18:15:00", "Asia/Kathmandu", D(2025, 10, 2)),
+        ("2025-10-01T18:14:59", "Asia/Kathmandu", D(2025, 10, 1)),
+        ("2025-10-01 10:00:00Z", "UTC", D(2025, 10, 1)),
+    ],
+)
 def test_parse_date_accepts_dates_and_timestamps(text, tz, expected):
     assert parse_date(text, "startDate", tz) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "", "   ", "yesterday", "20251001", "2025-13-01", "2025-02-30", "2025-10-1",
-    "2025-10-01T25:00:00", "01/10/2025", "2025-10-01T10:00:00+25:00",
-    "1969-12-31", "3000-01-01",
-    # Offsets that push the instant off the calendar must be a clean error, not a crash.
-    "0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "yesterday",
+        "20251001",
+        "2025-13-01",
+        "2025-02-30",
+        "2025-10-1",
+        "2025-10-01T25:00:00",
+        "01/10/2025",
+        "2025-10-01T10:00:00+25:00",
+        "1969-12-31",
+        "3000-01-01",
+        # Offsets that push the instant off the calendar must be a clean error, not a crash.
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:00:00-05:00",
+    ],
+)
 def test_parse_date_refuses_bad_text_naming_the_field(text):
     with pytest.raises(PeriodError) as info:
         parse_date(text, "endDate", "UTC")
@@ -76,6 +93,7 @@ def test_parse_date_window_edges():
 
 
 # --- checks -----------------------------------------------------------------------------
+
 
 def test_start_after_end_is_refused():
     with pytest.raises(PeriodError) as info:
@@ -105,14 +123,17 @@ def test_single_day_period_is_allowed():
 
 def test_previous_period_is_equally_long_and_adjacent():
     # Nov 1..14 is 14 days; the 14 days before are Oct 18..31.
-    assert Period(D(2025, 11, 1), D(2025, 11, 14)).previous() == Period(D(2025, 10, 18),
-                                                                        D(2025, 10, 31))
+    assert Period(D(2025, 11, 1), D(2025, 11, 14)).previous() == Period(
+        D(2025, 10, 18), D(2025, 10, 31)
+    )
     # March 2024 (31 days) -> Jan 30..Feb 29 (2 + 29 = 31 days, leap year).
-    assert Period(D(2024, 3, 1), D(2024, 3, 31)).previous() == Period(D(2024, 1, 30),
-                                                                      D(2024, 2, 29))
+    assert Period(D(2024, 3, 1), D(2024, 3, 31)).previous() == Period(
+        D(2024, 1, 30), D(2024, 2, 29)
+    )
 
 
 # --- defaults (frozen clock) ---------------------------------------------------------------
+
 
 def test_defaults_follow_the_frozen_clock(freeze):
     freeze(datetime(2025, 11, 14, 12, 0))
@@ -129,8 +150,7 @@ def test_defaults_use_the_partner_local_today(freeze):
     assert default_usage_period("America/New_York") == Period(D(2025, 10, 1), D(2025, 10, 31))
     assert default_usage_period("Asia/Kathmandu") == Period(D(2025, 11, 1), D(2025, 11, 1))
     # Oct 31 - 30 days = Oct 1.
-    assert default_analytics_period("America/New_York") == Period(D(2025, 10, 1),
-                                                                  D(2025, 10, 31))
+    assert default_analytics_period("America/New_York") == Period(D(2025, 10, 1), D(2025, 10, 31))
 
 
 def test_resolve_period_fills_gaps_from_the_default(freeze):
@@ -139,13 +159,16 @@ def test_resolve_period_fills_gaps_from_the_default(freeze):
     assert resolve_period(None, None, "UTC", default) == default
     assert resolve_period("", "", "UTC", default) == default
     # Only endDate: keep 31 days ending there; Jun 30 - 30 days = May 31.
-    assert resolve_period(None, "2025-06-30", "UTC", default) == Period(D(2025, 5, 31),
-                                                                        D(2025, 6, 30))
+    assert resolve_period(None, "2025-06-30", "UTC", default) == Period(
+        D(2025, 5, 31), D(2025, 6, 30)
+    )
     # Only startDate: run to today.
-    assert resolve_period("2025-11-01", None, "UTC", default) == Period(D(2025, 11, 1),
-                                                                        D(2025, 11, 14))
+    assert resolve_period("2025-11-01", None, "UTC", default) == Period(
+        D(2025, 11, 1), D(2025, 11, 14)
+    )
     assert resolve_period("2025-10-01", "2025-10-01", "UTC", default) == Period(
-        D(2025, 10, 1), D(2025, 10, 1))
+        D(2025, 10, 1), D(2025, 10, 1)
+    )
 
 
 def test_resolve_period_errors_name_the_field(freeze):
@@ -167,45 +190,50 @@ def test_resolve_period_errors_name_the_field(freeze):
 
 # --- presets ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("key", "start", "end"), [
-    # today = Friday 2025-11-14
-    ("last_7_days", D(2025, 11, 8), D(2025, 11, 14)),     # 14 - 6
-    ("last_30_days", D(2025, 10, 16), D(2025, 11, 14)),   # 14 Nov - 29 days
-    # Aug 17..Aug 31 = 15 days, Sep 30, Oct 31, Nov 14: 15 + 30 + 31 + 14 = 90.
-    ("last_90_days", D(2025, 8, 17), D(2025, 11, 14)),
-    ("month_to_date", D(2025, 11, 1), D(2025, 11, 14)),
-    ("last_month", D(2025, 10, 1), D(2025, 10, 31)),
-    ("quarter_to_date", D(2025, 10, 1), D(2025, 11, 14)),
-    ("year_to_date", D(2025, 1, 1), D(2025, 11, 14)),
-    ("last_12_months", D(2024, 11, 15), D(2025, 11, 14)),
-])
+
+@pytest.mark.parametrize(
+    ("key", "start", "end"),
+    [
+        # today = Friday 2025-11-14
+        ("last_7_days", D(2025, 11, 8), D(2025, 11, 14)),  # 14 - 6
+        ("last_30_days", D(2025, 10, 16), D(2025, 11, 14)),  # 14 Nov - 29 days
+        # Aug 17..Aug 31 = 15 days, Sep 30, Oct 31, Nov 14: 15 + 30 + 31 + 14 = 90.
+        ("last_90_days", D(2025, 8, 17), D(2025, 11, 14)),
+        ("month_to_date", D(2025, 11, 1), D(2025, 11, 14)),
+        ("last_month", D(2025, 10, 1), D(2025, 10, 31)),
+        ("quarter_to_date", D(2025, 10, 1), D(2025, 11, 14)),
+        ("year_to_date", D(2025, 1, 1), D(2025, 11, 14)),
+        ("last_12_months", D(2024, 11, 15), D(2025, 11, 14)),
+    ],
+)
 def test_presets(key, start, end):
     assert preset_period(key, D(2025, 11, 14)) == Period(start, end)
 
 
 def test_every_preset_is_tested():
     assert set(periods.PRESETS) == {
-        "last_7_days", "last_30_days", "last_90_days", "month_to_date", "last_month",
-        "quarter_to_date", "year_to_date", "last_12_months",
+        "last_7_days",
+        "last_30_days",
+        "last_90_days",
+        "month_to_date",
+        "last_month",
+        "quarter_to_date",
+        "year_to_date",
+        "last_12_months",
     }
 
 
 def test_preset_edges():
     # In January, last month is December of the year before.
-    assert preset_period("last_month", D(2025, 1, 15)) == Period(D(2024, 12, 1),
-                                                                 D(2024, 12, 31))
+    assert preset_period("last_month", D(2025, 1, 15)) == Period(D(2024, 12, 1), D(2024, 12, 31))
     # Last month from March in a leap year is the 29-day February.
     assert preset_period("last_month", D(2024, 3, 1)) == Period(D(2024, 2, 1), D(2024, 2, 29))
     # Quarter to date on the last day of Q1 and the first day of Q2.
-    assert preset_period("quarter_to_date", D(2025, 3, 31)) == Period(D(2025, 1, 1),
-                                                                      D(2025, 3, 31))
-    assert preset_period("quarter_to_date", D(2025, 4, 1)) == Period(D(2025, 4, 1),
-                                                                     D(2025, 4, 1))
+    assert preset_period("quarter_to_date", D(2025, 3, 31)) == Period(D(2025, 1, 1), D(2025, 3, 31))
+    assert preset_period("quarter_to_date", D(2025, 4, 1)) == Period(D(2025, 4, 1), D(2025, 4, 1))
     # Feb 29: a year before clamps to 2023-02-28, the day after is Mar 1.
-    assert preset_period("last_12_months", D(2024, 2, 29)) == Period(D(2023, 3, 1),
-                                                                     D(2024, 2, 29))
-    assert preset_period("month_to_date", D(2025, 11, 1)) == Period(D(2025, 11, 1),
-                                                                    D(2025, 11, 1))
+    assert preset_period("last_12_months", D(2024, 2, 29)) == Period(D(2023, 3, 1), D(2024, 2, 29))
+    assert preset_period("month_to_date", D(2025, 11, 1)) == Period(D(2025, 11, 1), D(2025, 11, 1))
 
 
 def test_unknown_preset_names_the_field():
@@ -216,39 +244,42 @@ def test_unknown_preset_names_the_field():
 
 # --- billing periods -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("day", "start", "end"), [
-    (D(2025, 11, 14), D(2025, 10, 15), D(2025, 11, 14)),
-    (D(2025, 11, 15), D(2025, 11, 15), D(2025, 12, 14)),
-    (D(2025, 1, 10), D(2024, 12, 15), D(2025, 1, 14)),   # across the year end
-    (D(2025, 12, 31), D(2025, 12, 15), D(2026, 1, 14)),
-])
+
+@pytest.mark.parametrize(
+    ("day", "start", "end"),
+    [
+        (D(2025, 11, 14), D(2025, 10, 15), D(2025, 11, 14)),
+        (D(2025, 11, 15), D(2025, 11, 15), D(2025, 12, 14)),
+        (D(2025, 1, 10), D(2024, 12, 15), D(2025, 1, 14)),  # across the year end
+        (D(2025, 12, 31), D(2025, 12, 15), D(2026, 1, 14)),
+    ],
+)
 def test_monthly_billing_period_with_billing_day_15(day, start, end):
     assert billing_period_containing(day, 15) == Period(start, end)
 
 
 def test_monthly_billing_period_with_billing_day_1():
-    assert billing_period_containing(D(2025, 2, 10), 1) == Period(D(2025, 2, 1),
-                                                                  D(2025, 2, 28))
-    assert billing_period_containing(D(2024, 2, 29), 1) == Period(D(2024, 2, 1),
-                                                                  D(2024, 2, 29))
+    assert billing_period_containing(D(2025, 2, 10), 1) == Period(D(2025, 2, 1), D(2025, 2, 28))
+    assert billing_period_containing(D(2024, 2, 29), 1) == Period(D(2024, 2, 1), D(2024, 2, 29))
 
 
 def test_monthly_billing_period_with_billing_day_28_in_february():
     # Jan 28..Feb 27 (31 days), then Feb 28..Mar 27.
-    assert billing_period_containing(D(2025, 2, 27), 28) == Period(D(2025, 1, 28),
-                                                                   D(2025, 2, 27))
-    assert billing_period_containing(D(2025, 2, 28), 28) == Period(D(2025, 2, 28),
-                                                                   D(2025, 3, 27))
+    assert billing_period_containing(D(2025, 2, 27), 28) == Period(D(2025, 1, 28), D(2025, 2, 27))
+    assert billing_period_containing(D(2025, 2, 28), 28) == Period(D(2025, 2, 28), D(2025, 3, 27))
 
 
 def test_annual_billing_period():
     # Anchored on March 15.
     assert billing_period_containing(D(2025, 11, 14), 15, "annual", 3) == Period(
-        D(2025, 3, 15), D(2026, 3, 14))
+        D(2025, 3, 15), D(2026, 3, 14)
+    )
     assert billing_period_containing(D(2025, 3, 14), 15, "annual", 3) == Period(
-        D(2024, 3, 15), D(2025, 3, 14))
+        D(2024, 3, 15), D(2025, 3, 14)
+    )
     assert billing_period_containing(D(2025, 3, 15), 15, "annual", 3) == Period(
-        D(2025, 3, 15), D(2026, 3, 14))
+        D(2025, 3, 15), D(2026, 3, 14)
+    )
 
 
 def test_billing_periods_between():
@@ -264,6 +295,7 @@ def test_billing_periods_between():
 
 
 # --- buckets -----------------------------------------------------------------------------------
+
 
 def test_week_buckets_start_on_monday_and_are_clipped():
     # 2025-10-01 is a Wednesday, 2025-10-20 a Monday.
@@ -311,22 +343,30 @@ def test_bucket_start_and_bad_granularity():
 
 # --- local day bounds ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("day", "tz", "start", "end"), [
-    # Berlin springs forward on 2025-03-30 (CET +01 -> CEST +02): a 23-hour day.
-    (D(2025, 3, 30), "Europe/Berlin", datetime(2025, 3, 29, 23), datetime(2025, 3, 30, 22)),
-    # ...and falls back on 2025-10-26: a 25-hour day.
-    (D(2025, 10, 26), "Europe/Berlin", datetime(2025, 10, 25, 22), datetime(2025, 10, 26, 23)),
-    # New York: spring forward 2025-03-09 (EST -05 -> EDT -04), fall back 2025-11-02.
-    (D(2025, 3, 9), "America/New_York", datetime(2025, 3, 9, 5), datetime(2025, 3, 10, 4)),
-    (D(2025, 11, 2), "America/New_York", datetime(2025, 11, 2, 4), datetime(2025, 11, 3, 5)),
-    # Kathmandu is +05:45 all year: the day starts at 18:15 UTC the day before.
-    (D(2025, 10, 1), "Asia/Kathmandu", datetime(2025, 9, 30, 18, 15),
-     datetime(2025, 10, 1, 18, 15)),
-    # Havana skips midnight (00:00 CST -05 -> 01:00 CDT -04) on 2025-03-09: the day
-    # starts at 01:00 CDT = 05:00 UTC.
-    (D(2025, 3, 9), "America/Havana", datetime(2025, 3, 9, 5), datetime(2025, 3, 10, 4)),
-    (D(2025, 10, 1), "UTC", datetime(2025, 10, 1), datetime(2025, 10, 2)),
-])
+
+@pytest.mark.parametrize(
+    ("day", "tz", "start", "end"),
+    [
+        # Berlin springs forward on 2025-03-30 (CET +01 -> CEST +02): a 23-hour day.
+        (D(2025, 3, 30), "Europe/Berlin", datetime(2025, 3, 29, 23), datetime(2025, 3, 30, 22)),
+        # ...and falls back on 2025-10-26: a 25-hour day.
+        (D(2025, 10, 26), "Europe/Berlin", datetime(2025, 10, 25, 22), datetime(2025, 10, 26, 23)),
+        # New York: spring forward 2025-03-09 (EST -05 -> EDT -04), fall back 2025-11-02.
+        (D(2025, 3, 9), "America/New_York", datetime(2025, 3, 9, 5), datetime(2025, 3, 10, 4)),
+        (D(2025, 11, 2), "America/New_York", datetime(2025, 11, 2, 4), datetime(2025, 11, 3, 5)),
+        # Kathmandu is +05:45 all year: the day starts at 18:15 UTC the day before.
+        (
+            D(2025, 10, 1),
+            "Asia/Kathmandu",
+            datetime(2025, 9, 30, 18, 15),
+            datetime(2025, 10, 1, 18, 15),
+        ),
+        # Havana skips midnight (00:00 CST -05 -> 01:00 CDT -04) on 2025-03-09: the day
+        # starts at 01:00 CDT = 05:00 UTC.
+        (D(2025, 3, 9), "America/Havana", datetime(2025, 3, 9, 5), datetime(2025, 3, 10, 4)),
+        (D(2025, 10, 1), "UTC", datetime(2025, 10, 1), datetime(2025, 10, 2)),
+    ],
+)
 def test_day_bounds_in_utc(day, tz, start, end):
     assert day_start_utc(day, tz) == start
     assert day_end_utc(day, tz) == end
@@ -341,6 +381,7 @@ def test_unknown_timezone():
 
 
 # --- decompose: the rollup rows that cover a period --------------------------------------
+
 
 def _days_of(grain, starts):
     """Every day held by the buckets of grain starting from starts.start to starts.end,
@@ -367,8 +408,9 @@ def _days_of(grain, starts):
 @given(start=st.dates(date(2023, 1, 1), date(2027, 12, 31)), length=st.integers(1, 800))
 def test_decompose_covers_every_day_of_the_period_once(start, length):
     period = Period(start, start + timedelta(days=length - 1))
-    covered = [day for grain, starts in periods.decompose(period)
-               for day in _days_of(grain, starts)]
+    covered = [
+        day for grain, starts in periods.decompose(period) for day in _days_of(grain, starts)
+    ]
     assert sorted(covered) == [period.start + timedelta(days=i) for i in range(length)]
     assert len(covered) == len(set(covered))
     # A day is read from the daily rollup only when neither its month nor its week (from
@@ -379,8 +421,7 @@ def test_decompose_covers_every_day_of_the_period_once(start, length):
                 assert not _in_whole_month(day, period), day
                 monday = day - timedelta(days=day.weekday())
                 week = [monday + timedelta(days=i) for i in range(7)]
-                assert not all(d in period and not _in_whole_month(d, period)
-                               for d in week), day
+                assert not all(d in period and not _in_whole_month(d, period) for d in week), day
 
 
 def _in_whole_month(day, period):
@@ -391,7 +432,8 @@ def _in_whole_month(day, period):
 
 def test_decompose_a_year_aligned_on_months_is_twelve_months():
     assert periods.decompose(Period(D(2025, 1, 1), D(2025, 12, 31))) == [
-        ("month", Period(D(2025, 1, 1), D(2025, 12, 1)))]
+        ("month", Period(D(2025, 1, 1), D(2025, 12, 1)))
+    ]
 
 
 def test_decompose_thirty_days_is_whole_weeks_between_two_day_ranges():
@@ -407,4 +449,5 @@ def test_whole_buckets_none_when_no_bucket_fits():
     assert periods.whole_buckets(Period(D(2025, 10, 1), D(2025, 10, 5)), "week") is None
     assert periods.whole_buckets(Period(D(2025, 10, 2), D(2025, 10, 31)), "month") is None
     assert periods.whole_buckets(Period(D(2025, 10, 6), D(2025, 10, 12)), "week") == Period(
-        D(2025, 10, 6), D(2025, 10, 6))
+        D(2025, 10, 6), D(2025, 10, 6)
+    )

@@ -25,15 +25,19 @@ SHORT = "x" * 31
 
 # --- item 9: SECRET_KEY -----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("key", "weak"), [
-    ("x", True),
-    ("x" * 31, True),
-    ("x" * 32, False),
-    ("é" * 15 + "x", True),     # 16 characters, 31 bytes in UTF-8
-    ("é" * 16, False),          # 16 characters, 32 bytes
-    (b"\x00" * 32, False),
-    ("", True),
-])
+
+@pytest.mark.parametrize(
+    ("key", "weak"),
+    [
+        ("x", True),
+        ("x" * 31, True),
+        ("x" * 32, False),
+        ("é" * 15 + "x", True),  # 16 characters, 31 bytes in UTF-8
+        ("é" * 16, False),  # 16 characters, 32 bytes
+        (b"\x00" * 32, False),
+        ("", True),
+    ],
+)
 def test_a_secret_key_needs_32_bytes(key, weak):
     problem = config_module.secret_key_problem(key)
     assert (problem is not None) == weak
@@ -44,16 +48,40 @@ def test_a_secret_key_needs_32_bytes(key, weak):
 @pytest.fixture
 def served_env(tmp_path):
     """The environment of a server or command on an initialised database of our own."""
-    databases = Databases("postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite",
-                          tmp_path)
+    databases = Databases(
+        "postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite", tmp_path
+    )
     url = databases.new()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FLASK_", "DATABASE_", "SECRET_KEY", "TEST_DATABASE",
-                                "WORKERS", "RATELIMIT_", "TRUSTED_"))}
-    env.update({"FLASK_APP": "app:create_app", "DATABASE_URL": url,
-                "INSTANCE_PATH": str(tmp_path / "instance")})
-    subprocess.run([FLASK, "init-db"], cwd=ROOT, env=env, check=True,  # noqa: S603
-                   capture_output=True, timeout=120)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "FLASK_",
+                "DATABASE_",
+                "SECRET_KEY",
+                "TEST_DATABASE",
+                "WORKERS",
+                "RATELIMIT_",
+                "TRUSTED_",
+            )
+        )
+    }
+    env.update(
+        {
+            "FLASK_APP": "app:create_app",
+            "DATABASE_URL": url,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+        }
+    )
+    subprocess.run(
+        [FLASK, "init-db"],
+        cwd=ROOT,
+        env=env,
+        check=True,  # noqa: S603
+        capture_output=True,
+        timeout=120,
+    )
     yield env
     databases.drop_all()
 
@@ -71,18 +99,35 @@ def refused(proc: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_flask_run_refuses_a_short_secret_key(served_env):
-    proc = subprocess.run([FLASK, "run", "--port", str(free_port())], cwd=ROOT,  # noqa: S603
-                          env={**served_env, "SECRET_KEY": SHORT}, capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [FLASK, "run", "--port", str(free_port())],
+        cwd=ROOT,  # noqa: S603
+        env={**served_env, "SECRET_KEY": SHORT},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     refused(proc)
 
 
 def gunicorn(env: dict[str, str], workers: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
-        [str(BIN / "gunicorn"), "--workers", str(workers), "--bind",
-         f"127.0.0.1:{free_port()}", "app:create_app()"], cwd=ROOT,
-        env={**env, "SECRET_KEY": SHORT}, capture_output=True, text=True, timeout=60,
-        check=False)
+        [
+            str(BIN / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{free_port()}",
+            "app:create_app()",
+        ],
+        cwd=ROOT,
+        env={**env, "SECRET_KEY": SHORT},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -97,14 +142,26 @@ def test_gunicorn_refuses_a_short_secret_key(served_env, workers):
 
 
 def test_cli_commands_only_warn_about_a_short_secret_key(served_env):
-    proc = subprocess.run([FLASK, "rollups", "verify"], cwd=ROOT,  # noqa: S603
-                          env={**served_env, "SECRET_KEY": SHORT}, capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [FLASK, "rollups", "verify"],
+        cwd=ROOT,  # noqa: S603
+        env={**served_env, "SECRET_KEY": SHORT},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Warning: SECRET_KEY is 31 bytes long" in proc.stderr
-    proc = subprocess.run([FLASK, "rollups", "verify"], cwd=ROOT,  # noqa: S603
-                          env={**served_env, "SECRET_KEY": "y" * 32}, capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [FLASK, "rollups", "verify"],
+        cwd=ROOT,  # noqa: S603
+        env={**served_env, "SECRET_KEY": "y" * 32},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and "SECRET_KEY" not in proc.stderr, proc.stderr
 
 
@@ -115,8 +172,8 @@ def test_serving_checks_the_key_outside_debug_and_testing_only(tmp_path, monkeyp
     with pytest.raises(SystemExit) as stopped:
         config_module.check_secret_key(weak, "serve")
     assert stopped.value.code == 4  # gunicorn's "App failed to load": the server stops
-    config_module.check_secret_key(weak, "cli")    # warns only
-    config_module.check_secret_key(weak, None)     # in-process use (tests, scripts)
+    config_module.check_secret_key(weak, "cli")  # warns only
+    config_module.check_secret_key(weak, None)  # in-process use (tests, scripts)
     for settings in ({"TESTING": True}, {"DEBUG": True}):
         lenient = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": SHORT, **settings})
         config_module.check_secret_key(lenient, "serve")
@@ -128,21 +185,28 @@ def test_serving_checks_the_key_outside_debug_and_testing_only(tmp_path, monkeyp
 
 # --- item 6: TRUSTED_PROXIES ------------------------------------------------------------------
 
+
 def login_posts(app, forwarded_for: str, proto: str | None = None):
     """POST /login with an empty form (400, counted by the per-address limit)."""
     headers = {"X-Forwarded-For": forwarded_for}
     if proto:
         headers["X-Forwarded-Proto"] = proto
-    return app.test_client().post("/login", data={}, headers=headers,
-                                  environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    return app.test_client().post(
+        "/login", data={}, headers=headers, environ_base={"REMOTE_ADDR": "10.9.9.9"}
+    )
 
 
 @pytest.mark.parametrize("hops", [0, 1])
 def test_limits_key_on_the_client_behind_trusted_proxies_only(app, hops):
-    app = create_app({**{k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY")},
-                      "TESTING": True, "WTF_CSRF_ENABLED": False,
-                      "LOGIN_RATE_LIMIT": "2 per minute",
-                      "TRUSTED_PROXIES": hops})
+    app = create_app(
+        {
+            **{k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY")},
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "LOGIN_RATE_LIMIT": "2 per minute",
+            "TRUSTED_PROXIES": hops,
+        }
+    )
     assert [login_posts(app, "203.0.113.1").status_code for _ in range(3)] == [400, 400, 429]
     other_client = login_posts(app, "203.0.113.2").status_code
     # Behind one trusted proxy, another client has its own count; with none, every
@@ -151,13 +215,20 @@ def test_limits_key_on_the_client_behind_trusted_proxies_only(app, hops):
 
 
 def test_two_hops_take_the_address_the_outer_proxy_saw(app):
-    app = create_app({**{k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY")},
-                      "TESTING": True, "WTF_CSRF_ENABLED": False,
-                      "LOGIN_RATE_LIMIT": "2 per minute",
-                      "TRUSTED_PROXIES": 2})
+    app = create_app(
+        {
+            **{k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY")},
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "LOGIN_RATE_LIMIT": "2 per minute",
+            "TRUSTED_PROXIES": 2,
+        }
+    )
     # The client may prepend anything; the two proxies appended what they saw.
-    codes = [login_posts(app, f"{spoof}, 198.51.100.7, 10.0.0.2").status_code
-             for spoof in ("1.1.1.1", "2.2.2.2", "3.3.3.3")]
+    codes = [
+        login_posts(app, f"{spoof}, 198.51.100.7, 10.0.0.2").status_code
+        for spoof in ("1.1.1.1", "2.2.2.2", "3.3.3.3")
+    ]
     assert codes == [400, 400, 429]
     # Another client, seen by the same outer proxy: a count of its own.
     assert login_posts(app, "198.51.100.8, 10.0.0.2").status_code == 400
@@ -165,11 +236,17 @@ def test_two_hops_take_the_address_the_outer_proxy_saw(app):
 
 @pytest.mark.parametrize("hops", [0, 1])
 def test_https_at_the_proxy_turns_on_secure_cookies_and_hsts(app, hops):
-    app = create_app({**{k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY")},
-                      "TESTING": True, "TRUSTED_PROXIES": hops})
+    app = create_app(
+        {
+            **{k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY")},
+            "TESTING": True,
+            "TRUSTED_PROXIES": hops,
+        }
+    )
     client = app.test_client()
-    response = client.get("/login", headers={"X-Forwarded-For": "203.0.113.1",
-                                              "X-Forwarded-Proto": "https"})
+    response = client.get(
+        "/login", headers={"X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": "https"}
+    )
     assert response.status_code == 200
     cookie = client.get_cookie("session")
     assert cookie is not None
@@ -178,6 +255,7 @@ def test_https_at_the_proxy_turns_on_secure_cookies_and_hsts(app, hops):
 
 
 # --- item 6: make serve ----------------------------------------------------------------------
+
 
 class Probe:
     """A fake storage check: answers for the URIs in up; remembers what was asked."""
@@ -202,12 +280,15 @@ def test_serve_uses_the_local_redis_when_no_storage_is_set():
 LOCAL = "redis://127.0.0.1:6379"
 
 
-@pytest.mark.parametrize(("storage", "workers", "cores"), [
-    (None, None, 2),           # no storage set, no Redis: 5 workers would each count alone
-    (None, "2", 1),
-    ("memory://", None, 1),    # memory set explicitly: the same problem, Redis or not
-    ("memory://", "4", 1),
-])
+@pytest.mark.parametrize(
+    ("storage", "workers", "cores"),
+    [
+        (None, None, 2),  # no storage set, no Redis: 5 workers would each count alone
+        (None, "2", 1),
+        ("memory://", None, 1),  # memory set explicitly: the same problem, Redis or not
+        ("memory://", "4", 1),
+    ],
+)
 def test_serve_refuses_several_workers_with_in_memory_limits(storage, workers, cores):
     with pytest.raises(serving.ServeRefused) as refused:
         serving.plan_serve(storage, workers, cores, Probe() if storage is None else Probe(LOCAL))
@@ -249,13 +330,24 @@ def test_the_storage_may_be_set_in_instance_config(tmp_path):
 def run_serve(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603
         [str(BIN / "python"), "-m", "app.serving", "--dry-run", "127.0.0.1:8000"],
-        cwd=ROOT, env={**env, "SECRET_KEY": "k" * 32, **extra}, capture_output=True,
-        text=True, timeout=60, check=False)
+        cwd=ROOT,
+        env={**env, "SECRET_KEY": "k" * 32, **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_make_serve_runs_the_checked_start(served_env):
-    make = subprocess.run(["make", "-n", "serve", "HOST=127.0.0.1", "PORT=8000"],  # noqa: S607
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    make = subprocess.run(
+        ["make", "-n", "serve", "HOST=127.0.0.1", "PORT=8000"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "-m app.serving 127.0.0.1:8000" in make.stdout
     assert "gunicorn" not in make.stdout.replace("app.serving", "")
     # Memory set explicitly and three workers: refused before gunicorn starts, saying why.
@@ -265,8 +357,15 @@ def test_make_serve_runs_the_checked_start(served_env):
     assert "Traceback" not in proc.stderr
     proc = run_serve(served_env, RATELIMIT_STORAGE_URI="memory://", WORKERS="1")
     assert proc.returncode == 0, proc.stderr
-    assert shlex.split(proc.stdout)[1:] == ["--workers", "1", "--bind", "127.0.0.1:8000",
-                                       "--access-logfile", "-", "app:create_app()"]
+    assert shlex.split(proc.stdout)[1:] == [
+        "--workers",
+        "1",
+        "--bind",
+        "127.0.0.1:8000",
+        "--access-logfile",
+        "-",
+        "app:create_app()",
+    ]
     proc = run_serve(served_env, SECRET_KEY="short")
     assert proc.returncode == 2 and "SECRET_KEY is 5 bytes long" in proc.stderr
 
@@ -282,7 +381,7 @@ def test_make_serve_finds_the_local_redis(served_env):
 
 
 def test_storage_answers_checks_for_real():
-    assert not serving.storage_answers("redis://127.0.0.1:1")   # nothing listens on port 1
+    assert not serving.storage_answers("redis://127.0.0.1:1")  # nothing listens on port 1
     assert serving.storage_answers("memory://")
 
 
@@ -295,11 +394,15 @@ def test_two_workers_started_by_make_serve_share_their_limits(served_env, tmp_pa
     # (tmp_path's name repeats from run to run: a run a minute later would find its counts.)
     (instance / "config.py").write_text(f'RATELIMIT_KEY_PREFIX = "t-{uuid.uuid4().hex}"\n')
     port = free_port()
-    env = {**served_env, "SECRET_KEY": "k" * 32, "WORKERS": "2",
-           "API_RATE_LIMIT": "3 per minute"}
+    env = {**served_env, "SECRET_KEY": "k" * 32, "WORKERS": "2", "API_RATE_LIMIT": "3 per minute"}
     server = subprocess.Popen(  # noqa: S603
-        [str(BIN / "python"), "-m", "app.serving", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [str(BIN / "python"), "-m", "app.serving", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -308,8 +411,9 @@ def test_two_workers_started_by_make_serve_share_their_limits(served_env, tmp_pa
                 urllib.request.urlopen(base + "/login", timeout=2)  # noqa: S310
                 break
             except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, \
+                assert server.poll() is None and time.monotonic() < deadline, (
                     "the server did not start"
+                )
                 time.sleep(0.2)
         codes = []
         for _ in range(6):

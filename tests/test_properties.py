@@ -22,19 +22,23 @@ OFFSETS = [0, 345, -210, 840, -600]
 ADDITIVE = ("totalIdentifications", "creditsUsed", "totalQuantity", "totalEvents")
 _slugs = itertools.count()
 
-PROFILE = settings(max_examples=30, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-event_st = st.fixed_dictionaries({
-    "id": st.integers(0, 12),                      # a small pool: repeats are common
-    "org": st.integers(0, 2),
-    "type": st.sampled_from(TYPES),
-    "quantity": st.one_of(st.integers(0, 1000), st.just(-1)),  # -1 is rejected
-    # Minutes into 2025 (plus a little of the neighbouring years in local time).
-    "minute": st.integers(-24 * 60, 366 * 24 * 60),
-    "offset": st.sampled_from(OFFSETS),
-})
+event_st = st.fixed_dictionaries(
+    {
+        "id": st.integers(0, 12),  # a small pool: repeats are common
+        "org": st.integers(0, 2),
+        "type": st.sampled_from(TYPES),
+        "quantity": st.one_of(st.integers(0, 1000), st.just(-1)),  # -1 is rejected
+        # Minutes into 2025 (plus a little of the neighbouring years in local time).
+        "minute": st.integers(-24 * 60, 366 * 24 * 60),
+        "offset": st.sampled_from(OFFSETS),
+    }
+)
 
 
 def moment(ev):
@@ -50,15 +54,22 @@ def occurred_text(ev):
 
 
 def raw(ev, orgs):
-    return {"eventId": f"ev-{ev['id']}", "organizationId": orgs[ev["org"]].id,
-            "type": ev["type"], "quantity": ev["quantity"], "occurredAt": occurred_text(ev)}
+    return {
+        "eventId": f"ev-{ev['id']}",
+        "organizationId": orgs[ev["org"]].id,
+        "type": ev["type"],
+        "quantity": ev["quantity"],
+        "occurredAt": occurred_text(ev),
+    }
 
 
 def new_partner(tz):
     set_frozen_now(NOW)
     partner = accounts.create_partner("P", f"prop-{next(_slugs)}", 10**9, 1, "monthly", tz)
-    orgs = [accounts.create_organization(partner, f"O{i}", created_at=datetime(2024, 1, 1))
-            for i in range(3)]
+    orgs = [
+        accounts.create_organization(partner, f"O{i}", created_at=datetime(2024, 1, 1))
+        for i in range(3)
+    ]
     return partner, orgs
 
 
@@ -109,11 +120,18 @@ def test_parts_add_up_to_the_whole(app, tz, events, span, cuts):
     lo, hi = sorted(span)
     whole = Period(YEAR_START + timedelta(days=lo), YEAR_START + timedelta(days=hi))
     # Split the whole at random days into consecutive, non-empty parts.
-    inner = sorted({whole.start + timedelta(days=c) for c in cuts
-                    if whole.start + timedelta(days=c) <= whole.end})
+    inner = sorted(
+        {
+            whole.start + timedelta(days=c)
+            for c in cuts
+            if whole.start + timedelta(days=c) <= whole.end
+        }
+    )
     starts = [whole.start] + [d for d in inner if d > whole.start]
-    parts = [Period(s, (starts[i + 1] - timedelta(days=1)) if i + 1 < len(starts)
-                    else whole.end) for i, s in enumerate(starts)]
+    parts = [
+        Period(s, (starts[i + 1] - timedelta(days=1)) if i + 1 < len(starts) else whole.end)
+        for i, s in enumerate(starts)
+    ]
     assert parts[0].start == whole.start and parts[-1].end == whole.end
     assert sum(p.days for p in parts) == whole.days
 
@@ -139,8 +157,9 @@ def test_parts_add_up_to_the_whole(app, tz, events, span, cuts):
 @given(
     tz=st.sampled_from(TIMEZONES),
     pool=st.lists(event_st, min_size=1, max_size=40),
-    plan=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39), st.booleans()),
-                  min_size=1, max_size=6),
+    plan=st.lists(
+        st.tuples(st.integers(0, 39), st.integers(0, 39), st.booleans()), min_size=1, max_size=6
+    ),
     check=st.tuples(st.integers(-2, 367), st.integers(-2, 367)),
 )
 def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan, check):
@@ -150,11 +169,17 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan,
     # day later): whatever arrived first stays.
     batches = []
     for a, b, altered in plan:
-        batch = pool[min(a, b):max(a, b) + 1]
+        batch = pool[min(a, b) : max(a, b) + 1]
         if altered:
-            batch = [dict(e, quantity=e["quantity"] + 7 if e["quantity"] >= 0 else -1,
-                          org=(e["org"] + 1) % 3, minute=e["minute"] + 24 * 60)
-                     for e in batch]
+            batch = [
+                dict(
+                    e,
+                    quantity=e["quantity"] + 7 if e["quantity"] >= 0 else -1,
+                    org=(e["org"] + 1) % 3,
+                    minute=e["minute"] + 24 * 60,
+                )
+                for e in batch
+            ]
         batches.append(batch)
     accepted = duplicates = rejected = 0
     for batch in batches:
@@ -174,13 +199,15 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan,
     for some in (everything, period):
         got = metrics.summary(partner, some)
         assert {k: got[k] for k in ADDITIVE + ("organizationsWithActivity",)} == expected(
-            days, orgs_by_day, some)
+            days, orgs_by_day, some
+        )
     by_type = metrics.usage(partner, period)["byType"]
     for etype in TYPES:
         q = sum(days[d][etype][0] for d in days if d in period)
         n = sum(days[d][etype][1] for d in days if d in period)
         assert by_type.get(etype, {"quantity": 0, "events": 0}) == (
-            {"quantity": q, "events": n} if n else {"quantity": 0, "events": 0})
+            {"quantity": q, "events": n} if n else {"quantity": 0, "events": 0}
+        )
     # Rebuilding from the raw events changes no figure.
     rollups.rebuild(partner.id)
     assert metrics.summary(partner, period) == got
@@ -190,7 +217,8 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan,
 # Events packed into the first 100 days of 2025, so that every whole month, whole week
 # and leftover day range of a period there is likely to hold some.
 dense_event_st = event_st.filter(lambda e: e["quantity"] >= 0).map(
-    lambda e: dict(e, minute=e["minute"] % (104 * 24 * 60) - 2 * 24 * 60))
+    lambda e: dict(e, minute=e["minute"] % (104 * 24 * 60) - 2 * 24 * 60)
+)
 
 
 @settings(PROFILE, max_examples=80)
@@ -201,7 +229,8 @@ dense_event_st = event_st.filter(lambda e: e["quantity"] >= 0).map(
     granularity=st.sampled_from(["day", "week", "month"]),
 )
 def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
-        app, tz, events, span, granularity):
+    app, tz, events, span, granularity
+):
     """Whole weeks and months come from org_bucket_usage, the rest from the daily rollup:
     per organization and per bucket, the figures still equal a recount of the events."""
     partner, orgs = new_partner(tz)
@@ -220,8 +249,9 @@ def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
             day = day.replace(day=1)
         return max(day, period.start)
 
-    want = {o.id: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0}
-            for o in orgs}
+    want = {
+        o.id: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0} for o in orgs
+    }
     active = defaultdict(set)
     for ev in stored.values():
         day = local_day(ev)
@@ -240,14 +270,15 @@ def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
     assert {i["organizationId"]: {k: i[k] for k in want[orgs[0].id]} for i in items} == want
     assert metrics.organization_figures(partner, period, [o.id for o in orgs]) == want
     points = metrics.timeseries(partner, period, granularity)
-    assert {p["date"]: p["organizationsWithActivity"] for p in points
-            if p["organizationsWithActivity"]} == {
-        day.isoformat(): len(orgs_there) for day, orgs_there in active.items()}
+    assert {
+        p["date"]: p["organizationsWithActivity"] for p in points if p["organizationsWithActivity"]
+    } == {day.isoformat(): len(orgs_there) for day, orgs_there in active.items()}
     one = orgs[0]
-    assert {p["date"]: p["organizationsWithActivity"] for p in
-            metrics.timeseries(partner, period, granularity, organization_id=one.id)
-            if p["organizationsWithActivity"]} == {
-        day.isoformat(): 1 for day, orgs_there in active.items() if 0 in orgs_there}
+    assert {
+        p["date"]: p["organizationsWithActivity"]
+        for p in metrics.timeseries(partner, period, granularity, organization_id=one.id)
+        if p["organizationsWithActivity"]
+    } == {day.isoformat(): 1 for day, orgs_there in active.items() if 0 in orgs_there}
 
 
 def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(app):
@@ -255,23 +286,51 @@ def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(ap
     buckets there (read from the daily rollup, whole buckets from org_bucket_usage)."""
     partner, orgs = new_partner("UTC")
     a, b, c = orgs
-    ingest.ingest_batch(partner, list(enumerate([
-        {"eventId": "a", "organizationId": a.id, "type": "session", "quantity": 1,
-         "occurredAt": "2025-01-03T10:00:00Z"},   # Friday, the period's first day
-        {"eventId": "b", "organizationId": b.id, "type": "session", "quantity": 1,
-         "occurredAt": "2025-01-31T10:00:00Z"},
-        {"eventId": "c", "organizationId": c.id, "type": "session", "quantity": 1,
-         "occurredAt": "2025-02-27T10:00:00Z"},   # Thursday, the period's last day
-        {"eventId": "d", "organizationId": a.id, "type": "session", "quantity": 1,
-         "occurredAt": "2025-01-14T10:00:00Z"},   # inside the whole week of 13 January
-    ])))
+    ingest.ingest_batch(
+        partner,
+        list(
+            enumerate(
+                [
+                    {
+                        "eventId": "a",
+                        "organizationId": a.id,
+                        "type": "session",
+                        "quantity": 1,
+                        "occurredAt": "2025-01-03T10:00:00Z",
+                    },  # Friday, the period's first day
+                    {
+                        "eventId": "b",
+                        "organizationId": b.id,
+                        "type": "session",
+                        "quantity": 1,
+                        "occurredAt": "2025-01-31T10:00:00Z",
+                    },
+                    {
+                        "eventId": "c",
+                        "organizationId": c.id,
+                        "type": "session",
+                        "quantity": 1,
+                        "occurredAt": "2025-02-27T10:00:00Z",
+                    },  # Thursday, the period's last day
+                    {
+                        "eventId": "d",
+                        "organizationId": a.id,
+                        "type": "session",
+                        "quantity": 1,
+                        "occurredAt": "2025-01-14T10:00:00Z",
+                    },  # inside the whole week of 13 January
+                ]
+            )
+        ),
+    )
     period = Period(date(2025, 1, 3), date(2025, 2, 27))
 
     def active(granularity):
-        return {p["date"]: p["organizationsWithActivity"]
-                for p in metrics.timeseries(partner, period, granularity)
-                if p["organizationsWithActivity"]}
+        return {
+            p["date"]: p["organizationsWithActivity"]
+            for p in metrics.timeseries(partner, period, granularity)
+            if p["organizationsWithActivity"]
+        }
 
-    assert active("week") == {"2025-01-03": 1, "2025-01-13": 1, "2025-01-27": 1,
-                              "2025-02-24": 1}
+    assert active("week") == {"2025-01-03": 1, "2025-01-13": 1, "2025-01-27": 1, "2025-02-24": 1}
     assert active("month") == {"2025-01-03": 2, "2025-02-01": 1}

@@ -29,9 +29,11 @@ from app.timeutil import set_frozen_now
 
 NOW = datetime(2026, 1, 10, 12)
 TYPES = ["identification", "page_view", "session"]
-PROFILE = settings(max_examples=30, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 _slugs = itertools.count()
 
 
@@ -42,13 +44,15 @@ def new_partner(pool: int = 10**9, tz: str = "Europe/Paris") -> models.Partner:
 
 # --- replaying batches -------------------------------------------------------------------
 
-event_st = st.fixed_dictionaries({
-    "id": st.integers(0, 30),                  # a small pool of ids: repeats are common
-    "org": st.integers(0, 2),                  # 2 is another partner's organization
-    "type": st.sampled_from(TYPES + ["Bad-Type"]),
-    "quantity": st.integers(-2, 50),
-    "minute": st.integers(0, 370 * 24 * 60),   # minutes after 2025-01-01 00:00 UTC
-})
+event_st = st.fixed_dictionaries(
+    {
+        "id": st.integers(0, 30),  # a small pool of ids: repeats are common
+        "org": st.integers(0, 2),  # 2 is another partner's organization
+        "type": st.sampled_from(TYPES + ["Bad-Type"]),
+        "quantity": st.integers(-2, 50),
+        "minute": st.integers(0, 370 * 24 * 60),  # minutes after 2025-01-01 00:00 UTC
+    }
+)
 
 
 def snapshot(partner_id: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -75,17 +79,23 @@ def snapshot(partner_id: str) -> dict[str, list[tuple[Any, ...]]]:
 )
 def test_replaying_any_batch_changes_nothing(app, events, cuts, replays, later):
     partner = new_partner()
-    mine = [accounts.create_organization(partner, f"O{i}", created_at=datetime(2024, 1, 1))
-            for i in range(2)]
+    mine = [
+        accounts.create_organization(partner, f"O{i}", created_at=datetime(2024, 1, 1))
+        for i in range(2)
+    ]
     other = accounts.create_organization(new_partner(), "Theirs")
     set_frozen_now(NOW)
     org_ids = [mine[0].id, mine[1].id, other.id]
 
     def as_json(ev: dict[str, Any]) -> dict[str, Any]:
         at = datetime(2025, 1, 1) + timedelta(minutes=ev["minute"])
-        return {"eventId": f"ev-{ev['id']}", "organizationId": org_ids[ev["org"]],
-                "type": ev["type"], "quantity": ev["quantity"],
-                "occurredAt": at.isoformat() + "Z"}
+        return {
+            "eventId": f"ev-{ev['id']}",
+            "organizationId": org_ids[ev["org"]],
+            "type": ev["type"],
+            "quantity": ev["quantity"],
+            "occurredAt": at.isoformat() + "Z",
+        }
 
     bounds = sorted({0, len(events), *(c for c in cuts if c < len(events))})
     batches = [[as_json(e) for e in events[a:b]] for a, b in itertools.pairwise(bounds)]
@@ -100,7 +110,8 @@ def test_replaying_any_batch_changes_nothing(app, events, cuts, replays, later):
             stored.setdefault(f"ev-{ev['id']}", ev)
     assert sum(r.accepted for r in first) == len(stored)
     assert {r[2]: r[4] for r in before["usage_event"]} == {
-        k: v["quantity"] for k, v in stored.items()}
+        k: v["quantity"] for k, v in stored.items()
+    }
     assert rollups.verify(partner.id) == []
 
     # Replays arrive later (the clock moved on), in any order, any number of times.
@@ -112,7 +123,8 @@ def test_replaying_any_batch_changes_nothing(app, events, cuts, replays, later):
         valid = len(batches[index]) - len(first[index].rejected)
         assert again.duplicates == valid
         assert [(r.index, r.code) for r in again.rejected] == [
-            (r.index, r.code) for r in first[index].rejected]
+            (r.index, r.code) for r in first[index].rejected
+        ]
     assert snapshot(partner.id) == before
     assert rollups.verify(partner.id) == []
 
@@ -124,8 +136,9 @@ TRIAL_CAP = 500  # spec §1: trial allocations are capped at 500 credits
 op_st = st.one_of(
     st.tuples(st.just("credits"), st.integers(0, 3), st.integers(0, 2500)),
     st.tuples(st.just("tier"), st.integers(0, 3), st.sampled_from(["trial", "paid"])),
-    st.tuples(st.just("status"), st.integers(0, 3),
-              st.sampled_from(["active", "suspended", "canceled"])),
+    st.tuples(
+        st.just("status"), st.integers(0, 3), st.sampled_from(["active", "suspended", "canceled"])
+    ),
 )
 
 
@@ -140,8 +153,11 @@ class Model:
         """Apply one change; return False when it must be refused (and change nothing)."""
         org = self.orgs[i]
         if op == "credits":
-            others = sum(o["credits"] for j, o in enumerate(self.orgs)
-                         if j != i and o["status"] != "canceled")
+            others = sum(
+                o["credits"]
+                for j, o in enumerate(self.orgs)
+                if j != i and o["status"] != "canceled"
+            )
             if org["status"] == "canceled" and value > 0:
                 return False
             if org["tier"] == "trial" and value > TRIAL_CAP:
@@ -162,14 +178,24 @@ class Model:
 
 def org_state(partner_id: str) -> list[tuple[Any, ...]]:
     db.session.expire_all()
-    return [(o.tier, o.status, o.credits_allocated) for o in db.session.execute(
-        select(models.Organization).where(models.Organization.partner_id == partner_id)
-        .order_by(models.Organization.name)).scalars()]
+    return [
+        (o.tier, o.status, o.credits_allocated)
+        for o in db.session.execute(
+            select(models.Organization)
+            .where(models.Organization.partner_id == partner_id)
+            .order_by(models.Organization.name)
+        ).scalars()
+    ]
 
 
 def history_count(partner_id: str) -> int:
-    return len(db.session.execute(select(models.CreditAllocation.id).where(
-        models.CreditAllocation.partner_id == partner_id)).all())
+    return len(
+        db.session.execute(
+            select(models.CreditAllocation.id).where(
+                models.CreditAllocation.partner_id == partner_id
+            )
+        ).all()
+    )
 
 
 @PROFILE
@@ -180,8 +206,7 @@ def history_count(partner_id: str) -> int:
 )
 def test_allocations_never_exceed_the_pool(app, pool, tiers, ops):
     partner = new_partner(pool=pool)
-    orgs = [accounts.create_organization(partner, f"O{i}", tier=t)
-            for i, t in enumerate(tiers)]
+    orgs = [accounts.create_organization(partner, f"O{i}", tier=t) for i, t in enumerate(tiers)]
     model = Model(pool, tiers)
     for step, (op, i, value) in enumerate(ops):
         set_frozen_now(NOW + timedelta(seconds=step + 1))  # one change a second
@@ -214,8 +239,7 @@ def test_allocations_never_exceed_the_pool(app, pool, tiers, ops):
 
 # --- graduated cost ----------------------------------------------------------------------
 
-price_st = st.decimals(min_value=0, max_value=5, places=4, allow_nan=False,
-                       allow_infinity=False)
+price_st = st.decimals(min_value=0, max_value=5, places=4, allow_nan=False, allow_infinity=False)
 
 
 @st.composite
@@ -225,9 +249,10 @@ def tiers_st(draw: Any) -> list[dict[str, Any]]:
     lows = [0, *edges]
     highs: list[int | None] = [*edges, None]
     prices = [draw(price_st) for _ in lows]
-    tiers = [{"tier": f"T{i}", "pricePerIdentification": str(p), "minUsage": lo,
-              "maxUsage": hi} for i, (lo, hi, p) in enumerate(zip(lows, highs, prices,
-                                                                     strict=True))]
+    tiers = [
+        {"tier": f"T{i}", "pricePerIdentification": str(p), "minUsage": lo, "maxUsage": hi}
+        for i, (lo, hi, p) in enumerate(zip(lows, highs, prices, strict=True))
+    ]
     random.Random(draw(st.integers(0, 99))).shuffle(tiers)
     return tiers
 
@@ -236,8 +261,11 @@ def unit_by_unit(usage: int, tiers: list[dict[str, Any]]) -> Decimal:
     """Price identification number 0, 1, ..., usage-1 at the band holding it, and add."""
     total = Decimal(0)
     for unit in range(usage):
-        band = [t for t in tiers if t["minUsage"] <= unit
-                and (t["maxUsage"] is None or unit < t["maxUsage"])]
+        band = [
+            t
+            for t in tiers
+            if t["minUsage"] <= unit and (t["maxUsage"] is None or unit < t["maxUsage"])
+        ]
         assert len(band) == 1
         total += Decimal(band[0]["pricePerIdentification"])
     return total
@@ -269,15 +297,20 @@ def test_graduated_cost_of_huge_usage_is_exact(tiers, usage):
     assert isinstance(total, Decimal)
 
 
-@pytest.mark.parametrize("bad", [
-    [],
-    [{"tier": "A", "pricePerIdentification": "0.1", "minUsage": 5, "maxUsage": None}],
-    [{"tier": "A", "pricePerIdentification": "0.1", "minUsage": 0, "maxUsage": 10},
-     {"tier": "B", "pricePerIdentification": "0.1", "minUsage": 11, "maxUsage": None}],
-    [{"tier": "A", "pricePerIdentification": "-0.1", "minUsage": 0, "maxUsage": None}],
-    [{"tier": "A", "pricePerIdentification": "NaN", "minUsage": 0, "maxUsage": None}],
-    [{"tier": "A", "pricePerIdentification": "0.1", "minUsage": 0, "maxUsage": 10}],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        [{"tier": "A", "pricePerIdentification": "0.1", "minUsage": 5, "maxUsage": None}],
+        [
+            {"tier": "A", "pricePerIdentification": "0.1", "minUsage": 0, "maxUsage": 10},
+            {"tier": "B", "pricePerIdentification": "0.1", "minUsage": 11, "maxUsage": None},
+        ],
+        [{"tier": "A", "pricePerIdentification": "-0.1", "minUsage": 0, "maxUsage": None}],
+        [{"tier": "A", "pricePerIdentification": "NaN", "minUsage": 0, "maxUsage": None}],
+        [{"tier": "A", "pricePerIdentification": "0.1", "minUsage": 0, "maxUsage": 10}],
+    ],
+)
 def test_tiers_that_leave_a_unit_unpriced_are_refused(bad):
     with pytest.raises(billing.TierError):
         billing.graduated_cost(10, bad)

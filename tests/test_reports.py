@@ -19,10 +19,16 @@ from app.periods import Period
 NY = "America/New_York"
 
 
-def ident(event_id: str, org: Any, quantity: int, occurred: str,
-          etype: str = "identification") -> dict[str, Any]:
-    return {"eventId": event_id, "organizationId": org.id, "type": etype,
-            "quantity": quantity, "occurredAt": occurred}
+def ident(
+    event_id: str, org: Any, quantity: int, occurred: str, etype: str = "identification"
+) -> dict[str, Any]:
+    return {
+        "eventId": event_id,
+        "organizationId": org.id,
+        "type": etype,
+        "quantity": quantity,
+        "occurredAt": occurred,
+    }
 
 
 @pytest.fixture
@@ -37,31 +43,47 @@ def build_october(make_partner, make_org, add_events, freeze):
     2025-10-01T04:00Z to 2025-11-01T04:00Z (the close).
     """
     freeze(datetime(2025, 10, 31, 12))
-    partner = make_partner("acme", name="Acme Agency", pool=1000, tz=NY, billing_day=15,
-                           created_at=datetime(2025, 7, 1))
-    alpha = make_org(partner, "Alpha", external_id="a", initial_credits=300, tier="paid",
-                     created_at=datetime(2025, 8, 15, 12))
-    bravo = make_org(partner, "Bravo", initial_credits=200, tier="paid",
-                     created_at=datetime(2025, 9, 1, 12))
-    charlie = make_org(partner, "Charlie", initial_credits=100,
-                       created_at=datetime(2025, 10, 10, 12))          # new in October
+    partner = make_partner(
+        "acme",
+        name="Acme Agency",
+        pool=1000,
+        tz=NY,
+        billing_day=15,
+        created_at=datetime(2025, 7, 1),
+    )
+    alpha = make_org(
+        partner,
+        "Alpha",
+        external_id="a",
+        initial_credits=300,
+        tier="paid",
+        created_at=datetime(2025, 8, 15, 12),
+    )
+    bravo = make_org(
+        partner, "Bravo", initial_credits=200, tier="paid", created_at=datetime(2025, 9, 1, 12)
+    )
+    charlie = make_org(
+        partner, "Charlie", initial_credits=100, created_at=datetime(2025, 10, 10, 12)
+    )  # new in October
     delta = make_org(partner, "Delta", created_at=datetime(2025, 8, 1, 12))
     echo = make_org(partner, "Echo", created_at=datetime(2025, 8, 1, 12))
-    make_org(partner, "Foxtrot", initial_credits=50,
-             created_at=datetime(2025, 8, 1, 12))
+    make_org(partner, "Foxtrot", initial_credits=50, created_at=datetime(2025, 8, 1, 12))
     accounts.set_status(partner, bravo, "canceled", at=datetime(2025, 10, 20, 15))  # churned
     accounts.set_status(partner, delta, "suspended", at=datetime(2025, 9, 10, 12))
     accounts.set_status(partner, delta, "active", at=datetime(2025, 10, 5, 12))  # reactivated
     accounts.set_status(partner, echo, "canceled", at=datetime(2025, 9, 15, 12))  # long gone
-    result = add_events(partner, [
-        ident("sep-a", alpha, 5, "2025-10-01T03:30:00Z"),   # local Sep 30 23:30: September
-        ident("sep-b", bravo, 10, "2025-09-20T12:00:00Z"),  # September
-        ident("e2", alpha, 7, "2025-10-01T04:30:00Z"),      # local Oct 1 00:30: October
-        ident("e4", alpha, 10, "2025-10-15T12:00:00Z", "page_view"),
-        ident("e5", bravo, 4, "2025-10-10T12:00:00Z"),
-        ident("e6", charlie, 6, "2025-10-20T12:00:00Z"),
-        ident("e7", delta, 2, "2025-10-25T12:00:00Z", "page_view"),
-    ])
+    result = add_events(
+        partner,
+        [
+            ident("sep-a", alpha, 5, "2025-10-01T03:30:00Z"),  # local Sep 30 23:30: September
+            ident("sep-b", bravo, 10, "2025-09-20T12:00:00Z"),  # September
+            ident("e2", alpha, 7, "2025-10-01T04:30:00Z"),  # local Oct 1 00:30: October
+            ident("e4", alpha, 10, "2025-10-15T12:00:00Z", "page_view"),
+            ident("e5", bravo, 4, "2025-10-10T12:00:00Z"),
+            ident("e6", charlie, 6, "2025-10-20T12:00:00Z"),
+            ident("e7", delta, 2, "2025-10-25T12:00:00Z", "page_view"),
+        ],
+    )
     assert result.accepted == 7
     # Local Oct 31 23:59, received one second before the close: on time.
     freeze(datetime(2025, 11, 1, 3, 59, 59))
@@ -70,11 +92,17 @@ def build_october(make_partner, make_org, add_events, freeze):
     freeze(datetime(2025, 11, 1, 4, 0, 0))
     assert add_events(partner, [ident("late1", alpha, 2, "2025-10-31T20:00:00Z")]).accepted == 1
     freeze(datetime(2025, 11, 3, 15))
-    assert add_events(partner, [
-        ident("late2", charlie, 4, "2025-10-31T23:00:00Z"),            # local Oct 31 19:00
-        ident("late3", delta, 1, "2025-10-02T12:00:00Z", "page_view"),
-        ident("nov-b", bravo, 100, "2025-11-01T05:00:00Z"),            # local Nov 1: November
-    ]).accepted == 3
+    assert (
+        add_events(
+            partner,
+            [
+                ident("late2", charlie, 4, "2025-10-31T23:00:00Z"),  # local Oct 31 19:00
+                ident("late3", delta, 1, "2025-10-02T12:00:00Z", "page_view"),
+                ident("nov-b", bravo, 100, "2025-11-01T05:00:00Z"),  # local Nov 1: November
+            ],
+        ).accepted
+        == 3
+    )
     # An allocation change after the month closed does not change its report.
     accounts.set_allocation(partner, alpha, 400)
     freeze(datetime(2025, 11, 5, 12))
@@ -86,9 +114,12 @@ def test_october_headline_figures(october):
     assert report["month"] == "2025-10"
     assert report["timezone"] == NY
     assert (report["startDate"], report["endDate"], report["throughDate"]) == (
-        "2025-10-01", "2025-10-31", "2025-10-31")
+        "2025-10-01",
+        "2025-10-31",
+        "2025-10-31",
+    )
     assert report["complete"] is True
-    assert report["closedAt"] == "2025-11-01T04:00:00Z"   # local midnight, EDT
+    assert report["closedAt"] == "2025-11-01T04:00:00Z"  # local midnight, EDT
     assert report["generatedAt"] == "2025-11-05T12:00:00Z"
     s = report["summary"]
     # Identifications: Alpha 7 + 3 + 2, Bravo 4, Charlie 6 + 4 = 26
@@ -118,11 +149,27 @@ def test_october_organization_table(october):
     rows = {r["name"]: r for r in report["organizations"]}
     # Echo was canceled all month and had no events: left out.
     assert [r["name"] for r in report["organizations"]] == [
-        "Alpha", "Charlie", "Bravo", "Delta", "Foxtrot"]
-    got = {name: (r["identifications"], r["creditsUsed"], r["events"], r["quantity"],
-                  r["share"], r["creditsAllocated"], r["statusAtEnd"],
-                  r["new"], r["churned"], r["reactivated"])
-           for name, r in rows.items()}
+        "Alpha",
+        "Charlie",
+        "Bravo",
+        "Delta",
+        "Foxtrot",
+    ]
+    got = {
+        name: (
+            r["identifications"],
+            r["creditsUsed"],
+            r["events"],
+            r["quantity"],
+            r["share"],
+            r["creditsAllocated"],
+            r["statusAtEnd"],
+            r["new"],
+            r["churned"],
+            r["reactivated"],
+        )
+        for name, r in rows.items()
+    }
     assert got == {
         # 12/26 = 0.46154; the allocation became 400 only in November.
         "Alpha": (12, 12, 4, 22, 0.4615, 300, "active", False, False, False),
@@ -135,9 +182,17 @@ def test_october_organization_table(october):
         "Foxtrot": (0, 0, 0, 0, 0.0, 50, "active", False, False, False),
     }
     assert report["totals"] == {
-        "organizations": 5, "identifications": 26, "creditsUsed": 26, "events": 9,
-        "quantity": 39, "share": 1.0, "sharePercent": 100.0,
-        "creditsAllocated": 300 + 100 + 50, "new": 1, "churned": 1, "reactivated": 1,
+        "organizations": 5,
+        "identifications": 26,
+        "creditsUsed": 26,
+        "events": 9,
+        "quantity": 39,
+        "share": 1.0,
+        "sharePercent": 100.0,
+        "creditsAllocated": 300 + 100 + 50,
+        "new": 1,
+        "churned": 1,
+        "reactivated": 1,
     }
     assert [i["name"] for i in report["activeWithoutIdentifications"]] == ["Delta", "Foxtrot"]
 
@@ -155,29 +210,44 @@ def test_october_late_data(october):
         "creditsAdded": 6,
         "identificationsAtClose": 26 - 6,
         "creditsUsedAtClose": 20,
-        "identificationsChange": 0.3,                      # (26 - 20) / 20
-        "firstReceivedDate": "2025-11-01",                 # 04:00Z = 00:00 EDT
+        "identificationsChange": 0.3,  # (26 - 20) / 20
+        "firstReceivedDate": "2025-11-01",  # 04:00Z = 00:00 EDT
         "lastReceivedDate": "2025-11-03",
-        "byType": {"identification": {"quantity": 6, "events": 2},
-                   "page_view": {"quantity": 1, "events": 1}},
+        "byType": {
+            "identification": {"quantity": 6, "events": 2},
+            "page_view": {"quantity": 1, "events": 1},
+        },
     }
 
 
 def test_billing_day_15_splits_the_month(october):
     assert reports.report_for(october, "2025-10")["billingPeriods"] == [
         # Oct 1-14: e2 7 + e5 4 = 11; Oct 15-31: e3 3 + late1 2 + e6 6 + late2 4 = 15
-        {"billingPeriodStart": "2025-09-15", "billingPeriodEnd": "2025-10-14",
-         "startDate": "2025-10-01", "endDate": "2025-10-14", "days": 14,
-         "identifications": 11, "creditsUsed": 11},
-        {"billingPeriodStart": "2025-10-15", "billingPeriodEnd": "2025-11-14",
-         "startDate": "2025-10-15", "endDate": "2025-10-31", "days": 17,
-         "identifications": 15, "creditsUsed": 15},
+        {
+            "billingPeriodStart": "2025-09-15",
+            "billingPeriodEnd": "2025-10-14",
+            "startDate": "2025-10-01",
+            "endDate": "2025-10-14",
+            "days": 14,
+            "identifications": 11,
+            "creditsUsed": 11,
+        },
+        {
+            "billingPeriodStart": "2025-10-15",
+            "billingPeriodEnd": "2025-11-14",
+            "startDate": "2025-10-15",
+            "endDate": "2025-10-31",
+            "days": 17,
+            "identifications": 15,
+            "creditsUsed": 15,
+        },
     ]
 
 
 def test_daily_series_follows_local_days(october):
-    daily = {p["date"]: p["identifications"]
-             for p in reports.report_for(october, "2025-10")["daily"]}
+    daily = {
+        p["date"]: p["identifications"] for p in reports.report_for(october, "2025-10")["daily"]
+    }
     assert len(daily) == 31
     # e2 at 04:30Z is Oct 1 in New York; sep-a at 03:30Z is still Sep 30 there.
     assert daily["2025-10-01"] == 7
@@ -193,11 +263,14 @@ def test_month_list_newest_first_with_changes(october):
     assert nov["complete"] is False and nov["throughDate"] == "2025-11-05"
     # November so far: nov-b 100 (Bravo, canceled but its usage counts)
     assert nov["totalIdentifications"] == 100
-    assert nov["change"]["totalIdentifications"] == 2.8462   # (100 - 26) / 26
-    assert (oct_["totalIdentifications"], oct_["totalEvents"], oct_["activeOrganizations"]) \
-        == (26, 9, 4)
+    assert nov["change"]["totalIdentifications"] == 2.8462  # (100 - 26) / 26
+    assert (oct_["totalIdentifications"], oct_["totalEvents"], oct_["activeOrganizations"]) == (
+        26,
+        9,
+        4,
+    )
     assert sep["totalIdentifications"] == 15
-    assert sep["change"]["totalIdentifications"] is None      # August had none
+    assert sep["change"]["totalIdentifications"] is None  # August had none
     assert reports.available_months(october) == ["2025-11", "2025-10", "2025-09"]
 
 
@@ -213,15 +286,18 @@ def test_current_month_is_reported_to_date_and_not_closed(october):
     assert report["lateData"]["closedAt"] == "2025-12-01T05:00:00Z"
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("2025-13", "not a calendar month"),
-    ("2025-00", "not a calendar month"),
-    ("abc", "YYYY-MM"),
-    ("2025-1", "YYYY-MM"),
-    ("", "YYYY-MM"),
-    ("2025-12", "has not started yet"),
-    ("2025-08", "first month with data is 2025-09"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("2025-13", "not a calendar month"),
+        ("2025-00", "not a calendar month"),
+        ("abc", "YYYY-MM"),
+        ("2025-1", "YYYY-MM"),
+        ("", "YYYY-MM"),
+        ("2025-12", "has not started yet"),
+        ("2025-08", "first month with data is 2025-09"),
+    ],
+)
 def test_invalid_months_are_not_found(october, text, reason):
     with pytest.raises(AppError) as caught:
         reports.report_for(october, text)
@@ -255,13 +331,17 @@ def test_csv_header_table_and_totals(october):
     body = rows[14:-1]
     assert [r[0] for r in body] == ["Alpha", "Charlie", "Bravo", "Delta", "Foxtrot"]
     alpha = dict(zip(header, body[0], strict=True))
-    assert alpha["Share of identifications (%)"] == "46.15"   # 12/26
+    assert alpha["Share of identifications (%)"] == "46.15"  # 12/26
     assert alpha["Allocation at month end"] == "300"
     assert alpha["Status at month end"] == "active"
     total = dict(zip(header, rows[-1], strict=True))
     assert total["Organization"] == "Total"
-    assert (total["Identifications"], total["Credits used"], total["Events"],
-            total["Quantity"]) == ("26", "26", "9", "39")
+    assert (
+        total["Identifications"],
+        total["Credits used"],
+        total["Events"],
+        total["Quantity"],
+    ) == ("26", "26", "9", "39")
     assert (total["New"], total["Churned"], total["Reactivated"]) == ("1", "1", "1")
     # The totals row equals the sum of the rows above it.
     assert sum(int(r[3]) for r in body) == 26
@@ -289,24 +369,29 @@ def test_json_output_is_the_report(october):
 
 
 def test_cli_report_csv_and_json(october, runner):
-    out = runner.invoke(args=["report", "--partner", "acme", "--month", "2025-10",
-                              "--format", "json"])
+    out = runner.invoke(
+        args=["report", "--partner", "acme", "--month", "2025-10", "--format", "json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["summary"]["totalIdentifications"] == 26
-    out = runner.invoke(args=["report", "--partner", "acme", "--month", "2025-10",
-                              "--format", "csv"])
+    out = runner.invoke(
+        args=["report", "--partner", "acme", "--month", "2025-10", "--format", "csv"]
+    )
     assert out.exit_code == 0, out.output
     assert out.stdout.splitlines()[0] == "Partner,Acme Agency"
     assert out.stdout.splitlines()[-1].startswith("Total,,,26,26,9,39,100.0,")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--month", "2025-13"], "2025-13 is not a calendar month"),
-    (["--month", "2025-12"], "has not started yet"),
-    (["--month", "abc"], "YYYY-MM"),
-    (["--month", "2025-10", "--format", "xml"], "xml"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--month", "2025-13"], "2025-13 is not a calendar month"),
+        (["--month", "2025-12"], "has not started yet"),
+        (["--month", "abc"], "YYYY-MM"),
+        (["--month", "2025-10", "--format", "xml"], "xml"),
+    ],
+)
 def test_cli_report_errors_name_the_option(october, runner, args, message):
     out = runner.invoke(args=["report", "--partner", "acme", "--format", "csv", *args])
     assert out.exit_code != 0
@@ -321,6 +406,7 @@ def test_cli_report_unknown_partner(october, runner):
 
 
 # --- the receipt rollup -----------------------------------------------------------------
+
 
 def test_receipt_rollup_rows(october):
     pdr = PartnerDailyReceipt
@@ -339,12 +425,15 @@ def test_receipt_rollup_rows(october):
 
 def test_receipt_rollup_verify_and_rebuild(october):
     assert rollups.verify(october.id) == []
-    db.session.execute(db.delete(PartnerDailyReceipt).where(
-        PartnerDailyReceipt.day == date(2025, 10, 2)))
+    db.session.execute(
+        db.delete(PartnerDailyReceipt).where(PartnerDailyReceipt.day == date(2025, 10, 2))
+    )
     db.session.commit()
     problems = rollups.verify(october.id)
-    assert problems == ["received 2025-11-03 for 2025-10-02 page_view: raw events give "
-                        "quantity/events (1, 1), rollup holds (0, 0)"]
+    assert problems == [
+        "received 2025-11-03 for 2025-10-02 page_view: raw events give "
+        "quantity/events (1, 1), rollup holds (0, 0)"
+    ]
     rollups.rebuild(october.id)
     assert rollups.verify(october.id) == []
     assert reports.report_for(october, "2025-10")["lateData"]["lateEvents"] == 3
@@ -363,11 +452,14 @@ def test_timezone_change_rebuckets_received_days(october):
 
 
 def test_late_data_metric_counts_by_received_day(october):
-    late = metrics.late_receipts(october, Period(date(2025, 10, 1), date(2025, 10, 31)),
-                                 date(2025, 11, 2))
+    late = metrics.late_receipts(
+        october, Period(date(2025, 10, 1), date(2025, 10, 31)), date(2025, 11, 2)
+    )
     # Only what arrived from Nov 2 on: late2 (4 identifications) and late3 (1 page view).
-    assert late["byType"] == {"identification": {"quantity": 4, "events": 1},
-                              "page_view": {"quantity": 1, "events": 1}}
+    assert late["byType"] == {
+        "identification": {"quantity": 4, "events": 1},
+        "page_view": {"quantity": 1, "events": 1},
+    }
 
 
 def test_migration_0002_fills_the_receipt_rollup_from_stored_events(tmp_path):
@@ -377,21 +469,32 @@ def test_migration_0002_fills_the_receipt_rollup_from_stored_events(tmp_path):
 
     from app import create_app
 
-    app = create_app({"TESTING": True, "SECRET_KEY": "x",
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "x",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'old.sqlite3'}",
+        }
+    )
     with app.app_context():
         try:
             upgrade(revision="0001")
             now = "2025-11-05 12:00:00"
-            db.session.execute(text(
-                "INSERT INTO partner (id, name, slug, status, billing_mode, billing_period, "
-                "billing_day_of_month, credit_pool_total, pricing_tiers, currency, timezone, "
-                "created_at) VALUES ('p1', 'P', 'p', 'active', 'credit_pool', 'monthly', 1, "
-                f"100, '[]', 'USD', '{NY}', '{now}')"))
-            db.session.execute(text(
-                "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
-                "metadata, credits_allocated, created_at, updated_at) VALUES ('o1', 'p1', "
-                f"'O', 'active', 'paid', 'B2B', '{{}}', 0, '{now}', '{now}')"))
+            db.session.execute(
+                text(
+                    "INSERT INTO partner (id, name, slug, status, billing_mode, billing_period, "
+                    "billing_day_of_month, credit_pool_total, pricing_tiers, currency, timezone, "
+                    "created_at) VALUES ('p1', 'P', 'p', 'active', 'credit_pool', 'monthly', 1, "
+                    f"100, '[]', 'USD', '{NY}', '{now}')"
+                )
+            )
+            db.session.execute(
+                text(
+                    "INSERT INTO organization (id, partner_id, name, status, tier, product_type, "
+                    "metadata, credits_allocated, created_at, updated_at) VALUES ('o1', 'p1', "
+                    f"'O', 'active', 'paid', 'B2B', '{{}}', 0, '{now}', '{now}')"
+                )
+            )
             # (event id, type, quantity, local day, received_at UTC)
             for eid, etype, qty, day, received in [
                 ("a", "identification", 3, "2025-10-31", "2025-11-01 03:59:59"),  # Oct 31 NY
@@ -399,16 +502,21 @@ def test_migration_0002_fills_the_receipt_rollup_from_stored_events(tmp_path):
                 ("c", "identification", 4, "2025-10-31", "2025-11-03 15:00:00"),  # Nov 3 NY
                 ("d", "identification", 1, "2025-10-31", "2025-11-03 15:00:00"),  # Nov 3 NY
             ]:
-                db.session.execute(text(
-                    "INSERT INTO usage_event (partner_id, organization_id, event_id, type, "
-                    "quantity, occurred_at, local_date, received_at) VALUES ('p1', 'o1', "
-                    f"'{eid}', '{etype}', {qty}, '{day} 12:00:00', '{day}', '{received}')"))
+                db.session.execute(
+                    text(
+                        "INSERT INTO usage_event (partner_id, organization_id, event_id, type, "
+                        "quantity, occurred_at, local_date, received_at) VALUES ('p1', 'o1', "
+                        f"'{eid}', '{etype}', {qty}, '{day} 12:00:00', '{day}', '{received}')"
+                    )
+                )
             db.session.commit()
             upgrade()
             pdr = PartnerDailyReceipt
             rows = db.session.execute(
                 db.select(pdr.received_day, pdr.quantity, pdr.events)
-                .where(pdr.partner_id == "p1").order_by(pdr.received_day)).all()
+                .where(pdr.partner_id == "p1")
+                .order_by(pdr.received_day)
+            ).all()
             assert [tuple(r) for r in rows] == [
                 (date(2025, 10, 31), 3, 1),
                 (date(2025, 11, 1), 2, 1),

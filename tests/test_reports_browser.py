@@ -20,15 +20,22 @@ from test_reports import NY, build_october
 from views_support import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-    pytest.mark.skipif(shutil.which("pdftotext") is None,
-                       reason="pdftotext is missing (apt-get install poppler-utils)"),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        shutil.which("pdftotext") is None,
+        reason="pdftotext is missing (apt-get install poppler-utils)",
+    ),
 ]
 
 
@@ -70,14 +77,19 @@ def pdf_pages(data: bytes, tmp_path: Any) -> list[str]:
     """
     path = tmp_path / "report.pdf"
     path.write_bytes(data)
-    out = subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
-                         check=True, capture_output=True, timeout=60).stdout.decode("utf-8")
+    out = subprocess.run(
+        ["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout.decode("utf-8")
     # pdftotext ends every page with a form feed.
     return [" ".join(body.split()) for body in out.split("\f") if body.strip()]
 
 
-def test_report_prints_to_pdf_with_identity_on_every_page(long_october, server, chromium_browser,
-                                                              tmp_path):
+def test_report_prints_to_pdf_with_identity_on_every_page(
+    long_october, server, chromium_browser, tmp_path
+):
     page = chromium_browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -94,7 +106,7 @@ def test_report_prints_to_pdf_with_identity_on_every_page(long_october, server, 
 
     for paper in ("A4", "Letter"):
         pages = pdf_pages(page.pdf(format=paper), tmp_path)
-        assert len(pages) >= 3, (paper, len(pages))   # 65 organizations do not fit on one
+        assert len(pages) >= 3, (paper, len(pages))  # 65 organizations do not fit on one
         for number, body in enumerate(pages, start=1):
             where = f"{paper} page {number}"
             # The running header and footer: partner, month, timezone, generation time.
@@ -109,8 +121,7 @@ def test_report_prints_to_pdf_with_identity_on_every_page(long_october, server, 
         assert "Sign out" not in everything and "Download CSV" not in everything
         # The totals row, once, at the end of the table: 26 identifications, 26 credits,
         # 9 events, quantity 39, 100 % (see test_reports for the arithmetic).
-        totals = re.findall(r"Total 26 26 9 39 100\.00 % 450 65 organizations: 1 new",
-                            everything)
+        totals = re.findall(r"Total 26 26 9 39 100\.00 % 450 65 organizations: 1 new", everything)
         assert len(totals) == 1, everything[-2000:]
         # The table header is repeated on each page the table runs over.
         headers = sum(1 for body in pages if "Organization Identifications Credits used" in body)

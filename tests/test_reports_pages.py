@@ -36,8 +36,9 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/reports", f"/reports/{MONTH}", f"/reports/{MONTH}.csv",
-                                  f"/reports/{MONTH}.json"])
+@pytest.mark.parametrize(
+    "path", ["/reports", f"/reports/{MONTH}", f"/reports/{MONTH}.csv", f"/reports/{MONTH}.json"]
+)
 def test_report_pages_require_login(october, client, path):
     response = client.get(path)
     assert response.status_code == 302
@@ -67,16 +68,20 @@ def test_month_page_figures(signed_in, client):
     assert f'data-field="timezone">{NY}<' in page
     assert '<time datetime="2025-11-05T12:00:00Z">' in page
     assert kpis(page) == {
-        "totalIdentifications": 26, "creditsUsed": 26, "creditsRemaining": 985,
-        "totalEvents": 9, "totalQuantity": 39, "organizationsWithActivity": 4,
-        "totalOrganizations": 6, "activeOrganizations": 4,
+        "totalIdentifications": 26,
+        "creditsUsed": 26,
+        "creditsRemaining": 985,
+        "totalEvents": 9,
+        "totalQuantity": 39,
+        "organizationsWithActivity": 4,
+        "totalOrganizations": 6,
+        "activeOrganizations": 4,
     }
-    assert kpi_changes(page)["totalIdentifications"] == 0.7333     # (26 - 15) / 15
+    assert kpi_changes(page)["totalIdentifications"] == 0.7333  # (26 - 15) / 15
     # Organization rows, then the totals row.
     assert [number(c) for c in cells(page, "identifications")] == [12, 10, 4, 0, 0, 26]
     assert [number(c) for c in cells(page, "quantity")] == [22, 10, 4, 3, 0, 39]
-    assert cells(page, "sharePercent") == ["46.15 %", "38.46 %", "15.38 %", "0.00 %",
-                                           "0.00 %"]
+    assert cells(page, "sharePercent") == ["46.15 %", "38.46 %", "15.38 %", "0.00 %", "0.00 %"]
     assert [number(c) for c in cells(page, "creditsAllocated")] == [300, 100, 0, 0, 50, 450]
     assert "1 new · 1 churned · 1 reactivated" in page
     # The late-data notice: 3 events, +6 identifications and credits, 20 at the close.
@@ -102,12 +107,15 @@ def test_open_month_says_so(signed_in, client):
     assert "2025-12-01T05:00:00Z" in page
 
 
-@pytest.mark.parametrize("month, reason", [
-    ("2025-13", "2025-13 is not a calendar month"),
-    ("abc", "a report month is written YYYY-MM, for example 2025-10"),
-    ("2025-12", "December 2025 has not started yet (today is 2025-11-05 in America/New_York)"),
-    ("2024-01", "there is no data for January 2024: the first month with data is 2025-09"),
-])
+@pytest.mark.parametrize(
+    "month, reason",
+    [
+        ("2025-13", "2025-13 is not a calendar month"),
+        ("abc", "a report month is written YYYY-MM, for example 2025-10"),
+        ("2025-12", "December 2025 has not started yet (today is 2025-11-05 in America/New_York)"),
+        ("2024-01", "there is no data for January 2024: the first month with data is 2025-09"),
+    ],
+)
 def test_invalid_month_pages_are_404_with_a_way_back(signed_in, client, month, reason):
     for path in (f"/reports/{month}", f"/reports/{month}.csv"):
         response = client.get(path)
@@ -117,40 +125,50 @@ def test_invalid_month_pages_are_404_with_a_way_back(signed_in, client, month, r
         assert 'href="/reports"' in page
     response = client.get(f"/reports/{month}.json")
     assert response.status_code == 404
-    assert response.get_json() == {"code": "NotFound", "message": reason,
-                                   "details": {"field": "month", "value": month}}
+    assert response.get_json() == {
+        "code": "NotFound",
+        "message": reason,
+        "details": {"field": "month", "value": month},
+    }
 
 
 def test_csv_download(signed_in, client):
     response = client.get(f"/reports/{MONTH}.csv")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"] == \
-        'attachment; filename="report-acme-2025-10.csv"'
+    assert (
+        response.headers["Content-Disposition"] == 'attachment; filename="report-acme-2025-10.csv"'
+    )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert rows[0] == ["Partner", "Acme Agency"]
     assert rows[-1][:7] == ["Total", "", "", "26", "26", "9", "39"]
 
 
-def test_api_report_needs_a_key_and_sees_its_own_partner(october, client, api_key,
-                                                         make_partner):
+def test_api_report_needs_a_key_and_sees_its_own_partner(october, client, api_key, make_partner):
     assert client.get(f"/api/v1/partner/reports/{MONTH}").status_code == 401
     other = make_partner("other")
     key = api_key(other, ["read"])
-    response = client.get(f"/api/v1/partner/reports/{MONTH}",
-                          headers={"X-Partner-API-Key": key})
+    response = client.get(f"/api/v1/partner/reports/{MONTH}", headers={"X-Partner-API-Key": key})
     # The other partner has no data: its October has no report.
     assert response.status_code == 404
     assert response.get_json()["details"] == {"field": "month", "value": MONTH}
     listing = client.get("/api/v1/partner/reports", headers={"X-Partner-API-Key": key})
-    assert listing.get_json() == {"partnerId": other.id, "timezone": "UTC", "months": [],
-                                  "total": 0, "page": 1, "pageSize": 20}
+    assert listing.get_json() == {
+        "partnerId": other.id,
+        "timezone": "UTC",
+        "months": [],
+        "total": 0,
+        "page": 1,
+        "pageSize": 20,
+    }
 
 
 @pytest.mark.parametrize("month", ["2025-13", "abc", "2025-12", "0000-01"])
 def test_api_invalid_month_is_json_404(october, client, api_key, month):
-    response = client.get(f"/api/v1/partner/reports/{month}",
-                          headers={"X-Partner-API-Key": api_key(october, ["read"])})
+    response = client.get(
+        f"/api/v1/partner/reports/{month}",
+        headers={"X-Partner-API-Key": api_key(october, ["read"])},
+    )
     assert response.status_code == 404
     body = response.get_json()
     assert body["code"] == "NotFound"
@@ -158,19 +176,26 @@ def test_api_invalid_month_is_json_404(october, client, api_key, month):
 
 
 def test_api_month_list(october, client, api_key):
-    body = client.get("/api/v1/partner/reports",
-                      headers={"X-Partner-API-Key": api_key(october, ["read"])}).get_json()
-    assert [(m["month"], m["totalIdentifications"], m["complete"]) for m in body["months"]] \
-        == [("2025-11", 100, False), ("2025-10", 26, True), ("2025-09", 15, True)]
+    body = client.get(
+        "/api/v1/partner/reports", headers={"X-Partner-API-Key": api_key(october, ["read"])}
+    ).get_json()
+    assert [(m["month"], m["totalIdentifications"], m["complete"]) for m in body["months"]] == [
+        ("2025-11", 100, False),
+        ("2025-10", 26, True),
+        ("2025-09", 15, True),
+    ]
     assert (body["total"], body["page"], body["pageSize"]) == (3, 1, 20)
     # Page 2 of size 2 holds only the third-newest month.
-    second = client.get("/api/v1/partner/reports?page=2&pageSize=2",
-                        headers={"X-Partner-API-Key": api_key(october, ["read"])}).get_json()
+    second = client.get(
+        "/api/v1/partner/reports?page=2&pageSize=2",
+        headers={"X-Partner-API-Key": api_key(october, ["read"])},
+    ).get_json()
     assert [m["month"] for m in second["months"]] == ["2025-09"]
     assert (second["total"], second["page"], second["pageSize"]) == (3, 2, 2)
 
 
 # --- parity ------------------------------------------------------------------------------
+
 
 def _page_numbers(page: str) -> dict[str, int]:
     figures = kpis(page)
@@ -225,26 +250,41 @@ def _csv_numbers(body: str) -> dict[str, int]:
 
 
 def test_page_csv_json_api_and_cli_agree(signed_in, client, api_key, runner):
-    expected = {"totalIdentifications": 26, "creditsUsed": 26, "totalEvents": 9,
-                "totalQuantity": 39, "activeOrganizations": 4, "tableIdentifications": 26,
-                "tableEvents": 9, "tableQuantity": 39, "rows": 5, "late": 3}
+    expected = {
+        "totalIdentifications": 26,
+        "creditsUsed": 26,
+        "totalEvents": 9,
+        "totalQuantity": 39,
+        "activeOrganizations": 4,
+        "tableIdentifications": 26,
+        "tableEvents": 9,
+        "tableQuantity": 39,
+        "rows": 5,
+        "late": 3,
+    }
     page = _page_numbers(text(client.get(f"/reports/{MONTH}")))
     csv_download = _csv_numbers(text(client.get(f"/reports/{MONTH}.csv")))
     dashboard_json = client.get(f"/reports/{MONTH}.json").get_json()
-    api_json = client.get(f"/api/v1/partner/reports/{MONTH}",
-                          headers={"X-Partner-API-Key": api_key(signed_in, ["read"])}
-                          ).get_json()
-    cli_json = json.loads(runner.invoke(args=["report", "--partner", "acme", "--month", MONTH,
-                                              "--format", "json"]).stdout)
-    cli_csv = _csv_numbers(runner.invoke(args=["report", "--partner", "acme", "--month",
-                                               MONTH, "--format", "csv"]).stdout)
+    api_json = client.get(
+        f"/api/v1/partner/reports/{MONTH}",
+        headers={"X-Partner-API-Key": api_key(signed_in, ["read"])},
+    ).get_json()
+    cli_json = json.loads(
+        runner.invoke(
+            args=["report", "--partner", "acme", "--month", MONTH, "--format", "json"]
+        ).stdout
+    )
+    cli_csv = _csv_numbers(
+        runner.invoke(
+            args=["report", "--partner", "acme", "--month", MONTH, "--format", "csv"]
+        ).stdout
+    )
     assert page == expected
     assert csv_download == expected
     assert cli_csv == expected
     for data in (dashboard_json, api_json, cli_json):
         assert _json_numbers(data) == expected
     # Beyond the headline: the three JSON answers are the same report, row for row.
-    assert dashboard_json["organizations"] == api_json["organizations"] \
-        == cli_json["organizations"]
+    assert dashboard_json["organizations"] == api_json["organizations"] == cli_json["organizations"]
     assert dashboard_json["lateData"] == api_json["lateData"] == cli_json["lateData"]
     assert dashboard_json["daily"] == api_json["daily"] == cli_json["daily"]

@@ -15,8 +15,19 @@ from views_support import build_acme, csrf_token, login
 from app import accounts, config
 from app.extensions import db
 
-HOSTILE_KEYS = ("org_id", "endpoint", "_external", "_scheme", "_anchor", "_method",
-                "values", "v", "filename", "month", "next")
+HOSTILE_KEYS = (
+    "org_id",
+    "endpoint",
+    "_external",
+    "_scheme",
+    "_anchor",
+    "_method",
+    "values",
+    "v",
+    "filename",
+    "month",
+    "next",
+)
 
 
 @pytest.fixture
@@ -53,15 +64,18 @@ def test_the_login_page_of_a_signed_in_user_ignores_a_hostile_next(signed_in, cl
     assert response.headers["Location"] == "/"
 
 
-@pytest.mark.parametrize(("target", "location"), [
-    (CRLF_NEXT, "/"),
-    ("/x\ny", "/"),
-    ("/\t/evil.example", "/"),     # a browser drops the tab: //evil.example
-    ("/\x7f", "/"),
-    ("/" + "a" * 2001, "/"),       # longer than any URL of this site
-    ("/credits?preset=last_7_days", "/credits?preset=last_7_days"),
-    ("/caf\u00e9", "/caf%C3%A9"),  # an IRI becomes a URI in the header
-])
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        (CRLF_NEXT, "/"),
+        ("/x\ny", "/"),
+        ("/\t/evil.example", "/"),  # a browser drops the tab: //evil.example
+        ("/\x7f", "/"),
+        ("/" + "a" * 2001, "/"),  # longer than any URL of this site
+        ("/credits?preset=last_7_days", "/credits?preset=last_7_days"),
+        ("/caf\u00e9", "/caf%C3%A9"),  # an IRI becomes a URI in the header
+    ],
+)
 def test_every_next_ends_in_a_local_redirect(acme, client, target, location):
     response = login(client, next_url=target)
     assert response.status_code == 302
@@ -77,21 +91,33 @@ def test_the_sign_in_form_does_not_carry_a_hostile_next(acme, client):
 
 # --- item 4: query arguments of the allocation form --------------------------------------
 
-@pytest.mark.parametrize(("query", "location_query"), [
-    ("?org_id=x", ""),
-    ("?endpoint=x", ""),
-    ("?_external=1&_scheme=https&_anchor=x", ""),
-    ("?preset=last_7_days&org_id=x&granularity=week&endpoint=y",
-     "?preset=last_7_days&granularity=week"),
-    ("?startDate=2025-11-01&endDate=2025-11-10&v=3", "?startDate=2025-11-01&endDate=2025-11-10"),
-    ("?preset=nonsense&granularity=%0d%0a", ""),  # invalid values are not carried
-])
+
+@pytest.mark.parametrize(
+    ("query", "location_query"),
+    [
+        ("?org_id=x", ""),
+        ("?endpoint=x", ""),
+        ("?_external=1&_scheme=https&_anchor=x", ""),
+        (
+            "?preset=last_7_days&org_id=x&granularity=week&endpoint=y",
+            "?preset=last_7_days&granularity=week",
+        ),
+        (
+            "?startDate=2025-11-01&endDate=2025-11-10&v=3",
+            "?startDate=2025-11-01&endDate=2025-11-10",
+        ),
+        ("?preset=nonsense&granularity=%0d%0a", ""),  # invalid values are not carried
+    ],
+)
 def test_an_allocation_with_any_query_redirects_back_with_the_period_only(
-        signed_in, client, query, location_query):
+    signed_in, client, query, location_query
+):
     org = signed_in["bluebird"]
     token = csrf_token(text(client.get(f"/organizations/{org.id}")))
-    response = client.post(f"/organizations/{org.id}/allocation{query}",
-                           data={"credits": "450", "notes": "", "csrf_token": token})
+    response = client.post(
+        f"/organizations/{org.id}/allocation{query}",
+        data={"credits": "450", "notes": "", "csrf_token": token},
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/organizations/{org.id}{location_query}"
     db.session.refresh(org)
@@ -103,15 +129,28 @@ def test_an_allocation_with_any_query_redirects_back_with_the_period_only(
 def test_no_page_fails_on_hostile_query_arguments(signed_in, client):
     org = signed_in["bluebird"]
     hostile = "&".join(f"{quote(k)}={quote(CRLF_NEXT)}" for k in HOSTILE_KEYS)
-    paths = ["/", "/organizations", "/organizations.csv", f"/organizations/{org.id}",
-             "/credits", "/billing", "/billing.csv", "/reports", "/reports/2025-11",
-             "/reports/2025-11.csv", "/reports/2025-11.json", "/login"]
+    paths = [
+        "/",
+        "/organizations",
+        "/organizations.csv",
+        f"/organizations/{org.id}",
+        "/credits",
+        "/billing",
+        "/billing.csv",
+        "/reports",
+        "/reports/2025-11",
+        "/reports/2025-11.csv",
+        "/reports/2025-11.json",
+        "/login",
+    ]
     for path in paths:
         response = client.get(f"{path}?{hostile}")
         assert response.status_code in (200, 302), path
     token = csrf_token(text(client.get(f"/organizations/{org.id}")))
-    response = client.post(f"/organizations/{org.id}/allocation?{hostile}",
-                           data={"credits": "420", "csrf_token": token})
+    response = client.post(
+        f"/organizations/{org.id}/allocation?{hostile}",
+        data={"credits": "420", "csrf_token": token},
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/organizations/{org.id}"
     anonymous = client.application.test_client()
@@ -130,9 +169,13 @@ EVIL = "http://evil.example"
 def test_a_non_canonical_api_path_answers_the_json_404(acme, client, api_key):
     key = api_key(acme["partner"])
     org = acme["bluebird"].id
-    for path in ("/api/v1/partner//me", "/api/v1//partner/me", "/api/v1/partner/me/",
-                 f"/api/v1/partner/organizations/{org}//analytics",
-                 f"/api/v1/partner/organizations/{org}/"):
+    for path in (
+        "/api/v1/partner//me",
+        "/api/v1//partner/me",
+        "/api/v1/partner/me/",
+        f"/api/v1/partner/organizations/{org}//analytics",
+        f"/api/v1/partner/organizations/{org}/",
+    ):
         response = client.get(path, base_url=EVIL, headers={"X-Partner-API-Key": key})
         assert response.status_code == 404, path
         assert response.mimetype == "application/json", path
@@ -141,8 +184,12 @@ def test_a_non_canonical_api_path_answers_the_json_404(acme, client, api_key):
 
 
 def test_a_non_canonical_page_path_answers_404_without_a_redirect(signed_in, client):
-    for path in ("/reports//2025-11", "/organizations//x", "/organizations/",
-                 "/static//css/app.css"):
+    for path in (
+        "/reports//2025-11",
+        "/organizations//x",
+        "/organizations/",
+        "/static//css/app.css",
+    ):
         response = client.get(path, base_url=EVIL)
         assert response.status_code == 404, path
         assert "Location" not in response.headers, path
@@ -158,36 +205,57 @@ def test_no_redirect_is_built_from_the_host_header(acme, client):
         seen.append(response.headers["Location"])
         return response.headers["Location"]
 
-    assert location(client.get("/organizations", base_url=EVIL)) \
-        == "/login?next=%2Forganizations"
+    assert location(client.get("/organizations", base_url=EVIL)) == "/login?next=%2Forganizations"
     token = csrf_token(text(client.get("/login", base_url=EVIL)))
-    assert location(client.post("/login", base_url=EVIL, data={
-        "email": "ops@acme.test", "password": "correct horse battery", "csrf_token": token,
-        "next": "/credits"})) == "/credits"
+    assert (
+        location(
+            client.post(
+                "/login",
+                base_url=EVIL,
+                data={
+                    "email": "ops@acme.test",
+                    "password": "correct horse battery",
+                    "csrf_token": token,
+                    "next": "/credits",
+                },
+            )
+        )
+        == "/credits"
+    )
     assert location(client.get("/login", base_url=EVIL)) == "/"
     token = csrf_token(text(client.get(f"/organizations/{org.id}", base_url=EVIL)))
-    assert location(client.post(f"/organizations/{org.id}/allocation?preset=last_7_days",
-                                base_url=EVIL, data={"credits": "450", "csrf_token": token})) \
+    assert (
+        location(
+            client.post(
+                f"/organizations/{org.id}/allocation?preset=last_7_days",
+                base_url=EVIL,
+                data={"credits": "450", "csrf_token": token},
+            )
+        )
         == f"/organizations/{org.id}?preset=last_7_days"
+    )
     token = csrf_token(text(client.get("/", base_url=EVIL)))
-    assert location(client.post("/logout", base_url=EVIL, data={"csrf_token": token})) \
-        == "/login"
+    assert location(client.post("/logout", base_url=EVIL, data={"csrf_token": token})) == "/login"
     assert len(seen) == 5 and all("evil.example" not in url for url in seen)
 
 
 def test_the_api_location_header_is_relative(acme, client, api_key):
-    response = client.post("/api/v1/partner/organizations", json={"name": "New"},
-                           base_url=EVIL, headers={"X-Partner-API-Key": api_key(acme["partner"])})
+    response = client.post(
+        "/api/v1/partner/organizations",
+        json={"name": "New"},
+        base_url=EVIL,
+        headers={"X-Partner-API-Key": api_key(acme["partner"])},
+    )
     assert response.status_code == 201
-    assert response.headers["Location"] == \
-        f"/api/v1/partner/organizations/{response.get_json()['id']}"
+    assert (
+        response.headers["Location"] == f"/api/v1/partner/organizations/{response.get_json()['id']}"
+    )
 
 
 def test_trusted_hosts_refuse_any_other_host(app, acme, client, api_key):
     app.config["TRUSTED_HOSTS"] = ["localhost", ".acme.test"]
     key = api_key(acme["partner"])
-    response = client.get("/api/v1/partner/me", base_url=EVIL,
-                          headers={"X-Partner-API-Key": key})
+    response = client.get("/api/v1/partner/me", base_url=EVIL, headers={"X-Partner-API-Key": key})
     assert response.status_code == 400
     assert response.get_json()["code"] == "BadRequest"
     assert response.get_json()["details"] == {"field": "Host", "value": "evil.example"}
@@ -197,8 +265,11 @@ def test_trusted_hosts_refuse_any_other_host(app, acme, client, api_key):
         assert "is not trusted" in text(response), path
         assert "Location" not in response.headers, path
     token = csrf_token(text(client.get("/login")))
-    response = client.post("/login", base_url=EVIL, data={
-        "email": "ops@acme.test", "password": "correct horse battery", "csrf_token": token})
+    response = client.post(
+        "/login",
+        base_url=EVIL,
+        data={"email": "ops@acme.test", "password": "correct horse battery", "csrf_token": token},
+    )
     assert response.status_code == 400
     # The names listed, with any port, and the subdomains of ".acme.test" are served.
     for base in ("http://localhost", "http://localhost:5000", "https://dash.acme.test"):
@@ -217,8 +288,7 @@ def test_trusted_hosts_come_from_the_environment(monkeypatch):
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 
-def test_every_api_answer_of_a_known_url_carries_the_rate_limit_headers(
-        app, acme, client, api_key):
+def test_every_api_answer_of_a_known_url_carries_the_rate_limit_headers(app, acme, client, api_key):
     app.config["MAX_CONTENT_LENGTH"] = 1000
     partner = acme["partner"]
     admin = {"X-Partner-API-Key": api_key(partner)}
@@ -229,8 +299,7 @@ def test_every_api_answer_of_a_known_url_carries_the_rate_limit_headers(
         "200": client.get(me, headers=admin),
         "HEAD": client.head(me, headers=admin),
         "OPTIONS": client.options(me, headers=admin),
-        "201": client.post("/api/v1/partner/organizations", json={"name": "New"},
-                           headers=admin),
+        "201": client.post("/api/v1/partner/organizations", json={"name": "New"}, headers=admin),
         "400": client.get("/api/v1/partner/analytics?startDate=x", headers=admin),
         "401": client.get(me),
         "401 unknown key": client.get(me, headers={"X-Partner-API-Key": "pk_live_nope"}),
@@ -240,12 +309,18 @@ def test_every_api_answer_of_a_known_url_carries_the_rate_limit_headers(
         "405 without key": client.delete(me),
         "405 unknown method": client.open(me, method="BREW", headers=admin),
         "405 POST-only URL": client.get("/api/v1/partner/events", headers=admin),
-        "413": client.post("/api/v1/partner/events", data="x" * 2000,
-                           content_type="application/json", headers=admin),
-        "415": client.post("/api/v1/partner/events", data="x", content_type="text/plain",
-                           headers=admin),
-        "422": client.put(f"/api/v1/partner/organizations/{org}/credits",
-                          json={"credits": 999_999}, headers=admin),
+        "413": client.post(
+            "/api/v1/partner/events",
+            data="x" * 2000,
+            content_type="application/json",
+            headers=admin,
+        ),
+        "415": client.post(
+            "/api/v1/partner/events", data="x", content_type="text/plain", headers=admin
+        ),
+        "422": client.put(
+            f"/api/v1/partner/organizations/{org}/credits", json={"credits": 999_999}, headers=admin
+        ),
     }
     for label, response in answers.items():
         assert label.split()[0] in (str(response.status_code), response.request.method), label
@@ -259,8 +334,7 @@ def test_every_api_answer_of_a_known_url_carries_the_rate_limit_headers(
 
 def test_a_405_counts_in_the_partners_window(acme, client, api_key):
     headers = {"X-Partner-API-Key": api_key(acme["partner"])}
-    first = int(client.get("/api/v1/partner/me", headers=headers)
-                .headers["X-RateLimit-Remaining"])
+    first = int(client.get("/api/v1/partner/me", headers=headers).headers["X-RateLimit-Remaining"])
     refused = client.delete("/api/v1/partner/me", headers=headers)
     assert refused.status_code == 405
     assert int(refused.headers["X-RateLimit-Remaining"]) == first - 1
@@ -270,8 +344,7 @@ def test_a_405_counts_in_the_partners_window(acme, client, api_key):
 
 def test_the_documented_exceptions_carry_no_rate_limit_headers(acme, client, api_key):
     headers = {"X-Partner-API-Key": api_key(acme["partner"])}
-    first = int(client.get("/api/v1/partner/me", headers=headers)
-                .headers["X-RateLimit-Remaining"])
+    first = int(client.get("/api/v1/partner/me", headers=headers).headers["X-RateLimit-Remaining"])
     for path in ("/api/v1/nothing-here", "/api/v1/partner//me", "/api/v1/openapi.json"):
         response = client.get(path, headers=headers)
         assert response.mimetype == "application/json", path

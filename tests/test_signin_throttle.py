@@ -36,8 +36,9 @@ def attempt(app, address: str, email: str = EMAIL, password: str = PASSWORD):
     client.environ_base["REMOTE_ADDR"] = address
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"email": email, "password": password,
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )
     signed_in = client.get("/").status_code == 200
     return response.status_code, response.get_data(as_text=True), signed_in
 
@@ -54,8 +55,8 @@ def test_the_default_is_20_failures_an_hour_per_email_from_any_address(world):
     for n in range(19):
         fail(world, f"10.1.0.{n + 1}")
     status, _page, signed_in = attempt(world, "10.1.1.1")
-    assert (status, signed_in) == (302, True)     # 19 < 20: the right password still works
-    fail(world, "10.1.0.20")                      # the 20th failure: the account is closed
+    assert (status, signed_in) == (302, True)  # 19 < 20: the right password still works
+    fail(world, "10.1.0.20")  # the 20th failure: the account is closed
     status, page, signed_in = attempt(world, "10.1.1.2")
     # The right password from a new address gets exactly the answer of a wrong one.
     assert (status, signed_in) == (401, False)
@@ -64,10 +65,10 @@ def test_the_default_is_20_failures_an_hour_per_email_from_any_address(world):
 
 def test_the_owner_is_not_locked_out_from_an_address_it_used(world):
     world.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per hour"
-    assert attempt(world, "192.0.2.10")[::2] == (302, True)   # the owner, once
-    for n in range(5):                                          # an attacker elsewhere
+    assert attempt(world, "192.0.2.10")[::2] == (302, True)  # the owner, once
+    for n in range(5):  # an attacker elsewhere
         fail(world, f"198.51.100.{n + 1}")
-    assert attempt(world, "192.0.2.10")[::2] == (302, True)   # the owner again: let in
+    assert attempt(world, "192.0.2.10")[::2] == (302, True)  # the owner again: let in
     assert attempt(world, "192.0.2.99")[::2] == (401, False)  # a new address: not
     # A known address helps only with the right password.
     assert attempt(world, "192.0.2.10", password="wrong password!")[::2] == (401, False)
@@ -95,8 +96,7 @@ def test_an_unknown_email_is_throttled_the_same_way(world):
     limit = parse("3 per hour")
     with world.test_request_context():
         for email in (EMAIL, nobody):
-            assert not limiter.limiter.test(limit, "login-account",
-                                            signin._digest("email", email))
+            assert not limiter.limiter.test(limit, "login-account", signin._digest("email", email))
 
 
 def test_known_addresses_are_kept_as_keyed_digests(world):
@@ -117,9 +117,9 @@ def test_an_address_unused_for_180_days_is_forgotten(world, freeze):
     freeze(datetime(2025, 1, 1, 12))
     assert attempt(world, "192.0.2.20")[::2] == (302, True)
     assert attempt(world, "192.0.2.21")[::2] == (302, True)
-    freeze(datetime(2025, 6, 30, 12))         # 180 days later: .21 is still known
+    freeze(datetime(2025, 6, 30, 12))  # 180 days later: .21 is still known
     assert attempt(world, "192.0.2.21")[::2] == (302, True)
-    freeze(datetime(2025, 7, 1, 12))          # 181 days after .20's sign-in
+    freeze(datetime(2025, 7, 1, 12))  # 181 days after .20's sign-in
     for n in range(3):
         fail(world, f"198.51.100.{n + 1}")
     assert attempt(world, "192.0.2.20")[::2] == (401, False)
@@ -136,8 +136,13 @@ def test_the_count_lives_in_the_shared_storage(app, make_partner, make_user):
     email = f"ops-{uuid.uuid4().hex[:10]}@acme.test"  # a count of its own in a shared Redis
     make_user(partner, email, PASSWORD)
     settings = {k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY", "TESTING")}
-    settings.update({"RATELIMIT_STORAGE_URI": LOCAL_REDIS, "LOGIN_RATE_LIMIT": "1000/minute",
-                     "LOGIN_ACCOUNT_RATE_LIMIT": "3 per hour"})
+    settings.update(
+        {
+            "RATELIMIT_STORAGE_URI": LOCAL_REDIS,
+            "LOGIN_RATE_LIMIT": "1000/minute",
+            "LOGIN_ACCOUNT_RATE_LIMIT": "3 per hour",
+        }
+    )
     worker = create_app(settings)
     for n in range(3):
         fail(worker, f"10.5.0.{n + 1}", email)

@@ -32,8 +32,12 @@ def test_only_one_plotly_bundle_is_kept():
 
 
 def test_plotly_js_and_charts_js_are_served(client):
-    for path in ("/static/" + plotly_js_filename(), "/static/js/charts.js",
-                 "/static/css/app.css", "/static/favicon.svg"):
+    for path in (
+        "/static/" + plotly_js_filename(),
+        "/static/js/charts.js",
+        "/static/css/app.css",
+        "/static/favicon.svg",
+    ):
         response = client.get(path)
         assert response.status_code == 200, path
         response.close()
@@ -90,8 +94,9 @@ def test_static_urls_carry_the_content_hash_and_are_cached_for_a_year(app, clien
         plain.close()
 
 
-def test_pages_link_their_scripts_by_versioned_url(client, freeze, make_partner, make_org,
-                                                   add_events, make_user):
+def test_pages_link_their_scripts_by_versioned_url(
+    client, freeze, make_partner, make_org, add_events, make_user
+):
     from views_support import build_acme, login
 
     build_acme(freeze, make_partner, make_org, add_events, make_user)
@@ -145,7 +150,12 @@ def test_the_app_serves_every_chart_page_without_importing_plotly(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-c", NO_PLOTLY_SCRIPT, str(tmp_path / "db.sqlite3")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

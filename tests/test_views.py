@@ -52,6 +52,7 @@ def text(response) -> str:
 
 # --- login and logout --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_requires_login(acme, client, path):
     response = client.get(path)
@@ -63,8 +64,9 @@ def test_every_page_is_behind_the_dashboard_login_gate(app):
     # One before_request on the parent blueprint guards them all: a page family must be
     # registered under it, or its pages would be open.
     open_endpoints = {"static", "auth.login", "auth.logout"}
-    pages = {rule.endpoint for rule in app.url_map.iter_rules()
-             if not rule.rule.startswith("/api/")} - open_endpoints
+    pages = {
+        rule.endpoint for rule in app.url_map.iter_rules() if not rule.rule.startswith("/api/")
+    } - open_endpoints
     assert pages and all(e.startswith("dashboard.") for e in pages), sorted(pages)
     assert len(app.before_request_funcs["dashboard"]) == 1
 
@@ -73,8 +75,11 @@ def test_templates_build_api_links_with_url_for():
     from pathlib import Path
 
     templates = Path(__file__).resolve().parent.parent / "templates"
-    hard_coded = [str(p.relative_to(templates)) for p in templates.rglob("*.html")
-                  if "/api/v1" in p.read_text(encoding="utf-8")]
+    hard_coded = [
+        str(p.relative_to(templates))
+        for p in templates.rglob("*.html")
+        if "/api/v1" in p.read_text(encoding="utf-8")
+    ]
     assert hard_coded == []
 
 
@@ -103,10 +108,12 @@ def test_login_with_the_right_password_opens_the_overview(acme, client):
 def test_session_cookie_is_secure_over_https(acme, client):
     token = csrf_token(text(client.get("/login", base_url="https://localhost")))
     # Over HTTPS the CSRF check also wants a same-site Referer, as a browser sends.
-    response = client.post("/login", base_url="https://localhost",
-                           headers={"Referer": "https://localhost/login"},
-                           data={"email": "ops@acme.test", "password": PASSWORD,
-                                 "csrf_token": token})
+    response = client.post(
+        "/login",
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/login"},
+        data={"email": "ops@acme.test", "password": PASSWORD, "csrf_token": token},
+    )
     assert response.status_code == 302
     assert "Secure" in response.headers["Set-Cookie"]
 
@@ -192,23 +199,24 @@ def test_a_password_change_ends_the_session(signed_in, client):
 
 # --- overview -------------------------------------------------------------------------------
 
+
 def test_overview_kpis_for_last_7_days(signed_in, client):
     page = text(client.get("/?preset=last_7_days"))
     # Period Nov 14..20; previous Nov 7..13.
     assert kpis(page) == {
-        "totalOrganizations": 3,           # all three created by Nov 20
+        "totalOrganizations": 3,  # all three created by Nov 20
         "activeOrganizations": 3,
-        "totalIdentifications": 18,        # b1 10 + b2 5 + c2 3
+        "totalIdentifications": 18,  # b1 10 + b2 5 + c2 3
         "creditsUsed": 18,
-        "creditsRemaining": 966,           # 1000 - (10 + 5 + 7 + 3 + 9) used Nov 1..20
-        "organizationsWithActivity": 2,    # Bluebird, Cobalt
-        "totalQuantity": 50,               # 18 + page_view 30 + session 2
-        "totalEvents": 5,                  # b1 b2 b3 c2 c3
+        "creditsRemaining": 966,  # 1000 - (10 + 5 + 7 + 3 + 9) used Nov 1..20
+        "organizationsWithActivity": 2,  # Bluebird, Cobalt
+        "totalQuantity": 50,  # 18 + page_view 30 + session 2
+        "totalEvents": 5,  # b1 b2 b3 c2 c3
     }
     changes = kpi_changes(page)
-    assert changes["totalIdentifications"] == pytest.approx(1.5714)   # (18 - 7) / 7
-    assert changes["creditsRemaining"] == pytest.approx(-0.0183)      # (966 - 984) / 984
-    assert changes["totalEvents"] == pytest.approx(4.0)               # (5 - 1) / 1
+    assert changes["totalIdentifications"] == pytest.approx(1.5714)  # (18 - 7) / 7
+    assert changes["creditsRemaining"] == pytest.approx(-0.0183)  # (966 - 984) / 984
+    assert changes["totalEvents"] == pytest.approx(4.0)  # (5 - 1) / 1
     assert changes["totalOrganizations"] == 0.0
     assert shown_kpi(page, "creditsRemaining") == "966"
     assert "25 Sep" not in page
@@ -218,13 +226,24 @@ def test_overview_kpis_for_last_7_days(signed_in, client):
     assert 'class="pill is-active" data-preset="last_7_days"' in page
 
 
-def test_overview_thousands_are_separated(freeze, make_partner, make_org, add_events,
-                                          make_user, client):
+def test_overview_thousands_are_separated(
+    freeze, make_partner, make_org, add_events, make_user, client
+):
     freeze(NOW)
     partner = make_partner("big", pool=2_000_000)
     org = make_org(partner, "Big", created_at=datetime(2025, 1, 1))
-    add_events(partner, [{"eventId": "x", "organizationId": org.id, "type": "identification",
-                          "quantity": 1_234_567, "occurredAt": "2025-11-19T08:00:00Z"}])
+    add_events(
+        partner,
+        [
+            {
+                "eventId": "x",
+                "organizationId": org.id,
+                "type": "identification",
+                "quantity": 1_234_567,
+                "occurredAt": "2025-11-19T08:00:00Z",
+            }
+        ],
+    )
     make_user(partner, "big@acme.test", PASSWORD)
     login(client, "big@acme.test")
     page = text(client.get("/"))
@@ -266,7 +285,7 @@ def test_overview_charts_have_one_point_per_bucket(signed_in, client):
     types = figs["types"]["data"][0]
     assert types["x"] == [2, 18, 30]  # session, identification, page_view, largest on top
     top = figs["top"]["data"][0]
-    assert top["x"] == [3, 15]        # Cobalt, Bluebird (largest on top)
+    assert top["x"] == [3, 15]  # Cobalt, Bluebird (largest on top)
     assert top["customdata"][1][1].startswith(f"/organizations/{signed_in['bluebird'].id}?")
 
 
@@ -290,20 +309,35 @@ def test_overview_bad_granularity_is_explained_and_ignored(signed_in, client):
     assert len(figures(page)["identifications"]["data"][1]["x"]) == 7  # daily, automatic
 
 
-@pytest.mark.parametrize(("query", "field", "message"), [
-    ("startDate=2025-13-01", "startDate",
-     "startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got '2025-13-01')"),
-    ("startDate=2025-11-01&endDate=yesterday", "endDate",
-     "endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got 'yesterday')"),
-    ("startDate=2025-11-10&endDate=2025-11-01", "endDate",
-     "the end date is before the start date"),
-    ("startDate=1990-01-01&endDate=2025-11-20", "endDate",
-     "the period spans 13108 days; at most 3660 are allowed"),
-    ("preset=last_decade", "preset",
-     "unknown preset 'last_decade'; choose one of the buttons"),
-])
-def test_invalid_period_shows_a_message_and_the_default_period(signed_in, client, query,
-                                                                field, message):
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        (
+            "startDate=2025-13-01",
+            "startDate",
+            "startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got '2025-13-01')",
+        ),
+        (
+            "startDate=2025-11-01&endDate=yesterday",
+            "endDate",
+            "endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got 'yesterday')",
+        ),
+        (
+            "startDate=2025-11-10&endDate=2025-11-01",
+            "endDate",
+            "the end date is before the start date",
+        ),
+        (
+            "startDate=1990-01-01&endDate=2025-11-20",
+            "endDate",
+            "the period spans 13108 days; at most 3660 are allowed",
+        ),
+        ("preset=last_decade", "preset", "unknown preset 'last_decade'; choose one of the buttons"),
+    ],
+)
+def test_invalid_period_shows_a_message_and_the_default_period(
+    signed_in, client, query, field, message
+):
     response = client.get("/?" + query)
     assert response.status_code == 200
     page = text(response)
@@ -339,8 +373,7 @@ def test_overview_for_a_partner_without_organizations(freeze, make_partner, make
     assert kpis(page)["creditsRemaining"] == 500
 
 
-def test_overview_for_a_partner_without_events(freeze, make_partner, make_org, make_user,
-                                               client):
+def test_overview_for_a_partner_without_events(freeze, make_partner, make_org, make_user, client):
     freeze(NOW)
     partner = make_partner("quiet", pool=500)
     make_org(partner, "Quiet Co", created_at=datetime(2025, 10, 1))
@@ -352,8 +385,7 @@ def test_overview_for_a_partner_without_events(freeze, make_partner, make_org, m
     assert kpis(page)["totalOrganizations"] == 1
 
 
-def test_overview_period_without_usage_keeps_the_series_and_explains_the_rest(signed_in,
-                                                                            client):
+def test_overview_period_without_usage_keeps_the_series_and_explains_the_rest(signed_in, client):
     page = text(client.get("/?startDate=2025-10-01&endDate=2025-10-07"))
     figs = figures(page)
     assert figs["identifications"]["data"][1]["y"] == [0] * 7
@@ -366,19 +398,33 @@ def test_overview_shows_freshness_and_json_links(signed_in, client):
     page = text(client.get("/?preset=last_7_days"))
     # The newest event was received at the frozen clock.
     assert "20 Nov 2025 12:00 UTC" in page and 'data-freshness="2025-11-20T12:00:00Z"' in page
-    assert ('href="/api/v1/partner/analytics?compare=previous&amp;startDate=2025-11-14'
-            '&amp;endDate=2025-11-20"') in page
+    assert (
+        'href="/api/v1/partner/analytics?compare=previous&amp;startDate=2025-11-14'
+        '&amp;endDate=2025-11-20"'
+    ) in page
     assert 'href="/api/v1/partner/usage?startDate=2025-11-14&amp;endDate=2025-11-20"' in page
 
 
-def test_user_text_in_chart_labels_is_escaped(freeze, make_partner, make_org, add_events,
-                                              make_user, client):
+def test_user_text_in_chart_labels_is_escaped(
+    freeze, make_partner, make_org, add_events, make_user, client
+):
     freeze(NOW)
     partner = make_partner("xss", pool=1000)
-    org = make_org(partner, "<b>Bold</b> & <a href=x>co</a></script>",
-                   created_at=datetime(2025, 1, 1))
-    add_events(partner, [{"eventId": "1", "organizationId": org.id, "type": "identification",
-                          "quantity": 1, "occurredAt": "2025-11-19T08:00:00Z"}])
+    org = make_org(
+        partner, "<b>Bold</b> & <a href=x>co</a></script>", created_at=datetime(2025, 1, 1)
+    )
+    add_events(
+        partner,
+        [
+            {
+                "eventId": "1",
+                "organizationId": org.id,
+                "type": "identification",
+                "quantity": 1,
+                "occurredAt": "2025-11-19T08:00:00Z",
+            }
+        ],
+    )
     make_user(partner, "xss@acme.test", PASSWORD)
     login(client, "xss@acme.test")
     page = text(client.get("/"))
@@ -387,7 +433,8 @@ def test_user_text_in_chart_labels_is_escaped(freeze, make_partner, make_org, ad
     # The tick label is cut to 23 characters plus "…" ("<b>Bold</b> & <a href=x"), then escaped.
     assert top["layout"]["yaxis"]["ticktext"] == ["&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;a href=x…"]
     assert top["data"][0]["customdata"][0][0] == (
-        "&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;a href=x&gt;co&lt;/a&gt;&lt;/script&gt;")
+        "&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;a href=x&gt;co&lt;/a&gt;&lt;/script&gt;"
+    )
 
 
 def test_pages_carry_the_content_security_policy(signed_in, client):
@@ -400,16 +447,19 @@ def test_pages_carry_the_content_security_policy(signed_in, client):
     assert all('type="application/json"' in s or "src=" in s for s in scripts)
     # (each by its versioned URL: ?v=<content hash>, see tests/test_static.py)
     assert re.findall(r'<script src="([^"?]+)\?v=[0-9a-f]{12}"', page) == [
-        "/static/vendor/plotly-4.1.1.min.js", "/static/js/charts.js"]
+        "/static/vendor/plotly-4.1.1.min.js",
+        "/static/js/charts.js",
+    ]
     assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers
 
 
 # --- organizations -----------------------------------------------------------------------
 
+
 def org_names(page: str) -> list[str]:
     import html
 
-    return [html.unescape(n) for n in re.findall(r'data-org-link>([^<]*)</a>', page)]
+    return [html.unescape(n) for n in re.findall(r"data-org-link>([^<]*)</a>", page)]
 
 
 def test_organization_table_with_figures_for_the_period(signed_in, client):
@@ -426,17 +476,22 @@ def test_organization_table_with_figures_for_the_period(signed_in, client):
     assert "Showing 1–3 of 3" in page
 
 
-@pytest.mark.parametrize(("query", "names"), [
-    ("search=COBALT", ["Cobalt Legal"]),
-    ("search=e", ["Bluebird Bakery", "Cobalt Legal"]),
-    ("externalId=crm-1", ["Bluebird Bakery"]),
-    ("externalId=crm", []),                                 # exact match only
-    ("status=active&sort=name&order=asc", [FORMULA_NAME, "Bluebird Bakery", "Cobalt Legal"]),
-    ("sort=name&order=desc", ["Cobalt Legal", "Bluebird Bakery", FORMULA_NAME]),
-    ("sort=credits&order=asc", [FORMULA_NAME, "Cobalt Legal", "Bluebird Bakery"]),
-    ("pageSize=10&page=1&sort=identifications&order=asc",
-     [FORMULA_NAME, "Cobalt Legal", "Bluebird Bakery"]),
-])
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("search=COBALT", ["Cobalt Legal"]),
+        ("search=e", ["Bluebird Bakery", "Cobalt Legal"]),
+        ("externalId=crm-1", ["Bluebird Bakery"]),
+        ("externalId=crm", []),  # exact match only
+        ("status=active&sort=name&order=asc", [FORMULA_NAME, "Bluebird Bakery", "Cobalt Legal"]),
+        ("sort=name&order=desc", ["Cobalt Legal", "Bluebird Bakery", FORMULA_NAME]),
+        ("sort=credits&order=asc", [FORMULA_NAME, "Cobalt Legal", "Bluebird Bakery"]),
+        (
+            "pageSize=10&page=1&sort=identifications&order=asc",
+            [FORMULA_NAME, "Cobalt Legal", "Bluebird Bakery"],
+        ),
+    ],
+)
 def test_organization_filters_and_sorting(signed_in, client, query, names):
     page = text(client.get("/organizations?preset=last_7_days&" + query))
     assert org_names(page) == names
@@ -459,20 +514,24 @@ def test_organization_pagination(signed_in, client):
     assert 'href="/organizations?preset=last_7_days&amp;pageSize=1&amp;page=3"' in page
 
 
-@pytest.mark.parametrize(("query", "field", "message"), [
-    ("page=0", "page", "Page: page must be a whole number of at least 1"),
-    ("page=abc", "page", "Page: page must be a whole number of at least 1"),
-    ("pageSize=500", "pageSize", "rows per page must be between 1 and 100"),
-    # Other scripts' digits are not whole numbers here, as in the API (issue 12):
-    # Arabic-Indic 1 and full-width 20 were read as page 1 and 20 rows.
-    ("page=%D9%A1", "page", "Page: page must be a whole number of at least 1"),
-    ("pageSize=%EF%BC%92%EF%BC%90", "pageSize", "rows per page must be between 1 and 100"),
-    ("status=gone", "status", "status must be one of active, suspended, canceled"),
-    ("sort=password", "sort", "Sort by: unknown sort column"),
-    ("order=sideways", "order", "Order: order must be asc or desc"),
-])
-def test_organization_bad_filters_are_explained_and_ignored(signed_in, client, query, field,
-                                                            message):
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("page=0", "page", "Page: page must be a whole number of at least 1"),
+        ("page=abc", "page", "Page: page must be a whole number of at least 1"),
+        ("pageSize=500", "pageSize", "rows per page must be between 1 and 100"),
+        # Other scripts' digits are not whole numbers here, as in the API (issue 12):
+        # Arabic-Indic 1 and full-width 20 were read as page 1 and 20 rows.
+        ("page=%D9%A1", "page", "Page: page must be a whole number of at least 1"),
+        ("pageSize=%EF%BC%92%EF%BC%90", "pageSize", "rows per page must be between 1 and 100"),
+        ("status=gone", "status", "status must be one of active, suspended, canceled"),
+        ("sort=password", "sort", "Sort by: unknown sort column"),
+        ("order=sideways", "order", "Order: order must be asc or desc"),
+    ],
+)
+def test_organization_bad_filters_are_explained_and_ignored(
+    signed_in, client, query, field, message
+):
     response = client.get("/organizations?" + query)
     assert response.status_code == 200
     page = text(response)
@@ -485,11 +544,34 @@ def test_organization_csv_is_exactly_the_table(signed_in, client):
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(text(response))))
-    assert rows[0] == ["organizationId", "name", "externalId", "status", "tier",
-                       "identifications", "creditsUsed", "events", "quantity",
-                       "creditsAllocated", "creditsUsedThisBillingPeriod", "creditsAvailable"]
-    assert rows[1] == [signed_in["bluebird"].id, "Bluebird Bakery", "crm-1", "active", "paid",
-                       "15", "15", "3", "45", "400", "15", "385"]
+    assert rows[0] == [
+        "organizationId",
+        "name",
+        "externalId",
+        "status",
+        "tier",
+        "identifications",
+        "creditsUsed",
+        "events",
+        "quantity",
+        "creditsAllocated",
+        "creditsUsedThisBillingPeriod",
+        "creditsAvailable",
+    ]
+    assert rows[1] == [
+        signed_in["bluebird"].id,
+        "Bluebird Bakery",
+        "crm-1",
+        "active",
+        "paid",
+        "15",
+        "15",
+        "3",
+        "45",
+        "400",
+        "15",
+        "385",
+    ]
     assert [r[1] for r in rows[1:]] == ["Bluebird Bakery", "Cobalt Legal"]  # this page only
     page = text(client.get("/organizations?preset=last_7_days&pageSize=2&page=1"))
     assert org_names(page) == [r[1] for r in rows[1:]]
@@ -500,13 +582,14 @@ def test_organization_csv_of_all_pages_guards_against_formulas(signed_in, client
     rows = list(csv.reader(io.StringIO(text(response))))
     assert len(rows) == 4  # header + all three organizations
     formula = rows[3]
-    assert formula[1] == "'" + FORMULA_NAME   # a spreadsheet shows it as text
+    assert formula[1] == "'" + FORMULA_NAME  # a spreadsheet shows it as text
     assert formula[2] == "'@risk"
-    assert formula[-1] == "1"                 # numbers are left alone
+    assert formula[-1] == "1"  # numbers are left alone
 
 
-def test_organization_list_for_a_partner_without_organizations(freeze, make_partner,
-                                                               make_user, client):
+def test_organization_list_for_a_partner_without_organizations(
+    freeze, make_partner, make_user, client
+):
     freeze(NOW)
     make_user(make_partner("empty", pool=0), "empty@acme.test", PASSWORD)
     login(client, "empty@acme.test")
@@ -516,15 +599,20 @@ def test_organization_list_for_a_partner_without_organizations(freeze, make_part
 
 # --- one organization ----------------------------------------------------------------------
 
+
 def test_organization_page(signed_in, client):
     org = signed_in["cobalt"]
     page = text(client.get(f"/organizations/{org.id}?preset=last_7_days"))
     # Cobalt, Nov 14..20: c2 3 identifications, c3 session 2; previous Nov 7..13: c1 7.
-    assert kpis(page) == {"totalIdentifications": 3, "creditsUsed": 3, "totalQuantity": 5,
-                          "totalEvents": 2}
+    assert kpis(page) == {
+        "totalIdentifications": 3,
+        "creditsUsed": 3,
+        "totalQuantity": 5,
+        "totalEvents": 2,
+    }
     changes = kpi_changes(page)
     assert changes["totalIdentifications"] == pytest.approx(-0.5714)  # (3 - 7) / 7
-    assert changes["totalEvents"] == pytest.approx(1.0)                # (2 - 1) / 1
+    assert changes["totalEvents"] == pytest.approx(1.0)  # (2 - 1) / 1
     assert cells(page, "creditsAllocated") == ["300 credits"]
     assert cells(page, "creditsUsedThisBillingPeriod") == ["10 (3.3 %)"]  # 7 + 3 of 300
     assert cells(page, "creditsAvailable") == ["290"]
@@ -532,19 +620,21 @@ def test_organization_page(signed_in, client):
     assert figs["identifications"]["data"][1]["y"] == [0, 0, 0, 0, 3, 0, 0]
     assert "initial allocation" in page
     assert 'href="/organizations?preset=last_7_days" data-back' in page
-    assert f'/api/v1/partner/organizations/{org.id}/analytics?compare=previous' in page
+    assert f"/api/v1/partner/organizations/{org.id}/analytics?compare=previous" in page
 
 
-def test_organization_page_of_another_partner_is_not_found(signed_in, client, make_partner,
-                                                           make_org):
+def test_organization_page_of_another_partner_is_not_found(
+    signed_in, client, make_partner, make_org
+):
     other = make_partner("rival", pool=100)
     theirs = make_org(other, "Their Client")
     assert client.get(f"/organizations/{theirs.id}").status_code == 404
     page = text(client.get(f"/organizations/{theirs.id}"))
     assert "Their Client" not in page and "Back to the overview" in page
     token = csrf_token(text(client.get("/")))
-    response = client.post(f"/organizations/{theirs.id}/allocation",
-                           data={"credits": "1", "csrf_token": token})
+    response = client.post(
+        f"/organizations/{theirs.id}/allocation", data={"credits": "1", "csrf_token": token}
+    )
     assert response.status_code == 404
     db.session.refresh(theirs)
     assert theirs.credits_allocated == 0
@@ -557,8 +647,10 @@ def test_unknown_organization_is_not_found(signed_in, client):
 
 def allocate(client, org, credits, notes="", query=""):
     token = csrf_token(text(client.get(f"/organizations/{org.id}")))
-    return client.post(f"/organizations/{org.id}/allocation{query}",
-                       data={"credits": credits, "notes": notes, "csrf_token": token})
+    return client.post(
+        f"/organizations/{org.id}/allocation{query}",
+        data={"credits": credits, "notes": notes, "csrf_token": token},
+    )
 
 
 def test_allocation_change(signed_in, client):
@@ -574,17 +666,25 @@ def test_allocation_change(signed_in, client):
     assert (history[0].previous_credits, history[0].credits_allocated) == (400, 450)
 
 
-@pytest.mark.parametrize(("credits", "status", "message"), [
-    # Pool 1000; the others hold 300 + 10 = 310, so 690 can go to Bluebird.
-    ("800", 422, "800 credits requested, but at most 690 can be allocated here: the pool "
-                 "holds 1000 and other organizations hold 310"),
-    ("-5", 400, "credits must be between 0 and 1000000000000"),
-    ("12.5", 400, "credits must be a whole number"),
-    ("lots", 400, "credits must be a whole number"),
-    ("", 400, "credits is required"),
-])
-def test_allocation_refusals_are_shown_beside_the_field(signed_in, client, credits, status,
-                                                        message):
+@pytest.mark.parametrize(
+    ("credits", "status", "message"),
+    [
+        # Pool 1000; the others hold 300 + 10 = 310, so 690 can go to Bluebird.
+        (
+            "800",
+            422,
+            "800 credits requested, but at most 690 can be allocated here: the pool "
+            "holds 1000 and other organizations hold 310",
+        ),
+        ("-5", 400, "credits must be between 0 and 1000000000000"),
+        ("12.5", 400, "credits must be a whole number"),
+        ("lots", 400, "credits must be a whole number"),
+        ("", 400, "credits is required"),
+    ],
+)
+def test_allocation_refusals_are_shown_beside_the_field(
+    signed_in, client, credits, status, message
+):
     org = signed_in["bluebird"]
     response = allocate(client, org, credits)
     assert response.status_code == status
@@ -597,8 +697,10 @@ def test_allocation_refusals_are_shown_beside_the_field(signed_in, client, credi
 def test_trial_allocation_is_capped(signed_in, client):
     response = allocate(client, signed_in["cobalt"], "600")
     assert response.status_code == 422
-    assert field_error(text(response), "credits") == \
-        "a trial organization can hold at most 500 credits"
+    assert (
+        field_error(text(response), "credits")
+        == "a trial organization can hold at most 500 credits"
+    )
 
 
 def test_allocation_without_csrf_token_is_refused(signed_in, client):
@@ -611,19 +713,25 @@ def test_allocation_without_csrf_token_is_refused(signed_in, client):
 
 # --- credits and billing -------------------------------------------------------------------
 
+
 def test_credits_page(signed_in, client):
     page = text(client.get("/credits"))
-    assert kpis(page) == {"creditPoolTotal": 1000,
-                          "creditPoolAllocated": 710,   # 400 + 300 + 10
-                          "creditPoolUsed": 34,         # used Nov 1..20
-                          "creditPoolAvailable": 966}
+    assert kpis(page) == {
+        "creditPoolTotal": 1000,
+        "creditPoolAllocated": 710,  # 400 + 300 + 10
+        "creditPoolUsed": 34,  # used Nov 1..20
+        "creditPoolAvailable": 966,
+    }
     # Burn over Nov 14..20: 18 credits / 7 days = 2.571...; 966 / 2.571 = 375.7 -> 376 days.
     assert "2.57 credits per day" in page
     assert "1 Dec 2026" in page and "after the period ends" in page
     assert "average credits per day over the last 7 day(s) (2025-11-14 to 2025-11-20)" in page
     # Driving the burn: Bluebird 15 of 18 (83.3 %), Cobalt 3 (16.7 %).
-    assert re.search(r"Bluebird Bakery</a></td>\s*<td class=\"num\">15</td>\s*"
-                     r"<td class=\"num\">83.3 %</td>", page)
+    assert re.search(
+        r"Bluebird Bakery</a></td>\s*<td class=\"num\">15</td>\s*"
+        r"<td class=\"num\">83.3 %</td>",
+        page,
+    )
     # Above 80 %: only the formula org, 9 of 10.
     over = re.findall(r'<tr data-org-id="([^"]+)">', page)
     assert over == [signed_in["formula"].id]
@@ -651,7 +759,10 @@ def test_billing_page(signed_in, client):
     assert cells(page, "projectedAmount") == ["5.10 USD", "0.00 USD", "0.00 USD"]
     # Periods since the partner was created (Sep 1), newest first.
     assert re.findall(r'<tr data-period-start="([^"]+)">', page) == [
-        "2025-11-01", "2025-10-01", "2025-09-01"]
+        "2025-11-01",
+        "2025-10-01",
+        "2025-09-01",
+    ]
     assert cells(page, "estimatedCost") == ["3.40 USD", "0.00 USD", "0.00 USD"]
     assert set(figures(page)) == {"tiers", "periods"}
 
@@ -659,9 +770,17 @@ def test_billing_page(signed_in, client):
 def test_billing_csv(signed_in, client):
     response = client.get("/billing.csv")
     rows = list(csv.reader(io.StringIO(text(response))))
-    assert rows[0] == ["billingPeriodStart", "billingPeriodEnd", "isCurrent", "identifications",
-                       "creditsUsed", "totalQuantity", "totalEvents", "estimatedCost",
-                       "currency"]
+    assert rows[0] == [
+        "billingPeriodStart",
+        "billingPeriodEnd",
+        "isCurrent",
+        "identifications",
+        "creditsUsed",
+        "totalQuantity",
+        "totalEvents",
+        "estimatedCost",
+        "currency",
+    ]
     # November: 34 identifications, quantity 34 + 30 + 2 = 66, seven events.
     assert rows[1] == ["2025-11-01", "2025-11-30", "True", "34", "34", "66", "7", "3.4", "USD"]
     assert rows[2][:4] == ["2025-10-01", "2025-10-31", "False", "0"]
@@ -697,6 +816,7 @@ def test_error_page_links_back(signed_in, client):
 
 # --- formatting helpers -------------------------------------------------------------------
 
+
 def test_formatting_helpers():
     from datetime import date
 
@@ -708,8 +828,7 @@ def test_formatting_helpers():
     assert fmt_change(-0.0183) == "−1.8 %"
     assert fmt_change(0.0) == "±0 %"
     assert fmt_span(Period(date(2025, 11, 7), date(2025, 11, 13))) == "7 Nov – 13 Nov 2025"
-    assert fmt_span(Period(date(2024, 12, 30), date(2025, 1, 5))) == \
-        "30 Dec 2024 – 5 Jan 2025"
+    assert fmt_span(Period(date(2024, 12, 30), date(2025, 1, 5))) == "30 Dec 2024 – 5 Jan 2025"
     assert fmt_span("2025-11-01", "2025-11-30") == "1 Nov – 30 Nov 2025"
     assert fmt_span(Period(date(2025, 1, 2), date(2025, 1, 2))) == "2 Jan 2025"
     assert (fmt_price(0.1), fmt_price(0.0125), fmt_price(2)) == ("0.10", "0.0125", "2.00")

@@ -25,8 +25,13 @@ from views_support import (
 from app import billing, metrics
 from app.periods import Period, default_analytics_period, local_today, preset_period
 
-QUERIES = ["", "preset=last_7_days", "preset=month_to_date", "preset=last_90_days",
-           "startDate=2025-11-01&endDate=2025-11-15"]
+QUERIES = [
+    "",
+    "preset=last_7_days",
+    "preset=month_to_date",
+    "preset=last_90_days",
+    "startDate=2025-11-01&endDate=2025-11-15",
+]
 
 
 @pytest.fixture(params=["acme", "kathmandu"])
@@ -37,25 +42,40 @@ def dataset(request, freeze, make_partner, make_org, add_events, make_user, api_
         email = "ops@acme.test"
     else:
         freeze(NOW)
-        partner = make_partner("ktm", pool=5000, tz="Asia/Kathmandu", billing_day=15,
-                               created_at=datetime(2025, 6, 1))
+        partner = make_partner(
+            "ktm", pool=5000, tz="Asia/Kathmandu", billing_day=15, created_at=datetime(2025, 6, 1)
+        )
         rng = random.Random(7)
-        orgs = [make_org(partner, f"Org {i}", initial_credits=200, tier="paid",
-                         created_at=datetime(2025, 6, 1) + timedelta(days=20 * i))
-                for i in range(5)]
+        orgs = [
+            make_org(
+                partner,
+                f"Org {i}",
+                initial_credits=200,
+                tier="paid",
+                created_at=datetime(2025, 6, 1) + timedelta(days=20 * i),
+            )
+            for i in range(5)
+        ]
         events = []
         for n in range(400):
             org = rng.choice(orgs)
             # Minutes around 18:15 UTC, which is local midnight at +05:45.
-            moment = datetime(2025, 8, 1) + timedelta(days=rng.randrange(111),
-                                                      minutes=18 * 60 + rng.randrange(-20, 20))
+            moment = datetime(2025, 8, 1) + timedelta(
+                days=rng.randrange(111), minutes=18 * 60 + rng.randrange(-20, 20)
+            )
             if moment < org.created_at:
                 continue
-            events.append({"eventId": f"k{n}", "organizationId": org.id,
-                           "type": rng.choice(["identification", "identification",
-                                               "page_view", "session"]),
-                           "quantity": rng.randrange(0, 9),
-                           "occurredAt": moment.isoformat() + "Z"})
+            events.append(
+                {
+                    "eventId": f"k{n}",
+                    "organizationId": org.id,
+                    "type": rng.choice(
+                        ["identification", "identification", "page_view", "session"]
+                    ),
+                    "quantity": rng.randrange(0, 9),
+                    "occurredAt": moment.isoformat() + "Z",
+                }
+            )
         assert add_events(partner, events).rejected == []
         email = "ops@ktm.test"
         make_user(partner, email, PASSWORD)
@@ -101,13 +121,21 @@ def test_overview_equals_metrics_and_api(dataset, browser, query):
     assert kpi_changes(page) == expected["change"]
     # The page's own JSON link answers the same numbers.
     answer = api(browser, key, json_link(page, "analytics"))
-    for field in ("totalOrganizations", "activeOrganizations", "totalIdentifications",
-                  "creditsUsed", "creditsRemaining", "organizationsWithActivity"):
+    for field in (
+        "totalOrganizations",
+        "activeOrganizations",
+        "totalIdentifications",
+        "creditsUsed",
+        "creditsRemaining",
+        "organizationsWithActivity",
+    ):
         assert answer[field] == shown[field], field
         assert answer["change"][field] == kpi_changes(page)[field], field
     usage = api(browser, key, json_link(page, "usage"))
-    assert (usage["totalQuantity"], usage["totalEvents"]) == \
-        (shown["totalQuantity"], shown["totalEvents"])
+    assert (usage["totalQuantity"], usage["totalEvents"]) == (
+        shown["totalQuantity"],
+        shown["totalEvents"],
+    )
     series = api(browser, key, json_link(page, "timeseries"))
     assert sum(p["identifications"] for p in series["points"]) == shown["totalIdentifications"]
 
@@ -123,8 +151,11 @@ def test_organization_pages_equal_metrics_and_api(dataset, browser, query):
         for field, value in kpis(page).items():
             assert value == expected[field] == answer[field], (org.name, field)
         assert kpi_changes(page) == {f: answer["change"][f] for f in kpi_changes(page)}
-        assert number(cells(page, "creditsAvailable")[0]) == expected["creditsAvailable"] \
+        assert (
+            number(cells(page, "creditsAvailable")[0])
+            == expected["creditsAvailable"]
             == answer["creditsAvailable"]
+        )
 
 
 @pytest.mark.parametrize("query", QUERIES[:3])
@@ -134,8 +165,14 @@ def test_organization_table_equals_api(dataset, browser, query):
     answer = api(browser, key, json_link(page, "analytics/organizations"))
     items, total = metrics.organization_breakdown(partner, period_of(partner, query))
     assert answer["total"] == total == int(re.search(r'data-total="(\d+)"', page).group(1))
-    for field in ("identifications", "creditsUsed", "events", "quantity", "creditsAllocated",
-                  "creditsAvailable"):
+    for field in (
+        "identifications",
+        "creditsUsed",
+        "events",
+        "quantity",
+        "creditsAllocated",
+        "creditsAvailable",
+    ):
         shown = [number(c) for c in cells(page, field)]
         assert shown == [i[field] for i in items] == [i[field] for i in answer["organizations"]]
 
@@ -147,17 +184,25 @@ def test_billing_page_equals_billing_and_api(dataset, browser):
     answer = api(browser, key, json_link(page, "billing/usage"))
     shown = kpis(page)
     assert shown["identifications"] == usage["identifications"] == answer["identifications"]
-    assert shown["projectedIdentifications"] == usage["projectedIdentifications"] \
+    assert (
+        shown["projectedIdentifications"]
+        == usage["projectedIdentifications"]
         == answer["projectedIdentifications"]
-    assert float(re.search(r'data-metric="estimatedCost" data-value="([\d.]+)"', page)
-                 .group(1)) == usage["estimatedCost"] == answer["estimatedCost"]
-    assert cells(page, "amount") == [f"{b['amount']:,.2f} {answer['currency']}"
-                                     for b in answer["costBreakdown"]]
+    )
+    assert (
+        float(re.search(r'data-metric="estimatedCost" data-value="([\d.]+)"', page).group(1))
+        == usage["estimatedCost"]
+        == answer["estimatedCost"]
+    )
+    assert cells(page, "amount") == [
+        f"{b['amount']:,.2f} {answer['currency']}" for b in answer["costBreakdown"]
+    ]
     periods = api(browser, key, json_link(page, "billing/periods"))["periods"]
     starts = re.findall(r'<tr data-period-start="([^"]+)">', page)
     assert starts == [p["billingPeriodStart"] for p in periods]
-    assert [number(c) for c in cells(page, "identifications")] == \
-        [p["identifications"] for p in periods]
+    assert [number(c) for c in cells(page, "identifications")] == [
+        p["identifications"] for p in periods
+    ]
 
 
 def test_credits_page_equals_api(dataset, browser):

@@ -24,8 +24,11 @@ def _expires_at(text: str) -> datetime:
             raise ValueError(text)
         moment = to_utc_naive(datetime.fromisoformat(text.strip()))
     except (ValueError, OverflowError) as exc:
-        raise bad_request("expiresAt", text, "expiresAt must be an ISO 8601 timestamp such "
-                          "as 2026-01-01T00:00:00Z") from exc
+        raise bad_request(
+            "expiresAt",
+            text,
+            "expiresAt must be an ISO 8601 timestamp such as 2026-01-01T00:00:00Z",
+        ) from exc
     if moment <= utcnow():
         raise bad_request("expiresAt", text, "expiresAt must be in the future")
     return moment
@@ -45,8 +48,9 @@ def list_api_keys() -> dict[str, Any]:
     """The partner's API keys, newest first, revoked and expired ones included (admin)."""
     query = validated_query()
     keys, total = accounts.list_api_keys(current_partner(), query.page, query.pageSize)
-    return serializers.page_of("apiKeys", [serializers.api_key(k) for k in keys], total,
-                               query.page, query.pageSize)
+    return serializers.page_of(
+        "apiKeys", [serializers.api_key(k) for k in keys], total, query.page, query.pageSize
+    )
 
 
 @bp.post("/partner/api-keys")
@@ -56,8 +60,9 @@ def create_api_key() -> tuple[dict[str, Any], int]:
     """Create a key (admin). plainKey is shown in this answer only: store it now."""
     body = validated_json()
     expires = _expires_at(body.expiresAt) if body.expiresAt is not None else None
-    key, plain = auth.create_api_key(current_partner(), body.name,
-                                     auth.parse_scopes(list(body.scopes)), expires)
+    key, plain = auth.create_api_key(
+        current_partner(), body.name, auth.parse_scopes(list(body.scopes)), expires
+    )
     return {"apiKey": serializers.api_key(key), "plainKey": plain}, 201
 
 

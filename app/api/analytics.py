@@ -31,19 +31,27 @@ from .schemas import (
 )
 from .spec import doc, validated_query
 
-ANALYTICS_FIELDS = ("totalOrganizations", "activeOrganizations", "totalIdentifications",
-                    "creditsRemaining", "creditsUsed", "organizationsWithActivity")
+ANALYTICS_FIELDS = (
+    "totalOrganizations",
+    "activeOrganizations",
+    "totalIdentifications",
+    "creditsRemaining",
+    "creditsUsed",
+    "organizationsWithActivity",
+)
 ORG_FIGURES = ("identifications", "creditsUsed", "events", "quantity")
 ORG_ANALYTICS_FIGURES = ("totalIdentifications", "creditsUsed", "totalQuantity", "totalEvents")
 TAGS = ("analytics",)
 
 
-def period_from(query: Any, partner: Partner,
-                default: Callable[[str], Period] = default_analytics_period) -> Period:
+def period_from(
+    query: Any, partner: Partner, default: Callable[[str], Period] = default_analytics_period
+) -> Period:
     """Return the query's period through periods.resolve_period, or the 400 naming the field."""
     try:
-        return resolve_period(query.startDate, query.endDate, partner.timezone,
-                              default(partner.timezone))
+        return resolve_period(
+            query.startDate, query.endDate, partner.timezone, default(partner.timezone)
+        )
     except PeriodError as exc:
         raise bad_request(exc.field, exc.value, exc.message) from exc
 
@@ -86,16 +94,19 @@ def usage() -> dict[str, Any]:
     org_id = None
     if query.organizationId is not None:
         org_id = get_organization(partner, query.organizationId).id
-    out: dict[str, Any] = {"partnerId": partner.id, **period.iso(), "type": query.type,
-                           "organizationId": org_id}
+    out: dict[str, Any] = {
+        "partnerId": partner.id,
+        **period.iso(),
+        "type": query.type,
+        "organizationId": org_id,
+    }
     current = metrics.usage(partner, period, query.type, org_id)
     out.update(current)
     if query.compare == "previous":
         before = period.previous()
         previous = metrics.usage(partner, before, query.type, org_id)
         out["previous"] = _with_period(before, previous)
-        out["change"] = metrics.compare(_pick(current, ("totalQuantity", "totalEvents")),
-                                        previous)
+        out["change"] = metrics.compare(_pick(current, ("totalQuantity", "totalEvents")), previous)
     return out
 
 
@@ -111,15 +122,19 @@ def timeseries() -> dict[str, Any]:
         org_id = get_organization(partner, query.organizationId).id
     totals = metrics.series_totals(partner, period, org_id)
     out: dict[str, Any] = {
-        "partnerId": partner.id, "organizationId": org_id, **period.iso(),
-        "granularity": query.granularity, "totals": totals,
+        "partnerId": partner.id,
+        "organizationId": org_id,
+        **period.iso(),
+        "granularity": query.granularity,
+        "totals": totals,
         "points": metrics.timeseries(partner, period, query.granularity, org_id),
     }
     if query.compare == "previous":
         before = period.previous()
         previous_totals = metrics.series_totals(partner, before, org_id)
         out["previous"] = {
-            **before.iso(), "totals": previous_totals,
+            **before.iso(),
+            "totals": previous_totals,
             "points": metrics.timeseries(partner, before, query.granularity, org_id),
         }
         out["change"] = metrics.compare(totals, previous_totals)
@@ -135,23 +150,38 @@ def organization_breakdown() -> dict[str, Any]:
     period = period_from(query, partner)
     order = query.order or ("asc" if query.sort in ("name", "status") else "desc")
     items, total = metrics.organization_breakdown(
-        partner, period, sort=query.sort, order=order, page=query.page,
-        page_size=query.pageSize, status=query.status, search=query.search,
+        partner,
+        period,
+        sort=query.sort,
+        order=order,
+        page=query.page,
+        page_size=query.pageSize,
+        status=query.status,
+        search=query.search,
         external_id=query.externalId,
     )
     out: dict[str, Any] = {"partnerId": partner.id, **period.iso()}
     if query.compare == "previous":
         before = period.previous()
-        earlier = metrics.organization_figures(partner, before,
-                                               [i["organizationId"] for i in items])
+        earlier = metrics.organization_figures(
+            partner, before, [i["organizationId"] for i in items]
+        )
         for item in items:
             previous = earlier[item["organizationId"]]
             item["previous"] = previous
             item["change"] = metrics.compare(_pick(item, ORG_FIGURES), previous)
         out["previousStartDate"] = before.start.isoformat()
         out["previousEndDate"] = before.end.isoformat()
-    out.update({"sort": query.sort, "order": order, "organizations": items, "total": total,
-                "page": query.page, "pageSize": query.pageSize})
+    out.update(
+        {
+            "sort": query.sort,
+            "order": order,
+            "organizations": items,
+            "total": total,
+            "page": query.page,
+            "pageSize": query.pageSize,
+        }
+    )
     return out
 
 

@@ -54,5 +54,4 @@ def billing_periods() -> dict[str, Any]:
     partner = current_partner()
     query = validated_query()
     rows, total = periods_page(partner, query.page, query.pageSize)
-    return {"partnerId": partner.id,
-            **page_of("periods", rows, total, query.page, query.pageSize)}
+    return {"partnerId": partner.id, **page_of("periods", rows, total, query.page, query.pageSize)}

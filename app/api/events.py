@@ -21,5 +21,8 @@ def post_events() -> dict[str, Any]:
     together or not at all.
     """
     result = ingest_batch(current_partner(), enumerate(validated_json().events))
-    return {"accepted": result.accepted, "duplicates": result.duplicates,
-            "rejected": [r.as_json() for r in result.rejected]}
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": [r.as_json() for r in result.rejected],
+    }

@@ -86,13 +86,15 @@ def _required_scope() -> str:
 def _check_text(value: str, where: str) -> None:
     """Refuse text the databases cannot store (NUL characters, lone surrogates)."""
     if "\x00" in value:
-        raise AppError("BadRequest", f"{where} contains a NUL character",
-                       {"field": where, "value": None})
+        raise AppError(
+            "BadRequest", f"{where} contains a NUL character", {"field": where, "value": None}
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise AppError("BadRequest", f"{where} is not valid Unicode text",
-                       {"field": where, "value": None}) from exc
+        raise AppError(
+            "BadRequest", f"{where} is not valid Unicode text", {"field": where, "value": None}
+        ) from exc
 
 
 def _check_tree_paths(body: Any) -> None:
@@ -102,8 +104,11 @@ def _check_tree_paths(body: Any) -> None:
     while stack:
         node, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise AppError("BadRequest", f"the body is nested deeper than {MAX_DEPTH} levels",
-                           {"field": path or "body", "value": None})
+            raise AppError(
+                "BadRequest",
+                f"the body is nested deeper than {MAX_DEPTH} levels",
+                {"field": path or "body", "value": None},
+            )
         if isinstance(node, dict):
             for key, value in node.items():
                 child = f"{path}.{key}" if path else str(key)
@@ -171,23 +176,31 @@ def parse_body() -> dict[str, Any]:
     """Return the request body as a JSON object, or raise the 400/415 that explains why not."""
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise AppError("UnsupportedMediaType", "send the body as JSON with Content-Type: "
-                       "application/json", {"field": "Content-Type",
-                                            "value": _safe(request.content_type)}, status=415)
+        raise AppError(
+            "UnsupportedMediaType",
+            "send the body as JSON with Content-Type: application/json",
+            {"field": "Content-Type", "value": _safe(request.content_type)},
+            status=415,
+        )
     raw = request.get_data(cache=True)
     if not raw.strip():
-        raise AppError("BadRequest", "a JSON object body is required",
-                       {"field": "body", "value": None})
+        raise AppError(
+            "BadRequest", "a JSON object body is required", {"field": "body", "value": None}
+        )
     try:
         body = json.loads(raw, parse_constant=refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, bad UTF-8 and integers of over 4,300 digits.
         reason = str(exc).splitlines()[0][:200] if str(exc) else "cannot be parsed"
-        raise AppError("BadRequest", f"the body is not valid JSON: {reason}",
-                       {"field": "body", "value": None}) from exc
+        raise AppError(
+            "BadRequest", f"the body is not valid JSON: {reason}", {"field": "body", "value": None}
+        ) from exc
     if not isinstance(body, dict):
-        raise AppError("BadRequest", "the body must be a JSON object",
-                       {"field": "body", "value": type(body).__name__})
+        raise AppError(
+            "BadRequest",
+            "the body must be a JSON object",
+            {"field": "body", "value": type(body).__name__},
+        )
     _check_tree(body, raw)
     return body
 
@@ -200,20 +213,31 @@ def guard() -> None:
     authenticate()
     if g.get("partner") is None:
         if not g.get("api_key_sent"):
-            raise AppError("Unauthorized", f"the {API_KEY_HEADER} header is required",
-                           {"field": API_KEY_HEADER, "value": None})
-        raise AppError("Unauthorized", "the API key is unknown, revoked or expired",
-                       {"field": API_KEY_HEADER, "value": None})
+            raise AppError(
+                "Unauthorized",
+                f"the {API_KEY_HEADER} header is required",
+                {"field": API_KEY_HEADER, "value": None},
+            )
+        raise AppError(
+            "Unauthorized",
+            "the API key is unknown, revoked or expired",
+            {"field": API_KEY_HEADER, "value": None},
+        )
     scope = _required_scope()
     if g.get("api_via_session"):
         if scope != "read":
-            raise AppError("Forbidden", f"a dashboard session may only read; send an "
-                           f"{API_KEY_HEADER} header to change data",
-                           {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": []})
+            raise AppError(
+                "Forbidden",
+                f"a dashboard session may only read; send an "
+                f"{API_KEY_HEADER} header to change data",
+                {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": []},
+            )
     elif not key_allows(g.api_key, scope):
-        raise AppError("Forbidden", f"this API key lacks the {scope!r} scope",
-                       {"field": API_KEY_HEADER, "requiredScope": scope,
-                        "scopes": g.api_key.scope_list})
+        raise AppError(
+            "Forbidden",
+            f"this API key lacks the {scope!r} scope",
+            {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": g.api_key.scope_list},
+        )
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str):
             _check_text(value, name)

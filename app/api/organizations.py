@@ -45,11 +45,16 @@ def list_organizations() -> dict[str, Any]:
     partner = current_partner()
     query = validated_query()
     orgs, total = accounts.list_organizations(
-        partner, status=query.status, search=query.search, external_id=query.externalId,
-        page=query.page, page_size=query.pageSize,
+        partner,
+        status=query.status,
+        search=query.search,
+        external_id=query.externalId,
+        page=query.page,
+        page_size=query.pageSize,
     )
-    return serializers.page_of("organizations", serializers.organizations(partner, orgs),
-                               total, query.page, query.pageSize)
+    return serializers.page_of(
+        "organizations", serializers.organizations(partner, orgs), total, query.page, query.pageSize
+    )
 
 
 @bp.post("/partner/organizations")
@@ -61,8 +66,13 @@ def create_organization() -> tuple[dict[str, Any], int, dict[str, str]]:
     body = validated_json()
     created = _created_at(body.createdAt, partner.timezone) if body.createdAt else None
     org = accounts.create_organization(
-        partner, body.name, external_id=body.externalId, initial_credits=body.initialCredits,
-        metadata=body.metadata, tier=body.tier, product_type=body.productType,
+        partner,
+        body.name,
+        external_id=body.externalId,
+        initial_credits=body.initialCredits,
+        metadata=body.metadata,
+        tier=body.tier,
+        product_type=body.productType,
         created_at=created,
     )
     location = url_for("api.get_organization", id=org.id)
@@ -144,6 +154,13 @@ def credits_history(id: str) -> dict[str, Any]:  # noqa: A002
     org = accounts.get_organization(partner, id)
     query = validated_query()
     rows, total = accounts.allocation_history_page(org, query.page, query.pageSize)
-    return {"organizationId": org.id,
-            **serializers.page_of("history", [serializers.allocation_change(r) for r in rows],
-                                  total, query.page, query.pageSize)}
+    return {
+        "organizationId": org.id,
+        **serializers.page_of(
+            "history",
+            [serializers.allocation_change(r) for r in rows],
+            total,
+            query.page,
+            query.pageSize,
+        ),
+    }

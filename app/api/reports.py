@@ -54,12 +54,15 @@ class ReportOrganization(Out):
     creditsUsed: int
     events: int
     quantity: int
-    share: Share = Field(description="share of the partner's identifications, 0..1 "
-                                     "(4 places); null when the month has none")
+    share: Share = Field(
+        description="share of the partner's identifications, 0..1 "
+        "(4 places); null when the month has none"
+    )
     sharePercent: Share = Field(description="share as a percentage (2 places)")
     creditsAllocated: int = Field(description="allocation at the end of the month")
     statusAtEnd: Literal["active", "suspended", "canceled"] | None = Field(
-        description="status at the end of the month; null if created later")
+        description="status at the end of the month; null if created later"
+    )
     new: bool = Field(description="created during the month")
     churned: bool = Field(description="entered canceled during the month")
     reactivated: bool = Field(description="went from suspended or canceled back to active")
@@ -106,8 +109,9 @@ class LateData(Out):
     """Events of the month received after it closed, and how much they changed it."""
 
     closed: bool
-    closedAt: Timestamp = Field(description="the first instant of the next month in the "
-                                            "partner's timezone")
+    closedAt: Timestamp = Field(
+        description="the first instant of the next month in the partner's timezone"
+    )
     lateEvents: int
     lateQuantity: int
     identificationsAdded: int
@@ -131,13 +135,13 @@ class ReportOut(Out):
     monthLabel: str
     startDate: DateStr
     endDate: DateStr
-    throughDate: DateStr = Field(description="the last day counted: endDate, or today for "
-                                             "the current month")
+    throughDate: DateStr = Field(
+        description="the last day counted: endDate, or today for the current month"
+    )
     complete: bool = Field(description="the month has closed")
     closedAt: Timestamp
     generatedAt: Timestamp
-    dataReceivedThrough: Timestamp | None = Field(description="when the newest event was "
-                                                              "received")
+    dataReceivedThrough: Timestamp | None = Field(description="when the newest event was received")
     summary: ReportSummary
     previousMonth: Month
     previousMonthLabel: str
@@ -188,9 +192,17 @@ def report_list() -> dict[str, Any]:
     query = validated_query()
     months = reports.month_index(partner)
     first = (query.page - 1) * query.pageSize
-    return {"partnerId": partner.id, "timezone": partner.timezone,
-            **page_of("months", months[first:first + query.pageSize], len(months),
-                      query.page, query.pageSize)}
+    return {
+        "partnerId": partner.id,
+        "timezone": partner.timezone,
+        **page_of(
+            "months",
+            months[first : first + query.pageSize],
+            len(months),
+            query.page,
+            query.pageSize,
+        ),
+    }
 
 
 @bp.get("/partner/reports/<month>")

@@ -64,8 +64,9 @@ def _utc_timestamp(value: str) -> str:
     return value
 
 
-EventType = Annotated[str, AfterValidator(_event_type),
-                      Field(json_schema_extra={"pattern": TYPE_PATTERN})]
+EventType = Annotated[
+    str, AfterValidator(_event_type), Field(json_schema_extra={"pattern": TYPE_PATTERN})
+]
 
 
 def _org_sort(value: str) -> str:
@@ -75,8 +76,9 @@ def _org_sort(value: str) -> str:
     return value
 
 
-OrgSort = Annotated[str, AfterValidator(_org_sort),
-                    Field(json_schema_extra={"enum": list(ORG_SORTS)})]
+OrgSort = Annotated[
+    str, AfterValidator(_org_sort), Field(json_schema_extra={"enum": list(ORG_SORTS)})
+]
 
 
 def _blank_is_absent(value: Any) -> Any:
@@ -89,28 +91,41 @@ DATE_PARAM_DOC = (
     f"Dates from 1970-01-01 to 2999-12-31; startDate must not be after endDate and the "
     f"period may span at most {MAX_SPAN_DAYS} days (400 otherwise)."
 )
-DateText = Annotated[str, BeforeValidator(_date_shape),
-                     Field(max_length=64, json_schema_extra={"pattern": DATE_OR_TIMESTAMP})]
+DateText = Annotated[
+    str,
+    BeforeValidator(_date_shape),
+    Field(max_length=64, json_schema_extra={"pattern": DATE_OR_TIMESTAMP}),
+]
 # As a query parameter, an empty value (startDate=) is allowed and means the default.
 DateParam = Annotated[
-    Annotated[str, BeforeValidator(_date_shape),
-              Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP})]
+    Annotated[
+        str,
+        BeforeValidator(_date_shape),
+        Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
+    ]
     | None,
     BeforeValidator(_blank_is_absent),
     Field(description=DATE_PARAM_DOC + " Empty means the default."),
 ]
 DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
-Timestamp = Annotated[str, AfterValidator(_utc_timestamp),
-                      Field(json_schema_extra={"format": "date-time",
-                                               "pattern": whole_value_pattern(_UTC_TIMESTAMP)})]
+Timestamp = Annotated[
+    str,
+    AfterValidator(_utc_timestamp),
+    Field(
+        json_schema_extra={"format": "date-time", "pattern": whole_value_pattern(_UTC_TIMESTAMP)}
+    ),
+]
 OrgStatus = Literal["active", "suspended", "canceled"]
 OrgTier = Literal["trial", "paid"]
 ProductType = Literal["B2B", "B2C"]
 Scope = Literal["read", "write", "admin"]
 Money = Annotated[float, Field(description="amount rounded to 2 decimal places")]
-Ratio = Annotated[float | None, Field(
-    description="(current - previous) / previous, rounded to 4 places; null when previous is 0"
-)]
+Ratio = Annotated[
+    float | None,
+    Field(
+        description="(current - previous) / previous, rounded to 4 places; null when previous is 0"
+    ),
+]
 
 
 class Query(BaseModel):
@@ -133,20 +148,25 @@ class Out(BaseModel):
 
 # --- errors ------------------------------------------------------------------------------
 
+
 class ErrorBody(Out):
     """The error envelope of every failure."""
 
     model_config = ConfigDict(extra="forbid", strict=True, title="Error")
 
-    code: str = Field(description="BadRequest, Unauthorized, Forbidden, NotFound, Conflict, "
-                                  "InsufficientCredits, UnprocessableEntity, TooManyRequests, "
-                                  "ServiceUnavailable, ...")
+    code: str = Field(
+        description="BadRequest, Unauthorized, Forbidden, NotFound, Conflict, "
+        "InsufficientCredits, UnprocessableEntity, TooManyRequests, "
+        "ServiceUnavailable, ..."
+    )
     message: str
-    details: dict[str, Any] = Field(description="names the offending field and value, when "
-                                                "there is one")
+    details: dict[str, Any] = Field(
+        description="names the offending field and value, when there is one"
+    )
 
 
 # --- query parameters ------------------------------------------------------------------
+
 
 class PageQuery(Query):
     """page (from 1) and pageSize (1-100, default 20)."""
@@ -161,24 +181,28 @@ class PeriodQuery(Query):
     startDate: DateParam = None
     endDate: DateParam = None
     compare: Literal["previous"] | None = Field(
-        None, description="add previous (the equally long period just before) and change")
+        None, description="add previous (the equally long period just before) and change"
+    )
 
 
 class UsageQuery(PeriodQuery):
     """startDate and endDate (default: first day of the month .. today), type, organizationId."""
 
     type: EventType | None = Field(None, description="only this event type")
-    organizationId: str | None = Field(None, max_length=200,
-                                       description="only this organization (404 if unknown)")
+    organizationId: str | None = Field(
+        None, max_length=200, description="only this organization (404 if unknown)"
+    )
 
 
 class TimeseriesQuery(PeriodQuery):
     """The period, the bucket size and an optional organization."""
 
     granularity: Literal["day", "week", "month"] = Field(
-        "day", description="weeks start on Monday; months are calendar months")
-    organizationId: str | None = Field(None, max_length=200,
-                                       description="only this organization (404 if unknown)")
+        "day", description="weeks start on Monday; months are calendar months"
+    )
+    organizationId: str | None = Field(
+        None, max_length=200, description="only this organization (404 if unknown)"
+    )
 
 
 class OrgAnalyticsQuery(PeriodQuery, PageQuery):
@@ -186,10 +210,12 @@ class OrgAnalyticsQuery(PeriodQuery, PageQuery):
 
     sort: OrgSort = Field("identifications")
     order: Literal["asc", "desc"] | None = Field(
-        None, description="default asc for name and status, desc for the others")
+        None, description="default asc for name and status, desc for the others"
+    )
     status: OrgStatus | None = None
-    search: str | None = Field(None, max_length=200,
-                               description="case-insensitive substring of the name")
+    search: str | None = Field(
+        None, max_length=200, description="case-insensitive substring of the name"
+    )
     externalId: str | None = Field(None, max_length=200, description="exact externalId")
 
 
@@ -197,8 +223,9 @@ class OrgListQuery(PageQuery):
     """Organization list filters."""
 
     status: OrgStatus | None = None
-    search: str | None = Field(None, max_length=200,
-                               description="case-insensitive substring of the name")
+    search: str | None = Field(
+        None, max_length=200, description="case-insensitive substring of the name"
+    )
     externalId: str | None = Field(None, max_length=200, description="exact externalId")
 
 
@@ -210,22 +237,25 @@ class CalculateQuery(Query):
 
 # --- request bodies --------------------------------------------------------------------
 
+
 class OrganizationCreate(Body):
     """A new organization."""
 
     name: str = Field(min_length=1, max_length=200)
-    externalId: str | None = Field(None, min_length=1, max_length=200,
-                                   description="your own reference; unique (409 otherwise)")
+    externalId: str | None = Field(
+        None, min_length=1, max_length=200, description="your own reference; unique (409 otherwise)"
+    )
     initialCredits: int | None = Field(None, ge=0, le=MAX_CREDITS)
     metadata: dict[str, Any] | None = None
-    tier: OrgTier | None = Field(None, description="default trial (trial allocations are capped "
-                                                   "at 500 credits)")
+    tier: OrgTier | None = Field(
+        None, description="default trial (trial allocations are capped at 500 credits)"
+    )
     productType: ProductType | None = Field(None, description="default B2B")
     createdAt: DateText | None = Field(
         None,
         description="YYYY-MM-DD (the start of that day in the partner's timezone) or an ISO "
-                    "8601 timestamp; not in the future. For importing a client with its "
-                    "history.",
+        "8601 timestamp; not in the future. For importing a client with its "
+        "history.",
     )
 
 
@@ -233,8 +263,9 @@ class OrganizationPatch(Body):
     """A partial update: only the properties present change."""
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    externalId: str | None = Field(None, min_length=1, max_length=200,
-                                   description="null removes it")
+    externalId: str | None = Field(
+        None, min_length=1, max_length=200, description="null removes it"
+    )
     metadata: dict[str, Any] | None = None
     productType: ProductType | None = None
     status: OrgStatus | None = None
@@ -264,11 +295,15 @@ class ApiKeyCreate(Body):
     """A new API key."""
 
     name: str = Field("", max_length=200)
-    scopes: list[Scope] = Field(default_factory=list, max_length=3,
-                                description="empty: full access")
-    expiresAt: str | None = Field(None, max_length=64,
-                                  description="ISO 8601 timestamp in the future",
-                                  json_schema_extra={"format": "date-time"})
+    scopes: list[Scope] = Field(
+        default_factory=list, max_length=3, description="empty: full access"
+    )
+    expiresAt: str | None = Field(
+        None,
+        max_length=64,
+        description="ISO 8601 timestamp in the future",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class EventIn(BaseModel):
@@ -276,14 +311,19 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(title="Event")
 
-    eventId: str = Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH,
-                         description="your unique id for the event: the idempotency key")
+    eventId: str = Field(
+        min_length=1,
+        max_length=MAX_EVENT_ID_LENGTH,
+        description="your unique id for the event: the idempotency key",
+    )
     organizationId: str | None = None
     externalId: str | None = None
     type: EventType = Field(description="identification, page_view, session, ...")
     quantity: int = Field(1, ge=0, le=MAX_QUANTITY)
-    occurredAt: str = Field(description="ISO 8601 timestamp; without an offset it is UTC",
-                            json_schema_extra={"format": "date-time"})
+    occurredAt: str = Field(
+        description="ISO 8601 timestamp; without an offset it is UTC",
+        json_schema_extra={"format": "date-time"},
+    )
 
 
 class EventsBody(Body):
@@ -292,12 +332,13 @@ class EventsBody(Body):
     events: list[Any] = Field(
         max_length=MAX_BATCH,
         description=f"at most {MAX_BATCH:,} events (400 above); each as the Event schema. An "
-                    "event that does not fit is answered in rejected, not with a 400.",
+        "event that does not fit is answered in rejected, not with a 400.",
         json_schema_extra={"items": EventIn.model_json_schema()},
     )
 
 
 # --- responses --------------------------------------------------------------------------
+
 
 class AnalyticsFigures(Out):
     """The figures of spec §2 for a period."""
@@ -461,8 +502,7 @@ class OrgBreakdownItem(OrgFigures):
     tier: OrgTier
     creditsAllocated: int = Field(description="current allocation")
     creditsUsedThisBillingPeriod: int
-    creditsAvailable: int = Field(description="allocation minus credits used this billing "
-                                              "period")
+    creditsAvailable: int = Field(description="allocation minus credits used this billing period")
     previous: OrgFigures | None = Field(None, description="with compare=previous")
     change: OrgFiguresChange | None = Field(None, description="with compare=previous")
 
@@ -516,8 +556,9 @@ class OrgAnalyticsOut(OrgAnalyticsFigures):
     organizationId: str
     startDate: DateStr
     endDate: DateStr
-    statusAtEnd: OrgStatus | None = Field(description="status at the end of endDate; null if "
-                                                      "it did not exist yet")
+    statusAtEnd: OrgStatus | None = Field(
+        description="status at the end of endDate; null if it did not exist yet"
+    )
     creditsAllocated: int
     creditsUsedThisBillingPeriod: int
     creditsAvailable: int
@@ -580,8 +621,7 @@ class BillingUsageOut(PeriodUsage):
     partnerId: str
     daysElapsed: int
     daysInPeriod: int
-    projectedIdentifications: int = Field(description="the whole period at the current daily "
-                                                      "rate")
+    projectedIdentifications: int = Field(description="the whole period at the current daily rate")
     projectedCost: Money
 
 
@@ -698,8 +738,9 @@ class PartnerOut(Out):
     timezone: str
     createdAt: Timestamp
     dataFreshness: Timestamp | None = Field(description="when the newest event was received")
-    apiKey: ApiKeyOut | None = Field(description="the key of this request (null when a signed-in "
-                                                 "dashboard user reads the JSON)")
+    apiKey: ApiKeyOut | None = Field(
+        description="the key of this request (null when a signed-in dashboard user reads the JSON)"
+    )
 
 
 class ApiKeyOut(Out):
@@ -712,9 +753,11 @@ class ApiKeyOut(Out):
     createdAt: Timestamp
     expiresAt: Timestamp | None
     revokedAt: Timestamp | None
-    lastUsedAt: Timestamp | None = Field(description="when the key last authenticated a "
-                                         "request, to the minute (written at most once a "
-                                         "minute); null if never")
+    lastUsedAt: Timestamp | None = Field(
+        description="when the key last authenticated a "
+        "request, to the minute (written at most once a "
+        "minute); null if never"
+    )
     status: Literal["active", "revoked", "expired"]
 
 
@@ -739,9 +782,11 @@ class Rejected(Out):
 
     index: int = Field(description="position in events")
     eventId: str | None
-    code: str = Field(description="invalid_event, invalid_event_id, missing_organization, "
-                                  "unknown_organization, organization_mismatch, invalid_type, "
-                                  "invalid_quantity, invalid_occurred_at")
+    code: str = Field(
+        description="invalid_event, invalid_event_id, missing_organization, "
+        "unknown_organization, organization_mismatch, invalid_type, "
+        "invalid_quantity, invalid_occurred_at"
+    )
     message: str
     field: str | None = None
 

@@ -120,8 +120,9 @@ def partner_json(partner: Partner, key: ApiKey | None) -> dict[str, Any]:
     }
 
 
-def page_of(items_key: str, items: list[Any], total: int, page: int,
-            page_size: int) -> dict[str, Any]:
+def page_of(
+    items_key: str, items: list[Any], total: int, page: int, page_size: int
+) -> dict[str, Any]:
     """Return a list answer with its pagination fields."""
     return {items_key: items, "total": total, "page": page, "pageSize": page_size}
 

@@ -35,15 +35,27 @@ The Partner Analytics JSON API. Every endpoint needs the header `X-Partner-API-K
 """
 
 RATE_HEADERS = {
-    "X-RateLimit-Limit": {"description": "requests allowed in the window",
-                          "schema": {"type": "integer"}, "required": True},
-    "X-RateLimit-Remaining": {"description": "requests left in the window",
-                              "schema": {"type": "integer"}, "required": True},
-    "X-RateLimit-Reset": {"description": "when the window resets (Unix time, seconds)",
-                          "schema": {"type": "integer"}, "required": True},
+    "X-RateLimit-Limit": {
+        "description": "requests allowed in the window",
+        "schema": {"type": "integer"},
+        "required": True,
+    },
+    "X-RateLimit-Remaining": {
+        "description": "requests left in the window",
+        "schema": {"type": "integer"},
+        "required": True,
+    },
+    "X-RateLimit-Reset": {
+        "description": "when the window resets (Unix time, seconds)",
+        "schema": {"type": "integer"},
+        "required": True,
+    },
 }
-RETRY_AFTER = {"description": "seconds to wait before retrying",
-               "schema": {"type": "integer"}, "required": True}
+RETRY_AFTER = {
+    "description": "seconds to wait before retrying",
+    "schema": {"type": "integer"},
+    "required": True,
+}
 
 ERROR_TEXT = {
     400: "Invalid parameter or body; details.field names it",
@@ -55,12 +67,16 @@ ERROR_TEXT = {
     415: "The body is not sent as application/json",
     422: "The request is well-formed but breaks a business rule",
     429: "Rate limit exceeded; see Retry-After",
-    503: ("Retryable, nothing was changed: the partner's data is locked by a timezone "
-          "change or a rollup rebuild (or the database stayed busy); see Retry-After"),
+    503: (
+        "Retryable, nothing was changed: the partner's data is locked by a timezone "
+        "change or a rollup rebuild (or the database stayed busy); see Retry-After"
+    ),
 }
-PERIOD_400 = ("Invalid parameter; details.field names it. Besides what the schema says, a "
-              "date that is not a real day or lies outside 1970-01-01..2999-12-31, startDate "
-              "after endDate, and a period longer than 3,660 days answer 400 too.")
+PERIOD_400 = (
+    "Invalid parameter; details.field names it. Besides what the schema says, a "
+    "date that is not a real day or lies outside 1970-01-01..2999-12-31, startDate "
+    "after endDate, and a period longer than 3,660 days answer 400 too."
+)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -92,27 +108,28 @@ def validation_error(exc: ValidationError) -> AppError:
     value = None if first.get("type") == "missing" else first.get("input")
     if isinstance(value, dict | list):
         value = None
-    details: dict[str, Any] = {"field": listed[0]["field"] if listed else "body",
-                               "value": _safe(value)}
+    details: dict[str, Any] = {
+        "field": listed[0]["field"] if listed else "body",
+        "value": _safe(value),
+    }
     if len(listed) > 1:
         details["errors"] = listed
-    return AppError("BadRequest", listed[0]["message"] if listed else "invalid request",
-                    details)
+    return AppError("BadRequest", listed[0]["message"] if listed else "invalid request", details)
 
 
-def _before(req: Any, resp: Any, req_validation_error: Any, instance: Any,
-            *args: Any) -> None:
+def _before(req: Any, resp: Any, req_validation_error: Any, instance: Any, *args: Any) -> None:
     """Turn spectree's request validation failure into our 400 envelope."""
     if req_validation_error is not None:
         raise validation_error(req_validation_error)
 
 
-def _after(req: Any, resp: Any, resp_validation_error: Any, instance: Any,
-           *args: Any) -> None:
+def _after(req: Any, resp: Any, resp_validation_error: Any, instance: Any, *args: Any) -> None:
     """A response that contradicts the document is a bug: log it and answer InternalError."""
     if resp_validation_error is not None:
-        raise ResponseMismatch(f"{request.method} {request.path}: the response does not match "
-                               f"its schema: {resp_validation_error}")
+        raise ResponseMismatch(
+            f"{request.method} {request.path}: the response does not match "
+            f"its schema: {resp_validation_error}"
+        )
 
 
 class ResponseMismatch(RuntimeError):
@@ -133,12 +150,17 @@ api = SpecTree(
     # Plain model names: every schema name in app/api/schemas.py is unique.
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda _parent, child: child,
-    security_schemes=[SecurityScheme(
-        name=API_KEY_SCHEME,
-        data=SecuritySchemeData(type=SecureType.API_KEY, name="X-Partner-API-Key",
-                                field_in=InType.HEADER,
-                                description="pk_live_... (shown once when the key is made)"),
-    )],
+    security_schemes=[
+        SecurityScheme(
+            name=API_KEY_SCHEME,
+            data=SecuritySchemeData(
+                type=SecureType.API_KEY,
+                name="X-Partner-API-Key",
+                field_in=InType.HEADER,
+                description="pk_live_... (shown once when the key is made)",
+            ),
+        )
+    ],
     security={API_KEY_SCHEME: []},
 )
 
@@ -175,8 +197,13 @@ def doc(
         codes[f"HTTP_{code}"] = (ErrorBody, text)
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        return api.validate(query=query, json=json, resp=Response(*args, **codes),
-                            tags=tags, operation_id=func.__name__)(func)
+        return api.validate(
+            query=query,
+            json=json,
+            resp=Response(*args, **codes),
+            tags=tags,
+            operation_id=func.__name__,
+        )(func)
 
     return decorate
 
@@ -221,8 +248,9 @@ def _polish(spec: dict[str, Any]) -> dict[str, Any]:
                     param["schema"] = _collapse_nullable(param["schema"])
                 elif param.get("in") == "path" and param.get("name") == "id":
                     param["schema"] = {"type": "string", "format": "uuid"}
-                    param["description"] = ("the id (a UUID); an unknown id, or another "
-                                            "partner's, answers 404")
+                    param["description"] = (
+                        "the id (a UUID); an unknown id, or another partner's, answers 404"
+                    )
             for code, response in operation.get("responses", {}).items():
                 headers = dict(RATE_HEADERS)
                 if code in ("429", "503"):

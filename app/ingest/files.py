@@ -25,8 +25,10 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
             yield number, Rejection(number, None, "invalid_json", f"invalid JSON: {exc}", None)
         except RecursionError:
             # json.loads recurses per nesting level; "[[[[..." must not crash the import.
-            yield number, Rejection(number, None, "invalid_json",
-                                    "invalid JSON: nested too deeply", None)
+            yield (
+                number,
+                Rejection(number, None, "invalid_json", "invalid JSON: nested too deeply", None),
+            )
 
 
 def refuse_constant(name: str) -> Any:
@@ -51,14 +53,12 @@ def iter_csv(stream: IO[str]) -> Iterator[tuple[int, Any]]:
         missing.append("organizationId or externalId")
     if missing:
         raise FileFormatError(
-            f"line 1: the CSV header lacks {', '.join(missing)} "
-            f"(expected {','.join(CSV_COLUMNS)})"
+            f"line 1: the CSV header lacks {', '.join(missing)} (expected {','.join(CSV_COLUMNS)})"
         )
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
         raise FileFormatError(
-            f"line 1: unknown CSV column(s) {', '.join(unknown)} "
-            f"(expected {','.join(CSV_COLUMNS)})"
+            f"line 1: unknown CSV column(s) {', '.join(unknown)} (expected {','.join(CSV_COLUMNS)})"
         )
     width = len(header)
     last_line = reader.line_num
@@ -71,20 +71,32 @@ def iter_csv(stream: IO[str]) -> Iterator[tuple[int, Any]]:
                 last_line = reader.line_num
                 if len(record) == width and record[0].strip():
                     if "" in record:
-                        yield start_line, {k: (v if v != "" else None)
-                                           for k, v in zip(header, record, strict=True)}
+                        yield (
+                            start_line,
+                            {
+                                k: (v if v != "" else None)
+                                for k, v in zip(header, record, strict=True)
+                            },
+                        )
                     else:
                         yield start_line, dict(zip(header, record, strict=True))
                 elif not record or all(not cell.strip() for cell in record):
                     continue
                 elif len(record) != width:
-                    yield start_line, Rejection(
-                        start_line, None, "invalid_csv",
-                        f"expected {width} fields, found {len(record)}",
+                    yield (
+                        start_line,
+                        Rejection(
+                            start_line,
+                            None,
+                            "invalid_csv",
+                            f"expected {width} fields, found {len(record)}",
+                        ),
                     )
                 else:
-                    yield start_line, {k: (v if v != "" else None)
-                                       for k, v in zip(header, record, strict=True)}
+                    yield (
+                        start_line,
+                        {k: (v if v != "" else None) for k, v in zip(header, record, strict=True)},
+                    )
             return
         except csv.Error as exc:
             start_line = last_line + 1

@@ -35,9 +35,16 @@ def pipeline_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partner_id: str,
-                  tz: str, batch_size: int, out: Any, parent: int,
-                  formatters: SqliteFormatters | None) -> None:
+def _read_batches(
+    pairs: Iterable[tuple[int, Any]],
+    resolver: OrgResolver,
+    partner_id: str,
+    tz: str,
+    batch_size: int,
+    out: Any,
+    parent: int,
+    formatters: SqliteFormatters | None,
+) -> None:
     """The reader process: parse and validate batches, hand them to the parent in order."""
 
     def send(message: tuple[Any, ...]) -> None:
@@ -59,8 +66,7 @@ def _read_batches(pairs: Iterable[tuple[int, Any]], resolver: OrgResolver, partn
         if formatters is None:
             return ("batch", lines, first_line, now, rows, None, sums, result)
         # SQLite: the text parameters are made here, and the rows need not travel.
-        return ("batch", lines, first_line, now, [], sqlite_params(rows, formatters), sums,
-                result)
+        return ("batch", lines, first_line, now, [], sqlite_params(rows, formatters), sums, result)
 
     try:
         for lines, batch in batches(pairs, batch_size):
@@ -97,9 +103,12 @@ def ingest_stream_pipelined(
     context = multiprocessing.get_context("fork")
     # Two batches in flight bound the memory: one being stored, one waiting.
     channel = context.Queue(maxsize=2)
-    reader = context.Process(target=_read_batches, daemon=True, name="ingest-reader",
-                             args=(pairs, resolver, partner_id, tz, batch_size, channel,
-                                   os.getpid(), formatters))
+    reader = context.Process(
+        target=_read_batches,
+        daemon=True,
+        name="ingest-reader",
+        args=(pairs, resolver, partner_id, tz, batch_size, channel, os.getpid(), formatters),
+    )
     reader.start()
     total = IngestResult()
     try:
@@ -112,15 +121,16 @@ def ingest_stream_pipelined(
                 try:
                     message = channel.get(timeout=_READER_POLL_SECONDS)
                 except queue.Empty:
-                    raise RuntimeError(f"the file reader process stopped unexpectedly "
-                                       f"(exit code {reader.exitcode})") from None
+                    raise RuntimeError(
+                        f"the file reader process stopped unexpectedly "
+                        f"(exit code {reader.exitcode})"
+                    ) from None
             if message[0] == "done":
                 break
             if message[0] == "error":
                 raise message[1]
             _kind, lines, first_line, now, rows, params, sums, result = message
-            commit_waiting(partner_id, rows, now, tz, result, sums, params, wait,
-                            first_line, total)
+            commit_waiting(partner_id, rows, now, tz, result, sums, params, wait, first_line, total)
             add_batch_result(total, lines, result, on_batch)
     finally:
         if reader.is_alive():

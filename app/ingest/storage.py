@@ -17,8 +17,16 @@ from ..rollups import Sums, add_count
 from ..timeutil import utcnow
 from .validation import IngestResult, OrgResolver, prepare_batch
 
-_EVENT_COLUMNS = ("partner_id", "organization_id", "event_id", "type", "quantity",
-                  "occurred_at", "local_date", "received_at")
+_EVENT_COLUMNS = (
+    "partner_id",
+    "organization_id",
+    "event_id",
+    "type",
+    "quantity",
+    "occurred_at",
+    "local_date",
+    "received_at",
+)
 
 
 def _sqlite_text(column: Any, sample: Any, fast: Callable[[Any], str]) -> Callable[[Any], Any]:
@@ -54,15 +62,16 @@ def sqlite_formatters() -> SqliteFormatters:
     """Return (moment as text, day as text) exactly as SQLAlchemy stores them in SQLite."""
     table = UsageEvent.__table__
     sample_moment = datetime(2001, 2, 3, 4, 5, 6)
-    moment_text = _sqlite_text(table.c.occurred_at, sample_moment,
-                               lambda m: m.isoformat(" ", "microseconds"))
-    day_text = _sqlite_text(table.c.local_date, sample_moment.date(),
-                            lambda d: d.isoformat())
+    moment_text = _sqlite_text(
+        table.c.occurred_at, sample_moment, lambda m: m.isoformat(" ", "microseconds")
+    )
+    day_text = _sqlite_text(table.c.local_date, sample_moment.date(), lambda d: d.isoformat())
     return moment_text, day_text
 
 
-def sqlite_params(rows: list[dict[str, Any]], formatters: SqliteFormatters
-                  ) -> list[tuple[Any, ...]]:
+def sqlite_params(
+    rows: list[dict[str, Any]], formatters: SqliteFormatters
+) -> list[tuple[Any, ...]]:
     """Return the usage_event parameters of ordered rows, in _EVENT_COLUMNS order."""
     moment_text, day_text = formatters
     received: dict[datetime, Any] = {}
@@ -71,9 +80,18 @@ def sqlite_params(rows: list[dict[str, Any]], formatters: SqliteFormatters
         at = r["received_at"]
         if at not in received:
             received[at] = moment_text(at)
-        params.append((r["partner_id"], r["organization_id"], r["event_id"], r["type"],
-                       r["quantity"], moment_text(r["occurred_at"]), day_text(r["local_date"]),
-                       received[at]))
+        params.append(
+            (
+                r["partner_id"],
+                r["organization_id"],
+                r["event_id"],
+                r["type"],
+                r["quantity"],
+                moment_text(r["occurred_at"]),
+                day_text(r["local_date"]),
+                received[at],
+            )
+        )
     return params
 
 
@@ -93,8 +111,7 @@ def _insert_sqlite(params: list[tuple[Any, ...]]) -> set[str]:
         return {r[0] for r in cursor.fetchall()}
 
 
-def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Sums,
-                        tz: str) -> int:
+def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Sums, tz: str) -> int:
     """SQLite: store rows the file import's reader process already formatted.
 
     params come from sqlite_params of rows ordered by order_rows, and sums is sum_rows of
@@ -118,8 +135,16 @@ def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Su
     return len(inserted)
 
 
-_PG_EVENT_TYPES = ["varchar", "varchar", "varchar", "varchar", "int8", "timestamp", "date",
-                   "timestamp"]
+_PG_EVENT_TYPES = [
+    "varchar",
+    "varchar",
+    "varchar",
+    "varchar",
+    "int8",
+    "timestamp",
+    "date",
+    "timestamp",
+]
 
 
 def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
@@ -139,9 +164,18 @@ def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
     with cursor.copy(f"COPY ingest_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_PG_EVENT_TYPES)
         for r in rows:
-            copy.write_row((r["partner_id"], r["organization_id"], r["event_id"], r["type"],
-                            r["quantity"], r["occurred_at"], r["local_date"],
-                            r["received_at"]))
+            copy.write_row(
+                (
+                    r["partner_id"],
+                    r["organization_id"],
+                    r["event_id"],
+                    r["type"],
+                    r["quantity"],
+                    r["occurred_at"],
+                    r["local_date"],
+                    r["received_at"],
+                )
+            )
     cursor.execute(
         f"INSERT INTO usage_event ({columns}) SELECT {columns} FROM ingest_stage "  # noqa: S608
         "ORDER BY event_id ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING event_id"
@@ -176,8 +210,13 @@ def sum_rows(rows: Iterable[dict[str, Any]]) -> Sums:
     return sums
 
 
-def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime,
-               tz: str = "UTC", sums: Sums | None = None) -> int:
+def store_rows(
+    partner_id: str,
+    rows: list[dict[str, Any]],
+    received_at: datetime,
+    tz: str = "UTC",
+    sums: Sums | None = None,
+) -> int:
     """Insert validated rows (unique eventIds) and add the new ones to the rollups.
 
     Runs inside the caller's transaction. Rows whose eventId is already stored are skipped
@@ -196,15 +235,24 @@ def store_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
     if not inserted:
         return 0
     if sums is None or len(inserted) != len(rows):
-        sums = sum_rows(rows if len(inserted) == len(rows)
-                        else (row for row in rows if row["event_id"] in inserted))
+        sums = sum_rows(
+            rows
+            if len(inserted) == len(rows)
+            else (row for row in rows if row["event_id"] in inserted)
+        )
     rollups.add(partner_id, sums, tz)
     return len(inserted)
 
 
-def commit_rows(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: str,
-                result: IngestResult, sums: Sums | None = None,
-                params: list[tuple[Any, ...]] | None = None) -> str:
+def commit_rows(
+    partner_id: str,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    tz: str,
+    result: IngestResult,
+    sums: Sums | None = None,
+    params: list[tuple[Any, ...]] | None = None,
+) -> str:
     """Store prepared rows in one transaction; count them as accepted or duplicates.
 
     With params (SQLite, from the file import's reader process), those are stored
@@ -231,9 +279,9 @@ def commit_rows(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: 
     return tz
 
 
-def rebucket_prepared(rows: list[dict[str, Any]], params: list[tuple[Any, ...]] | None,
-                      tz: str) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None,
-                                        Sums | None]:
+def rebucket_prepared(
+    rows: list[dict[str, Any]], params: list[tuple[Any, ...]] | None, tz: str
+) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None, Sums | None]:
     """Return prepared rows (or SQLite params) with their local days computed in tz.
 
     The sums of params are recomputed too; rows get none (store_rows sums them).
@@ -275,8 +323,12 @@ def ingest_batch(
     return result
 
 
-def add_batch_result(total: IngestResult, lines: int, result: IngestResult,
-               on_batch: Callable[[int, IngestResult], None] | None) -> None:
+def add_batch_result(
+    total: IngestResult,
+    lines: int,
+    result: IngestResult,
+    on_batch: Callable[[int, IngestResult], None] | None,
+) -> None:
     """Add one batch's counts to the running total, handing its rejections to on_batch."""
     total.accepted += result.accepted
     total.duplicates += result.duplicates
@@ -309,8 +361,7 @@ def ingest_stream(
         now = utcnow()
         result = IngestResult()
         rows = prepare_batch(batch, resolver, tz, now, result)
-        tz = commit_waiting(partner_id, rows, now, tz, result, None, None, wait,
-                             batch[0][0], total)
+        tz = commit_waiting(partner_id, rows, now, tz, result, None, None, wait, batch[0][0], total)
         add_batch_result(total, lines, result, on_batch)
     return total
 
@@ -334,10 +385,18 @@ class IngestStopped(Exception):
 _RETRY_PAUSE_SECONDS = 0.5
 
 
-def commit_waiting(partner_id: str, rows: list[dict[str, Any]], now: datetime, tz: str,
-                    result: IngestResult, sums: Sums | None,
-                    params: list[tuple[Any, ...]] | None, wait: float, first_line: int,
-                    total: IngestResult) -> str:
+def commit_waiting(
+    partner_id: str,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    tz: str,
+    result: IngestResult,
+    sums: Sums | None,
+    params: list[tuple[Any, ...]] | None,
+    wait: float,
+    first_line: int,
+    total: IngestResult,
+) -> str:
     """commit_rows, tried again while the partner is busy for up to wait seconds; then
     raise IngestStopped naming first_line (the batch's first line). Returns the timezone
     in force (the next batches are prepared with it)."""
@@ -351,8 +410,9 @@ def commit_waiting(partner_id: str, rows: list[dict[str, Any]], now: datetime, t
             time.sleep(_RETRY_PAUSE_SECONDS)
 
 
-def batches(pairs: Iterable[tuple[int, Any]], batch_size: int
-            ) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
+def batches(
+    pairs: Iterable[tuple[int, Any]], batch_size: int
+) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
     """Yield (lines read so far, the next batch of at most batch_size pairs)."""
     batch: list[tuple[int, Any]] = []
     lines = 0

@@ -27,6 +27,7 @@ EARLIEST_EVENT = datetime(2000, 1, 1)
 # Senders' clocks drift; an event up to this far ahead of ours is accepted.
 FUTURE_TOLERANCE = timedelta(hours=1)
 
+
 @dataclass
 class Rejection:
     """Why one event was not stored: its position (API index or file line) and reason."""
@@ -77,33 +78,43 @@ class OrgResolver:
         """Return (organization id, None) or (None, a rejection with index 0 to fill in)."""
         if organization_id in (None, "") and external_id in (None, ""):
             return None, Rejection(
-                0, None, "missing_organization",
-                "organizationId or externalId is required", "organizationId",
+                0,
+                None,
+                "missing_organization",
+                "organizationId or externalId is required",
+                "organizationId",
             )
         found: str | None = None
         if organization_id not in (None, ""):
             if not isinstance(organization_id, str) or organization_id not in self.ids:
                 return None, Rejection(
-                    0, None, "unknown_organization",
-                    f"no organization with id {str(organization_id)[:100]!r}", "organizationId",
+                    0,
+                    None,
+                    "unknown_organization",
+                    f"no organization with id {str(organization_id)[:100]!r}",
+                    "organizationId",
                 )
             found = organization_id
         if external_id not in (None, ""):
             by_ext = self.by_external.get(external_id) if isinstance(external_id, str) else None
             if by_ext is None:
                 return None, Rejection(
-                    0, None, "unknown_organization",
-                    f"no organization with externalId {str(external_id)[:100]!r}", "externalId",
+                    0,
+                    None,
+                    "unknown_organization",
+                    f"no organization with externalId {str(external_id)[:100]!r}",
+                    "externalId",
                 )
             if found is not None and found != by_ext:
                 return None, Rejection(
-                    0, None, "organization_mismatch",
+                    0,
+                    None,
+                    "organization_mismatch",
                     "organizationId and externalId name different organizations",
                     "externalId",
                 )
             found = by_ext
         return found, _NO_REJECTION
-
 
 
 _NO_REJECTION = Rejection(0, None, "", "")
@@ -129,8 +140,14 @@ class FastPath:
     def row(self, raw: dict[str, Any]) -> dict[str, Any] | None:
         """Return the row to store for raw, or None to ask validate_event."""
         event_id = raw.get("eventId")
-        if type(event_id) is not str or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH \
-                or event_id.isspace() or not event_id.isascii() or "\x00" in event_id:
+        if (
+            type(event_id) is not str
+            or not event_id
+            or len(event_id) > MAX_EVENT_ID_LENGTH
+            or event_id.isspace()
+            or not event_id.isascii()
+            or "\x00" in event_id
+        ):
             return None
         org_id = raw.get("organizationId")
         external_id = raw.get("externalId")
@@ -142,8 +159,11 @@ class FastPath:
                 return None
         elif type(org_id) is not str or org_id not in self.ids:
             return None
-        elif external_id is not None and external_id != "" and (
-                type(external_id) is not str or self.by_external.get(external_id) != org_id):
+        elif (
+            external_id is not None
+            and external_id != ""
+            and (type(external_id) is not str or self.by_external.get(external_id) != org_id)
+        ):
             return None
         etype = raw.get("type")
         if type(etype) is not str:
@@ -166,8 +186,7 @@ class FastPath:
                 self.quantities[quantity] = known
         quantity = known
         stamp = raw.get("occurredAt")
-        if type(stamp) is not str or not TIMESTAMP_START_RE.match(stamp) \
-                or stamp[-1].isspace():
+        if type(stamp) is not str or not TIMESTAMP_START_RE.match(stamp) or stamp[-1].isspace():
             return None
         try:
             if stamp[-1] == "Z":
@@ -223,8 +242,10 @@ def parse_quantity(value: Any) -> int:
                 raise QuantityError(f"quantity must be at most {MAX_QUANTITY:,}")
             if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
                 raise QuantityError("quantity must not be negative")
-            raise QuantityError("quantity must be a whole number written with the digits 0-9 "
-                                "only (no sign, spaces or other numerals)")
+            raise QuantityError(
+                "quantity must be a whole number written with the digits 0-9 "
+                "only (no sign, spaces or other numerals)"
+            )
         number = int(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -261,15 +282,20 @@ def validate_event(
     if isinstance(event_id, int) and not isinstance(event_id, bool):
         event_id = str(event_id)
     if not isinstance(event_id, str) or not event_id.strip():
-        return None, _reject("invalid_event_id", "eventId is required (a non-empty string)",
-                             "eventId")
+        return None, _reject(
+            "invalid_event_id", "eventId is required (a non-empty string)", "eventId"
+        )
     if len(event_id) > MAX_EVENT_ID_LENGTH:
-        return None, _reject("invalid_event_id",
-                             f"eventId is longer than {MAX_EVENT_ID_LENGTH} characters", "eventId")
+        return None, _reject(
+            "invalid_event_id",
+            f"eventId is longer than {MAX_EVENT_ID_LENGTH} characters",
+            "eventId",
+        )
     if not storable_text(event_id):
         # A file read by the CLI can carry these; the databases cannot store them.
-        return None, _reject("invalid_event_id",
-                             "eventId contains a NUL character or invalid Unicode", "eventId")
+        return None, _reject(
+            "invalid_event_id", "eventId contains a NUL character or invalid Unicode", "eventId"
+        )
 
     def fail(rej: Rejection) -> tuple[None, Rejection]:
         rej.event_id = event_id
@@ -281,12 +307,14 @@ def validate_event(
 
     etype = raw.get("type")
     if not isinstance(etype, str) or not TYPE_RE.fullmatch(etype):
-        return fail(_reject(
-            "invalid_type",
-            "type must be [a-z][a-z0-9_]{0,63}, nothing before or after (for example "
-            "identification, page_view)",
-            "type",
-        ))
+        return fail(
+            _reject(
+                "invalid_type",
+                "type must be [a-z][a-z0-9_]{0,63}, nothing before or after (for example "
+                "identification, page_view)",
+                "type",
+            )
+        )
 
     try:
         quantity = parse_quantity(raw.get("quantity"))
@@ -299,8 +327,7 @@ def validate_event(
         message = str(exc) if "occurredAt" in str(exc) else "occurredAt is not a valid timestamp"
         return fail(_reject("invalid_occurred_at", message, "occurredAt"))
     if occurred < EARLIEST_EVENT:
-        return fail(_reject("invalid_occurred_at", "occurredAt is before 2000-01-01",
-                            "occurredAt"))
+        return fail(_reject("invalid_occurred_at", "occurredAt is before 2000-01-01", "occurredAt"))
     if occurred > now + FUTURE_TOLERANCE:
         return fail(_reject("invalid_occurred_at", "occurredAt is in the future", "occurredAt"))
 

@@ -35,8 +35,13 @@ MAX_NEXT_LENGTH = 2000
 
 def _local_path(target: str | None) -> str | None:
     """Return target when it is a path on this site that can go in a Location header."""
-    if not target or len(target) > MAX_NEXT_LENGTH or not target.startswith("/") \
-            or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or len(target) > MAX_NEXT_LENGTH
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return None
     # A control character cannot go in a header (CR/LF would split it: werkzeug refuses
     # them with an error), and browsers drop tabs and newlines from URLs, so "/\t/x.example"
@@ -52,9 +57,11 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"],
-               error_message="Too many sign-in attempts from this address; wait a minute and "
-                             "try again.")
+@limiter.limit(
+    _login_limit,
+    methods=["POST"],
+    error_message="Too many sign-in attempts from this address; wait a minute and try again.",
+)
 def login() -> Any:
     """Show the sign-in form; on valid credentials start a fresh session."""
     if current_user.is_authenticated and request.method == "GET":
@@ -64,8 +71,9 @@ def login() -> Any:
         form.next.data = _local_path(request.args.get("next")) or ""
     status = 200
     if form.validate_on_submit():
-        user = signin.sign_in(form.email.data or "", form.password.data or "",
-                              request.remote_addr or "")
+        user = signin.sign_in(
+            form.email.data or "", form.password.data or "", request.remote_addr or ""
+        )
         if user is not None:
             # A brand-new session: nothing from before sign-in survives (no fixation).
             session.clear()
@@ -95,8 +103,9 @@ def logout() -> Any:
 def form_expired(exc: CSRFError) -> Any:
     """Show the sign-in form again when its token is missing or stale (an old tab)."""
     if request.endpoint != "auth.login":
-        return render_template("errors/error.html", status=400, title="Bad Request",
-                               message=exc.description), 400
+        return render_template(
+            "errors/error.html", status=400, title="Bad Request", message=exc.description
+        ), 400
     form = LoginForm(formdata=None)
     form.next.data = _local_path(request.form.get("next")) or ""
     return render_template("auth/login.html", form=form, expired=True), 400

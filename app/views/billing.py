@@ -11,8 +11,17 @@ from .period import carry_range
 
 bp = Blueprint("billing", __name__)
 
-CSV_FIELDS = ("billingPeriodStart", "billingPeriodEnd", "isCurrent", "identifications",
-              "creditsUsed", "totalQuantity", "totalEvents", "estimatedCost", "currency")
+CSV_FIELDS = (
+    "billingPeriodStart",
+    "billingPeriodEnd",
+    "isCurrent",
+    "identifications",
+    "creditsUsed",
+    "totalQuantity",
+    "totalEvents",
+    "estimatedCost",
+    "currency",
+)
 
 
 @bp.get("/billing")
@@ -24,18 +33,35 @@ def index() -> str:
     usage = billing.current_usage(partner)
     projected = billing.calculate(partner, usage["projectedIdentifications"])
     tiers = []
-    for tier, now, later in zip(info["pricingTiers"], usage["costBreakdown"],
-                                projected["breakdown"], strict=True):
-        tiers.append({**tier, "units": now["units"], "amount": now["amount"],
-                      "projectedUnits": later["units"], "projectedAmount": later["amount"]})
+    for tier, now, later in zip(
+        info["pricingTiers"], usage["costBreakdown"], projected["breakdown"], strict=True
+    ):
+        tiers.append(
+            {
+                **tier,
+                "units": now["units"],
+                "amount": now["amount"],
+                "projectedUnits": later["units"],
+                "projectedAmount": later["amount"],
+            }
+        )
     periods = billing.past_periods(partner)
     figures = {}
     if metrics.data_freshness(partner) is not None:
         figures["periods"] = charts.billing_periods(periods)
-        figures["tiers"] = charts.cost_by_tier(usage["costBreakdown"], projected["breakdown"],
-                                               partner.currency)
-    return render_template("billing/index.html", partner=partner, info=info, usage=usage,
-                           projected=projected, tiers=tiers, periods=periods, figures=figures)
+        figures["tiers"] = charts.cost_by_tier(
+            usage["costBreakdown"], projected["breakdown"], partner.currency
+        )
+    return render_template(
+        "billing/index.html",
+        partner=partner,
+        info=info,
+        usage=usage,
+        projected=projected,
+        tiers=tiers,
+        periods=periods,
+        figures=figures,
+    )
 
 
 @bp.get("/billing.csv")

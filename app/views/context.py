@@ -20,8 +20,7 @@ from .period import PERIOD_KEYS, nav_args
 def api_link(endpoint: str, **params: Any) -> str:
     """Return the URL of an API endpoint: its path arguments in the path (url_for), the
     other parameters in the query string (None and empty values left out)."""
-    in_path = {name for rule in current_app.url_map.iter_rules(endpoint)
-               for name in rule.arguments}
+    in_path = {name for rule in current_app.url_map.iter_rules(endpoint) for name in rule.arguments}
     path = url_for(endpoint, **{k: v for k, v in params.items() if k in in_path})
     clean = {k: v for k, v in params.items() if k not in in_path and v not in (None, "")}
     return path + ("?" + urlencode(clean) if clean else "")
@@ -30,8 +29,9 @@ def api_link(endpoint: str, **params: Any) -> str:
 def page_url(**params: Any) -> str:
     """Return this page's URL (same path arguments) with the given query parameters."""
     clean = {k: v for k, v in params.items() if v not in (None, "")}
-    return url_for(request.endpoint or "dashboard.overview.index",
-                   **(request.view_args or {}), **clean)
+    return url_for(
+        request.endpoint or "dashboard.overview.index", **(request.view_args or {}), **clean
+    )
 
 
 def freshness() -> dict[str, Any]:

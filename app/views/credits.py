@@ -28,16 +28,23 @@ def index() -> str:
     drivers = metrics.top_organizations(partner, window, limit=10)
     window_total = metrics.credits_used(partner, window)
     for item in drivers:
-        item["share"] = round(item["creditsUsed"] * 100 / window_total, 1) if window_total \
-            else None
+        item["share"] = round(item["creditsUsed"] * 100 / window_total, 1) if window_total else None
     so_far = metrics.cumulative_credits(partner, Period(forecast.period.start, today))
     figure = None
     if metrics.data_freshness(partner) is not None:
-        figure = charts.pool_burn(so_far, partner.credit_pool_total, forecast.period, today,
-                                  forecast.daily_rate)
+        figure = charts.pool_burn(
+            so_far, partner.credit_pool_total, forecast.period, today, forecast.daily_rate
+        )
     return render_template(
-        "credits/index.html", partner=partner, pool=pool, forecast=forecast, window=window,
-        window_total=window_total, drivers=drivers, figure=figure, today=today,
+        "credits/index.html",
+        partner=partner,
+        pool=pool,
+        forecast=forecast,
+        window=window,
+        window_total=window_total,
+        drivers=drivers,
+        figure=figure,
+        today=today,
         over=metrics.organizations_over_allocation(partner, OVER_ALLOCATION_SHARE),
         share=OVER_ALLOCATION_SHARE,
         unallocated=pool["creditPoolTotal"] - pool["creditPoolAllocated"],

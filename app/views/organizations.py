@@ -41,16 +41,30 @@ def _table(partner: Partner, state: RangeState, all_rows: bool = False) -> dict[
     chosen = form.values(valid)
     page, page_size = chosen.pop("page"), chosen.pop("page_size")
     items, total = metrics.organization_breakdown(
-        partner, state.period, page=1 if all_rows else page, page_size=page_size, **chosen)
+        partner, state.period, page=1 if all_rows else page, page_size=page_size, **chosen
+    )
     if all_rows and total > len(items):
         items, total = metrics.organization_breakdown(
-            partner, state.period, page=1, page_size=total, **chosen)
+            partner, state.period, page=1, page_size=total, **chosen
+        )
     pages = max(1, -(-total // page_size))
-    filters = {k: str(request.args[k]) for k in FILTER_KEYS
-               if request.args.get(k) and not getattr(form, k).errors}
-    return {"form": form, "items": items, "total": total, "page": page,
-            "page_size": page_size, "pages": pages, "sort": chosen["sort"],
-            "order": chosen["order"], "filters": filters, "chosen": chosen}
+    filters = {
+        k: str(request.args[k])
+        for k in FILTER_KEYS
+        if request.args.get(k) and not getattr(form, k).errors
+    }
+    return {
+        "form": form,
+        "items": items,
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "pages": pages,
+        "sort": chosen["sort"],
+        "order": chosen["order"],
+        "filters": filters,
+        "chosen": chosen,
+    }
 
 
 @bp.get("/organizations")
@@ -59,8 +73,9 @@ def index() -> str:
     partner = current_partner()
     state = resolve_range(partner)
     table = _table(partner, state)
-    return render_template("organizations/index.html", partner=partner, state=state,
-                           columns=COLUMNS, **table)
+    return render_template(
+        "organizations/index.html", partner=partner, state=state, columns=COLUMNS, **table
+    )
 
 
 @bp.get("/organizations.csv")
@@ -72,8 +87,9 @@ def export() -> Response:
     table = _table(partner, state, all_rows=every)
     rows = [[item[f] for f in CSV_FIELDS] for item in table["items"]]
     scope = "all" if every else f"page{table['page']}"
-    name = (f"organizations_{state.period.start.isoformat()}_{state.period.end.isoformat()}"
-            f"_{scope}.csv")
+    name = (
+        f"organizations_{state.period.start.isoformat()}_{state.period.end.isoformat()}_{scope}.csv"
+    )
     return table_csv(list(CSV_FIELDS), rows, name)
 
 
@@ -83,23 +99,31 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
     current = metrics.organization_summary(partner, org, period)
     previous = metrics.organization_summary(partner, org, previous_period)
     series = metrics.timeseries(partner, period, state.granularity, organization_id=org.id)
-    previous_series = metrics.timeseries(partner, previous_period, state.granularity,
-                                         organization_id=org.id)
+    previous_series = metrics.timeseries(
+        partner, previous_period, state.granularity, organization_id=org.id
+    )
     figures = {}
     if any(p["events"] for p in series) or any(p["events"] for p in previous_series):
         figures["identifications"] = charts.series_over_time(
-            series, previous_series, period, previous_period, state.granularity)
+            series, previous_series, period, previous_period, state.granularity
+        )
     if current["byType"]:
         figures["types"] = charts.usage_by_type(current["byType"])
     allocated = current["creditsAllocated"]
     return {
-        "partner": partner, "org": org, "state": state, "current": current,
-        "previous": previous, "previous_period": previous_period,
-        "change": metrics.compare(current, previous), "figures": figures,
+        "partner": partner,
+        "org": org,
+        "state": state,
+        "current": current,
+        "previous": previous,
+        "previous_period": previous_period,
+        "change": metrics.compare(current, previous),
+        "figures": figures,
         "allocations": accounts.allocation_history(org),
         "statuses": list(reversed(accounts.status_history(org))),
         "percent_used": round(current["creditsUsedThisBillingPeriod"] * 100 / allocated, 1)
-        if allocated else None,
+        if allocated
+        else None,
         "pool": metrics.pool_status(partner),
     }
 
@@ -112,8 +136,9 @@ def detail(org_id: str) -> str:
     state = resolve_range(partner)
     form = AllocationForm()
     form.credits.data = str(org.credits_allocated)
-    return render_template("organizations/detail.html", form=form,
-                           **_detail_context(partner, org, state))
+    return render_template(
+        "organizations/detail.html", form=form, **_detail_context(partner, org, state)
+    )
 
 
 @bp.post("/organizations/<org_id>/allocation")
@@ -129,15 +154,16 @@ def allocate(org_id: str) -> Any:
     back = url_for("dashboard.organizations.detail", org_id=org.id, **state.link_args())
     if form.validate_on_submit():
         try:
-            accounts.set_allocation(partner, org, form.credits_value(),
-                                    (form.notes.data or "").strip() or None)
+            accounts.set_allocation(
+                partner, org, form.credits_value(), (form.notes.data or "").strip() or None
+            )
         except AppError as exc:
             status = exc.status
             target = form.notes if exc.field == "notes" else form.credits
             target.errors = [*target.errors, exc.message]
         else:
-            flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.",
-                  "success")
+            flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.", "success")
             return redirect(back)
-    return render_template("organizations/detail.html", form=form,
-                           **_detail_context(partner, org, state)), status
+    return render_template(
+        "organizations/detail.html", form=form, **_detail_context(partner, org, state)
+    ), status

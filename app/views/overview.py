@@ -21,8 +21,10 @@ def index() -> str:
     period = state.period
     comparison = metrics.summary_with_comparison(partner, period)
     previous_period = comparison["previousPeriod"]
-    has_orgs = metrics.organization_counts(
-        partner, local_today(partner.timezone))["totalOrganizations"] > 0
+    has_orgs = (
+        metrics.organization_counts(partner, local_today(partner.timezone))["totalOrganizations"]
+        > 0
+    )
     has_events = metrics.data_freshness(partner) is not None
     figures = {}
     usage = metrics.usage(partner, period)
@@ -31,18 +33,29 @@ def index() -> str:
         series = metrics.timeseries(partner, period, state.granularity)
         previous = metrics.timeseries(partner, previous_period, state.granularity)
         figures["identifications"] = charts.series_over_time(
-            series, previous, period, previous_period, state.granularity)
+            series, previous, period, previous_period, state.granularity
+        )
         figures["cumulative"] = charts.cumulative_credits(
-            metrics.cumulative_credits(partner, period), partner.credit_pool_total)
+            metrics.cumulative_credits(partner, period), partner.credit_pool_total
+        )
         figures["activity"] = charts.organizations_with_activity(series, state.granularity)
         if usage["byType"]:
             figures["types"] = charts.usage_by_type(usage["byType"])
         if top:
-            links = [url_for("dashboard.organizations.detail", org_id=t["organizationId"],
-                             **state.args) for t in top]
+            links = [
+                url_for("dashboard.organizations.detail", org_id=t["organizationId"], **state.args)
+                for t in top
+            ]
             figures["top"] = charts.top_organizations(top, links)
     return render_template(
-        "overview/index.html", partner=partner, state=state, comparison=comparison,
-        kpis=OVERVIEW_KPIS, figures=figures, usage=usage, top=top, has_orgs=has_orgs,
+        "overview/index.html",
+        partner=partner,
+        state=state,
+        comparison=comparison,
+        kpis=OVERVIEW_KPIS,
+        figures=figures,
+        usage=usage,
+        top=top,
+        has_orgs=has_orgs,
         has_events=has_events,
     )

@@ -74,9 +74,17 @@ def resolve_range(partner: Partner, default: Period | None = None) -> RangeState
     if not form.endDate.errors:
         form.endDate.data = period.end.isoformat()
     g.period_args = args
-    return RangeState(form=form, period=period, default=default, args=args, preset=preset,
-                      fallback=not period_ok, granularity=granularity,
-                      granularity_auto=not chosen, granularity_error=granularity_error)
+    return RangeState(
+        form=form,
+        period=period,
+        default=default,
+        args=args,
+        preset=preset,
+        fallback=not period_ok,
+        granularity=granularity,
+        granularity_auto=not chosen,
+        granularity_error=granularity_error,
+    )
 
 
 def carry_range(partner: Partner) -> None:

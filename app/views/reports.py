@@ -21,8 +21,9 @@ bp = Blueprint("reports", __name__)
 def index() -> str:
     """List every month with data, newest first, with its headline figures."""
     partner = current_partner()
-    return render_template("reports/index.html", partner=partner,
-                           months=reports.month_index(partner))
+    return render_template(
+        "reports/index.html", partner=partner, months=reports.month_index(partner)
+    )
 
 
 def _report_or_404(month: str) -> dict[str, Any] | tuple[str, int]:
@@ -31,8 +32,7 @@ def _report_or_404(month: str) -> dict[str, Any] | tuple[str, int]:
     except AppError as exc:
         if exc.status != 404:
             raise
-        return render_template("reports/not_found.html", month=month,
-                               message=exc.message), 404
+        return render_template("reports/not_found.html", month=month, message=exc.message), 404
 
 
 @bp.get("/reports/<month>")
@@ -42,17 +42,22 @@ def month(month: str) -> Any:
     if isinstance(report, tuple):
         return report
     start = date.fromisoformat(report["startDate"])
-    previous = Period(date.fromisoformat(report["previousMonth"] + "-01"),
-                      start - timedelta(days=1))
+    previous = Period(
+        date.fromisoformat(report["previousMonth"] + "-01"), start - timedelta(days=1)
+    )
     months = reports.available_months(current_partner())
     newer = reports.month_key(add_months(start, 1))
     older = report["previousMonth"]
     has_usage = any(p["events"] for p in report["daily"])
     partner = current_partner()
     return render_template(
-        "reports/month.html", report=report, kpis=REPORT_KPIS, previous_period=previous,
+        "reports/month.html",
+        report=report,
+        kpis=REPORT_KPIS,
+        previous_period=previous,
         figure=charts.report_daily(report["daily"]) if has_usage else None,
-        newer=newer if newer in months else None, older=older if older in months else None,
+        newer=newer if newer in months else None,
+        older=older if older in months else None,
         newer_label=reports.month_label(*map(int, newer.split("-"))),
         closes_local=date.fromisoformat(report["endDate"]) + timedelta(days=1),
         partner_billing_day=partner.billing_day_of_month,
