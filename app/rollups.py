@@ -37,6 +37,17 @@ from .periods import (
     zone,
 )
 
+# org_bucket_usage's columns: its key (partner, grain, bucket start, organization), then
+# the counts added up.
+_BUCKET_COLUMNS = (
+    "partner_id",
+    "grain",
+    "bucket_start",
+    "organization_id",
+    "identifications",
+    "quantity",
+    "events",
+)
 # (organization, local day, type, received at) -> [quantity, events] of stored events.
 Sums = dict[tuple[str, Any, str, datetime], list[int]]
 
@@ -107,15 +118,7 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
     )
     add_counts(
         OrgBucketUsage.__table__,
-        (
-            "partner_id",
-            "grain",
-            "bucket_start",
-            "organization_id",
-            "identifications",
-            "quantity",
-            "events",
-        ),
+        _BUCKET_COLUMNS,
         4,
         [
             (partner_id, g, text(b), o, i, q, n)
@@ -306,15 +309,7 @@ def _rebuild_buckets(partner_id: str) -> None:
         db.session.execute(
             insert(OrgBucketUsage)
             .from_select(
-                [
-                    "partner_id",
-                    "grain",
-                    "bucket_start",
-                    "organization_id",
-                    "identifications",
-                    "quantity",
-                    "events",
-                ],
+                list(_BUCKET_COLUMNS),
                 select(
                     odu.partner_id,
                     literal(grain),
