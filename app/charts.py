@@ -72,6 +72,19 @@ def _x_range(period: Period) -> list[str]:
     ]
 
 
+def _date_axis(period: Period | None = None) -> dict[str, Any]:
+    """Return the date x-axis of the time charts (over the period, when given)."""
+    axis: dict[str, Any] = {
+        "type": "date",
+        "gridcolor": GRID,
+        "linecolor": GRID,
+        "fixedrange": True,
+    }
+    if period is not None:
+        axis["range"] = _x_range(period)
+    return axis
+
+
 def series_over_time(
     series: list[dict[str, Any]],
     previous: list[dict[str, Any]],
@@ -116,13 +129,7 @@ def series_over_time(
             showlegend=True,
             hovermode="closest",
             margin={"l": 56, "r": 16, "t": 36, "b": 40},
-            xaxis={
-                "type": "date",
-                "range": _x_range(period),
-                "gridcolor": GRID,
-                "linecolor": GRID,
-                "fixedrange": True,
-            },
+            xaxis=_date_axis(period),
             xaxis2={
                 "type": "date",
                 "range": _x_range(previous_period),
@@ -181,7 +188,7 @@ def organizations_with_activity(series: list[dict[str, Any]], granularity: str) 
         _layout(
             hovermode="closest",
             bargap=0.25,
-            xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
+            xaxis=_date_axis(),
         ),
     )
 
@@ -310,13 +317,7 @@ def pool_burn(
             showlegend=True,
             hovermode="closest",
             margin={"l": 64, "r": 16, "t": 36, "b": 40},
-            xaxis={
-                "type": "date",
-                "range": _x_range(billing),
-                "gridcolor": GRID,
-                "linecolor": GRID,
-                "fixedrange": True,
-            },
+            xaxis=_date_axis(billing),
         ),
     )
 
@@ -340,7 +341,7 @@ def billing_periods(rows: list[dict[str, Any]]) -> dict[str, Any]:
         _layout(
             hovermode="closest",
             bargap=0.3,
-            xaxis={"type": "date", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
+            xaxis=_date_axis(),
         ),
     )
 
