@@ -560,19 +560,25 @@ def allocation_history_page(
     org: Organization, page: int, page_size: int
 ) -> tuple[list[CreditAllocation], int]:
     """Return one page of an organization's allocation changes (newest first) and their count."""
+    ca = CreditAllocation
+    return _page(
+        ca, [ca.organization_id == org.id], (ca.allocated_at.desc(), ca.id), page, page_size
+    )
+
+
+def _page(
+    model: Any, clauses: list[Any], order: tuple[Any, ...], page: int, page_size: int
+) -> tuple[list[Any], int]:
+    """Return one page (from 1) of model's rows matching clauses, in order, and how many
+    rows match in all."""
     total = int(
-        db.session.execute(
-            select(func.count())
-            .select_from(CreditAllocation)
-            .where(CreditAllocation.organization_id == org.id)
-        ).scalar()
-        or 0
+        db.session.execute(select(func.count()).select_from(model).where(*clauses)).scalar() or 0
     )
     rows = list(
         db.session.execute(
-            select(CreditAllocation)
-            .where(CreditAllocation.organization_id == org.id)
-            .order_by(CreditAllocation.allocated_at.desc(), CreditAllocation.id)
+            select(model)
+            .where(*clauses)
+            .order_by(*order)
             .limit(page_size)
             .offset((page - 1) * page_size)
         ).scalars()
@@ -591,20 +597,7 @@ def list_organizations(
 ) -> tuple[list[Organization], int]:
     """Return one page of the partner's organizations (by name) matching the filters."""
     clauses = organization_filters(partner, status, search, external_id)
-    total = int(
-        db.session.execute(select(func.count()).select_from(Organization).where(*clauses)).scalar()
-        or 0
-    )
-    orgs = list(
-        db.session.execute(
-            select(Organization)
-            .where(*clauses)
-            .order_by(Organization.name, Organization.id)
-            .limit(page_size)
-            .offset((page - 1) * page_size)
-        ).scalars()
-    )
-    return orgs, total
+    return _page(Organization, list(clauses), (Organization.name, Organization.id), page, page_size)
 
 
 # --- API keys (listing and lookup; creation and checks are in auth.py) -------------------
@@ -612,22 +605,13 @@ def list_organizations(
 
 def list_api_keys(partner: Partner, page: int, page_size: int) -> tuple[list[ApiKey], int]:
     """Return one page of the partner's API keys (newest first) and their count."""
-    total = int(
-        db.session.execute(
-            select(func.count()).select_from(ApiKey).where(ApiKey.partner_id == partner.id)
-        ).scalar()
-        or 0
+    return _page(
+        ApiKey,
+        [ApiKey.partner_id == partner.id],
+        (ApiKey.created_at.desc(), ApiKey.id),
+        page,
+        page_size,
     )
-    keys = list(
-        db.session.execute(
-            select(ApiKey)
-            .where(ApiKey.partner_id == partner.id)
-            .order_by(ApiKey.created_at.desc(), ApiKey.id)
-            .limit(page_size)
-            .offset((page - 1) * page_size)
-        ).scalars()
-    )
-    return keys, total
 
 
 def get_api_key(partner: Partner, key_id: str) -> ApiKey:
