@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.dev-$(shell cat pyproject.toml requirements/dev.lock | cks
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install install-dev lock db run test test-sqlite test-postgres lint coverage serve bench bench-quick bench-deps bench-rebucket fuzz load clean
+.PHONY: install install-dev lock db run test test-sqlite test-postgres lint coverage serve bench bench-quick bench-deps bench-rebucket bench-cache fuzz load clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -90,6 +90,10 @@ bench-quick: bench-deps
 REBUCKET_EVENTS ?= 1000000
 bench-rebucket: install-dev
 	$(BIN)/python -m bench.rebucket --events $(REBUCKET_EVENTS)
+
+# What keeping the closed-period figures in Redis (CACHE_URL) costs a cached request.
+bench-cache: install-dev
+	$(BIN)/python -m bench.cache_store
 
 # Schemathesis over /api/v1/openapi.json with a valid key until >= 10,000 requests; fails on
 # any 5xx or any answer that does not match the document (tests/fuzz_api.py).

@@ -10,8 +10,8 @@ from flask import Flask, Request, has_request_context, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import RequestRedirect
 
+from . import cache, database
 from . import config as config_module
-from . import database
 from .cli import register_cli
 from .errors import register_error_handlers
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -84,6 +84,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.from_mapping(config_module.from_environment())
     if test_config:
         app.config.from_mapping(test_config)
+    config_module.use_redis_url(app.config)
     config_module.defer_secret_key(app)
     config_module.check_secret_key(app, config_module.serving_kind())
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(app.config["DATABASE_URL"])
@@ -107,6 +108,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
     register_hooks_before_limiter(app)
     limiter.init_app(app)
+    cache.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -12,20 +12,25 @@ such write bumps in its own transaction:
   allocation bumps it for that partner (the listener below).
 
 A reader takes the version first and the figures after it, so an entry is never older
-than the version it is stored under. The cache lives in each process (gunicorn worker),
-bounded in size; CACHE_CLOSED_PERIODS = False turns it off.
+than the version it is stored under. Entries are kept through Flask-Caching: in each
+process (a bounded SimpleCache) by default, or in Redis when CACHE_URL (or REDIS_URL) is
+set, so that the workers of one server share one copy. A storage that fails is skipped:
+the figures are then computed live. CACHE_CLOSED_PERIODS = False turns it off.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-from collections import OrderedDict
+import hashlib
+import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from flask import current_app, has_request_context, request
+from cachelib import SimpleCache
+from flask import Flask, current_app, has_request_context, request
+from flask_caching import Cache
 from sqlalchemy import DateTime, bindparam, event, select, text
 from sqlalchemy.orm import Session
 
@@ -36,6 +41,11 @@ from .periods import Period, local_today
 
 # A daily series of a year is ~150 kB: 1,024 entries bound a worker to ~150 MB at worst.
 MAX_ENTRIES = 1024
+# In Redis an entry lives a day unused at most (stale versions are never read anyway).
+REDIS_TTL_SECONDS = 86_400
+log = logging.getLogger(__name__)
+store = Cache()
+_FRONT = "partner_analytics.figure_front"
 F = TypeVar("F", bound=Callable[..., Any])
 
 _BUMP = text(
@@ -50,8 +60,32 @@ _BUMP_RECEIVED = text(
     "OR partner_data_version.last_received_at < excluded.last_received_at "
     "THEN excluded.last_received_at ELSE partner_data_version.last_received_at END"
 ).bindparams(bindparam("t", type_=DateTime()))
-_entries: OrderedDict[Any, tuple[int, Any]] = OrderedDict()
-_lock = threading.Lock()
+
+
+def init_app(app: Flask) -> None:
+    """Bind the figure store: Redis at CACHE_URL when set, else a SimpleCache per process."""
+    url = app.config.get("CACHE_URL")
+    if url:
+        config = {
+            "CACHE_TYPE": "RedisCache",
+            "CACHE_REDIS_URL": url,
+            "CACHE_DEFAULT_TIMEOUT": REDIS_TTL_SECONDS,
+            "CACHE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    else:
+        config = {
+            "CACHE_TYPE": "SimpleCache",
+            "CACHE_THRESHOLD": MAX_ENTRIES,
+            "CACHE_DEFAULT_TIMEOUT": 0,
+        }
+    # Keys name the database too: two apps on two databases never share an entry.
+    digest = hashlib.sha256(app.config["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:12]
+    config["CACHE_KEY_PREFIX"] = f"pa:figures:{digest}:"
+    store.init_app(app, config=config)
+    # In front of Redis, a copy per process: a round trip per figure cost a cached request
+    # about a third of its rate (bench/cache_store.py); an entry is only ever used under
+    # the version it was stored with, so a process's copy is as good as the shared one.
+    app.extensions[_FRONT] = SimpleCache(threshold=MAX_ENTRIES, default_timeout=0) if url else None
 
 
 def _request_memo() -> dict[str, int] | None:
@@ -97,18 +131,6 @@ def data_version(partner_id: str) -> int:
     return int(version)
 
 
-def _copy(value: Any) -> Any:
-    # Callers may change what they get; entries hold plain dicts, lists and scalars.
-    kind = type(value)
-    if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    if kind is list:
-        return [_copy(v) for v in value]
-    if kind is tuple:
-        return tuple(_copy(v) for v in value)
-    return value
-
-
 def enabled() -> bool:
     """Tell whether the application caches figures (CACHE_CLOSED_PERIODS)."""
     return bool(current_app.config.get("CACHE_CLOSED_PERIODS"))
@@ -122,26 +144,53 @@ def _cached(
     kwargs: dict[str, Any],
 ) -> Any:
     version = data_version(partner.id)
-    key = (
-        id(db.engine),
-        fn.__qualname__,
-        partner.id,
-        *key_parts,
-        repr(args),
-        repr(sorted(kwargs.items())),
-    )
-    with _lock:
-        hit = _entries.get(key)
+    key = _key(fn, partner, key_parts, args, kwargs)
+    front = current_app.extensions.get(_FRONT)
+    if front is not None:
+        hit = front.get(key)
         if hit is not None and hit[0] == version:
-            _entries.move_to_end(key)
-            return _copy(hit[1])
+            return hit[1]
+    try:
+        hit = store.get(key)
+    except Exception:  # noqa: BLE001 - a storage that fails is skipped, never fatal
+        log.warning("figure cache unavailable; computing live", exc_info=True)
+        hit = None
+    if hit is not None and hit[0] == version:
+        if front is not None:
+            front.set(key, hit)
+        return hit[1]
     value = fn(partner, *key_parts[:1], *args, **kwargs)
-    with _lock:
-        _entries[key] = (version, _copy(value))
-        _entries.move_to_end(key)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+    try:
+        store.set(key, (version, value))
+    except Exception:  # noqa: BLE001
+        log.warning("figure cache unavailable; not stored", exc_info=True)
+    if front is not None:
+        front.set(key, (version, value))
     return value
+
+
+def _key(
+    fn: Callable[..., Any],
+    partner: Partner,
+    key_parts: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str:
+    """Return the entry's key: the function, the partner, the period (or day), today, and
+    the arguments (as JSON, hashed)."""
+    parts = [_text(p) for p in key_parts]
+    arguments = json.dumps([args, kwargs], default=_text, sort_keys=True)
+    digest = hashlib.sha256(arguments.encode()).hexdigest()[:16]
+    return ":".join([fn.__module__, fn.__qualname__, partner.id, *parts, digest])
+
+
+def _text(value: Any) -> str:
+    """Return a key part as text: a Period as its two dates, a date in ISO form."""
+    if isinstance(value, Period):
+        return f"{value.start.isoformat()}..{value.end.isoformat()}"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
 
 
 def closed_period_cache(fn: F) -> F:
@@ -174,9 +223,12 @@ def state_cache(fn: F) -> F:
 
 
 def clear() -> None:
-    """Drop every entry of this process."""
-    with _lock:
-        _entries.clear()
+    """Drop every entry of the store (this process's, or the shared Redis's and this
+    process's copies)."""
+    store.clear()
+    front = current_app.extensions.get(_FRONT)
+    if front is not None:
+        front.clear()
 
 
 _TRACKED = (Partner, Organization, OrganizationStatusChange, CreditAllocation)

@@ -31,7 +31,10 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     # name: converter
     "DATABASE_URL": str,
     "SECRET_KEY": str,
+    # The default of every Redis use: rate limits and the figure cache (each overridable).
+    "REDIS_URL": str,
     "RATELIMIT_STORAGE_URI": str,
+    "CACHE_URL": str,
     "API_RATE_LIMIT": str,
     "LOGIN_RATE_LIMIT": str,
     "LOGIN_ACCOUNT_RATE_LIMIT": str,
@@ -43,6 +46,16 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     # Flask 3.1 answers 400 to any other Host header (comma-separated; ".x.com" for subdomains).
     "TRUSTED_HOSTS": _names,
 }
+
+
+def use_redis_url(config: dict[str, Any]) -> None:
+    """Fill what is not set from REDIS_URL: the rate-limit storage (else memory://) and the
+    figure cache (else one per process)."""
+    redis_url = config.get("REDIS_URL") or None
+    if not config.get("RATELIMIT_STORAGE_URI"):
+        config["RATELIMIT_STORAGE_URI"] = redis_url or "memory://"
+    if not config.get("CACHE_URL"):
+        config["CACHE_URL"] = redis_url
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -60,7 +73,6 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "LOGIN_ACCOUNT_RATE_LIMIT": "20 per hour",
         # Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed.
         "TRUSTED_PROXIES": 0,
-        "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         # A batch of 1,000 events with generous fields is well under 2 MB.
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,

@@ -103,13 +103,15 @@ def without_password(uri: str) -> str:
 
 
 def configured_storage(environ: Mapping[str, str], instance_path: str) -> str | None:
-    """Return RATELIMIT_STORAGE_URI as set in the environment or instance/config.py."""
-    if environ.get("RATELIMIT_STORAGE_URI"):
-        return environ["RATELIMIT_STORAGE_URI"]
+    """Return RATELIMIT_STORAGE_URI as set in the environment or instance/config.py, else
+    REDIS_URL (the default of every Redis use) as set there."""
     instance = flask.Config(instance_path)
     instance.from_pyfile("config.py", silent=True)
-    value = instance.get("RATELIMIT_STORAGE_URI")
-    return str(value) if value else None
+    for name in ("RATELIMIT_STORAGE_URI", "REDIS_URL"):
+        value = environ.get(name) or instance.get(name)
+        if value:
+            return str(value)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     env = dict(os.environ)
     if plan.storage_uri:
+        # The local Redis found for the limits serves the figure cache too (REDIS_URL).
         env["RATELIMIT_STORAGE_URI"] = plan.storage_uri
+        env.setdefault("REDIS_URL", plan.storage_uri)
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     command = [
         gunicorn,

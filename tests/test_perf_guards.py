@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import event, update
 
-from app import billing, metrics
+from app import billing, cache, metrics
 from app.extensions import db
-from app.models import PartnerDailyUsage
+from app.models import Partner, PartnerDailyUsage
 from app.periods import Period
 
 RAW_TABLE = re.compile(r"\busage_event\b", re.I)
@@ -331,3 +331,93 @@ def test_recording_a_keys_use_costs_one_update_once_a_minute(app, client, world,
         # Written at NOW; due again a minute later (+60), then not before +120 (+125 is).
         assert len(updates) == writes, (seconds, updates)
         assert all(re.search(r"\bapi_key\b", s) for s in updates)
+
+
+# --- the figure store: one Redis for every worker, or none at all -----------------------------
+
+
+def _redis_answers() -> bool:
+    from app.serving import storage_answers
+
+    return storage_answers("redis://127.0.0.1:6379")
+
+
+def _second_worker(app, cache_url):
+    """Another app on the same database, as another gunicorn worker would be."""
+    from app import create_app
+
+    config = {k: app.config[k] for k in ("TESTING", "DATABASE_URL", "SECRET_KEY")}
+    return create_app({**config, "CACHE_URL": cache_url, "RATELIMIT_STORAGE_URI": "memory://"})
+
+
+def test_workers_sharing_a_redis_serve_each_others_cached_figures(app, world, add_events):
+    if not _redis_answers():
+        pytest.skip("no Redis answers on 127.0.0.1:6379")
+    partner, a, _b = world
+    # Entries are keyed by the database's URL: this test's database is its own.
+    url = "redis://127.0.0.1:6379/15"
+    first, second = _second_worker(app, url), _second_worker(app, url)
+    try:
+        with first.app_context():
+            computed = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
+        with second.app_context(), captured_sql() as statements:
+            shared = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
+        assert shared == computed
+        # October by hand: e1 identification 2 (Alpha), e2 page_view 3 (Beta).
+        assert (shared["totalIdentifications"], shared["totalEvents"]) == (2, 2)
+        assert not any(ROLLUPS.search(s) for s in statements)  # the first worker's entry
+        late = add_events(partner, [ev("late", a, "identification", 4, "2025-10-20T08:00:00Z")])
+        assert late.accepted == 1
+        with second.app_context():
+            after = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
+        assert (after["totalIdentifications"], after["totalEvents"]) == (6, 3)  # 2 + 4, 2 + 1
+    finally:
+        for worker in (first, second):
+            with worker.app_context():
+                cache.clear()
+                db.engine.dispose()
+
+
+def test_a_figure_store_that_does_not_answer_leaves_the_figures_live(app, world):
+    partner, _a, _b = world
+    worker = _second_worker(app, "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        with worker.app_context():
+            for _ in range(2):
+                figures = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
+                assert (figures["totalIdentifications"], figures["totalQuantity"]) == (2, 5)
+    finally:
+        with worker.app_context():
+            db.engine.dispose()
+
+
+def test_redis_url_is_the_default_of_limits_and_cache_and_each_can_differ():
+    from app.config import use_redis_url
+
+    config = {"REDIS_URL": "redis://cache.internal:6379/0"}
+    use_redis_url(config)
+    assert config["RATELIMIT_STORAGE_URI"] == config["CACHE_URL"] == "redis://cache.internal:6379/0"
+    config = {"REDIS_URL": "redis://a:6379/0", "CACHE_URL": "redis://b:6379/1"}
+    use_redis_url(config)
+    assert (config["RATELIMIT_STORAGE_URI"], config["CACHE_URL"]) == (
+        "redis://a:6379/0",
+        "redis://b:6379/1",
+    )
+    config = {}
+    use_redis_url(config)
+    assert (config["RATELIMIT_STORAGE_URI"], config["CACHE_URL"]) == ("memory://", None)
+
+
+def test_cache_keys_name_the_period_and_the_arguments_not_their_repr(app):
+    from app.cache import _key
+
+    partner = Partner(id="p-1")
+    key = _key(metrics.summary, partner, (OCTOBER, date(2025, 11, 15)), (), {"b": 1, "a": 2})
+    assert key.startswith("app.metrics:summary:p-1:2025-10-01..2025-10-31:2025-11-15:")
+    # The same arguments in another order are the same entry; other values another one.
+    assert key == _key(
+        metrics.summary, partner, (OCTOBER, date(2025, 11, 15)), (), {"a": 2, "b": 1}
+    )
+    assert key != _key(
+        metrics.summary, partner, (OCTOBER, date(2025, 11, 15)), (), {"a": 2, "b": 2}
+    )
