@@ -16,17 +16,11 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-COLUMNS = (
-    "partner_id",
-    "organization_id",
-    "event_id",
-    "type",
-    "quantity",
-    "occurred_at",
-    "local_date",
-    "received_at",
-)
-TYPES = ["varchar", "varchar", "varchar", "varchar", "int8", "timestamp", "date", "timestamp"]
+from app.ingest.storage import EVENT_COLUMNS, PG_EVENT_TYPES
+
+# The app's own row shape: the floor measures exactly what ingestion stores.
+COLUMNS = EVENT_COLUMNS
+TYPES = PG_EVENT_TYPES
 
 
 def _rows(count: int) -> list[tuple[Any, ...]]:

@@ -493,5 +493,5 @@ def test_binary_copy_types_follow_the_event_columns():
 
     expected = {String: "varchar", BigInteger: "int8", DateTime: "timestamp", Date: "date"}
     table = UsageEvent.__table__
-    declared = [expected[type(table.c[name].type)] for name in storage._EVENT_COLUMNS]
-    assert declared == storage._PG_EVENT_TYPES
+    declared = [expected[type(table.c[name].type)] for name in storage.EVENT_COLUMNS]
+    assert declared == storage.PG_EVENT_TYPES

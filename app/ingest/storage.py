@@ -17,7 +17,7 @@ from ..rollups import Sums, add_count
 from ..timeutil import utcnow
 from .validation import IngestResult, OrgResolver, prepare_batch
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "partner_id",
     "organization_id",
     "event_id",
@@ -72,7 +72,7 @@ def sqlite_formatters() -> SqliteFormatters:
 def sqlite_params(
     rows: list[dict[str, Any]], formatters: SqliteFormatters
 ) -> list[tuple[Any, ...]]:
-    """Return the usage_event parameters of ordered rows, in _EVENT_COLUMNS order."""
+    """Return the usage_event parameters of ordered rows, in EVENT_COLUMNS order."""
     moment_text, day_text = formatters
     received: dict[datetime, Any] = {}
     params = []
@@ -100,8 +100,8 @@ def _insert_sqlite(params: list[tuple[Any, ...]]) -> set[str]:
         cursor.execute("SELECT max(id) FROM usage_event")
         before = cursor.fetchone()[0] or 0
         cursor.executemany(
-            f"INSERT INTO usage_event ({', '.join(_EVENT_COLUMNS)}) VALUES "  # noqa: S608
-            f"({', '.join('?' for _ in _EVENT_COLUMNS)}) "
+            f"INSERT INTO usage_event ({', '.join(EVENT_COLUMNS)}) VALUES "  # noqa: S608
+            f"({', '.join('?' for _ in EVENT_COLUMNS)}) "
             "ON CONFLICT (partner_id, event_id) DO NOTHING",
             params,
         )
@@ -135,7 +135,7 @@ def store_sqlite_params(partner_id: str, params: list[tuple[Any, ...]], sums: Su
     return len(inserted)
 
 
-_PG_EVENT_TYPES = [
+PG_EVENT_TYPES = [
     "varchar",
     "varchar",
     "varchar",
@@ -148,7 +148,7 @@ _PG_EVENT_TYPES = [
 
 
 def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
-    columns = ", ".join(_EVENT_COLUMNS)
+    columns = ", ".join(EVENT_COLUMNS)
     # Created once per connection (a rolled-back transaction takes it away again);
     # asking is much cheaper than CREATE ... IF NOT EXISTS.
     cursor.execute("SELECT to_regclass('pg_temp.ingest_stage')")
@@ -162,7 +162,7 @@ def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
     # Binary COPY: psycopg packs each value without formatting it as text first (about a
     # quarter of the client CPU of text COPY for these rows).
     with cursor.copy(f"COPY ingest_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(_PG_EVENT_TYPES)
+        copy.set_types(PG_EVENT_TYPES)
         for r in rows:
             copy.write_row(
                 (
