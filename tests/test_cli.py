@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -957,11 +959,8 @@ def test_a_reader_process_that_dies_is_reported_not_waited_for(acme):
     assert count(UsageEvent) == 4
 
 
-def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
-    """SIGKILL the importer mid-file: its reader process notices and exits within seconds."""
-    import signal
-    import time
-
+def _importer_world(tmp_path, lines: int) -> tuple[Path, dict[str, str], Path]:
+    """A SQLite database with partner k and organization o-1, and a CSV of lines events."""
     flask, env = flask_process(tmp_path / "kill.sqlite3")
     for args in (
         ["init-db"],
@@ -978,19 +977,52 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
             "2024-01-01",
         ],
     ):
-        subprocess.run(
+        subprocess.run(  # noqa: S603
             [str(flask), *args],
             cwd=ROOT,
             env=env,
-            check=True,  # noqa: S603
+            check=True,
             capture_output=True,
             timeout=120,
         )
     events = tmp_path / "many.csv"
     events.write_text(
         "eventId,externalId,type,quantity,occurredAt\n"
-        + "".join(f"k{i},o-1,identification,1,2025-01-05T10:00:00Z\n" for i in range(400_000))
+        + "".join(f"k{i},o-1,identification,1,2025-01-05T10:00:00Z\n" for i in range(lines))
     )
+    return flask, env, events
+
+
+def _reader_of(proc: subprocess.Popen[bytes]) -> list[int]:
+    """Wait for the importer's reader process to start; return its pid in a list."""
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while not children and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    assert children, "the importer never started its reader process"
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def _all_gone(pids: list[int], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(_alive(pid) for pid in pids)
+
+
+def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
+    """SIGKILL the importer mid-file: its reader process exits within seconds."""
+    flask, env, events = _importer_world(tmp_path, 400_000)
     proc = subprocess.Popen(  # noqa: S603
         [str(flask), "ingest", str(events), "--partner", "k", "--batch-size", "500", "--pipeline"],
         cwd=ROOT,
@@ -998,14 +1030,9 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    children: list[int] = []
-    deadline = time.monotonic() + 60
-    while not children and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        children = [int(p) for p in path.read_text().split()] if path.exists() else []
-    assert children, "the importer never started its reader process"
+    children = _reader_of(proc)
     # Mid-file: some batches are stored, and the import is still running.
+    deadline = time.monotonic() + 60
     database = sqlite3.connect(tmp_path / "kill.sqlite3")
     while database.execute("SELECT count(*) FROM usage_event").fetchone()[0] == 0:
         assert time.monotonic() < deadline and proc.poll() is None, "nothing was stored"
@@ -1014,18 +1041,37 @@ def test_a_killed_import_takes_its_reader_process_with_it(tmp_path):
     assert proc.poll() is None, "the import finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    assert _all_gone(children)
 
-    def alive(pid: int) -> bool:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
 
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in children)
+def test_a_reader_that_read_the_whole_file_dies_with_its_importer(tmp_path):
+    """The importer is killed before it has read the reader's one batch: the reader, done
+    reading and waiting to hand it over, exits too (it kept the importer's database
+    connection open, and with it the importer's locks, until it did)."""
+    flask, env, events = _importer_world(tmp_path, 3_000)
+    proc = subprocess.Popen(  # noqa: S603
+        [str(flask), "ingest", str(events), "--partner", "k", "--batch-size", "5000", "--pipeline"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    reader = _reader_of(proc)[0]
+    proc.send_signal(signal.SIGSTOP)  # the importer reads nothing more
+    try:
+        # The reader's queue thread blocks writing the batch the stopped importer does not
+        # read: the reader has read the file and is handing it over.
+        deadline = time.monotonic() + 60
+        while not any(
+            "pipe_write" in (task / "wchan").read_text()
+            for task in Path(f"/proc/{reader}/task").iterdir()
+        ):
+            assert time.monotonic() < deadline and _alive(reader), "the reader sent nothing"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert _all_gone([reader])
 
 
 def test_a_file_import_uses_a_smaller_sqlite_page_cache(acme, runner):

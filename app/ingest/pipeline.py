@@ -3,10 +3,13 @@ the importer stores batch N, in file order."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import pickle
 import queue
+import signal
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +29,7 @@ from .storage import (
 )
 from .validation import IngestResult, OrgResolver, prepare_batch
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # How long the reader waits on a full queue before checking that its parent still lives.
 _READER_POLL_SECONDS = 1.0
 
@@ -33,6 +37,23 @@ _READER_POLL_SECONDS = 1.0
 def pipeline_available() -> bool:
     """Tell whether a reader process can be forked here (Linux and macOS with fork)."""
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel end this reader when the importer dies (Linux: PR_SET_PDEATHSIG).
+
+    Polling alone is not enough: a reader that has read the whole file waits at exit for
+    its queue's feeder thread, which waits for an importer that will never read again, and
+    the reader keeps the importer's inherited database connection open meanwhile, so its
+    uncommitted batch stays locked on the server and a re-run waits on it.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the polling in send() remains
+        return
+    if os.getppid() != parent:  # the importer died before the request took effect
+        os._exit(1)
 
 
 def _read_batches(
@@ -46,6 +67,7 @@ def _read_batches(
     formatters: SqliteFormatters | None,
 ) -> None:
     """The reader process: parse and validate batches, hand them to the parent in order."""
+    _die_with_parent(parent)
 
     def send(message: tuple[Any, ...]) -> None:
         while True:
