@@ -1,4 +1,9 @@
-"""Partners, organizations, status history and credit allocations: the rules every caller shares."""
+"""Partners, organizations, status history and credit allocations: the rules every caller shares.
+
+The API, the pages and the CLI change these records only through here, and the rules
+that span them (the pool, the trial cap, maxOrganizations) are decided under one partner
+lock: hence one module.
+"""
 
 from __future__ import annotations
 

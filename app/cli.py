@@ -1,4 +1,8 @@
-"""The flask commands of spec §5; each is a thin shell over functions the tests call too."""
+"""The flask commands of spec §5; each is a thin shell over functions the tests call too.
+
+Every command is here (the module is long because there are many, not because they hold
+logic), with the one guard that refuses them before the database is initialised.
+"""
 
 from __future__ import annotations
 

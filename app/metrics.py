@@ -2,6 +2,10 @@
 
 The API, the dashboard pages and the reports all call these functions, so a number
 cannot differ between them. Results are plain dicts keyed by the API's field names.
+
+Its length is that of the product's figures, kept in one module on purpose; the billing
+periods, the organization filters and the report's organization states still here belong
+to billing, accounts and reports, and are to move there.
 """
 
 from __future__ import annotations

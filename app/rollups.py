@@ -2,7 +2,8 @@
 verify them against a recount, and re-bucket a partner's history on a timezone change.
 
 Every figure the product shows is read from these rollups (app/metrics.py); this module
-is the only one that writes them.
+is the only one that writes them, which is why adding, rebuilding and verifying stay
+together.
 """
 
 from __future__ import annotations

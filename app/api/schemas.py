@@ -1,4 +1,8 @@
-"""Pydantic schemas of the JSON API: they validate requests and generate the OpenAPI document."""
+"""Pydantic schemas of the JSON API: they validate requests and generate the OpenAPI document.
+
+Every request and answer shape is in this one module, so that the OpenAPI document comes
+from one place; it grows with the endpoints, not with logic.
+"""
 
 from __future__ import annotations
 
