@@ -84,18 +84,24 @@ def event(event_id: str, org_id: str, at: str, quantity: int = 1) -> dict[str, A
 # --- rows prepared with a timezone that changed before they were stored ----------------------
 
 
+def prepared_in_utc(partner, events):
+    """Validate events as ingestion does before it takes the lock, with the UTC timezone;
+    return the rows and the result counting them."""
+    result = ingest.IngestResult()
+    rows = ingest.prepare_batch(
+        list(enumerate(events, start=1)), ingest.OrgResolver(partner.id), "UTC", NOW, result
+    )
+    return rows, result
+
+
 def test_rows_prepared_before_a_timezone_change_are_stored_with_the_new_day(
     app, freeze, make_partner, make_org
 ):
     freeze(NOW)
     partner = make_partner(tz="UTC")
     org = make_org(partner, "Alpha")
-    result = ingest.IngestResult()
-    resolver = ingest.OrgResolver(partner.id)
     # 2025-10-18 20:00 UTC is 2025-10-18 in UTC and 2025-10-19 01:45 in Kathmandu (+05:45).
-    rows = ingest.prepare_batch(
-        [(1, event("late", org.id, "2025-10-18T20:00:00Z", 3))], resolver, "UTC", NOW, result
-    )
+    rows, result = prepared_in_utc(partner, [event("late", org.id, "2025-10-18T20:00:00Z", 3)])
     assert rows[0]["local_date"] == date(2025, 10, 18)
     rollups.set_timezone(partner, "Asia/Kathmandu")
     stored_tz = ingest.commit_rows(partner.id, rows, NOW, "UTC", result)
@@ -114,20 +120,15 @@ def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
     freeze(NOW)
     partner = make_partner(tz="UTC")
     org = make_org(partner, "Alpha")
-    result = ingest.IngestResult()
-    resolver = ingest.OrgResolver(partner.id)
     # As the file import's reader process prepares a batch: rows, then text parameters.
     # 2025-10-18 02:00 UTC is 2025-10-17 22:00 in New York (UTC-4 in October); 12:00 UTC
     # stays on the 18th (08:00).
-    rows = ingest.prepare_batch(
+    rows, result = prepared_in_utc(
+        partner,
         [
-            (1, event("a", org.id, "2025-10-18T02:00:00Z", 2)),
-            (2, event("b", org.id, "2025-10-18T12:00:00Z", 5)),
+            event("a", org.id, "2025-10-18T02:00:00Z", 2),
+            event("b", org.id, "2025-10-18T12:00:00Z", 5),
         ],
-        resolver,
-        "UTC",
-        NOW,
-        result,
     )
     ingest.order_rows(partner.id, rows, NOW)
     sums = ingest.sum_rows(rows)
