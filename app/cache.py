@@ -9,7 +9,7 @@ such write bumps in its own transaction:
 - ingestion bumps it as it adds events to the rollups, and so do rollup rebuilds and
   timezone changes (app/rollups.py);
 - any ORM flush that touches a partner, an organization, a status change or an
-  allocation bumps it for that partner (the listener below).
+  allocation bumps it for that partner (the listeners below, bound by init_app).
 
 A reader takes the version first and the figures after it, so an entry is never older
 than the version it is stored under. Entries are kept through Flask-Caching: in each
@@ -82,6 +82,14 @@ def init_app(app: Flask) -> None:
     digest = hashlib.sha256(app.config["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:12]
     config["CACHE_KEY_PREFIX"] = f"pa:figures:{digest}:"
     store.init_app(app, config=config)
+    # The ORM listeners that bump versions, bound once per process (every app's sessions
+    # are Session instances) when the first app is built, not when this module is imported.
+    for name, listener in (
+        ("do_orm_execute", _bump_on_bulk_write),
+        ("after_flush", _bump_on_flush),
+    ):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
     # In front of Redis, a copy per process: a round trip per figure cost a cached request
     # about a third of its rate (bench/cache_store.py); an entry is only ever used under
     # the version it was stored with, so a process's copy is as good as the shared one.
@@ -251,7 +259,6 @@ _BUMP_ALL = text(
 )
 
 
-@event.listens_for(Session, "do_orm_execute")
 def _bump_on_bulk_write(state: Any) -> None:
     """Bump every partner before an INSERT, UPDATE or DELETE statement on a feeding table."""
     if not (state.is_insert or state.is_update or state.is_delete):
@@ -270,7 +277,6 @@ def _bump_on_bulk_write(state: Any) -> None:
         memo.clear()
 
 
-@event.listens_for(Session, "after_flush")
 def _bump_on_flush(session: Session, _context: Any) -> None:
     """Bump the version of every partner whose organizations or settings were written."""
     partners: set[str] = set()
