@@ -69,7 +69,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     configure(app, test_config)
     register_extensions(app)
-    register_blueprints(app)
+    if not config_module.loading_for_own_commands():
+        # A command such as `flask create-org` needs neither the pages nor the API (whose
+        # schemas, pydantic and spectree take a good part of a second to import).
+        register_blueprints(app)
     register_error_handlers(app)
     register_hooks(app)
     register_cli(app)

@@ -151,6 +151,17 @@ def serving_kind() -> str | None:
     return "serve" if ctx.command.name == "run" else "cli"
 
 
+def loading_for_own_commands() -> bool:
+    """Return True when the `flask` group builds the app to find or list its own commands.
+
+    Flask's built-in commands (run, routes, shell) load the app inside their own context;
+    the app's commands (spec §5) are found through the group's context, and none of them
+    serves a page or answers the API.
+    """
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, click.Group)
+
+
 def check_secret_key(app: flask.Flask, kind: str | None) -> None:
     """Refuse a short SECRET_KEY when serving (outside debug and testing); warn in the CLI."""
     if kind is None or app.testing:

@@ -1,0 +1,63 @@
+"""A command imports what it needs: `flask create-org` loads neither the pages nor the API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run a flask command in this process as the `flask` executable does, then list the
+# modules of the web surfaces (and their libraries) that it imported.
+PROBE = """
+import sys
+from flask.cli import cli
+try:
+    cli.main(args=sys.argv[1:], prog_name="flask")
+except SystemExit as exc:
+    if exc.code:
+        raise
+web = ("app.api", "app.views", "spectree", "pydantic", "plotly")
+print(sorted({m.split(".")[0] if not m.startswith("app.") else m for m in sys.modules
+              if m.startswith(web)}))
+"""
+
+
+def _flask(tmp_path: Path, *args: str) -> tuple[str, str]:
+    """Return a command's output and the web modules it imported."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "FLASK_APP": "app",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("FLASK_DEBUG", None)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    output, _, modules = done.stdout.strip().rpartition("\n")
+    return output, modules
+
+
+def test_a_database_command_imports_neither_pages_nor_api(tmp_path: Path) -> None:
+    _flask(tmp_path, "init-db")
+    _flask(tmp_path, "create-partner", "--name", "Acme", "--slug", "acme", "--pool", "100")
+    output, imported = _flask(tmp_path, "create-org", "--partner", "acme", "--name", "Globex")
+    assert len(output) == 36  # the new organization's id
+    assert imported == "[]"
+
+
+def test_the_routes_command_still_sees_every_route(tmp_path: Path) -> None:
+    # Flask's own commands load the whole app: `flask routes` lists the API and the pages.
+    output, imported = _flask(tmp_path, "routes")
+    assert "/api/v1/partner/analytics" in output and "/organizations/<id>" in output
+    assert "'app.api.schemas'" in imported and "'app.views.overview'" in imported
