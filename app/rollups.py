@@ -327,26 +327,25 @@ def _rebuild_buckets(partner_id: str) -> None:
         )
 
 
+def _counts_by_key(statement: Any) -> dict[tuple[Any, Any, Any], tuple[int, int]]:
+    """Return {(a, b, c): (quantity, events)} of a statement selecting those five columns."""
+    return {(r[0], r[1], r[2]): (int(r[3]), int(r[4])) for r in db.session.execute(statement)}
+
+
 def verify(partner_id: str) -> list[str]:
     """Compare one partner's rollups with a recount of its raw events; return mismatches."""
     ev = UsageEvent
-    raw = {
-        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
-        for r in db.session.execute(
-            select(ev.organization_id, ev.local_date, ev.type, func.sum(ev.quantity), func.count())
-            .where(ev.partner_id == partner_id)
-            .group_by(ev.organization_id, ev.local_date, ev.type)
-        )
-    }
+    raw = _counts_by_key(
+        select(ev.organization_id, ev.local_date, ev.type, func.sum(ev.quantity), func.count())
+        .where(ev.partner_id == partner_id)
+        .group_by(ev.organization_id, ev.local_date, ev.type)
+    )
     odu = OrgDailyUsage
-    stored = {
-        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
-        for r in db.session.execute(
-            select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events).where(
-                odu.partner_id == partner_id
-            )
+    stored = _counts_by_key(
+        select(odu.organization_id, odu.day, odu.type, odu.quantity, odu.events).where(
+            odu.partner_id == partner_id
         )
-    }
+    )
     problems = []
     for key in sorted(set(raw) | set(stored), key=str):
         if raw.get(key, (0, 0)) != stored.get(key, (0, 0)):
@@ -510,14 +509,11 @@ def _verify_receipts(partner_id: str, tz: str) -> list[str]:
     """Compare partner_daily_receipt with a recount of the raw events; return mismatches."""
     want = _count_receipts(partner_id, tz)
     pdr = PartnerDailyReceipt
-    stored = {
-        (r[0], r[1], r[2]): (int(r[3]), int(r[4]))
-        for r in db.session.execute(
-            select(pdr.day, pdr.received_day, pdr.type, pdr.quantity, pdr.events).where(
-                pdr.partner_id == partner_id
-            )
+    stored = _counts_by_key(
+        select(pdr.day, pdr.received_day, pdr.type, pdr.quantity, pdr.events).where(
+            pdr.partner_id == partner_id
         )
-    }
+    )
     return [
         f"received {key[1]} for {key[0]} {key[2]}: raw events give quantity/events "
         f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
