@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -202,14 +202,21 @@ class FastPath:
             return None
         if occurred < EARLIEST_EVENT or occurred > self.upper:
             return None
-        return {
-            "organization_id": org_id,
-            "event_id": event_id,
-            "type": etype,
-            "quantity": quantity,
-            "occurred_at": occurred,
-            "local_date": self.local_date(occurred),
-        }
+        return event_row(org_id, event_id, etype, quantity, occurred, self.local_date(occurred))
+
+
+def event_row(
+    org_id: str, event_id: str, etype: str, quantity: int, occurred: datetime, local_date: date
+) -> dict[str, Any]:
+    """Return a valid event as storage takes it (naive UTC occurred_at, its local day)."""
+    return {
+        "organization_id": org_id,
+        "event_id": event_id,
+        "type": etype,
+        "quantity": quantity,
+        "occurred_at": occurred,
+        "local_date": local_date,
+    }
 
 
 def storable_text(value: str) -> bool:
@@ -332,14 +339,7 @@ def validate_event(
         return fail(_reject("invalid_occurred_at", "occurredAt is in the future", "occurredAt"))
 
     local_date = occurred.replace(tzinfo=UTC).astimezone(zone(tz)).date()
-    return {
-        "organization_id": org_id,
-        "event_id": event_id,
-        "type": etype,
-        "quantity": quantity,
-        "occurred_at": occurred,
-        "local_date": local_date,
-    }, None
+    return event_row(org_id, event_id, etype, quantity, occurred, local_date), None
 
 
 def prepare_batch(
