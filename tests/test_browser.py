@@ -372,3 +372,70 @@ def test_sign_out(chromium, server):
     page.goto("/credits")
     assert "/login" in page.url
     w.assert_clean()
+
+
+# Every button the chart toolbar may show; anything else (a share, cloud or edit button,
+# whose action leaves the server) fails the test below.
+LOCAL_BUTTONS = {
+    "Download plot as a PNG",
+    "Zoom",
+    "Pan",
+    "Zoom in",
+    "Zoom out",
+    "Reset axes",
+    "Show closest data on hover",
+    "Compare data on hover",
+}
+
+
+def test_chart_toolbar_keeps_data_local(chromium, server):
+    """Click every toolbar button of every chart on every page that draws one: no request
+    and no window may go to another origin, and only local buttons are offered."""
+    context = chromium.new_context(
+        viewport={"width": 1366, "height": 900}, base_url=server, accept_downloads=True
+    )
+    elsewhere: list[str] = []
+
+    def guard(route: Any) -> None:
+        if route.request.url.startswith(server) or route.request.url.startswith(
+            ("data:", "blob:")
+        ):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    w = Watched(context.new_page())
+    windows: list[Any] = []  # any page opened after this one (a popup, a new tab)
+    context.on("page", lambda opened: windows.append(opened))
+    sign_in(w)
+    page = w.page
+    org_link = page.locator(".top-table a[data-org-link]").first.get_attribute("href")
+    seen: set[str] = set()
+    clicked = charts_seen = 0
+    for path in ("/", org_link, "/credits", "/billing", "/reports/2025-10"):
+        w.goto(path)
+        charts = page.locator(".js-plotly-plot")
+        assert charts.count() > 0, path
+        charts_seen += charts.count()
+        for index in range(charts.count()):
+            chart = charts.nth(index)
+            chart.scroll_into_view_if_needed()
+            chart.hover()
+            buttons = chart.locator(".modebar-btn")
+            titles = [buttons.nth(i).get_attribute("data-title") for i in range(buttons.count())]
+            assert "Download plot as a PNG" in titles, (path, titles)
+            assert set(titles) <= LOCAL_BUTTONS, (path, titles)
+            seen.update(titles)
+            for i in range(buttons.count()):
+                chart.hover()
+                buttons.nth(i).click(force=True)
+                clicked += 1
+            # The PNG download happens in the page (a data: URL), never on a server.
+            page.wait_for_timeout(50)
+    # Every chart is drawn with fixed axes (no zoom that a phone's scroll would trigger),
+    # so each offers the PNG download alone; each of the charts had its button clicked.
+    assert seen == {"Download plot as a PNG"} and clicked == charts_seen >= 10
+    assert elsewhere == [] and [p.url for p in windows] == [], elsewhere
+    context.close()

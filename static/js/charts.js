@@ -4,11 +4,22 @@
 (function () {
   "use strict";
 
+  // The toolbar keeps data on this server: a PNG made in the browser (and zoom and reset
+  // on a chart whose axes allow it). plotly.js 4 shows a "Share chart" button by default
+  // (showSendToCloud), which opens Plotly Cloud with the figure in a new window: it is
+  // turned off and removed, with every other button whose action leaves the page
+  // (tests/test_browser.py clicks every button of every chart).
   var CONFIG = {
     responsive: true,
     displaylogo: false,
     displayModeBar: "hover",
-    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    showLink: false,
+    modeBarButtonsToRemove: [
+      "select2d", "lasso2d", "autoScale2d", "toggleSpikelines",
+      "sendChartToCloud", "sendDataToCloud", "editInChartStudio", "downloadJson"
+    ],
     toImageButtonOptions: { format: "png", scale: 2 }
   };
 
