@@ -294,6 +294,62 @@ def preset_period(key: str, today: date) -> Period:
     raise PeriodError("preset", key, f"unknown preset; choose one of {', '.join(PRESETS)}")
 
 
+# --- the comparable period before (spec §4, compare=previous) ------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A period as compared (clipped to today) and the comparable period before it.
+
+    rule names the case of spec §4 that chose `previous`: year (to date), quarter (to
+    date), month (to date, or a whole month), months (a run of whole months) or days.
+    """
+
+    current: Period
+    previous: Period
+    rule: str
+
+
+def _is_month_end(day: date) -> bool:
+    return day.day == _month_length(day.year, day.month)
+
+
+def shift_months(period: Period, months: int) -> Period:
+    """Return period moved by whole months (back when negative), as spec §4 shifts dates.
+
+    An end on its month's last day maps to the target month's last day; any other day is
+    clamped to the target month's length (1-29 Nov -> 1-29 Oct, 1-31 Mar -> 1-28 Feb,
+    1-30 Nov -> 1-31 Oct).
+    """
+    end = add_months(period.end, months)
+    if _is_month_end(period.end):
+        end = end.replace(day=_month_length(end.year, end.month))
+    return Period(add_months(period.start, months), end)
+
+
+def comparison(period: Period, today: date) -> Comparison:
+    """Return the period compared through today and the comparable period before it.
+
+    The one rule every change on a page, in a report and in the API follows (spec §4):
+    the first case that applies, from the dates alone.
+    """
+    current = Period(period.start, today) if period.start <= today < period.end else period
+    start, end = current.start, current.end
+    if start.day == 1:
+        same_year = start.year == end.year
+        if start.month == 1 and same_year and end.month >= 2:
+            return Comparison(current, shift_months(current, -12), "year")
+        quarter_month = (start.month - 1) % 3 == 0
+        if quarter_month and same_year and 1 <= end.month - start.month <= 2:
+            return Comparison(current, shift_months(current, -3), "quarter")
+        if same_year and end.month == start.month:
+            return Comparison(current, shift_months(current, -1), "month")
+        if _is_month_end(end):
+            months = (end.year - start.year) * 12 + end.month - start.month + 1
+            return Comparison(current, shift_months(current, -months), "months")
+    return Comparison(current, current.previous(), "days")
+
+
 # --- billing periods -----------------------------------------------------------------
 
 

@@ -451,3 +451,189 @@ def test_whole_buckets_none_when_no_bucket_fits():
     assert periods.whole_buckets(Period(D(2025, 10, 6), D(2025, 10, 12)), "week") == Period(
         D(2025, 10, 6), D(2025, 10, 6)
     )
+
+
+# --- the comparable period before (spec §4, compare=previous) -------------------------
+# Every expected pair below is worked out by hand from the rule's five cases and its
+# rule for shifting dates.
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def _period(text: str) -> Period:
+    start, end = text.split("..")
+    return Period(date.fromisoformat(start), date.fromisoformat(end))
+
+
+@pytest.mark.parametrize(
+    ("today", "preset", "current", "previous", "rule"),
+    [
+        # Tue 1 Dec 2026.
+        ("2026-12-01", "last_7_days", "2026-11-25..2026-12-01", "2026-11-18..2026-11-24", "days"),
+        ("2026-12-01", "last_30_days", "2026-11-02..2026-12-01", "2026-10-03..2026-11-01", "days"),
+        ("2026-12-01", "last_90_days", "2026-09-03..2026-12-01", "2026-06-05..2026-09-02", "days"),
+        (
+            "2026-12-01",
+            "month_to_date",
+            "2026-12-01..2026-12-01",
+            "2026-11-01..2026-11-01",
+            "month",
+        ),
+        ("2026-12-01", "last_month", "2026-11-01..2026-11-30", "2026-10-01..2026-10-31", "month"),
+        (
+            "2026-12-01",
+            "quarter_to_date",
+            "2026-10-01..2026-12-01",
+            "2026-07-01..2026-09-01",
+            "quarter",
+        ),
+        ("2026-12-01", "year_to_date", "2026-01-01..2026-12-01", "2025-01-01..2025-12-01", "year"),
+        (
+            "2026-12-01",
+            "last_12_months",
+            "2025-12-02..2026-12-01",
+            "2024-12-02..2025-12-01",
+            "days",
+        ),
+        # 15 Jan: month, quarter and year to date are all 1-15 Jan, compared a month back.
+        (
+            "2026-01-15",
+            "month_to_date",
+            "2026-01-01..2026-01-15",
+            "2025-12-01..2025-12-15",
+            "month",
+        ),
+        (
+            "2026-01-15",
+            "quarter_to_date",
+            "2026-01-01..2026-01-15",
+            "2025-12-01..2025-12-15",
+            "month",
+        ),
+        ("2026-01-15", "year_to_date", "2026-01-01..2026-01-15", "2025-12-01..2025-12-15", "month"),
+        ("2026-01-15", "last_month", "2025-12-01..2025-12-31", "2025-11-01..2025-11-30", "month"),
+        # 10 Feb: year to date (and quarter to date, the same dates) a year back.
+        ("2026-02-10", "year_to_date", "2026-01-01..2026-02-10", "2025-01-01..2025-02-10", "year"),
+        (
+            "2026-02-10",
+            "quarter_to_date",
+            "2026-01-01..2026-02-10",
+            "2025-01-01..2025-02-10",
+            "year",
+        ),
+        (
+            "2026-02-10",
+            "month_to_date",
+            "2026-02-01..2026-02-10",
+            "2026-01-01..2026-01-10",
+            "month",
+        ),
+        ("2026-02-10", "last_month", "2026-01-01..2026-01-31", "2025-12-01..2025-12-31", "month"),
+        # 29 Feb 2028 is its month's last day: it maps to the last day of the target month.
+        (
+            "2028-02-29",
+            "month_to_date",
+            "2028-02-01..2028-02-29",
+            "2028-01-01..2028-01-31",
+            "month",
+        ),
+        ("2028-02-29", "year_to_date", "2028-01-01..2028-02-29", "2027-01-01..2027-02-28", "year"),
+        (
+            "2028-02-29",
+            "last_12_months",
+            "2027-03-01..2028-02-29",
+            "2026-03-01..2027-02-28",
+            "months",
+        ),
+        ("2028-02-29", "last_month", "2028-01-01..2028-01-31", "2027-12-01..2027-12-31", "month"),
+        # 30 Nov: the last day of November maps to the last day of October.
+        (
+            "2026-11-30",
+            "month_to_date",
+            "2026-11-01..2026-11-30",
+            "2026-10-01..2026-10-31",
+            "month",
+        ),
+        (
+            "2026-11-30",
+            "quarter_to_date",
+            "2026-10-01..2026-11-30",
+            "2026-07-01..2026-08-31",
+            "quarter",
+        ),
+        ("2026-11-30", "year_to_date", "2026-01-01..2026-11-30", "2025-01-01..2025-11-30", "year"),
+        ("2026-11-30", "last_7_days", "2026-11-24..2026-11-30", "2026-11-17..2026-11-23", "days"),
+        # 31 Dec: the whole year against the year before; the last 12 months are the year.
+        ("2026-12-31", "year_to_date", "2026-01-01..2026-12-31", "2025-01-01..2025-12-31", "year"),
+        (
+            "2026-12-31",
+            "last_12_months",
+            "2026-01-01..2026-12-31",
+            "2025-01-01..2025-12-31",
+            "year",
+        ),
+        (
+            "2026-12-31",
+            "quarter_to_date",
+            "2026-10-01..2026-12-31",
+            "2026-07-01..2026-09-30",
+            "quarter",
+        ),
+        (
+            "2026-12-31",
+            "month_to_date",
+            "2026-12-01..2026-12-31",
+            "2026-11-01..2026-11-30",
+            "month",
+        ),
+    ],
+)
+def test_every_preset_is_compared_by_the_one_rule(today, preset, current, previous, rule):
+    result = periods.comparison(periods.preset_period(preset, _day(today)), _day(today))
+    assert (result.current, result.previous, result.rule) == (
+        _period(current),
+        _period(previous),
+        rule,
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "today", "current", "previous", "rule"),
+    [
+        # spec §4's own examples
+        ("2025-07-01", "2026-06-30", "2026-11-29", None, "2024-07-01..2025-06-30", "months"),
+        ("2026-10-15", "2026-11-14", "2026-11-29", None, "2026-09-14..2026-10-14", "days"),
+        ("2026-02-01", "2026-03-15", "2026-11-29", None, "2025-12-20..2026-01-31", "days"),
+        ("2026-03-01", "2026-03-31", "2026-11-29", None, "2026-02-01..2026-02-28", "month"),
+        ("2026-03-01", "2026-03-30", "2026-11-29", None, "2026-02-01..2026-02-28", "month"),
+        ("2026-04-01", "2026-05-31", "2026-11-29", None, "2026-01-01..2026-02-28", "quarter"),
+        ("2026-09-01", "2026-11-15", "2026-11-29", None, "2026-06-17..2026-08-31", "days"),
+        ("2025-01-01", "2026-03-31", "2026-11-29", None, "2023-10-01..2024-12-31", "months"),
+        # a period ending after today is compared through today, on both sides
+        (
+            "2026-11-01",
+            "2026-11-30",
+            "2026-11-29",
+            "2026-11-01..2026-11-29",
+            "2026-10-01..2026-10-29",
+            "month",
+        ),
+        (
+            "2026-01-01",
+            "2026-12-31",
+            "2026-11-29",
+            "2026-01-01..2026-11-29",
+            "2025-01-01..2025-11-29",
+            "year",
+        ),
+        # a period wholly after today is left as it is
+        ("2026-12-01", "2026-12-31", "2026-11-29", None, "2026-11-01..2026-11-30", "month"),
+    ],
+)
+def test_custom_ranges_are_compared_by_the_one_rule(start, end, today, current, previous, rule):
+    asked = Period(_day(start), _day(end))
+    result = periods.comparison(asked, _day(today))
+    assert result.current == (_period(current) if current else asked)
+    assert (result.previous, result.rule) == (_period(previous), rule)
