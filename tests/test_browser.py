@@ -397,9 +397,7 @@ def test_chart_toolbar_keeps_data_local(chromium, server):
     elsewhere: list[str] = []
 
     def guard(route: Any) -> None:
-        if route.request.url.startswith(server) or route.request.url.startswith(
-            ("data:", "blob:")
-        ):
+        if route.request.url.startswith(server) or route.request.url.startswith(("data:", "blob:")):
             route.continue_()
         else:
             elsewhere.append(route.request.url)
