@@ -179,12 +179,14 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
     sign_in(w)
     assert page.url == server + "/"
 
-    # Default period: Oct 21 .. Nov 20 = 31 days, daily; previous Sep 20 .. Oct 20.
-    # Types: identification, page_view, session; top: the 10 largest.
+    # The landing preset, last 30 days, shown as selected: Oct 22 .. Nov 20, daily;
+    # previous Sep 22 .. Oct 21. Types: identification, page_view, session; top: the 10
+    # largest.
+    assert page.locator("a[data-preset=last_30_days].is-active").count() == 1
     assert w.points() == {
-        "identifications": [31, 31],
-        "cumulative": [31, 31],
-        "activity": [31],
+        "identifications": [30, 30],
+        "cumulative": [30, 30],
+        "activity": [30],
         "types": [3],
         "top": [10],
     }

@@ -251,12 +251,23 @@ def test_overview_thousands_are_separated(
     assert shown_kpi(page, "creditsRemaining") == "765,433"  # 2,000,000 - 1,234,567
 
 
-def test_overview_without_parameters_uses_the_default_period(signed_in, client):
+def test_overview_without_parameters_lands_on_the_last_30_days(signed_in, client):
     page = text(client.get("/"))
-    # Default: today - 30 days .. today = Oct 21 .. Nov 20, all seven events inside.
-    assert 'data-period-start="2025-10-21"' in page and 'data-period-end="2025-11-20"' in page
+    # The "Last 30 days" preset, shown as selected: Oct 22 .. Nov 20 (today), 30 days; all
+    # seven events (Nov 3 .. Nov 20) inside.
+    assert 'data-period-start="2025-10-22"' in page and 'data-period-end="2025-11-20"' in page
+    assert re.search(r'class="pill is-active" data-preset="last_30_days"', page)
+    assert "(Last 30 days, 30 days)" in page
     assert kpis(page)["totalIdentifications"] == 34  # 10 + 5 + 7 + 3 + 9
-    assert "startDate=2025-10-21&amp;endDate=2025-11-20" in page  # the JSON link
+    assert "startDate=2025-10-22&amp;endDate=2025-11-20" in page  # the JSON link
+    # Clicking the preset shows the very same figures (it used to change them).
+    assert kpis(text(client.get("/?preset=last_30_days"))) == kpis(page)
+
+
+def test_a_custom_period_is_named_custom(signed_in, client):
+    page = text(client.get("/?startDate=2025-11-10&endDate=2025-11-14"))
+    assert "(Custom, 5 days)" in page
+    assert "is-active" not in page.split('class="presets"')[1].split("</nav>")[0]
 
 
 def test_overview_custom_range(signed_in, client):
@@ -343,9 +354,10 @@ def test_invalid_period_shows_a_message_and_the_default_period(
     page = text(response)
     assert field_error(page, field) == message
     assert "could not be used" in page
-    # The page stays usable on the default period (Oct 21 .. Nov 20).
+    # The page stays usable on the landing preset, last 30 days (Oct 22 .. Nov 20).
     assert kpis(page)["totalIdentifications"] == 34
-    assert 'data-period-start="2025-10-21"' in page
+    assert 'data-period-start="2025-10-22"' in page
+    assert "showing last 30 days instead" in page
     # An invalid period is not carried along in links.
     assert 'href="/organizations"' in page
 

@@ -23,7 +23,7 @@ from views_support import (
 )
 
 from app import billing, metrics
-from app.periods import Period, default_analytics_period, local_today, preset_period
+from app.periods import Period, local_today, preset_period
 
 QUERIES = [
     "",
@@ -107,7 +107,7 @@ def period_of(partner, query):
         return preset_period(query.split("=")[1], today)
     if query.startswith("startDate"):
         return Period(date(2025, 11, 1), date(2025, 11, 15))
-    return default_analytics_period(partner.timezone)
+    return preset_period("last_30_days", today)  # a page without a period: the landing preset
 
 
 @pytest.mark.parametrize("query", QUERIES)

@@ -9,9 +9,12 @@ from flask import current_app, g, request
 
 from ..forms import DateRangeForm
 from ..models import Partner
-from ..periods import PRESETS, Period, auto_granularity, default_analytics_period
+from ..periods import PRESETS, Period, auto_granularity, local_today, preset_period
 
 PERIOD_KEYS = ("preset", "startDate", "endDate")
+# What a page with a period shows when its URL names none (or names an invalid one): a
+# preset the period control shows as selected, so every period on screen has a name.
+LANDING_PRESET = "last_30_days"
 
 
 @dataclass
@@ -32,9 +35,7 @@ class RangeState:
     @property
     def label(self) -> str:
         """Return a human name of the period (the preset's, or its dates)."""
-        if self.preset:
-            return PRESETS[self.preset]
-        return "Custom range" if self.args else "Default period (today − 30 days to today)"
+        return PRESETS[self.preset] if self.preset else "Custom"
 
     def link_args(self) -> dict[str, Any]:
         """Return the query arguments that reopen this view: the period, and the
@@ -54,14 +55,18 @@ def resolve_range(partner: Partner, default: Period | None = None) -> RangeState
     The valid period is also left in g.period_args, where the navigation links of the
     page (nav_args in every template) pick it up.
     """
-    default = default or default_analytics_period(partner.timezone)
+    landing = default is None
+    default = default or preset_period(LANDING_PRESET, local_today(partner.timezone))
     form = DateRangeForm(request.args, tz=partner.timezone, default=default)
     form.validate()
     period_ok = not (form.preset.errors or form.startDate.errors or form.endDate.errors)
     period = form.period() if period_ok else default
     preset = form.preset.data or None if period_ok else None
     args: dict[str, Any] = {}
-    if period_ok and preset:
+    chosen_dates = period_ok and any(request.args.get(k) for k in ("startDate", "endDate"))
+    if landing and not preset and not chosen_dates:
+        preset = LANDING_PRESET
+    if period_ok and form.preset.data:
         args = {"preset": preset}
     elif period_ok:
         args = {k: str(request.args[k]) for k in ("startDate", "endDate") if request.args.get(k)}
