@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
@@ -111,12 +121,73 @@ def error_json(code: str, message: str, details: dict[str, Any] | None, status: 
     return response
 
 
-def _html(status: int, title: str, message: str) -> tuple[str, int]:
+# The one error page's words per status: a title and what to do, for people (the API's
+# codes and Werkzeug's texts are for programs).
+PAGE_TEXT = {
+    400: ("This request could not be used", "Something in the address or form was not readable."),
+    401: ("Please sign in", "This page needs you to be signed in."),
+    403: ("Not allowed", "Your account cannot open this page or do this action."),
+    404: ("Page not found", "There is no such page, or it is not yours to see."),
+    405: ("Not available here", "This page does not do that; use its own links and buttons."),
+    413: ("Too much at once", "What was sent is larger than the server accepts."),
+    429: ("Too many requests", "Please wait a moment, then try again."),
+    500: ("Something went wrong", "An internal error occurred; it has been logged."),
+    503: ("Busy for a moment", "Nothing was changed. Please try again in a moment."),
+}  # fmt: skip
+
+
+def _signed_in() -> bool:
+    # The page that explains a failure must not fail itself: a broken database or session
+    # only loses the navigation.
+    try:
+        return bool(current_user.is_authenticated)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def error_page(
+    status: int,
+    message: str | None = None,
+    *,
+    title: str | None = None,
+    back: tuple[str, str] | None = None,
+) -> tuple[str, int]:
+    """Return the one error page of the dashboard: a human title, what to do, a way back,
+    and the navigation when someone is signed in. Never an exception's name."""
+    default_title, default_message = PAGE_TEXT.get(status, PAGE_TEXT[500 if status >= 500 else 400])
     # A refused Host header leaves the request without a URL adapter: no url_for then.
-    links = not isinstance(request.routing_exception, SecurityError)
-    return render_template(
-        "errors/error.html", status=status, title=title, message=message, links=links
-    ), status
+    routable = not isinstance(request.routing_exception, SecurityError)
+    chrome = routable and _signed_in()
+    if back is None and routable:
+        back = (
+            (url_for("dashboard.overview.index"), "Back to the overview")
+            if chrome
+            else (url_for("auth.login"), "Go to sign in")
+        )
+    words = {
+        "status": status,
+        "title": title or default_title,
+        "message": message or default_message,
+        "back": back,
+    }
+    try:
+        return render_template("errors/error.html", chrome=chrome, **words), status
+    except Exception:
+        # Straight through Jinja: render_template's context processors (Flask-Login's
+        # current_user among them) may be what fails.
+        log.exception("the error page failed; answering it in its bare frame")
+        template = current_app.jinja_env.get_template("errors/error.html")
+        return template.render(chrome=False, **words), status
+
+
+def sentence(message: str) -> str:
+    """Return an AppError's message as a sentence ("organization not found" -> "Organization
+    not found.")."""
+    text = message.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -127,9 +198,7 @@ def register_error_handlers(app: Flask) -> None:
         if wants_json():
             response = error_json(exc.code, exc.message, exc.details, exc.status)
         else:
-            response = make_response(
-                _html(exc.status, STATUS_CODES.get(exc.status, "Error"), exc.message)
-            )
+            response = make_response(error_page(exc.status, sentence(exc.message)))
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
             # Flask-Limiter rewrites Retry-After on its way out; the app puts this back.
@@ -162,7 +231,13 @@ def register_error_handlers(app: Flask) -> None:
             if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)
             return response
-        return _html(status, exc.name, message)
+        if isinstance(exc, SecurityError):  # a Host header outside TRUSTED_HOSTS
+            host = _safe(request.headers.get("Host"))
+            return error_page(400, f"The host name {host} is not trusted by this server.")
+        # Werkzeug's texts are for programs; a description of our own (the sign-in
+        # throttle's) is written for people.
+        own = exc.description if exc.description != type(exc).description else None
+        return error_page(status, own if status == 429 else None)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Any:
@@ -182,7 +257,7 @@ def register_error_handlers(app: Flask) -> None:
             return error_json(
                 "InternalError", "an internal error occurred; it has been logged", {}, 500
             )
-        return _html(500, "Something went wrong", "An internal error occurred; it has been logged.")
+        return error_page(500)
 
 
 def database_busy(exc: BaseException) -> bool:

@@ -121,7 +121,7 @@ def test_invalid_month_pages_are_404_with_a_way_back(signed_in, client, month, r
         response = client.get(path)
         assert response.status_code == 404, path
         page = html.unescape(text(response))
-        assert reason in page
+        assert f"{reason[0].upper()}{reason[1:]}." in page  # the API's reason, as a sentence
         assert 'href="/reports"' in page
     response = client.get(f"/reports/{month}.json")
     assert response.status_code == 404

@@ -19,6 +19,7 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
 from .. import auth, signin
+from ..errors import error_page
 from ..extensions import limiter
 from ..forms import LoginForm, LogoutForm
 
@@ -103,9 +104,11 @@ def logout() -> Any:
 def form_expired(exc: CSRFError) -> Any:
     """Show the sign-in form again when its token is missing or stale (an old tab)."""
     if request.endpoint != "auth.login":
-        return render_template(
-            "errors/error.html", status=400, title="Bad Request", message=exc.description
-        ), 400
+        return error_page(
+            400,
+            "The form was open too long or in another session; please go back and send it again.",
+            title="This form has expired",
+        )
     form = LoginForm(formdata=None)
     form.next.data = _local_path(request.form.get("next")) or ""
     return render_template("auth/login.html", form=form, expired=True), 400

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template
+from flask import Blueprint, Response, jsonify, render_template, url_for
 
 from .. import charts, reports
-from ..errors import AppError
+from ..errors import AppError, error_page, sentence
 from ..exports import csv_download, report_csv, report_filename
 from ..periods import Period, add_months
 from .dashboard import current_partner
@@ -32,7 +32,12 @@ def _report_or_404(month: str) -> dict[str, Any] | tuple[str, int]:
     except AppError as exc:
         if exc.status != 404:
             raise
-        return render_template("reports/not_found.html", month=month, message=exc.message), 404
+        return error_page(
+            404,
+            sentence(exc.message),
+            title=f"No report for “{month}”",
+            back=(url_for("dashboard.reports.index"), "Back to the reports"),
+        )
 
 
 @bp.get("/reports/<month>")
