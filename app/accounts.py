@@ -97,7 +97,7 @@ def check_credits(value: Any, field: str = "credits") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _field_error(field, value, f"{field} must be a whole number")
     if value < 0 or value > MAX_CREDITS:
-        raise _field_error(field, value, f"{field} must be between 0 and {MAX_CREDITS}")
+        raise _field_error(field, value, f"{field} must be between 0 and {MAX_CREDITS:,}")
     return value
 
 
@@ -252,7 +252,7 @@ def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: 
     if tier == "trial" and credits > TRIAL_CREDIT_CAP:
         raise AppError(
             "InsufficientCredits",
-            f"a trial organization can hold at most {TRIAL_CREDIT_CAP} credits",
+            f"a trial organization can hold at most {TRIAL_CREDIT_CAP:,} credits",
             {
                 "field": "credits",
                 "requested": credits,
@@ -265,9 +265,9 @@ def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: 
     if credits > available:
         raise AppError(
             "InsufficientCredits",
-            f"{credits} credits requested, but at most {max(available, 0)} can be allocated "
-            f"here: the pool holds {partner.credit_pool_total} and other organizations "
-            f"hold {others}",
+            f"{credits:,} credits requested, but at most {max(available, 0):,} can be allocated "
+            f"here: the pool holds {partner.credit_pool_total:,} and other organizations "
+            f"hold {others:,}",
             {
                 "field": "credits",
                 "requested": credits,
@@ -293,7 +293,7 @@ def _check_organization_limit(partner: Partner) -> None:
     if count >= partner.max_organizations:
         raise AppError(
             "UnprocessableEntity",
-            f"the partner may have at most {partner.max_organizations} organizations "
+            f"the partner may have at most {partner.max_organizations:,} organizations "
             "that are not canceled",
             {"field": "maxOrganizations", "maxOrganizations": partner.max_organizations},
         )

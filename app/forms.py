@@ -32,6 +32,23 @@ from .periods import (
 
 # Applied with fullmatch; ASCII digits only, as the API ("١٢".isdigit() is true).
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+# A whole number as the pages write one ("1,000", "1 000" with a space or a no-break
+# space) or plain digits: one kind of separator, only between groups of three digits.
+_GROUPED = re.compile(r"-?[0-9]{1,3}(?:(?P<sep>[, \u00a0\u202f])[0-9]{3}(?:(?P=sep)[0-9]{3})*)?")
+
+
+def grouped_whole_number(text: str) -> int | None:
+    """Return the whole number text writes, with or without the grouping the pages show
+    ("1,000", "1 000", "1000"); None for anything else ("1,00", "1.000", "1,000 000")."""
+    text = text.strip()
+    if _WHOLE_NUMBER.fullmatch(text):
+        return int(text)
+    match = _GROUPED.fullmatch(text)
+    if match is None or match.group("sep") is None:
+        return None
+    return int(text.replace(match.group("sep"), ""))
+
+
 _PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 ORG_SORT_CHOICES = tuple((key, label) for key, (label, _column) in ORG_SORTS.items())
 PAGE_SIZES = (10, 20, 50, 100)
@@ -205,13 +222,19 @@ class AllocationForm(FlaskForm):
     notes = TextAreaField("Notes", validators=[Optional()])
 
     def validate_credits(self, field: StringField) -> None:
-        """Require a whole number (its range is checked by accounts.check_credits)."""
-        if not _WHOLE_NUMBER.fullmatch(str(field.data).strip()):
-            raise ValidationError("credits must be a whole number")
+        """Require a whole number, written as the pages show numbers (its range is checked
+        by accounts.check_credits)."""
+        if grouped_whole_number(str(field.data)) is None:
+            raise ValidationError(
+                "Enter a whole number of credits, such as 1000 or 1,000 "
+                "(commas or spaces only between groups of three digits)"
+            )
 
     def credits_value(self) -> int:
         """Return the credits as an int (after validate())."""
-        return int(str(self.credits.data).strip())
+        value = grouped_whole_number(str(self.credits.data))
+        assert value is not None
+        return value
 
 
 class LoginForm(FlaskForm):

@@ -884,7 +884,7 @@ def test_allocation_beyond_the_pool_is_refused_and_changes_nothing(world):
         "code": "InsufficientCredits",
         # 701 requested; pool 1,000, Alpha (the only other) holds 300, so at most 700.
         "message": "701 credits requested, but at most 700 can be allocated here: the pool "
-        "holds 1000 and other organizations hold 300",
+        "holds 1,000 and other organizations hold 300",
         "details": {
             "field": "credits",
             "requested": 701,

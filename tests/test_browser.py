@@ -345,14 +345,26 @@ def test_allocation_form_in_the_browser(chromium, server):
     page.click("#allocation button[type=submit]")
     w.settle()
     assert (
-        "999999999 credits requested, but at most"
+        "999,999,999 credits requested, but at most"
         in page.locator("[data-error-for=credits]").inner_text()
+    )
+    # The refused form is back in view, its message beside the field.
+    assert page.url.endswith("#allocation")
+    assert page.evaluate(
+        "(() => { const r = document.querySelector('[data-error-for=credits]')"
+        ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()"
     )
     page.fill("#credits", "250")
     page.fill("#notes", "browser test")
     page.click("#allocation button[type=submit]")
     w.settle()
-    assert "set to 250 credits" in page.locator(".flashes").inner_text()
+    # The confirmation is inside the allocation card, which the page is scrolled to.
+    confirmation = page.locator("#allocation [data-confirmation]")
+    assert "set to 250 credits" in confirmation.inner_text()
+    assert page.evaluate(
+        "(() => { const r = document.querySelector('#allocation [data-confirmation]')"
+        ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()"
+    )
     assert "browser test" in page.locator("table.allocation-history").inner_text()
     w.shot("organization-allocated")
     # The refused form answers 422, which Chromium reports on the console; nothing else.

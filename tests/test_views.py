@@ -7,6 +7,7 @@ expected number below is worked out by hand from it.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import datetime
@@ -28,7 +29,7 @@ from views_support import (
     shown_kpi,
 )
 
-from app import accounts, auth
+from app import accounts, auth, forms
 from app.extensions import db
 
 PAGES = ["/", "/organizations", "/credits", "/billing", "/organizations.csv", "/billing.csv"]
@@ -669,13 +670,22 @@ def test_allocation_change(signed_in, client):
     org = signed_in["bluebird"]
     response = allocate(client, org, "450", "more for December", "?preset=last_7_days")
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/organizations/{org.id}?preset=last_7_days"
+    # Back to the same view, scrolled to the allocation card, the confirmation inside it.
+    assert response.headers["Location"] == f"/organizations/{org.id}?preset=last_7_days#allocation"
     page = text(client.get(response.headers["Location"]))
-    assert "Allocation of Bluebird Bakery set to 450 credits." in page
+    card = page.split('id="allocation"')[1].split("</section>")[0]
+    assert "Allocation of Bluebird Bakery set to 450 credits." in card
+    assert 'class="flashes"' not in page  # not also at the top, out of view
     assert cells(page, "creditsAllocated") == ["450 credits"]
     assert "more for December" in page
     history = accounts.allocation_history(org)
     assert (history[0].previous_credits, history[0].credits_allocated) == (400, 450)
+
+
+NOT_A_NUMBER = (
+    "Enter a whole number of credits, such as 1000 or 1,000 (commas or spaces only between "
+    "groups of three digits)"
+)
 
 
 @pytest.mark.parametrize(
@@ -686,11 +696,21 @@ def test_allocation_change(signed_in, client):
             "800",
             422,
             "800 credits requested, but at most 690 can be allocated here: the pool "
-            "holds 1000 and other organizations hold 310",
+            "holds 1,000 and other organizations hold 310",
         ),
-        ("-5", 400, "credits must be between 0 and 1000000000000"),
-        ("12.5", 400, "credits must be a whole number"),
-        ("lots", 400, "credits must be a whole number"),
+        # written as the page writes numbers, and refused with the numbers formatted
+        (
+            "1,500",
+            422,
+            "1,500 credits requested, but at most 690 can be allocated here: the pool "
+            "holds 1,000 and other organizations hold 310",
+        ),
+        ("-5", 400, "credits must be between 0 and 1,000,000,000,000"),
+        ("12.5", 400, NOT_A_NUMBER),
+        ("lots", 400, NOT_A_NUMBER),
+        ("1,00", 400, NOT_A_NUMBER),
+        ("1.000", 400, NOT_A_NUMBER),
+        ("1,000 000", 400, NOT_A_NUMBER),
         ("", 400, "credits is required"),
     ],
 )
@@ -851,4 +871,27 @@ def test_allocation_form_refuses_non_ascii_digits(signed_in, client):
     org = signed_in["bluebird"]
     response = allocate(client, org, "٣٠٠", "", "")
     assert response.status_code == 400
-    assert "credits must be a whole number" in text(response)
+    assert NOT_A_NUMBER in html.unescape(text(response))
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("1000", 1000),
+        ("1,000", 1000),
+        ("1 000", 1000),
+        ("1\u00a0000", 1000),  # no-break space
+        ("1\u202f000", 1000),  # narrow no-break space
+        ("12,345,678", 12_345_678),
+        (" 2,500 ", 2500),
+        ("1,00", None),
+        ("1.000", None),
+        ("1,000 000", None),  # two kinds of separator
+        ("1,0000", None),
+        (",000", None),
+        ("1,", None),
+        ("", None),
+    ],
+)
+def test_whole_numbers_are_read_as_the_pages_write_them(written, value):
+    assert forms.grouped_whole_number(written) == value

@@ -162,8 +162,11 @@ def allocate(org_id: str) -> Any:
             target = form.notes if exc.field == "notes" else form.credits
             target.errors = [*target.errors, exc.message]
         else:
-            flash(f"Allocation of {org.name} set to {org.credits_allocated:,} credits.", "success")
-            return redirect(back)
+            # Shown inside the allocation card, which the page scrolls to.
+            flash(
+                f"Allocation of {org.name} set to {org.credits_allocated:,} credits.", "allocation"
+            )
+            return redirect(back + "#allocation")
     return render_template(
         "organizations/detail.html", form=form, **_detail_context(partner, org, state)
     ), status
