@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ from markupsafe import Markup
 from .. import ROOT, metrics
 from ..forms import LogoutForm
 from ..periods import PRESETS
+from ..timeutil import utcnow
 from .dashboard import current_partner
 from .filters import age_text, fmt_moment
 from .period import PERIOD_KEYS, nav_args
@@ -34,10 +36,20 @@ def page_url(**params: Any) -> str:
     )
 
 
+# How old the newest event may be for the data to count as fresh, then as stale; older
+# than that it is old (the dot turns green, amber, red).
+FRESH_FOR = timedelta(hours=1)
+STALE_FOR = timedelta(days=1)
+
+
 def freshness() -> dict[str, Any]:
-    """Return when the signed-in partner's newest event was received."""
+    """Return when the signed-in partner's newest event was received, and how fresh that is."""
     moment = metrics.data_freshness(current_partner())
-    return {"at": moment, "text": fmt_moment(moment), "age": age_text(moment)}
+    level = "none"
+    if moment is not None:
+        age = utcnow() - moment
+        level = "fresh" if age < FRESH_FOR else "stale" if age < STALE_FOR else "old"
+    return {"at": moment, "text": fmt_moment(moment), "age": age_text(moment), "level": level}
 
 
 @lru_cache(maxsize=1)
