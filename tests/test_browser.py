@@ -297,7 +297,27 @@ def test_pages_on_a_phone(chromium, server):
         # Nothing but tables (which scroll inside their card) may be wider than the screen.
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 390, (name, overflow)
+        # Every section of the navigation fits the width (none is cut or scrolled away).
+        rights = page.evaluate(
+            "Array.from(document.querySelectorAll('.nav a'))"
+            ".map(a => a.getBoundingClientRect().right)"
+        )
+        assert len(rights) == 5 and max(rights) <= 390, (name, rights)
         w.shot(f"phone-{name}")
+    # The overview's period folds into one line, so the first KPI is on the first screen.
+    w.goto("/?preset=last_30_days")
+    toggle = page.locator("[data-range-toggle]")
+    assert " ".join(toggle.inner_text().split()).startswith("Last 30 days")
+    assert not page.locator("a[data-preset=last_7_days]").is_visible()
+    first_kpi = page.evaluate("document.querySelector('.kpi').getBoundingClientRect().bottom")
+    assert first_kpi <= 844, first_kpi
+    # Opened by keyboard, it offers the presets; choosing one folds it again.
+    toggle.focus()
+    page.keyboard.press("Enter")
+    page.click("a[data-preset=last_7_days]")
+    w.settle()
+    assert " ".join(toggle.inner_text().split()).startswith("Last 7 days")
+    assert not page.locator("a[data-preset=last_30_days]").is_visible()
     w.assert_clean()
 
 
@@ -328,8 +348,8 @@ def test_invalid_range_is_explained_beside_the_field(chromium, server):
         page.locator("[data-error-for=endDate]").inner_text()
         == "the end date is before the start date"
     )
-    # The page still works on the default period.
-    assert w.points()["identifications"] == [31, 31]
+    # The page still works, on the landing preset (last 30 days).
+    assert w.points()["identifications"] == [30, 30]
     w.shot("invalid-range")
     w.assert_clean()
 
