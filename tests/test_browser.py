@@ -304,6 +304,18 @@ def test_pages_on_a_phone(chromium, server):
         )
         assert len(rights) == 5 and max(rights) <= 390, (name, rights)
         w.shot(f"phone-{name}")
+    # The organizations table scrolls inside its card, its names staying in place.
+    w.goto("/organizations")
+    scrolled = page.evaluate(
+        """() => {
+        const wrap = document.querySelector('table.org-table').closest('.table-wrap');
+        const name = () => wrap.querySelector('tbody tr td:first-child').getBoundingClientRect();
+        const before = name().left;
+        wrap.scrollLeft = 250;
+        return [wrap.scrollWidth > wrap.clientWidth, wrap.scrollLeft, before, name().left];
+    }"""
+    )
+    assert scrolled[0] and scrolled[1] == 250 and scrolled[2] == scrolled[3], scrolled
     # The overview's period folds into one line, so the first KPI is on the first screen.
     w.goto("/?preset=last_30_days")
     toggle = page.locator("[data-range-toggle]")
