@@ -303,6 +303,8 @@ def test_pages_on_a_phone(chromium, server):
             ".map(a => a.getBoundingClientRect().right)"
         )
         assert len(rights) == 5 and max(rights) <= 390, (name, rights)
+        # No chart toolbar on a phone (it covered the legends).
+        assert page.locator(".modebar-btn").count() == 0, name
         w.shot(f"phone-{name}")
     # The organizations table scrolls inside its card, its names staying in place.
     w.goto("/organizations")

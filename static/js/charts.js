@@ -12,7 +12,8 @@
   var CONFIG = {
     responsive: true,
     displaylogo: false,
-    displayModeBar: "hover",
+    // On a phone the toolbar would cover the legend: none there (no hover either).
+    displayModeBar: window.matchMedia("(max-width: 720px)").matches ? false : "hover",
     showSendToCloud: false,
     showEditInChartStudio: false,
     showLink: false,
