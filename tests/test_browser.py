@@ -276,6 +276,18 @@ def test_every_page_draws_cleanly_with_screenshots(chromium, server):
     assert w.points() == {}
     assert page.locator("table.org-table tbody tr").count() == 20  # the first page
     w.shot("organizations")
+    # A long table keeps its header in view while its rows scroll (41 organizations).
+    w.goto("/organizations?preset=last_30_days&pageSize=100")
+    header = page.evaluate(
+        """() => {
+        const wrap = document.querySelector('table.org-table').closest('.table-wrap');
+        const th = wrap.querySelector('thead tr:last-child th');
+        wrap.scrollTop = 400;
+        const rows = wrap.querySelector('tbody tr').getBoundingClientRect().top;
+        return [wrap.scrollTop, th.getBoundingClientRect().bottom, rows];
+    }"""
+    )
+    assert header[0] == 400 and header[1] > header[2], header  # rows pass under the header
     if page.locator("a[data-nav=reports]").count():
         page.click("a[data-nav=reports]")
         page.wait_for_load_state("load")
