@@ -497,3 +497,53 @@ def test_chart_toolbar_keeps_data_local(chromium, server):
     assert seen == {"Download plot as a PNG"} and clicked == charts_seen >= 10
     assert elsewhere == [] and [p.url for p in windows] == [], elsewhere
     context.close()
+
+
+# Every text node's colour against the first opaque background behind it (WCAG 2.x
+# relative luminance); large text (>= 24 px, or >= 18.66 px bold) needs 3:1, other 4.5:1.
+LOW_CONTRAST = """
+() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  }).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || el.closest('svg, .js-plotly-plot, .skip-link')) continue;
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    if (style.visibility === 'hidden' || box.width === 0 || box.height === 0) continue;
+    const fg = lum(parse(style.color)), bg = lum(background(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) found.push(`${el.tagName}.${el.className}: "${node.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
+  return found;
+}
+"""
+
+
+def test_text_contrast_and_the_skip_link(chromium, server):
+    w = new_page(chromium, server, width=1440)
+    sign_in(w)
+    page = w.page
+    org_link = page.locator(".top-table a[data-org-link]").first.get_attribute("href")
+    for path in ("/", "/organizations", org_link, "/credits", "/billing", "/reports"):
+        w.goto(path)
+        assert page.evaluate(LOW_CONTRAST) == [], path
+    # The first Tab reaches the skip link, which leads to the content.
+    w.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
