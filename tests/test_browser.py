@@ -526,7 +526,8 @@ LOW_CONTRAST = """
     const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
     const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
     const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-    if (ratio < need) found.push(`${el.tagName}.${el.className}: "${node.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+    const text = node.textContent.trim().slice(0, 30);
+    if (ratio < need) found.push(`${el.tagName}.${el.className}: "${text}" ${ratio.toFixed(2)}`);
   }
   return found;
 }
