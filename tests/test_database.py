@@ -12,10 +12,10 @@ from app.extensions import db
 
 
 @pytest.fixture
-def postgresql_only(app):
+def postgresql_only(app_ctx):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("a PostgreSQL behaviour (set TEST_DATABASE_URL)")
-    return app
+    return app_ctx
 
 
 def terminate_other_connections(url) -> int:
