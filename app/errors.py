@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
 
-# Where a 503's Retry-After waits for the app's last after_request hook (app/__init__.py).
-RETRY_AFTER_KEY = "partner_analytics.retry_after"
 # Seconds a client is asked to wait after SQLite's busy timeout expired.
 BUSY_RETRY_AFTER = 5
 
@@ -133,7 +131,7 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
             # Flask-Limiter rewrites Retry-After on its way out; the app puts this back.
-            request.environ[RETRY_AFTER_KEY] = exc.retry_after
+            g.retry_after = exc.retry_after
         return response
 
     @app.errorhandler(HTTPException)
