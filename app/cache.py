@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from cachelib import SimpleCache
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, g, has_request_context
 from flask_caching import Cache
 from sqlalchemy import DateTime, bindparam, event, select, text
 from sqlalchemy.orm import Session
@@ -97,10 +97,10 @@ def init_app(app: Flask) -> None:
 
 
 def _request_memo() -> dict[str, int] | None:
-    # On the request itself, not on g: an app context (and its g) can outlive requests.
+    # For the length of one request (g is its app context's); a command reads each time.
     if not has_request_context():
         return None
-    memo: dict[str, int] = request.environ.setdefault("partner_analytics.data_versions", {})
+    memo: dict[str, int] = g.setdefault("data_versions", {})
     return memo
 
 

@@ -9,6 +9,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     render_template,
@@ -20,8 +21,6 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
 
-# Where a 503's Retry-After waits for the app's last after_request hook (app/__init__.py).
-RETRY_AFTER_KEY = "partner_analytics.retry_after"
 # Seconds a client is asked to wait after SQLite's busy timeout expired.
 BUSY_RETRY_AFTER = 5
 
@@ -202,7 +201,7 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
             # Flask-Limiter rewrites Retry-After on its way out; the app puts this back.
-            request.environ[RETRY_AFTER_KEY] = exc.retry_after
+            g.retry_after = exc.retry_after
         return response
 
     @app.errorhandler(HTTPException)

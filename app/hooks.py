@@ -8,10 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .errors import RETRY_AFTER_KEY, AppError
+from .errors import AppError
 
 
 def register_hooks_before_limiter(app: Flask) -> None:
@@ -38,8 +38,8 @@ def retry_after_where_it_applies(response: Response) -> Response:
     Flask-Limiter adds it to every response; it belongs on a 429 (the limit's reset) and
     on a 503 (the wait the error asked for, which the limiter may have overwritten).
     """
-    if response.status_code == 503 and RETRY_AFTER_KEY in request.environ:
-        response.headers["Retry-After"] = str(request.environ[RETRY_AFTER_KEY])
+    if response.status_code == 503 and "retry_after" in g:
+        response.headers["Retry-After"] = str(g.retry_after)
     elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
     return response

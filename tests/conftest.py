@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+from flask import current_app, has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -53,6 +56,9 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
             "WTF_CSRF_ENABLED": True,
         }
     )
+    application.test_client_class = ServerLikeClient
+    # The context is pushed for the set-up and the tear-down only: the test's requests
+    # each push their own (see client), and module calls go through app_ctx.
     with application.app_context():
         if pg_database:
             if not _pg_schema_ready.get(pg_database):
@@ -65,12 +71,39 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
                 db.session.commit()
         else:
             db.create_all()
-        yield application
-        db.session.remove()
+    yield application
+    with application.app_context():
         # Each test builds its own engine; close its pooled connections now rather than
         # at garbage collection, or PostgreSQL runs out of connection slots.
         db.engine.dispose()
     set_frozen_now(None)
+
+
+@pytest.fixture
+def app_ctx(app: Any) -> Iterator[Any]:
+    """The app, inside an app context held for the whole test: for tests (and the
+    factories below) that call the app's modules or db.session directly."""
+    with app.app_context():
+        yield app
+
+
+class ServerLikeClient(FlaskClient):
+    """A test client whose requests each run as on a server: in an app context of their
+    own (a g and a database session of their own), never in one the test holds.
+
+    Flask runs a request in the active app context when it belongs to the same app, so
+    without this every request of a test inside app_ctx would share one g and one
+    session. A request first ends the test's open transaction (a rollback, as when a
+    `with app.app_context()` block ends): the test's ORM objects are then reloaded when
+    next read, and see what the request wrote. Commit what a request should see.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if has_app_context() and current_app._get_current_object() is self.application:
+            db.session.rollback()
+        # A new, empty contextvars context has no app context active, so Flask pushes
+        # a fresh one for the request and pops it (removing its session) at the end.
+        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 @pytest.fixture
@@ -95,7 +128,7 @@ def freeze() -> Iterator[Any]:
 
 
 @pytest.fixture
-def make_partner(app: Any) -> Any:
+def make_partner(app_ctx: Any) -> Any:
     """Create a partner: make_partner(slug="p1", pool=1000, tz="UTC", ...)."""
 
     def _make(
@@ -119,7 +152,7 @@ def make_partner(app: Any) -> Any:
 
 
 @pytest.fixture
-def make_org(app: Any) -> Any:
+def make_org(app_ctx: Any) -> Any:
     """Create an organization: make_org(partner, "Name", created_at=datetime(...), ...)."""
 
     def _make(partner: Partner, name: str = "Org", **kwargs: Any) -> Organization:
@@ -129,7 +162,7 @@ def make_org(app: Any) -> Any:
 
 
 @pytest.fixture
-def add_events(app: Any) -> Any:
+def add_events(app_ctx: Any) -> Any:
     """Ingest events: add_events(partner, [{...}, ...]) -> IngestResult."""
 
     def _add(partner: Partner, events: list[dict[str, Any]]) -> ingest.IngestResult:
@@ -139,7 +172,7 @@ def add_events(app: Any) -> Any:
 
 
 @pytest.fixture
-def api_key(app: Any) -> Any:
+def api_key(app_ctx: Any) -> Any:
     """Create a plain API key: api_key(partner, scopes=["read"]) -> str."""
 
     def _key(partner: Partner, scopes: list[str] | None = None, **kwargs: Any) -> str:
@@ -150,7 +183,7 @@ def api_key(app: Any) -> Any:
 
 
 @pytest.fixture
-def make_user(app: Any) -> Any:
+def make_user(app_ctx: Any) -> Any:
     """Create a dashboard user: make_user(partner, email, password)."""
 
     def _user(

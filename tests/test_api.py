@@ -27,7 +27,6 @@ from types import SimpleNamespace
 import pytest
 
 from app import accounts
-from app.extensions import db
 
 NOW = datetime(2025, 10, 20, 12)
 STAMP = "2025-10-20T12:00:00Z"
@@ -41,14 +40,6 @@ EVENTS = [
     ("e5", "beta", "session", None, "2025-10-07T00:15:00Z"),
     ("e7", "gamma", "identification", 2, "2025-10-20T11:00:00Z"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _close_connections(app):
-    """Give this test's PostgreSQL connections back (conftest only disposes SQLite engines)."""
-    yield
-    db.session.remove()
-    db.engine.dispose()
 
 
 @pytest.fixture

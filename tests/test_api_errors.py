@@ -19,14 +19,6 @@ NOW = datetime(2025, 10, 20, 12)
 UNKNOWN_ID = "3f2b8c1e-5d4a-4e6b-9c7d-0a1b2c3d4e5f"
 
 
-@pytest.fixture(autouse=True)
-def _close_connections(app):
-    """Give this test's PostgreSQL connections back (conftest only disposes SQLite engines)."""
-    yield
-    db.session.remove()
-    db.engine.dispose()
-
-
 @pytest.fixture
 def env(app, client, freeze, make_partner, make_org, api_key):
     freeze(NOW)

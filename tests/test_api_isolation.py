@@ -13,18 +13,9 @@ from datetime import datetime
 import pytest
 
 from app import auth
-from app.extensions import db
 
 NOW = datetime(2025, 10, 20, 12)
 ORGS = "/api/v1/partner/organizations"
-
-
-@pytest.fixture(autouse=True)
-def _close_connections(app):
-    """Give this test's PostgreSQL connections back (conftest only disposes SQLite engines)."""
-    yield
-    db.session.remove()
-    db.engine.dispose()
 
 
 @pytest.fixture

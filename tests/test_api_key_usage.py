@@ -2,9 +2,8 @@
 short transaction of its own that never waits for a lock and never fails the request, and
 listed as lastUsedAt.
 
-The `app` fixture keeps one session (and on SQLite one read snapshot) across the requests
-of a test, where a server starts a fresh one per request; `next_request()` ends it, and
-`stored()` reads what was committed through a connection of its own.
+Each request has a session of its own, as on a server; `stored()` reads what was
+committed through a connection of its own.
 """
 
 from __future__ import annotations
@@ -31,11 +30,6 @@ def stored(key_id: str) -> datetime | None:
     """Return the last use committed for a key, read outside the test's session."""
     with db.engine.connect() as conn:
         return conn.execute(select(ApiKey.last_used_at).where(ApiKey.id == key_id)).scalar()
-
-
-def next_request() -> None:
-    """End the test session's transaction, as a new request would start with none."""
-    db.session.rollback()
 
 
 @pytest.fixture
@@ -72,7 +66,6 @@ def test_last_use_is_written_at_most_once_a_minute_and_listed(keys, client, free
     # 12:00:59: 29 s after the reader's last use and 59 s after the admin's: no write.
     freeze(T0 + timedelta(seconds=59))
     assert client.get(ME, headers=reader).status_code == 200
-    next_request()
     assert listed(client, admin) == {
         "admin": "2025-10-20T12:00:00Z",
         "reader": "2025-10-20T12:00:30Z",
@@ -82,7 +75,6 @@ def test_last_use_is_written_at_most_once_a_minute_and_listed(keys, client, free
     # 12:01:30: a minute after the reader's last use (due) and 90 s after the admin's.
     freeze(T0 + timedelta(seconds=90))
     assert client.get(ME, headers=reader).status_code == 200
-    next_request()
     assert listed(client, admin) == {
         "admin": "2025-10-20T12:01:30Z",
         "reader": "2025-10-20T12:01:30Z",
@@ -135,7 +127,7 @@ def test_a_locked_write_is_skipped_without_waiting(keys, client, freeze):
 
 
 @pytest.fixture
-def refusing_trigger(app):
+def refusing_trigger(app_ctx):
     """Make every update of api_key.last_used_at fail in the database."""
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "sqlite":
@@ -159,7 +151,6 @@ def refusing_trigger(app):
                 )
             )
     yield
-    next_request()  # the test session's read locks would hold DROP TRIGGER up on PostgreSQL
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "sqlite":
             conn.execute(text("DROP TRIGGER refuse_last_use"))

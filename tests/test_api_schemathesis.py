@@ -26,8 +26,6 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
-from app.extensions import db
-
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -37,14 +35,6 @@ CHECKS = (
     "unsupported_method",
     "negative_data_rejection",
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_connections(app):
-    """Give this test's PostgreSQL connections back (conftest only disposes SQLite engines)."""
-    yield
-    db.session.remove()
-    db.engine.dispose()
 
 
 def _run(schema):

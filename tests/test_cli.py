@@ -28,6 +28,9 @@ from app.models import (
 )
 from app.periods import Period
 
+# The tests read back what the commands stored.
+pytestmark = pytest.mark.usefixtures("app_ctx")
+
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2025, 11, 14, 12, 0)
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -12,10 +12,10 @@ from app.extensions import db
 
 
 @pytest.fixture
-def postgresql_only(app):
+def postgresql_only(app_ctx):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("a PostgreSQL behaviour (set TEST_DATABASE_URL)")
-    return app
+    return app_ctx
 
 
 def terminate_other_connections(url) -> int:
@@ -61,7 +61,7 @@ def test_a_connection_the_server_closed_is_replaced_not_failed(
 ):
     headers = {"X-Partner-API-Key": api_key(make_partner("acme"))}
     assert client.get("/api/v1/partner/me", headers=headers).status_code == 200
-    db.session.remove()  # the request's connection is back in the pool, idle
+    # The request's connection is back in the pool, idle.
     assert db.engine.pool.checkedin() >= 1
     assert terminate_other_connections(db.engine.url) >= 1
     wait_until_gone(db.engine.url)  # the server has ended them: its goodbye was sent
@@ -79,5 +79,4 @@ def test_a_live_idle_connection_is_reused(postgresql_only, client, make_partner,
     event.listen(db.engine, "connect", lambda *args: connects.append(1))
     for _ in range(3):
         assert client.get("/api/v1/partner/me", headers=headers).status_code == 200
-        db.session.remove()
     assert len(connects) <= 1

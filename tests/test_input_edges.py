@@ -140,7 +140,7 @@ def test_the_fast_path_leaves_a_type_ending_in_a_newline_to_validate_event(acme)
 
 
 @pytest.mark.parametrize("slug", ["acme2\n", "acme2\r\n", "x" * 100 + "\n"])
-def test_a_slug_ending_in_a_newline_is_refused(app, slug):
+def test_a_slug_ending_in_a_newline_is_refused(app_ctx, slug):
     with pytest.raises(AppError) as caught:
         accounts.create_partner("Acme 2", slug, 100)
     assert (caught.value.code, caught.value.field) == ("BadRequest", "slug")
@@ -260,7 +260,7 @@ def _fits(value, column) -> bool:
 
 @PROFILE
 @given(raws=RAW_EVENTS)
-def test_whatever_ingestion_accepts_fits_every_column(app, raws):
+def test_whatever_ingestion_accepts_fits_every_column(app_ctx, raws):
     """Stored through the real ingestion: on the PostgreSQL pass a value that does not fit
     fails the insert (StringDataRightTruncation), on SQLite the length check does."""
     set_frozen_now(NOW)
@@ -306,7 +306,9 @@ NAMES = st.one_of(
 
 @PROFILE
 @given(name=NAMES, key_name=NAMES)
-def test_whatever_the_name_rule_accepts_shows_something_and_fits_its_column(app, name, key_name):
+def test_whatever_the_name_rule_accepts_shows_something_and_fits_its_column(
+    app_ctx, name, key_name
+):
     set_frozen_now(NOW)
     partner = accounts.create_partner("P", f"name-{next(_serial)}", 1000)
     for check, value in (

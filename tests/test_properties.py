@@ -114,7 +114,7 @@ def expected(days, orgs_by_day, period):
     span=st.tuples(st.integers(-2, 367), st.integers(-2, 367)),
     cuts=st.lists(st.integers(1, 370), max_size=6),
 )
-def test_parts_add_up_to_the_whole(app, tz, events, span, cuts):
+def test_parts_add_up_to_the_whole(app_ctx, tz, events, span, cuts):
     partner, orgs = new_partner(tz)
     ingest.ingest_batch(partner, list(enumerate(raw(e, orgs) for e in events)))
     lo, hi = sorted(span)
@@ -162,7 +162,7 @@ def test_parts_add_up_to_the_whole(app, tz, events, span, cuts):
     ),
     check=st.tuples(st.integers(-2, 367), st.integers(-2, 367)),
 )
-def test_rollups_agree_with_a_raw_recount_after_any_ingests(app, tz, pool, plan, check):
+def test_rollups_agree_with_a_raw_recount_after_any_ingests(app_ctx, tz, pool, plan, check):
     partner, orgs = new_partner(tz)
     # Each batch is a slice of the pool: slices overlap and repeat each other. An altered
     # batch resends the same eventIds with other content (quantity + 7, the next org, a
@@ -229,7 +229,7 @@ dense_event_st = event_st.filter(lambda e: e["quantity"] >= 0).map(
     granularity=st.sampled_from(["day", "week", "month"]),
 )
 def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
-    app, tz, events, span, granularity
+    app_ctx, tz, events, span, granularity
 ):
     """Whole weeks and months come from org_bucket_usage, the rest from the daily rollup:
     per organization and per bucket, the figures still equal a recount of the events."""
@@ -281,7 +281,7 @@ def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
     } == {day.isoformat(): 1 for day, orgs_there in active.items() if 0 in orgs_there}
 
 
-def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(app):
+def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(app_ctx):
     """Organizations active only on a period's first or last day count in the clipped
     buckets there (read from the daily rollup, whole buckets from org_bucket_usage)."""
     partner, orgs = new_partner("UTC")

@@ -77,7 +77,7 @@ def snapshot(partner_id: str) -> dict[str, list[tuple[Any, ...]]]:
     replays=st.lists(st.integers(0, 5), min_size=1, max_size=8),
     later=st.integers(0, 3),
 )
-def test_replaying_any_batch_changes_nothing(app, events, cuts, replays, later):
+def test_replaying_any_batch_changes_nothing(app_ctx, events, cuts, replays, later):
     partner = new_partner()
     mine = [
         accounts.create_organization(partner, f"O{i}", created_at=datetime(2024, 1, 1))
@@ -204,7 +204,7 @@ def history_count(partner_id: str) -> int:
     tiers=st.lists(st.sampled_from(["trial", "paid"]), min_size=4, max_size=4),
     ops=st.lists(op_st, min_size=1, max_size=25),
 )
-def test_allocations_never_exceed_the_pool(app, pool, tiers, ops):
+def test_allocations_never_exceed_the_pool(app_ctx, pool, tiers, ops):
     partner = new_partner(pool=pool)
     orgs = [accounts.create_organization(partner, f"O{i}", tier=t) for i, t in enumerate(tiers)]
     model = Model(pool, tiers)

@@ -24,7 +24,6 @@ RATE_SCOPE = "partner-api"
 MAX_DEPTH = 32
 PUBLIC_ENDPOINTS = {"api.openapi"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
-_AUTH_DONE = "partner_analytics.api_auth_done"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,11 +40,9 @@ def requires_scope(scope: str) -> Callable[[F], F]:
 
 def authenticate() -> None:
     """Look the request's key up once; set g.partner and g.api_key (None when not live)."""
-    # Kept on the request, not on g: g belongs to the app context, which can outlive a
-    # request (tests run several requests inside one app context).
-    if request.environ.get(_AUTH_DONE):
+    if g.get("api_auth_done"):
         return
-    request.environ[_AUTH_DONE] = True
+    g.api_auth_done = True
     plain = request.headers.get(API_KEY_HEADER, "").strip()
     g.api_key_sent = bool(plain)
     g.api_via_session = False

@@ -10,7 +10,6 @@ from flask import Flask
 from . import auth, billing, credits, dashboard, organizations, overview, reports
 from .context import register_context
 from .filters import register_filters
-from .period import forget_previous_request
 
 # Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
 for _page in (overview, organizations, credits, billing, reports):
@@ -19,7 +18,6 @@ for _page in (overview, organizations, credits, billing, reports):
 
 def register_views(app: Flask) -> None:
     """Register the template filters and globals, the sign-in pages and the dashboard."""
-    app.before_request(forget_previous_request)
     register_filters(app)
     register_context(app)
     app.register_blueprint(auth.bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 
 from ..forms import DateRangeForm
 from ..models import Partner
@@ -101,11 +101,3 @@ def nav_args() -> dict[str, Any]:
     """Return the period arguments this request's navigation links carry."""
     args: dict[str, Any] = g.get("period_args", {})
     return args
-
-
-def forget_previous_request() -> None:
-    # g lives on the app context, which can outlive a request (the tests run many
-    # requests in one); the signed-in user and the period must come from this one.
-    g.pop("_login_user", None)
-    g.pop("period_args", None)
-    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
