@@ -10,7 +10,7 @@ from typing import Any
 
 from . import metrics
 from .models import Partner
-from .periods import Period, local_date_of, local_today
+from .periods import Period, billing_period, billing_periods, local_date_of, local_today
 
 CENT = Decimal("0.01")
 
@@ -228,7 +228,7 @@ def current_usage(partner: Partner) -> CurrentUsage:
     whole day) over the whole period, rounded half up to a whole identification.
     """
     today = local_today(partner.timezone)
-    bp = metrics.billing_period(partner, today)
+    bp = billing_period(partner, today)
     out = period_usage(partner, bp, today)
     elapsed = (today - bp.start).days + 1
     projected = (Decimal(out.identifications) * bp.days / elapsed).quantize(
@@ -250,13 +250,13 @@ def _all_periods(partner: Partner) -> list[Period]:
     first = metrics.first_activity_day(partner) or today
     created = local_date_of(partner.created_at, partner.timezone)
     first = min(first, created, today)
-    metrics.billing_period(partner, today)  # validates settings
-    return metrics.billing_periods(partner, first, today)
+    billing_period(partner, today)  # validates settings
+    return billing_periods(partner, first, today)
 
 
 def _period_rows(partner: Partner, periods: list[Period]) -> list[BillingPeriodRow]:
     today = local_today(partner.timezone)
-    anchor = metrics.billing_period(partner, today)
+    anchor = billing_period(partner, today)
     return [
         BillingPeriodRow(
             **_fields_of(period_usage(partner, period, today)), is_current=period == anchor
@@ -299,7 +299,7 @@ def forecast_runout(partner: Partner, window_days: int = 7) -> Forecast:
     earlier than the billing period's first day) divided by those days.
     """
     today = local_today(partner.timezone)
-    bp = metrics.billing_period(partner, today)
+    bp = billing_period(partner, today)
     used = metrics.credits_used(partner, Period(bp.start, today))
     start = max(bp.start, today - timedelta(days=window_days - 1))
     window = Period(start, today)

@@ -4,9 +4,11 @@ The API, the dashboard pages and the reports all call these functions, so a numb
 cannot differ between them. Results are frozen dataclasses with snake_case fields; the
 API's pydantic models (app/api/schemas.py) turn them into camelCase JSON, once.
 
-Its length is that of the product's figures, kept in one module on purpose; the billing
-periods, the organization filters and the report's organization states still here belong
-to billing, accounts and reports, and are to move there.
+Its length is that of the product's figures, kept in one module on purpose. A partner's
+billing periods live in app/periods.py (metrics and billing both need them, and billing
+imports metrics), the report's organization states and late data in app/reports.py. The
+organization list filters stay here: accounts imports them, and in accounts they would
+make a cycle (metrics -> accounts -> billing -> metrics) until pricing tiers leave billing.
 """
 
 from __future__ import annotations
@@ -25,26 +27,22 @@ from .database import bucket_start_sql
 from .extensions import db
 from .models import (
     IDENTIFICATION,
-    CreditAllocation,
     Organization,
     OrganizationStatusChange,
     OrgBucketUsage,
     OrgDailyUsage,
     Partner,
-    PartnerDailyReceipt,
     PartnerDailyUsage,
     PartnerDataVersion,
 )
 from .periods import (
     Period,
     as_date,
-    billing_period_containing,
-    billing_periods_between,
+    billing_period,
     buckets,
+    current_billing_period,
     day_end_utc,
-    day_start_utc,
     decompose,
-    local_date_of,
     local_today,
     whole_buckets,
 )
@@ -263,31 +261,6 @@ def credits_expr(type_col: Any, quantity_col: Any) -> ColumnElement[Any]:
     return case((type_col == IDENTIFICATION, quantity_col), else_=0)
 
 
-def _billing_anchor_month(partner: Partner) -> int:
-    """Return the month annual billing periods start in: the partner's creation month."""
-    if partner.created_at is None:
-        return 1
-    return local_date_of(partner.created_at, partner.timezone).month
-
-
-def billing_period(partner: Partner, day: date) -> Period:
-    """Return the partner's billing period containing day."""
-    return billing_period_containing(
-        day, partner.billing_day_of_month, partner.billing_period, _billing_anchor_month(partner)
-    )
-
-
-def billing_periods(partner: Partner, start: date, end: date) -> list[Period]:
-    """Return the partner's billing periods that touch start..end, oldest first."""
-    return billing_periods_between(
-        start,
-        end,
-        partner.billing_day_of_month,
-        partner.billing_period,
-        _billing_anchor_month(partner),
-    )
-
-
 def identifications_of(by_type: ByType) -> int:
     """Return the identifications in a {type: TypeUsage} breakdown."""
     found = by_type.get(IDENTIFICATION)
@@ -338,7 +311,7 @@ def credits_remaining(partner: Partner, end: date) -> int:
 # --- organizations as of a date -------------------------------------------------------
 
 
-def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
+def latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
     """Return SELECT value of an audit trail's newest row for organization_id before boundary
     (ties by id): what the trail says held just before boundary."""
     trail = value.class_
@@ -350,11 +323,11 @@ def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: date
     )
 
 
-def _status_at(boundary: datetime) -> Any:
+def status_before(boundary: datetime) -> Any:
     """Return a correlated subquery: an organization's status just before boundary."""
     sc = OrganizationStatusChange
     return (
-        _latest_before(sc.status, sc.changed_at, Organization.id, boundary)
+        latest_before(sc.status, sc.changed_at, Organization.id, boundary)
         .correlate(Organization)
         .scalar_subquery()
     )
@@ -367,7 +340,7 @@ def organization_counts(partner: Partner, end: date) -> OrganizationCounts:
     row = db.session.execute(
         select(
             func.count(),
-            func.sum(case((_status_at(boundary) == "active", 1), else_=0)),
+            func.sum(case((status_before(boundary) == "active", 1), else_=0)),
         ).where(Organization.partner_id == partner.id, Organization.created_at < boundary)
     ).one()
     return OrganizationCounts(_int(row[0]), _int(row[1]))
@@ -377,7 +350,7 @@ def status_at(organization: Organization, moment: datetime) -> str | None:
     """Return an organization's status just before moment (None if it did not exist)."""
     sc = OrganizationStatusChange
     return db.session.execute(
-        _latest_before(sc.status, sc.changed_at, organization.id, moment)
+        latest_before(sc.status, sc.changed_at, organization.id, moment)
     ).scalar()
 
 
@@ -671,11 +644,6 @@ def org_credits_used(partner: Partner, period: Period, org_ids: list[str]) -> di
         .group_by(odu.organization_id)
     )
     return {r[0]: _int(r[1]) for r in rows}
-
-
-def current_billing_period(partner: Partner) -> Period:
-    """Return the billing period that contains the partner's today."""
-    return billing_period(partner, local_today(partner.timezone))
 
 
 def organization_filters(
@@ -1026,116 +994,3 @@ def cumulative_credits(partner: Partner, period: Period) -> list[CreditPoint]:
             )
         )
     return points
-
-
-# --- month-end reports -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class OrgState:
-    """An organization's status at both ends of a period and its moves during it.
-
-    status_at_start is None if it was created later, status_at_end None if created after
-    the period; credits_allocated_at_end comes from the allocation audit trail; new: created
-    during the period; churned: entered canceled during it; reactivated: went from
-    suspended or canceled back to active during it.
-    """
-
-    created_at: datetime
-    status_at_start: str | None
-    status_at_end: str | None
-    credits_allocated_at_end: int
-    new: bool
-    churned: bool = False
-    reactivated: bool = False
-
-
-def organization_states(partner: Partner, period: Period) -> dict[str, OrgState]:
-    """Return {organization id: OrgState} for a period."""
-    start = day_start_utc(period.start, partner.timezone)
-    end = day_end_utc(period.end, partner.timezone)
-    ca = CreditAllocation
-    allocation = (
-        _latest_before(ca.credits_allocated, ca.allocated_at, Organization.id, end)
-        .correlate(Organization)
-        .scalar_subquery()
-    )
-    states: dict[str, OrgState] = {}
-    for org_id, created, at_start, at_end, allocated in db.session.execute(
-        select(
-            Organization.id, Organization.created_at, _status_at(start), _status_at(end), allocation
-        ).where(Organization.partner_id == partner.id)
-    ):
-        states[org_id] = OrgState(
-            created_at=created,
-            status_at_start=at_start,
-            status_at_end=at_end,
-            credits_allocated_at_end=_int(allocated),
-            new=start <= created < end,
-        )
-    sc = OrganizationStatusChange
-    previous = func.lag(sc.status).over(
-        partition_by=sc.organization_id, order_by=(sc.changed_at, sc.id)
-    )
-    history = (
-        select(
-            sc.organization_id.label("org_id"),
-            sc.status.label("status"),
-            sc.changed_at.label("changed_at"),
-            previous.label("previous"),
-        )
-        .where(sc.partner_id == partner.id, sc.changed_at < end)
-        .subquery()
-    )
-    for org_id, status, before in db.session.execute(
-        select(history.c.org_id, history.c.status, history.c.previous).where(
-            history.c.changed_at >= start
-        )
-    ):
-        state = states.get(org_id)
-        if state is None:
-            continue
-        if status == "canceled" and before != "canceled":
-            state.churned = True
-        if status == "active" and before in ("suspended", "canceled"):
-            state.reactivated = True
-    return states
-
-
-@dataclass(frozen=True, slots=True)
-class LateReceipts:
-    """Usage of a period received late, by type, and the first and last day it arrived."""
-
-    by_type: ByType
-    first_received_day: date | None
-    last_received_day: date | None
-
-
-def late_receipts(partner: Partner, period: Period, closed_day: date) -> LateReceipts:
-    """Return the usage of the period's days that was received on or after closed_day.
-
-    Days are local: closed_day is the first day after the period, so this is what arrived
-    once the period had closed (the days are None when nothing arrived late).
-    """
-    pdr = PartnerDailyReceipt
-    rows = db.session.execute(
-        select(
-            pdr.type,
-            func.sum(pdr.quantity),
-            func.sum(pdr.events),
-            func.min(pdr.received_day),
-            func.max(pdr.received_day),
-        )
-        .where(
-            pdr.partner_id == partner.id,
-            pdr.day >= period.start,
-            pdr.day <= period.end,
-            pdr.received_day >= closed_day,
-        )
-        .group_by(pdr.type)
-    ).all()
-    firsts = [as_date(r[3]) for r in rows if r[3] is not None]
-    lasts = [as_date(r[4]) for r in rows if r[4] is not None]
-    return LateReceipts(
-        _by_type(rows), min(firsts) if firsts else None, max(lasts) if lasts else None
-    )

@@ -1,8 +1,10 @@
 """Month-end reports: one calendar month's figures as typed results.
 
-Every number comes from app/metrics.py, so the report page, its CSV and JSON downloads
-(app/exports.py), the API and `flask report` cannot disagree. A month is a calendar month
-in the partner's timezone; it closes at the first instant of the next month there.
+Every figure comes from app/metrics.py, so the report page, its CSV and JSON downloads
+(app/exports.py), the API and `flask report` cannot disagree; what only a report tells
+(each organization's state at both ends of the month, the data that arrived after it
+closed) is read here. A month is a calendar month in the partner's timezone; it closes at
+the first instant of the next month there.
 """
 
 from __future__ import annotations
@@ -12,13 +14,25 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from . import metrics
 from .errors import AppError
-from .metrics import ByType, SeriesPoint, Summary
-from .models import Partner
+from .extensions import db
+from .metrics import ByType, SeriesPoint, Summary, TypeUsage
+from .models import (
+    CreditAllocation,
+    Organization,
+    OrganizationStatusChange,
+    Partner,
+    PartnerDailyReceipt,
+)
 from .periods import (
     Period,
     add_months,
+    as_date,
+    billing_periods,
+    day_end_utc,
     day_start_utc,
     local_today,
     month_period,
@@ -88,6 +102,124 @@ def parse_month(partner: Partner, text: str) -> tuple[int, int]:
             f"the first month with data is {months[-1]}",
         )
     return year, month
+
+
+# --- organization states and late data -------------------------------------------------
+
+
+@dataclass(slots=True)
+class OrgState:
+    """An organization's status at both ends of a period and its moves during it.
+
+    status_at_start is None if it was created later, status_at_end None if created after
+    the period; credits_allocated_at_end comes from the allocation audit trail; new: created
+    during the period; churned: entered canceled during it; reactivated: went from
+    suspended or canceled back to active during it.
+    """
+
+    created_at: datetime
+    status_at_start: str | None
+    status_at_end: str | None
+    credits_allocated_at_end: int
+    new: bool
+    churned: bool = False
+    reactivated: bool = False
+
+
+def organization_states(partner: Partner, period: Period) -> dict[str, OrgState]:
+    """Return {organization id: OrgState} for a period."""
+    start = day_start_utc(period.start, partner.timezone)
+    end = day_end_utc(period.end, partner.timezone)
+    ca = CreditAllocation
+    allocation = (
+        metrics.latest_before(ca.credits_allocated, ca.allocated_at, Organization.id, end)
+        .correlate(Organization)
+        .scalar_subquery()
+    )
+    states: dict[str, OrgState] = {}
+    for org_id, created, at_start, at_end, allocated in db.session.execute(
+        select(
+            Organization.id,
+            Organization.created_at,
+            metrics.status_before(start),
+            metrics.status_before(end),
+            allocation,
+        ).where(Organization.partner_id == partner.id)
+    ):
+        states[org_id] = OrgState(
+            created_at=created,
+            status_at_start=at_start,
+            status_at_end=at_end,
+            credits_allocated_at_end=int(allocated or 0),
+            new=start <= created < end,
+        )
+    sc = OrganizationStatusChange
+    previous = func.lag(sc.status).over(
+        partition_by=sc.organization_id, order_by=(sc.changed_at, sc.id)
+    )
+    history = (
+        select(
+            sc.organization_id.label("org_id"),
+            sc.status.label("status"),
+            sc.changed_at.label("changed_at"),
+            previous.label("previous"),
+        )
+        .where(sc.partner_id == partner.id, sc.changed_at < end)
+        .subquery()
+    )
+    for org_id, status, before in db.session.execute(
+        select(history.c.org_id, history.c.status, history.c.previous).where(
+            history.c.changed_at >= start
+        )
+    ):
+        state = states.get(org_id)
+        if state is None:
+            continue
+        if status == "canceled" and before != "canceled":
+            state.churned = True
+        if status == "active" and before in ("suspended", "canceled"):
+            state.reactivated = True
+    return states
+
+
+@dataclass(frozen=True, slots=True)
+class LateReceipts:
+    """Usage of a period received late, by type, and the first and last day it arrived."""
+
+    by_type: ByType
+    first_received_day: date | None
+    last_received_day: date | None
+
+
+def late_receipts(partner: Partner, period: Period, closed_day: date) -> LateReceipts:
+    """Return the usage of the period's days that was received on or after closed_day.
+
+    Days are local: closed_day is the first day after the period, so this is what arrived
+    once the period had closed (the days are None when nothing arrived late).
+    """
+    pdr = PartnerDailyReceipt
+    rows = db.session.execute(
+        select(
+            pdr.type,
+            func.sum(pdr.quantity),
+            func.sum(pdr.events),
+            func.min(pdr.received_day),
+            func.max(pdr.received_day),
+        )
+        .where(
+            pdr.partner_id == partner.id,
+            pdr.day >= period.start,
+            pdr.day <= period.end,
+            pdr.received_day >= closed_day,
+        )
+        .group_by(pdr.type)
+    ).all()
+    firsts = [as_date(r[3]) for r in rows if r[3] is not None]
+    lasts = [as_date(r[4]) for r in rows if r[4] is not None]
+    by_type = {
+        r[0]: TypeUsage(int(r[1] or 0), int(r[2] or 0)) for r in sorted(rows, key=lambda r: r[0])
+    }
+    return LateReceipts(by_type, min(firsts) if firsts else None, max(lasts) if lasts else None)
 
 
 # --- the report --------------------------------------------------------------------------
@@ -262,7 +394,7 @@ def _organization_table(
     items, _count = metrics.organization_breakdown(
         partner, period, sort="identifications", order="desc", page=1, page_size=10**9
     )
-    states = metrics.organization_states(partner, period)
+    states = organization_states(partner, period)
     total_identifications = current.total_identifications
     rows: list[ReportOrganization] = []
     idle: list[IdleOrganization] = []
@@ -318,7 +450,7 @@ def _organization_table(
 def _billing_overlap(partner: Partner, full: Period, period: Period) -> list[BillingOverlap]:
     """Return the billing periods the month touches, with its days and usage in each."""
     segments = []
-    for bp in metrics.billing_periods(partner, full.start, full.end):
+    for bp in billing_periods(partner, full.start, full.end):
         overlap = Period(max(bp.start, full.start), min(bp.end, full.end))
         counted = Period(overlap.start, min(overlap.end, period.end))
         used = metrics.credits_used(partner, counted) if counted.start <= counted.end else 0
@@ -332,11 +464,7 @@ def _late_data(
     partner: Partner, period: Period, next_first: date, complete: bool, current: Summary
 ) -> LateData:
     """Return what arrived after the month closed and how much it changed the month."""
-    late = (
-        metrics.late_receipts(partner, period, next_first)
-        if complete
-        else metrics.LateReceipts({}, None, None)
-    )
+    late = late_receipts(partner, period, next_first) if complete else LateReceipts({}, None, None)
     added = metrics.identifications_of(late.by_type)
     at_close = current.total_identifications - added
     return LateData(

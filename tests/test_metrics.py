@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 import pytest
 
-from app import accounts, metrics, rollups
+from app import accounts, metrics, periods, rollups
 from app.metrics import SeriesPoint
 from app.periods import Period
 
@@ -394,7 +394,7 @@ def test_credits_remaining_with_annual_billing(freeze, make_partner, make_org, a
     assert metrics.credits_remaining(partner, D(2024, 3, 9)) == 99  # 100 - 1
     assert metrics.credits_remaining(partner, D(2025, 3, 9)) == 94  # 100 - (2 + 4)
     assert metrics.credits_remaining(partner, D(2025, 3, 10)) == 92  # 100 - 8
-    assert metrics.billing_period(partner, D(2025, 11, 14)) == P(D(2025, 3, 10), D(2026, 3, 9))
+    assert periods.billing_period(partner, D(2025, 11, 14)) == P(D(2025, 3, 10), D(2026, 3, 9))
 
 
 def test_usage_by_type_and_filters(base):

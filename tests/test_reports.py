@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app import accounts, exports, metrics, reports, rollups
+from app import accounts, exports, reports, rollups
 from app.errors import AppError
 from app.extensions import db
 from app.metrics import TypeUsage
@@ -454,7 +454,7 @@ def test_timezone_change_rebuckets_received_days(october):
 
 
 def test_late_data_metric_counts_by_received_day(october):
-    late = metrics.late_receipts(
+    late = reports.late_receipts(
         october, Period(date(2025, 10, 1), date(2025, 10, 31)), date(2025, 11, 2)
     )
     # Only what arrived from Nov 2 on: late2 (4 identifications) and late3 (1 page view).
