@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .periods import Period
+
+if TYPE_CHECKING:
+    from .billing import BillingPeriodRow, CostLine
+    from .metrics import ByType, CreditPoint, OrgBreakdownItem, SeriesPoint
 
 BLUE = "#2563eb"
 BLUE_FILL = "rgba(37, 99, 235, 0.10)"
@@ -86,8 +90,8 @@ def _date_axis(period: Period | None = None) -> dict[str, Any]:
 
 
 def series_over_time(
-    series: list[dict[str, Any]],
-    previous: list[dict[str, Any]],
+    series: list[SeriesPoint],
+    previous: list[SeriesPoint],
     period: Period,
     previous_period: Period,
     granularity: str,
@@ -102,8 +106,8 @@ def series_over_time(
     word = GRANULARITY_WORD[granularity]
     before = {
         "type": "scatter",
-        "x": [p["date"] for p in previous],
-        "y": [p[key] for p in previous],
+        "x": [p.date.isoformat() for p in previous],
+        "y": [getattr(p, key) for p in previous],
         "name": f"Previous period ({previous_period.start:%d %b %Y} – "
         f"{previous_period.end:%d %b %Y})",
         "xaxis": "x2",
@@ -113,8 +117,8 @@ def series_over_time(
     }
     now = {
         "type": "scatter",
-        "x": [p["date"] for p in series],
-        "y": [p[key] for p in series],
+        "x": [p.date.isoformat() for p in series],
+        "y": [getattr(p, key) for p in series],
         "name": f"{name} ({period.start:%d %b %Y} – {period.end:%d %b %Y})",
         "mode": "lines+markers" if len(series) <= 62 else "lines",
         "line": {"color": BLUE, "width": 2.5},
@@ -141,13 +145,13 @@ def series_over_time(
     )
 
 
-def cumulative_credits(points: list[dict[str, Any]], pool: int) -> dict[str, Any]:
+def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
     """Return the credits used so far in each day's billing period against the pool total."""
-    x = [p["date"] for p in points]
+    x = [p.date.isoformat() for p in points]
     used = {
         "type": "scatter",
         "x": x,
-        "y": [p["cumulativeCreditsUsed"] for p in points],
+        "y": [p.cumulative_credits_used for p in points],
         "name": "Credits used (cumulative)",
         "mode": "lines",
         "line": {"color": BLUE, "width": 2.5, "shape": "hv"},
@@ -172,13 +176,13 @@ def cumulative_credits(points: list[dict[str, Any]], pool: int) -> dict[str, Any
     )
 
 
-def organizations_with_activity(series: list[dict[str, Any]], granularity: str) -> dict[str, Any]:
+def organizations_with_activity(series: list[SeriesPoint], granularity: str) -> dict[str, Any]:
     """Return a bar per bucket: how many organizations had at least one event."""
     word = GRANULARITY_WORD[granularity]
     bars = {
         "type": "bar",
-        "x": [p["date"] for p in series],
-        "y": [p["organizationsWithActivity"] for p in series],
+        "x": [p.date.isoformat() for p in series],
+        "y": [p.organizations_with_activity for p in series],
         "marker": {"color": TEAL},
         "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} organizations active that {word}"
         "<extra></extra>",
@@ -193,18 +197,18 @@ def organizations_with_activity(series: list[dict[str, Any]], granularity: str) 
     )
 
 
-def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict[str, Any]:
+def usage_by_type(by_type: ByType) -> dict[str, Any]:
     """Return a horizontal bar of quantity per event type, largest on top."""
-    items = sorted(by_type.items(), key=lambda kv: (kv[1]["quantity"], kv[0]))
+    items = sorted(by_type.items(), key=lambda kv: (kv[1].quantity, kv[0]))
     bars = {
         "type": "bar",
         "y": list(range(len(items))),
-        "x": [v["quantity"] for _k, v in items],
+        "x": [v.quantity for _k, v in items],
         "orientation": "h",
         "marker": {"color": [BLUE if k == "identification" else GREY for k, _v in items]},
-        "text": [f"{v['quantity']:,}" for _k, v in items],
+        "text": [f"{v.quantity:,}" for _k, v in items],
         "textposition": "auto",
-        "customdata": [[label(k), v["events"]] for k, v in items],
+        "customdata": [[label(k), v.events] for k, v in items],
         "hovertemplate": "%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
         "<extra></extra>",
     }
@@ -230,7 +234,7 @@ def usage_by_type(by_type: dict[str, dict[str, int]]) -> dict[str, Any]:
     )
 
 
-def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict[str, Any]:
+def top_organizations(items: list[OrgBreakdownItem], links: list[str]) -> dict[str, Any]:
     """Return a horizontal bar of identifications per organization; a click opens one.
 
     Rows are placed by position, not by name, so two organizations with the same name
@@ -241,12 +245,12 @@ def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict[str
     bars = {
         "type": "bar",
         "y": list(range(len(rows))),
-        "x": [i["identifications"] for i in rows],
+        "x": [i.identifications for i in rows],
         "orientation": "h",
         "marker": {"color": BLUE},
-        "text": [f"{i['identifications']:,}" for i in rows],
+        "text": [f"{i.identifications:,}" for i in rows],
         "textposition": "auto",
-        "customdata": [[label(i["name"]), href] for i, href in zip(rows, hrefs, strict=True)],
+        "customdata": [[label(i.name), href] for i, href in zip(rows, hrefs, strict=True)],
         "hovertemplate": "%{customdata[0]}: %{x:,} identifications<extra></extra>",
     }
     return _figure(
@@ -258,7 +262,7 @@ def top_organizations(items: list[dict[str, Any]], links: list[str]) -> dict[str
             yaxis={
                 "tickmode": "array",
                 "tickvals": list(range(len(rows))),
-                "ticktext": [label(_short(i["name"])) for i in rows],
+                "ticktext": [label(_short(i.name)) for i in rows],
                 "fixedrange": True,
             },
             xaxis={
@@ -276,14 +280,14 @@ def _short(name: str, limit: int = 24) -> str:
 
 
 def pool_burn(
-    points: list[dict[str, Any]], pool: int, billing: Period, today: date, daily_rate: float
+    points: list[CreditPoint], pool: int, billing: Period, today: date, daily_rate: float
 ) -> dict[str, Any]:
     """Return this billing period's cumulative use, the pool, and the pace projected ahead."""
-    used_now = points[-1]["cumulativeCreditsUsed"] if points else 0
+    used_now = points[-1].cumulative_credits_used if points else 0
     used = {
         "type": "scatter",
-        "x": [p["date"] for p in points],
-        "y": [p["cumulativeCreditsUsed"] for p in points],
+        "x": [p.date.isoformat() for p in points],
+        "y": [p.cumulative_credits_used for p in points],
         "name": "Used so far",
         "mode": "lines",
         "line": {"color": BLUE, "width": 2.5},
@@ -322,16 +326,17 @@ def pool_burn(
     )
 
 
-def billing_periods(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
     """Return identifications per billing period, oldest first, with the cost in the hover."""
     ordered = list(reversed(rows))
     bars = {
         "type": "bar",
-        "x": [r["billingPeriodStart"] for r in ordered],
-        "y": [r["identifications"] for r in ordered],
-        "marker": {"color": [AMBER if r.get("isCurrent") else BLUE for r in ordered]},
+        "x": [r.billing_period_start.isoformat() for r in ordered],
+        "y": [r.identifications for r in ordered],
+        "marker": {"color": [AMBER if r.is_current else BLUE for r in ordered]},
         "customdata": [
-            [r["billingPeriodEnd"], f"{r['estimatedCost']:,.2f} {r['currency']}"] for r in ordered
+            [r.billing_period_end.isoformat(), f"{float(r.estimated_cost):,.2f} {r.currency}"]
+            for r in ordered
         ],
         "hovertemplate": "%{x|%d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
         "%{customdata[1]}<extra></extra>",
@@ -347,14 +352,14 @@ def billing_periods(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cost_by_tier(
-    estimated: list[dict[str, Any]], projected: list[dict[str, Any]], currency: str
+    estimated: list[CostLine], projected: list[CostLine], currency: str
 ) -> dict[str, Any]:
     """Return grouped bars per pricing tier: the cost so far and the projected cost."""
-    tiers = [label(b["tier"]) for b in estimated]
+    tiers = [label(b.tier) for b in estimated]
     so_far = {
         "type": "bar",
         "x": tiers,
-        "y": [b["amount"] for b in estimated],
+        "y": [float(b.amount) for b in estimated],
         "name": "So far",
         "marker": {"color": BLUE},
         "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} so far<extra></extra>",
@@ -362,7 +367,7 @@ def cost_by_tier(
     ahead = {
         "type": "bar",
         "x": list(tiers),
-        "y": [b["amount"] for b in projected],
+        "y": [float(b.amount) for b in projected],
         "name": "Projected for the period",
         "marker": {"color": GREY},
         "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} projected<extra></extra>",
@@ -390,21 +395,21 @@ REPORT_CHART_WIDTH = 680
 REPORT_CHART_HEIGHT = 280
 
 
-def report_daily(daily: list[dict[str, Any]]) -> dict[str, Any]:
+def report_daily(daily: list[SeriesPoint]) -> dict[str, Any]:
     """Return a month's identifications per day (bars) and its cumulative credits (line).
 
     Identification events are what consume credits, so a day's credits equal its
     identifications; the line shows how the month's credits added up.
     """
-    days = [p["date"] for p in daily]
+    days = [p.date.isoformat() for p in daily]
     cumulative, running = [], 0
     for point in daily:
-        running += point["creditsUsed"]
+        running += point.credits_used
         cumulative.append(running)
     bars = {
         "type": "bar",
         "x": days,
-        "y": [p["identifications"] for p in daily],
+        "y": [p.identifications for p in daily],
         "name": "Identifications per day (= credits used)",
         "marker": {"color": BLUE},
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} identifications<extra></extra>",

@@ -2,7 +2,8 @@
 
 Every CSV of the product (the organizations and billing tables of the pages, the report's
 CSV on its page and from `flask report`) is written here, so the formula escaping has
-one home.
+one home. The report's JSON download is the API's answer (app/api/schemas.ReportOut),
+so the two cannot differ.
 """
 
 from __future__ import annotations
@@ -15,21 +16,26 @@ from typing import Any
 
 from flask import Response
 
+from .api.schemas import ReportOut
+from .reports import MonthReport
+from .timeutil import iso_z
+
 # Spreadsheet programs run a cell starting with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 REPORT_FORMATS = ("csv", "json")
 
+# (field of reports.ReportOrganization, heading)
 REPORT_COLUMNS = [
     ("name", "Organization"),
-    ("externalId", "External ID"),
-    ("organizationId", "Organization ID"),
+    ("external_id", "External ID"),
+    ("organization_id", "Organization ID"),
     ("identifications", "Identifications"),
-    ("creditsUsed", "Credits used"),
+    ("credits_used", "Credits used"),
     ("events", "Events"),
     ("quantity", "Quantity"),
-    ("sharePercent", "Share of identifications (%)"),
-    ("creditsAllocated", "Allocation at month end"),
-    ("statusAtEnd", "Status at month end"),
+    ("share_percent", "Share of identifications (%)"),
+    ("credits_allocated", "Allocation at month end"),
+    ("status_at_end", "Status at month end"),
     ("new", "New"),
     ("churned", "Churned"),
     ("reactivated", "Reactivated"),
@@ -78,60 +84,55 @@ def table_csv(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: st
 # --- the month-end report ------------------------------------------------------------------
 
 
-def report_csv(report: dict[str, Any]) -> str:
+def report_csv(report: MonthReport) -> str:
     """Return the report as one CSV: a header block, the organization table, the totals."""
-    late = report["lateData"]
-    summary = report["summary"]
+    late = report.late_data
+    summary = report.summary
     block: list[list[Any]] = [
-        ["Partner", report["partnerName"]],
-        ["Month", report["month"]],
+        ["Partner", report.partner_name],
+        ["Month", report.month],
         [
             "Period",
-            f"{report['startDate']} to {report['throughDate']}"
-            + ("" if report["complete"] else " (month to date)"),
+            f"{report.start_date} to {report.through_date}"
+            + ("" if report.complete else " (month to date)"),
         ],
-        ["Timezone", report["timezone"]],
-        ["Generated at", report["generatedAt"]],
-        ["Month closed at" if report["complete"] else "Month closes at", late["closedAt"]],
-        ["Late events (received after the month closed)", late["lateEvents"]],
-        ["Identifications added by late events", late["identificationsAdded"]],
-        ["Credits added by late events", late["creditsAdded"]],
-        ["Total organizations at month end", summary["totalOrganizations"]],
-        ["Active organizations at month end", summary["activeOrganizations"]],
-        ["Credits remaining at month end", summary["creditsRemaining"]],
+        ["Timezone", report.timezone],
+        ["Generated at", iso_z(report.generated_at)],
+        ["Month closed at" if report.complete else "Month closes at", iso_z(late.closed_at)],
+        ["Late events (received after the month closed)", late.late_events],
+        ["Identifications added by late events", late.identifications_added],
+        ["Credits added by late events", late.credits_added],
+        ["Total organizations at month end", summary.total_organizations],
+        ["Active organizations at month end", summary.active_organizations],
+        ["Credits remaining at month end", summary.credits_remaining],
     ]
-    table = [[item[key] for key, _label in REPORT_COLUMNS] for item in report["organizations"]]
-    totals = report["totals"]
-    total_row = {key: "" for key, _label in REPORT_COLUMNS}
-    total_row.update(
-        {
-            "name": "Total",
-            "identifications": totals["identifications"],
-            "creditsUsed": totals["creditsUsed"],
-            "events": totals["events"],
-            "quantity": totals["quantity"],
-            "sharePercent": totals["sharePercent"],
-            "creditsAllocated": totals["creditsAllocated"],
-            "new": totals["new"],
-            "churned": totals["churned"],
-            "reactivated": totals["reactivated"],
-        }
-    )
+    table = [
+        [getattr(item, key) for key, _label in REPORT_COLUMNS] for item in report.organizations
+    ]
+    # The totals row: every column the totals have, blank for the others.
+    totals = report.totals
+    footer = [
+        "Total" if key == "name" else getattr(totals, key, "") for key, _label in REPORT_COLUMNS
+    ]
     header = [label for _key, label in REPORT_COLUMNS]
-    footer = [total_row[key] for key, _label in REPORT_COLUMNS]
     return csv_text([*block, [], header, *table, footer], yes_no=True)
 
 
-def report_json(report: dict[str, Any]) -> str:
+def report_data(report: MonthReport) -> dict[str, Any]:
+    """Return the report as the API answers it (GET /partner/reports/<month>)."""
+    return ReportOut.model_validate(report).model_dump(mode="json", by_alias=True)
+
+
+def report_json(report: MonthReport) -> str:
     """Return the report as indented JSON text."""
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"
 
 
-def report_text(report: dict[str, Any], fmt: str) -> str:
+def report_text(report: MonthReport, fmt: str) -> str:
     """Return the report as csv or json text (what `flask report` prints)."""
     return report_csv(report) if fmt == "csv" else report_json(report)
 
 
-def report_filename(report: dict[str, Any], ext: str) -> str:
+def report_filename(report: MonthReport, ext: str) -> str:
     """Return the download name of a report file."""
-    return f"report-{report['partnerSlug']}-{report['month']}.{ext}"
+    return f"report-{report.partner_slug}-{report.month}.{ext}"

@@ -1,16 +1,20 @@
 """Every aggregate the product shows, computed in SQL over the daily rollups.
 
 The API, the dashboard pages and the reports all call these functions, so a number
-cannot differ between them. Results are plain dicts keyed by the API's field names.
+cannot differ between them. Results are frozen dataclasses with snake_case fields; the
+API's pydantic models (app/api/schemas.py) turn them into camelCase JSON, once.
 
-Its length is that of the product's figures, kept in one module on purpose; the billing
-periods, the organization filters and the report's organization states still here belong
-to billing, accounts and reports, and are to move there.
+Its length is that of the product's figures, kept in one module on purpose. A partner's
+billing periods live in app/periods.py (metrics and billing both need them, and billing
+imports metrics), the report's organization states and late data in app/reports.py. The
+organization list filters stay here: accounts imports them, and in accounts they would
+make a cycle (metrics -> accounts -> billing -> metrics) until pricing tiers leave billing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -23,26 +27,22 @@ from .database import bucket_start_sql
 from .extensions import db
 from .models import (
     IDENTIFICATION,
-    CreditAllocation,
     Organization,
     OrganizationStatusChange,
     OrgBucketUsage,
     OrgDailyUsage,
     Partner,
-    PartnerDailyReceipt,
     PartnerDailyUsage,
     PartnerDataVersion,
 )
 from .periods import (
     Period,
     as_date,
-    billing_period_containing,
-    billing_periods_between,
+    billing_period,
     buckets,
+    current_billing_period,
     day_end_utc,
-    day_start_utc,
     decompose,
-    local_date_of,
     local_today,
     whole_buckets,
 )
@@ -67,6 +67,192 @@ def _int(value: Any) -> int:
     return int(value or 0)
 
 
+# --- the result types ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TypeUsage:
+    """Usage of one event type: the sum of quantity and the number of events."""
+
+    quantity: int
+    events: int
+
+
+ByType = dict[str, TypeUsage]
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationCounts:
+    """Organizations created by the end of a day, and how many were active then."""
+
+    total_organizations: int
+    active_organizations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Every metric of spec §2 for a period."""
+
+    total_organizations: int
+    active_organizations: int
+    total_identifications: int
+    credits_used: int
+    credits_remaining: int
+    organizations_with_activity: int
+    total_quantity: int
+    total_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A period's summary, the comparable period's, and the relative change of each figure."""
+
+    current: Summary
+    previous: Summary
+    previous_period: Period
+    change: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Usage totals, and the breakdown by event type (sorted by type)."""
+
+    total_quantity: int
+    total_events: int
+    by_type: ByType
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesTotals:
+    """The figures of a series over its whole period (organizations counted once)."""
+
+    identifications: int
+    credits_used: int
+    events: int
+    quantity: int
+    organizations_with_activity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One bucket of a series, dated by its start clipped to the period."""
+
+    date: date
+    identifications: int
+    credits_used: int
+    events: int
+    quantity: int
+    organizations_with_activity: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgFigures:
+    """One organization's figures for a period."""
+
+    identifications: int
+    credits_used: int
+    events: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationFigures:
+    """An organization's allocation now and what it used of it this billing period."""
+
+    credits: int
+    credits_used: int
+    credits_available: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgIdentity:
+    """Who an organization is, as every per-organization row names it."""
+
+    organization_id: str
+    name: str
+    external_id: str | None
+    status: str
+    tier: str
+
+
+def _identity(org: Organization) -> dict[str, Any]:
+    return {
+        "organization_id": org.id,
+        "name": org.name,
+        "external_id": org.external_id,
+        "status": org.status,
+        "tier": org.tier,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OrgBreakdownItem(OrgIdentity):
+    """One organization's figures for a period, with its allocation now."""
+
+    identifications: int
+    credits_used: int
+    events: int
+    quantity: int
+    credits_allocated: int
+    credits_used_this_billing_period: int
+    credits_available: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSummary:
+    """The analytics fields of one organization over a period."""
+
+    organization_id: str
+    total_identifications: int
+    credits_used: int
+    total_quantity: int
+    total_events: int
+    by_type: ByType
+    status_at_end: str | None
+    credits_allocated: int
+    credits_used_this_billing_period: int
+    credits_available: int
+
+
+@dataclass(frozen=True, slots=True)
+class OverAllocation(OrgIdentity):
+    """A live organization that used more than a share of its allocation."""
+
+    credits_allocated: int
+    credits_used: int
+    credits_available: int
+    percent_used: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    """The credit pool now: its billing period, total, used, available and allocated."""
+
+    billing_period_start: date
+    billing_period_end: date
+    credit_pool_total: int
+    credit_pool_used: int
+    credit_pool_available: int
+    credit_pool_allocated: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreditPoint:
+    """One day of the credits used so far in its billing period."""
+
+    date: date
+    credits_used: int
+    cumulative_credits_used: int
+    billing_period_start: dt.date  # (date is the field above here)
+    credit_pool_total: int
+    credits_remaining: int
+
+
+def _by_type(rows: Any) -> ByType:
+    """Return {type: TypeUsage} from (type, sum(quantity), sum(events)) rows, sorted by type."""
+    return {r[0]: TypeUsage(_int(r[1]), _int(r[2])) for r in sorted(rows, key=lambda r: r[0])}
+
+
 # --- credits consumed -----------------------------------------------------------------
 
 
@@ -75,45 +261,31 @@ def credits_expr(type_col: Any, quantity_col: Any) -> ColumnElement[Any]:
     return case((type_col == IDENTIFICATION, quantity_col), else_=0)
 
 
-def _billing_anchor_month(partner: Partner) -> int:
-    """Return the month annual billing periods start in: the partner's creation month."""
-    if partner.created_at is None:
-        return 1
-    return local_date_of(partner.created_at, partner.timezone).month
+def identifications_of(by_type: ByType) -> int:
+    """Return the identifications in a {type: TypeUsage} breakdown."""
+    found = by_type.get(IDENTIFICATION)
+    return found.quantity if found is not None else 0
 
 
-def billing_period(partner: Partner, day: date) -> Period:
-    """Return the partner's billing period containing day."""
-    return billing_period_containing(
-        day, partner.billing_day_of_month, partner.billing_period, _billing_anchor_month(partner)
-    )
+def total_quantity(by_type: ByType) -> int:
+    """Return the quantity of every type of a breakdown."""
+    return sum(v.quantity for v in by_type.values())
 
 
-def billing_periods(partner: Partner, start: date, end: date) -> list[Period]:
-    """Return the partner's billing periods that touch start..end, oldest first."""
-    return billing_periods_between(
-        start,
-        end,
-        partner.billing_day_of_month,
-        partner.billing_period,
-        _billing_anchor_month(partner),
-    )
+def total_events(by_type: ByType) -> int:
+    """Return the events of every type of a breakdown."""
+    return sum(v.events for v in by_type.values())
 
 
-def identifications_of(by_type: Mapping[str, Mapping[str, int]]) -> int:
-    """Return the identifications in a {type: {quantity, events}} breakdown."""
-    return by_type.get(IDENTIFICATION, {}).get("quantity", 0)
-
-
-def _partner_totals(partner_id: str, period: Period) -> dict[str, dict[str, int]]:
-    """Return {type: {quantity, events}} for a partner over a period."""
+def _partner_totals(partner_id: str, period: Period) -> ByType:
+    """Return {type: TypeUsage} for a partner over a period."""
     pdu = PartnerDailyUsage
     rows = db.session.execute(
         select(pdu.type, func.sum(pdu.quantity), func.sum(pdu.events))
         .where(pdu.partner_id == partner_id, pdu.day >= period.start, pdu.day <= period.end)
         .group_by(pdu.type)
     )
-    return {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])} for r in rows}
+    return _by_type(rows)
 
 
 def credits_used(partner: Partner, period: Period) -> int:
@@ -139,7 +311,7 @@ def credits_remaining(partner: Partner, end: date) -> int:
 # --- organizations as of a date -------------------------------------------------------
 
 
-def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
+def latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
     """Return SELECT value of an audit trail's newest row for organization_id before boundary
     (ties by id): what the trail says held just before boundary."""
     trail = value.class_
@@ -151,34 +323,34 @@ def _latest_before(value: Any, moment: Any, organization_id: Any, boundary: date
     )
 
 
-def _status_at(boundary: datetime) -> Any:
+def status_before(boundary: datetime) -> Any:
     """Return a correlated subquery: an organization's status just before boundary."""
     sc = OrganizationStatusChange
     return (
-        _latest_before(sc.status, sc.changed_at, Organization.id, boundary)
+        latest_before(sc.status, sc.changed_at, Organization.id, boundary)
         .correlate(Organization)
         .scalar_subquery()
     )
 
 
 @state_cache
-def organization_counts(partner: Partner, end: date) -> dict[str, int]:
+def organization_counts(partner: Partner, end: date) -> OrganizationCounts:
     """Return organizations created by the end of end, and how many were active then."""
     boundary = day_end_utc(end, partner.timezone)
     row = db.session.execute(
         select(
             func.count(),
-            func.sum(case((_status_at(boundary) == "active", 1), else_=0)),
+            func.sum(case((status_before(boundary) == "active", 1), else_=0)),
         ).where(Organization.partner_id == partner.id, Organization.created_at < boundary)
     ).one()
-    return {"totalOrganizations": _int(row[0]), "activeOrganizations": _int(row[1])}
+    return OrganizationCounts(_int(row[0]), _int(row[1]))
 
 
 def status_at(organization: Organization, moment: datetime) -> str | None:
     """Return an organization's status just before moment (None if it did not exist)."""
     sc = OrganizationStatusChange
     return db.session.execute(
-        _latest_before(sc.status, sc.changed_at, organization.id, moment)
+        latest_before(sc.status, sc.changed_at, organization.id, moment)
     ).scalar()
 
 
@@ -217,26 +389,27 @@ def organizations_with_activity(
 
 
 @closed_period_cache
-def summary(partner: Partner, period: Period) -> dict[str, Any]:
+def summary(partner: Partner, period: Period) -> Summary:
     """Return every metric of spec §2 for a partner and an inclusive period."""
     today = local_today(partner.timezone)
     if cache.enabled() and period.start < today <= period.end:
         return _summary_to_today(partner, period, today)
     by_type = _partner_totals(partner.id, period)
     identifications = identifications_of(by_type)
-    with_activity = organizations_with_activity(partner, period)
-    result: dict[str, Any] = {}
-    result.update(organization_counts(partner, period.end))
-    result["totalIdentifications"] = identifications
-    result["creditsUsed"] = identifications
-    result["creditsRemaining"] = credits_remaining(partner, period.end)
-    result["organizationsWithActivity"] = _int(with_activity)
-    result["totalQuantity"] = sum(v["quantity"] for v in by_type.values())
-    result["totalEvents"] = sum(v["events"] for v in by_type.values())
-    return result
+    counts = organization_counts(partner, period.end)
+    return Summary(
+        total_organizations=counts.total_organizations,
+        active_organizations=counts.active_organizations,
+        total_identifications=identifications,
+        credits_used=identifications,
+        credits_remaining=credits_remaining(partner, period.end),
+        organizations_with_activity=organizations_with_activity(partner, period),
+        total_quantity=total_quantity(by_type),
+        total_events=total_events(by_type),
+    )
 
 
-def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str, Any]:
+def _summary_to_today(partner: Partner, period: Period, today: date) -> Summary:
     """Return summary() of a period that includes today: the closed days before today
     from the closed-period cache, today (and any later day) computed live."""
     closed = Period(period.start, today - timedelta(days=1))
@@ -262,18 +435,18 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> dict[str
             used += closed_credits_used(partner, Period(bp.start, today - timedelta(days=1)))
     else:
         used = credits_used(partner, Period(bp.start, period.end))
-    identifications = before["totalIdentifications"] + live_identifications
-    result: dict[str, Any] = {}
-    result.update(organization_counts(partner, period.end))
-    result["totalIdentifications"] = identifications
-    result["creditsUsed"] = identifications
-    result["creditsRemaining"] = partner.credit_pool_total - used
-    result["organizationsWithActivity"] = active
-    result["totalQuantity"] = before["totalQuantity"] + sum(
-        v["quantity"] for v in live_by_type.values()
+    identifications = before.total_identifications + live_identifications
+    counts = organization_counts(partner, period.end)
+    return Summary(
+        total_organizations=counts.total_organizations,
+        active_organizations=counts.active_organizations,
+        total_identifications=identifications,
+        credits_used=identifications,
+        credits_remaining=partner.credit_pool_total - used,
+        organizations_with_activity=active,
+        total_quantity=before.total_quantity + total_quantity(live_by_type),
+        total_events=before.total_events + total_events(live_by_type),
     )
-    result["totalEvents"] = before["totalEvents"] + sum(v["events"] for v in live_by_type.values())
-    return result
 
 
 @closed_period_cache
@@ -300,8 +473,8 @@ def usage(
     period: Period,
     event_type: str | None = None,
     organization_id: str | None = None,
-) -> dict[str, Any]:
-    """Return totalQuantity, totalEvents and byType, optionally for one type or organization."""
+) -> Usage:
+    """Return the usage totals and by type, optionally for one type or organization."""
     if organization_id is None:
         by_type = _partner_totals(partner.id, period)
     else:
@@ -316,14 +489,10 @@ def usage(
             )
             .group_by(odu.type)
         )
-        by_type = {r[0]: {"quantity": _int(r[1]), "events": _int(r[2])} for r in rows}
+        by_type = _by_type(rows)
     if event_type is not None:
         by_type = {k: v for k, v in by_type.items() if k == event_type}
-    return {
-        "totalQuantity": sum(v["quantity"] for v in by_type.values()),
-        "totalEvents": sum(v["events"] for v in by_type.values()),
-        "byType": dict(sorted(by_type.items())),
-    }
+    return Usage(total_quantity(by_type), total_events(by_type), by_type)
 
 
 def relative_change(current: Any, previous: Any) -> float | None:
@@ -335,26 +504,25 @@ def relative_change(current: Any, previous: Any) -> float | None:
     return round((current - previous) / previous, 4)
 
 
-def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, float | None]:
-    """Return the relative change of every number two results share."""
+def compare(
+    current: Any, previous: Any, names: tuple[str, ...] | None = None
+) -> dict[str, float | None]:
+    """Return {field: relative change} of every number two results share (or of names)."""
+    chosen = names or tuple(f.name for f in fields(current))
     return {
-        key: relative_change(value, previous.get(key))
-        for key, value in current.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
+        name: relative_change(getattr(current, name), getattr(previous, name, None))
+        for name in chosen
+        if isinstance(getattr(current, name), int | float)
+        and not isinstance(getattr(current, name), bool)
     }
 
 
-def summary_with_comparison(partner: Partner, period: Period) -> dict[str, Any]:
+def summary_with_comparison(partner: Partner, period: Period) -> Comparison:
     """Return summary() for the period plus previous and change for the period before it."""
     current = summary(partner, period)
     prev_period = period.previous()
     previous = summary(partner, prev_period)
-    return {
-        "current": current,
-        "previous": previous,
-        "previousPeriod": prev_period,
-        "change": compare(current, previous),
-    }
+    return Comparison(current, previous, prev_period, compare(current, previous))
 
 
 # --- series -----------------------------------------------------------------------------
@@ -366,18 +534,10 @@ def timeseries(
     period: Period,
     granularity: str,
     organization_id: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SeriesPoint]:
     """Return one point per bucket (zeros included), each dated by its clipped start."""
-    points = {
-        b.start: {
-            "date": b.start.isoformat(),
-            "identifications": 0,
-            "creditsUsed": 0,
-            "events": 0,
-            "quantity": 0,
-            "organizationsWithActivity": 0,
-        }
-        for b in buckets(period, granularity)
+    sums: dict[date, tuple[int, int, int]] = {
+        b.start: (0, 0, 0) for b in buckets(period, granularity)
     }
 
     def clip(raw: Any) -> date:
@@ -397,17 +557,19 @@ def timeseries(
         .group_by(bucket)
     )
     for raw, identifications, events, quantity in rows:
-        point = points[clip(raw)]
-        point["identifications"] = _int(identifications)
-        point["creditsUsed"] = _int(identifications)
-        point["events"] = _int(events)
-        point["quantity"] = _int(quantity)
-
-    for start, active in _active_by_bucket(
-        partner.id, period, granularity, organization_id
-    ).items():
-        points[start]["organizationsWithActivity"] = active
-    return list(points.values())
+        sums[clip(raw)] = (_int(identifications), _int(events), _int(quantity))
+    active = _active_by_bucket(partner.id, period, granularity, organization_id)
+    return [
+        SeriesPoint(
+            date=start,
+            identifications=identifications,
+            credits_used=identifications,
+            events=events,
+            quantity=quantity,
+            organizations_with_activity=active.get(start, 0),
+        )
+        for start, (identifications, events, quantity) in sums.items()
+    ]
 
 
 def _active_by_bucket(
@@ -484,11 +646,6 @@ def org_credits_used(partner: Partner, period: Period, org_ids: list[str]) -> di
     return {r[0]: _int(r[1]) for r in rows}
 
 
-def current_billing_period(partner: Partner) -> Period:
-    """Return the billing period that contains the partner's today."""
-    return billing_period(partner, local_today(partner.timezone))
-
-
 def organization_filters(
     partner: Partner,
     status: str | None = None,
@@ -507,15 +664,13 @@ def organization_filters(
     return clauses
 
 
-def allocation_figures(partner: Partner, orgs: list[Organization]) -> dict[str, dict[str, int]]:
-    """Return {org id: {credits, creditsUsed, creditsAvailable}} for the current billing period."""
+def allocation_figures(partner: Partner, orgs: list[Organization]) -> dict[str, AllocationFigures]:
+    """Return {org id: its allocation and what it used of it} for the current billing period."""
     used = org_credits_used(partner, current_billing_period(partner), [o.id for o in orgs])
     return {
-        o.id: {
-            "credits": o.credits_allocated,
-            "creditsUsed": used.get(o.id, 0),
-            "creditsAvailable": o.credits_allocated - used.get(o.id, 0),
-        }
+        o.id: AllocationFigures(
+            o.credits_allocated, used.get(o.id, 0), o.credits_allocated - used.get(o.id, 0)
+        )
         for o in orgs
     }
 
@@ -565,7 +720,7 @@ def organization_breakdown(
     status: str | None = None,
     search: str | None = None,
     external_id: str | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[OrgBreakdownItem], int]:
     """Return one page of per-organization figures for the period, and the total count."""
     usage_rows = org_usage_rows(partner.id, period)
     agg = (
@@ -614,55 +769,49 @@ def organization_breakdown(
     items = []
     for org, identifications, events, quantity in rows:
         items.append(
-            {
-                "organizationId": org.id,
-                "name": org.name,
-                "externalId": org.external_id,
-                "status": org.status,
-                "tier": org.tier,
-                "identifications": _int(identifications),
-                "creditsUsed": _int(identifications),
-                "events": _int(events),
-                "quantity": _int(quantity),
-                "creditsAllocated": alloc[org.id]["credits"],
-                "creditsUsedThisBillingPeriod": alloc[org.id]["creditsUsed"],
-                "creditsAvailable": alloc[org.id]["creditsAvailable"],
-            }
+            OrgBreakdownItem(
+                **_identity(org),
+                identifications=_int(identifications),
+                credits_used=_int(identifications),
+                events=_int(events),
+                quantity=_int(quantity),
+                credits_allocated=alloc[org.id].credits,
+                credits_used_this_billing_period=alloc[org.id].credits_used,
+                credits_available=alloc[org.id].credits_available,
+            )
         )
     return items, total
 
 
 def organization_summary(
     partner: Partner, organization: Organization, period: Period
-) -> dict[str, Any]:
+) -> OrgSummary:
     """Return the analytics fields for one organization over a period."""
     figures = usage(partner, period, organization_id=organization.id)
-    identifications = identifications_of(figures["byType"])
+    identifications = identifications_of(figures.by_type)
     boundary = day_end_utc(period.end, partner.timezone)
     existed = organization.created_at < boundary
     alloc = allocation_figures(partner, [organization])[organization.id]
-    return {
-        "organizationId": organization.id,
-        "totalIdentifications": identifications,
-        "creditsUsed": identifications,
-        "totalQuantity": figures["totalQuantity"],
-        "totalEvents": figures["totalEvents"],
-        "byType": figures["byType"],
-        "statusAtEnd": status_at(organization, boundary) if existed else None,
-        "creditsAllocated": alloc["credits"],
-        "creditsUsedThisBillingPeriod": alloc["creditsUsed"],
-        "creditsAvailable": alloc["creditsAvailable"],
-    }
+    return OrgSummary(
+        organization_id=organization.id,
+        total_identifications=identifications,
+        credits_used=identifications,
+        total_quantity=figures.total_quantity,
+        total_events=figures.total_events,
+        by_type=figures.by_type,
+        status_at_end=status_at(organization, boundary) if existed else None,
+        credits_allocated=alloc.credits,
+        credits_used_this_billing_period=alloc.credits_used,
+        credits_available=alloc.credits_available,
+    )
 
 
 @closed_period_cache
 def organization_figures(
     partner: Partner, period: Period, org_ids: list[str]
-) -> dict[str, dict[str, int]]:
-    """Return identifications, creditsUsed, events and quantity per organization (zeros too)."""
-    figures = {
-        i: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0} for i in org_ids
-    }
+) -> dict[str, OrgFigures]:
+    """Return identifications, credits used, events and quantity per organization (zeros too)."""
+    figures = {i: OrgFigures(0, 0, 0, 0) for i in org_ids}
     if not org_ids:
         return figures
     usage_rows = org_usage_rows(partner.id, period, org_ids)
@@ -675,41 +824,37 @@ def organization_figures(
         ).group_by(usage_rows.c.organization_id)
     )
     for org_id, identifications, events, quantity in rows:
-        figures[org_id] = {
-            "identifications": _int(identifications),
-            "creditsUsed": _int(identifications),
-            "events": _int(events),
-            "quantity": _int(quantity),
-        }
+        figures[org_id] = OrgFigures(
+            _int(identifications), _int(identifications), _int(events), _int(quantity)
+        )
     return figures
 
 
 @closed_period_cache
 def series_totals(
     partner: Partner, period: Period, organization_id: str | None = None
-) -> dict[str, int]:
+) -> SeriesTotals:
     """Return the totals of timeseries() over its whole period (organizations counted once)."""
     figures = usage(partner, period, organization_id=organization_id)
-    identifications = identifications_of(figures["byType"])
-    with_activity = organizations_with_activity(partner, period, organization_id)
-    return {
-        "identifications": identifications,
-        "creditsUsed": identifications,
-        "events": figures["totalEvents"],
-        "quantity": figures["totalQuantity"],
-        "organizationsWithActivity": _int(with_activity),
-    }
+    identifications = identifications_of(figures.by_type)
+    return SeriesTotals(
+        identifications=identifications,
+        credits_used=identifications,
+        events=figures.total_events,
+        quantity=figures.total_quantity,
+        organizations_with_activity=organizations_with_activity(partner, period, organization_id),
+    )
 
 
-def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list[dict[str, Any]]:
+def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list[OrgBreakdownItem]:
     """Return the organizations with the most identifications in the period."""
     items, _total = organization_breakdown(
         partner, period, sort="identifications", order="desc", page=1, page_size=limit
     )
-    return [i for i in items if i["identifications"] > 0]
+    return [i for i in items if i.identifications > 0]
 
 
-def organizations_over_allocation(partner: Partner, share: int = 80) -> list[dict[str, Any]]:
+def organizations_over_allocation(partner: Partner, share: int = 80) -> list[OverAllocation]:
     """Return live organizations that used more than share % of their allocation this period.
 
     Credits used are counted over the current billing period, as in allocation_figures;
@@ -744,27 +889,23 @@ def organizations_over_allocation(partner: Partner, share: int = 80) -> list[dic
         spent = _int(raw_used)
         allocated = org.credits_allocated
         items.append(
-            {
-                "organizationId": org.id,
-                "name": org.name,
-                "externalId": org.external_id,
-                "status": org.status,
-                "tier": org.tier,
-                "creditsAllocated": allocated,
-                "creditsUsed": spent,
-                "creditsAvailable": allocated - spent,
-                "percentUsed": round(spent * 100 / allocated, 1) if allocated else None,
-            }
+            OverAllocation(
+                **_identity(org),
+                credits_allocated=allocated,
+                credits_used=spent,
+                credits_available=allocated - spent,
+                percent_used=round(spent * 100 / allocated, 1) if allocated else None,
+            )
         )
     # No allocation at all first, then the most overdrawn.
-    items.sort(key=lambda i: (i["percentUsed"] is not None, -(i["percentUsed"] or 0), i["name"]))
+    items.sort(key=lambda i: (i.percent_used is not None, -(i.percent_used or 0), i.name))
     return items
 
 
 # --- pool and freshness ----------------------------------------------------------------
 
 
-def pool_status(partner: Partner) -> dict[str, Any]:
+def pool_status(partner: Partner) -> PoolStatus:
     """Return the credit pool now: total, used this billing period, available, allocated."""
     bp = current_billing_period(partner)
     today = local_today(partner.timezone)
@@ -776,14 +917,14 @@ def pool_status(partner: Partner) -> dict[str, Any]:
             )
         ).scalar()
     )
-    return {
-        "billingPeriodStart": bp.start,
-        "billingPeriodEnd": bp.end,
-        "creditPoolTotal": partner.credit_pool_total,
-        "creditPoolUsed": used,
-        "creditPoolAvailable": partner.credit_pool_total - used,
-        "creditPoolAllocated": allocated,
-    }
+    return PoolStatus(
+        billing_period_start=bp.start,
+        billing_period_end=bp.end,
+        credit_pool_total=partner.credit_pool_total,
+        credit_pool_used=used,
+        credit_pool_available=partner.credit_pool_total - used,
+        credit_pool_allocated=allocated,
+    )
 
 
 def data_freshness(partner: Partner) -> datetime | None:
@@ -825,12 +966,12 @@ def daily_credits(partner: Partner, period: Period) -> list[tuple[date, int]]:
     return [(b.start, used.get(b.start, 0)) for b in buckets(period, "day")]
 
 
-def cumulative_credits(partner: Partner, period: Period) -> list[dict[str, Any]]:
+def cumulative_credits(partner: Partner, period: Period) -> list[CreditPoint]:
     """Return, for every day of the period, the credits used so far in its billing period.
 
     The count restarts on each billing period's first day (the pool does not roll over);
     a period that starts inside a billing period begins with what that billing period had
-    already used, so the last point's creditsRemaining equals summary()'s.
+    already used, so the last point's credits_remaining equals summary()'s.
     """
     billing = billing_period(partner, period.start)
     total = 0
@@ -843,112 +984,13 @@ def cumulative_credits(partner: Partner, period: Period) -> list[dict[str, Any]]
             total = 0
         total += used
         points.append(
-            {
-                "date": day.isoformat(),
-                "creditsUsed": used,
-                "cumulativeCreditsUsed": total,
-                "billingPeriodStart": billing.start.isoformat(),
-                "creditPoolTotal": partner.credit_pool_total,
-                "creditsRemaining": partner.credit_pool_total - total,
-            }
+            CreditPoint(
+                date=day,
+                credits_used=used,
+                cumulative_credits_used=total,
+                billing_period_start=billing.start,
+                credit_pool_total=partner.credit_pool_total,
+                credits_remaining=partner.credit_pool_total - total,
+            )
         )
     return points
-
-
-# --- month-end reports -------------------------------------------------------------------
-
-
-def organization_states(partner: Partner, period: Period) -> dict[str, dict[str, Any]]:
-    """Return each organization's status at both ends of a period and its moves during it.
-
-    Per organization id: createdAt, statusAtStart (None if created later), statusAtEnd
-    (None if created after the period), creditsAllocatedAtEnd (from the allocation audit
-    trail), new (created during the period), churned (entered canceled during it) and
-    reactivated (went from suspended or canceled back to active during it).
-    """
-    start = day_start_utc(period.start, partner.timezone)
-    end = day_end_utc(period.end, partner.timezone)
-    ca = CreditAllocation
-    allocation = (
-        _latest_before(ca.credits_allocated, ca.allocated_at, Organization.id, end)
-        .correlate(Organization)
-        .scalar_subquery()
-    )
-    states: dict[str, dict[str, Any]] = {}
-    for org_id, created, at_start, at_end, allocated in db.session.execute(
-        select(
-            Organization.id, Organization.created_at, _status_at(start), _status_at(end), allocation
-        ).where(Organization.partner_id == partner.id)
-    ):
-        states[org_id] = {
-            "createdAt": created,
-            "statusAtStart": at_start,
-            "statusAtEnd": at_end,
-            "creditsAllocatedAtEnd": _int(allocated),
-            "new": start <= created < end,
-            "churned": False,
-            "reactivated": False,
-        }
-    sc = OrganizationStatusChange
-    previous = func.lag(sc.status).over(
-        partition_by=sc.organization_id, order_by=(sc.changed_at, sc.id)
-    )
-    history = (
-        select(
-            sc.organization_id.label("org_id"),
-            sc.status.label("status"),
-            sc.changed_at.label("changed_at"),
-            previous.label("previous"),
-        )
-        .where(sc.partner_id == partner.id, sc.changed_at < end)
-        .subquery()
-    )
-    for org_id, status, before in db.session.execute(
-        select(history.c.org_id, history.c.status, history.c.previous).where(
-            history.c.changed_at >= start
-        )
-    ):
-        state = states.get(org_id)
-        if state is None:
-            continue
-        if status == "canceled" and before != "canceled":
-            state["churned"] = True
-        if status == "active" and before in ("suspended", "canceled"):
-            state["reactivated"] = True
-    return states
-
-
-def late_receipts(partner: Partner, period: Period, closed_day: date) -> dict[str, Any]:
-    """Return the usage of the period's days that was received on or after closed_day.
-
-    Days are local: closed_day is the first day after the period, so this is what arrived
-    once the period had closed. Answers byType ({type: {quantity, events}}),
-    firstReceivedDay and lastReceivedDay (None when nothing arrived late).
-    """
-    pdr = PartnerDailyReceipt
-    rows = db.session.execute(
-        select(
-            pdr.type,
-            func.sum(pdr.quantity),
-            func.sum(pdr.events),
-            func.min(pdr.received_day),
-            func.max(pdr.received_day),
-        )
-        .where(
-            pdr.partner_id == partner.id,
-            pdr.day >= period.start,
-            pdr.day <= period.end,
-            pdr.received_day >= closed_day,
-        )
-        .group_by(pdr.type)
-    ).all()
-    firsts = [as_date(r[3]) for r in rows if r[3] is not None]
-    lasts = [as_date(r[4]) for r in rows if r[4] is not None]
-    return {
-        "byType": {
-            r[0]: {"quantity": _int(r[1]), "events": _int(r[2])}
-            for r in sorted(rows, key=lambda r: r[0])
-        },
-        "firstReceivedDay": min(firsts) if firsts else None,
-        "lastReceivedDay": max(lasts) if lasts else None,
-    }

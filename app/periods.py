@@ -1,4 +1,10 @@
-"""Dates: parsing, presets, previous and billing periods, buckets, in a partner's timezone."""
+"""Dates: parsing, presets, previous and billing periods, buckets, in a partner's timezone.
+
+A partner's billing periods live here with the rule that draws them: both metrics (pool
+figures) and billing (costs) need them, and billing imports metrics, so in either of
+those modules they would make an import cycle. This module imports neither (the Partner
+type is read for annotations only).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .timeutil import to_utc_naive, utcnow
+
+if TYPE_CHECKING:
+    from .models import Partner
 
 MAX_SPAN_DAYS = 3660
 # Dates outside this window are refused: they are typos, and they keep date arithmetic
@@ -383,6 +393,36 @@ def billing_periods_between(
         nxt = current.end + timedelta(days=1)
         current = billing_period_containing(nxt, billing_day, billing_period, anchor_month)
     return periods
+
+
+def _billing_anchor_month(partner: Partner) -> int:
+    """Return the month annual billing periods start in: the partner's creation month."""
+    if partner.created_at is None:
+        return 1
+    return local_date_of(partner.created_at, partner.timezone).month
+
+
+def billing_period(partner: Partner, day: date) -> Period:
+    """Return the partner's billing period containing day."""
+    return billing_period_containing(
+        day, partner.billing_day_of_month, partner.billing_period, _billing_anchor_month(partner)
+    )
+
+
+def billing_periods(partner: Partner, start: date, end: date) -> list[Period]:
+    """Return the partner's billing periods that touch start..end, oldest first."""
+    return billing_periods_between(
+        start,
+        end,
+        partner.billing_day_of_month,
+        partner.billing_period,
+        _billing_anchor_month(partner),
+    )
+
+
+def current_billing_period(partner: Partner) -> Period:
+    """Return the billing period that contains the partner's today."""
+    return billing_period(partner, local_today(partner.timezone))
 
 
 # --- buckets -------------------------------------------------------------------------

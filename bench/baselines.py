@@ -26,19 +26,23 @@ RAW_CREDITS = text(
 
 def raw_sql_summary(partner: Any, period: Any) -> dict[str, Any]:
     """Return summary()'s figures computed from the raw events (needs an app context)."""
-    from app import metrics
+    from app import metrics, periods
     from app.extensions import db
 
     args = {"p": partner.id, "s": period.start, "e": period.end}
     by_type = {r[0]: (int(r[1]), int(r[2])) for r in db.session.execute(RAW_BY_TYPE, args)}
     active = db.session.execute(RAW_ACTIVE, args).scalar() or 0
-    bp = metrics.billing_period(partner, period.end)
+    bp = periods.billing_period(partner, period.end)
     used = (
         db.session.execute(RAW_CREDITS, {"p": partner.id, "s": bp.start, "e": period.end}).scalar()
         or 0
     )
     db.session.rollback()
-    out = dict(metrics.organization_counts(partner, period.end))
+    counts = metrics.organization_counts(partner, period.end)
+    out: dict[str, Any] = {
+        "totalOrganizations": counts.total_organizations,
+        "activeOrganizations": counts.active_organizations,
+    }
     ident = by_type.get("identification", (0, 0))[0]
     out.update(
         {

@@ -417,7 +417,7 @@ def check(url: str, clients: list[Client], history: int) -> list[str]:
         everything = Period(
             datetime(2000, 1, 1).date(), datetime.now(UTC).date() + timedelta(days=1)
         )
-        total = metrics.usage(partner, everything)["totalEvents"]
+        total = metrics.usage(partner, everything).total_events
         if total != want_events:
             problems.append(f"rollup total: {total:,} events, raw {want_events:,}")
         problems += rollups.verify(partner.id)

@@ -15,6 +15,7 @@ for the run and dropped after it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -34,6 +35,8 @@ from datetime import UTC, date, datetime, timedelta
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
+
+from pydantic.alias_generators import to_camel, to_snake
 
 from . import dataset
 from .floor import storage_floor
@@ -253,7 +256,10 @@ def summary_latency(app: Any, partner_id: str, period: Any, repeat: int) -> dict
                 "cpu_ms": cpu[0],
             }
         app.config["CACHE_CLOSED_PERIODS"] = True
-        out["figures"] = metrics.summary(partner, period)
+        # The figures as the API names them.
+        out["figures"] = {
+            to_camel(k): v for k, v in dataclasses.asdict(metrics.summary(partner, period)).items()
+        }
         db.session.rollback()
     return out
 
@@ -281,7 +287,7 @@ def baselines(
     app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int, duck_repeat: int
 ) -> dict[str, Any]:
     """Time the same summary by plain SQL over usage_event and by DuckDB; check numbers."""
-    from app import metrics
+    from app import metrics, periods
     from app.extensions import db
     from app.models import Partner
 
@@ -293,23 +299,25 @@ def baselines(
         raw_figures = raw_sql_summary(partner, period)
         product = metrics.summary(partner, period)
         db.session.rollback()
-        out["raw_matches_product"] = all(raw_figures[k] == product[k] for k in raw_figures)
+        out["raw_matches_product"] = all(
+            raw_figures[k] == getattr(product, to_snake(k)) for k in raw_figures
+        )
         times = timed(lambda: raw_sql_summary(partner, period), raw_repeat, warmup=0)
         out["raw_sql"] = {
             "p50_ms": percentile(times, 50),
             "p95_ms": percentile(times, 95),
             "n": len(times),
         }
-        bp = metrics.billing_period(partner, period.end)
+        bp = periods.billing_period(partner, period.end)
         db.session.rollback()
     if duck is None:
         out["duckdb"] = None
         return out
     figures = duck.summary(period, bp.start)
     out["duck_matches_product"] = (
-        figures["totalIdentifications"] == product["totalIdentifications"]
-        and figures["totalEvents"] == product["totalEvents"]
-        and figures["organizationsWithActivity"] == product["organizationsWithActivity"]
+        figures["totalIdentifications"] == product.total_identifications
+        and figures["totalEvents"] == product.total_events
+        and figures["organizationsWithActivity"] == product.organizations_with_activity
     )
     times = timed(lambda: duck.summary(period, bp.start), duck_repeat, warmup=1)
     out["duckdb"] = {

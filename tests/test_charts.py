@@ -10,13 +10,16 @@ from __future__ import annotations
 import ast
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace as Row
 from typing import Any
 
 import plotly.graph_objects as go
 import pytest
 
 from app import charts
+from app.metrics import TypeUsage
 from app.periods import Period
 
 D = date
@@ -24,9 +27,12 @@ HOSTILE = "<b>x</b>&"
 HOSTILE_ESCAPED = "&lt;b&gt;x&lt;/b&gt;&amp;"
 
 
-def day_points(dates: list[str], **columns: list[Any]) -> list[dict[str, Any]]:
-    """Build metrics-like points: one dict per date with the given columns."""
-    return [{"date": d, **{k: v[i] for k, v in columns.items()}} for i, d in enumerate(dates)]
+def day_points(dates: list[str], **columns: list[Any]) -> list[Any]:
+    """Build metrics-like points: one row per date (a date) with the given columns."""
+    return [
+        Row(date=D.fromisoformat(d), **{k: v[i] for k, v in columns.items()})
+        for i, d in enumerate(dates)
+    ]
 
 
 MARCH_4_6 = Period(D(2025, 3, 4), D(2025, 3, 6))
@@ -35,55 +41,61 @@ SERIES = day_points(
     ["2025-03-04", "2025-03-05", "2025-03-06"],
     identifications=[5, 0, 12],
     quantity=[7, 1, 20],
-    organizationsWithActivity=[2, 0, 3],
+    organizations_with_activity=[2, 0, 3],
 )
 PREVIOUS = day_points(
     ["2025-03-01", "2025-03-02", "2025-03-03"],
     identifications=[1, 2, 3],
     quantity=[4, 5, 6],
-    organizationsWithActivity=[1, 1, 1],
+    organizations_with_activity=[1, 1, 1],
 )
 BY_TYPE = {
-    "page_view": {"quantity": 5000, "events": 5000},
-    "identification": {"quantity": 1200, "events": 300},
-    HOSTILE: {"quantity": 7, "events": 1},
-    "session": {"quantity": 1200, "events": 1100},
+    "page_view": TypeUsage(quantity=5000, events=5000),
+    "identification": TypeUsage(quantity=1200, events=300),
+    HOSTILE: TypeUsage(quantity=7, events=1),
+    "session": TypeUsage(quantity=1200, events=1100),
 }
 TOP = [
-    {"name": HOSTILE, "identifications": 5000},
-    {"name": "Abcdefghijklmnopqrstuvwxyz", "identifications": 1234},  # 26 characters
-    {"name": "Twin", "identifications": 10},
-    {"name": "Twin", "identifications": 9},
+    Row(name=HOSTILE, identifications=5000),
+    Row(name="Abcdefghijklmnopqrstuvwxyz", identifications=1234),  # 26 characters
+    Row(name="Twin", identifications=10),
+    Row(name="Twin", identifications=9),
 ]
 TOP_LINKS = ["/organizations/a?x=1&y=2", "/organizations/b", "/organizations/c", "/organizations/d"]
 BURN_POINTS = day_points(
-    ["2025-03-01", "2025-03-02", "2025-03-03"], cumulativeCreditsUsed=[100, 100, 900]
+    ["2025-03-01", "2025-03-02", "2025-03-03"], cumulative_credits_used=[100, 100, 900]
 )
 PERIOD_ROWS = [  # newest first, as billing.past_periods() answers
-    {
-        "billingPeriodStart": "2025-03-01",
-        "billingPeriodEnd": "2025-03-31",
-        "identifications": 1500,
-        "estimatedCost": 1234.5,
-        "currency": "EUR",
-        "isCurrent": True,
-    },
-    {
-        "billingPeriodStart": "2025-02-01",
-        "billingPeriodEnd": "2025-02-28",
-        "identifications": 9000,
-        "estimatedCost": 0.0,
-        "currency": "EUR",
-        "isCurrent": False,
-    },
+    Row(
+        billing_period_start=D(2025, 3, 1),
+        billing_period_end=D(2025, 3, 31),
+        identifications=1500,
+        estimated_cost=Decimal("1234.50"),
+        currency="EUR",
+        is_current=True,
+    ),
+    Row(
+        billing_period_start=D(2025, 2, 1),
+        billing_period_end=D(2025, 2, 28),
+        identifications=9000,
+        estimated_cost=Decimal("0.00"),
+        currency="EUR",
+        is_current=False,
+    ),
 ]
-ESTIMATED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 2.5}]
-PROJECTED = [{"tier": "Base <i>", "amount": 10.0}, {"tier": "Scale & more", "amount": 25.75}]
+ESTIMATED = [
+    Row(tier="Base <i>", amount=Decimal("10.00")),
+    Row(tier="Scale & more", amount=Decimal("2.50")),
+]
+PROJECTED = [
+    Row(tier="Base <i>", amount=Decimal("10.00")),
+    Row(tier="Scale & more", amount=Decimal("25.75")),
+]
 MARCH = Period(D(2025, 3, 1), D(2025, 3, 31))
 MONTH_DAYS = day_points(
     ["2025-10-01", "2025-10-02", "2025-10-03"],
     identifications=[3, 0, 5],
-    creditsUsed=[3, 0, 5],
+    credits_used=[3, 0, 5],
     events=[4, 1, 2],
 )
 
@@ -94,7 +106,7 @@ def every_figure() -> dict[str, dict[str, Any]]:
         "series": charts.series_over_time(SERIES, PREVIOUS, MARCH_4_6, MARCH_1_3, "day"),
         "series_empty": charts.series_over_time([], [], MARCH_4_6, MARCH_1_3, "month"),
         "cumulative": charts.cumulative_credits(
-            day_points(["2025-03-04", "2025-03-05"], cumulativeCreditsUsed=[10, 25]), 1000
+            day_points(["2025-03-04", "2025-03-05"], cumulative_credits_used=[10, 25]), 1000
         ),
         "cumulative_empty": charts.cumulative_credits([], 1000),
         "activity": charts.organizations_with_activity(SERIES, "week"),
@@ -206,10 +218,7 @@ def test_series_over_time_other_key_name_and_granularity() -> None:
 @pytest.mark.parametrize(("points", "mode"), [(62, "lines+markers"), (63, "lines")])
 def test_series_over_time_drops_markers_past_62_points(points: int, mode: str) -> None:
     period = Period(D(2025, 1, 1), D(2025, 1, 1) + timedelta(days=points - 1))
-    series = [
-        {"date": (period.start + timedelta(days=i)).isoformat(), "identifications": i}
-        for i in range(points)
-    ]
+    series = [Row(date=period.start + timedelta(days=i), identifications=i) for i in range(points)]
     fig = charts.series_over_time(series, [], period, period.previous(), "day")
     assert fig["data"][1]["mode"] == mode
     assert fig["data"][1]["y"] == list(range(points))

@@ -270,8 +270,8 @@ def test_create_org(runner, freeze):
     assert org.created_at == datetime(2025, 10, 1, 4)
     # ...so the organization exists on Oct 1 of the partner's calendar, not on Sep 30.
     partner = one(Partner, Partner.slug == "ny")
-    assert metrics.organization_counts(partner, date(2025, 9, 30))["totalOrganizations"] == 0
-    assert metrics.organization_counts(partner, date(2025, 10, 1))["totalOrganizations"] == 1
+    assert metrics.organization_counts(partner, date(2025, 9, 30)).total_organizations == 0
+    assert metrics.organization_counts(partner, date(2025, 10, 1)).total_organizations == 1
     # A timestamp is taken as the moment it names, as the API's createdAt:
     # 2025-10-02T09:30:00+02:00 is 07:30 UTC.
     result = ok(
@@ -407,10 +407,10 @@ def test_ingest_jsonl_twice_changes_nothing(acme, runner, tmp_path):
     figures = metrics.summary(acme, OCT)
     # e1 5 + e2 2 identifications; + e3 9 page views.
     assert (
-        figures["totalIdentifications"],
-        figures["totalQuantity"],
-        figures["totalEvents"],
-        figures["creditsRemaining"],
+        figures.total_identifications,
+        figures.total_quantity,
+        figures.total_events,
+        figures.credits_remaining,
     ) == (7, 16, 3, 993)
     second = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
     assert second.stdout.splitlines() == ["accepted: 0", "duplicates: 4", "rejected: 0"]
@@ -429,7 +429,7 @@ def test_ingest_csv(acme, runner, tmp_path):
     result = ok(runner.invoke(args=["ingest", str(path), "--partner", "acme"]))
     assert result.stdout.splitlines() == ["accepted: 2", "duplicates: 0", "rejected: 0"]
     days = metrics.timeseries(acme, Period(date(2025, 10, 1), date(2025, 10, 2)), "day")
-    assert [(p["identifications"], p["quantity"]) for p in days] == [(4, 4), (0, 1)]
+    assert [(p.identifications, p.quantity) for p in days] == [(4, 4), (0, 1)]
 
 
 def test_ingest_from_stdin(acme, runner):
@@ -443,7 +443,7 @@ def test_ingest_from_stdin(acme, runner):
         runner.invoke(args=["ingest", "-", "--partner", "acme", "--format", "csv"], input=csv_text)
     )
     assert result.stdout.splitlines() == ["accepted: 1", "duplicates: 0", "rejected: 0"]
-    assert metrics.summary(acme, OCT)["totalIdentifications"] == 17  # 5 + 2 + 10
+    assert metrics.summary(acme, OCT).total_identifications == 17  # 5 + 2 + 10
 
 
 def test_ingest_bad_lines(acme, runner, tmp_path):
@@ -480,7 +480,7 @@ def test_ingest_bad_lines(acme, runner, tmp_path):
     ]
     assert "zz-9" in lines[2]
     # The good lines are stored.
-    assert metrics.summary(acme, OCT)["totalEvents"] == 3
+    assert metrics.summary(acme, OCT).total_events == 3
     # Fixing nothing and running again: the good ones are duplicates now.
     again = runner.invoke(args=["ingest", str(path), "--partner", "acme"])
     assert again.exit_code == 1
@@ -543,7 +543,7 @@ def test_rollups_verify_detects_tampering_and_rebuild_fixes_it(acme, runner, tmp
         .values(events=7)
     )
     db.session.commit()
-    assert metrics.summary(acme, OCT)["totalEvents"] == 3 - 1 + 7  # the page reads rollups
+    assert metrics.summary(acme, OCT).total_events == 3 - 1 + 7  # the page reads rollups
     result = runner.invoke(args=["rollups", "verify", "--partner", "acme"])
     assert result.exit_code == 1
     out = result.stdout
@@ -652,7 +652,7 @@ def test_seed_demo_is_idempotent(runner, freeze):
     assert dict(statuses) == {"active": 36, "canceled": 3, "suspended": 1}
     assert rollups.verify(demo.id) == []
     figures = metrics.summary(demo, Period(date(2025, 10, 1), date(2025, 10, 31)))
-    assert figures["totalIdentifications"] > 0
+    assert figures.total_identifications > 0
 
     second = ok(runner.invoke(args=["seed-demo"]))
     assert "already present; no data added" in second.stdout
@@ -679,7 +679,7 @@ def test_set_timezone(acme, runner):
         )
     )
     day2 = Period(date(2025, 10, 2), date(2025, 10, 2))
-    assert metrics.summary(acme, day2)["totalIdentifications"] == 0
+    assert metrics.summary(acme, day2).total_identifications == 0
     result = ok(
         runner.invoke(args=["set-timezone", "--partner", "acme", "--timezone", "Asia/Kathmandu"])
     )
@@ -688,7 +688,7 @@ def test_set_timezone(acme, runner):
     acme = one(Partner, Partner.slug == "acme")
     assert acme.timezone == "Asia/Kathmandu"
     # 23:30 UTC on Oct 1 is 05:15 on Oct 2 in Kathmandu.
-    assert metrics.summary(acme, day2)["totalIdentifications"] == 1
+    assert metrics.summary(acme, day2).total_identifications == 1
     bad = runner.invoke(args=["set-timezone", "--partner", "acme", "--timezone", "Nowhere"])
     assert bad.exit_code == 2 and "--timezone" in bad.output
     assert one(Partner, Partner.slug == "acme").timezone == "Asia/Kathmandu"
@@ -788,10 +788,10 @@ def test_real_flask_processes(tmp_path):
         s = metrics.summary(partner, Period(date(2025, 1, 1), date(2025, 1, 31)))
         db.engine.dispose()
     assert (
-        s["totalIdentifications"],
-        s["totalQuantity"],
-        s["totalEvents"],
-        s["creditsRemaining"],
+        s.total_identifications,
+        s.total_quantity,
+        s.total_events,
+        s.credits_remaining,
     ) == (3, 4, 2, 97)
 
 

@@ -238,7 +238,7 @@ def test_two_ingest_processes_and_direct_writers_store_each_event_once(
     assert {r[0]: (r[1], r[2], r[3]) for r in got["raw"]} == {
         k: v[:3] for k, v in everything.unique.items()
     }
-    assert {t: v["quantity"] for t, v in got["usage"]["byType"].items()} == want["quantity"]
+    assert {t: v.quantity for t, v in got["usage"].by_type.items()} == want["quantity"]
     assert got["verify"] == []
     verify = flask(url, "rollups", "verify", check=False)
     assert verify.returncode == 0, verify.stdout

@@ -134,9 +134,9 @@ def test_clean_run_stores_each_event_once(world: World) -> None:
     assert len(ref["raw"]) == len(unique)
     # The stored copy of each event is the first one in the file, not a later repeat.
     assert {r[0]: (r[1], r[2], r[3]) for r in ref["raw"]} == {k: v[:3] for k, v in unique.items()}
-    assert ref["usage"]["totalEvents"] == want["events"]
-    assert {t: v["quantity"] for t, v in ref["usage"]["byType"].items()} == want["quantity"]
-    assert {o: u["totalEvents"] for o, u in ref["usageByOrg"].items()} == want["eventsByOrg"]
+    assert ref["usage"].total_events == want["events"]
+    assert {t: v.quantity for t, v in ref["usage"].by_type.items()} == want["quantity"]
+    assert {o: u.total_events for o, u in ref["usageByOrg"].items()} == want["eventsByOrg"]
     assert ref["verify"] == []
 
 
@@ -329,9 +329,7 @@ def test_http_batches_retried_after_dropped_connections_count_once(tmp_path) -> 
                 for k, v in unique.items()
             }
         )
-        assert {t: v["quantity"] for t, v in got["usage"]["byType"].items()} == want["quantity"], (
-            context
-        )
+        assert {t: v.quantity for t, v in got["usage"].by_type.items()} == want["quantity"], context
         assert got["verify"] == [], context
         verify = flask(url, "rollups", "verify", check=False)
         assert verify.returncode == 0, verify.stdout

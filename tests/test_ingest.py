@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import asdict
 from datetime import date, datetime
 
 import pytest
@@ -56,10 +57,10 @@ def test_batch_stores_valid_events_and_counts_duplicates(
     assert (again.accepted, again.duplicates) == (0, 2)
     figures = metrics.usage(partner, Period(date(2025, 10, 1), date(2025, 10, 1)))
     # e1 (3 identifications) + e2 (page_view, quantity defaults to 1)
-    assert figures == {
-        "totalQuantity": 4,
-        "totalEvents": 2,
-        "byType": {
+    assert asdict(figures) == {
+        "total_quantity": 4,
+        "total_events": 2,
+        "by_type": {
             "identification": {"quantity": 3, "events": 1},
             "page_view": {"quantity": 1, "events": 1},
         },
@@ -169,7 +170,7 @@ def test_organization_reasons(setup, add_events, make_partner, make_org):
     assert (
         metrics.usage(
             partner, Period(date(2025, 10, 1), date(2025, 10, 1)), organization_id=bravo.id
-        )["totalEvents"]
+        ).total_events
         == 1
     )
 
@@ -230,8 +231,8 @@ def test_quantity_defaults_and_limits(setup, add_events):
     )
     assert (result.accepted, result.rejected) == (5, [])
     figures = metrics.usage(partner, Period(date(2025, 10, 1), date(2025, 10, 1)))
-    assert figures["totalQuantity"] == 0 + 1_000_000_000 + 1 + 1 + 12
-    assert figures["totalEvents"] == 5
+    assert figures.total_quantity == 0 + 1_000_000_000 + 1 + 1 + 12
+    assert figures.total_events == 5
 
 
 @pytest.mark.parametrize(
@@ -448,10 +449,10 @@ def test_stream_in_small_batches_with_repeats(setup):
     assert handed == [(3, 0), (6, 1), (9, 0), (11, 0)]
     assert result.rejected == []  # handed out batch by batch, not kept
     figures = metrics.usage(partner, Period(date(2025, 10, 1), date(2025, 10, 1)))
-    assert figures == {
-        "totalQuantity": 0 + 1 + 2 + 3,
-        "totalEvents": 4,
-        "byType": {"identification": {"quantity": 6, "events": 4}},
+    assert asdict(figures) == {
+        "total_quantity": 0 + 1 + 2 + 3,
+        "total_events": 4,
+        "by_type": {"identification": {"quantity": 6, "events": 4}},
     }
     again = ingest.ingest_stream(partner, ingest.iter_jsonl(io.StringIO("\n".join(lines))))
     assert (again.accepted, again.duplicates, again.rejected_count) == (0, 10, 1)

@@ -20,6 +20,7 @@ from app import accounts, auth, ingest, metrics
 from app.errors import AppError
 from app.extensions import db
 from app.ingest.validation import FastPath
+from app.metrics import TypeUsage
 from app.models import ApiKey, Organization, Partner, UsageEvent, User
 from app.periods import Period
 from app.timeutil import set_frozen_now
@@ -104,9 +105,9 @@ def test_a_type_ending_in_a_newline_is_rejected_alone_and_the_call_stores_the_re
         (3, "crlf", "invalid_type", "type"),
     ]
     assert stored_types(acme["partner"]) == [LONGEST_TYPE, "identification"]
-    assert metrics.usage(acme["partner"], OCT_1)["byType"] == {
-        "identification": {"quantity": 1, "events": 1},
-        LONGEST_TYPE: {"quantity": 1, "events": 1},
+    assert metrics.usage(acme["partner"], OCT_1).by_type == {
+        "identification": TypeUsage(quantity=1, events=1),
+        LONGEST_TYPE: TypeUsage(quantity=1, events=1),
     }
 
 
@@ -361,7 +362,7 @@ def test_the_api_refuses_every_quantity_text_but_ascii_digits(client, acme):
         (len(BAD_QUANTITIES) + 4, "invalid_quantity", "quantity"),
     ]
     # 12 + 1,000,000,000 + 0 + 7
-    assert metrics.usage(acme["partner"], OCT_1)["totalQuantity"] == 1_000_000_019
+    assert metrics.usage(acme["partner"], OCT_1).total_quantity == 1_000_000_019
 
 
 def test_the_file_import_refuses_every_quantity_text_but_ascii_digits(runner, acme, tmp_path):
@@ -385,7 +386,7 @@ def test_the_file_import_refuses_every_quantity_text_but_ascii_digits(runner, ac
     ]
     assert out[0] == "line 2: invalid_quantity: quantity must not be negative"
     assert out[5:] == ["accepted: 2", "duplicates: 0", "rejected: 5"]
-    assert metrics.usage(acme["partner"], OCT_1)["totalQuantity"] == 5 + 1
+    assert metrics.usage(acme["partner"], OCT_1).total_quantity == 5 + 1
 
 
 @pytest.mark.parametrize("quantity", BAD_QUANTITIES + [True, False, 1.0, -1, 1_000_000_001])

@@ -1,10 +1,12 @@
 """The aggregation module: every figure checked against numbers worked out by hand."""
 
+from dataclasses import asdict
 from datetime import date, datetime
 
 import pytest
 
-from app import accounts, metrics, rollups
+from app import accounts, metrics, periods, rollups
+from app.metrics import SeriesPoint
 from app.periods import Period
 
 D = date
@@ -60,72 +62,72 @@ def test_inclusive_start_and_end(base):
     s = metrics.summary(partner, P(D(2025, 10, 1), D(2025, 10, 31)))
     # e2 (00:00:00 on the first day) and e4 (23:59:59 on the last day) are both inside;
     # e1 (one second before) and e5/e6 (Nov 1) are not.
-    assert s == {
-        "totalOrganizations": 3,  # Alpha, Bravo, Charlie (Oct 10) by Oct 31
-        "activeOrganizations": 3,
-        "totalIdentifications": 5,  # e2 3 + e4 2
-        "creditsUsed": 5,
-        "creditsRemaining": 995,  # billing period Oct 1..31: 1000 - 5
-        "organizationsWithActivity": 2,  # Alpha (e2), Bravo (e3, e4)
-        "totalQuantity": 15,  # 3 + 10 + 2
-        "totalEvents": 3,
+    assert asdict(s) == {
+        "total_organizations": 3,  # Alpha, Bravo, Charlie (Oct 10) by Oct 31
+        "active_organizations": 3,
+        "total_identifications": 5,  # e2 3 + e4 2
+        "credits_used": 5,
+        "credits_remaining": 995,  # billing period Oct 1..31: 1000 - 5
+        "organizations_with_activity": 2,  # Alpha (e2), Bravo (e3, e4)
+        "total_quantity": 15,  # 3 + 10 + 2
+        "total_events": 3,
     }
 
 
 def test_single_day(base):
     partner, _ = base
     s = metrics.summary(partner, P(D(2025, 9, 30), D(2025, 9, 30)))
-    assert (s["totalIdentifications"], s["totalEvents"], s["organizationsWithActivity"]) == (
+    assert (s.total_identifications, s.total_events, s.organizations_with_activity) == (
         5,
         1,
         1,
     )  # e1 only
     # Sep 30 is in the billing period Sep 1..30, which used only e1's 5 credits.
-    assert s["creditsRemaining"] == 995
+    assert s.credits_remaining == 995
     # Only Alpha and Bravo existed on Sep 30.
-    assert s["totalOrganizations"] == 2
+    assert s.total_organizations == 2
     s = metrics.summary(partner, P(D(2025, 11, 1), D(2025, 11, 1)))
     # e5 (session, quantity 0: still an event and activity) and e6 (7 identifications).
     assert (
-        s["totalIdentifications"],
-        s["totalQuantity"],
-        s["totalEvents"],
-        s["organizationsWithActivity"],
+        s.total_identifications,
+        s.total_quantity,
+        s.total_events,
+        s.organizations_with_activity,
     ) == (7, 7, 2, 2)
 
 
 def test_empty_range_between_events(base):
     partner, _ = base
     s = metrics.summary(partner, P(D(2025, 10, 2), D(2025, 10, 9)))
-    assert s == {
-        "totalOrganizations": 2,  # Charlie only arrives on Oct 10
-        "activeOrganizations": 2,
-        "totalIdentifications": 0,
-        "creditsUsed": 0,
-        "creditsRemaining": 997,  # Oct 1..9 of the billing period used e2's 3
-        "organizationsWithActivity": 0,
-        "totalQuantity": 0,
-        "totalEvents": 0,
+    assert asdict(s) == {
+        "total_organizations": 2,  # Charlie only arrives on Oct 10
+        "active_organizations": 2,
+        "total_identifications": 0,
+        "credits_used": 0,
+        "credits_remaining": 997,  # Oct 1..9 of the billing period used e2's 3
+        "organizations_with_activity": 0,
+        "total_quantity": 0,
+        "total_events": 0,
     }
 
 
 def test_range_before_any_data(base):
     partner, _ = base
     s = metrics.summary(partner, P(D(2024, 1, 1), D(2024, 12, 31)))
-    assert s == {
-        "totalOrganizations": 0,
-        "activeOrganizations": 0,
-        "totalIdentifications": 0,
-        "creditsUsed": 0,
-        "creditsRemaining": 1000,
-        "organizationsWithActivity": 0,
-        "totalQuantity": 0,
-        "totalEvents": 0,
+    assert asdict(s) == {
+        "total_organizations": 0,
+        "active_organizations": 0,
+        "total_identifications": 0,
+        "credits_used": 0,
+        "credits_remaining": 1000,
+        "organizations_with_activity": 0,
+        "total_quantity": 0,
+        "total_events": 0,
     }
-    assert metrics.usage(partner, P(D(2024, 1, 1), D(2024, 12, 31))) == {
-        "totalQuantity": 0,
-        "totalEvents": 0,
-        "byType": {},
+    assert asdict(metrics.usage(partner, P(D(2024, 1, 1), D(2024, 12, 31)))) == {
+        "total_quantity": 0,
+        "total_events": 0,
+        "by_type": {},
     }
 
 
@@ -134,10 +136,10 @@ def test_month_boundary(base):
     sept = metrics.summary(partner, P(D(2025, 9, 1), D(2025, 9, 30)))
     octo = metrics.summary(partner, P(D(2025, 10, 1), D(2025, 10, 31)))
     nov = metrics.summary(partner, P(D(2025, 11, 1), D(2025, 11, 30)))
-    assert [m["totalIdentifications"] for m in (sept, octo, nov)] == [5, 5, 7]
-    assert [m["totalEvents"] for m in (sept, octo, nov)] == [1, 3, 2]
+    assert [m.total_identifications for m in (sept, octo, nov)] == [5, 5, 7]
+    assert [m.total_events for m in (sept, octo, nov)] == [1, 3, 2]
     # Nov 30 is after today; the pool for Nov 1..30 has lost 7 (e6).
-    assert nov["creditsRemaining"] == 993
+    assert nov.credits_remaining == 993
 
 
 def test_year_boundary(freeze, make_partner, make_org, add_events):
@@ -156,15 +158,15 @@ def test_year_boundary(freeze, make_partner, make_org, add_events):
     dec = metrics.summary(partner, P(D(2024, 12, 1), D(2024, 12, 31)))
     jan = metrics.summary(partner, P(D(2025, 1, 1), D(2025, 1, 31)))
     both = metrics.summary(partner, P(D(2024, 12, 31), D(2025, 1, 1)))
-    assert (dec["totalIdentifications"], dec["creditsRemaining"]) == (4, 46)  # 50 - 4
-    assert (jan["totalIdentifications"], jan["totalQuantity"], jan["creditsRemaining"]) == (
+    assert (dec.total_identifications, dec.credits_remaining) == (4, 46)  # 50 - 4
+    assert (jan.total_identifications, jan.total_quantity, jan.credits_remaining) == (
         6,
         7,
         44,
     )  # 50 - 6: the pool does not roll over
-    assert (both["totalIdentifications"], both["totalEvents"]) == (10, 3)
+    assert (both.total_identifications, both.total_events) == (10, 3)
     series = metrics.timeseries(partner, P(D(2024, 12, 30), D(2025, 1, 2)), "day")
-    assert [(p["date"], p["identifications"], p["events"]) for p in series] == [
+    assert [(p.date.isoformat(), p.identifications, p.events) for p in series] == [
         ("2024-12-30", 0, 0),
         ("2024-12-31", 4, 1),
         ("2025-01-01", 6, 2),
@@ -195,11 +197,11 @@ def test_dst_changes_in_berlin(freeze, make_partner, make_org, add_events):
         ],
     )
     series = metrics.timeseries(partner, P(D(2025, 3, 29), D(2025, 3, 31)), "day")
-    assert [p["identifications"] for p in series] == [1, 110, 1000]
+    assert [p.identifications for p in series] == [1, 110, 1000]
     series = metrics.timeseries(partner, P(D(2025, 10, 25), D(2025, 10, 27)), "day")
     # Oct 26 holds f2 + f3 + f4 + f5 = 10 + 100 + 1000 + 10000 over its 25 hours.
-    assert [p["quantity"] for p in series] == [1, 11110, 100000]
-    assert metrics.summary(partner, P(D(2025, 10, 26), D(2025, 10, 26)))["totalEvents"] == 4
+    assert [p.quantity for p in series] == [1, 11110, 100000]
+    assert metrics.summary(partner, P(D(2025, 10, 26), D(2025, 10, 26))).total_events == 4
     assert rollups.verify(partner.id) == []
 
 
@@ -219,7 +221,7 @@ def test_new_york_local_days(freeze, make_partner, make_org, add_events):
         ],
     )
     series = metrics.timeseries(partner, P(D(2025, 11, 1), D(2025, 11, 3)), "day")
-    assert [p["identifications"] for p in series] == [1, 6, 8]
+    assert [p.identifications for p in series] == [1, 6, 8]
 
 
 def test_kathmandu_partner(freeze, make_partner, make_org, add_events):
@@ -237,12 +239,12 @@ def test_kathmandu_partner(freeze, make_partner, make_org, add_events):
         ],
     )
     series = metrics.timeseries(partner, P(D(2025, 10, 1), D(2025, 10, 2)), "day")
-    assert [p["identifications"] for p in series] == [9, 6]  # 1 + 8, 2 + 4
+    assert [p.identifications for p in series] == [9, 6]  # 1 + 8, 2 + 4
     # Re-bucketed to UTC: Sep 30 holds k4 (18:15 UTC); Oct 1 holds k1, k2 and k3
     # (k3 is 18:25 UTC on Oct 1): 1 + 2 + 4 = 7.
     rollups.set_timezone(partner, "UTC")
     series = metrics.timeseries(partner, P(D(2025, 9, 30), D(2025, 10, 2)), "day")
-    assert [p["identifications"] for p in series] == [8, 7, 0]
+    assert [p.identifications for p in series] == [8, 7, 0]
     assert rollups.verify(partner.id) == []
 
 
@@ -253,21 +255,21 @@ def test_partner_local_day_for_organizations_and_status(freeze, make_partner, ma
     org = make_org(partner, "A", created_at=datetime(2025, 10, 1, 3))
     # Canceled 02:00 UTC Nov 1 = 22:00 EDT Oct 31.
     accounts.set_status(partner, org, "canceled", at=datetime(2025, 11, 1, 2))
-    assert metrics.organization_counts(partner, D(2025, 9, 29)) == {
-        "totalOrganizations": 0,
-        "activeOrganizations": 0,
+    assert asdict(metrics.organization_counts(partner, D(2025, 9, 29))) == {
+        "total_organizations": 0,
+        "active_organizations": 0,
     }
-    assert metrics.organization_counts(partner, D(2025, 9, 30)) == {
-        "totalOrganizations": 1,
-        "activeOrganizations": 1,
+    assert asdict(metrics.organization_counts(partner, D(2025, 9, 30))) == {
+        "total_organizations": 1,
+        "active_organizations": 1,
     }
-    assert metrics.organization_counts(partner, D(2025, 10, 30)) == {
-        "totalOrganizations": 1,
-        "activeOrganizations": 1,
+    assert asdict(metrics.organization_counts(partner, D(2025, 10, 30))) == {
+        "total_organizations": 1,
+        "active_organizations": 1,
     }
-    assert metrics.organization_counts(partner, D(2025, 10, 31)) == {
-        "totalOrganizations": 1,
-        "activeOrganizations": 0,
+    assert asdict(metrics.organization_counts(partner, D(2025, 10, 31))) == {
+        "total_organizations": 1,
+        "active_organizations": 0,
     }
 
 
@@ -275,18 +277,18 @@ def test_late_events_change_the_old_day(base, add_events, freeze):
     partner, (a, b, _c) = base
     october = P(D(2025, 10, 1), D(2025, 10, 31))
     before = metrics.summary(partner, october)
-    assert before["totalIdentifications"] == 5
+    assert before.total_identifications == 5
     freeze(datetime(2025, 11, 20, 9))  # six days later, an event for Oct 5 arrives
     store(add_events, partner, [ev("late1", b, "identification", 40, "2025-10-05T10:00:00Z")])
     after = metrics.summary(partner, october)
-    assert after["totalIdentifications"] == 45  # 5 + 40
-    assert after["creditsRemaining"] == 955  # 1000 - 45
-    assert after["totalEvents"] == 4
-    assert after["organizationsWithActivity"] == 2  # Bravo was already active
+    assert after.total_identifications == 45  # 5 + 40
+    assert after.credits_remaining == 955  # 1000 - 45
+    assert after.total_events == 4
+    assert after.organizations_with_activity == 2  # Bravo was already active
     day = metrics.timeseries(partner, P(D(2025, 10, 5), D(2025, 10, 5)), "day")
-    assert day[0]["identifications"] == 40
+    assert day[0].identifications == 40
     # Other days are untouched.
-    assert metrics.summary(partner, P(D(2025, 11, 1), D(2025, 11, 14)))["totalIdentifications"] == 7
+    assert metrics.summary(partner, P(D(2025, 11, 1), D(2025, 11, 14))).total_identifications == 7
     assert rollups.verify(partner.id) == []
 
 
@@ -305,7 +307,7 @@ def test_duplicates_inside_one_batch_and_across_runs(freeze, make_partner, make_
     assert (first.accepted, first.duplicates, len(first.rejected)) == (2, 2, 0)
     oct1 = P(D(2025, 10, 1), D(2025, 10, 2))
     figures = metrics.summary(partner, oct1)
-    assert (figures["totalIdentifications"], figures["totalQuantity"], figures["totalEvents"]) == (
+    assert (figures.total_identifications, figures.total_quantity, figures.total_events) == (
         5,
         7,
         2,
@@ -330,7 +332,7 @@ def test_active_organizations_as_of_end_date(freeze, make_partner, make_org):
 
     def counts(end):
         s = metrics.summary(partner, P(D(2025, 10, 1), end))
-        return s["totalOrganizations"], s["activeOrganizations"]
+        return s.total_organizations, s.active_organizations
 
     assert counts(D(2025, 10, 9)) == (3, 3)  # A, B, C all active
     assert counts(D(2025, 10, 10)) == (3, 2)  # A suspended at noon
@@ -368,8 +370,8 @@ def test_credits_remaining_in_a_past_billing_period(freeze, make_partner, make_o
     assert rem(partner, D(2025, 10, 15)) == 800  # 1000 - 200
     assert rem(partner, D(2025, 11, 14)) == 799  # 1000 - (200 + 1): what is left now
     s = metrics.summary(partner, P(D(2025, 10, 1), D(2025, 10, 20)))
-    assert (s["creditsUsed"], s["creditsRemaining"]) == (215, 800)  # 10 + 5 + 200
-    assert metrics.pool_status(partner)["creditPoolUsed"] == 201
+    assert (s.credits_used, s.credits_remaining) == (215, 800)  # 10 + 5 + 200
+    assert metrics.pool_status(partner).credit_pool_used == 201
 
 
 def test_credits_remaining_with_annual_billing(freeze, make_partner, make_org, add_events):
@@ -392,38 +394,38 @@ def test_credits_remaining_with_annual_billing(freeze, make_partner, make_org, a
     assert metrics.credits_remaining(partner, D(2024, 3, 9)) == 99  # 100 - 1
     assert metrics.credits_remaining(partner, D(2025, 3, 9)) == 94  # 100 - (2 + 4)
     assert metrics.credits_remaining(partner, D(2025, 3, 10)) == 92  # 100 - 8
-    assert metrics.billing_period(partner, D(2025, 11, 14)) == P(D(2025, 3, 10), D(2026, 3, 9))
+    assert periods.billing_period(partner, D(2025, 11, 14)) == P(D(2025, 3, 10), D(2026, 3, 9))
 
 
 def test_usage_by_type_and_filters(base):
     partner, (a, b, c) = base
     period = P(D(2025, 9, 1), D(2025, 11, 14))
-    assert metrics.usage(partner, period) == {
-        "totalQuantity": 27,  # 5 + 3 + 10 + 2 + 0 + 7
-        "totalEvents": 6,
-        "byType": {
+    assert asdict(metrics.usage(partner, period)) == {
+        "total_quantity": 27,  # 5 + 3 + 10 + 2 + 0 + 7
+        "total_events": 6,
+        "by_type": {
             "identification": {"quantity": 17, "events": 4},
             "page_view": {"quantity": 10, "events": 1},
             "session": {"quantity": 0, "events": 1},
         },
     }
-    assert metrics.usage(partner, period, event_type="identification") == {
-        "totalQuantity": 17,
-        "totalEvents": 4,
-        "byType": {"identification": {"quantity": 17, "events": 4}},
+    assert asdict(metrics.usage(partner, period, event_type="identification")) == {
+        "total_quantity": 17,
+        "total_events": 4,
+        "by_type": {"identification": {"quantity": 17, "events": 4}},
     }
-    assert metrics.usage(partner, period, organization_id=b.id) == {
-        "totalQuantity": 12,
-        "totalEvents": 2,
-        "byType": {
+    assert asdict(metrics.usage(partner, period, organization_id=b.id)) == {
+        "total_quantity": 12,
+        "total_events": 2,
+        "by_type": {
             "identification": {"quantity": 2, "events": 1},
             "page_view": {"quantity": 10, "events": 1},
         },
     }
-    assert metrics.usage(partner, period, event_type="nothing") == {
-        "totalQuantity": 0,
-        "totalEvents": 0,
-        "byType": {},
+    assert asdict(metrics.usage(partner, period, event_type="nothing")) == {
+        "total_quantity": 0,
+        "total_events": 0,
+        "by_type": {},
     }
 
 
@@ -433,9 +435,9 @@ def test_partners_do_not_see_each_other(base, make_partner, make_org, add_events
     x = make_org(other, "X", created_at=datetime(2025, 1, 1))
     store(add_events, other, [ev("e1", x, "identification", 1000, "2025-10-10T10:00:00Z")])
     s = metrics.summary(partner, P(D(2025, 10, 1), D(2025, 10, 31)))
-    assert (s["totalIdentifications"], s["totalOrganizations"]) == (5, 3)
+    assert (s.total_identifications, s.total_organizations) == (5, 3)
     o = metrics.summary(other, P(D(2025, 10, 1), D(2025, 10, 31)))
-    assert (o["totalIdentifications"], o["totalOrganizations"], o["creditsRemaining"]) == (
+    assert (o.total_identifications, o.total_organizations, o.credits_remaining) == (
         1000,
         1,
         -990,
@@ -468,14 +470,14 @@ def series_data(freeze, make_partner, make_org, add_events):
 
 
 def point(day, ident, events, quantity, orgs):
-    return {
-        "date": day,
-        "identifications": ident,
-        "creditsUsed": ident,
-        "events": events,
-        "quantity": quantity,
-        "organizationsWithActivity": orgs,
-    }
+    return SeriesPoint(
+        date=D.fromisoformat(day),
+        identifications=ident,
+        credits_used=ident,
+        events=events,
+        quantity=quantity,
+        organizations_with_activity=orgs,
+    )
 
 
 def test_timeseries_by_day_is_zero_filled(series_data):
@@ -531,9 +533,9 @@ def test_timeseries_totals_match_summary(series_data):
     s = metrics.summary(partner, period)
     for granularity in ("day", "week", "month"):
         points = metrics.timeseries(partner, period, granularity)
-        assert sum(p["identifications"] for p in points) == s["totalIdentifications"] == 110
-        assert sum(p["events"] for p in points) == s["totalEvents"] == 6
-        assert sum(p["quantity"] for p in points) == s["totalQuantity"] == 115
+        assert sum(p.identifications for p in points) == s.total_identifications == 110
+        assert sum(p.events for p in points) == s.total_events == 6
+        assert sum(p.quantity for p in points) == s.total_quantity == 115
 
 
 # --- per organization --------------------------------------------------------------------------
@@ -575,40 +577,40 @@ NOV = Period(D(2025, 11, 1), D(2025, 11, 14))
 
 
 def names(items):
-    return [i["name"] for i in items]
+    return [i.name for i in items]
 
 
 def test_breakdown_figures(breakdown_data):
     partner, orgs = breakdown_data
     items, total = metrics.organization_breakdown(partner, NOV)
     assert total == 4
-    assert items[0] == {
-        "organizationId": orgs["Alpha"].id,
+    assert asdict(items[0]) == {
+        "organization_id": orgs["Alpha"].id,
         "name": "Alpha",
-        "externalId": "x-alpha",
+        "external_id": "x-alpha",
         "status": "active",
         "tier": "paid",
         "identifications": 10,
-        "creditsUsed": 10,
+        "credits_used": 10,
         "events": 1,
         "quantity": 10,
-        "creditsAllocated": 400,
-        "creditsUsedThisBillingPeriod": 10,
-        "creditsAvailable": 390,  # 400 - 10 (b0 was in October's billing period)
+        "credits_allocated": 400,
+        "credits_used_this_billing_period": 10,
+        "credits_available": 390,  # 400 - 10 (b0 was in October's billing period)
     }
-    bravo = next(i for i in items if i["name"] == "Bravo")
+    bravo = next(i for i in items if i.name == "Bravo")
     assert (
-        bravo["identifications"],
-        bravo["events"],
-        bravo["quantity"],
-        bravo["creditsAvailable"],
+        bravo.identifications,
+        bravo.events,
+        bravo.quantity,
+        bravo.credits_available,
     ) == (3, 2, 23, 47)
-    charlie = next(i for i in items if i["name"] == "Charlie")
+    charlie = next(i for i in items if i.name == "Charlie")
     assert (
-        charlie["identifications"],
-        charlie["events"],
-        charlie["quantity"],
-        charlie["creditsAllocated"],
+        charlie.identifications,
+        charlie.events,
+        charlie.quantity,
+        charlie.credits_allocated,
     ) == (0, 0, 0, 0)
 
 
@@ -649,13 +651,13 @@ def test_breakdown_filters_and_pagination(breakdown_data):
 def test_organization_summary(breakdown_data):
     partner, orgs = breakdown_data
     s = metrics.organization_summary(partner, orgs["Delta"], NOV)
-    assert (s["totalIdentifications"], s["creditsUsed"], s["totalEvents"]) == (5, 5, 1)
-    assert s["statusAtEnd"] == "suspended"
+    assert (s.total_identifications, s.credits_used, s.total_events) == (5, 5, 1)
+    assert s.status_at_end == "suspended"
     early = metrics.organization_summary(partner, orgs["Delta"], P(D(2025, 11, 1), D(2025, 11, 4)))
     # b4 (Nov 5) is after this period; Delta was suspended only on Nov 10.
-    assert (early["totalIdentifications"], early["statusAtEnd"]) == (0, "active")
+    assert (early.total_identifications, early.status_at_end) == (0, "active")
     before = metrics.organization_summary(partner, orgs["Delta"], P(D(2024, 1, 1), D(2024, 1, 2)))
-    assert before["statusAtEnd"] is None  # it did not exist yet
+    assert before.status_at_end is None  # it did not exist yet
 
 
 def test_top_organizations_skip_zero(breakdown_data):
@@ -686,33 +688,33 @@ def test_summary_with_comparison(breakdown_data, add_events):
     partner, orgs = breakdown_data
     # Nov 1..14 (14 days) is compared with Oct 18..31, which holds b0 (100 identifications).
     out = metrics.summary_with_comparison(partner, NOV)
-    assert out["previousPeriod"] == P(D(2025, 10, 18), D(2025, 10, 31))
-    cur, prev, change = out["current"], out["previous"], out["change"]
-    assert (cur["totalIdentifications"], prev["totalIdentifications"]) == (18, 100)
-    assert change["totalIdentifications"] == -0.82  # (18 - 100) / 100
-    assert (cur["totalEvents"], prev["totalEvents"]) == (4, 1)
-    assert change["totalEvents"] == 3.0  # (4 - 1) / 1
-    assert (cur["totalQuantity"], prev["totalQuantity"]) == (38, 100)
-    assert change["totalQuantity"] == -0.62
-    assert (cur["organizationsWithActivity"], prev["organizationsWithActivity"]) == (3, 1)
-    assert change["organizationsWithActivity"] == 2.0
+    assert out.previous_period == P(D(2025, 10, 18), D(2025, 10, 31))
+    cur, prev, change = out.current, out.previous, out.change
+    assert (cur.total_identifications, prev.total_identifications) == (18, 100)
+    assert change["total_identifications"] == -0.82  # (18 - 100) / 100
+    assert (cur.total_events, prev.total_events) == (4, 1)
+    assert change["total_events"] == 3.0  # (4 - 1) / 1
+    assert (cur.total_quantity, prev.total_quantity) == (38, 100)
+    assert change["total_quantity"] == -0.62
+    assert (cur.organizations_with_activity, prev.organizations_with_activity) == (3, 1)
+    assert change["organizations_with_activity"] == 2.0
     # Previous pool: Oct 1..31 used 100 -> 9,900 left; now 10,000 - 18 = 9,982.
-    assert (cur["creditsRemaining"], prev["creditsRemaining"]) == (9982, 9900)
-    assert change["creditsRemaining"] == round(82 / 9900, 4)
+    assert (cur.credits_remaining, prev.credits_remaining) == (9982, 9900)
+    assert change["credits_remaining"] == round(82 / 9900, 4)
     # At the end of Oct 31 Delta was still active; at the end of Nov 14 it is suspended.
-    assert (cur["activeOrganizations"], prev["activeOrganizations"]) == (3, 4)
-    assert change["activeOrganizations"] == -0.25
+    assert (cur.active_organizations, prev.active_organizations) == (3, 4)
+    assert change["active_organizations"] == -0.25
 
 
 def test_comparison_is_null_where_previous_is_zero(series_data):
     partner, _ = series_data
     # Oct 1..3 against Sep 28..30: Sep 30 holds t0 only (one event of C).
     out = metrics.summary_with_comparison(partner, P(D(2025, 10, 1), D(2025, 10, 3)))
-    assert out["previous"]["totalIdentifications"] == 100
+    assert out.previous.total_identifications == 100
     out = metrics.summary_with_comparison(partner, P(D(2025, 9, 1), D(2025, 9, 29)))
-    assert out["previous"]["totalIdentifications"] == 0
-    assert out["change"]["totalIdentifications"] is None
-    assert out["change"]["totalEvents"] is None
+    assert out.previous.total_identifications == 0
+    assert out.change["total_identifications"] is None
+    assert out.change["total_events"] is None
 
 
 # --- timezone change -----------------------------------------------------------------
@@ -733,7 +735,7 @@ def test_set_partner_timezone_rebuckets_history(freeze, make_partner, make_org, 
     days = P(D(2025, 9, 30), D(2025, 10, 2))
 
     def idents():
-        return [p["identifications"] for p in metrics.timeseries(partner, days, "day")]
+        return [p.identifications for p in metrics.timeseries(partner, days, "day")]
 
     assert idents() == [0, 11, 0]  # UTC: both on Oct 1
     rollups.set_timezone(partner, "Asia/Kathmandu")
@@ -780,4 +782,4 @@ def test_breakdown_lists_organizations_that_existed_or_were_active(
     )
     # September: "Old" existed; "Later" did not exist and had no events; "Imported" had 2.
     assert total == 2
-    assert [(i["name"], i["identifications"]) for i in items] == [("Imported", 2), ("Old", 0)]
+    assert [(i.name, i.identifications) for i in items] == [("Imported", 2), ("Old", 0)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -114,10 +115,10 @@ def test_closed_period_is_served_from_cache_until_a_late_event(app, world, add_e
     first = metrics.summary(partner, OCTOBER)
     # October: e1 identification 2 (Alpha) and e2 page_view 3 (Beta).
     assert (
-        first["totalIdentifications"],
-        first["totalEvents"],
-        first["totalQuantity"],
-        first["organizationsWithActivity"],
+        first.total_identifications,
+        first.total_events,
+        first.total_quantity,
+        first.organizations_with_activity,
     ) == (2, 2, 5, 2)
     with captured_sql() as statements:
         again = metrics.summary(partner, OCTOBER)
@@ -128,7 +129,7 @@ def test_closed_period_is_served_from_cache_until_a_late_event(app, world, add_e
     assert late.accepted == 1
     after = metrics.summary(partner, OCTOBER)
     # 2 + 4 = 6 identifications, 3 events, quantity 5 + 4 = 9.
-    assert (after["totalIdentifications"], after["totalEvents"], after["totalQuantity"]) == (
+    assert (after.total_identifications, after.total_events, after.total_quantity) == (
         6,
         3,
         9,
@@ -139,15 +140,15 @@ def test_importing_an_organization_with_a_past_creation_date_changes_a_cached_pe
     app, world, make_org
 ):
     partner, _a, _b = world
-    assert metrics.summary(partner, OCTOBER)["totalOrganizations"] == 2
+    assert metrics.summary(partner, OCTOBER).total_organizations == 2
     make_org(partner, "Gamma", created_at=datetime(2025, 6, 1))
     # Alpha, Beta and now Gamma existed at the end of October 31.
-    assert metrics.summary(partner, OCTOBER)["totalOrganizations"] == 3
+    assert metrics.summary(partner, OCTOBER).total_organizations == 3
 
 
 def test_a_direct_rollup_write_invalidates_cached_periods(app, world):
     partner, _a, _b = world
-    assert metrics.usage(partner, OCTOBER)["totalQuantity"] == 5
+    assert metrics.usage(partner, OCTOBER).total_quantity == 5
     db.session.execute(
         update(PartnerDailyUsage)
         .where(
@@ -157,7 +158,7 @@ def test_a_direct_rollup_write_invalidates_cached_periods(app, world):
     )
     db.session.commit()
     # The page_view day now holds 10 instead of 3: 2 + 10 = 12.
-    assert metrics.usage(partner, OCTOBER)["totalQuantity"] == 12
+    assert metrics.usage(partner, OCTOBER).total_quantity == 12
 
 
 def test_todays_figures_are_always_computed_live(app, world):
@@ -167,7 +168,7 @@ def test_todays_figures_are_always_computed_live(app, world):
         live = metrics.summary(partner, OPEN)
     assert any(ROLLUPS.search(s) for s in statements)
     # November 1..15: e3, one identification of quantity 1.
-    assert live["totalIdentifications"] == 1
+    assert live.total_identifications == 1
 
 
 def test_the_cache_can_be_turned_off(app, world):
@@ -189,8 +190,8 @@ def test_a_month_aligned_year_reads_monthly_rows_not_daily_sums(app, world):
         items, total = metrics.organization_breakdown(partner, year)
         metrics.organization_figures(partner, year, [a.id])
         points = metrics.timeseries(partner, year, "month")
-    assert total == 2 and items[0]["identifications"] == 2  # Alpha's e1 in October
-    assert sum(p["organizationsWithActivity"] for p in points) == 2  # both, in October
+    assert total == 2 and items[0].identifications == 2  # Alpha's e1 in October
+    assert sum(p.organizations_with_activity for p in points) == 2  # both, in October
     summing = re.compile(r"\bsum\(|count\(distinct", re.I)
     over_year = [
         (s, p)
@@ -244,15 +245,15 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
     # Oct 1..Nov 15: identifications e1 2 + e3 1 + t1 5 = 8; quantity 2 + 3 + 1 + 5 = 11;
     # 4 events; Alpha and Beta active (Beta on Oct 6 and today: counted once).
     # Credits: billing period Nov 1..30, used Nov 1..15 = 1 + 5 = 6, pool 1000 - 6 = 994.
-    assert figures == {
-        "totalOrganizations": 2,
-        "activeOrganizations": 2,
-        "totalIdentifications": 8,
-        "creditsUsed": 8,
-        "creditsRemaining": 994,
-        "organizationsWithActivity": 2,
-        "totalQuantity": 11,
-        "totalEvents": 4,
+    assert asdict(figures) == {
+        "total_organizations": 2,
+        "active_organizations": 2,
+        "total_identifications": 8,
+        "credits_used": 8,
+        "credits_remaining": 994,
+        "organizations_with_activity": 2,
+        "total_quantity": 11,
+        "total_events": 4,
     }
     app.config["CACHE_CLOSED_PERIODS"] = False
     assert metrics.summary(partner, period) == figures  # the plain computation agrees
@@ -269,11 +270,11 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
     again = metrics.summary(partner, period)
     # Quantity 11 + 4 + 1 = 16, events 4 + 2 = 6, Gamma makes 3 organizations, all active.
     assert (
-        again["totalQuantity"],
-        again["totalEvents"],
-        again["organizationsWithActivity"],
-        again["totalOrganizations"],
-        again["totalIdentifications"],
+        again.total_quantity,
+        again.total_events,
+        again.organizations_with_activity,
+        again.total_organizations,
+        again.total_identifications,
     ) == (16, 6, 3, 3, 8)
 
     # Periods that end later than today: in today's billing period (its credits are the
@@ -281,8 +282,8 @@ def test_a_period_ending_today_adds_live_today_to_the_cached_days_before(
     to_month_end = Period(date(2025, 10, 1), date(2025, 11, 30))
     into_december = Period(date(2025, 10, 1), date(2025, 12, 5))
     cached = [metrics.summary(partner, p) for p in (to_month_end, into_december)]
-    assert cached[0]["creditsRemaining"] == 1000 - (1 + 5)  # e3 and t1, November
-    assert cached[1]["creditsRemaining"] == 1000  # December: nothing used yet
+    assert cached[0].credits_remaining == 1000 - (1 + 5)  # e3 and t1, November
+    assert cached[1].credits_remaining == 1000  # December: nothing used yet
     app.config["CACHE_CLOSED_PERIODS"] = False
     assert [metrics.summary(partner, p) for p in (to_month_end, into_december)] == cached
 
@@ -364,13 +365,13 @@ def test_workers_sharing_a_redis_serve_each_others_cached_figures(app, world, ad
             shared = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
         assert shared == computed
         # October by hand: e1 identification 2 (Alpha), e2 page_view 3 (Beta).
-        assert (shared["totalIdentifications"], shared["totalEvents"]) == (2, 2)
+        assert (shared.total_identifications, shared.total_events) == (2, 2)
         assert not any(ROLLUPS.search(s) for s in statements)  # the first worker's entry
         late = add_events(partner, [ev("late", a, "identification", 4, "2025-10-20T08:00:00Z")])
         assert late.accepted == 1
         with second.app_context():
             after = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
-        assert (after["totalIdentifications"], after["totalEvents"]) == (6, 3)  # 2 + 4, 2 + 1
+        assert (after.total_identifications, after.total_events) == (6, 3)  # 2 + 4, 2 + 1
     finally:
         for worker in (first, second):
             with worker.app_context():
@@ -385,7 +386,7 @@ def test_a_figure_store_that_does_not_answer_leaves_the_figures_live(app, world)
         with worker.app_context():
             for _ in range(2):
                 figures = metrics.summary(db.session.get(Partner, partner.id), OCTOBER)
-                assert (figures["totalIdentifications"], figures["totalQuantity"]) == (2, 5)
+                assert (figures.total_identifications, figures.total_quantity) == (2, 5)
     finally:
         with worker.app_context():
             db.engine.dispose()

@@ -2,6 +2,7 @@
 
 import itertools
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import accounts, ingest, metrics, rollups
+from app.metrics import TypeUsage
 from app.models import IDENTIFICATION
 from app.periods import Period
 from app.timeutil import set_frozen_now
@@ -19,7 +21,7 @@ TIMEZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu"]
 TYPES = [IDENTIFICATION, "page_view", "session"]
 # How an instant is written: the same moment with one of these UTC offsets (minutes).
 OFFSETS = [0, 345, -210, 840, -600]
-ADDITIVE = ("totalIdentifications", "creditsUsed", "totalQuantity", "totalEvents")
+ADDITIVE = ("total_identifications", "credits_used", "total_quantity", "total_events")
 _slugs = itertools.count()
 
 PROFILE = settings(
@@ -99,11 +101,11 @@ def expected(days, orgs_by_day, period):
     inside = [d for d in days if period.start <= d <= period.end]
     ident = sum(days[d][IDENTIFICATION][0] for d in inside)
     return {
-        "totalIdentifications": ident,
-        "creditsUsed": ident,
-        "totalQuantity": sum(days[d][t][0] for d in inside for t in TYPES),
-        "totalEvents": sum(days[d][t][1] for d in inside for t in TYPES),
-        "organizationsWithActivity": len(set().union(*(orgs_by_day[d] for d in inside))),
+        "total_identifications": ident,
+        "credits_used": ident,
+        "total_quantity": sum(days[d][t][0] for d in inside for t in TYPES),
+        "total_events": sum(days[d][t][1] for d in inside for t in TYPES),
+        "organizations_with_activity": len(set().union(*(orgs_by_day[d] for d in inside))),
     }
 
 
@@ -138,19 +140,19 @@ def test_parts_add_up_to_the_whole(app_ctx, tz, events, span, cuts):
     total = metrics.summary(partner, whole)
     pieces = [metrics.summary(partner, p) for p in parts]
     for name in ADDITIVE:
-        assert sum(piece[name] for piece in pieces) == total[name], name
+        assert sum(getattr(piece, name) for piece in pieces) == getattr(total, name), name
     # ...and the whole (and everything) equals the independent recount.
     _stored, days, orgs_by_day = recount([events], tz)
     for some in (whole, Period(date(2024, 12, 1), date(2026, 1, 31))):
         want = expected(days, orgs_by_day, some)
         got = metrics.summary(partner, some)
-        assert {k: got[k] for k in want} == want
+        assert {k: getattr(got, k) for k in want} == want
     # The time series splits the whole into buckets that add up too.
     for granularity in ("day", "week", "month"):
         points = metrics.timeseries(partner, whole, granularity)
-        assert sum(p["identifications"] for p in points) == total["totalIdentifications"]
-        assert sum(p["quantity"] for p in points) == total["totalQuantity"]
-        assert sum(p["events"] for p in points) == total["totalEvents"]
+        assert sum(p.identifications for p in points) == total.total_identifications
+        assert sum(p.quantity for p in points) == total.total_quantity
+        assert sum(p.events for p in points) == total.total_events
 
 
 @PROFILE
@@ -198,16 +200,14 @@ def test_rollups_agree_with_a_raw_recount_after_any_ingests(app_ctx, tz, pool, p
     period = Period(YEAR_START + timedelta(days=lo), YEAR_START + timedelta(days=hi))
     for some in (everything, period):
         got = metrics.summary(partner, some)
-        assert {k: got[k] for k in ADDITIVE + ("organizationsWithActivity",)} == expected(
-            days, orgs_by_day, some
-        )
-    by_type = metrics.usage(partner, period)["byType"]
+        assert {
+            k: getattr(got, k) for k in ADDITIVE + ("organizations_with_activity",)
+        } == expected(days, orgs_by_day, some)
+    by_type = metrics.usage(partner, period).by_type
     for etype in TYPES:
         q = sum(days[d][etype][0] for d in days if d in period)
         n = sum(days[d][etype][1] for d in days if d in period)
-        assert by_type.get(etype, {"quantity": 0, "events": 0}) == (
-            {"quantity": q, "events": n} if n else {"quantity": 0, "events": 0}
-        )
+        assert by_type.get(etype, TypeUsage(0, 0)) == (TypeUsage(q, n) if n else TypeUsage(0, 0))
     # Rebuilding from the raw events changes no figure.
     rollups.rebuild(partner.id)
     assert metrics.summary(partner, period) == got
@@ -250,7 +250,7 @@ def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
         return max(day, period.start)
 
     want = {
-        o.id: {"identifications": 0, "creditsUsed": 0, "events": 0, "quantity": 0} for o in orgs
+        o.id: {"identifications": 0, "credits_used": 0, "events": 0, "quantity": 0} for o in orgs
     }
     active = defaultdict(set)
     for ev in stored.values():
@@ -262,23 +262,28 @@ def test_per_organization_and_per_bucket_figures_agree_with_a_raw_recount(
         figures["quantity"] += ev["quantity"]
         if ev["type"] == IDENTIFICATION:
             figures["identifications"] += ev["quantity"]
-            figures["creditsUsed"] += ev["quantity"]
+            figures["credits_used"] += ev["quantity"]
         active[clipped_bucket(day)].add(ev["org"])
 
     items, total = metrics.organization_breakdown(partner, period, page_size=10)
     assert total == len(orgs)
-    assert {i["organizationId"]: {k: i[k] for k in want[orgs[0].id]} for i in items} == want
-    assert metrics.organization_figures(partner, period, [o.id for o in orgs]) == want
+    assert {i.organization_id: {k: getattr(i, k) for k in want[orgs[0].id]} for i in items} == want
+    assert {
+        org_id: asdict(figures)
+        for org_id, figures in metrics.organization_figures(
+            partner, period, [o.id for o in orgs]
+        ).items()
+    } == want
     points = metrics.timeseries(partner, period, granularity)
     assert {
-        p["date"]: p["organizationsWithActivity"] for p in points if p["organizationsWithActivity"]
-    } == {day.isoformat(): len(orgs_there) for day, orgs_there in active.items()}
+        p.date: p.organizations_with_activity for p in points if p.organizations_with_activity
+    } == {day: len(orgs_there) for day, orgs_there in active.items()}
     one = orgs[0]
     assert {
-        p["date"]: p["organizationsWithActivity"]
+        p.date: p.organizations_with_activity
         for p in metrics.timeseries(partner, period, granularity, organization_id=one.id)
-        if p["organizationsWithActivity"]
-    } == {day.isoformat(): 1 for day, orgs_there in active.items() if 0 in orgs_there}
+        if p.organizations_with_activity
+    } == {day: 1 for day, orgs_there in active.items() if 0 in orgs_there}
 
 
 def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(app_ctx):
@@ -327,9 +332,9 @@ def test_clipped_first_and_last_buckets_count_organizations_on_their_end_days(ap
 
     def active(granularity):
         return {
-            p["date"]: p["organizationsWithActivity"]
+            p.date.isoformat(): p.organizations_with_activity
             for p in metrics.timeseries(partner, period, granularity)
-            if p["organizationsWithActivity"]
+            if p.organizations_with_activity
         }
 
     assert active("week") == {"2025-01-03": 1, "2025-01-13": 1, "2025-01-27": 1, "2025-02-24": 1}

@@ -276,8 +276,8 @@ def unit_by_unit(usage: int, tiers: list[dict[str, Any]]) -> Decimal:
 def test_graduated_cost_is_the_unit_by_unit_sum_and_monotonic(tiers, usage, more):
     total, breakdown = billing.graduated_cost(usage, tiers)
     assert total == unit_by_unit(usage, tiers)
-    assert sum(b["units"] for b in breakdown) == usage
-    assert all(b["amount"] == b["units"] * b["pricePerIdentification"] for b in breakdown)
+    assert sum(b.units for b in breakdown) == usage
+    assert all(b.amount == b.units * b.price_per_identification for b in breakdown)
     bigger, _ = billing.graduated_cost(usage + more, tiers)
     assert bigger >= total
     # A unit more costs exactly the price of the band the next unit falls in.

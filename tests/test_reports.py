@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
 import pytest
 
-from app import accounts, exports, metrics, reports, rollups
+from app import accounts, exports, reports, rollups
 from app.errors import AppError
 from app.extensions import db
+from app.metrics import TypeUsage
 from app.models import PartnerDailyReceipt
 from app.periods import Period
 
@@ -111,44 +113,44 @@ def build_october(make_partner, make_org, add_events, freeze):
 
 def test_october_headline_figures(october):
     report = reports.report_for(october, "2025-10")
-    assert report["month"] == "2025-10"
-    assert report["timezone"] == NY
-    assert (report["startDate"], report["endDate"], report["throughDate"]) == (
-        "2025-10-01",
-        "2025-10-31",
-        "2025-10-31",
+    assert report.month == "2025-10"
+    assert report.timezone == NY
+    assert (report.start_date, report.end_date, report.through_date) == (
+        date(2025, 10, 1),
+        date(2025, 10, 31),
+        date(2025, 10, 31),
     )
-    assert report["complete"] is True
-    assert report["closedAt"] == "2025-11-01T04:00:00Z"  # local midnight, EDT
-    assert report["generatedAt"] == "2025-11-05T12:00:00Z"
-    s = report["summary"]
+    assert report.complete is True
+    assert report.closed_at == datetime(2025, 11, 1, 4)  # local midnight, EDT
+    assert report.generated_at == datetime(2025, 11, 5, 12)
+    s = report.summary
     # Identifications: Alpha 7 + 3 + 2, Bravo 4, Charlie 6 + 4 = 26
-    assert s["totalIdentifications"] == 26
-    assert s["creditsUsed"] == 26
+    assert s.total_identifications == 26
+    assert s.credits_used == 26
     # Events: Alpha e2 e3 e4 late1 (4), Bravo e5 (1), Charlie e6 late2 (2), Delta e7 late3 (2)
-    assert s["totalEvents"] == 9
+    assert s.total_events == 9
     # Quantity: Alpha 7+3+10+2=22, Bravo 4, Charlie 10, Delta 2+1=3 -> 39
-    assert s["totalQuantity"] == 39
-    assert s["organizationsWithActivity"] == 4
+    assert s.total_quantity == 39
+    assert s.organizations_with_activity == 4
     # Created before the close: all six; active then: Alpha, Charlie, Delta, Foxtrot.
-    assert (s["totalOrganizations"], s["activeOrganizations"]) == (6, 4)
+    assert (s.total_organizations, s.active_organizations) == (6, 4)
     # Billing day 15: the period Oct 15 - Nov 14 used 3 + 2 + 6 + 4 = 15 by Oct 31.
-    assert s["creditsRemaining"] == 1000 - 15
+    assert s.credits_remaining == 1000 - 15
     # September: sep-a 5 + sep-b 10 = 15, in 2 events by 2 organizations.
-    assert report["previousMonth"] == "2025-09"
-    assert report["previous"]["totalIdentifications"] == 15
-    assert report["previous"]["totalEvents"] == 2
+    assert report.previous_month == "2025-09"
+    assert report.previous.total_identifications == 15
+    assert report.previous.total_events == 2
     # (26 - 15) / 15 = 0.73333 -> 0.7333
-    assert report["change"]["totalIdentifications"] == 0.7333
+    assert report.change["total_identifications"] == 0.7333
     # (4 - 2) / 2 = 1.0
-    assert report["change"]["organizationsWithActivity"] == 1.0
+    assert report.change["organizations_with_activity"] == 1.0
 
 
 def test_october_organization_table(october):
     report = reports.report_for(october, "2025-10")
-    rows = {r["name"]: r for r in report["organizations"]}
+    rows = {r.name: r for r in report.organizations}
     # Echo was canceled all month and had no events: left out.
-    assert [r["name"] for r in report["organizations"]] == [
+    assert [r.name for r in report.organizations] == [
         "Alpha",
         "Charlie",
         "Bravo",
@@ -157,16 +159,16 @@ def test_october_organization_table(october):
     ]
     got = {
         name: (
-            r["identifications"],
-            r["creditsUsed"],
-            r["events"],
-            r["quantity"],
-            r["share"],
-            r["creditsAllocated"],
-            r["statusAtEnd"],
-            r["new"],
-            r["churned"],
-            r["reactivated"],
+            r.identifications,
+            r.credits_used,
+            r.events,
+            r.quantity,
+            r.share,
+            r.credits_allocated,
+            r.status_at_end,
+            r.new,
+            r.churned,
+            r.reactivated,
         )
         for name, r in rows.items()
     }
@@ -181,39 +183,39 @@ def test_october_organization_table(october):
         "Delta": (0, 0, 2, 3, 0.0, 0, "active", False, False, True),
         "Foxtrot": (0, 0, 0, 0, 0.0, 50, "active", False, False, False),
     }
-    assert report["totals"] == {
+    assert asdict(report.totals) == {
         "organizations": 5,
         "identifications": 26,
-        "creditsUsed": 26,
+        "credits_used": 26,
         "events": 9,
         "quantity": 39,
         "share": 1.0,
-        "sharePercent": 100.0,
-        "creditsAllocated": 300 + 100 + 50,
+        "share_percent": 100.0,
+        "credits_allocated": 300 + 100 + 50,
         "new": 1,
         "churned": 1,
         "reactivated": 1,
     }
-    assert [i["name"] for i in report["activeWithoutIdentifications"]] == ["Delta", "Foxtrot"]
+    assert [i.name for i in report.active_without_identifications] == ["Delta", "Foxtrot"]
 
 
 def test_october_late_data(october):
-    late = reports.report_for(october, "2025-10")["lateData"]
-    assert late == {
+    late = reports.report_for(october, "2025-10").late_data
+    assert asdict(late) == {
         "closed": True,
-        "closedAt": "2025-11-01T04:00:00Z",
+        "closed_at": datetime(2025, 11, 1, 4),
         # late1 (received at the close), late2 and late3 (Nov 3); e3 came a second early
         # and nov-b belongs to November.
-        "lateEvents": 3,
-        "lateQuantity": 2 + 4 + 1,
-        "identificationsAdded": 2 + 4,
-        "creditsAdded": 6,
-        "identificationsAtClose": 26 - 6,
-        "creditsUsedAtClose": 20,
-        "identificationsChange": 0.3,  # (26 - 20) / 20
-        "firstReceivedDate": "2025-11-01",  # 04:00Z = 00:00 EDT
-        "lastReceivedDate": "2025-11-03",
-        "byType": {
+        "late_events": 3,
+        "late_quantity": 2 + 4 + 1,
+        "identifications_added": 2 + 4,
+        "credits_added": 6,
+        "identifications_at_close": 26 - 6,
+        "credits_used_at_close": 20,
+        "identifications_change": 0.3,  # (26 - 20) / 20
+        "first_received_date": date(2025, 11, 1),  # 04:00Z = 00:00 EDT
+        "last_received_date": date(2025, 11, 3),
+        "by_type": {
             "identification": {"quantity": 6, "events": 2},
             "page_view": {"quantity": 1, "events": 1},
         },
@@ -221,32 +223,32 @@ def test_october_late_data(october):
 
 
 def test_billing_day_15_splits_the_month(october):
-    assert reports.report_for(october, "2025-10")["billingPeriods"] == [
+    assert [asdict(b) for b in reports.report_for(october, "2025-10").billing_periods] == [
         # Oct 1-14: e2 7 + e5 4 = 11; Oct 15-31: e3 3 + late1 2 + e6 6 + late2 4 = 15
         {
-            "billingPeriodStart": "2025-09-15",
-            "billingPeriodEnd": "2025-10-14",
-            "startDate": "2025-10-01",
-            "endDate": "2025-10-14",
+            "billing_period_start": date(2025, 9, 15),
+            "billing_period_end": date(2025, 10, 14),
+            "start_date": date(2025, 10, 1),
+            "end_date": date(2025, 10, 14),
             "days": 14,
             "identifications": 11,
-            "creditsUsed": 11,
+            "credits_used": 11,
         },
         {
-            "billingPeriodStart": "2025-10-15",
-            "billingPeriodEnd": "2025-11-14",
-            "startDate": "2025-10-15",
-            "endDate": "2025-10-31",
+            "billing_period_start": date(2025, 10, 15),
+            "billing_period_end": date(2025, 11, 14),
+            "start_date": date(2025, 10, 15),
+            "end_date": date(2025, 10, 31),
             "days": 17,
             "identifications": 15,
-            "creditsUsed": 15,
+            "credits_used": 15,
         },
     ]
 
 
 def test_daily_series_follows_local_days(october):
     daily = {
-        p["date"]: p["identifications"] for p in reports.report_for(october, "2025-10")["daily"]
+        p.date.isoformat(): p.identifications for p in reports.report_for(october, "2025-10").daily
     }
     assert len(daily) == 31
     # e2 at 04:30Z is Oct 1 in New York; sep-a at 03:30Z is still Sep 30 there.
@@ -258,32 +260,32 @@ def test_daily_series_follows_local_days(october):
 
 def test_month_list_newest_first_with_changes(october):
     rows = reports.month_index(october)
-    assert [r["month"] for r in rows] == ["2025-11", "2025-10", "2025-09"]
+    assert [r.month for r in rows] == ["2025-11", "2025-10", "2025-09"]
     nov, oct_, sep = rows
-    assert nov["complete"] is False and nov["throughDate"] == "2025-11-05"
+    assert nov.complete is False and nov.through_date == date(2025, 11, 5)
     # November so far: nov-b 100 (Bravo, canceled but its usage counts)
-    assert nov["totalIdentifications"] == 100
-    assert nov["change"]["totalIdentifications"] == 2.8462  # (100 - 26) / 26
-    assert (oct_["totalIdentifications"], oct_["totalEvents"], oct_["activeOrganizations"]) == (
+    assert nov.total_identifications == 100
+    assert nov.change["total_identifications"] == 2.8462  # (100 - 26) / 26
+    assert (oct_.total_identifications, oct_.total_events, oct_.active_organizations) == (
         26,
         9,
         4,
     )
-    assert sep["totalIdentifications"] == 15
-    assert sep["change"]["totalIdentifications"] is None  # August had none
+    assert sep.total_identifications == 15
+    assert sep.change["total_identifications"] is None  # August had none
     assert reports.available_months(october) == ["2025-11", "2025-10", "2025-09"]
 
 
 def test_current_month_is_reported_to_date_and_not_closed(october):
     report = reports.report_for(october, "2025-11")
-    assert report["complete"] is False
-    assert report["throughDate"] == "2025-11-05"
-    assert len(report["daily"]) == 5
-    assert report["summary"]["totalIdentifications"] == 100
-    assert report["lateData"]["closed"] is False
-    assert report["lateData"]["lateEvents"] == 0
+    assert report.complete is False
+    assert report.through_date == date(2025, 11, 5)
+    assert len(report.daily) == 5
+    assert report.summary.total_identifications == 100
+    assert report.late_data.closed is False
+    assert report.late_data.late_events == 0
     # November 2025 ends in EST (UTC-5): it closes at 05:00Z on Dec 1.
-    assert report["lateData"]["closedAt"] == "2025-12-01T05:00:00Z"
+    assert report.late_data.closed_at == datetime(2025, 12, 1, 5)
 
 
 @pytest.mark.parametrize(
@@ -436,29 +438,29 @@ def test_receipt_rollup_verify_and_rebuild(october):
     ]
     rollups.rebuild(october.id)
     assert rollups.verify(october.id) == []
-    assert reports.report_for(october, "2025-10")["lateData"]["lateEvents"] == 3
+    assert reports.report_for(october, "2025-10").late_data.late_events == 3
 
 
 def test_timezone_change_rebuckets_received_days(october):
     rollups.set_timezone(october, "UTC")
     assert rollups.verify(october.id) == []
-    late = reports.report_for(october, "2025-10")["lateData"]
+    late = reports.report_for(october, "2025-10").late_data
     # In UTC October closes at 2025-11-01T00:00Z. e3 (Nov 1 03:59Z) is now a November
     # event; late1, late2 and late3 still arrived after the close.
-    assert late["closedAt"] == "2025-11-01T00:00:00Z"
-    assert (late["lateEvents"], late["identificationsAdded"]) == (3, 6)
+    assert late.closed_at == datetime(2025, 11, 1)
+    assert (late.late_events, late.identifications_added) == (3, 6)
     # sep-a (Oct 1 03:30Z) now belongs to October: 26 - 3 (e3) + 5 = 28
-    assert reports.report_for(october, "2025-10")["summary"]["totalIdentifications"] == 28
+    assert reports.report_for(october, "2025-10").summary.total_identifications == 28
 
 
 def test_late_data_metric_counts_by_received_day(october):
-    late = metrics.late_receipts(
+    late = reports.late_receipts(
         october, Period(date(2025, 10, 1), date(2025, 10, 31)), date(2025, 11, 2)
     )
     # Only what arrived from Nov 2 on: late2 (4 identifications) and late3 (1 page view).
-    assert late["byType"] == {
-        "identification": {"quantity": 4, "events": 1},
-        "page_view": {"quantity": 1, "events": 1},
+    assert late.by_type == {
+        "identification": TypeUsage(quantity=4, events=1),
+        "page_view": TypeUsage(quantity=1, events=1),
     }
 
 

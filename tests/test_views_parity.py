@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 
 import pytest
+from pydantic.alias_generators import to_camel, to_snake
 from views_support import (
     NOW,
     PASSWORD,
@@ -117,8 +119,8 @@ def test_overview_equals_metrics_and_api(dataset, browser, query):
     shown = kpis(page)
     assert shown["totalEvents"] > 0  # every query covers some of the data: nothing vacuous
     expected = metrics.summary_with_comparison(partner, period_of(partner, query))
-    assert shown == expected["current"]
-    assert kpi_changes(page) == expected["change"]
+    assert shown == {to_camel(k): v for k, v in asdict(expected.current).items()}
+    assert kpi_changes(page) == {to_camel(k): v for k, v in expected.change.items()}
     # The page's own JSON link answers the same numbers.
     answer = api(browser, key, json_link(page, "analytics"))
     for field in (
@@ -149,11 +151,11 @@ def test_organization_pages_equal_metrics_and_api(dataset, browser, query):
         expected = metrics.organization_summary(partner, org, period)
         answer = api(browser, key, json_link(page, "analytics"))
         for field, value in kpis(page).items():
-            assert value == expected[field] == answer[field], (org.name, field)
+            assert value == getattr(expected, to_snake(field)) == answer[field], (org.name, field)
         assert kpi_changes(page) == {f: answer["change"][f] for f in kpi_changes(page)}
         assert (
             number(cells(page, "creditsAvailable")[0])
-            == expected["creditsAvailable"]
+            == expected.credits_available
             == answer["creditsAvailable"]
         )
 
@@ -174,7 +176,11 @@ def test_organization_table_equals_api(dataset, browser, query):
         "creditsAvailable",
     ):
         shown = [number(c) for c in cells(page, field)]
-        assert shown == [i[field] for i in items] == [i[field] for i in answer["organizations"]]
+        assert (
+            shown
+            == [getattr(i, to_snake(field)) for i in items]
+            == [i[field] for i in answer["organizations"]]
+        )
 
 
 def test_billing_page_equals_billing_and_api(dataset, browser):
@@ -183,15 +189,15 @@ def test_billing_page_equals_billing_and_api(dataset, browser):
     usage = billing.current_usage(partner)
     answer = api(browser, key, json_link(page, "billing/usage"))
     shown = kpis(page)
-    assert shown["identifications"] == usage["identifications"] == answer["identifications"]
+    assert shown["identifications"] == usage.identifications == answer["identifications"]
     assert (
         shown["projectedIdentifications"]
-        == usage["projectedIdentifications"]
+        == usage.projected_identifications
         == answer["projectedIdentifications"]
     )
     assert (
         float(re.search(r'data-metric="estimatedCost" data-value="([\d.]+)"', page).group(1))
-        == usage["estimatedCost"]
+        == float(usage.estimated_cost)
         == answer["estimatedCost"]
     )
     assert cells(page, "amount") == [

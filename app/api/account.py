@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from flask import Response, g
 
@@ -36,7 +35,7 @@ def _expires_at(text: str) -> datetime:
 
 @bp.get("/partner/me")
 @doc(PartnerOut, tags=("account",))
-def me() -> dict[str, Any]:
+def me() -> PartnerOut:
     """The partner this key belongs to, with its credit pool now and the key itself."""
     return serializers.partner_json(current_partner(), g.api_key)
 
@@ -44,26 +43,29 @@ def me() -> dict[str, Any]:
 @bp.get("/partner/api-keys")
 @requires_scope("admin")
 @doc(ApiKeyListOut, query=PageQuery, tags=("account",))
-def list_api_keys() -> dict[str, Any]:
+def list_api_keys() -> ApiKeyListOut:
     """The partner's API keys, newest first, revoked and expired ones included (admin)."""
     query = validated_query()
     keys, total = accounts.list_api_keys(current_partner(), query.page, query.pageSize)
-    return serializers.page_of(
-        "apiKeys", [serializers.api_key(k) for k in keys], total, query.page, query.pageSize
+    return ApiKeyListOut(
+        api_keys=[serializers.api_key(k) for k in keys],
+        total=total,
+        page=query.page,
+        page_size=query.pageSize,
     )
 
 
 @bp.post("/partner/api-keys")
 @requires_scope("admin")
 @doc(ApiKeyCreatedOut, status=201, json=ApiKeyCreate, tags=("account",))
-def create_api_key() -> tuple[dict[str, Any], int]:
+def create_api_key() -> tuple[ApiKeyCreatedOut, int]:
     """Create a key (admin). plainKey is shown in this answer only: store it now."""
     body = validated_json()
     expires = _expires_at(body.expiresAt) if body.expiresAt is not None else None
     key, plain = auth.create_api_key(
         current_partner(), body.name, auth.parse_scopes(list(body.scopes)), expires
     )
-    return {"apiKey": serializers.api_key(key), "plainKey": plain}, 201
+    return ApiKeyCreatedOut(api_key=serializers.api_key(key), plain_key=plain), 201
 
 
 @bp.delete("/partner/api-keys/<id>")

@@ -19,28 +19,28 @@ from ..periods import (
 from . import bp
 from .guards import current_partner
 from .schemas import (
+    AnalyticsChange,
     AnalyticsOut,
+    AnalyticsPrevious,
+    OrgAnalyticsChange,
     OrgAnalyticsOut,
+    OrgAnalyticsPrevious,
     OrgAnalyticsQuery,
+    OrgBreakdownItem,
     OrgBreakdownOut,
+    OrgFiguresChange,
+    Out,
     PeriodQuery,
+    SeriesChange,
     TimeseriesOut,
     TimeseriesQuery,
+    UsageChange,
     UsageOut,
+    UsagePrevious,
     UsageQuery,
 )
 from .spec import doc, validated_query
 
-ANALYTICS_FIELDS = (
-    "totalOrganizations",
-    "activeOrganizations",
-    "totalIdentifications",
-    "creditsRemaining",
-    "creditsUsed",
-    "organizationsWithActivity",
-)
-ORG_FIGURES = ("identifications", "creditsUsed", "events", "quantity")
-ORG_ANALYTICS_FIGURES = ("totalIdentifications", "creditsUsed", "totalQuantity", "totalEvents")
 TAGS = ("analytics",)
 
 
@@ -56,37 +56,51 @@ def period_from(
         raise bad_request(exc.field, exc.value, exc.message) from exc
 
 
-def _pick(figures: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: figures[name] for name in fields}
+def pick(model: type[Out], result: Any, **more: Any) -> dict[str, Any]:
+    """Return the fields of a typed result that model answers, plus more: its input."""
+    return {
+        name: getattr(result, name) for name in model.model_fields if hasattr(result, name)
+    } | more
 
 
-def _with_period(period: Period, figures: dict[str, Any]) -> dict[str, Any]:
-    return {"startDate": period.start.isoformat(), "endDate": period.end.isoformat(), **figures}
+def dated(model: type[Out], period: Period, result: Any, **more: Any) -> dict[str, Any]:
+    """Return pick() of a result with the period's dates."""
+    return pick(model, result, start_date=period.start, end_date=period.end, **more)
+
+
+def change(model: type[Out], current: Any, previous: Any) -> dict[str, float | None]:
+    """Return the relative change of the figures a change model lists."""
+    return metrics.compare(current, previous, tuple(model.model_fields))
 
 
 @bp.get("/partner/analytics")
 @doc(AnalyticsOut, query=PeriodQuery, tags=TAGS, period=True)
-def analytics() -> dict[str, Any]:
+def analytics() -> AnalyticsOut:
     """The partner's figures for a period (default: today - 30 days .. today)."""
     partner = current_partner()
     query = validated_query()
     period = period_from(query, partner)
-    out: dict[str, Any] = {"partnerId": partner.id, **period.iso()}
-    if query.compare == "previous":
-        result = metrics.summary_with_comparison(partner, period)
-        current = _pick(result["current"], ANALYTICS_FIELDS)
-        previous = _pick(result["previous"], ANALYTICS_FIELDS)
-        out.update(current)
-        out["previous"] = _with_period(result["previousPeriod"], previous)
-        out["change"] = metrics.compare(current, previous)
-    else:
-        out.update(_pick(metrics.summary(partner, period), ANALYTICS_FIELDS))
-    return out
+    if query.compare != "previous":
+        current = metrics.summary(partner, period)
+        return AnalyticsOut.model_validate(
+            dated(AnalyticsOut, period, current, partner_id=partner.id)
+        )
+    result = metrics.summary_with_comparison(partner, period)
+    return AnalyticsOut.model_validate(
+        dated(
+            AnalyticsOut,
+            period,
+            result.current,
+            partner_id=partner.id,
+            previous=dated(AnalyticsPrevious, result.previous_period, result.previous),
+            change=change(AnalyticsChange, result.current, result.previous),
+        )
+    )
 
 
 @bp.get("/partner/usage")
 @doc(UsageOut, query=UsageQuery, errors=(404,), tags=TAGS, period=True)
-def usage() -> dict[str, Any]:
+def usage() -> UsageOut:
     """Usage by event type (default: the first day of the month .. today)."""
     partner = current_partner()
     query = validated_query()
@@ -94,25 +108,21 @@ def usage() -> dict[str, Any]:
     org_id = None
     if query.organizationId is not None:
         org_id = get_organization(partner, query.organizationId).id
-    out: dict[str, Any] = {
-        "partnerId": partner.id,
-        **period.iso(),
-        "type": query.type,
-        "organizationId": org_id,
-    }
     current = metrics.usage(partner, period, query.type, org_id)
-    out.update(current)
+    out = dated(
+        UsageOut, period, current, partner_id=partner.id, type=query.type, organization_id=org_id
+    )
     if query.compare == "previous":
         before = period.previous()
         previous = metrics.usage(partner, before, query.type, org_id)
-        out["previous"] = _with_period(before, previous)
-        out["change"] = metrics.compare(_pick(current, ("totalQuantity", "totalEvents")), previous)
-    return out
+        out["previous"] = dated(UsagePrevious, before, previous)
+        out["change"] = change(UsageChange, current, previous)
+    return UsageOut.model_validate(out)
 
 
 @bp.get("/partner/analytics/timeseries")
 @doc(TimeseriesOut, query=TimeseriesQuery, errors=(404,), tags=TAGS, period=True)
-def timeseries() -> dict[str, Any]:
+def timeseries() -> TimeseriesOut:
     """One point per day, week (from Monday) or month of the period, zeros included."""
     partner = current_partner()
     query = validated_query()
@@ -122,9 +132,10 @@ def timeseries() -> dict[str, Any]:
         org_id = get_organization(partner, query.organizationId).id
     totals = metrics.series_totals(partner, period, org_id)
     out: dict[str, Any] = {
-        "partnerId": partner.id,
-        "organizationId": org_id,
-        **period.iso(),
+        "partner_id": partner.id,
+        "organization_id": org_id,
+        "start_date": period.start,
+        "end_date": period.end,
         "granularity": query.granularity,
         "totals": totals,
         "points": metrics.timeseries(partner, period, query.granularity, org_id),
@@ -133,17 +144,18 @@ def timeseries() -> dict[str, Any]:
         before = period.previous()
         previous_totals = metrics.series_totals(partner, before, org_id)
         out["previous"] = {
-            **before.iso(),
+            "start_date": before.start,
+            "end_date": before.end,
             "totals": previous_totals,
             "points": metrics.timeseries(partner, before, query.granularity, org_id),
         }
-        out["change"] = metrics.compare(totals, previous_totals)
-    return out
+        out["change"] = change(SeriesChange, totals, previous_totals)
+    return TimeseriesOut.model_validate(out)
 
 
 @bp.get("/partner/analytics/organizations")
 @doc(OrgBreakdownOut, query=OrgAnalyticsQuery, tags=TAGS, period=True)
-def organization_breakdown() -> dict[str, Any]:
+def organization_breakdown() -> OrgBreakdownOut:
     """Per-organization figures for the period, sorted and paginated."""
     partner = current_partner()
     query = validated_query()
@@ -160,45 +172,47 @@ def organization_breakdown() -> dict[str, Any]:
         search=query.search,
         external_id=query.externalId,
     )
-    out: dict[str, Any] = {"partnerId": partner.id, **period.iso()}
+    out: dict[str, Any] = {
+        "partner_id": partner.id,
+        "start_date": period.start,
+        "end_date": period.end,
+        "sort": query.sort,
+        "order": order,
+        "organizations": items,
+        "total": total,
+        "page": query.page,
+        "page_size": query.pageSize,
+    }
     if query.compare == "previous":
         before = period.previous()
-        earlier = metrics.organization_figures(
-            partner, before, [i["organizationId"] for i in items]
-        )
-        for item in items:
-            previous = earlier[item["organizationId"]]
-            item["previous"] = previous
-            item["change"] = metrics.compare(_pick(item, ORG_FIGURES), previous)
-        out["previousStartDate"] = before.start.isoformat()
-        out["previousEndDate"] = before.end.isoformat()
-    out.update(
-        {
-            "sort": query.sort,
-            "order": order,
-            "organizations": items,
-            "total": total,
-            "page": query.page,
-            "pageSize": query.pageSize,
-        }
-    )
-    return out
+        earlier = metrics.organization_figures(partner, before, [i.organization_id for i in items])
+        out["organizations"] = [
+            pick(
+                OrgBreakdownItem,
+                item,
+                previous=earlier[item.organization_id],
+                change=change(OrgFiguresChange, item, earlier[item.organization_id]),
+            )
+            for item in items
+        ]
+        out["previous_start_date"] = before.start
+        out["previous_end_date"] = before.end
+    return OrgBreakdownOut.model_validate(out)
 
 
 @bp.get("/partner/organizations/<id>/analytics")
 @doc(OrgAnalyticsOut, query=PeriodQuery, errors=(404,), tags=TAGS, period=True)
-def organization_analytics(id: str) -> dict[str, Any]:  # noqa: A002
+def organization_analytics(id: str) -> OrgAnalyticsOut:  # noqa: A002
     """One organization's figures for a period (default: today - 30 days .. today)."""
     partner = current_partner()
     org = get_organization(partner, id)
     query = validated_query()
     period = period_from(query, partner)
-    out: dict[str, Any] = {"partnerId": partner.id, **period.iso()}
-    out.update(metrics.organization_summary(partner, org, period))
+    current = metrics.organization_summary(partner, org, period)
+    out = dated(OrgAnalyticsOut, period, current, partner_id=partner.id)
     if query.compare == "previous":
         before = period.previous()
         earlier = metrics.organization_summary(partner, org, before)
-        previous = _pick(earlier, (*ORG_ANALYTICS_FIGURES, "byType"))
-        out["previous"] = _with_period(before, previous)
-        out["change"] = metrics.compare(_pick(out, ORG_ANALYTICS_FIGURES), previous)
-    return out
+        out["previous"] = dated(OrgAnalyticsPrevious, before, earlier)
+        out["change"] = change(OrgAnalyticsChange, current, earlier)
+    return OrgAnalyticsOut.model_validate(out)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..ingest import ingest_batch
 from . import bp
 from .guards import current_partner
@@ -13,7 +11,7 @@ from .spec import doc, validated_json
 
 @bp.post("/partner/events")
 @doc(EventsOut, json=EventsBody, tags=("events",))
-def post_events() -> dict[str, Any]:
+def post_events() -> EventsOut:
     """Store a batch of at most 1,000 events (write), each exactly once.
 
     A repeated eventId is a duplicate and changes nothing, so any call may be retried.
@@ -21,8 +19,4 @@ def post_events() -> dict[str, Any]:
     together or not at all.
     """
     result = ingest_batch(current_partner(), enumerate(validated_json().events))
-    return {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": [r.as_json() for r in result.rejected],
-    }
+    return EventsOut.model_validate(result)

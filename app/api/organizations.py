@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from flask import Response, url_for
 
@@ -40,7 +39,7 @@ def _created_at(text: str, tz: str) -> datetime:
 
 @bp.get("/partner/organizations")
 @doc(OrganizationListOut, query=OrgListQuery, tags=TAGS)
-def list_organizations() -> dict[str, Any]:
+def list_organizations() -> OrganizationListOut:
     """The partner's organizations by name; search is a case-insensitive name substring."""
     partner = current_partner()
     query = validated_query()
@@ -52,14 +51,17 @@ def list_organizations() -> dict[str, Any]:
         page=query.page,
         page_size=query.pageSize,
     )
-    return serializers.page_of(
-        "organizations", serializers.organizations(partner, orgs), total, query.page, query.pageSize
+    return OrganizationListOut(
+        organizations=serializers.organizations(partner, orgs),
+        total=total,
+        page=query.page,
+        page_size=query.pageSize,
     )
 
 
 @bp.post("/partner/organizations")
 @doc(OrganizationOut, status=201, json=OrganizationCreate, errors=(409, 422), tags=TAGS)
-def create_organization() -> tuple[dict[str, Any], int, dict[str, str]]:
+def create_organization() -> tuple[OrganizationOut, int, dict[str, str]]:
     """Create an organization (write). A duplicate externalId answers 409; over
     maxOrganizations, or initialCredits beyond the pool or the trial cap, 422."""
     partner = current_partner()
@@ -81,7 +83,7 @@ def create_organization() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 @bp.get("/partner/organizations/<id>")
 @doc(OrganizationOut, errors=(404,), tags=TAGS)
-def get_organization(id: str) -> dict[str, Any]:  # noqa: A002
+def get_organization(id: str) -> OrganizationOut:  # noqa: A002
     """One organization with its allocation and this billing period's usage."""
     partner = current_partner()
     return serializers.organization(partner, accounts.get_organization(partner, id))
@@ -89,7 +91,7 @@ def get_organization(id: str) -> dict[str, Any]:  # noqa: A002
 
 @bp.patch("/partner/organizations/<id>")
 @doc(OrganizationOut, json=OrganizationPatch, errors=(404, 409, 422), tags=TAGS)
-def update_organization(id: str) -> dict[str, Any]:  # noqa: A002
+def update_organization(id: str) -> OrganizationOut:  # noqa: A002
     """Change only the properties sent: name, externalId (null removes it), metadata,
     productType, status, tier (write)."""
     partner = current_partner()
@@ -115,7 +117,7 @@ def delete_organization(id: str) -> Response:  # noqa: A002
 
 @bp.put("/partner/organizations/<id>/status")
 @doc(OrganizationOut, json=StatusBody, errors=(404,), tags=TAGS)
-def set_status(id: str) -> dict[str, Any]:  # noqa: A002
+def set_status(id: str) -> OrganizationOut:  # noqa: A002
     """Set the status (write); every change is kept with its time."""
     partner = current_partner()
     org = accounts.get_organization(partner, id)
@@ -125,7 +127,7 @@ def set_status(id: str) -> dict[str, Any]:  # noqa: A002
 
 @bp.put("/partner/organizations/<id>/tier")
 @doc(OrganizationOut, json=TierBody, errors=(404, 422), tags=TAGS)
-def set_tier(id: str) -> dict[str, Any]:  # noqa: A002
+def set_tier(id: str) -> OrganizationOut:  # noqa: A002
     """Set the tier (write); trial needs an allocation of at most 500 credits (else 422)."""
     partner = current_partner()
     org = accounts.get_organization(partner, id)
@@ -135,7 +137,7 @@ def set_tier(id: str) -> dict[str, Any]:  # noqa: A002
 
 @bp.put("/partner/organizations/<id>/credits")
 @doc(AllocationOut, json=CreditsBody, errors=(404, 422), tags=TAGS)
-def set_credits(id: str) -> dict[str, Any]:  # noqa: A002
+def set_credits(id: str) -> AllocationOut:  # noqa: A002
     """Set the allocation to credits (write). If all allocations together would exceed the
     pool, or a trial organization would hold more than 500, the answer is 422
     InsufficientCredits with what is available, and nothing changes."""
@@ -143,24 +145,21 @@ def set_credits(id: str) -> dict[str, Any]:  # noqa: A002
     org = accounts.get_organization(partner, id)
     body = validated_json()
     change = accounts.set_allocation(partner, org, body.credits, body.notes)
-    return {"allocation": serializers.allocation(partner, org, change)}
+    return AllocationOut(allocation=serializers.allocation(partner, org, change))
 
 
 @bp.get("/partner/organizations/<id>/credits/history")
 @doc(AllocationHistoryOut, query=PageQuery, errors=(404,), tags=TAGS)
-def credits_history(id: str) -> dict[str, Any]:  # noqa: A002
+def credits_history(id: str) -> AllocationHistoryOut:  # noqa: A002
     """The allocation audit trail, newest first."""
     partner = current_partner()
     org = accounts.get_organization(partner, id)
     query = validated_query()
     rows, total = accounts.allocation_history_page(org, query.page, query.pageSize)
-    return {
-        "organizationId": org.id,
-        **serializers.page_of(
-            "history",
-            [serializers.allocation_change(r) for r in rows],
-            total,
-            query.page,
-            query.pageSize,
-        ),
-    }
+    return AllocationHistoryOut(
+        organization_id=org.id,
+        history=[serializers.allocation_change(r) for r in rows],
+        total=total,
+        page=query.page,
+        page_size=query.pageSize,
+    )

@@ -2,19 +2,36 @@
 
 Every request and answer shape is in this one module, so that the OpenAPI document comes
 from one place; it grows with the endpoints, not with logic.
+
+Answers (Out) have snake_case fields written in camelCase (alias_generator=to_camel): a
+view validates the domain's typed result into its model once (from_attributes), and
+app/api/spec.py writes that model's model_dump(mode="json", by_alias=True) without
+validating it again. Money stays Decimal until then and is written as a JSON number.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
 
 from ..accounts import MAX_CREDITS
 from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY, TYPE_RE
 from ..metrics import ORG_SORTS
 from ..periods import MAX_SPAN_DAYS
+from ..timeutil import iso_z
 
 MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 100
@@ -61,13 +78,6 @@ def _event_type(value: str) -> str:
     return value
 
 
-def _utc_timestamp(value: str) -> str:
-    """Check an answered timestamp: UTC with Z, to the second."""
-    if not _UTC_TIMESTAMP.fullmatch(value):
-        raise ValueError("must be YYYY-MM-DDTHH:MM:SSZ")
-    return value
-
-
 EventType = Annotated[
     str, AfterValidator(_event_type), Field(json_schema_extra={"pattern": TYPE_PATTERN})
 ]
@@ -111,19 +121,33 @@ DateParam = Annotated[
     BeforeValidator(_blank_is_absent),
     Field(description=DATE_PARAM_DOC + " Empty means the default."),
 ]
-DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
+DateStr = date  # written YYYY-MM-DD
 Timestamp = Annotated[
-    str,
-    AfterValidator(_utc_timestamp),
-    Field(
-        json_schema_extra={"format": "date-time", "pattern": whole_value_pattern(_UTC_TIMESTAMP)}
+    datetime,
+    PlainSerializer(iso_z, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "format": "date-time",
+            "pattern": whole_value_pattern(_UTC_TIMESTAMP),
+            "type": "string",
+        }
     ),
-]
+]  # a stored naive-UTC moment, written YYYY-MM-DDTHH:MM:SSZ
 OrgStatus = Literal["active", "suspended", "canceled"]
 OrgTier = Literal["trial", "paid"]
 ProductType = Literal["B2B", "B2C"]
 Scope = Literal["read", "write", "admin"]
-Money = Annotated[float, Field(description="amount rounded to 2 decimal places")]
+Money = Annotated[
+    Decimal,
+    PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number"}),
+    Field(description="amount rounded to 2 decimal places"),
+]  # a Decimal in cents (billing.cents), written as a JSON number as the contract says
+Price = Annotated[
+    Decimal,
+    PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number"}),
+]  # a unit price, exact, written as a JSON number
 Ratio = Annotated[
     float | None,
     Field(
@@ -145,9 +169,29 @@ class Body(BaseModel):
 
 
 class Out(BaseModel):
-    """A response body: exactly these properties, with exactly these types."""
+    """A response body: exactly these properties, with exactly these types, in camelCase.
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    Built once from the domain's typed results (from_attributes), and written by alias.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        from_attributes=True,
+    )
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+def only_with(description: str) -> Any:
+    """Return the Field of a part only some requests ask for: left out of other answers."""
+    return Field(None, description=description, exclude_if=_absent)
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -156,7 +200,7 @@ class Out(BaseModel):
 class ErrorBody(Out):
     """The error envelope of every failure."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, title="Error")
+    model_config = Out.model_config | ConfigDict(title="Error")
 
     code: str = Field(
         description="BadRequest, Unauthorized, Forbidden, NotFound, Conflict, "
@@ -342,45 +386,58 @@ class EventsBody(Body):
 
 
 # --- responses --------------------------------------------------------------------------
+# A class listing mixins after its figures (class X(Figures, Dated)) answers the mixins'
+# properties first: pydantic orders fields from the last base to the first.
+
+COMPARED = "with compare=previous"
+
+
+class Dated(Out):
+    """The effective dates of an answer."""
+
+    start_date: DateStr
+    end_date: DateStr
+
+
+class PartnerDated(Out):
+    """The partner and the effective dates of an answer."""
+
+    partner_id: str
+    start_date: DateStr
+    end_date: DateStr
 
 
 class AnalyticsFigures(Out):
     """The figures of spec §2 for a period."""
 
-    totalOrganizations: int
-    activeOrganizations: int
-    totalIdentifications: int
-    creditsRemaining: int
-    creditsUsed: int
-    organizationsWithActivity: int
+    total_organizations: int
+    active_organizations: int
+    total_identifications: int
+    credits_remaining: int
+    credits_used: int
+    organizations_with_activity: int
 
 
-class AnalyticsPrevious(AnalyticsFigures):
+class AnalyticsPrevious(AnalyticsFigures, Dated):
     """The same figures for the equally long period just before."""
-
-    startDate: DateStr
-    endDate: DateStr
 
 
 class AnalyticsChange(Out):
     """Relative change of each figure."""
 
-    totalOrganizations: Ratio
-    activeOrganizations: Ratio
-    totalIdentifications: Ratio
-    creditsRemaining: Ratio
-    creditsUsed: Ratio
-    organizationsWithActivity: Ratio
+    total_organizations: Ratio
+    active_organizations: Ratio
+    total_identifications: Ratio
+    credits_remaining: Ratio
+    credits_used: Ratio
+    organizations_with_activity: Ratio
 
 
-class AnalyticsOut(AnalyticsFigures):
+class AnalyticsOut(AnalyticsFigures, PartnerDated):
     """GET /partner/analytics."""
 
-    partnerId: str
-    startDate: DateStr
-    endDate: DateStr
-    previous: AnalyticsPrevious | None = Field(None, description="with compare=previous")
-    change: AnalyticsChange | None = Field(None, description="with compare=previous")
+    previous: AnalyticsPrevious | None = only_with(COMPARED)
+    change: AnalyticsChange | None = only_with(COMPARED)
 
 
 class TypeUsage(Out):
@@ -393,35 +450,34 @@ class TypeUsage(Out):
 class UsageFigures(Out):
     """Usage totals."""
 
-    totalQuantity: int
-    totalEvents: int
-    byType: dict[str, TypeUsage]
+    total_quantity: int
+    total_events: int
+    by_type: dict[str, TypeUsage]
 
 
-class UsagePrevious(UsageFigures):
+class UsagePrevious(UsageFigures, Dated):
     """Usage in the equally long period just before."""
-
-    startDate: DateStr
-    endDate: DateStr
 
 
 class UsageChange(Out):
     """Relative change of the usage totals."""
 
-    totalQuantity: Ratio
-    totalEvents: Ratio
+    total_quantity: Ratio
+    total_events: Ratio
 
 
-class UsageOut(UsageFigures):
+class UsageFilters(PartnerDated):
+    """The partner, the dates and the filters of a usage answer."""
+
+    type: str | None = Field(description="the type filter, or null")
+    organization_id: str | None = Field(description="the organization filter, or null")
+
+
+class UsageOut(UsageFigures, UsageFilters):
     """GET /partner/usage."""
 
-    partnerId: str
-    startDate: DateStr
-    endDate: DateStr
-    type: str | None = Field(description="the type filter, or null")
-    organizationId: str | None = Field(description="the organization filter, or null")
-    previous: UsagePrevious | None = Field(None, description="with compare=previous")
-    change: UsageChange | None = Field(None, description="with compare=previous")
+    previous: UsagePrevious | None = only_with(COMPARED)
+    change: UsageChange | None = only_with(COMPARED)
 
 
 class SeriesPoint(Out):
@@ -429,37 +485,35 @@ class SeriesPoint(Out):
 
     date: DateStr = Field(description="bucket start, clipped to the period")
     identifications: int
-    creditsUsed: int
+    credits_used: int
     events: int
     quantity: int
-    organizationsWithActivity: int
+    organizations_with_activity: int
 
 
 class SeriesTotals(Out):
     """Totals of a series over its whole period."""
 
     identifications: int
-    creditsUsed: int
+    credits_used: int
     events: int
     quantity: int
-    organizationsWithActivity: int
+    organizations_with_activity: int
 
 
 class SeriesChange(Out):
     """Relative change of the period totals."""
 
     identifications: Ratio
-    creditsUsed: Ratio
+    credits_used: Ratio
     events: Ratio
     quantity: Ratio
-    organizationsWithActivity: Ratio
+    organizations_with_activity: Ratio
 
 
-class SeriesPrevious(Out):
+class SeriesPrevious(Dated):
     """The series of the equally long period just before."""
 
-    startDate: DateStr
-    endDate: DateStr
     totals: SeriesTotals
     points: list[SeriesPoint]
 
@@ -467,22 +521,22 @@ class SeriesPrevious(Out):
 class TimeseriesOut(Out):
     """GET /partner/analytics/timeseries."""
 
-    partnerId: str
-    organizationId: str | None
-    startDate: DateStr
-    endDate: DateStr
+    partner_id: str
+    organization_id: str | None
+    start_date: DateStr
+    end_date: DateStr
     granularity: Literal["day", "week", "month"]
     totals: SeriesTotals
     points: list[SeriesPoint] = Field(description="one per bucket, zeros included")
-    previous: SeriesPrevious | None = Field(None, description="with compare=previous")
-    change: SeriesChange | None = Field(None, description="with compare=previous")
+    previous: SeriesPrevious | None = only_with(COMPARED)
+    change: SeriesChange | None = only_with(COMPARED)
 
 
 class OrgFigures(Out):
     """One organization's figures for a period."""
 
     identifications: int
-    creditsUsed: int
+    credits_used: int
     events: int
     quantity: int
 
@@ -491,109 +545,113 @@ class OrgFiguresChange(Out):
     """Relative change of one organization's figures."""
 
     identifications: Ratio
-    creditsUsed: Ratio
+    credits_used: Ratio
     events: Ratio
     quantity: Ratio
 
 
-class OrgBreakdownItem(OrgFigures):
-    """One organization's figures for the period, with its allocation now."""
+class OrgIdentity(Out):
+    """Who an organization is."""
 
-    organizationId: str
+    organization_id: str
     name: str
-    externalId: str | None
+    external_id: str | None
     status: OrgStatus
     tier: OrgTier
-    creditsAllocated: int = Field(description="current allocation")
-    creditsUsedThisBillingPeriod: int
-    creditsAvailable: int = Field(description="allocation minus credits used this billing period")
-    previous: OrgFigures | None = Field(None, description="with compare=previous")
-    change: OrgFiguresChange | None = Field(None, description="with compare=previous")
+
+
+class OrgBreakdownItem(OrgFigures, OrgIdentity):
+    """One organization's figures for the period, with its allocation now."""
+
+    credits_allocated: int = Field(description="current allocation")
+    credits_used_this_billing_period: int
+    credits_available: int = Field(description="allocation minus credits used this billing period")
+    previous: OrgFigures | None = only_with(COMPARED)
+    change: OrgFiguresChange | None = only_with(COMPARED)
 
 
 class OrgBreakdownOut(Out):
     """GET /partner/analytics/organizations."""
 
-    partnerId: str
-    startDate: DateStr
-    endDate: DateStr
-    previousStartDate: DateStr | None = Field(None, description="with compare=previous")
-    previousEndDate: DateStr | None = Field(None, description="with compare=previous")
+    partner_id: str
+    start_date: DateStr
+    end_date: DateStr
+    previous_start_date: DateStr | None = only_with(COMPARED)
+    previous_end_date: DateStr | None = only_with(COMPARED)
     sort: str
     order: Literal["asc", "desc"]
     organizations: list[OrgBreakdownItem]
     total: int
     page: int
-    pageSize: int
+    page_size: int
 
 
 class OrgAnalyticsFigures(Out):
     """The analytics fields of one organization."""
 
-    totalIdentifications: int
-    creditsUsed: int
-    totalQuantity: int
-    totalEvents: int
-    byType: dict[str, TypeUsage]
+    total_identifications: int
+    credits_used: int
+    total_quantity: int
+    total_events: int
+    by_type: dict[str, TypeUsage]
 
 
-class OrgAnalyticsPrevious(OrgAnalyticsFigures):
+class OrgAnalyticsPrevious(OrgAnalyticsFigures, Dated):
     """The same fields for the equally long period just before."""
-
-    startDate: DateStr
-    endDate: DateStr
 
 
 class OrgAnalyticsChange(Out):
     """Relative change of the organization's figures."""
 
-    totalIdentifications: Ratio
-    creditsUsed: Ratio
-    totalQuantity: Ratio
-    totalEvents: Ratio
+    total_identifications: Ratio
+    credits_used: Ratio
+    total_quantity: Ratio
+    total_events: Ratio
 
 
-class OrgAnalyticsOut(OrgAnalyticsFigures):
+class OrgDated(PartnerDated):
+    """The partner, the dates and the organization of an answer."""
+
+    organization_id: str
+
+
+class OrgAnalyticsOut(OrgAnalyticsFigures, OrgDated):
     """GET /partner/organizations/{id}/analytics."""
 
-    partnerId: str
-    organizationId: str
-    startDate: DateStr
-    endDate: DateStr
-    statusAtEnd: OrgStatus | None = Field(
+    status_at_end: OrgStatus | None = Field(
         description="status at the end of endDate; null if it did not exist yet"
     )
-    creditsAllocated: int
-    creditsUsedThisBillingPeriod: int
-    creditsAvailable: int
-    previous: OrgAnalyticsPrevious | None = Field(None, description="with compare=previous")
-    change: OrgAnalyticsChange | None = Field(None, description="with compare=previous")
+    credits_allocated: int
+    credits_used_this_billing_period: int
+    credits_available: int
+    previous: OrgAnalyticsPrevious | None = only_with(COMPARED)
+    change: OrgAnalyticsChange | None = only_with(COMPARED)
 
 
 class PricingTier(Out):
     """One band of the graduated pricing."""
 
     tier: str
-    pricePerIdentification: float
-    minUsage: int
-    maxUsage: int | None = Field(description="null for the open top tier")
+    price_per_identification: Price
+    min_usage: int
+    max_usage: int | None = Field(description="null for the open top tier")
 
 
 class BillingOut(Out):
     """GET /partner/billing."""
 
-    partnerId: str
-    billingMode: Literal["credit_pool", "external", "usage_based"]
-    billingPeriod: Literal["monthly", "annual"]
-    billingDayOfMonth: int
-    billingPeriodStart: DateStr
-    nextBillingDate: DateStr
-    pricingTiers: list[PricingTier]
+    partner_id: str
+    billing_mode: Literal["credit_pool", "external", "usage_based"]
+    billing_period: Literal["monthly", "annual"]
+    billing_day_of_month: int
+    billing_period_start: DateStr
+    next_billing_date: DateStr
+    pricing_tiers: list[PricingTier]
     currency: str
-    creditPoolTotal: int
-    creditPoolUsed: int = Field(description="consumed this billing period")
-    creditPoolAvailable: int
-    creditPoolAllocated: int = Field(description="sum of current allocations")
+    credit_pool_total: int
+    credit_pool_used: int = Field(description="consumed this billing period")
+    credit_pool_available: int
+    credit_pool_allocated: int = Field(description="sum of current allocations")
 
 
 class CostLine(Out):
@@ -601,39 +659,44 @@ class CostLine(Out):
 
     tier: str
     units: int
-    pricePerIdentification: float
+    price_per_identification: Price
     amount: Money
 
 
 class PeriodUsage(Out):
     """Usage and cost of one billing period."""
 
-    billingPeriodStart: DateStr
-    billingPeriodEnd: DateStr
+    billing_period_start: DateStr
+    billing_period_end: DateStr
     identifications: int
-    creditsUsed: int
-    totalQuantity: int
-    totalEvents: int
-    estimatedCost: Money
+    credits_used: int
+    total_quantity: int
+    total_events: int
+    estimated_cost: Money
     currency: str
-    costBreakdown: list[CostLine]
+    cost_breakdown: list[CostLine]
 
 
-class BillingUsageOut(PeriodUsage):
+class PartnerOwned(Out):
+    """The partner an answer is about."""
+
+    partner_id: str
+
+
+class BillingUsageOut(PeriodUsage, PartnerOwned):
     """GET /partner/billing/usage."""
 
-    partnerId: str
-    daysElapsed: int
-    daysInPeriod: int
-    projectedIdentifications: int = Field(description="the whole period at the current daily rate")
-    projectedCost: Money
+    days_elapsed: int
+    days_in_period: int
+    projected_identifications: int = Field(description="the whole period at the current daily rate")
+    projected_cost: Money
 
 
 class CalculateOut(Out):
     """GET /partner/billing/calculate."""
 
     usage: int
-    totalCost: Money
+    total_cost: Money
     currency: str
     breakdown: list[CostLine]
 
@@ -641,17 +704,17 @@ class CalculateOut(Out):
 class BillingPeriodRow(PeriodUsage):
     """One billing period."""
 
-    isCurrent: bool
+    is_current: bool
 
 
 class BillingPeriodsOut(Out):
     """GET /partner/billing/periods."""
 
-    partnerId: str
+    partner_id: str
     periods: list[BillingPeriodRow] = Field(description="newest first")
     total: int
     page: int
-    pageSize: int
+    page_size: int
 
 
 class OrganizationOut(Out):
@@ -659,16 +722,16 @@ class OrganizationOut(Out):
 
     id: str
     name: str
-    externalId: str | None
+    external_id: str | None
     status: OrgStatus
     tier: OrgTier
-    productType: ProductType
+    product_type: ProductType
     credits: int = Field(description="current allocation")
-    creditsUsed: int = Field(description="used this billing period")
-    creditsAvailable: int
+    credits_used: int = Field(description="used this billing period")
+    credits_available: int
     metadata: dict[str, Any]
-    createdAt: Timestamp
-    updatedAt: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class OrganizationListOut(Out):
@@ -677,19 +740,19 @@ class OrganizationListOut(Out):
     organizations: list[OrganizationOut]
     total: int
     page: int
-    pageSize: int
+    page_size: int
 
 
 class Allocation(Out):
     """An organization's allocation."""
 
     id: str
-    partnerId: str
-    organizationId: str
-    creditsAllocated: int
-    creditsUsed: int = Field(description="used this billing period")
-    creditsAvailable: int
-    allocatedAt: Timestamp
+    partner_id: str
+    organization_id: str
+    credits_allocated: int
+    credits_used: int = Field(description="used this billing period")
+    credits_available: int
+    allocated_at: Timestamp
     notes: str | None
 
 
@@ -703,21 +766,21 @@ class AllocationChange(Out):
     """One change of the allocation."""
 
     id: str
-    organizationId: str
-    creditsAllocated: int
-    previousCredits: int
+    organization_id: str
+    credits_allocated: int
+    previous_credits: int
     notes: str | None
-    allocatedAt: Timestamp
+    allocated_at: Timestamp
 
 
 class AllocationHistoryOut(Out):
     """GET /partner/organizations/{id}/credits/history."""
 
-    organizationId: str
+    organization_id: str
     history: list[AllocationChange] = Field(description="newest first")
     total: int
     page: int
-    pageSize: int
+    page_size: int
 
 
 class PartnerOut(Out):
@@ -727,22 +790,22 @@ class PartnerOut(Out):
     name: str
     slug: str
     status: str
-    billingMode: Literal["credit_pool", "external", "usage_based"]
-    billingPeriod: Literal["monthly", "annual"]
-    billingDayOfMonth: int
-    creditPoolTotal: int
-    creditPoolUsed: int
-    creditPoolAvailable: int
-    creditPoolAllocated: int
-    billingPeriodStart: DateStr
-    billingPeriodEnd: DateStr
-    pricingTiers: list[PricingTier]
+    billing_mode: Literal["credit_pool", "external", "usage_based"]
+    billing_period: Literal["monthly", "annual"]
+    billing_day_of_month: int
+    credit_pool_total: int
+    credit_pool_used: int
+    credit_pool_available: int
+    credit_pool_allocated: int
+    billing_period_start: DateStr
+    billing_period_end: DateStr
+    pricing_tiers: list[PricingTier]
     currency: str
-    maxOrganizations: int | None
+    max_organizations: int | None
     timezone: str
-    createdAt: Timestamp
-    dataFreshness: Timestamp | None = Field(description="when the newest event was received")
-    apiKey: ApiKeyOut | None = Field(
+    created_at: Timestamp
+    data_freshness: Timestamp | None = Field(description="when the newest event was received")
+    api_key: ApiKeyOut | None = Field(
         description="the key of this request (null when a signed-in dashboard user reads the JSON)"
     )
 
@@ -754,10 +817,10 @@ class ApiKeyOut(Out):
     name: str
     prefix: str = Field(description="the first characters of the key, to recognise it")
     scopes: list[Scope] = Field(description="empty: full access")
-    createdAt: Timestamp
-    expiresAt: Timestamp | None
-    revokedAt: Timestamp | None
-    lastUsedAt: Timestamp | None = Field(
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None = Field(
         description="when the key last authenticated a "
         "request, to the minute (written at most once a "
         "minute); null if never"
@@ -768,31 +831,31 @@ class ApiKeyOut(Out):
 class ApiKeyListOut(Out):
     """GET /partner/api-keys."""
 
-    apiKeys: list[ApiKeyOut]
+    api_keys: list[ApiKeyOut]
     total: int
     page: int
-    pageSize: int
+    page_size: int
 
 
 class ApiKeyCreatedOut(Out):
     """POST /partner/api-keys: the plain key is shown here once and never again."""
 
-    apiKey: ApiKeyOut
-    plainKey: str
+    api_key: ApiKeyOut
+    plain_key: str
 
 
 class Rejected(Out):
     """One event that was not stored."""
 
     index: int = Field(description="position in events")
-    eventId: str | None
+    event_id: str | None
     code: str = Field(
         description="invalid_event, invalid_event_id, missing_organization, "
         "unknown_organization, organization_mismatch, invalid_type, "
         "invalid_quantity, invalid_occurred_at"
     )
     message: str
-    field: str | None = None
+    field: str | None = Field(None, exclude_if=lambda value: not value)
 
 
 class EventsOut(Out):
@@ -801,6 +864,190 @@ class EventsOut(Out):
     accepted: int = Field(description="events stored by this call")
     duplicates: int = Field(description="events whose eventId was already stored (or repeated)")
     rejected: list[Rejected]
+
+
+# --- reports ----------------------------------------------------------------------------
+
+Month = str
+Share = float | None
+
+
+def _camel_keys(value: dict[str, Any]) -> dict[str, Any]:
+    return {to_camel(key): item for key, item in value.items()}
+
+
+# {field name: relative change}, written with the fields' camelCase names.
+CamelKeys = Annotated[
+    dict[str, float | None], PlainSerializer(_camel_keys, return_type=dict[str, float | None])
+]
+
+
+class ReportSummary(Out):
+    """The metrics of spec §2 for the month (the current month to date)."""
+
+    total_organizations: int
+    active_organizations: int
+    total_identifications: int
+    credits_used: int
+    credits_remaining: int
+    organizations_with_activity: int
+    total_quantity: int
+    total_events: int
+
+
+class ReportChange(Out):
+    """Relative change of each metric against the month before."""
+
+    total_organizations: Ratio
+    active_organizations: Ratio
+    total_identifications: Ratio
+    credits_used: Ratio
+    credits_remaining: Ratio
+    organizations_with_activity: Ratio
+    total_quantity: Ratio
+    total_events: Ratio
+
+
+class ReportOrganization(Out):
+    """One organization's line of the report."""
+
+    organization_id: str
+    name: str
+    external_id: str | None
+    identifications: int
+    credits_used: int
+    events: int
+    quantity: int
+    share: Share = Field(
+        description="share of the partner's identifications, 0..1 "
+        "(4 places); null when the month has none"
+    )
+    share_percent: Share = Field(description="share as a percentage (2 places)")
+    credits_allocated: int = Field(description="allocation at the end of the month")
+    status_at_end: Literal["active", "suspended", "canceled"] | None = Field(
+        description="status at the end of the month; null if created later"
+    )
+    new: bool = Field(description="created during the month")
+    churned: bool = Field(description="entered canceled during the month")
+    reactivated: bool = Field(description="went from suspended or canceled back to active")
+
+
+class ReportTotals(Out):
+    """The totals row of the organization table (equal to the month's figures)."""
+
+    organizations: int
+    identifications: int
+    credits_used: int
+    events: int
+    quantity: int
+    share: Share
+    share_percent: Share
+    credits_allocated: int
+    new: int
+    churned: int
+    reactivated: int
+
+
+class IdleOrganization(Out):
+    """An organization active at the month's end without identifications in it."""
+
+    organization_id: str
+    name: str
+    external_id: str | None
+    events: int
+
+
+class BillingOverlap(Out):
+    """The part of the month inside one billing period."""
+
+    billing_period_start: DateStr
+    billing_period_end: DateStr
+    start_date: DateStr
+    end_date: DateStr
+    days: int
+    identifications: int
+    credits_used: int
+
+
+class LateData(Out):
+    """Events of the month received after it closed, and how much they changed it."""
+
+    closed: bool
+    closed_at: Timestamp = Field(
+        description="the first instant of the next month in the partner's timezone"
+    )
+    late_events: int
+    late_quantity: int
+    identifications_added: int
+    credits_added: int
+    identifications_at_close: int
+    credits_used_at_close: int
+    identifications_change: Ratio
+    first_received_date: DateStr | None
+    last_received_date: DateStr | None
+    by_type: dict[str, TypeUsage]
+
+
+class ReportOut(Out):
+    """GET /partner/reports/{month}."""
+
+    partner_id: str
+    partner_name: str
+    partner_slug: str
+    timezone: str
+    month: Month = Field(description="YYYY-MM")
+    month_label: str
+    start_date: DateStr
+    end_date: DateStr
+    through_date: DateStr = Field(
+        description="the last day counted: endDate, or today for the current month"
+    )
+    complete: bool = Field(description="the month has closed")
+    closed_at: Timestamp
+    generated_at: Timestamp
+    data_received_through: Timestamp | None = Field(
+        description="when the newest event was received"
+    )
+    summary: ReportSummary
+    previous_month: Month
+    previous_month_label: str
+    previous: ReportSummary
+    change: ReportChange
+    daily: list[SeriesPoint]
+    organizations: list[ReportOrganization]
+    totals: ReportTotals
+    active_without_identifications: list[IdleOrganization]
+    billing_periods: list[BillingOverlap]
+    late_data: LateData
+
+
+class MonthHeadline(Out):
+    """One month of the list, with its change against the month before."""
+
+    month: Month
+    month_label: str
+    start_date: DateStr
+    end_date: DateStr
+    through_date: DateStr
+    complete: bool
+    total_identifications: int
+    credits_used: int
+    total_events: int
+    total_quantity: int
+    organizations_with_activity: int
+    active_organizations: int
+    change: CamelKeys
+
+
+class ReportListOut(Out):
+    """GET /partner/reports."""
+
+    partner_id: str
+    timezone: str
+    months: list[MonthHeadline] = Field(description="every month with data, newest first")
+    total: int
+    page: int
+    page_size: int
 
 
 PartnerOut.model_rebuild()

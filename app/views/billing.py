@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
+
 from flask import Blueprint, Response, render_template
+from pydantic.alias_generators import to_camel
 
 from .. import billing, charts, metrics
 from ..exports import table_csv
@@ -12,16 +16,27 @@ from .period import carry_range
 bp = Blueprint("billing", __name__)
 
 CSV_FIELDS = (
-    "billingPeriodStart",
-    "billingPeriodEnd",
-    "isCurrent",
+    "billing_period_start",
+    "billing_period_end",
+    "is_current",
     "identifications",
-    "creditsUsed",
-    "totalQuantity",
-    "totalEvents",
-    "estimatedCost",
+    "credits_used",
+    "total_quantity",
+    "total_events",
+    "estimated_cost",
     "currency",
 )
+# The CSV's header names the columns as the API names the fields.
+CSV_HEADER = [to_camel(name) for name in CSV_FIELDS]
+
+
+def _cell(value: object) -> object:
+    """Write a date as YYYY-MM-DD and an amount as the API's number (12.5, not 12.50)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 @bp.get("/billing")
@@ -31,26 +46,19 @@ def index() -> str:
     carry_range(partner)
     info = billing.billing_info(partner)
     usage = billing.current_usage(partner)
-    projected = billing.calculate(partner, usage["projectedIdentifications"])
-    tiers = []
-    for tier, now, later in zip(
-        info["pricingTiers"], usage["costBreakdown"], projected["breakdown"], strict=True
-    ):
-        tiers.append(
-            {
-                **tier,
-                "units": now["units"],
-                "amount": now["amount"],
-                "projectedUnits": later["units"],
-                "projectedAmount": later["amount"],
-            }
+    projected = billing.calculate(partner, usage.projected_identifications)
+    tiers = [
+        {"band": band, "now": now, "later": later}
+        for band, now, later in zip(
+            info.pricing_tiers, usage.cost_breakdown, projected.breakdown, strict=True
         )
+    ]
     periods = billing.past_periods(partner)
     figures = {}
     if metrics.data_freshness(partner) is not None:
         figures["periods"] = charts.billing_periods(periods)
         figures["tiers"] = charts.cost_by_tier(
-            usage["costBreakdown"], projected["breakdown"], partner.currency
+            usage.cost_breakdown, projected.breakdown, partner.currency
         )
     return render_template(
         "billing/index.html",
@@ -68,5 +76,5 @@ def index() -> str:
 def export() -> Response:
     """Download the billing periods (newest first) for reconciliation against invoices."""
     partner = current_partner()
-    rows = [[p[f] for f in CSV_FIELDS] for p in billing.past_periods(partner)]
-    return table_csv(list(CSV_FIELDS), rows, f"billing_periods_{partner.slug}.csv")
+    rows = [[_cell(getattr(p, f)) for f in CSV_FIELDS] for p in billing.past_periods(partner)]
+    return table_csv(CSV_HEADER, rows, f"billing_periods_{partner.slug}.csv")

@@ -25,10 +25,12 @@ def index() -> str:
     forecast = billing.forecast_runout(partner)
     today = local_today(partner.timezone)
     window = Period(today - timedelta(days=forecast.days_counted - 1), today)
-    drivers = metrics.top_organizations(partner, window, limit=10)
     window_total = metrics.credits_used(partner, window)
-    for item in drivers:
-        item["share"] = round(item["creditsUsed"] * 100 / window_total, 1) if window_total else None
+    # Each organization with its share (%) of the credits used in the window.
+    drivers = [
+        (item, round(item.credits_used * 100 / window_total, 1) if window_total else None)
+        for item in metrics.top_organizations(partner, window, limit=10)
+    ]
     so_far = metrics.cumulative_credits(partner, Period(forecast.period.start, today))
     figure = None
     if metrics.data_freshness(partner) is not None:
@@ -47,5 +49,5 @@ def index() -> str:
         today=today,
         over=metrics.organizations_over_allocation(partner, OVER_ALLOCATION_SHARE),
         share=OVER_ALLOCATION_SHARE,
-        unallocated=pool["creditPoolTotal"] - pool["creditPoolAllocated"],
+        unallocated=pool.credit_pool_total - pool.credit_pool_allocated,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..timeutil import utcnow
+from ..timeutil import iso_z, utcnow
 
 
 def fmt_number(value: Any) -> str:
@@ -77,6 +77,11 @@ def fmt_moment(value: datetime | None) -> str:
     return f"{value.day} {value:%b %Y %H:%M} UTC"
 
 
+def fmt_utc(value: datetime | None) -> str:
+    """Format a naive-UTC moment as the API writes it, 2025-11-03T14:05:00Z ('' for None)."""
+    return iso_z(value) or ""
+
+
 def age_text(moment: datetime | None) -> str:
     """Return how long ago moment was, in words."""
     if moment is None:
@@ -99,6 +104,7 @@ FILTERS: dict[str, Callable[..., str]] = {
     "moment": fmt_moment,
     "span": fmt_span,
     "price": fmt_price,
+    "utc": fmt_utc,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from pydantic.alias_generators import to_camel
 
 from .. import accounts, charts, metrics
 from ..errors import AppError
@@ -17,21 +18,23 @@ from .period import RangeState, resolve_range
 bp = Blueprint("organizations", __name__)
 
 FILTER_KEYS = ("status", "search", "externalId", "sort", "order", "pageSize")
-# The table's columns: (field of organization_breakdown, heading, sort key or None, group).
+# The table's columns: (field of metrics.OrgBreakdownItem, heading, sort key or None, group).
 COLUMNS = (
     ("name", "Organization", "name", ""),
-    ("externalId", "External ID", None, ""),
+    ("external_id", "External ID", None, ""),
     ("status", "Status", "status", ""),
     ("tier", "Tier", None, ""),
     ("identifications", "Identifications", "identifications", "period"),
-    ("creditsUsed", "Credits used", "creditsUsed", "period"),
+    ("credits_used", "Credits used", "creditsUsed", "period"),
     ("events", "Events", "events", "period"),
     ("quantity", "Quantity", "quantity", "period"),
-    ("creditsAllocated", "Allocation", "credits", "billing"),
-    ("creditsUsedThisBillingPeriod", "Used", None, "billing"),
-    ("creditsAvailable", "Available", None, "billing"),
+    ("credits_allocated", "Allocation", "credits", "billing"),
+    ("credits_used_this_billing_period", "Used", None, "billing"),
+    ("credits_available", "Available", None, "billing"),
 )
-CSV_FIELDS = ("organizationId", *(c[0] for c in COLUMNS))
+CSV_FIELDS = ("organization_id", *(c[0] for c in COLUMNS))
+# The CSV's header names the columns as the API names the fields.
+CSV_HEADER = [to_camel(name) for name in CSV_FIELDS]
 
 
 def _table(partner: Partner, state: RangeState, all_rows: bool = False) -> dict[str, Any]:
@@ -85,12 +88,12 @@ def export() -> Response:
     state = resolve_range(partner)
     every = request.args.get("all") == "1"
     table = _table(partner, state, all_rows=every)
-    rows = [[item[f] for f in CSV_FIELDS] for item in table["items"]]
+    rows = [[getattr(item, f) for f in CSV_FIELDS] for item in table["items"]]
     scope = "all" if every else f"page{table['page']}"
     name = (
         f"organizations_{state.period.start.isoformat()}_{state.period.end.isoformat()}_{scope}.csv"
     )
-    return table_csv(list(CSV_FIELDS), rows, name)
+    return table_csv(CSV_HEADER, rows, name)
 
 
 def _detail_context(partner: Partner, org: Organization, state: RangeState) -> dict[str, Any]:
@@ -103,13 +106,13 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
         partner, previous_period, state.granularity, organization_id=org.id
     )
     figures = {}
-    if any(p["events"] for p in series) or any(p["events"] for p in previous_series):
+    if any(p.events for p in series) or any(p.events for p in previous_series):
         figures["identifications"] = charts.series_over_time(
             series, previous_series, period, previous_period, state.granularity
         )
-    if current["byType"]:
-        figures["types"] = charts.usage_by_type(current["byType"])
-    allocated = current["creditsAllocated"]
+    if current.by_type:
+        figures["types"] = charts.usage_by_type(current.by_type)
+    allocated = current.credits_allocated
     return {
         "partner": partner,
         "org": org,
@@ -121,7 +124,7 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
         "figures": figures,
         "allocations": accounts.allocation_history(org),
         "statuses": list(reversed(accounts.status_history(org))),
-        "percent_used": round(current["creditsUsedThisBillingPeriod"] * 100 / allocated, 1)
+        "percent_used": round(current.credits_used_this_billing_period * 100 / allocated, 1)
         if allocated
         else None,
         "pool": metrics.pool_status(partner),

@@ -20,10 +20,9 @@ def index() -> str:
     state = resolve_range(partner)
     period = state.period
     comparison = metrics.summary_with_comparison(partner, period)
-    previous_period = comparison["previousPeriod"]
+    previous_period = comparison.previous_period
     has_orgs = (
-        metrics.organization_counts(partner, local_today(partner.timezone))["totalOrganizations"]
-        > 0
+        metrics.organization_counts(partner, local_today(partner.timezone)).total_organizations > 0
     )
     has_events = metrics.data_freshness(partner) is not None
     figures = {}
@@ -39,11 +38,11 @@ def index() -> str:
             metrics.cumulative_credits(partner, period), partner.credit_pool_total
         )
         figures["activity"] = charts.organizations_with_activity(series, state.granularity)
-        if usage["byType"]:
-            figures["types"] = charts.usage_by_type(usage["byType"])
+        if usage.by_type:
+            figures["types"] = charts.usage_by_type(usage.by_type)
         if top:
             links = [
-                url_for("dashboard.organizations.detail", org_id=t["organizationId"], **state.args)
+                url_for("dashboard.organizations.detail", org_id=t.organization_id, **state.args)
                 for t in top
             ]
             figures["top"] = charts.top_organizations(top, links)

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, render_template, url_for
 
 from .. import charts, reports
 from ..errors import AppError, error_page, sentence
-from ..exports import csv_download, report_csv, report_filename
+from ..exports import csv_download, report_csv, report_data, report_filename
 from ..periods import Period, add_months
 from .dashboard import current_partner
 from .kpis import REPORT_KPIS
@@ -26,7 +26,7 @@ def index() -> str:
     )
 
 
-def _report_or_404(month: str) -> dict[str, Any] | tuple[str, int]:
+def _report_or_404(month: str) -> reports.MonthReport | tuple[str, int]:
     try:
         return reports.report_for(current_partner(), month)
     except AppError as exc:
@@ -46,25 +46,23 @@ def month(month: str) -> Any:
     report = _report_or_404(month)
     if isinstance(report, tuple):
         return report
-    start = date.fromisoformat(report["startDate"])
-    previous = Period(
-        date.fromisoformat(report["previousMonth"] + "-01"), start - timedelta(days=1)
-    )
+    start = report.start_date
+    previous = Period(date.fromisoformat(report.previous_month + "-01"), start - timedelta(days=1))
     months = reports.available_months(current_partner())
     newer = reports.month_key(add_months(start, 1))
-    older = report["previousMonth"]
-    has_usage = any(p["events"] for p in report["daily"])
+    older = report.previous_month
+    has_usage = any(p.events for p in report.daily)
     partner = current_partner()
     return render_template(
         "reports/month.html",
         report=report,
         kpis=REPORT_KPIS,
         previous_period=previous,
-        figure=charts.report_daily(report["daily"]) if has_usage else None,
+        figure=charts.report_daily(report.daily) if has_usage else None,
         newer=newer if newer in months else None,
         older=older if older in months else None,
         newer_label=reports.month_label(*map(int, newer.split("-"))),
-        closes_local=date.fromisoformat(report["endDate"]) + timedelta(days=1),
+        closes_local=report.end_date + timedelta(days=1),
         partner_billing_day=partner.billing_day_of_month,
         partner_billing_period=partner.billing_period,
     )
@@ -74,7 +72,7 @@ def month(month: str) -> Any:
 def month_json(month: str) -> Response:
     """Answer the report as JSON (the same data as the API's /partner/reports/<month>)."""
     report = reports.report_for(current_partner(), month)  # NotFound answers JSON here
-    return jsonify(report)
+    return jsonify(report_data(report))
 
 
 @bp.get("/reports/<month>.csv")

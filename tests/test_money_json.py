@@ -1,0 +1,159 @@
+"""Money in the JSON API: Decimal in the domain, a JSON number (not a string) in the answer.
+
+Prices of 0.0125 and 0.335 make every amount a fraction of a cent, so each one shows that
+it is rounded once, half up, to cents, at the edge: 7 units of 0.0125 cost 0.0875 (0.09),
+and 12 identifications cost 0.0875 + 5 x 0.335 = 1.7625 (1.76, not 0.09 + 1.68 = 1.77).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+TIERS = [
+    {"tier": "A", "pricePerIdentification": "0.0125", "minUsage": 0, "maxUsage": 7},
+    {"tier": "B", "pricePerIdentification": "0.335", "minUsage": 7, "maxUsage": None},
+]
+MONEY_FIELDS = {"pricePerIdentification", "amount", "estimatedCost", "projectedCost", "totalCost"}
+PRICES = [("A", 0.0125), ("B", 0.335)]
+
+
+@pytest.fixture
+def money(client, freeze, make_partner, make_org, add_events, api_key):
+    """Nov 20 2025; 12 identifications on Nov 3; billing periods are calendar months."""
+    freeze(datetime(2025, 11, 20, 12))
+    partner = make_partner("cents", pricing_tiers=TIERS, created_at=datetime(2025, 10, 1))
+    org = make_org(partner, "Org", created_at=datetime(2025, 10, 1))
+    result = add_events(
+        partner,
+        [
+            {
+                "eventId": "e1",
+                "organizationId": org.id,
+                "type": "identification",
+                "quantity": 12,
+                "occurredAt": "2025-11-03T10:00:00Z",
+            }
+        ],
+    )
+    assert result.accepted == 1
+    key = api_key(partner)
+
+    def get(url: str) -> Any:
+        response = client.get(url, headers={"X-Partner-API-Key": key})
+        assert response.status_code == 200, response.get_json()
+        return json.loads(response.get_data(as_text=True))
+
+    return get
+
+
+def money_values(answer: Any, path: str = "") -> dict[str, Any]:
+    """Return {path: value} of every money field anywhere in an answer."""
+    found: dict[str, Any] = {}
+    if isinstance(answer, dict):
+        for key, value in answer.items():
+            where = f"{path}.{key}" if path else key
+            if key in MONEY_FIELDS:
+                found[where] = value
+            found.update(money_values(value, where))
+    elif isinstance(answer, list):
+        for i, value in enumerate(answer):
+            found.update(money_values(value, f"{path}[{i}]"))
+    return found
+
+
+def assert_numbers(answer: Any, expected: dict[str, float]) -> None:
+    """Every money field is a JSON number (never a string) with exactly the expected value."""
+    found = money_values(answer)
+    assert found == expected
+    for where, value in found.items():
+        assert type(value) in (int, float), (where, value)
+
+
+def cost_lines(units: tuple[int, int], amounts: tuple[float, float], at: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, ((_tier, price), amount) in enumerate(zip(PRICES, amounts, strict=True)):
+        out[f"{at}[{i}].pricePerIdentification"] = price
+        out[f"{at}[{i}].amount"] = amount
+    return out
+
+
+def test_billing_prices_are_numbers(money):
+    assert_numbers(
+        money("/api/v1/partner/billing"),
+        {
+            "pricingTiers[0].pricePerIdentification": 0.0125,
+            "pricingTiers[1].pricePerIdentification": 0.335,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("usage", "total", "amounts"),
+    [
+        (0, 0.0, (0.0, 0.0)),
+        (1, 0.01, (0.01, 0.0)),  # 0.0125
+        (7, 0.09, (0.09, 0.0)),  # 0.0875
+        (12, 1.76, (0.09, 1.68)),  # 0.0875 + 1.675 = 1.7625
+        (18, 3.77, (0.09, 3.69)),  # 0.0875 + 3.685 = 3.7725
+    ],
+)
+def test_calculate_rounds_the_exact_total_once(money, usage, total, amounts):
+    answer = money(f"/api/v1/partner/billing/calculate?usage={usage}")
+    assert_numbers(answer, {"totalCost": total, **cost_lines((0, 0), amounts, "breakdown")})
+
+
+def test_billing_usage_costs_are_numbers(money):
+    answer = money("/api/v1/partner/billing/usage")
+    # 12 identifications in 20 of November's 30 days: projected 12 * 30 / 20 = 18.
+    assert (answer["identifications"], answer["projectedIdentifications"]) == (12, 18)
+    assert_numbers(
+        answer,
+        {
+            "estimatedCost": 1.76,
+            "projectedCost": 3.77,
+            **cost_lines((7, 5), (0.09, 1.68), "costBreakdown"),
+        },
+    )
+
+
+def test_billing_periods_costs_are_numbers(money):
+    answer = money("/api/v1/partner/billing/periods")
+    assert [p["billingPeriodStart"] for p in answer["periods"]] == ["2025-11-01", "2025-10-01"]
+    assert_numbers(
+        answer,
+        {
+            "periods[0].estimatedCost": 1.76,
+            **cost_lines((7, 5), (0.09, 1.68), "periods[0].costBreakdown"),
+            "periods[1].estimatedCost": 0.0,
+            **cost_lines((0, 0), (0.0, 0.0), "periods[1].costBreakdown"),
+        },
+    )
+
+
+def test_report_answers_carry_no_money_as_text(money):
+    """The reports count credits, not money: no amount appears, as text or otherwise."""
+    for url in ("/api/v1/partner/reports", "/api/v1/partner/reports/2025-11"):
+        assert money_values(money(url)) == {}
+
+
+def test_the_document_says_money_is_a_number(client):
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    money_properties = {
+        (name, prop): spec
+        for name, schema in schemas.items()
+        for prop, spec in schema.get("properties", {}).items()
+        if prop in MONEY_FIELDS
+    }
+    assert {name for name, _prop in money_properties} >= {
+        "PricingTier",
+        "CostLine",
+        "BillingPeriodRow",
+        "BillingUsageOut",
+        "CalculateOut",
+    }
+    for where, spec in money_properties.items():
+        assert spec["type"] == "number", where
