@@ -299,7 +299,7 @@ def test_create_org(runner, freeze):
         (["--created-at", "1969-12-31"], 2, "between 1970-01-01 and 2999-12-31"),
         (["--created-at", "2025-11-15"], 1, "future"),
         (["--credits", "600"], 1, "trial"),  # a trial organization holds at most 500
-        (["--credits", "2000", "--tier", "paid"], 1, "at most 1000 can be allocated"),  # pool 1000
+        (["--credits", "2000", "--tier", "paid"], 1, "at most 1,000 can be allocated"),  # pool 1000
         (["--external-id", "a-1"], 1, "exists"),
     ],
 )

@@ -119,7 +119,8 @@ def test_an_allocation_with_any_query_redirects_back_with_the_period_only(
         data={"credits": "450", "notes": "", "csrf_token": token},
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/organizations/{org.id}{location_query}"
+    # back to the allocation card of the same view
+    assert response.headers["Location"] == f"/organizations/{org.id}{location_query}#allocation"
     db.session.refresh(org)
     assert org.credits_allocated == 450
     # The initial 400 and this change: committed exactly once.
@@ -152,7 +153,7 @@ def test_no_page_fails_on_hostile_query_arguments(signed_in, client):
         data={"credits": "420", "csrf_token": token},
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/organizations/{org.id}"
+    assert response.headers["Location"] == f"/organizations/{org.id}#allocation"
     anonymous = client.application.test_client()
     for path in paths[:-1]:
         response = anonymous.get(f"{path}?{hostile}")
@@ -232,7 +233,7 @@ def test_no_redirect_is_built_from_the_host_header(acme, client):
                 data={"credits": "450", "csrf_token": token},
             )
         )
-        == f"/organizations/{org.id}?preset=last_7_days"
+        == f"/organizations/{org.id}?preset=last_7_days#allocation"
     )
     token = csrf_token(text(client.get("/", base_url=EVIL)))
     assert location(client.post("/logout", base_url=EVIL, data={"csrf_token": token})) == "/login"
