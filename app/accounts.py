@@ -20,7 +20,6 @@ from .database import write_transaction
 from .errors import AppError
 from .extensions import db
 from .ingest import storable_text
-from .metrics import organization_filters
 from .models import (
     BILLING_MODE_ALIASES,
     BILLING_MODES,
@@ -601,7 +600,7 @@ def list_organizations(
     page_size: int = 20,
 ) -> tuple[list[Organization], int]:
     """Return one page of the partner's organizations (by name) matching the filters."""
-    clauses = organization_filters(partner, status, search, external_id)
+    clauses = Organization.matching(partner.id, status, search, external_id)
     return _page(Organization, list(clauses), (Organization.name, Organization.id), page, page_size)
 
 

@@ -6,9 +6,9 @@ API's pydantic models (app/api/schemas.py) turn them into camelCase JSON, once.
 
 Its length is that of the product's figures, kept in one module on purpose. A partner's
 billing periods live in app/periods.py (metrics and billing both need them, and billing
-imports metrics), the report's organization states and late data in app/reports.py. The
-organization list filters stay here: accounts imports them, and in accounts they would
-make a cycle (metrics -> accounts -> billing -> metrics) until pricing tiers leave billing.
+imports metrics), the report's organization states and late data in app/reports.py, and
+the organization list's filters on the model (Organization.matching), which both this
+module and accounts read.
 """
 
 from __future__ import annotations
@@ -646,24 +646,6 @@ def org_credits_used(partner: Partner, period: Period, org_ids: list[str]) -> di
     return {r[0]: _int(r[1]) for r in rows}
 
 
-def organization_filters(
-    partner: Partner,
-    status: str | None = None,
-    search: str | None = None,
-    external_id: str | None = None,
-) -> list[ColumnElement[bool]]:
-    """Return the WHERE clauses of the organization list filters."""
-    clauses: list[ColumnElement[bool]] = [Organization.partner_id == partner.id]
-    if status:
-        clauses.append(Organization.status == status)
-    if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append(Organization.name.ilike(f"%{escaped}%", escape="\\"))
-    if external_id:
-        clauses.append(Organization.external_id == external_id)
-    return clauses
-
-
 def allocation_figures(partner: Partner, orgs: list[Organization]) -> dict[str, AllocationFigures]:
     """Return {org id: its allocation and what it used of it} for the current billing period."""
     used = org_credits_used(partner, current_billing_period(partner), [o.id for o in orgs])
@@ -737,7 +719,7 @@ def organization_breakdown(
     # (an event may be dated before its organization's createdAt). The count needs no
     # sums: one existence probe per organization.
     boundary = day_end_utc(period.end, partner.timezone)
-    filters = organization_filters(partner, status, search, external_id)
+    filters = Organization.matching(partner.id, status, search, external_id)
     total = _int(
         db.session.execute(
             select(func.count())

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import Base
 from .timeutil import utcnow
@@ -95,6 +96,26 @@ class Organization(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     partner: Mapped[Partner] = relationship(back_populates="organizations")
+
+    @staticmethod
+    def matching(
+        partner_id: str,
+        status: str | None = None,
+        search: str | None = None,
+        external_id: str | None = None,
+    ) -> list[ColumnElement[bool]]:
+        """Return the WHERE clauses of the organization list's filters (the API's and the
+        page's): the partner's organizations with this status, a name containing search
+        (any case, taken literally) and this external id."""
+        clauses: list[ColumnElement[bool]] = [Organization.partner_id == partner_id]
+        if status:
+            clauses.append(Organization.status == status)
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(Organization.name.ilike(f"%{escaped}%", escape="\\"))
+        if external_id:
+            clauses.append(Organization.external_id == external_id)
+        return clauses
 
 
 class OrganizationStatusChange(Base):

@@ -3,7 +3,9 @@
 A partner's billing periods live here with the rule that draws them: both metrics (pool
 figures) and billing (costs) need them, and billing imports metrics, so in either of
 those modules they would make an import cycle. This module imports neither (the Partner
-type is read for annotations only).
+type is read for annotations only). Its length is that of the date rules, kept together
+because each builds on the others (presets, the comparable period, billing periods and
+buckets all shift and clip the same calendar days).
 """
 
 from __future__ import annotations
