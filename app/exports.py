@@ -16,7 +16,6 @@ from typing import Any
 
 from flask import Response
 
-from .api.schemas import ReportOut
 from .reports import MonthReport
 from .timeutil import iso_z
 
@@ -120,6 +119,11 @@ def report_csv(report: MonthReport) -> str:
 
 def report_data(report: MonthReport) -> dict[str, Any]:
     """Return the report as the API answers it (GET /partner/reports/<month>)."""
+    # Imported here, not at the top: the API's models (pydantic, spectree) load when a
+    # report is written as JSON, not for every command that imports this module
+    # (tests/test_cli_imports.py).
+    from .api.schemas import ReportOut
+
     return ReportOut.model_validate(report).model_dump(mode="json", by_alias=True)
 
 
