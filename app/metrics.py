@@ -36,10 +36,12 @@ from .models import (
     PartnerDataVersion,
 )
 from .periods import (
+    Comparison,
     Period,
     as_date,
     billing_period,
     buckets,
+    comparison,
     current_billing_period,
     day_end_utc,
     decompose,
@@ -104,13 +106,19 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
-class Comparison:
-    """A period's summary, the comparable period's, and the relative change of each figure."""
+class SummaryComparison:
+    """A period's summary, the comparable period's (periods.comparison decides which), and
+    the relative change of each figure."""
 
     current: Summary
     previous: Summary
-    previous_period: Period
+    compared: Comparison
     change: dict[str, float | None]
+
+    @property
+    def previous_period(self) -> Period:
+        """Return the comparable period the previous figures are of."""
+        return self.compared.previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,12 +525,19 @@ def compare(
     }
 
 
-def summary_with_comparison(partner: Partner, period: Period) -> Comparison:
-    """Return summary() for the period plus previous and change for the period before it."""
+def comparable(partner: Partner, period: Period) -> Comparison:
+    """Return the period as compared and the comparable period before it (spec §4), as
+    the API, every page and every report compare: periods.comparison on the partner's today.
+    """
+    return comparison(period, local_today(partner.timezone))
+
+
+def summary_with_comparison(partner: Partner, period: Period) -> SummaryComparison:
+    """Return summary() for the period plus previous and change for the comparable period."""
+    compared = comparable(partner, period)
     current = summary(partner, period)
-    prev_period = period.previous()
-    previous = summary(partner, prev_period)
-    return Comparison(current, previous, prev_period, compare(current, previous))
+    previous = summary(partner, compared.previous)
+    return SummaryComparison(current, previous, compared, compare(current, previous))
 
 
 # --- series -----------------------------------------------------------------------------

@@ -321,6 +321,23 @@ class Comparison:
     previous: Period
     rule: str
 
+    @property
+    def reason(self) -> str:
+        """Say in words which period the rule chose: 'the same dates a month earlier'."""
+        if self.rule == "year":
+            return "the same dates a year earlier"
+        if self.rule == "quarter":
+            return "the same dates three months earlier"
+        if self.rule == "month":
+            whole = self.current.start.day == 1 and _is_month_end(self.current.end)
+            return "the month before" if whole else "the same dates a month earlier"
+        if self.rule == "months":
+            start, end = self.current.start, self.current.end
+            months = (end.year - start.year) * 12 + end.month - start.month + 1
+            return f"the {months} months before" if months != 1 else "the month before"
+        days = self.current.days
+        return f"the {days} days before" if days != 1 else "the day before"
+
 
 def _is_month_end(day: date) -> bool:
     return day.day == _month_length(day.year, day.month)

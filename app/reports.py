@@ -325,6 +325,8 @@ class MonthReport:
     summary: Summary
     previous_month: str
     previous_month_label: str
+    previous_start_date: date
+    previous_end_date: date
     previous: Summary
     change: dict[str, float | None]
     daily: list[SeriesPoint]
@@ -343,19 +345,20 @@ def month_report(partner: Partner, year: int, month: int) -> MonthReport:
     """Return the month-end report of one calendar month.
 
     The current month is reported to date (through today). Figures include every event
-    stored so far; late_data tells how much of it arrived after the month closed.
+    stored so far; late_data tells how much of it arrived after the month closed. The
+    comparison is the one rule of metrics.comparable: a closed month against the month
+    before, an open month's days so far against the same days a month earlier.
     """
     tz = partner.timezone
     full = month_period(year, month)
     today = local_today(tz)
     complete = today > full.end
     period = full if complete else Period(full.start, today)
-    prev_start = add_months(full.start, -1)
-    prev_full = month_period(prev_start.year, prev_start.month)
+    before = metrics.comparable(partner, period).previous
     next_first = full.end + timedelta(days=1)
 
     current = metrics.summary(partner, period)
-    previous = metrics.summary(partner, prev_full)
+    previous = metrics.summary(partner, before)
     organizations, totals, idle = _organization_table(partner, period, current)
     return MonthReport(
         partner_id=partner.id,
@@ -372,8 +375,10 @@ def month_report(partner: Partner, year: int, month: int) -> MonthReport:
         generated_at=utcnow(),
         data_received_through=metrics.data_freshness(partner),
         summary=current,
-        previous_month=month_key(prev_full.start),
-        previous_month_label=month_label(prev_full.start.year, prev_full.start.month),
+        previous_month=month_key(before.start),
+        previous_month_label=month_label(before.start.year, before.start.month),
+        previous_start_date=before.start,
+        previous_end_date=before.end,
         previous=previous,
         change=metrics.compare(current, previous),
         daily=metrics.timeseries(partner, period, "day"),
@@ -511,6 +516,8 @@ class MonthHeadline:
     total_quantity: int
     organizations_with_activity: int
     active_organizations: int
+    previous_start_date: date
+    previous_end_date: date
     change: dict[str, float | None]
 
 
@@ -554,8 +561,13 @@ def month_index(partner: Partner) -> list[MonthHeadline]:
     for key in months:
         start = date.fromisoformat(key + "-01")
         full = month_period(start.year, start.month)
-        prev = figures[month_key(add_months(start, -1))]
         current = figures[key]
+        before = metrics.comparable(partner, Period(start, min(full.end, today))).previous
+        if before == month_period(before.start.year, before.start.month):
+            prev = figures[month_key(before.start)]
+        else:  # the open month: its days so far against the same days a month earlier
+            earlier = metrics.summary(partner, before)
+            prev = {name: getattr(earlier, name) for name in HEADLINE_FIELDS}
         rows.append(
             MonthHeadline(
                 month=key,
@@ -564,6 +576,8 @@ def month_index(partner: Partner) -> list[MonthHeadline]:
                 end_date=full.end,
                 through_date=min(full.end, today),
                 complete=today > full.end,
+                previous_start_date=before.start,
+                previous_end_date=before.end,
                 **current,
                 change={k: metrics.relative_change(current[k], prev[k]) for k in HEADLINE_FIELDS},
             )

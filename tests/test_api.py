@@ -156,29 +156,30 @@ def test_analytics_compare_previous(world):
 
 
 def test_analytics_change_is_null_where_previous_is_zero(world):
-    # 2025-10-01..2025-10-08 against 2025-09-23..2025-09-30 (8 days each).
+    # 2025-10-01..2025-10-08, a month to date, against the same dates a month earlier:
+    # 2025-09-01..2025-09-08 (spec §4, compare=previous, case 3).
     body = world.get(
         "/api/v1/partner/analytics?startDate=2025-10-01&endDate=2025-10-08&compare=previous"
     )
     # Now: ident e2 5 + e4 20 = 25; orgs created by 10-08: Alpha, Beta; both active.
     # Remaining: 1000 - 25 = 975. With activity: Alpha, Beta.
-    # Before: ident e1 10; orgs: Alpha; remaining: 09-01..09-30 used e6 7 + e1 10 = 17 -> 983.
+    # Before: ident e6 7 (Sep 5); orgs: Alpha; remaining: 09-01..09-08 used e6 7 -> 993.
     assert body["previous"] == {
-        "startDate": "2025-09-23",
-        "endDate": "2025-09-30",
+        "startDate": "2025-09-01",
+        "endDate": "2025-09-08",
         "totalOrganizations": 1,
         "activeOrganizations": 1,
-        "totalIdentifications": 10,
-        "creditsUsed": 10,
-        "creditsRemaining": 983,
+        "totalIdentifications": 7,
+        "creditsUsed": 7,
+        "creditsRemaining": 993,
         "organizationsWithActivity": 1,
     }
     assert body["change"] == {
         "totalOrganizations": 1.0,
         "activeOrganizations": 1.0,
-        "totalIdentifications": 1.5,
-        "creditsUsed": 1.5,
-        "creditsRemaining": -0.0081,  # (975 - 983) / 983 = -0.00814
+        "totalIdentifications": 2.5714,  # (25 - 7) / 7 = 2.571428...
+        "creditsUsed": 2.5714,
+        "creditsRemaining": -0.0181,  # (975 - 993) / 993 = -0.018127...
         "organizationsWithActivity": 1.0,
     }
     # A period before any usage: previous is all zeros where usage is concerned.
@@ -274,7 +275,8 @@ def test_usage_by_type_and_organization_with_compare(world):
     body = world.get(
         f"/api/v1/partner/usage?type=identification&organizationId={alpha}&compare=previous"
     )
-    # Alpha's identifications 10-01..10-20: e2 5. Before (09-11..09-30, 20 days): e1 10.
+    # Alpha's identifications 10-01..10-20 (the default, month to date): e2 5. Before: the
+    # same dates a month earlier, 09-01..09-20: e6 7 (e1 on 09-25 is outside).
     assert body == {
         "partnerId": _pid(world),
         "startDate": "2025-10-01",
@@ -285,14 +287,14 @@ def test_usage_by_type_and_organization_with_compare(world):
         "totalEvents": 1,
         "byType": {"identification": {"quantity": 5, "events": 1}},
         "previous": {
-            "startDate": "2025-09-11",
-            "endDate": "2025-09-30",
-            "totalQuantity": 10,
+            "startDate": "2025-09-01",
+            "endDate": "2025-09-20",
+            "totalQuantity": 7,
             "totalEvents": 1,
-            "byType": {"identification": {"quantity": 10, "events": 1}},
+            "byType": {"identification": {"quantity": 7, "events": 1}},
         },
         "change": {
-            "totalQuantity": -0.5,  # (5 - 10) / 10
+            "totalQuantity": -0.2857,  # (5 - 7) / 7 = -0.285714...
             "totalEvents": 0.0,
         },  # (1 - 1) / 1
     }
@@ -347,32 +349,33 @@ def test_timeseries_by_day_is_zero_filled_and_compares(world):
             _point("2025-10-07", 0, 1, 1, 1),  # e5 (session)
             _point("2025-10-08"),
         ],
+        # A month to date: the same dates a month earlier.
         "previous": {
-            "startDate": "2025-09-23",
-            "endDate": "2025-09-30",
+            "startDate": "2025-09-01",
+            "endDate": "2025-09-08",
             "totals": {
-                "identifications": 10,
-                "creditsUsed": 10,
+                "identifications": 7,
+                "creditsUsed": 7,
                 "events": 1,
-                "quantity": 10,
+                "quantity": 7,
                 "organizationsWithActivity": 1,
             },
             "points": [
-                _point("2025-09-23"),
-                _point("2025-09-24"),
-                _point("2025-09-25", 10, 1, 10, 1),  # e1
-                _point("2025-09-26"),
-                _point("2025-09-27"),
-                _point("2025-09-28"),
-                _point("2025-09-29"),
-                _point("2025-09-30"),
+                _point("2025-09-01"),
+                _point("2025-09-02"),
+                _point("2025-09-03"),
+                _point("2025-09-04"),
+                _point("2025-09-05", 7, 1, 7, 1),  # e6
+                _point("2025-09-06"),
+                _point("2025-09-07"),
+                _point("2025-09-08"),
             ],
         },
         "change": {
-            "identifications": 1.5,  # (25 - 10) / 10
-            "creditsUsed": 1.5,
+            "identifications": 2.5714,  # (25 - 7) / 7
+            "creditsUsed": 2.5714,
             "events": 3.0,  # (4 - 1) / 1
-            "quantity": 1.9,  # (29 - 10) / 10
+            "quantity": 3.1429,  # (29 - 7) / 7 = 3.142857...
             "organizationsWithActivity": 1.0,
         },  # (2 - 1) / 1
     }

@@ -686,9 +686,11 @@ def test_relative_change(current, previous, expected):
 
 def test_summary_with_comparison(breakdown_data, add_events):
     partner, orgs = breakdown_data
-    # Nov 1..14 (14 days) is compared with Oct 18..31, which holds b0 (100 identifications).
-    out = metrics.summary_with_comparison(partner, NOV)
-    assert out.previous_period == P(D(2025, 10, 18), D(2025, 10, 31))
+    # Nov 2..14 (13 days, not a month to date) is compared with the 13 days before,
+    # Oct 20..Nov 1, which hold b0 (100 identifications on Oct 31).
+    out = metrics.summary_with_comparison(partner, P(D(2025, 11, 2), D(2025, 11, 14)))
+    assert out.previous_period == P(D(2025, 10, 20), D(2025, 11, 1))
+    assert out.compared.rule == "days"
     cur, prev, change = out.current, out.previous, out.change
     assert (cur.total_identifications, prev.total_identifications) == (18, 100)
     assert change["total_identifications"] == -0.82  # (18 - 100) / 100
@@ -698,19 +700,37 @@ def test_summary_with_comparison(breakdown_data, add_events):
     assert change["total_quantity"] == -0.62
     assert (cur.organizations_with_activity, prev.organizations_with_activity) == (3, 1)
     assert change["organizations_with_activity"] == 2.0
-    # Previous pool: Oct 1..31 used 100 -> 9,900 left; now 10,000 - 18 = 9,982.
-    assert (cur.credits_remaining, prev.credits_remaining) == (9982, 9900)
-    assert change["credits_remaining"] == round(82 / 9900, 4)
-    # At the end of Oct 31 Delta was still active; at the end of Nov 14 it is suspended.
+    # Previous pool: the billing period Nov 1..30 had used nothing by the end of Nov 1
+    # (b0 is October's) -> 10,000 left; now 10,000 - 18 = 9,982.
+    assert (cur.credits_remaining, prev.credits_remaining) == (9982, 10_000)
+    assert change["credits_remaining"] == -0.0018  # -18 / 10,000
+    # At the end of Nov 1 Delta was still active; at the end of Nov 14 it is suspended.
     assert (cur.active_organizations, prev.active_organizations) == (3, 4)
     assert change["active_organizations"] == -0.25
 
 
+def test_month_to_date_is_compared_with_the_same_days_a_month_earlier(breakdown_data):
+    partner, _ = breakdown_data
+    # Nov 1..14 is a month to date: against Oct 1..14, which holds no event (b0 is Oct 31).
+    out = metrics.summary_with_comparison(partner, NOV)
+    assert out.previous_period == P(D(2025, 10, 1), D(2025, 10, 14))
+    assert out.compared.rule == "month"
+    assert out.previous.total_identifications == 0
+    assert out.change["total_identifications"] is None  # nothing to compare with
+    # Oct 14: the October billing period had used nothing; Delta was active.
+    assert (out.previous.credits_remaining, out.previous.active_organizations) == (10_000, 4)
+    # The whole month, running past today (Nov 14), is compared through today.
+    whole = metrics.summary_with_comparison(partner, P(D(2025, 11, 1), D(2025, 11, 30)))
+    assert whole.compared.current == NOV
+    assert whole.previous_period == P(D(2025, 10, 1), D(2025, 10, 14))
+
+
 def test_comparison_is_null_where_previous_is_zero(series_data):
     partner, _ = series_data
-    # Oct 1..3 against Sep 28..30: Sep 30 holds t0 only (one event of C).
-    out = metrics.summary_with_comparison(partner, P(D(2025, 10, 1), D(2025, 10, 3)))
-    assert out.previous.total_identifications == 100
+    # Oct 2..4 against Sep 29..Oct 1: t0 (100, Sep 30), t1 (2) and t2 (3) on Oct 1.
+    out = metrics.summary_with_comparison(partner, P(D(2025, 10, 2), D(2025, 10, 4)))
+    assert out.previous.total_identifications == 105
+    # Sep 1..29 against Aug 1..29, which had nothing.
     out = metrics.summary_with_comparison(partner, P(D(2025, 9, 1), D(2025, 9, 29)))
     assert out.previous.total_identifications == 0
     assert out.change["total_identifications"] is None

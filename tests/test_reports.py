@@ -265,7 +265,19 @@ def test_month_list_newest_first_with_changes(october):
     assert nov.complete is False and nov.through_date == date(2025, 11, 5)
     # November so far: nov-b 100 (Bravo, canceled but its usage counts)
     assert nov.total_identifications == 100
-    assert nov.change["total_identifications"] == 2.8462  # (100 - 26) / 26
+    # The open month compares its days so far with the same days a month earlier:
+    # 1-5 Nov against 1-5 Oct, when Alpha's e2 (7) was the only identification.
+    assert (nov.previous_start_date, nov.previous_end_date) == (
+        date(2025, 10, 1),
+        date(2025, 10, 5),
+    )
+    assert nov.change["total_identifications"] == 13.2857  # (100 - 7) / 7
+    # 1-5 Oct had two events (e2, and late3 on Oct 2); November so far one.
+    assert nov.change["total_events"] == -0.5
+    assert (oct_.previous_start_date, oct_.previous_end_date) == (
+        date(2025, 9, 1),
+        date(2025, 9, 30),
+    )
     assert (oct_.total_identifications, oct_.total_events, oct_.active_organizations) == (
         26,
         9,

@@ -54,8 +54,10 @@ def test_month_list(signed_in, client):
     # Active at each month's end: Alpha, Charlie, Delta, Foxtrot in Oct and Nov; at the end
     # of September Alpha, Bravo, Foxtrot (Delta suspended, Echo canceled, Charlie not yet).
     assert [number(c) for c in cells(page, "activeOrganizations")] == [4, 4, 3]
-    # (100 - 26) / 26 = +284.6 %, (26 - 15) / 15 = +73.3 %, September: August had none
-    assert "▲ +284.6 %" in page and "▲ +73.3 %" in page and ">n/a<" in page
+    # November so far (1-5 Nov) against 1-5 Oct: (100 - 7) / 7 = +1,328.6 %; October
+    # against September: (26 - 15) / 15 = +73.3 %; September: August had none.
+    assert "▲ +1,328.6 %" in page and "▲ +73.3 %" in page and ">n/a<" in page
+    assert "<span data-open-comparison>1 Nov – 5 Nov 2025 against 1 Oct – 5 Oct 2025</span>" in page
     assert f'href="/reports/{MONTH}.csv"' in page
 
 

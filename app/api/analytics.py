@@ -113,7 +113,7 @@ def usage() -> UsageOut:
         UsageOut, period, current, partner_id=partner.id, type=query.type, organization_id=org_id
     )
     if query.compare == "previous":
-        before = period.previous()
+        before = metrics.comparable(partner, period).previous
         previous = metrics.usage(partner, before, query.type, org_id)
         out["previous"] = dated(UsagePrevious, before, previous)
         out["change"] = change(UsageChange, current, previous)
@@ -141,7 +141,7 @@ def timeseries() -> TimeseriesOut:
         "points": metrics.timeseries(partner, period, query.granularity, org_id),
     }
     if query.compare == "previous":
-        before = period.previous()
+        before = metrics.comparable(partner, period).previous
         previous_totals = metrics.series_totals(partner, before, org_id)
         out["previous"] = {
             "start_date": before.start,
@@ -184,7 +184,7 @@ def organization_breakdown() -> OrgBreakdownOut:
         "page_size": query.pageSize,
     }
     if query.compare == "previous":
-        before = period.previous()
+        before = metrics.comparable(partner, period).previous
         earlier = metrics.organization_figures(partner, before, [i.organization_id for i in items])
         out["organizations"] = [
             pick(
@@ -211,7 +211,7 @@ def organization_analytics(id: str) -> OrgAnalyticsOut:  # noqa: A002
     current = metrics.organization_summary(partner, org, period)
     out = dated(OrgAnalyticsOut, period, current, partner_id=partner.id)
     if query.compare == "previous":
-        before = period.previous()
+        before = metrics.comparable(partner, period).previous
         earlier = metrics.organization_summary(partner, org, before)
         out["previous"] = dated(OrgAnalyticsPrevious, before, earlier)
         out["change"] = change(OrgAnalyticsChange, current, earlier)

@@ -1009,8 +1009,13 @@ class ReportOut(Out):
         description="when the newest event was received"
     )
     summary: ReportSummary
-    previous_month: Month
+    previous_month: Month = Field(description="the month the comparison period is in")
     previous_month_label: str
+    previous_start_date: DateStr = Field(
+        description="the comparison period (spec §4): the month before a closed month; "
+        "for the open month, the same days a month earlier"
+    )
+    previous_end_date: DateStr
     previous: ReportSummary
     change: ReportChange
     daily: list[SeriesPoint]
@@ -1036,6 +1041,8 @@ class MonthHeadline(Out):
     total_quantity: int
     organizations_with_activity: int
     active_organizations: int
+    previous_start_date: DateStr = Field(description="the period change compares with")
+    previous_end_date: DateStr
     change: CamelKeys
 
 

@@ -98,7 +98,8 @@ def export() -> Response:
 
 def _detail_context(partner: Partner, org: Organization, state: RangeState) -> dict[str, Any]:
     period = state.period
-    previous_period = period.previous()
+    compared = metrics.comparable(partner, period)
+    previous_period = compared.previous
     current = metrics.organization_summary(partner, org, period)
     previous = metrics.organization_summary(partner, org, previous_period)
     series = metrics.timeseries(partner, period, state.granularity, organization_id=org.id)
@@ -120,6 +121,7 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
         "current": current,
         "previous": previous,
         "previous_period": previous_period,
+        "compared": compared,
         "change": metrics.compare(current, previous),
         "figures": figures,
         "allocations": accounts.allocation_history(org),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, url_for
 
-from .. import charts, reports
+from .. import charts, metrics, reports
 from ..errors import AppError, error_page, sentence
 from ..exports import csv_download, report_csv, report_data, report_filename
 from ..periods import Period, add_months
@@ -47,17 +47,18 @@ def month(month: str) -> Any:
     if isinstance(report, tuple):
         return report
     start = report.start_date
-    previous = Period(date.fromisoformat(report.previous_month + "-01"), start - timedelta(days=1))
+    partner = current_partner()
+    compared = metrics.comparable(partner, Period(start, report.through_date))
     months = reports.available_months(current_partner())
     newer = reports.month_key(add_months(start, 1))
     older = report.previous_month
     has_usage = any(p.events for p in report.daily)
-    partner = current_partner()
     return render_template(
         "reports/month.html",
         report=report,
         kpis=REPORT_KPIS,
-        previous_period=previous,
+        previous_period=compared.previous,
+        compared=compared,
         figure=charts.report_daily(report.daily) if has_usage else None,
         newer=newer if newer in months else None,
         older=older if older in months else None,
