@@ -513,25 +513,19 @@ class UsageOut(UsageFigures, UsageFilters):
     change: UsageChange | None = only_with(COMPARED)
 
 
-class SeriesPoint(Out):
-    """One bucket of the series."""
-
-    date: DateStr = Field(description="bucket start, clipped to the period")
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
-    organizations_with_activity: int
-
-
+@fields_of(metrics.SeriesTotals)
 class SeriesTotals(Out):
     """Totals of a series over its whole period."""
 
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
-    organizations_with_activity: int
+
+class BucketStart(Out):
+    """The date of a bucket."""
+
+    date: DateStr = Field(description="bucket start, clipped to the period")
+
+
+class SeriesPoint(SeriesTotals, BucketStart):
+    """One bucket of the series."""
 
 
 class SeriesChange(Out):
