@@ -200,37 +200,15 @@ def organizations_with_activity(series: list[SeriesPoint], granularity: str) -> 
 def usage_by_type(by_type: ByType) -> dict[str, Any]:
     """Return a horizontal bar of quantity per event type, largest on top."""
     items = sorted(by_type.items(), key=lambda kv: (kv[1].quantity, kv[0]))
-    bars = {
-        "type": "bar",
-        "y": list(range(len(items))),
-        "x": [v.quantity for _k, v in items],
-        "orientation": "h",
-        "marker": {"color": [BLUE if k == "identification" else GREY for k, _v in items]},
-        "text": [f"{v.quantity:,}" for _k, v in items],
-        "textposition": "auto",
-        "customdata": [[label(k), v.events] for k, v in items],
-        "hovertemplate": "%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
+    return _horizontal_bars(
+        [v.quantity for _k, v in items],
+        [label(k) for k, _v in items],
+        color=[BLUE if k == "identification" else GREY for k, _v in items],
+        customdata=[[label(k), v.events] for k, v in items],
+        hovertemplate="%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
         "<extra></extra>",
-    }
-    return _figure(
-        [bars],
-        _layout(
-            height=max(160, 48 * len(items) + 60),
-            hovermode="closest",
-            margin={"l": 120, "r": 16, "t": 8, "b": 32},
-            yaxis={
-                "tickmode": "array",
-                "tickvals": list(range(len(items))),
-                "ticktext": [label(k) for k, _v in items],
-                "fixedrange": True,
-            },
-            xaxis={
-                "gridcolor": GRID,
-                "rangemode": "tozero",
-                "fixedrange": True,
-                "tickformat": ",d",
-            },
-        ),
+        height=max(160, 48 * len(items) + 60),
+        left=120,
     )
 
 
@@ -242,27 +220,49 @@ def top_organizations(items: list[OrgBreakdownItem], links: list[str]) -> dict[s
     """
     rows = list(reversed(items))
     hrefs = list(reversed(links))
+    return _horizontal_bars(
+        [i.identifications for i in rows],
+        [label(_short(i.name)) for i in rows],
+        color=BLUE,
+        customdata=[[label(i.name), href] for i, href in zip(rows, hrefs, strict=True)],
+        hovertemplate="%{customdata[0]}: %{x:,} identifications<extra></extra>",
+        height=max(180, 30 * len(rows) + 60),
+        left=160,
+    )
+
+
+def _horizontal_bars(
+    values: list[int],
+    names: list[str],
+    *,
+    color: str | list[str],
+    customdata: list[list[Any]],
+    hovertemplate: str,
+    height: int,
+    left: int,
+) -> dict[str, Any]:
+    """Return one horizontal bar per value, bottom up, each named on the y axis by position."""
     bars = {
         "type": "bar",
-        "y": list(range(len(rows))),
-        "x": [i.identifications for i in rows],
+        "y": list(range(len(values))),
+        "x": values,
         "orientation": "h",
-        "marker": {"color": BLUE},
-        "text": [f"{i.identifications:,}" for i in rows],
+        "marker": {"color": color},
+        "text": [f"{v:,}" for v in values],
         "textposition": "auto",
-        "customdata": [[label(i.name), href] for i, href in zip(rows, hrefs, strict=True)],
-        "hovertemplate": "%{customdata[0]}: %{x:,} identifications<extra></extra>",
+        "customdata": customdata,
+        "hovertemplate": hovertemplate,
     }
     return _figure(
         [bars],
         _layout(
-            height=max(180, 30 * len(rows) + 60),
+            height=height,
             hovermode="closest",
-            margin={"l": 160, "r": 16, "t": 8, "b": 32},
+            margin={"l": left, "r": 16, "t": 8, "b": 32},
             yaxis={
                 "tickmode": "array",
-                "tickvals": list(range(len(rows))),
-                "ticktext": [label(_short(i.name)) for i in rows],
+                "tickvals": list(range(len(values))),
+                "ticktext": names,
                 "fixedrange": True,
             },
             xaxis={
