@@ -64,6 +64,11 @@ def _layout(height: int = 300, **extra: Any) -> dict[str, Any]:
     return layout
 
 
+def _legend_layout(left: int = 64, **extra: Any) -> dict[str, Any]:
+    """Return _layout() with the legend shown, and room above the plot for it."""
+    return _layout(showlegend=True, margin={"l": left, "r": 16, "t": 36, "b": 40}, **extra)
+
+
 def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
@@ -129,10 +134,9 @@ def series_over_time(
     }
     return _figure(
         [before, now],
-        _layout(
-            showlegend=True,
+        _legend_layout(
+            left=56,
             hovermode="closest",
-            margin={"l": 56, "r": 16, "t": 36, "b": 40},
             xaxis=_date_axis(period),
             xaxis2={
                 "type": "date",
@@ -170,9 +174,7 @@ def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
     }
     return _figure(
         [used, limit],
-        _layout(
-            showlegend=True, margin={"l": 64, "r": 16, "t": 36, "b": 40}, hovermode="x unified"
-        ),
+        _legend_layout(hovermode="x unified"),
     )
 
 
@@ -317,12 +319,7 @@ def pool_burn(
     }
     return _figure(
         [used, pace, limit],
-        _layout(
-            showlegend=True,
-            hovermode="closest",
-            margin={"l": 64, "r": 16, "t": 36, "b": 40},
-            xaxis=_date_axis(billing),
-        ),
+        _legend_layout(hovermode="closest", xaxis=_date_axis(billing)),
     )
 
 
@@ -374,11 +371,9 @@ def cost_by_tier(
     }
     return _figure(
         [so_far, ahead],
-        _layout(
-            showlegend=True,
+        _legend_layout(
             hovermode="closest",
             barmode="group",
-            margin={"l": 64, "r": 16, "t": 36, "b": 40},
             xaxis={"type": "category", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
             yaxis={
                 "gridcolor": GRID,
