@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -190,19 +190,35 @@ class Out(BaseModel):
 
 
 M = TypeVar("M", bound=Out)
+# {domain dataclass: the answer model built from it}, filled by fields_of.
+ANSWERS: dict[type, type[Out]] = {}
+
+
+def _answer_type(hint: Any) -> Any:
+    """Return a field's type with each domain dataclass in it (in a list or a dict too)
+    replaced by its answer model."""
+    if isinstance(hint, type) and hint in ANSWERS:
+        return ANSWERS[hint]
+    origin = get_origin(hint)
+    if origin in (list, dict):
+        return origin[tuple(_answer_type(arg) for arg in get_args(hint))]
+    return hint
 
 
 def fields_of(source: type) -> Callable[[type[M]], type[M]]:
     """Give an answer model the fields of the domain dataclass it is built from, in its order.
 
-    The class body names only what differs: a field it annotates takes the dataclass's place
+    A dataclass the fields hold is answered by the model built from it (ANSWERS). The
+    class body names only what differs: a field it annotates takes the dataclass's place
     with the body's type and Field (a Literal, Money, Ratio, a description); a field the
     dataclass does not have comes after them. The model keeps its name, docstring and bases.
     """
 
     def build(model: type[M]) -> type[M]:
         hints = get_type_hints(source)
-        fields: dict[str, Any] = {f.name: hints[f.name] for f in dataclasses.fields(source)}
+        fields: dict[str, Any] = {
+            f.name: _answer_type(hints[f.name]) for f in dataclasses.fields(source)
+        }
         for name in model.__dict__.get("__annotations__", {}):
             info = model.model_fields[name]
             fields[name] = (info.annotation, info)
@@ -213,6 +229,7 @@ def fields_of(source: type) -> Callable[[type[M]], type[M]]:
             __doc__=model.__doc__,
             **fields,
         )
+        ANSWERS[source] = derived
         return derived
 
     return build
@@ -473,11 +490,9 @@ class AnalyticsOut(AnalyticsFigures, PartnerDated):
     change: AnalyticsChange | None = only_with(COMPARED)
 
 
+@fields_of(metrics.TypeUsage)
 class TypeUsage(Out):
     """Usage of one event type."""
-
-    quantity: int
-    events: int
 
 
 class UsageFigures(Out):
@@ -526,6 +541,9 @@ class BucketStart(Out):
 
 class SeriesPoint(SeriesTotals, BucketStart):
     """One bucket of the series."""
+
+
+ANSWERS[metrics.SeriesPoint] = SeriesPoint  # its date first, as the bases give it
 
 
 class SeriesChange(Out):
@@ -968,20 +986,13 @@ class LateData(Out):
         description="the first instant of the next month in the partner's timezone"
     )
     identifications_change: Ratio
-    by_type: dict[str, TypeUsage]
 
 
+@fields_of(reports.MonthReport)
 class ReportOut(Out):
     """GET /partner/reports/{month}."""
 
-    partner_id: str
-    partner_name: str
-    partner_slug: str
-    timezone: str
     month: Month = Field(description="YYYY-MM")
-    month_label: str
-    start_date: DateStr
-    end_date: DateStr
     through_date: DateStr = Field(
         description="the last day counted: endDate, or today for the current month"
     )
@@ -991,17 +1002,7 @@ class ReportOut(Out):
     data_received_through: Timestamp | None = Field(
         description="when the newest event was received"
     )
-    summary: ReportSummary
-    previous_month: Month
-    previous_month_label: str
-    previous: ReportSummary
     change: ReportChange
-    daily: list[SeriesPoint]
-    organizations: list[ReportOrganization]
-    totals: ReportTotals
-    active_without_identifications: list[IdleOrganization]
-    billing_periods: list[BillingOverlap]
-    late_data: LateData
 
 
 @fields_of(reports.MonthHeadline)
