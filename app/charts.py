@@ -64,6 +64,11 @@ def _layout(height: int = 300, **extra: Any) -> dict[str, Any]:
     return layout
 
 
+def _legend_layout(left: int = 64, **extra: Any) -> dict[str, Any]:
+    """Return _layout() with the legend shown, and room above the plot for it."""
+    return _layout(showlegend=True, margin={"l": left, "r": 16, "t": 36, "b": 40}, **extra)
+
+
 def _figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
@@ -129,10 +134,9 @@ def series_over_time(
     }
     return _figure(
         [before, now],
-        _layout(
-            showlegend=True,
+        _legend_layout(
+            left=56,
             hovermode="closest",
-            margin={"l": 56, "r": 16, "t": 36, "b": 40},
             xaxis=_date_axis(period),
             xaxis2={
                 "type": "date",
@@ -170,9 +174,7 @@ def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
     }
     return _figure(
         [used, limit],
-        _layout(
-            showlegend=True, margin={"l": 64, "r": 16, "t": 36, "b": 40}, hovermode="x unified"
-        ),
+        _legend_layout(hovermode="x unified"),
     )
 
 
@@ -200,37 +202,15 @@ def organizations_with_activity(series: list[SeriesPoint], granularity: str) -> 
 def usage_by_type(by_type: ByType) -> dict[str, Any]:
     """Return a horizontal bar of quantity per event type, largest on top."""
     items = sorted(by_type.items(), key=lambda kv: (kv[1].quantity, kv[0]))
-    bars = {
-        "type": "bar",
-        "y": list(range(len(items))),
-        "x": [v.quantity for _k, v in items],
-        "orientation": "h",
-        "marker": {"color": [BLUE if k == "identification" else GREY for k, _v in items]},
-        "text": [f"{v.quantity:,}" for _k, v in items],
-        "textposition": "auto",
-        "customdata": [[label(k), v.events] for k, v in items],
-        "hovertemplate": "%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
+    return _horizontal_bars(
+        [v.quantity for _k, v in items],
+        [label(k) for k, _v in items],
+        color=[BLUE if k == "identification" else GREY for k, _v in items],
+        customdata=[[label(k), v.events] for k, v in items],
+        hovertemplate="%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
         "<extra></extra>",
-    }
-    return _figure(
-        [bars],
-        _layout(
-            height=max(160, 48 * len(items) + 60),
-            hovermode="closest",
-            margin={"l": 120, "r": 16, "t": 8, "b": 32},
-            yaxis={
-                "tickmode": "array",
-                "tickvals": list(range(len(items))),
-                "ticktext": [label(k) for k, _v in items],
-                "fixedrange": True,
-            },
-            xaxis={
-                "gridcolor": GRID,
-                "rangemode": "tozero",
-                "fixedrange": True,
-                "tickformat": ",d",
-            },
-        ),
+        height=max(160, 48 * len(items) + 60),
+        left=120,
     )
 
 
@@ -242,27 +222,49 @@ def top_organizations(items: list[OrgBreakdownItem], links: list[str]) -> dict[s
     """
     rows = list(reversed(items))
     hrefs = list(reversed(links))
+    return _horizontal_bars(
+        [i.identifications for i in rows],
+        [label(_short(i.name)) for i in rows],
+        color=BLUE,
+        customdata=[[label(i.name), href] for i, href in zip(rows, hrefs, strict=True)],
+        hovertemplate="%{customdata[0]}: %{x:,} identifications<extra></extra>",
+        height=max(180, 30 * len(rows) + 60),
+        left=160,
+    )
+
+
+def _horizontal_bars(
+    values: list[int],
+    names: list[str],
+    *,
+    color: str | list[str],
+    customdata: list[list[Any]],
+    hovertemplate: str,
+    height: int,
+    left: int,
+) -> dict[str, Any]:
+    """Return one horizontal bar per value, bottom up, each named on the y axis by position."""
     bars = {
         "type": "bar",
-        "y": list(range(len(rows))),
-        "x": [i.identifications for i in rows],
+        "y": list(range(len(values))),
+        "x": values,
         "orientation": "h",
-        "marker": {"color": BLUE},
-        "text": [f"{i.identifications:,}" for i in rows],
+        "marker": {"color": color},
+        "text": [f"{v:,}" for v in values],
         "textposition": "auto",
-        "customdata": [[label(i.name), href] for i, href in zip(rows, hrefs, strict=True)],
-        "hovertemplate": "%{customdata[0]}: %{x:,} identifications<extra></extra>",
+        "customdata": customdata,
+        "hovertemplate": hovertemplate,
     }
     return _figure(
         [bars],
         _layout(
-            height=max(180, 30 * len(rows) + 60),
+            height=height,
             hovermode="closest",
-            margin={"l": 160, "r": 16, "t": 8, "b": 32},
+            margin={"l": left, "r": 16, "t": 8, "b": 32},
             yaxis={
                 "tickmode": "array",
-                "tickvals": list(range(len(rows))),
-                "ticktext": [label(_short(i.name)) for i in rows],
+                "tickvals": list(range(len(values))),
+                "ticktext": names,
                 "fixedrange": True,
             },
             xaxis={
@@ -317,12 +319,7 @@ def pool_burn(
     }
     return _figure(
         [used, pace, limit],
-        _layout(
-            showlegend=True,
-            hovermode="closest",
-            margin={"l": 64, "r": 16, "t": 36, "b": 40},
-            xaxis=_date_axis(billing),
-        ),
+        _legend_layout(hovermode="closest", xaxis=_date_axis(billing)),
     )
 
 
@@ -374,11 +371,9 @@ def cost_by_tier(
     }
     return _figure(
         [so_far, ahead],
-        _layout(
-            showlegend=True,
+        _legend_layout(
             hovermode="closest",
             barmode="group",
-            margin={"l": 64, "r": 16, "t": 36, "b": 40},
             xaxis={"type": "category", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
             yaxis={
                 "gridcolor": GRID,

@@ -142,15 +142,10 @@ class SeriesTotals:
 
 
 @dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """One bucket of a series, dated by its start clipped to the period."""
+class SeriesPoint(SeriesTotals):
+    """The figures of one bucket of a series, dated by its start clipped to the period."""
 
     date: date
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
-    organizations_with_activity: int
 
 
 @dataclass(frozen=True, slots=True)

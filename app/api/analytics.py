@@ -56,6 +56,15 @@ def period_from(
         raise bad_request(exc.field, exc.value, exc.message) from exc
 
 
+def period_request(
+    default: Callable[[str], Period] = default_analytics_period,
+) -> tuple[Partner, Any, Period]:
+    """Return the request's partner, its validated query and the query's period."""
+    partner = current_partner()
+    query = validated_query()
+    return partner, query, period_from(query, partner, default)
+
+
 def pick(model: type[Out], result: Any, **more: Any) -> dict[str, Any]:
     """Return the fields of a typed result that model answers, plus more: its input."""
     return {
@@ -102,9 +111,7 @@ def analytics() -> AnalyticsOut:
 @doc(UsageOut, query=UsageQuery, errors=(404,), tags=TAGS, period=True)
 def usage() -> UsageOut:
     """Usage by event type (default: the first day of the month .. today)."""
-    partner = current_partner()
-    query = validated_query()
-    period = period_from(query, partner, default_usage_period)
+    partner, query, period = period_request(default_usage_period)
     org_id = None
     if query.organizationId is not None:
         org_id = get_organization(partner, query.organizationId).id
@@ -124,9 +131,7 @@ def usage() -> UsageOut:
 @doc(TimeseriesOut, query=TimeseriesQuery, errors=(404,), tags=TAGS, period=True)
 def timeseries() -> TimeseriesOut:
     """One point per day, week (from Monday) or month of the period, zeros included."""
-    partner = current_partner()
-    query = validated_query()
-    period = period_from(query, partner)
+    partner, query, period = period_request()
     org_id = None
     if query.organizationId is not None:
         org_id = get_organization(partner, query.organizationId).id
@@ -157,9 +162,7 @@ def timeseries() -> TimeseriesOut:
 @doc(OrgBreakdownOut, query=OrgAnalyticsQuery, tags=TAGS, period=True)
 def organization_breakdown() -> OrgBreakdownOut:
     """Per-organization figures for the period, sorted and paginated."""
-    partner = current_partner()
-    query = validated_query()
-    period = period_from(query, partner)
+    partner, query, period = period_request()
     order = query.order or ("asc" if query.sort in ("name", "status") else "desc")
     items, total = metrics.organization_breakdown(
         partner,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import Response, url_for
 
 from .. import accounts
 from ..errors import bad_request
+from ..models import Organization, Partner
 from ..periods import PeriodError, parse_moment
 from . import bp, serializers
 from .guards import current_partner
@@ -35,6 +37,14 @@ def _created_at(text: str, tz: str) -> datetime:
         return parse_moment(text, "createdAt", tz)
     except PeriodError as exc:
         raise bad_request(exc.field, exc.value, exc.message) from exc
+
+
+def _changed(id: str, change: Callable[[Partner, Organization], object]) -> OrganizationOut:  # noqa: A002
+    """Make one change to the partner's organization id (404 if unknown) and answer it."""
+    partner = current_partner()
+    org = accounts.get_organization(partner, id)
+    change(partner, org)
+    return serializers.organization(partner, org)
 
 
 @bp.get("/partner/organizations")
@@ -119,20 +129,16 @@ def delete_organization(id: str) -> Response:  # noqa: A002
 @doc(OrganizationOut, json=StatusBody, errors=(404,), tags=TAGS)
 def set_status(id: str) -> OrganizationOut:  # noqa: A002
     """Set the status (write); every change is kept with its time."""
-    partner = current_partner()
-    org = accounts.get_organization(partner, id)
-    accounts.set_status(partner, org, validated_json().status)
-    return serializers.organization(partner, org)
+    return _changed(
+        id, lambda partner, org: accounts.set_status(partner, org, validated_json().status)
+    )
 
 
 @bp.put("/partner/organizations/<id>/tier")
 @doc(OrganizationOut, json=TierBody, errors=(404, 422), tags=TAGS)
 def set_tier(id: str) -> OrganizationOut:  # noqa: A002
     """Set the tier (write); trial needs an allocation of at most 500 credits (else 422)."""
-    partner = current_partner()
-    org = accounts.get_organization(partner, id)
-    accounts.set_tier(partner, org, validated_json().tier)
-    return serializers.organization(partner, org)
+    return _changed(id, lambda partner, org: accounts.set_tier(partner, org, validated_json().tier))
 
 
 @bp.put("/partner/organizations/<id>/credits")

@@ -11,10 +11,12 @@ validating it again. Money stays Decimal until then and is written as a JSON num
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -24,9 +26,11 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    create_model,
 )
 from pydantic.alias_generators import to_camel
 
+from .. import metrics, reports
 from ..accounts import MAX_CREDITS
 from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY, TYPE_RE
 from ..metrics import ORG_SORTS
@@ -183,6 +187,52 @@ class Out(BaseModel):
         serialize_by_alias=True,
         from_attributes=True,
     )
+
+
+M = TypeVar("M", bound=Out)
+# {domain dataclass: the answer model built from it}, filled by fields_of.
+ANSWERS: dict[type, type[Out]] = {}
+
+
+def _answer_type(hint: Any) -> Any:
+    """Return a field's type with each domain dataclass in it (in a list or a dict too)
+    replaced by its answer model."""
+    if isinstance(hint, type) and hint in ANSWERS:
+        return ANSWERS[hint]
+    origin = get_origin(hint)
+    if origin in (list, dict):
+        return origin[tuple(_answer_type(arg) for arg in get_args(hint))]
+    return hint
+
+
+def fields_of(source: type) -> Callable[[type[M]], type[M]]:
+    """Give an answer model the fields of the domain dataclass it is built from, in its order.
+
+    A dataclass the fields hold is answered by the model built from it (ANSWERS). The
+    class body names only what differs: a field it annotates takes the dataclass's place
+    with the body's type and Field (a Literal, Money, Ratio, a description); a field the
+    dataclass does not have comes after them. The model keeps its name, docstring and bases.
+    """
+
+    def build(model: type[M]) -> type[M]:
+        hints = get_type_hints(source)
+        fields: dict[str, Any] = {
+            f.name: _answer_type(hints[f.name]) for f in dataclasses.fields(source)
+        }
+        for name in model.__dict__.get("__annotations__", {}):
+            info = model.model_fields[name]
+            fields[name] = (info.annotation, info)
+        derived: type[M] = create_model(  # type: ignore[call-overload]
+            model.__name__,
+            __base__=model.__bases__,
+            __module__=model.__module__,
+            __doc__=model.__doc__,
+            **fields,
+        )
+        ANSWERS[source] = derived
+        return derived
+
+    return build
 
 
 def _absent(value: Any) -> bool:
@@ -440,11 +490,9 @@ class AnalyticsOut(AnalyticsFigures, PartnerDated):
     change: AnalyticsChange | None = only_with(COMPARED)
 
 
+@fields_of(metrics.TypeUsage)
 class TypeUsage(Out):
     """Usage of one event type."""
-
-    quantity: int
-    events: int
 
 
 class UsageFigures(Out):
@@ -480,25 +528,22 @@ class UsageOut(UsageFigures, UsageFilters):
     change: UsageChange | None = only_with(COMPARED)
 
 
-class SeriesPoint(Out):
-    """One bucket of the series."""
-
-    date: DateStr = Field(description="bucket start, clipped to the period")
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
-    organizations_with_activity: int
-
-
+@fields_of(metrics.SeriesTotals)
 class SeriesTotals(Out):
     """Totals of a series over its whole period."""
 
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
-    organizations_with_activity: int
+
+class BucketStart(Out):
+    """The date of a bucket."""
+
+    date: DateStr = Field(description="bucket start, clipped to the period")
+
+
+class SeriesPoint(SeriesTotals, BucketStart):
+    """One bucket of the series."""
+
+
+ANSWERS[metrics.SeriesPoint] = SeriesPoint  # its date first, as the bases give it
 
 
 class SeriesChange(Out):
@@ -882,17 +927,9 @@ CamelKeys = Annotated[
 ]
 
 
+@fields_of(metrics.Summary)
 class ReportSummary(Out):
     """The metrics of spec §2 for the month (the current month to date)."""
-
-    total_organizations: int
-    active_organizations: int
-    total_identifications: int
-    credits_used: int
-    credits_remaining: int
-    organizations_with_activity: int
-    total_quantity: int
-    total_events: int
 
 
 class ReportChange(Out):
@@ -908,23 +945,17 @@ class ReportChange(Out):
     total_events: Ratio
 
 
+@fields_of(reports.ReportOrganization)
 class ReportOrganization(Out):
     """One organization's line of the report."""
 
-    organization_id: str
-    name: str
-    external_id: str | None
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
     share: Share = Field(
         description="share of the partner's identifications, 0..1 "
         "(4 places); null when the month has none"
     )
     share_percent: Share = Field(description="share as a percentage (2 places)")
     credits_allocated: int = Field(description="allocation at the end of the month")
-    status_at_end: Literal["active", "suspended", "canceled"] | None = Field(
+    status_at_end: OrgStatus | None = Field(
         description="status at the end of the month; null if created later"
     )
     new: bool = Field(description="created during the month")
@@ -932,73 +963,36 @@ class ReportOrganization(Out):
     reactivated: bool = Field(description="went from suspended or canceled back to active")
 
 
+@fields_of(reports.ReportTotals)
 class ReportTotals(Out):
     """The totals row of the organization table (equal to the month's figures)."""
 
-    organizations: int
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
-    share: Share
-    share_percent: Share
-    credits_allocated: int
-    new: int
-    churned: int
-    reactivated: int
 
-
+@fields_of(reports.IdleOrganization)
 class IdleOrganization(Out):
     """An organization active at the month's end without identifications in it."""
 
-    organization_id: str
-    name: str
-    external_id: str | None
-    events: int
 
-
+@fields_of(reports.BillingOverlap)
 class BillingOverlap(Out):
     """The part of the month inside one billing period."""
 
-    billing_period_start: DateStr
-    billing_period_end: DateStr
-    start_date: DateStr
-    end_date: DateStr
-    days: int
-    identifications: int
-    credits_used: int
 
-
+@fields_of(reports.LateData)
 class LateData(Out):
     """Events of the month received after it closed, and how much they changed it."""
 
-    closed: bool
     closed_at: Timestamp = Field(
         description="the first instant of the next month in the partner's timezone"
     )
-    late_events: int
-    late_quantity: int
-    identifications_added: int
-    credits_added: int
-    identifications_at_close: int
-    credits_used_at_close: int
     identifications_change: Ratio
-    first_received_date: DateStr | None
-    last_received_date: DateStr | None
-    by_type: dict[str, TypeUsage]
 
 
+@fields_of(reports.MonthReport)
 class ReportOut(Out):
     """GET /partner/reports/{month}."""
 
-    partner_id: str
-    partner_name: str
-    partner_slug: str
-    timezone: str
     month: Month = Field(description="YYYY-MM")
-    month_label: str
-    start_date: DateStr
-    end_date: DateStr
     through_date: DateStr = Field(
         description="the last day counted: endDate, or today for the current month"
     )
@@ -1008,41 +1002,19 @@ class ReportOut(Out):
     data_received_through: Timestamp | None = Field(
         description="when the newest event was received"
     )
-    summary: ReportSummary
     previous_month: Month = Field(description="the month the comparison period is in")
-    previous_month_label: str
     previous_start_date: DateStr = Field(
         description="the comparison period (spec §4): the month before a closed month; "
         "for the open month, the same days a month earlier"
     )
-    previous_end_date: DateStr
-    previous: ReportSummary
     change: ReportChange
-    daily: list[SeriesPoint]
-    organizations: list[ReportOrganization]
-    totals: ReportTotals
-    active_without_identifications: list[IdleOrganization]
-    billing_periods: list[BillingOverlap]
-    late_data: LateData
 
 
+@fields_of(reports.MonthHeadline)
 class MonthHeadline(Out):
     """One month of the list, with its change against the month before."""
 
-    month: Month
-    month_label: str
-    start_date: DateStr
-    end_date: DateStr
-    through_date: DateStr
-    complete: bool
-    total_identifications: int
-    credits_used: int
-    total_events: int
-    total_quantity: int
-    organizations_with_activity: int
-    active_organizations: int
     previous_start_date: DateStr = Field(description="the period change compares with")
-    previous_end_date: DateStr
     change: CamelKeys
 
 

@@ -136,22 +136,16 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
 @bp.get("/organizations/<org_id>")
 def detail(org_id: str) -> str:
     """Show one organization: its figures for the period, allocation and history."""
-    partner = current_partner()
-    org = accounts.get_organization(partner, org_id)
-    state = resolve_range(partner)
+    partner, org, state = _opened(org_id)
     form = AllocationForm()
     form.credits.data = str(org.credits_allocated)
-    return render_template(
-        "organizations/detail.html", form=form, **_detail_context(partner, org, state)
-    )
+    return _detail_page(form, partner, org, state)
 
 
 @bp.post("/organizations/<org_id>/allocation")
 def allocate(org_id: str) -> Any:
     """Set the allocation with the API's rules; show a refusal beside the field."""
-    partner = current_partner()
-    org = accounts.get_organization(partner, org_id)
-    state = resolve_range(partner)
+    partner, org, state = _opened(org_id)
     form = AllocationForm()
     status = 400
     # Back to the page the form was on: same period, same granularity. Only the values the
@@ -172,6 +166,19 @@ def allocate(org_id: str) -> Any:
                 f"Allocation of {org.name} set to {org.credits_allocated:,} credits.", "allocation"
             )
             return redirect(back + "#allocation")
+    return _detail_page(form, partner, org, state), status
+
+
+def _opened(org_id: str) -> tuple[Partner, Organization, RangeState]:
+    """Return the signed-in partner, its organization org_id (404 if unknown) and the period."""
+    partner = current_partner()
+    return partner, accounts.get_organization(partner, org_id), resolve_range(partner)
+
+
+def _detail_page(
+    form: AllocationForm, partner: Partner, org: Organization, state: RangeState
+) -> str:
+    """Render the organization page with its allocation form."""
     return render_template(
         "organizations/detail.html", form=form, **_detail_context(partner, org, state)
-    ), status
+    )
