@@ -235,6 +235,30 @@ def fields_of(source: type) -> Callable[[type[M]], type[M]]:
     return build
 
 
+def changes_of(figures: type[Out]) -> Callable[[type[M]], type[M]]:
+    """Give a change model a Ratio for every whole-number figure of figures, in its order.
+
+    The class body holds only the docstring: the figures are listed once, in figures.
+    """
+
+    def build(model: type[M]) -> type[M]:
+        ratios: dict[str, Any] = {
+            name: (Ratio, ...)
+            for name, info in figures.model_fields.items()
+            if info.annotation is int
+        }
+        derived: type[M] = create_model(  # type: ignore[call-overload]
+            model.__name__,
+            __base__=model.__bases__,
+            __module__=model.__module__,
+            __doc__=model.__doc__,
+            **ratios,
+        )
+        return derived
+
+    return build
+
+
 def _absent(value: Any) -> bool:
     return value is None
 
@@ -279,7 +303,7 @@ class PeriodQuery(Query):
     startDate: DateParam = None
     endDate: DateParam = None
     compare: Literal["previous"] | None = Field(
-        None, description="add previous (the equally long period just before) and change"
+        None, description="add previous (the comparable period before, spec §4) and change"
     )
 
 
@@ -469,18 +493,12 @@ class AnalyticsFigures(Out):
 
 
 class AnalyticsPrevious(AnalyticsFigures, Dated):
-    """The same figures for the equally long period just before."""
+    """The same figures for the comparable period before (spec §4)."""
 
 
+@changes_of(AnalyticsFigures)
 class AnalyticsChange(Out):
     """Relative change of each figure."""
-
-    total_organizations: Ratio
-    active_organizations: Ratio
-    total_identifications: Ratio
-    credits_remaining: Ratio
-    credits_used: Ratio
-    organizations_with_activity: Ratio
 
 
 class AnalyticsOut(AnalyticsFigures, PartnerDated):
@@ -504,14 +522,12 @@ class UsageFigures(Out):
 
 
 class UsagePrevious(UsageFigures, Dated):
-    """Usage in the equally long period just before."""
+    """Usage in the comparable period before (spec §4)."""
 
 
+@changes_of(UsageFigures)
 class UsageChange(Out):
     """Relative change of the usage totals."""
-
-    total_quantity: Ratio
-    total_events: Ratio
 
 
 class UsageFilters(PartnerDated):
@@ -546,18 +562,13 @@ class SeriesPoint(SeriesTotals, BucketStart):
 ANSWERS[metrics.SeriesPoint] = SeriesPoint  # its date first, as the bases give it
 
 
+@changes_of(SeriesTotals)
 class SeriesChange(Out):
     """Relative change of the period totals."""
 
-    identifications: Ratio
-    credits_used: Ratio
-    events: Ratio
-    quantity: Ratio
-    organizations_with_activity: Ratio
-
 
 class SeriesPrevious(Dated):
-    """The series of the equally long period just before."""
+    """The series of the comparable period before (spec §4)."""
 
     totals: SeriesTotals
     points: list[SeriesPoint]
@@ -586,13 +597,9 @@ class OrgFigures(Out):
     quantity: int
 
 
+@changes_of(OrgFigures)
 class OrgFiguresChange(Out):
     """Relative change of one organization's figures."""
-
-    identifications: Ratio
-    credits_used: Ratio
-    events: Ratio
-    quantity: Ratio
 
 
 class OrgIdentity(Out):
@@ -642,16 +649,12 @@ class OrgAnalyticsFigures(Out):
 
 
 class OrgAnalyticsPrevious(OrgAnalyticsFigures, Dated):
-    """The same fields for the equally long period just before."""
+    """The same fields for the comparable period before (spec §4)."""
 
 
+@changes_of(OrgAnalyticsFigures)
 class OrgAnalyticsChange(Out):
     """Relative change of the organization's figures."""
-
-    total_identifications: Ratio
-    credits_used: Ratio
-    total_quantity: Ratio
-    total_events: Ratio
 
 
 class OrgDated(PartnerDated):
@@ -932,17 +935,9 @@ class ReportSummary(Out):
     """The metrics of spec §2 for the month (the current month to date)."""
 
 
+@changes_of(ReportSummary)
 class ReportChange(Out):
     """Relative change of each metric against the month before."""
-
-    total_organizations: Ratio
-    active_organizations: Ratio
-    total_identifications: Ratio
-    credits_used: Ratio
-    credits_remaining: Ratio
-    organizations_with_activity: Ratio
-    total_quantity: Ratio
-    total_events: Ratio
 
 
 @fields_of(reports.ReportOrganization)
