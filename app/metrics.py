@@ -131,13 +131,19 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
-class SeriesTotals:
-    """The figures of a series over its whole period (organizations counted once)."""
+class OrgFigures:
+    """One organization's figures for a period."""
 
     identifications: int
     credits_used: int
     events: int
     quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesTotals(OrgFigures):
+    """The figures of a series over its whole period (organizations counted once)."""
+
     organizations_with_activity: int
 
 
@@ -146,16 +152,6 @@ class SeriesPoint(SeriesTotals):
     """The figures of one bucket of a series, dated by its start clipped to the period."""
 
     date: date
-
-
-@dataclass(frozen=True, slots=True)
-class OrgFigures:
-    """One organization's figures for a period."""
-
-    identifications: int
-    credits_used: int
-    events: int
-    quantity: int
 
 
 @dataclass(frozen=True, slots=True)
