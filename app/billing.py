@@ -1,4 +1,4 @@
-"""Pricing tiers, graduated cost, billing periods, projections and the pool run-out forecast."""
+"""Pricing tiers, graduated cost, billing periods, and the one projection of the current period."""
 
 from __future__ import annotations
 
