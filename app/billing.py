@@ -1,4 +1,4 @@
-"""Pricing tiers, graduated cost, billing periods, projections and the pool run-out forecast."""
+"""Pricing tiers, graduated cost, billing periods, and the one projection of the current period."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from fractions import Fraction
+from typing import Any, Literal
 
 from . import metrics
 from .models import Partner
@@ -89,12 +90,26 @@ class PeriodUsage:
 
 @dataclass(frozen=True, slots=True)
 class CurrentUsage(PeriodUsage):
-    """The current billing period's usage and cost, and the whole period at today's pace."""
+    """The current billing period's usage and cost, and its projection (projection())."""
 
     days_elapsed: int
     days_in_period: int
-    projected_identifications: int
-    projected_cost: Decimal
+    projection: Projection
+
+    @property
+    def projection_method(self) -> str:
+        """Return how the projection was made (spec §4 projectionMethod)."""
+        return self.projection.method
+
+    @property
+    def projected_identifications(self) -> int | None:
+        """Return the whole period's projected identifications (None: insufficient data)."""
+        return self.projection.projected_identifications
+
+    @property
+    def projected_cost(self) -> Decimal | None:
+        """Return the whole period's projected cost in cents (None: insufficient data)."""
+        return self.projection.projected_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,26 +236,164 @@ def _fields_of(result: PeriodUsage) -> dict[str, Any]:
     return {f.name: getattr(result, f.name) for f in fields(PeriodUsage)}
 
 
-def current_usage(partner: Partner) -> CurrentUsage:
-    """Return the current billing period's usage, cost, and projection at the daily rate.
+# --- the one projection (spec §4, projectionMethod) --------------------------------------
 
-    The projection extends the average daily identifications so far (today counted as a
-    whole day) over the whole period, rounded half up to a whole identification.
+ProjectionMethod = Literal["last_7_complete_days", "period_average", "insufficient_data"]
+# The projection averages at most this many complete days (the last ones).
+PROJECTION_WINDOW_DAYS = 7
+
+
+def _half_up(value: Fraction) -> int:
+    """Round a non-negative exact quotient to a whole number, half up."""
+    return (2 * value.numerator + value.denominator) // (2 * value.denominator)
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The current billing period projected from the average of its last complete days.
+
+    A complete day is a day of the billing period before today (in the partner's
+    timezone). The rate is the identifications (= credits, one per identification) of the
+    window divided by its days, kept exact. Each complete day counts what it used; today
+    and every day after it count the rate, except that today counts what it has already
+    used when that is more (a projection never falls below what was used). So
+
+        projected = complete days' credits + max(today so far, rate) + rate x days after today
+
+    rounded half up to a whole identification once, at the end.
     """
-    today = local_today(partner.timezone)
+
+    method: ProjectionMethod
+    period: Period  # the current billing period; the pool resets the day after its end
+    today: date
+    window: Period | None  # the complete days averaged (None: insufficient_data)
+    window_credits: int  # identifications in the window
+    complete_credits: int  # identifications of the period's complete days
+    used: int  # identifications so far, today included
+    pool_total: int
+    rate: Fraction | None  # exact credits per day of the window
+    projected_identifications: int | None  # the whole period; None: insufficient_data
+    projected_cost: Decimal | None  # graduated cost of projected_identifications, in cents
+    runout_date: date | None  # set only when the pool runs out before it resets
+    unused_at_reset: int | None  # set only when a projected pool outlasts the period
+
+    @property
+    def daily_rate(self) -> Decimal | None:
+        """Return the rate as shown: credits per day rounded half up to 2 places."""
+        return None if self.rate is None else Decimal(_half_up(self.rate * 100)) / 100
+
+    @property
+    def reset_date(self) -> date:
+        """Return the day a fresh pool starts (the day after the billing period)."""
+        return self.period.end + timedelta(days=1)
+
+    @property
+    def remaining(self) -> int:
+        """Return what is left in the pool now (negative when overdrawn)."""
+        return self.pool_total - self.used
+
+    @property
+    def exhausted(self) -> bool:
+        """Tell whether the pool is already used up."""
+        return self.used >= self.pool_total
+
+    def line(self) -> list[tuple[date, int]]:
+        """Return the projected cumulative credits, rounded half up: at the last complete
+        day, at the end of today, and at the period's end (empty for insufficient_data)."""
+        if self.rate is None:
+            return []
+        ahead = [
+            (day, _cumulative(self.complete_credits, self.used, self.rate, (day - self.today).days))
+            for day in (self.today, self.period.end)
+        ]
+        return [(self.today - timedelta(days=1), self.complete_credits)] + [
+            (day, _half_up(value)) for day, value in ahead
+        ]
+
+
+def _cumulative(complete: int, used: int, rate: Fraction, days_after_today: int) -> Fraction:
+    """Return complete days' credits + max(today so far, rate) + rate x days after today."""
+    return complete + max(Fraction(used - complete), rate) + rate * days_after_today
+
+
+def projection(partner: Partner, today: date | None = None) -> Projection:
+    """Project the current billing period: the one method every page, alert and answer uses.
+
+    last_7_complete_days when the period has at least 7 complete days, period_average
+    (all of its complete days) when it has 1-6, insufficient_data on its first day.
+    """
+    today = today or local_today(partner.timezone)
     bp = billing_period(partner, today)
-    out = period_usage(partner, bp, today)
-    elapsed = (today - bp.start).days + 1
-    projected = (Decimal(out.identifications) * bp.days / elapsed).quantize(
-        Decimal(1), rounding=ROUND_HALF_UP
+    complete = (today - bp.start).days
+    used = metrics.credits_used(partner, Period(bp.start, today))
+    pool = partner.credit_pool_total
+    if complete == 0:
+        return Projection(
+            method="insufficient_data",
+            period=bp,
+            today=today,
+            window=None,
+            window_credits=0,
+            complete_credits=0,
+            used=used,
+            pool_total=pool,
+            rate=None,
+            projected_identifications=None,
+            projected_cost=None,
+            runout_date=None,
+            unused_at_reset=None,
+        )
+    method: ProjectionMethod = (
+        "last_7_complete_days" if complete >= PROJECTION_WINDOW_DAYS else "period_average"
     )
-    projected_cost, _ = graduated_cost(int(projected), partner.pricing_tiers)
+    yesterday = today - timedelta(days=1)
+    window = Period(max(bp.start, today - timedelta(days=PROJECTION_WINDOW_DAYS)), yesterday)
+    window_credits = metrics.credits_used(partner, window)
+    complete_credits = (
+        window_credits
+        if window.start == bp.start
+        else metrics.credits_used(partner, Period(bp.start, yesterday))
+    )
+    rate = Fraction(window_credits, window.days)
+    exact_total = _cumulative(complete_credits, used, rate, (bp.end - today).days)
+    projected = _half_up(exact_total)
+    cost, _ = graduated_cost(projected, partner.pricing_tiers)
+    runout: date | None = None
+    unused: int | None = None
+    if used < pool and exact_total >= pool:
+        # The first day whose projected cumulative use reaches the pool (rate > 0 here,
+        # or the total could not pass the pool that what was used has not reached).
+        gap = pool - _cumulative(complete_credits, used, rate, 0)
+        runout = today + timedelta(days=max(0, math.ceil(gap / rate)))
+    elif used < pool:
+        unused = pool - projected
+    return Projection(
+        method=method,
+        period=bp,
+        today=today,
+        window=window,
+        window_credits=window_credits,
+        complete_credits=complete_credits,
+        used=used,
+        pool_total=pool,
+        rate=rate,
+        projected_identifications=projected,
+        projected_cost=cents(cost),
+        runout_date=runout,
+        unused_at_reset=unused,
+    )
+
+
+def current_usage(partner: Partner, today: date | None = None) -> CurrentUsage:
+    """Return the current billing period's usage and cost, and its projection()."""
+    ahead = projection(partner, today)
+    bp = ahead.period
+    out = period_usage(partner, bp, ahead.today)
     return CurrentUsage(
         **_fields_of(out),
-        days_elapsed=elapsed,
+        days_elapsed=(ahead.today - bp.start).days + 1,
         days_in_period=bp.days,
-        projected_identifications=int(projected),
-        projected_cost=cents(projected_cost),
+        projection=ahead,
     )
 
 
@@ -275,55 +428,3 @@ def periods_page(partner: Partner, page: int, page_size: int) -> tuple[list[Bill
     newest_first = list(reversed(_all_periods(partner)))
     chosen = newest_first[(page - 1) * page_size : page * page_size]
     return _period_rows(partner, chosen), len(newest_first)
-
-
-@dataclass(frozen=True, slots=True)
-class Forecast:
-    """How fast the pool burns and when it would run out at that pace."""
-
-    pool_total: int
-    used: int
-    remaining: int
-    daily_rate: float
-    days_counted: int
-    runout_date: date | None
-    runs_out_this_period: bool
-    period: Period
-    method: str
-
-
-def forecast_runout(partner: Partner, window_days: int = 7) -> Forecast:
-    """Project the day the pool runs out from the average daily burn of the last days.
-
-    The rate is the credits used over the last window_days days (today included, and no
-    earlier than the billing period's first day) divided by those days.
-    """
-    today = local_today(partner.timezone)
-    bp = billing_period(partner, today)
-    used = metrics.credits_used(partner, Period(bp.start, today))
-    start = max(bp.start, today - timedelta(days=window_days - 1))
-    window = Period(start, today)
-    rate = metrics.credits_used(partner, window) / window.days
-    remaining = partner.credit_pool_total - used
-    runout: date | None
-    if remaining <= 0:
-        runout = today
-    elif rate > 0:
-        runout = today + timedelta(days=math.ceil(remaining / rate))
-    else:
-        runout = None
-    return Forecast(
-        pool_total=partner.credit_pool_total,
-        used=used,
-        remaining=remaining,
-        daily_rate=round(rate, 2),
-        days_counted=window.days,
-        runout_date=runout,
-        runs_out_this_period=runout is not None and runout <= bp.end,
-        period=bp,
-        method=(
-            f"average credits per day over the last {window.days} day(s) "
-            f"({window.start.isoformat()} to {window.end.isoformat()}), "
-            "extended until the remaining pool is used up"
-        ),
-    )

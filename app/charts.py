@@ -9,14 +9,14 @@ the figures with |tojson as they are.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from .periods import Period
 
 if TYPE_CHECKING:
-    from .billing import BillingPeriodRow, CostLine
+    from .billing import BillingPeriodRow, CostLine, Projection
     from .metrics import ByType, CreditPoint, OrgBreakdownItem, SeriesPoint
 
 BLUE = "#2563eb"
@@ -281,11 +281,14 @@ def _short(name: str, limit: int = 24) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
-def pool_burn(
-    points: list[CreditPoint], pool: int, billing: Period, today: date, daily_rate: float
-) -> dict[str, Any]:
-    """Return this billing period's cumulative use, the pool, and the pace projected ahead."""
-    used_now = points[-1].cumulative_credits_used if points else 0
+def pool_burn(points: list[CreditPoint], projection: Projection) -> dict[str, Any]:
+    """Return this billing period's cumulative use, the pool, and the projection ahead.
+
+    The projection line (billing.Projection.line) runs from the last complete day through
+    today to the period's end; it is left out when there is no complete day yet.
+    """
+    billing = projection.period
+    pool = projection.pool_total
     used = {
         "type": "scatter",
         "x": [p.date.isoformat() for p in points],
@@ -297,17 +300,20 @@ def pool_burn(
         "fillcolor": BLUE_FILL,
         "hovertemplate": "%{x|%d %b %Y}: %{y:,} used<extra></extra>",
     }
-    days_left = (billing.end - today).days
-    projected_end = used_now + daily_rate * days_left
-    pace = {
-        "type": "scatter",
-        "x": [today.isoformat(), billing.end.isoformat()],
-        "y": [used_now, round(projected_end)],
-        "name": f"At the current pace ({daily_rate:,.2f} per day)",
-        "mode": "lines",
-        "line": {"color": AMBER, "width": 2, "dash": "dot"},
-        "hovertemplate": "%{x|%d %b %Y}: %{y:,} projected<extra></extra>",
-    }
+    traces = [used]
+    line = projection.line()
+    if line:
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [day.isoformat() for day, _ in line],
+                "y": [value for _, value in line],
+                "name": f"Projected ({projection.daily_rate:,.2f} per day)",
+                "mode": "lines",
+                "line": {"color": AMBER, "width": 2, "dash": "dot"},
+                "hovertemplate": "%{x|%d %b %Y}: %{y:,} projected<extra></extra>",
+            }
+        )
     limit = {
         "type": "scatter",
         "x": [billing.start.isoformat(), billing.end.isoformat()],
@@ -318,7 +324,7 @@ def pool_burn(
         "hovertemplate": "Pool: %{y:,}<extra></extra>",
     }
     return _figure(
-        [used, pace, limit],
+        [*traces, limit],
         _legend_layout(hovermode="closest", xaxis=_date_axis(billing)),
     )
 
@@ -349,9 +355,10 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
 
 
 def cost_by_tier(
-    estimated: list[CostLine], projected: list[CostLine], currency: str
+    estimated: list[CostLine], projected: list[CostLine] | None, currency: str
 ) -> dict[str, Any]:
-    """Return grouped bars per pricing tier: the cost so far and the projected cost."""
+    """Return grouped bars per pricing tier: the cost so far and the projected cost (left
+    out when there is no projection yet)."""
     tiers = [label(b.tier) for b in estimated]
     so_far = {
         "type": "bar",
@@ -364,13 +371,13 @@ def cost_by_tier(
     ahead = {
         "type": "bar",
         "x": list(tiers),
-        "y": [float(b.amount) for b in projected],
+        "y": [float(b.amount) for b in projected or []],
         "name": "Projected for the period",
         "marker": {"color": GREY},
         "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} projected<extra></extra>",
     }
     return _figure(
-        [so_far, ahead],
+        [so_far, ahead] if projected is not None else [so_far],
         _legend_layout(
             hovermode="closest",
             barmode="group",

@@ -586,10 +586,32 @@ def test_billing_usage_estimates_and_projects(world):
         ],
         "daysElapsed": 20,
         "daysInPeriod": 31,
-        # 27 identifications in 20 days, over 31 days: 27 x 31 / 20 = 41.85 -> 42.
-        "projectedIdentifications": 42,
-        "projectedCost": 4.2,  # 42 x 0.10
+        # 19 complete days (Oct 1..19): the last 7 (Oct 13..19) used nothing, a rate of 0.
+        # Complete days used 5 + 20 = 25; today (2 so far) counts the larger of 2 and 0;
+        # the 11 days after today count 0 each: 25 + 2 + 0 = 27.
+        "projectedIdentifications": 27,
+        "projectedCost": 2.7,  # 27 x 0.10
+        "projectionMethod": "last_7_complete_days",
     }
+
+
+def test_billing_usage_projects_from_the_period_average_before_7_complete_days(world, freeze):
+    freeze(datetime(2025, 10, 4, 12))
+    answer = world.get("/api/v1/partner/billing/usage")
+    # Complete days Oct 1..3 used e2's 5: a rate of 5/3 a day. Today (nothing yet) and the
+    # 27 days after it (Oct 5..31) count 5/3 each: 5 + 28 x 5/3 = 51.67 -> 52.
+    assert answer["identifications"] == 5
+    assert answer["projectionMethod"] == "period_average"
+    assert (answer["projectedIdentifications"], answer["projectedCost"]) == (52, 5.2)
+
+
+def test_billing_usage_on_the_period_s_first_day_does_not_project(world, freeze):
+    freeze(datetime(2025, 10, 1, 12))
+    answer = world.get("/api/v1/partner/billing/usage")
+    assert answer["identifications"] == 0
+    assert answer["projectionMethod"] == "insufficient_data"
+    assert answer["projectedIdentifications"] is None
+    assert answer["projectedCost"] is None
 
 
 @pytest.mark.parametrize(

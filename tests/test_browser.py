@@ -263,9 +263,10 @@ def test_every_page_draws_cleanly_with_screenshots(chromium, server):
     sign_in(w)
     page = w.page
     # Credits: this billing period (Nov 1 .. 30): used so far (Nov 1 .. 20 = 20 days), the
-    # pace projected from today to the period's end (2 points), the pool (2 points).
+    # projection from the last complete day through today to the period's end (3 points),
+    # the pool (2 points).
     w.goto("/credits")
-    assert w.points() == {"burn": [20, 2, 2]}
+    assert w.points() == {"burn": [20, 3, 2]}
     w.shot("credits")
     # Billing: 3 default tiers (so far, projected); the demo starts Oct 20, 2024 and its
     # partner on Oct 10, 2024: monthly periods Oct 2024 .. Nov 2025 = 14.

@@ -11,6 +11,7 @@ import ast
 import json
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace as Row
 from typing import Any
@@ -19,6 +20,7 @@ import plotly.graph_objects as go
 import pytest
 
 from app import charts
+from app.billing import Projection
 from app.metrics import TypeUsage
 from app.periods import Period
 
@@ -63,7 +65,7 @@ TOP = [
 ]
 TOP_LINKS = ["/organizations/a?x=1&y=2", "/organizations/b", "/organizations/c", "/organizations/d"]
 BURN_POINTS = day_points(
-    ["2025-03-01", "2025-03-02", "2025-03-03"], cumulative_credits_used=[100, 100, 900]
+    ["2025-03-01", "2025-03-02", "2025-03-03"], cumulative_credits_used=[100, 201, 1001]
 )
 PERIOD_ROWS = [  # newest first, as billing.past_periods() answers
     Row(
@@ -92,6 +94,38 @@ PROJECTED = [
     Row(tier="Scale & more", amount=Decimal("25.75")),
 ]
 MARCH = Period(D(2025, 3, 1), D(2025, 3, 31))
+# March 3 of BURN_POINTS: complete days Mar 1-2 used 100 + 101 = 201, a rate of 100.5 a day;
+# today used 800 so far (more than the rate), then 28 days (Mar 4-31) at 100.5 = 2,814.
+BURN = Projection(
+    method="period_average",
+    period=MARCH,
+    today=D(2025, 3, 3),
+    window=Period(D(2025, 3, 1), D(2025, 3, 2)),
+    window_credits=201,
+    complete_credits=201,
+    used=1001,
+    pool_total=10_000,
+    rate=Fraction(201, 2),
+    projected_identifications=3815,
+    projected_cost=None,
+    runout_date=None,
+    unused_at_reset=6185,
+)
+BURN_FIRST_DAY = Projection(
+    method="insufficient_data",
+    period=MARCH,
+    today=D(2025, 3, 1),
+    window=None,
+    window_credits=0,
+    complete_credits=0,
+    used=0,
+    pool_total=10_000,
+    rate=None,
+    projected_identifications=None,
+    projected_cost=None,
+    runout_date=None,
+    unused_at_reset=None,
+)
 MONTH_DAYS = day_points(
     ["2025-10-01", "2025-10-02", "2025-10-03"],
     identifications=[3, 0, 5],
@@ -113,10 +147,11 @@ def every_figure() -> dict[str, dict[str, Any]]:
         "types": charts.usage_by_type(BY_TYPE),
         "types_empty": charts.usage_by_type({}),
         "top": charts.top_organizations(TOP, TOP_LINKS),
-        "pool_burn": charts.pool_burn(BURN_POINTS, 10_000, MARCH, D(2025, 3, 3), 100.25),
-        "pool_burn_empty": charts.pool_burn([], 10_000, MARCH, D(2025, 3, 1), 0.0),
+        "pool_burn": charts.pool_burn(BURN_POINTS, BURN),
+        "pool_burn_empty": charts.pool_burn([], BURN_FIRST_DAY),
         "billing_periods": charts.billing_periods(PERIOD_ROWS),
         "cost_by_tier": charts.cost_by_tier(ESTIMATED, PROJECTED, "USD"),
+        "cost_by_tier_unprojected": charts.cost_by_tier(ESTIMATED, None, "USD"),
         "report_daily": charts.report_daily(MONTH_DAYS),
         "report_daily_empty": charts.report_daily([]),
     }
@@ -331,14 +366,15 @@ def test_top_organizations_needs_one_link_per_row() -> None:
 # --- pool_burn --------------------------------------------------------------------------
 
 
-def test_pool_burn_projects_the_pace_to_the_period_end() -> None:
+def test_pool_burn_draws_the_projection_to_the_period_end() -> None:
     used, pace, pool = FIGURES["pool_burn"]["data"]
     assert used["x"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
-    assert used["y"] == [100, 100, 900]
-    # 28 days from 3 to 31 March at 100.25 a day: 900 + 2,807 = 3,707.
-    assert pace["x"] == ["2025-03-03", "2025-03-31"]
-    assert pace["y"] == [900, 3707]
-    assert pace["name"] == "At the current pace (100.25 per day)"
+    assert used["y"] == [100, 201, 1001]
+    # From the last complete day (201 on Mar 2) through today (201 + 800 = 1,001) to the
+    # period's end: 1,001 + 28 x 100.5 = 3,815.
+    assert pace["x"] == ["2025-03-02", "2025-03-03", "2025-03-31"]
+    assert pace["y"] == [201, 1001, 3815]
+    assert pace["name"] == "Projected (100.50 per day)"
     assert pool["x"] == ["2025-03-01", "2025-03-31"]
     assert pool["y"] == [10_000, 10_000]
     assert pool["name"] == "Pool (10,000)"
@@ -348,11 +384,10 @@ def test_pool_burn_projects_the_pace_to_the_period_end() -> None:
     ]
 
 
-def test_pool_burn_with_nothing_used_yet() -> None:
-    used, pace, _pool = FIGURES["pool_burn_empty"]["data"]
+def test_pool_burn_on_the_first_day_has_no_projection() -> None:
+    used, pool = FIGURES["pool_burn_empty"]["data"]
     assert used["x"] == used["y"] == []
-    assert pace["y"] == [0, 0]
-    assert pace["name"] == "At the current pace (0.00 per day)"
+    assert pool["name"] == "Pool (10,000)"
 
 
 # --- billing_periods --------------------------------------------------------------------
@@ -383,6 +418,12 @@ def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
     assert layout["barmode"] == "group"
     assert layout["xaxis"]["type"] == "category"
     assert layout["yaxis"]["tickformat"] == ",.2f"
+
+
+def test_cost_by_tier_without_a_projection_has_only_the_cost_so_far() -> None:
+    (so_far,) = FIGURES["cost_by_tier_unprojected"]["data"]
+    assert so_far["name"] == "So far"
+    assert so_far["y"] == [10.0, 2.5]
 
 
 # --- report_daily -----------------------------------------------------------------------

@@ -757,16 +757,31 @@ def test_credits_page(signed_in, client):
         "creditPoolUsed": 34,  # used Nov 1..20
         "creditPoolAvailable": 966,
     }
-    # Burn over Nov 14..20: 18 credits / 7 days = 2.571...; 966 / 2.571 = 375.7 -> 376 days.
-    assert "2.57 credits per day" in page
-    assert "1 Dec 2026" in page and "after the period ends" in page
-    assert "average credits per day over the last 7 day(s) (2025-11-14 to 2025-11-20)" in page
-    # Driving the burn: Bluebird 15 of 18 (83.3 %), Cobalt 3 (16.7 %).
+    # Nov 20 has 19 complete days: the last 7 (Nov 13..19) used 10 (Nov 14) + 3 (Nov 18) =
+    # 13, a rate of 13/7 = 1.857... -> 1.86 a day. Complete days used 9 + 7 + 10 + 3 = 29;
+    # today's 5 so far beats the rate; 10 days after today at 13/7:
+    # 29 + 5 + 130/7 = 52.57 -> 53 by Nov 30, and 1,000 - 53 = 947 unused on Dec 1.
+    assert "1.86 credits per day" in page
+    assert "53 credits by 30 Nov 2025" in page
+    assert "The pool lasts this period: about 947 credits will go unused on 1 Dec 2025" in page
+    assert "run out on" not in page
+    assert "Projected from the average of the last 7 complete days (13 Nov – 19 Nov 2025)." in page
+    # The chart's projection: the last complete day (29), today (29 + 5), Nov 30 (53).
+    (pace,) = [t for t in figures(page)["burn"]["data"] if t["name"].startswith("Projected")]
+    assert pace["x"] == ["2025-11-19", "2025-11-20", "2025-11-30"]
+    assert pace["y"] == [29, 34, 53]
+    assert pace["name"] == "Projected (1.86 per day)"
+    # Driving the burn over the same Nov 13..19: Bluebird 10 of 13 (76.9 %), Cobalt 3
+    # (23.1 %); each links to its organization for those days, not the page's period.
     assert re.search(
-        r"Bluebird Bakery</a></td>\s*<td class=\"num\">15</td>\s*"
-        r"<td class=\"num\">83.3 %</td>",
+        r"Bluebird Bakery</a></td>\s*<td class=\"num\">10</td>\s*"
+        r"<td class=\"num\">76.9 %</td>",
         page,
     )
+    assert re.search(r"Cobalt Legal</a></td>\s*<td class=\"num\">3</td>\s*", page)
+    window = "startDate=2025-11-13&amp;endDate=2025-11-19"
+    assert f'href="/organizations/{signed_in["bluebird"].id}?{window}" data-org-link' in page
+    assert f'href="/organizations/{signed_in["cobalt"].id}?{window}" data-org-link' in page
     # Above 80 %: only the formula org, 9 of 10.
     over = re.findall(r'<tr data-org-id="([^"]+)">', page)
     assert over == [signed_in["formula"].id]
@@ -778,20 +793,70 @@ def test_credits_page_for_a_partner_without_events(freeze, make_partner, make_us
     make_user(make_partner("empty", pool=500), "empty@acme.test", PASSWORD)
     login(client, "empty@acme.test")
     page = text(client.get("/credits"))
-    assert "Not at the current pace" in page
+    # Nothing used in the last 7 complete days: a rate of 0, the whole pool unused.
+    assert "0.00 credits per day" in page
+    assert "about 500 credits will go unused on 1 Dec 2025" in page
+    assert "No credits used in these days." in page
     assert "No organization has used more than 80 %" in page
     assert figures(page) == {}
+
+
+def test_credits_page_shows_a_run_out_before_the_reset(signed_in, client):
+    signed_in["partner"].credit_pool_total = 45
+    db.session.commit()
+    page = text(client.get("/credits"))
+    # Through today 29 + 5 = 34 of 45; 11 more at 13/7 a day take 11 x 7 / 13 = 5.9 -> 6
+    # days: Nov 26 (34 + 6 x 13/7 = 45.1 >= 45; Nov 25 has 43.3).
+    assert "Projected to run out on 26 Nov 2025" in page
+    assert "before the pool resets on 1 Dec 2025" in page
+    assert "will go unused" not in page
+
+
+def test_credits_page_for_a_used_up_pool(signed_in, client):
+    signed_in["partner"].credit_pool_total = 30
+    db.session.commit()
+    page = text(client.get("/credits"))
+    assert "The pool is used up" in page and "(4 over)" in page  # 34 used of 30
+    assert "run out on" not in page and "will go unused" not in page
+
+
+def test_credits_and_billing_on_the_period_s_first_day(signed_in, client, freeze):
+    freeze(datetime(2025, 11, 1, 12))
+    page = text(client.get("/credits"))
+    first_day = "the billing period began today, so it has no complete day to average"
+    assert first_day in page
+    assert "Not projected yet: the billing period began today" in page
+    assert "No complete day in this billing period yet" in page
+    assert "Projected (" not in page  # no projection line on the chart
+    page = text(client.get("/billing"))
+    assert first_day in page
+    assert "projectedIdentifications" not in kpis(page)
+    assert cells(page, "projectedAmount") == ["—", "—", "—"]
+
+
+def test_billing_page_names_the_period_average(signed_in, client, freeze):
+    freeze(datetime(2025, 11, 4, 12))
+    page = text(client.get("/billing"))
+    # Complete days Nov 1..3 used f1's 9: 3 a day; today and the 26 days after count 3
+    # each: 9 + 27 x 3 = 90 identifications, 9.00 USD.
+    assert kpis(page)["projectedIdentifications"] == 90
+    assert cells(page, "projectedAmount") == ["9.00 USD", "0.00 USD", "0.00 USD"]
+    assert (
+        "Projected from the average of this billing period's 3 complete days (1 Nov – 3 Nov 2025)"
+        in page
+    )
 
 
 def test_billing_page(signed_in, client):
     page = text(client.get("/billing"))
     # Nov 1..30, day 20 of 30: 34 identifications at Starter's 0.10 = 3.40 USD;
-    # projected 34 * 30 / 20 = 51 identifications = 5.10 USD.
+    # projected as on Credits: 29 + 5 + 10 x 13/7 = 52.57 -> 53 identifications = 5.30 USD.
     assert kpis(page)["identifications"] == 34
-    assert kpis(page)["projectedIdentifications"] == 51
-    assert "3.40 USD" in page and "5.10 USD" in page
+    assert kpis(page)["projectedIdentifications"] == 53
+    assert "3.40 USD" in page and "5.30 USD" in page
     assert cells(page, "amount") == ["3.40 USD", "0.00 USD", "0.00 USD"]
-    assert cells(page, "projectedAmount") == ["5.10 USD", "0.00 USD", "0.00 USD"]
+    assert cells(page, "projectedAmount") == ["5.30 USD", "0.00 USD", "0.00 USD"]
+    assert "Projected from the average of the last 7 complete days (13 Nov – 19 Nov 2025)." in page
     # Periods since the partner was created (Sep 1), newest first.
     assert re.findall(r'<tr data-period-start="([^"]+)">', page) == [
         "2025-11-01",

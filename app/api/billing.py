@@ -31,8 +31,9 @@ def billing() -> BillingOut:
 def billing_usage() -> BillingUsageOut:
     """The current billing period: usage, estimated cost by tier, and the projection.
 
-    The projection extends the average daily identifications so far (today counted as a
-    whole day) over the whole period.
+    The projection (billing.projection, named by projectionMethod) counts the period's
+    complete days as used, then the average of its last 7 complete days (or of its 1-6
+    complete days) for today and each day after; null before the first complete day.
     """
     partner = current_partner()
     return BillingUsageOut.model_validate(

@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 
 from .. import metrics, reports
 from ..accounts import MAX_CREDITS
+from ..billing import ProjectionMethod
 from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY, TYPE_RE
 from ..metrics import ORG_SORTS
 from ..periods import MAX_SPAN_DAYS
@@ -736,8 +737,17 @@ class BillingUsageOut(PeriodUsage, PartnerOwned):
 
     days_elapsed: int
     days_in_period: int
-    projected_identifications: int = Field(description="the whole period at the current daily rate")
-    projected_cost: Money
+    projected_identifications: int | None = Field(
+        description="the whole period: identifications of its complete days, then the "
+        "projectionMethod's daily average for today (or today so far when more) and each "
+        "day after; null for insufficient_data"
+    )
+    projected_cost: Money | None = Field(description="the graduated cost of the projection")
+    projection_method: ProjectionMethod = Field(
+        description="last_7_complete_days: the average of the last 7 complete days; "
+        "period_average: of the period's 1-6 complete days; insufficient_data: no "
+        "complete day yet (projections null)"
+    )
 
 
 class CalculateOut(Out):

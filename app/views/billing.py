@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 from .. import billing, charts, metrics
 from ..exports import table_csv
 from .dashboard import current_partner
-from .period import carry_range
+from .period import partner_keeping_range
 
 bp = Blueprint("billing", __name__)
 
@@ -41,31 +41,28 @@ def _cell(value: object) -> object:
 
 @bp.get("/billing")
 def index() -> str:
-    """Show the billing settings, this period's usage and cost, and the past periods."""
-    partner = current_partner()
-    carry_range(partner)
+    """Show the billing settings, this period's usage, cost and projection, and past periods."""
+    partner = partner_keeping_range()
     info = billing.billing_info(partner)
     usage = billing.current_usage(partner)
-    projected = billing.calculate(partner, usage.projected_identifications)
+    ahead = usage.projected_identifications
+    # The projection's cost by tier; None before the period has a complete day.
+    later = None if ahead is None else billing.calculate(partner, ahead).breakdown
     tiers = [
-        {"band": band, "now": now, "later": later}
-        for band, now, later in zip(
-            info.pricing_tiers, usage.cost_breakdown, projected.breakdown, strict=True
-        )
+        {"band": band, "now": now, "later": later[i] if later else None}
+        for i, (band, now) in enumerate(zip(info.pricing_tiers, usage.cost_breakdown, strict=True))
     ]
     periods = billing.past_periods(partner)
     figures = {}
     if metrics.data_freshness(partner) is not None:
         figures["periods"] = charts.billing_periods(periods)
-        figures["tiers"] = charts.cost_by_tier(
-            usage.cost_breakdown, projected.breakdown, partner.currency
-        )
+        figures["tiers"] = charts.cost_by_tier(usage.cost_breakdown, later, partner.currency)
     return render_template(
         "billing/index.html",
         partner=partner,
         info=info,
         usage=usage,
-        projected=projected,
+        projection=usage.projection,
         tiers=tiers,
         periods=periods,
         figures=figures,

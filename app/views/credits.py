@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, render_template
 
 from .. import billing, charts, metrics
-from ..periods import Period, local_today
-from .dashboard import current_partner
-from .period import carry_range
+from ..periods import Period
+from .period import partner_keeping_range
 
 bp = Blueprint("credits", __name__)
 
@@ -18,35 +15,30 @@ OVER_ALLOCATION_SHARE = 80
 
 @bp.get("/credits")
 def index() -> str:
-    """Show the current billing period's pool figures and forecast."""
-    partner = current_partner()
-    carry_range(partner)
+    """Show the current billing period's pool figures and its projection."""
+    partner = partner_keeping_range()
     pool = metrics.pool_status(partner)
-    forecast = billing.forecast_runout(partner)
-    today = local_today(partner.timezone)
-    window = Period(today - timedelta(days=forecast.days_counted - 1), today)
-    window_total = metrics.credits_used(partner, window)
+    ahead = billing.projection(partner)
+    window = ahead.window  # the complete days the burn rate averages (None: none yet)
+    window_total = ahead.window_credits
     # Each organization with its share (%) of the credits used in the window.
     drivers = [
         (item, round(item.credits_used * 100 / window_total, 1) if window_total else None)
-        for item in metrics.top_organizations(partner, window, limit=10)
+        for item in (metrics.top_organizations(partner, window, limit=10) if window else [])
     ]
-    so_far = metrics.cumulative_credits(partner, Period(forecast.period.start, today))
+    so_far = metrics.cumulative_credits(partner, Period(ahead.period.start, ahead.today))
     figure = None
     if metrics.data_freshness(partner) is not None:
-        figure = charts.pool_burn(
-            so_far, partner.credit_pool_total, forecast.period, today, forecast.daily_rate
-        )
+        figure = charts.pool_burn(so_far, ahead)
     return render_template(
         "credits/index.html",
         partner=partner,
         pool=pool,
-        forecast=forecast,
+        projection=ahead,
         window=window,
         window_total=window_total,
         drivers=drivers,
         figure=figure,
-        today=today,
         over=metrics.organizations_over_allocation(partner, OVER_ALLOCATION_SHARE),
         share=OVER_ALLOCATION_SHARE,
         unallocated=pool.credit_pool_total - pool.credit_pool_allocated,

@@ -10,6 +10,7 @@ from flask import g, request
 from ..forms import DateRangeForm
 from ..models import Partner
 from ..periods import PRESETS, Period, auto_granularity, local_today, preset_period
+from .dashboard import current_partner
 
 PERIOD_KEYS = ("preset", "startDate", "endDate")
 # What a page with a period shows when its URL names none (or names an invalid one): a
@@ -92,9 +93,12 @@ def resolve_range(partner: Partner, default: Period | None = None) -> RangeState
     )
 
 
-def carry_range(partner: Partner) -> None:
-    """Keep a valid period from the URL in the navigation links of a page without a form."""
+def partner_keeping_range() -> Partner:
+    """Return the signed-in partner of a page without a period form, keeping a valid
+    period from the URL in the page's navigation links."""
+    partner = current_partner()
     resolve_range(partner)
+    return partner
 
 
 def nav_args() -> dict[str, Any]:
