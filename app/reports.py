@@ -15,10 +15,11 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from . import metrics
+from . import billing, metrics
 from .errors import AppError
 from .extensions import db
 from .metrics import ByType, SeriesPoint, Summary, TypeUsage
@@ -335,6 +336,8 @@ class MonthReport:
     active_without_identifications: list[IdleOrganization]
     billing_periods: list[BillingOverlap]
     late_data: LateData
+    estimated_cost: Decimal | None
+    currency: str
 
 
 def _share(part: int, total: int) -> float | None:
@@ -387,6 +390,12 @@ def month_report(partner: Partner, year: int, month: int) -> MonthReport:
         active_without_identifications=idle,
         billing_periods=_billing_overlap(partner, full, period),
         late_data=_late_data(partner, period, next_first, complete, current),
+        # The month's cost only when the month is a billing period: priced alone, a part
+        # of a billing period would be priced at the wrong tiers.
+        estimated_cost=billing.period_usage(partner, full, today).estimated_cost
+        if partner.billing_period == "monthly" and partner.billing_day_of_month == 1
+        else None,
+        currency=partner.currency,
     )
 
 

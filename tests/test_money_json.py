@@ -135,10 +135,11 @@ def test_billing_periods_costs_are_numbers(money):
     )
 
 
-def test_report_answers_carry_no_money_as_text(money):
-    """The reports count credits, not money: no amount appears, as text or otherwise."""
-    for url in ("/api/v1/partner/reports", "/api/v1/partner/reports/2025-11"):
-        assert money_values(money(url)) == {}
+def test_report_money_is_the_billing_periods_number(money):
+    """The month's cost (billing day 1: the month is the billing period) is a number, the
+    same 1.76 as November's billing period above; the list of months carries no money."""
+    assert money_values(money("/api/v1/partner/reports")) == {}
+    assert_numbers(money("/api/v1/partner/reports/2025-11"), {"estimatedCost": 1.76})
 
 
 def test_the_document_says_money_is_a_number(client):

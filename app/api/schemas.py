@@ -1007,6 +1007,10 @@ class ReportOut(Out):
     data_received_through: Timestamp | None = Field(
         description="when the newest event was received"
     )
+    estimated_cost: Money | None = Field(
+        description="the month's cost under the pricing tiers when the billing period is the "
+        "calendar month (billing day 1, monthly); null otherwise"
+    )
     previous_month: Month = Field(description="the month the comparison period is in")
     previous_start_date: DateStr = Field(
         description="the comparison period (spec §4): the month before a closed month; "

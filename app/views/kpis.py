@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic.alias_generators import to_camel
 
 # field of metrics.Summary: (label, definition over a chosen period, over a calendar month).
@@ -45,39 +47,73 @@ KPI_TEXTS = {
     "total_events": ("Events", "number of events in the period", "number of events in the month"),
 }
 
-# The overview leads with the organizations, the report with what the month consumed.
-OVERVIEW_ORDER = (
-    "total_organizations",
-    "active_organizations",
+# One order for every page that shows these figures (issue 14, item 7): a headline row —
+# identifications (which are the credits used: one card says both), credits remaining,
+# the cost of the billing period so far, active organizations — then the rest. A page
+# shows the cards of the figures it has, in this order.
+ORDER = (
     "total_identifications",
-    "credits_used",
     "credits_remaining",
+    "estimated_cost",
+    "active_organizations",
+    "total_organizations",
     "organizations_with_activity",
     "total_quantity",
     "total_events",
 )
-REPORT_ORDER = (
-    "total_identifications",
-    "credits_used",
-    "credits_remaining",
-    "total_events",
-    "total_quantity",
-    "organizations_with_activity",
-    "total_organizations",
-    "active_organizations",
+HEADLINE = frozenset(ORDER[:4])
+# Figures whose rise is neither good nor bad news: their change is drawn in a neutral
+# colour (credits remaining fall as the period passes; cost follows usage).
+NEUTRAL = frozenset({"credits_used", "credits_remaining", "estimated_cost"})
+# A figure equal to another by definition, shown inside that figure's card.
+ALSO = {"total_identifications": "credits_used"}
+ALSO_TEXT = {"credits_used": "credits used (one per identification)"}
+COST_TEXTS = (
+    "Cost this billing period",
+    "estimated from the pricing tiers, for the billing period so far",
+    "estimated from the pricing tiers, for the month (the billing period)",
 )
 
 
-def cards(order: tuple[str, ...], month: bool = False) -> tuple[tuple[str, str, str, str], ...]:
-    """Return (field, key, label, definition) per card in order, over a month or a period.
+@dataclass(frozen=True)
+class Card:
+    """One KPI card: a summary figure (or the cost), how it is named, and how it is drawn."""
 
-    The key is the figure's API name (camelCase), which the page shows as data-metric.
-    """
-    return tuple(
-        (name, to_camel(name), KPI_TEXTS[name][0], KPI_TEXTS[name][2 if month else 1])
-        for name in order
-    )
+    field: str
+    key: str  # the figure's API name (camelCase), which the page shows as data-metric
+    label: str
+    help: str
+    headline: bool
+    neutral: bool
+    also: str | None = None
+    also_key: str | None = None
+    also_text: str | None = None
 
 
-OVERVIEW_KPIS = cards(OVERVIEW_ORDER)
-REPORT_KPIS = cards(REPORT_ORDER, month=True)
+def cards(fields: tuple[str, ...] = ORDER, month: bool = False) -> tuple[Card, ...]:
+    """Return the cards of the given figures in ORDER, worded for a month or a period."""
+    out = []
+    for name in ORDER:
+        if name not in fields:
+            continue
+        label, over_period, over_month = COST_TEXTS if name == "estimated_cost" else KPI_TEXTS[name]
+        also = ALSO.get(name)
+        out.append(
+            Card(
+                field=name,
+                key=to_camel(name),
+                label=label,
+                help=over_month if month else over_period,
+                headline=name in HEADLINE,
+                neutral=name in NEUTRAL,
+                also=also,
+                also_key=to_camel(also) if also else None,
+                also_text=ALSO_TEXT[also] if also else None,
+            )
+        )
+    return tuple(out)
+
+
+OVERVIEW_KPIS = cards()
+REPORT_KPIS = cards(month=True)
+ORGANIZATION_KPIS = cards(("total_identifications", "total_quantity", "total_events"))

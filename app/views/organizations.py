@@ -13,6 +13,7 @@ from ..exports import table_csv
 from ..forms import AllocationForm, OrganizationFilterForm
 from ..models import Organization, Partner
 from .dashboard import current_partner
+from .kpis import ORGANIZATION_KPIS
 from .period import RangeState, resolve_range
 
 bp = Blueprint("organizations", __name__)
@@ -122,6 +123,7 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
         "previous": previous,
         "previous_period": previous_period,
         "compared": compared,
+        "kpis": ORGANIZATION_KPIS,
         "change": metrics.compare(current, previous),
         "figures": figures,
         "allocations": accounts.allocation_history(org),

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from flask import Blueprint, render_template, url_for
 
-from .. import charts, metrics
-from ..periods import local_today
+from .. import billing, charts, metrics
+from ..models import Partner
+from ..periods import Period, current_billing_period, local_today
 from .dashboard import current_partner
 from .kpis import OVERVIEW_KPIS
 from .period import resolve_range
 
 bp = Blueprint("overview", __name__)
+
+
+def _billing_period_cards(partner: Partner, shown: Period) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return the cost card of the billing period so far, and the reset note of the credits
+    remaining card when the period shown ends in the current billing period."""
+    today = local_today(partner.timezone)
+    bp = current_billing_period(partner)
+    usage = billing.period_usage(partner, bp, today)
+    cost = {
+        "amount": usage.estimated_cost,
+        "currency": usage.currency,
+        "period": Period(bp.start, today),
+        "so_far": today < bp.end,
+    }
+    notes = {}
+    if bp.start <= shown.end and shown.end >= today:
+        reset = bp.end + timedelta(days=1)
+        days = (reset - today).days
+        unit = "day" if days == 1 else "days"
+        notes["credits_remaining"] = (
+            f"The pool resets on {reset.day} {reset:%b %Y}, in {days} {unit}."
+        )
+    return cost, notes
 
 
 @bp.get("/")
@@ -21,6 +48,7 @@ def index() -> str:
     period = state.period
     comparison = metrics.summary_with_comparison(partner, period)
     previous_period = comparison.previous_period
+    cost, notes = _billing_period_cards(partner, period)
     has_orgs = (
         metrics.organization_counts(partner, local_today(partner.timezone)).total_organizations > 0
     )
@@ -52,6 +80,8 @@ def index() -> str:
         state=state,
         comparison=comparison,
         kpis=OVERVIEW_KPIS,
+        cost=cost,
+        notes=notes,
         figures=figures,
         usage=usage,
         top=top,

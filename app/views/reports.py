@@ -59,6 +59,14 @@ def month(month: str) -> Any:
         kpis=REPORT_KPIS,
         previous_period=compared.previous,
         compared=compared,
+        cost={
+            "amount": report.estimated_cost,
+            "currency": report.currency,
+            "period": Period(start, report.through_date),
+            "so_far": not report.complete,
+        }
+        if report.estimated_cost is not None
+        else None,
         figure=charts.report_daily(report.daily) if has_usage else None,
         newer=newer if newer in months else None,
         older=older if older in months else None,
