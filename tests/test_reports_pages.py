@@ -290,3 +290,16 @@ def test_page_csv_json_api_and_cli_agree(signed_in, client, api_key, runner):
     assert dashboard_json["organizations"] == api_json["organizations"] == cli_json["organizations"]
     assert dashboard_json["lateData"] == api_json["lateData"] == cli_json["lateData"]
     assert dashboard_json["daily"] == api_json["daily"] == cli_json["daily"]
+
+
+def test_an_organization_opens_for_the_reports_month(signed_in, client):
+    """A drill-down keeps the period: Alpha from the October report opens on 1-31 Oct."""
+    page = text(client.get(f"/reports/{MONTH}"))
+    link = re.search(r'<a href="([^"]+)" data-org-link>Alpha</a>', page)
+    assert link, "Alpha links to its page"
+    href = html.unescape(link.group(1))
+    assert href.endswith("?startDate=2025-10-01&endDate=2025-10-31")
+    org_page = text(client.get(href))
+    # Alpha's October identifications: e2 7 + e3 3 + late1 2 (e4 is a page view).
+    assert kpis(org_page)["totalIdentifications"] == 12
+    assert 'class="pill is-active"' not in org_page  # a custom period: no preset is lit
