@@ -9,11 +9,11 @@ the figures with |tojson as they are.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .periods import Period
+from .periods import Period, bucket_length
 
 if TYPE_CHECKING:
     from .billing import BillingPeriodRow, CostLine, Projection
@@ -28,7 +28,9 @@ RED = "#dc2626"
 INK = "#1e293b"
 GRID = "#e2e8f0"
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
-GRANULARITY_WORD = {"day": "day", "week": "week", "month": "month"}
+# One date format on every axis and in every tooltip: '3 Nov 2025', as the pages write dates.
+DATE_TICKS = "%-d %b %Y"
+DAY_MS = 86_400_000
 
 
 def label(text: str | None) -> str:
@@ -81,16 +83,83 @@ def _x_range(period: Period) -> list[str]:
     ]
 
 
+def _bucket_axis(period: Period) -> dict[str, Any]:
+    """Return the date axis of bars drawn over their buckets' days (_bucket_centres): from
+    the first day's start to the last day's end."""
+    axis = _date_axis()
+    axis["range"] = [f"{period.start} 00:00", f"{period.end + timedelta(days=1)} 00:00"]
+    return axis
+
+
 def _date_axis(period: Period | None = None) -> dict[str, Any]:
     """Return the date x-axis of the time charts (over the period, when given)."""
     axis: dict[str, Any] = {
         "type": "date",
+        "tickformat": DATE_TICKS,
         "gridcolor": GRID,
         "linecolor": GRID,
         "fixedrange": True,
     }
     if period is not None:
         axis["range"] = _x_range(period)
+    return axis
+
+
+def _day(day: date) -> str:
+    """Write a date as every page does: '3 Nov 2025' (views/filters.fmt_day)."""
+    return f"{day.day} {day:%b %Y}"
+
+
+def _span(period: Period) -> str:
+    return f"{_day(period.start)} – {_day(period.end)}"
+
+
+def _bucket_text(point: SeriesPoint, granularity: str) -> str:
+    """Name a bucket for a tooltip: the day, 'week of 3 Nov 2025' or 'Nov 2025', and say
+    when it is partial ('partial: 3 of 7 days')."""
+    if granularity == "day":
+        text = _day(point.date)
+    elif granularity == "week":
+        text = f"week of {_day(point.date)}"
+    else:
+        text = f"{point.date:%b %Y}"
+    if point.partial:
+        whole = bucket_length(point.date, granularity)
+        text += " (today, so far)" if whole == 1 else f" (partial: {point.days} of {whole} days)"
+    return text
+
+
+def _change_text(current: int, previous: int | None) -> str:
+    if previous is None:
+        return "no bucket to compare"
+    if previous == 0:
+        return "n/a (previous 0)" if current else "±0 %"
+    percent = (current - previous) * 100 / previous
+    if percent == 0:
+        return "±0 %"
+    return f"{'+' if percent > 0 else '−'}{abs(percent):,.1f} %"
+
+
+def _bucket_centres(series: list[SeriesPoint], period: Period) -> tuple[list[str], list[int]]:
+    """Return each bucket's middle (an ISO moment) and a bar width (ms) of 85 % of its days,
+    so that a week's bar spans its week and a clipped bucket's bar is narrower."""
+    starts = [p.date for p in series]
+    ends = [*starts[1:], period.end + timedelta(days=1)][: len(starts)]
+    centres, widths = [], []
+    for start, end in zip(starts, ends, strict=True):
+        days = (end - start).days
+        middle = datetime.combine(start, time()) + timedelta(hours=12 * days)
+        centres.append(middle.isoformat(sep=" ", timespec="minutes"))
+        widths.append(int(days * DAY_MS * 0.85))
+    return centres, widths
+
+
+def count_axis(values: list[int]) -> dict[str, Any]:
+    """Return a y-axis of whole counts: ticks on whole numbers even when every value is
+    small (plotly would put 0, 0.2, 0.4 ... and write each as 0 or 1)."""
+    axis = dict(_layout()["yaxis"])
+    if max(values, default=0) < 5:
+        axis.update(dtick=1, range=[0, max(max(values, default=0), 1) * 1.1])
     return axis
 
 
@@ -103,48 +172,61 @@ def series_over_time(
     key: str = "identifications",
     name: str = "Identifications",
 ) -> dict[str, Any]:
-    """Return a line of key per bucket, with the previous equal period overlaid (dashed).
+    """Return bars of key per bucket, with the comparable period's as a dotted line.
 
-    The previous period runs on a hidden second date axis spanning its own dates, so its
-    buckets line up day for day with the current ones.
+    The previous period is aligned by bucket index: its first bucket is drawn over the
+    current first bucket, and so on. A partial bucket (clipped by the period, or still
+    running) is drawn hatched and lighter. One tooltip per bucket gives the value, the
+    previous period's bucket and the change.
     """
-    word = GRANULARITY_WORD[granularity]
-    before = {
-        "type": "scatter",
-        "x": [p.date.isoformat() for p in previous],
-        "y": [getattr(p, key) for p in previous],
-        "name": f"Previous period ({previous_period.start:%d %b %Y} – "
-        f"{previous_period.end:%d %b %Y})",
-        "xaxis": "x2",
-        "mode": "lines",
-        "line": {"color": GREY, "width": 2, "dash": "dot"},
-        "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} (previous, per {word})<extra></extra>",
-    }
+    before = [getattr(p, key) for p in previous]
+    values = [getattr(p, key) for p in series]
+    x, widths = _bucket_centres(series, period)
+    custom = []
+    for i, point in enumerate(series):
+        earlier = previous[i] if i < len(previous) else None
+        custom.append(
+            [
+                _bucket_text(point, granularity),
+                f"{before[i]:,}" if earlier else "—",
+                _bucket_text(earlier, granularity) if earlier else "",
+                _change_text(values[i], before[i] if earlier else None),
+            ]
+        )
     now = {
+        "type": "bar",
+        "x": x,
+        "y": values,
+        "name": f"{name} ({_span(period)})",
+        "width": widths,
+        "marker": {
+            "color": BLUE,
+            "opacity": [0.45 if p.partial else 1 for p in series],
+            "pattern": {"shape": ["/" if p.partial else "" for p in series], "fgcolor": INK},
+        },
+        "customdata": custom,
+        "hovertemplate": f"<b>%{{customdata[0]}}</b><br>{name}: %{{y:,}}"
+        "<br>Previous period, %{customdata[2]}: %{customdata[1]}"
+        "<br>Change: %{customdata[3]}<extra></extra>",
+    }
+    shown_before = before[: len(series)]
+    line = {
         "type": "scatter",
-        "x": [p.date.isoformat() for p in series],
-        "y": [getattr(p, key) for p in series],
-        "name": f"{name} ({period.start:%d %b %Y} – {period.end:%d %b %Y})",
-        "mode": "lines+markers" if len(series) <= 62 else "lines",
-        "line": {"color": BLUE, "width": 2.5},
-        "marker": {"size": 5},
-        "fill": "tozeroy",
-        "fillcolor": BLUE_FILL,
-        "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} per {word}<extra></extra>",
+        "x": x[: len(shown_before)],
+        "y": shown_before,
+        "name": f"Previous period ({_span(previous_period)})",
+        "mode": "lines+markers",
+        "line": {"color": GREY, "width": 2, "dash": "dot"},
+        "marker": {"color": GREY, "size": 4},
+        "hoverinfo": "skip",
     }
     return _figure(
-        [before, now],
+        [now, line],
         _legend_layout(
             left=56,
             hovermode="closest",
-            xaxis=_date_axis(period),
-            xaxis2={
-                "type": "date",
-                "range": _x_range(previous_period),
-                "overlaying": "x",
-                "visible": False,
-                "fixedrange": True,
-            },
+            xaxis=_bucket_axis(period),
+            yaxis=count_axis(values + shown_before),
         ),
     )
 
@@ -161,7 +243,7 @@ def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
         "line": {"color": BLUE, "width": 2.5, "shape": "hv"},
         "fill": "tozeroy",
         "fillcolor": BLUE_FILL,
-        "hovertemplate": "%{x|%d %b %Y}: %{y:,} used this billing period<extra></extra>",
+        "hovertemplate": "%{x|%-d %b %Y}: %{y:,} used this billing period<extra></extra>",
     }
     limit = {
         "type": "scatter",
@@ -174,27 +256,36 @@ def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
     }
     return _figure(
         [used, limit],
-        _legend_layout(hovermode="x unified"),
+        _legend_layout(hovermode="x unified", xaxis=_date_axis()),
     )
 
 
-def organizations_with_activity(series: list[SeriesPoint], granularity: str) -> dict[str, Any]:
+def organizations_with_activity(
+    series: list[SeriesPoint], granularity: str, period: Period
+) -> dict[str, Any]:
     """Return a bar per bucket: how many organizations had at least one event."""
-    word = GRANULARITY_WORD[granularity]
+    values = [p.organizations_with_activity for p in series]
+    centres, widths = _bucket_centres(series, period)
     bars = {
         "type": "bar",
-        "x": [p.date.isoformat() for p in series],
-        "y": [p.organizations_with_activity for p in series],
-        "marker": {"color": TEAL},
-        "hovertemplate": f"%{{x|%d %b %Y}}: %{{y:,}} organizations active that {word}"
+        "x": centres,
+        "y": values,
+        "width": widths,
+        "marker": {
+            "color": TEAL,
+            "opacity": [0.45 if p.partial else 1 for p in series],
+            "pattern": {"shape": ["/" if p.partial else "" for p in series], "fgcolor": INK},
+        },
+        "customdata": [[_bucket_text(p, granularity)] for p in series],
+        "hovertemplate": "<b>%{customdata[0]}</b><br>%{y:,} organizations with activity"
         "<extra></extra>",
     }
     return _figure(
         [bars],
         _layout(
             hovermode="closest",
-            bargap=0.25,
-            xaxis=_date_axis(),
+            xaxis=_bucket_axis(period),
+            yaxis=count_axis(values),
         ),
     )
 
@@ -252,6 +343,7 @@ def _horizontal_bars(
         "marker": {"color": color},
         "text": [f"{v:,}" for v in values],
         "textposition": "auto",
+        "textangle": 0,
         "customdata": customdata,
         "hovertemplate": hovertemplate,
     }
@@ -272,6 +364,8 @@ def _horizontal_bars(
                 "rangemode": "tozero",
                 "fixedrange": True,
                 "tickformat": ",d",
+                "tickangle": 0,
+                "nticks": 4,
             },
         ),
     )
@@ -298,7 +392,7 @@ def pool_burn(points: list[CreditPoint], projection: Projection) -> dict[str, An
         "line": {"color": BLUE, "width": 2.5},
         "fill": "tozeroy",
         "fillcolor": BLUE_FILL,
-        "hovertemplate": "%{x|%d %b %Y}: %{y:,} used<extra></extra>",
+        "hovertemplate": "%{x|%-d %b %Y}: %{y:,} used<extra></extra>",
     }
     traces = [used]
     line = projection.line()
@@ -311,7 +405,7 @@ def pool_burn(points: list[CreditPoint], projection: Projection) -> dict[str, An
                 "name": f"Projected ({projection.daily_rate:,.2f} per day)",
                 "mode": "lines",
                 "line": {"color": AMBER, "width": 2, "dash": "dot"},
-                "hovertemplate": "%{x|%d %b %Y}: %{y:,} projected<extra></extra>",
+                "hovertemplate": "%{x|%-d %b %Y}: %{y:,} projected<extra></extra>",
             }
         )
     limit = {
@@ -341,7 +435,7 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
             [r.billing_period_end.isoformat(), f"{float(r.estimated_cost):,.2f} {r.currency}"]
             for r in ordered
         ],
-        "hovertemplate": "%{x|%d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
+        "hovertemplate": "%{x|%-d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
         "%{customdata[1]}<extra></extra>",
     }
     return _figure(
@@ -413,8 +507,13 @@ def report_daily(daily: list[SeriesPoint]) -> dict[str, Any]:
         "x": days,
         "y": [p.identifications for p in daily],
         "name": "Identifications per day (= credits used)",
-        "marker": {"color": BLUE},
-        "hovertemplate": "%{x|%d %b %Y}: %{y:,} identifications<extra></extra>",
+        "marker": {
+            "color": BLUE,
+            "opacity": [0.45 if p.partial else 1 for p in daily],
+            "pattern": {"shape": ["/" if p.partial else "" for p in daily], "fgcolor": INK},
+        },
+        "customdata": [[_bucket_text(p, "day")] for p in daily],
+        "hovertemplate": "<b>%{customdata[0]}</b><br>%{y:,} identifications<extra></extra>",
     }
     line = {
         "type": "scatter",
@@ -424,7 +523,7 @@ def report_daily(daily: list[SeriesPoint]) -> dict[str, Any]:
         "yaxis": "y2",
         "mode": "lines",
         "line": {"color": AMBER, "width": 2},
-        "hovertemplate": "%{x|%d %b %Y}: %{y:,} credits so far<extra></extra>",
+        "hovertemplate": "%{x|%-d %b %Y}: %{y:,} credits so far<extra></extra>",
     }
     # Its own layout, not _layout(): a fixed print size and a second axis on the right.
     layout = {
@@ -439,7 +538,7 @@ def report_daily(daily: list[SeriesPoint]) -> dict[str, Any]:
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         "hovermode": "closest",
         "bargap": 0.2,
-        "xaxis": {"type": "date", "gridcolor": GRID, "fixedrange": True, "tickformat": "%d %b"},
+        "xaxis": {"type": "date", "gridcolor": GRID, "fixedrange": True, "tickformat": DATE_TICKS},
         "yaxis": {
             "title": {"text": "per day"},
             "gridcolor": GRID,

@@ -42,6 +42,7 @@ from .periods import (
     billing_period,
     buckets,
     comparison,
+    counted_days,
     current_billing_period,
     day_end_utc,
     decompose,
@@ -149,9 +150,12 @@ class SeriesTotals(OrgFigures):
 
 @dataclass(frozen=True, slots=True)
 class SeriesPoint(SeriesTotals):
-    """The figures of one bucket of a series, dated by its start clipped to the period."""
+    """The figures of one bucket of a series, dated by its start clipped to the period;
+    days it counts (through today) and whether it is partial (periods.counted_days)."""
 
     date: date
+    days: int
+    partial: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,9 +546,9 @@ def timeseries(
     organization_id: str | None = None,
 ) -> list[SeriesPoint]:
     """Return one point per bucket (zeros included), each dated by its clipped start."""
-    sums: dict[date, tuple[int, int, int]] = {
-        b.start: (0, 0, 0) for b in buckets(period, granularity)
-    }
+    spans = buckets(period, granularity)
+    sums: dict[date, tuple[int, int, int]] = {b.start: (0, 0, 0) for b in spans}
+    today = local_today(partner.timezone)
 
     def clip(raw: Any) -> date:
         return max(as_date(raw), period.start)
@@ -565,17 +569,23 @@ def timeseries(
     for raw, identifications, events, quantity in rows:
         sums[clip(raw)] = (_int(identifications), _int(events), _int(quantity))
     active = _active_by_bucket(partner.id, period, granularity, organization_id)
-    return [
-        SeriesPoint(
-            date=start,
-            identifications=identifications,
-            credits_used=identifications,
-            events=events,
-            quantity=quantity,
-            organizations_with_activity=active.get(start, 0),
+    points = []
+    for span in spans:
+        identifications, events, quantity = sums[span.start]
+        days, partial = counted_days(span, granularity, today)
+        points.append(
+            SeriesPoint(
+                date=span.start,
+                identifications=identifications,
+                credits_used=identifications,
+                events=events,
+                quantity=quantity,
+                organizations_with_activity=active.get(span.start, 0),
+                days=days,
+                partial=partial,
+            )
         )
-        for start, (identifications, events, quantity) in sums.items()
-    ]
+    return points
 
 
 def _active_by_bucket(

@@ -478,6 +478,20 @@ def buckets(period: Period, granularity: str) -> list[Period]:
     return result
 
 
+def bucket_length(day: date, granularity: str) -> int:
+    """Return how many days the whole (unclipped) bucket holding day has."""
+    start = bucket_start(day, granularity)
+    return (bucket_end(start, granularity) - start).days + 1
+
+
+def counted_days(bucket: Period, granularity: str, today: date) -> tuple[int, bool]:
+    """Return the days of a clipped bucket counted through today, and whether the bucket
+    is partial: clipped by its period, or not over yet (spec §4, timeseries)."""
+    days = max(0, (min(bucket.end, today) - bucket.start).days + 1)
+    whole = bucket.days == bucket_length(bucket.start, granularity)
+    return days, not whole or bucket.end >= today
+
+
 ROLLUP_GRAINS = ("month", "week")
 
 

@@ -308,7 +308,7 @@ def test_usage_of_a_type_nobody_sent_is_zero(world):
 # --- timeseries -------------------------------------------------------------------------
 
 
-def _point(day, ident=0, events=0, quantity=0, orgs=0):
+def _point(day, ident=0, events=0, quantity=0, orgs=0, days=1, partial=False):
     return {
         "date": day,
         "identifications": ident,
@@ -316,6 +316,8 @@ def _point(day, ident=0, events=0, quantity=0, orgs=0):
         "events": events,
         "quantity": quantity,
         "organizationsWithActivity": orgs,
+        "days": days,
+        "partial": partial,
     }
 
 
@@ -386,11 +388,12 @@ def test_timeseries_by_week_starts_on_monday_clipped_to_the_period(world):
         "/api/v1/partner/analytics/timeseries?startDate=2025-09-24"
         "&endDate=2025-10-08&granularity=week"
     )
-    # Mondays: 09-22, 09-29, 10-06. The first bucket is clipped to start on 09-24.
+    # Mondays: 09-22, 09-29, 10-06. The first bucket is clipped to start on 09-24 (Wed-Sun,
+    # 5 days) and the last to end on 10-08 (3 days): both partial.
     assert body["points"] == [
-        _point("2025-09-24", 10, 1, 10, 1),  # e1 (09-25)
-        _point("2025-09-29", 5, 2, 8, 1),  # e2 + e3 (10-02)
-        _point("2025-10-06", 20, 2, 21, 1),  # e4 + e5 (Beta)
+        _point("2025-09-24", 10, 1, 10, 1, days=5, partial=True),  # e1 (09-25)
+        _point("2025-09-29", 5, 2, 8, 1, days=7),  # e2 + e3 (10-02)
+        _point("2025-10-06", 20, 2, 21, 1, days=3, partial=True),  # e4 + e5 (Beta)
     ]
 
 
@@ -402,9 +405,10 @@ def test_timeseries_by_month_for_one_organization(world):
     )
     assert body["organizationId"] == beta
     assert body["points"] == [
-        _point("2025-08-15"),  # clipped to the period's start
-        _point("2025-09-01"),
-        _point("2025-10-01", 20, 2, 21, 1),  # e4 20 ident + e5 1 session
+        _point("2025-08-15", days=17, partial=True),  # clipped to the period's start
+        _point("2025-09-01", days=30),
+        # e4 20 ident + e5 1 session; October through today (the 20th) is still running.
+        _point("2025-10-01", 20, 2, 21, 1, days=20, partial=True),
     ]
     assert body["totals"] == {
         "identifications": 20,

@@ -224,11 +224,14 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
     page.click(".range-form button[type=submit]")
     w.settle()
     assert query(page.url) == "startDate=2025-09-01&endDate=2025-09-30"
+    # September against August (31 days): August's first 30 days are drawn over
+    # September's, by bucket index.
     assert w.points()["identifications"] == [30, 30]
     assert page.locator("a[data-preset].is-active").count() == 0
 
-    # Weekly: Sep 1, 2025 is a Monday: Sep 1, 8, 15, 22, 29 = 5 buckets. Previous
-    # Aug 2 (Sat) .. Aug 31: the partial week Aug 2-3, then Aug 4, 11, 18, 25 = 5.
+    # Weekly: Sep 1, 2025 is a Monday: Sep 1, 8, 15, 22, 29 = 5 buckets. Previous, a whole
+    # month before: Aug 1 (Fri) .. Aug 31: the partial week Aug 1-3, then Aug 4, 11, 18,
+    # 25 = 5, drawn bucket by bucket over September's.
     page.click("a[data-granularity=week]")
     w.settle()
     assert query(page.url) == "granularity=week&startDate=2025-09-01&endDate=2025-09-30"
@@ -255,6 +258,63 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
     page.click("a[data-nav=overview]")
     w.settle()
     assert query(page.url) == "startDate=2025-09-01&endDate=2025-09-30"
+    w.assert_clean()
+
+
+BAR_FILLS = """
+(name) => Array.from(document.querySelectorAll('#chart-' + name + ' .trace.bars .point path'))
+  .map(function (p) { return [getComputedStyle(p).fill.indexOf('url(') === 0,
+                              Number(getComputedStyle(p).opacity)]; })
+"""
+
+
+TIP_LINES = """
+(g) => Array.from(g.querySelectorAll('tspan.line')).map(function (t) { return t.textContent; })
+  .join('\\n')
+"""
+
+
+def test_partial_buckets_and_one_tooltip(chromium, server):
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    # Month to date by week, today Thu 20 Nov 2025: Sat 1 Nov (2 of 7 days), 3 Nov, 10 Nov,
+    # and 17 Nov (Mon-Thu, 4 of 7 days). The first and the last bar are hatched and lighter.
+    w.goto("/?preset=month_to_date&granularity=week")
+    assert w.points()["identifications"] == [4, 4]  # Oct 1-20 by week: 1, 6, 13, 20 Oct
+    fills = page.evaluate(BAR_FILLS, "identifications")
+    assert [hatched for hatched, _ in fills] == [True, False, False, True]
+    assert [opacity for _, opacity in fills] == [0.45, 1, 1, 0.45]
+    w.shot("partial-weeks")
+
+    # One tooltip says the bucket, its value, the previous period's bucket and the change.
+    page.locator("#chart-identifications").scroll_into_view_if_needed()
+    box = page.locator("#chart-identifications .trace.bars .point path").first.bounding_box()
+    assert box is not None
+    page.mouse.move(0, 0)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2, steps=8)
+    tip = page.locator("#chart-identifications .hoverlayer .hovertext")
+    tip.first.wait_for(timeout=5_000)
+    assert tip.count() == 1
+    text = tip.evaluate(TIP_LINES)
+    assert "week of 1 Nov 2025 (partial: 2 of 7 days)" in text
+    assert "Identifications:" in text and "Change:" in text
+    assert "Previous period, week of 1 Oct 2025 (partial: 5 of 7 days):" in text
+    w.shot("tooltip")
+
+    # A period without events says so instead of drawing an empty axis.
+    w.goto("/?startDate=2023-01-01&endDate=2023-01-31")
+    assert "identifications" not in w.points()
+    assert page.get_by_text("No events in this period or the one before.").count() == 1
+
+    # The report's organizations open on the report's month; Back returns to the report.
+    w.goto("/reports/2025-10")
+    page.locator("a[data-org-link]").first.click()
+    w.settle()
+    assert query(page.url) == "startDate=2025-10-01&endDate=2025-10-31"
+    page.go_back()
+    w.settle()
+    assert page.url.endswith("/reports/2025-10")
     w.assert_clean()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -39,17 +39,36 @@ def day_points(dates: list[str], **columns: list[Any]) -> list[Any]:
 
 MARCH_4_6 = Period(D(2025, 3, 4), D(2025, 3, 6))
 MARCH_1_3 = Period(D(2025, 3, 1), D(2025, 3, 3))
+# Today is 6 Mar: its day is partial.
 SERIES = day_points(
     ["2025-03-04", "2025-03-05", "2025-03-06"],
     identifications=[5, 0, 12],
     quantity=[7, 1, 20],
     organizations_with_activity=[2, 0, 3],
+    days=[1, 1, 1],
+    partial=[False, False, True],
 )
 PREVIOUS = day_points(
     ["2025-03-01", "2025-03-02", "2025-03-03"],
     identifications=[1, 2, 3],
     quantity=[4, 5, 6],
     organizations_with_activity=[1, 1, 1],
+    days=[1, 1, 1],
+    partial=[False, False, False],
+)
+# Weeks from Wed 1 Oct 2025 (clipped: 5 of 7 days), 6 Oct (whole) and 13 Oct (3 days so far).
+WEEKS = day_points(
+    ["2025-10-01", "2025-10-06", "2025-10-13"],
+    identifications=[10, 0, 4],
+    organizations_with_activity=[1, 0, 2],
+    days=[5, 7, 3],
+    partial=[True, False, True],
+)
+WEEKS_BEFORE = day_points(
+    ["2025-09-01", "2025-09-08"],
+    identifications=[8, 6],
+    days=[7, 7],
+    partial=[False, False],
 )
 BY_TYPE = {
     "page_view": TypeUsage(quantity=5000, events=5000),
@@ -131,6 +150,8 @@ MONTH_DAYS = day_points(
     identifications=[3, 0, 5],
     credits_used=[3, 0, 5],
     events=[4, 1, 2],
+    days=[1, 1, 1],
+    partial=[False, False, True],
 )
 
 
@@ -139,11 +160,14 @@ def every_figure() -> dict[str, dict[str, Any]]:
     return {
         "series": charts.series_over_time(SERIES, PREVIOUS, MARCH_4_6, MARCH_1_3, "day"),
         "series_empty": charts.series_over_time([], [], MARCH_4_6, MARCH_1_3, "month"),
+        "series_weeks": charts.series_over_time(
+            WEEKS, WEEKS_BEFORE, Period(D(2025, 10, 1), D(2025, 10, 15)), MARCH, "week"
+        ),
         "cumulative": charts.cumulative_credits(
             day_points(["2025-03-04", "2025-03-05"], cumulative_credits_used=[10, 25]), 1000
         ),
         "cumulative_empty": charts.cumulative_credits([], 1000),
-        "activity": charts.organizations_with_activity(SERIES, "week"),
+        "activity": charts.organizations_with_activity(SERIES, "week", MARCH_4_6),
         "types": charts.usage_by_type(BY_TYPE),
         "types_empty": charts.usage_by_type({}),
         "top": charts.top_organizations(TOP, TOP_LINKS),
@@ -208,61 +232,97 @@ def test_label_escapes_markup_plotly_would_read() -> None:
 
 def test_series_over_time_current_and_previous() -> None:
     fig = FIGURES["series"]
-    before, now = fig["data"]
-    assert [t["type"] for t in fig["data"]] == ["scatter", "scatter"]
-    assert now["x"] == ["2025-03-04", "2025-03-05", "2025-03-06"]
+    now, before = fig["data"]
+    assert [now["type"], before["type"]] == ["bar", "scatter"]
+    # Each bar stands over its bucket: a day's at its noon, 85 % of a day wide.
+    assert now["x"] == ["2025-03-04 12:00", "2025-03-05 12:00", "2025-03-06 12:00"]
+    assert now["width"] == [73_440_000] * 3  # 0.85 * 86,400,000 ms
     assert now["y"] == [5, 0, 12]
-    assert now["name"] == "Identifications (04 Mar 2025 – 06 Mar 2025)"
-    assert now["mode"] == "lines+markers"
-    assert now["fill"] == "tozeroy"
-    assert now["hovertemplate"] == "%{x|%d %b %Y}: %{y:,} per day<extra></extra>"
-    assert "xaxis" not in now  # the current period is on the visible axis
-    assert before["x"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    assert now["name"] == "Identifications (4 Mar 2025 – 6 Mar 2025)"
+    # Aligned by bucket index: the previous period's days are drawn over the current ones.
+    assert before["x"] == now["x"]
     assert before["y"] == [1, 2, 3]
-    assert before["name"] == "Previous period (01 Mar 2025 – 03 Mar 2025)"
-    assert before["xaxis"] == "x2"
+    assert before["name"] == "Previous period (1 Mar 2025 – 3 Mar 2025)"
     assert before["line"]["dash"] == "dot"
+    assert before["hoverinfo"] == "skip"  # one tooltip, the bar's, says both
+    # The tooltip: the bucket, its value, the previous bucket and the change.
+    assert now["hovertemplate"] == (
+        "<b>%{customdata[0]}</b><br>Identifications: %{y:,}"
+        "<br>Previous period, %{customdata[2]}: %{customdata[1]}"
+        "<br>Change: %{customdata[3]}<extra></extra>"
+    )
+    assert now["customdata"] == [
+        ["4 Mar 2025", "1", "1 Mar 2025", "+400.0 %"],  # (5 - 1) / 1
+        ["5 Mar 2025", "2", "2 Mar 2025", "−100.0 %"],
+        ["6 Mar 2025 (today, so far)", "3", "3 Mar 2025", "+300.0 %"],  # (12 - 3) / 3
+    ]
+    # Today's bar is partial: lighter and hatched.
+    assert now["marker"]["opacity"] == [1, 1, 0.45]
+    assert now["marker"]["pattern"]["shape"] == ["", "", "/"]
     layout = fig["layout"]
-    # Half a day either side: 3 Mar 12:00 to 6 Mar 12:00, and 28 Feb to 3 Mar for x2.
-    assert layout["xaxis"]["range"] == ["2025-03-03 12:00", "2025-03-06 12:00"]
-    assert layout["xaxis2"]["range"] == ["2025-02-28 12:00", "2025-03-03 12:00"]
-    assert layout["xaxis2"]["overlaying"] == "x"
-    assert layout["xaxis2"]["visible"] is False
+    # From the first day's start to the last day's end.
+    assert layout["xaxis"]["range"] == ["2025-03-04 00:00", "2025-03-07 00:00"]
+    assert layout["xaxis"]["tickformat"] == "%-d %b %Y"
+    assert "xaxis2" not in layout
     assert layout["showlegend"] is True
     assert "template" not in layout
 
 
-def test_series_over_time_other_key_name_and_granularity() -> None:
+def test_series_over_time_partial_weeks_and_a_shorter_previous_period() -> None:
+    now, before = FIGURES["series_weeks"]["data"]
+    assert [row[0] for row in now["customdata"]] == [
+        "week of 1 Oct 2025 (partial: 5 of 7 days)",
+        "week of 6 Oct 2025",
+        "week of 13 Oct 2025 (partial: 3 of 7 days)",
+    ]
+    assert now["marker"]["pattern"]["shape"] == ["/", "", "/"]
+    # Two previous weeks for three: the third bucket has nothing to compare with.
+    # Bars over their days: Wed 1-Sun 5 Oct (middle 3 Oct 12:00, 5 days), 6-12 Oct, and
+    # 13-15 Oct (the period ends on the 15th: 3 days).
+    assert now["x"] == ["2025-10-03 12:00", "2025-10-09 12:00", "2025-10-14 12:00"]
+    assert now["width"] == [367_200_000, 514_080_000, 220_320_000]  # 0.85 * days * 86.4M
+    assert before["x"] == now["x"][:2] and before["y"] == [8, 6]
+    assert [row[1:] for row in now["customdata"]] == [
+        ["8", "week of 1 Sep 2025", "+25.0 %"],  # (10 - 8) / 8
+        ["6", "week of 8 Sep 2025", "−100.0 %"],
+        ["—", "", "no bucket to compare"],
+    ]
+
+
+def test_series_over_time_other_key_and_name() -> None:
     fig = charts.series_over_time(
         SERIES,
         PREVIOUS,
         MARCH_4_6,
         MARCH_1_3,
-        "week",
+        "day",
         key="quantity",
         name=charts.label("Quantity <b>"),
     )
-    before, now = fig["data"]
+    now, before = fig["data"]
     assert now["y"] == [7, 1, 20]
     assert before["y"] == [4, 5, 6]
-    assert now["name"] == "Quantity &lt;b&gt; (04 Mar 2025 – 06 Mar 2025)"
-    assert now["hovertemplate"].endswith("per week<extra></extra>")
-    assert before["hovertemplate"].endswith("(previous, per week)<extra></extra>")
+    assert now["name"] == "Quantity &lt;b&gt; (4 Mar 2025 – 6 Mar 2025)"
+    assert "<br>Quantity &lt;b&gt;: %{y:,}" in now["hovertemplate"]
 
 
-@pytest.mark.parametrize(("points", "mode"), [(62, "lines+markers"), (63, "lines")])
-def test_series_over_time_drops_markers_past_62_points(points: int, mode: str) -> None:
-    period = Period(D(2025, 1, 1), D(2025, 1, 1) + timedelta(days=points - 1))
-    series = [Row(date=period.start + timedelta(days=i), identifications=i) for i in range(points)]
-    fig = charts.series_over_time(series, [], period, period.previous(), "day")
-    assert fig["data"][1]["mode"] == mode
-    assert fig["data"][1]["y"] == list(range(points))
+def test_small_counts_get_whole_number_ticks() -> None:
+    # Every value below 5: one tick per whole number (not 0, 0.2, 0.4 ... written 0, 0, 0).
+    small = charts.series_over_time(
+        day_points(["2025-03-04"], identifications=[0], days=[1], partial=[False]),
+        [],
+        Period(D(2025, 3, 4), D(2025, 3, 4)),
+        Period(D(2025, 3, 3), D(2025, 3, 3)),
+        "day",
+    )
+    assert small["layout"]["yaxis"]["dtick"] == 1
+    assert small["layout"]["yaxis"]["range"] == [0, 1.1]
+    assert "dtick" not in FIGURES["series"]["layout"]["yaxis"]  # up to 12: plotly's ticks
 
 
 def test_series_over_time_empty() -> None:
-    before, now = FIGURES["series_empty"]["data"]
+    now, before = FIGURES["series_empty"]["data"]
     assert before["x"] == before["y"] == now["x"] == now["y"] == []
-    assert now["hovertemplate"].endswith("per month<extra></extra>")
 
 
 # --- cumulative_credits -----------------------------------------------------------------
@@ -287,14 +347,20 @@ def test_cumulative_credits_against_the_pool() -> None:
 def test_organizations_with_activity_bars() -> None:
     (bars,) = FIGURES["activity"]["data"]
     assert bars["type"] == "bar"
-    assert bars["x"] == ["2025-03-04", "2025-03-05", "2025-03-06"]
+    assert bars["x"] == ["2025-03-04 12:00", "2025-03-05 12:00", "2025-03-06 12:00"]
     assert bars["y"] == [2, 0, 3]
     assert bars["hovertemplate"] == (
-        "%{x|%d %b %Y}: %{y:,} organizations active that week<extra></extra>"
+        "<b>%{customdata[0]}</b><br>%{y:,} organizations with activity<extra></extra>"
     )
+    assert bars["customdata"] == [
+        ["week of 4 Mar 2025"],
+        ["week of 5 Mar 2025"],
+        ["week of 6 Mar 2025 (partial: 1 of 7 days)"],
+    ]
+    assert bars["marker"]["pattern"]["shape"] == ["", "", "/"]
     layout = FIGURES["activity"]["layout"]
     assert layout["xaxis"]["type"] == "date"
-    assert layout["bargap"] == 0.25
+    assert layout["xaxis"]["range"] == ["2025-03-04 00:00", "2025-03-07 00:00"]
 
 
 # --- usage_by_type ----------------------------------------------------------------------

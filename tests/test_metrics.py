@@ -469,7 +469,7 @@ def series_data(freeze, make_partner, make_org, add_events):
     return partner, (a, b, c)
 
 
-def point(day, ident, events, quantity, orgs):
+def point(day, ident, events, quantity, orgs, days=1, partial=False):
     return SeriesPoint(
         date=D.fromisoformat(day),
         identifications=ident,
@@ -477,6 +477,8 @@ def point(day, ident, events, quantity, orgs):
         events=events,
         quantity=quantity,
         organizations_with_activity=orgs,
+        days=days,
+        partial=partial,
     )
 
 
@@ -492,26 +494,28 @@ def test_timeseries_by_day_is_zero_filled(series_data):
 def test_timeseries_by_week_starts_on_monday_clipped(series_data):
     partner, _ = series_data
     # Oct 1 (Wed) .. Oct 20 (Mon). The first week's Monday (Sep 29) is clipped to Oct 1, and
-    # t0 on Tue Sep 30 (same week, before the period) must not leak in.
+    # t0 on Tue Sep 30 (same week, before the period) must not leak in. The first week
+    # (Wed-Sun, 5 days) and the last (Monday alone) are clipped: partial.
     assert metrics.timeseries(partner, P(D(2025, 10, 1), D(2025, 10, 20)), "week") == [
-        point("2025-10-01", 5, 2, 5, 2),
-        point("2025-10-06", 0, 1, 5, 1),
-        point("2025-10-13", 0, 0, 0, 0),
-        point("2025-10-20", 1, 1, 1, 1),
+        point("2025-10-01", 5, 2, 5, 2, days=5, partial=True),
+        point("2025-10-06", 0, 1, 5, 1, days=7),
+        point("2025-10-13", 0, 0, 0, 0, days=7),
+        point("2025-10-20", 1, 1, 1, 1, days=1, partial=True),
     ]
 
 
 def test_timeseries_by_month(series_data):
     partner, _ = series_data
+    # Today is Nov 14: November counts 14 days and is still running (partial).
     assert metrics.timeseries(partner, P(D(2025, 9, 15), D(2025, 11, 30)), "month") == [
-        point("2025-09-15", 100, 1, 100, 1),  # t0 only
-        point("2025-10-01", 6, 4, 11, 2),  # 2 + 3 + 1 identifications; +5 views
-        point("2025-11-01", 4, 1, 4, 1),
+        point("2025-09-15", 100, 1, 100, 1, days=16, partial=True),  # t0 only; clipped
+        point("2025-10-01", 6, 4, 11, 2, days=31),  # 2 + 3 + 1 identifications; +5 views
+        point("2025-11-01", 4, 1, 4, 1, days=14, partial=True),
     ]
     # Months that start before the period are clipped; an empty month is still there.
     assert metrics.timeseries(partner, P(D(2025, 7, 20), D(2025, 8, 31)), "month") == [
-        point("2025-07-20", 0, 0, 0, 0),
-        point("2025-08-01", 0, 0, 0, 0),
+        point("2025-07-20", 0, 0, 0, 0, days=12, partial=True),
+        point("2025-08-01", 0, 0, 0, 0, days=31),
     ]
 
 
@@ -520,10 +524,23 @@ def test_timeseries_for_one_organization(series_data):
     assert metrics.timeseries(
         partner, P(D(2025, 10, 1), D(2025, 10, 20)), "week", organization_id=a.id
     ) == [
-        point("2025-10-01", 2, 1, 2, 1),
-        point("2025-10-06", 0, 1, 5, 1),
-        point("2025-10-13", 0, 0, 0, 0),
-        point("2025-10-20", 1, 1, 1, 1),
+        point("2025-10-01", 2, 1, 2, 1, days=5, partial=True),
+        point("2025-10-06", 0, 1, 5, 1, days=7),
+        point("2025-10-13", 0, 0, 0, 0, days=7),
+        point("2025-10-20", 1, 1, 1, 1, days=1, partial=True),
+    ]
+
+
+def test_timeseries_today_and_the_future_are_partial(series_data):
+    partner, _ = series_data
+    # Today is Fri Nov 14: its day is still running; a day after it counts no day yet.
+    points = metrics.timeseries(partner, P(D(2025, 11, 13), D(2025, 11, 15)), "day")
+    assert [(p.days, p.partial) for p in points] == [(1, False), (1, True), (0, True)]
+    # The week of Mon Nov 10 counts 5 days (Mon-Fri) and is partial, though not clipped.
+    points = metrics.timeseries(partner, P(D(2025, 11, 3), D(2025, 11, 16)), "week")
+    assert [(p.date, p.days, p.partial) for p in points] == [
+        (D(2025, 11, 3), 7, False),
+        (D(2025, 11, 10), 5, True),
     ]
 
 

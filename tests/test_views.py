@@ -287,11 +287,15 @@ def test_overview_charts_have_one_point_per_bucket(signed_in, client):
     page = text(client.get("/?preset=last_7_days"))
     figs = figures(page)
     assert set(figs) == {"identifications", "cumulative", "activity", "types", "top"}
-    previous, current = figs["identifications"]["data"]
+    current, previous = figs["identifications"]["data"]
     assert current["x"] == [f"2025-11-{d}" for d in range(14, 21)]
     assert current["y"] == [10, 0, 0, 0, 3, 0, 5]
-    assert previous["x"] == [f"2025-11-{d:02d}" for d in range(7, 14)]
+    # Nov 7..13, drawn day by day over Nov 14..20; today (Nov 20) is partial.
+    assert previous["x"] == current["x"]
     assert previous["y"] == [0, 0, 0, 7, 0, 0, 0]
+    assert [row[2] for row in current["customdata"]][:2] == ["7 Nov 2025", "8 Nov 2025"]
+    assert current["customdata"][-1][0] == "20 Nov 2025 (today, so far)"
+    assert current["marker"]["pattern"]["shape"] == [""] * 6 + ["/"]
     used, pool = figs["cumulative"]["data"]
     # Credits used since Nov 1, day by day: 16 before Nov 14 (f1 9 + c1 7), then +10, +3, +5.
     assert used["y"] == [26, 26, 26, 26, 29, 29, 34]
@@ -308,10 +312,14 @@ def test_overview_granularity_is_automatic_and_switchable(signed_in, client):
     page = text(client.get("/?preset=last_12_months"))
     assert re.search(r'data-granularity="week"\s+class="is-active"', page)  # 365 days: weekly
     page = text(client.get("/?preset=last_12_months&granularity=month"))
-    current = figures(page)["identifications"]["data"][1]
+    current = figures(page)["identifications"]["data"][0]
     # Nov 21, 2024 .. Nov 20, 2025: Nov 2024 (clipped) + Dec..Oct + Nov 2025 = 13 months.
     assert len(current["x"]) == 13
     assert current["y"][-1] == 34
+    # The first month is clipped (21-30 Nov 2024), the last still running (1-20 Nov 2025).
+    assert current["customdata"][0][0] == "Nov 2024 (partial: 10 of 30 days)"
+    assert current["customdata"][-1][0] == "Nov 2025 (partial: 20 of 30 days)"
+    assert current["marker"]["pattern"]["shape"] == ["/"] + [""] * 11 + ["/"]
     # The period switch keeps the chosen granularity.
     assert 'href="/?preset=last_7_days&amp;granularity=month"' in page
 
@@ -404,7 +412,9 @@ def test_overview_for_a_partner_without_events(freeze, make_partner, make_org, m
 def test_overview_period_without_usage_keeps_the_series_and_explains_the_rest(signed_in, client):
     page = text(client.get("/?startDate=2025-10-01&endDate=2025-10-07"))
     figs = figures(page)
-    assert figs["identifications"]["data"][1]["y"] == [0] * 7
+    # Neither Oct 1-7 nor Sep 24-30 had an event: a sentence, not an empty axis.
+    assert "identifications" not in figs and "activity" not in figs
+    assert "No events in this period or the one before." in page
     assert "types" not in figs and "top" not in figs
     assert "No events in this period." in page
     assert "No identifications in this period." in page
@@ -633,7 +643,7 @@ def test_organization_page(signed_in, client):
     assert cells(page, "creditsUsedThisBillingPeriod") == ["10 (3.3 %)"]  # 7 + 3 of 300
     assert cells(page, "creditsAvailable") == ["290"]
     figs = figures(page)
-    assert figs["identifications"]["data"][1]["y"] == [0, 0, 0, 0, 3, 0, 0]
+    assert figs["identifications"]["data"][0]["y"] == [0, 0, 0, 0, 3, 0, 0]
     assert "initial allocation" in page
     assert 'href="/organizations?preset=last_7_days" data-back' in page
     assert f"/api/v1/partner/organizations/{org.id}/analytics?compare=previous" in page

@@ -559,6 +559,9 @@ class BucketStart(Out):
 class SeriesPoint(SeriesTotals, BucketStart):
     """One bucket of the series."""
 
+    days: int = Field(description="days of the bucket inside the period, through today")
+    partial: bool = Field(description="the bucket is clipped by the period or still running today")
+
 
 ANSWERS[metrics.SeriesPoint] = SeriesPoint  # its date first, as the bases give it
 

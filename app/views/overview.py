@@ -59,13 +59,17 @@ def index() -> str:
     if has_events:
         series = metrics.timeseries(partner, period, state.granularity)
         previous = metrics.timeseries(partner, previous_period, state.granularity)
-        figures["identifications"] = charts.series_over_time(
-            series, previous, period, previous_period, state.granularity
-        )
+        if any(p.events for p in series) or any(p.events for p in previous):
+            figures["identifications"] = charts.series_over_time(
+                series, previous, period, previous_period, state.granularity
+            )
         figures["cumulative"] = charts.cumulative_credits(
             metrics.cumulative_credits(partner, period), partner.credit_pool_total
         )
-        figures["activity"] = charts.organizations_with_activity(series, state.granularity)
+        if any(p.events for p in series):
+            figures["activity"] = charts.organizations_with_activity(
+                series, state.granularity, period
+            )
         if usage.by_type:
             figures["types"] = charts.usage_by_type(usage.by_type)
         if top:
