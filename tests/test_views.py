@@ -288,7 +288,7 @@ def test_overview_charts_have_one_point_per_bucket(signed_in, client):
     figs = figures(page)
     assert set(figs) == {"identifications", "cumulative", "activity", "types", "top"}
     current, previous = figs["identifications"]["data"]
-    assert current["x"] == [f"2025-11-{d}" for d in range(14, 21)]
+    assert current["x"] == [f"2025-11-{d} 12:00" for d in range(14, 21)]  # each day's noon
     assert current["y"] == [10, 0, 0, 0, 3, 0, 5]
     # Nov 7..13, drawn day by day over Nov 14..20; today (Nov 20) is partial.
     assert previous["x"] == current["x"]
