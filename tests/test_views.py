@@ -303,6 +303,11 @@ def test_overview_charts_have_one_point_per_bucket(signed_in, client):
     assert figs["activity"]["data"][0]["y"] == [1, 1, 0, 0, 1, 0, 1]
     types = figs["types"]["data"][0]
     assert types["x"] == [2, 18, 30]  # session, identification, page_view, largest on top
+    assert figs["types"]["layout"]["yaxis"]["ticktext"] == [
+        "Sessions",
+        "Identifications",
+        "Page views",
+    ]
     top = figs["top"]["data"][0]
     assert top["x"] == [3, 15]  # Cobalt, Bluebird (largest on top)
     assert top["customdata"][1][1].startswith(f"/organizations/{signed_in['bluebird'].id}?")
@@ -875,6 +880,9 @@ def test_billing_page(signed_in, client):
     ]
     assert cells(page, "estimatedCost") == ["3.40 USD", "0.00 USD", "0.00 USD"]
     assert set(figures(page)) == {"tiers", "periods"}
+    # The default tiers' bands (0-10000, 10000-100000, 100000 up; the upper bound exclusive)
+    # by the units each holds.
+    assert cells(page, "band") == ["0–9,999", "10,000–99,999", "100,000+"]
 
 
 def test_billing_csv(signed_in, client):
