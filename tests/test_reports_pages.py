@@ -139,7 +139,7 @@ def test_csv_download(signed_in, client):
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert (
-        response.headers["Content-Disposition"] == 'attachment; filename="report-acme-2025-10.csv"'
+        response.headers["Content-Disposition"] == 'attachment; filename="acme-report-2025-10.csv"'
     )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert rows[0] == ["Partner", "Acme Agency"]

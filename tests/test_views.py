@@ -676,7 +676,10 @@ def test_organization_bad_filters_are_explained_and_ignored(
 def test_organization_csv_is_exactly_the_table(signed_in, client):
     response = client.get("/organizations.csv?preset=last_7_days&pageSize=2&page=1")
     assert response.mimetype == "text/csv"
-    assert "attachment" in response.headers["Content-Disposition"]
+    # The partner, the table (this page of it) and the period, Nov 14 .. Nov 20.
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="acme-organizations-page1-2025-11-14_2025-11-20.csv"'
+    )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert rows[0] == [
         "organizationId",
@@ -713,6 +716,9 @@ def test_organization_csv_is_exactly_the_table(signed_in, client):
 
 def test_organization_csv_of_all_pages_guards_against_formulas(signed_in, client):
     response = client.get("/organizations.csv?preset=last_7_days&pageSize=1&all=1")
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="acme-organizations-2025-11-14_2025-11-20.csv"'
+    )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert len(rows) == 4  # header + all three organizations
     formula = rows[3]
@@ -1003,9 +1009,13 @@ def test_billing_csv(signed_in, client):
         "currency",
     ]
     # November: 34 identifications, quantity 34 + 30 + 2 = 66, seven events.
-    assert rows[1] == ["2025-11-01", "2025-11-30", "True", "34", "34", "66", "7", "3.4", "USD"]
-    assert rows[2][:4] == ["2025-10-01", "2025-10-31", "False", "0"]
+    assert rows[1] == ["2025-11-01", "2025-11-30", "true", "34", "34", "66", "7", "3.4", "USD"]
+    assert rows[2][:4] == ["2025-10-01", "2025-10-31", "false", "0"]
     assert len(rows) == 4
+    # Named by the partner and the days it covers: Sep 1 (the partner's start) .. Nov 30.
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="acme-billing-2025-09-01_2025-11-30.csv"'
+    )
 
 
 def test_billing_page_for_a_partner_without_events(freeze, make_partner, make_user, client):
