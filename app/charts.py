@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from .display import event_label, fmt_day
 from .periods import Period, bucket_length
 
 if TYPE_CHECKING:
@@ -106,8 +107,8 @@ def _date_axis(period: Period | None = None) -> dict[str, Any]:
 
 
 def _day(day: date) -> str:
-    """Write a date as every page does: '3 Nov 2025' (views/filters.fmt_day)."""
-    return f"{day.day} {day:%b %Y}"
+    """Write a date as every page does: '3 Nov 2025'."""
+    return fmt_day(day)
 
 
 def _span(period: Period) -> str:
@@ -295,9 +296,9 @@ def usage_by_type(by_type: ByType) -> dict[str, Any]:
     items = sorted(by_type.items(), key=lambda kv: (kv[1].quantity, kv[0]))
     return _horizontal_bars(
         [v.quantity for _k, v in items],
-        [label(k) for k, _v in items],
+        [label(event_label(k)) for k, _v in items],
         color=[BLUE if k == "identification" else GREY for k, _v in items],
-        customdata=[[label(k), v.events] for k, v in items],
+        customdata=[[label(event_label(k)), v.events] for k, v in items],
         hovertemplate="%{customdata[0]}: quantity %{x:,} in %{customdata[1]:,} events"
         "<extra></extra>",
         height=max(160, 48 * len(items) + 60),
@@ -432,7 +433,7 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
         "y": [r.identifications for r in ordered],
         "marker": {"color": [AMBER if r.is_current else BLUE for r in ordered]},
         "customdata": [
-            [r.billing_period_end.isoformat(), f"{float(r.estimated_cost):,.2f} {r.currency}"]
+            [_day(r.billing_period_end), f"{float(r.estimated_cost):,.2f} {r.currency}"]
             for r in ordered
         ],
         "hovertemplate": "%{x|%-d %b %Y} – %{customdata[0]}: %{y:,} identifications, "

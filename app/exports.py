@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from flask import Response
@@ -41,29 +42,33 @@ REPORT_COLUMNS = [
 ]
 
 
-def csv_cell(value: Any, yes_no: bool = False) -> Any:
+def csv_cell(value: Any) -> Any:
     """Neutralise text a spreadsheet would run as a formula; numbers pass unchanged.
 
-    None is an empty cell. With yes_no a boolean is written yes or no (the report, read by
-    people); otherwise as Python writes it, True or False (the billing table's isCurrent,
-    read by reconciliation scripts).
+    None is an empty cell; a boolean is written true or false in every file (the billing
+    table's isCurrent, the report's New, Churned and Reactivated), as the API writes it.
     """
     if value is None:
         return ""
-    if yes_no and isinstance(value, bool):
-        return "yes" if value else "no"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 
 
-def csv_text(rows: Iterable[Sequence[Any]], yes_no: bool = False) -> str:
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     """Return rows as CSV text with CRLF line ends, every cell through csv_cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     for row in rows:
-        writer.writerow([csv_cell(v, yes_no) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return buffer.getvalue()
+
+
+def export_filename(slug: str, what: str, start: date, end: date) -> str:
+    """Return the download name of a table over a period: <slug>-<what>-<start>_<end>.csv."""
+    return f"{slug}-{what}-{start.isoformat()}_{end.isoformat()}.csv"
 
 
 def csv_download(text: str, filename: str) -> Response:
@@ -114,7 +119,7 @@ def report_csv(report: MonthReport) -> str:
         "Total" if key == "name" else getattr(totals, key, "") for key, _label in REPORT_COLUMNS
     ]
     header = [label for _key, label in REPORT_COLUMNS]
-    return csv_text([*block, [], header, *table, footer], yes_no=True)
+    return csv_text([*block, [], header, *table, footer])
 
 
 def report_data(report: MonthReport) -> dict[str, Any]:
@@ -138,5 +143,5 @@ def report_text(report: MonthReport, fmt: str) -> str:
 
 
 def report_filename(report: MonthReport, ext: str) -> str:
-    """Return the download name of a report file."""
-    return f"report-{report.partner_slug}-{report.month}.{ext}"
+    """Return the download name of a report file: <slug>-report-<YYYY-MM>.<ext>."""
+    return f"{report.partner_slug}-report-{report.month}.{ext}"

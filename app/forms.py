@@ -17,16 +17,19 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from .display import fmt_day
 from .metrics import ORG_SORTS
 from .models import ORG_STATUSES
 from .periods import (
     GRANULARITIES,
+    MAX_SPAN_DAYS,
+    MIN_DATE,
     PRESETS,
     Period,
     PeriodError,
     local_today,
-    parse_date,
     preset_period,
+    read_date,
     resolve_period,
 )
 
@@ -67,7 +70,14 @@ class GetForm(FlaskForm):
 
 
 class DateRangeForm(GetForm):
-    """The period of a page: a preset of spec §6, or a custom start and end date."""
+    """The period of a page: a preset of spec §6, or a custom start and end date.
+
+    Dates are read as the API reads them (periods.read_date, then periods.resolve_period to
+    fill a missing end), within the pages' own bounds: from MIN_DATE to today in the
+    partner's timezone. An end after today is cut to today (end_cut keeps the date asked
+    for, for the note the page shows); a start after today is an error. Messages are for
+    people and write dates as the pages do ("3 Nov 2025").
+    """
 
     preset = SelectField(
         "Preset", choices=choices([("", "Custom range"), *PRESETS.items()]), validate_choice=False
@@ -84,58 +94,96 @@ class DateRangeForm(GetForm):
         super().__init__(formdata, **kwargs)
         self.tz = tz
         self.default = default
+        self.today = local_today(tz)
+        self.end_cut: date | None = None
+        self._dates: dict[str, date] = {}
+
+    @property
+    def earliest(self) -> date:
+        """Return the first day a page can show (the API's floor, 1 Jan 1970)."""
+        return MIN_DATE
 
     def validate_preset(self, field: SelectField) -> None:
         """Accept only the presets of spec §6."""
         if field.data and field.data not in PRESETS:
-            raise ValidationError(f"unknown preset {field.data!r}; choose one of the buttons")
+            raise ValidationError(
+                f"“{str(field.data)[:40]}” is not one of the periods; choose one of the buttons"
+            )
 
     def validate_startDate(self, field: StringField) -> None:  # noqa: N802
-        """Parse the start date the way the API does."""
-        self._parse(field, "startDate")
+        """Read the start date: a day from the earliest one through today."""
+        day = self._read(field)
+        if day is not None and day > self.today:
+            raise ValidationError(f"The period starts after today ({fmt_day(self.today)})")
 
     def validate_endDate(self, field: StringField) -> None:  # noqa: N802
-        """Parse the end date the way the API does."""
-        self._parse(field, "endDate")
+        """Read the end date: a day from the earliest one on; one after today is cut to today."""
+        day = self._read(field)
+        if day is not None and day > self.today:
+            self.end_cut = day
+            self._dates["endDate"] = self.today
 
     def validate_granularity(self, field: SelectField) -> None:
         """Accept day, week or month."""
         if field.data and field.data not in GRANULARITIES:
-            raise ValidationError("granularity must be day, week or month")
+            raise ValidationError("Choose day, week or month")
 
-    def _parse(self, field: StringField, name: str) -> date | None:
+    def _read(self, field: StringField) -> date | None:
         if not field.data or (self.preset.data in PRESETS):
             return None
+        typed = str(field.data)
         try:
-            return parse_date(field.data, name, self.tz)
-        except PeriodError as exc:
-            raise ValidationError(f"{exc.message} (got {str(field.data)[:40]!r})") from exc
+            day = read_date(typed, self.tz)
+        except ValueError as exc:
+            shown = typed if len(typed) <= 40 else typed[:39] + "…"
+            raise ValidationError(f"“{shown}” is not a date; pick a day in the calendar") from exc
+        if day < self.earliest:
+            raise ValidationError(
+                f"{fmt_day(day)} is too early: the earliest date is {fmt_day(self.earliest)}"
+            )
+        self._dates[field.name] = day
+        return day
 
     def validate(self, extra_validators: Any = None) -> bool:
-        """Check each field, then the range as a whole (order and span) with periods' rules."""
+        """Check each field, then the range as a whole (its order and span)."""
         valid = super().validate(extra_validators)
         if self.preset.errors or self.startDate.errors or self.endDate.errors:
             return False
         if self.preset.data:
             return valid
+        start, end = self._dates.get("startDate"), self._dates.get("endDate")
+        # Order and span problems are shown beside the end date, where the fix usually is.
+        if start is not None and end is not None and end < start:
+            self.endDate.errors = [
+                *self.endDate.errors,
+                f"The end date is before the start date ({fmt_day(start)})",
+            ]
+            return False
         try:
             self.period()
-        except PeriodError as exc:
-            # Order and span problems are shown beside the end date, where the fix usually is.
+        except PeriodError:
+            # Only the span is left to refuse (a start alone runs to today, an end alone
+            # keeps the default's length): count it as resolve_period did.
+            days = ((end or self.default.end) - (start or self.earliest)).days + 1
             target = self.endDate if self.endDate.data else self.startDate
-            message = exc.message
-            if message == "startDate must not be after endDate":
-                message = "the end date is before the start date"
-            target.errors = [*target.errors, message]
+            target.errors = [
+                *target.errors,
+                f"The period is {days:,} days long; it can be at most {MAX_SPAN_DAYS:,} days "
+                "(about ten years)",
+            ]
             return False
         return valid
 
     def period(self) -> Period:
         """Return the chosen period (after validate()); the default when nothing is chosen."""
         if self.preset.data:
-            return preset_period(self.preset.data, local_today(self.tz))
+            return preset_period(self.preset.data, self.today)
+        start, end = self._dates.get("startDate"), self._dates.get("endDate")
         return resolve_period(
-            self.startDate.data or None, self.endDate.data or None, self.tz, self.default
+            start.isoformat() if start else None,
+            end.isoformat() if end else None,
+            self.tz,
+            self.default,
         )
 
 

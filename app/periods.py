@@ -159,21 +159,28 @@ def day_end_utc(day: date, tz: str) -> datetime:
 # --- parsing -------------------------------------------------------------------------
 
 
+def read_date(text: str, tz: str) -> date:
+    """Read YYYY-MM-DD, or an ISO 8601 timestamp whose local date in tz is taken, with no
+    bounds; raise ValueError for anything else (the pages apply their own bounds)."""
+    text = text.strip()
+    try:
+        if DATE_RE.fullmatch(text):
+            return date.fromisoformat(text)
+        if TIMESTAMP_START_RE.match(text):
+            return local_date_of(datetime.fromisoformat(text), tz)
+    except OverflowError as exc:
+        # A timestamp near year 1 or 9999 whose offset leaves the calendar.
+        raise ValueError(text) from exc
+    raise ValueError(text)
+
+
 def parse_date(value: object, field: str, tz: str) -> date:
     """Parse YYYY-MM-DD, or an ISO 8601 timestamp whose local date in tz is taken."""
     if not isinstance(value, str) or not value.strip():
         raise PeriodError(field, value, f"{field} must be a date (YYYY-MM-DD)")
-    text = value.strip()
     try:
-        if DATE_RE.fullmatch(text):
-            day = date.fromisoformat(text)
-        elif TIMESTAMP_START_RE.match(text):
-            moment = datetime.fromisoformat(text)
-            day = local_date_of(moment, tz)
-        else:
-            raise ValueError(text)
-    except (ValueError, OverflowError) as exc:
-        # OverflowError: a timestamp near year 1 or 9999 whose offset leaves the calendar.
+        day = read_date(value, tz)
+    except ValueError as exc:
         raise PeriodError(
             field, value, f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp"
         ) from exc

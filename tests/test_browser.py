@@ -223,7 +223,8 @@ def test_login_presets_custom_range_and_drill_down(chromium, server):
     page.fill("#endDate", "2025-09-30")
     page.click(".range-form button[type=submit]")
     w.settle()
-    assert query(page.url) == "startDate=2025-09-01&endDate=2025-09-30"
+    # The form also says which period was on screen (used only if the new one is refused).
+    assert query(page.url) == "shown=last_12_months&startDate=2025-09-01&endDate=2025-09-30"
     # September against August (31 days): August's first 30 days are drawn over
     # September's, by bucket index.
     assert w.points()["identifications"] == [30, 30]
@@ -427,17 +428,47 @@ def test_invalid_range_is_explained_beside_the_field(chromium, server):
     w = new_page(chromium, server)
     sign_in(w)
     page = w.page
+    w.goto("/?preset=last_7_days")
+    # The calendar offers 1 Jan 1970 .. today (Thu 20 Nov 2025).
+    for name in ("startDate", "endDate"):
+        assert page.get_attribute(f"#{name}", "min") == "1970-01-01"
+        assert page.get_attribute(f"#{name}", "max") == "2025-11-20"
+
+    def boxes() -> list[tuple[float, float, float]]:
+        found = [page.locator(s).bounding_box() for s in ("#startDate", "#endDate")]
+        found.append(page.locator(".range-form button[type=submit]").bounding_box())
+        return [(b["x"], b["y"], b["width"]) for b in found if b]
+
+    before = boxes()
     page.fill("#startDate", "2025-11-10")
     page.fill("#endDate", "2025-11-01")
     page.click(".range-form button[type=submit]")
     w.settle()
     assert (
         page.locator("[data-error-for=endDate]").inner_text()
-        == "the end date is before the start date"
+        == "The end date is before the start date (10 Nov 2025)"
     )
-    # The page still works, on the landing preset (last 30 days).
-    assert w.points()["identifications"] == [30, 30]
+    # Both dates stay as typed; the inputs and Apply neither move nor change width.
+    assert page.input_value("#startDate") == "2025-11-10"
+    assert page.input_value("#endDate") == "2025-11-01"
+    assert boxes() == before
+    # The figures stay on the period shown before: the last 7 days, day by day.
+    assert w.points()["identifications"] == [7, 7]
+    assert page.locator("a[data-preset=last_7_days].is-active").count() == 1
     w.shot("invalid-range")
+
+    # An end after today is cut to today, and the page says so beside the field.
+    page.fill("#startDate", "2025-11-14")
+    page.fill("#endDate", "2025-12-31")
+    page.click(".range-form button[type=submit]")
+    w.settle()
+    assert page.locator("[data-error-for]").count() == 0
+    assert (
+        page.locator("[data-note-for=endDate]").inner_text()
+        == "31 Dec 2025 is after today: the period ends today, 20 Nov 2025."
+    )
+    assert page.input_value("#endDate") == "2025-11-20"
+    assert w.points()["identifications"] == [7, 7]  # 14 .. 20 Nov
     w.assert_clean()
 
 

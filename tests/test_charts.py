@@ -373,20 +373,21 @@ def test_usage_by_type_smallest_first_so_the_largest_is_on_top() -> None:
     assert bars["y"] == [0, 1, 2, 3]
     assert bars["x"] == [7, 1200, 1200, 5000]
     assert bars["text"] == ["7", "1,200", "1,200", "5,000"]
+    # Types by their human labels (data keyed by type stays in the API).
     assert bars["customdata"] == [
         [HOSTILE_ESCAPED, 1],
-        ["identification", 300],
-        ["session", 1100],
-        ["page_view", 5000],
+        ["Identifications", 300],
+        ["Sessions", 1100],
+        ["Page views", 5000],
     ]
     assert bars["marker"]["color"] == [charts.GREY, charts.BLUE, charts.GREY, charts.GREY]
     layout = FIGURES["types"]["layout"]
     assert layout["yaxis"]["tickvals"] == [0, 1, 2, 3]
     assert layout["yaxis"]["ticktext"] == [
         HOSTILE_ESCAPED,
-        "identification",
-        "session",
-        "page_view",
+        "Identifications",
+        "Sessions",
+        "Page views",
     ]
     assert layout["height"] == 48 * 4 + 60  # 252, above the 160 floor
 
@@ -464,7 +465,7 @@ def test_billing_periods_oldest_first_current_in_amber() -> None:
     assert bars["x"] == ["2025-02-01", "2025-03-01"]
     assert bars["y"] == [9000, 1500]
     assert bars["marker"]["color"] == [charts.BLUE, charts.AMBER]
-    assert bars["customdata"] == [["2025-02-28", "0.00 EUR"], ["2025-03-31", "1,234.50 EUR"]]
+    assert bars["customdata"] == [["28 Feb 2025", "0.00 EUR"], ["31 Mar 2025", "1,234.50 EUR"]]
     assert FIGURES["billing_periods"]["layout"]["bargap"] == 0.3
 
 

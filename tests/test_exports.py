@@ -20,20 +20,22 @@ def test_csv_cell_neutralises_formulas_and_keeps_numbers():
     )
 
 
-def test_csv_cell_booleans_as_yes_no_only_when_asked():
-    # The report is read by people (yes/no); the billing table by scripts (True/False).
-    assert (exports.csv_cell(True, yes_no=True), exports.csv_cell(False, yes_no=True)) == (
-        "yes",
-        "no",
-    )
-    assert (exports.csv_cell(True), exports.csv_cell(False)) == (True, False)
-    assert exports.csv_cell(0, yes_no=True) == 0  # a count, not a boolean
+def test_csv_cell_booleans_are_true_and_false_in_every_file():
+    assert (exports.csv_cell(True), exports.csv_cell(False)) == ("true", "false")
+    assert (exports.csv_cell(0), exports.csv_cell(1)) == (0, 1)  # counts, not booleans
+
+
+def test_export_filenames_name_the_partner_what_and_the_days():
+    from datetime import date
+
+    name = exports.export_filename("acme", "billing", date(2025, 9, 1), date(2025, 11, 30))
+    assert name == "acme-billing-2025-09-01_2025-11-30.csv"
 
 
 def test_csv_text_escapes_every_cell_with_crlf_lines():
     text = exports.csv_text([["name", "n"], ["=cmd", 3], [None, True]])
-    assert text == "name,n\r\n'=cmd,3\r\n,True\r\n"
-    assert list(csv.reader(io.StringIO(text))) == [["name", "n"], ["'=cmd", "3"], ["", "True"]]
+    assert text == "name,n\r\n'=cmd,3\r\n,true\r\n"
+    assert list(csv.reader(io.StringIO(text))) == [["name", "n"], ["'=cmd", "3"], ["", "true"]]
 
 
 def test_table_csv_is_a_download(app):

@@ -348,6 +348,13 @@ def test_csv_header_table_and_totals(october):
     assert alpha["Share of identifications (%)"] == "46.15"  # 12/26
     assert alpha["Allocation at month end"] == "300"
     assert alpha["Status at month end"] == "active"
+    # Booleans as in every CSV: Charlie is new in October, neither churned nor reactivated.
+    charlie = dict(zip(header, body[1], strict=True))
+    assert (charlie["New"], charlie["Churned"], charlie["Reactivated"]) == (
+        "true",
+        "false",
+        "false",
+    )
     total = dict(zip(header, rows[-1], strict=True))
     assert total["Organization"] == "Total"
     assert (

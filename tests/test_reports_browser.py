@@ -113,7 +113,7 @@ def test_report_prints_to_pdf_with_identity_on_every_page(
             assert "Acme Agency" in body, where
             assert "October 2025 (2025-10)" in body, where
             assert NY in body, where
-            assert "Generated 2025-11-05T12:00:00Z" in body, where
+            assert "Generated 5 Nov 2025 12:00 UTC" in body, where
         everything = " ".join(pages)
         assert "Month-end report: October 2025" in everything
         # The chart is drawn (Plotly's SVG text is in the PDF), the navigation is not.

@@ -105,8 +105,10 @@ def test_month_page_figures(signed_in, client):
 def test_open_month_says_so(signed_in, client):
     page = text(client.get("/reports/2025-11"))
     assert 'data-late="open"' in page
-    # November 2025 closes at 00:00 EST on Dec 1 = 05:00Z.
-    assert "2025-12-01T05:00:00Z" in page
+    # November 2025 closes at 00:00 EST on Dec 1 = 05:00 UTC, written as the pages write
+    # moments.
+    assert "1 Dec 2025 05:00 UTC" in page
+    assert "2025-12-01T05:00:00Z" not in page
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ def test_csv_download(signed_in, client):
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert (
-        response.headers["Content-Disposition"] == 'attachment; filename="report-acme-2025-10.csv"'
+        response.headers["Content-Disposition"] == 'attachment; filename="acme-report-2025-10.csv"'
     )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert rows[0] == ["Partner", "Acme Agency"]

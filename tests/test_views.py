@@ -303,6 +303,11 @@ def test_overview_charts_have_one_point_per_bucket(signed_in, client):
     assert figs["activity"]["data"][0]["y"] == [1, 1, 0, 0, 1, 0, 1]
     types = figs["types"]["data"][0]
     assert types["x"] == [2, 18, 30]  # session, identification, page_view, largest on top
+    assert figs["types"]["layout"]["yaxis"]["ticktext"] == [
+        "Sessions",
+        "Identifications",
+        "Page views",
+    ]
     top = figs["top"]["data"][0]
     assert top["x"] == [3, 15]  # Cobalt, Bluebird (largest on top)
     assert top["customdata"][1][1].startswith(f"/organizations/{signed_in['bluebird'].id}?")
@@ -328,7 +333,7 @@ def test_overview_bad_granularity_is_explained_and_ignored(signed_in, client):
     response = client.get("/?preset=last_7_days&granularity=hour")
     assert response.status_code == 200
     page = text(response)
-    assert field_error(page, "granularity") == "granularity must be day, week or month"
+    assert field_error(page, "granularity") == "Choose day, week or month"
     assert len(figures(page)["identifications"]["data"][1]["x"]) == 7  # daily, automatic
 
 
@@ -338,24 +343,47 @@ def test_overview_bad_granularity_is_explained_and_ignored(signed_in, client):
         (
             "startDate=2025-13-01",
             "startDate",
-            "startDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got '2025-13-01')",
+            "“2025-13-01” is not a date; pick a day in the calendar",
         ),
         (
             "startDate=2025-11-01&endDate=yesterday",
             "endDate",
-            "endDate must be a date (YYYY-MM-DD) or an ISO 8601 timestamp (got 'yesterday')",
+            "“yesterday” is not a date; pick a day in the calendar",
         ),
         (
             "startDate=2025-11-10&endDate=2025-11-01",
             "endDate",
-            "the end date is before the start date",
+            "The end date is before the start date (10 Nov 2025)",
         ),
         (
+            # 1 Jan 1990 .. 20 Nov 2025: 35 years with 9 leap days (12,784 days) + 304 days
+            # of Jan..Oct 2025 + 20 of November = 13,108 days.
             "startDate=1990-01-01&endDate=2025-11-20",
             "endDate",
-            "the period spans 13108 days; at most 3660 are allowed",
+            "The period is 13,108 days long; it can be at most 3,660 days (about ten years)",
         ),
-        ("preset=last_decade", "preset", "unknown preset 'last_decade'; choose one of the buttons"),
+        (
+            "startDate=1800-01-01&endDate=2025-11-20",
+            "startDate",
+            "1 Jan 1800 is too early: the earliest date is 1 Jan 1970",
+        ),
+        (
+            "startDate=2025-11-01&endDate=1969-12-31",
+            "endDate",
+            "31 Dec 1969 is too early: the earliest date is 1 Jan 1970",
+        ),
+        # Today is 20 Nov 2025: a period in 2030 is refused, not shown empty.
+        (
+            "startDate=2030-01-01&endDate=2030-01-31",
+            "startDate",
+            "The period starts after today (20 Nov 2025)",
+        ),
+        ("startDate=2025-11-21", "startDate", "The period starts after today (20 Nov 2025)"),
+        (
+            "preset=last_decade",
+            "preset",
+            "“last_decade” is not one of the periods; choose one of the buttons",
+        ),
     ],
 )
 def test_invalid_period_shows_a_message_and_the_default_period(
@@ -366,12 +394,92 @@ def test_invalid_period_shows_a_message_and_the_default_period(
     page = text(response)
     assert field_error(page, field) == message
     assert "could not be used" in page
-    # The page stays usable on the landing preset, last 30 days (Oct 22 .. Nov 20).
+    # Without a period shown before, the page stays usable on the landing preset, last 30
+    # days (Oct 22 .. Nov 20).
     assert kpis(page)["totalIdentifications"] == 34
     assert 'data-period-start="2025-10-22"' in page
     assert "showing last 30 days instead" in page
     # An invalid period is not carried along in links.
     assert 'href="/organizations"' in page
+
+
+def test_end_before_start_keeps_both_dates_and_the_period_shown_before(signed_in, client):
+    # Sent from the page of the last 7 days (the form carries shown=last_7_days).
+    query = "shown=last_7_days&startDate=2025-11-10&endDate=2025-11-01"
+    page = text(client.get("/?" + query))
+    assert field_error(page, "endDate") == "The end date is before the start date (10 Nov 2025)"
+    assert field_error(page, "startDate") is None
+    # Both dates stay as typed, so the pair beside its message is the one that was sent.
+    assert re.search(r'id="startDate"[^>]*value="2025-11-10"', page)
+    assert re.search(r'id="endDate"[^>]*value="2025-11-01"', page)
+    # The figures stay on the last 7 days (Nov 14 .. 20): Bluebird 10 + 5, Cobalt 3.
+    assert 'data-period-start="2025-11-14"' in page and 'data-period-end="2025-11-20"' in page
+    assert kpis(page)["totalIdentifications"] == 18
+    assert "showing last 7 days instead" in page
+    assert re.search(r'class="pill is-active" data-preset="last_7_days"', page)
+    assert 'href="/organizations?preset=last_7_days"' in page
+
+
+def test_a_bad_range_after_a_custom_one_keeps_the_custom_figures(signed_in, client):
+    query = "shown=2025-11-10..2025-11-14&startDate=2025-11-12&endDate=yesterday"
+    page = text(client.get("/?" + query))
+    assert field_error(page, "endDate") == "“yesterday” is not a date; pick a day in the calendar"
+    assert kpis(page)["totalIdentifications"] == 17  # Cobalt 7 (Nov 10) + Bluebird 10 (Nov 14)
+    assert "showing 10 Nov – 14 Nov 2025 instead" in page
+    assert 'href="/organizations?startDate=2025-11-10&amp;endDate=2025-11-14"' in page
+    # The next try from this page still remembers the same period.
+    assert 'name="shown" value="2025-11-10..2025-11-14"' in page
+
+
+@pytest.mark.parametrize("shown", ["garbage", "2025-11-14..2025-11-01", "2025-11-01..2099-01-01"])
+def test_an_unusable_period_shown_before_falls_back_to_the_landing_preset(signed_in, client, shown):
+    page = text(client.get(f"/?shown={shown}&startDate=2025-11-10&endDate=2025-11-01"))
+    assert field_error(page, "endDate") == "The end date is before the start date (10 Nov 2025)"
+    assert 'data-period-start="2025-10-22"' in page
+    assert kpis(page)["totalIdentifications"] == 34
+
+
+def test_a_valid_period_ignores_the_period_shown_before(signed_in, client):
+    page = text(client.get("/?shown=last_7_days&startDate=2025-11-10&endDate=2025-11-14"))
+    assert kpis(page)["totalIdentifications"] == 17
+    assert "could not be used" not in page
+
+
+def test_an_end_after_today_is_cut_to_today_with_a_note(signed_in, client):
+    response = client.get("/?startDate=2025-11-14&endDate=2025-12-31")
+    assert response.status_code == 200
+    page = text(response)
+    assert field_error(page, "endDate") is None
+    assert "could not be used" not in page
+    note = re.search(r'data-note-for="endDate">([^<]*)<', page)
+    assert note and html.unescape(note.group(1)) == (
+        "31 Dec 2025 is after today: the period ends today, 20 Nov 2025."
+    )
+    # Nov 14 .. 20, 7 days: Bluebird 10 + 5, Cobalt 3.
+    assert 'data-period-end="2025-11-20"' in page
+    assert "(Custom, 7 days)" in page
+    assert kpis(page)["totalIdentifications"] == 18
+    assert re.search(r'id="endDate"[^>]*value="2025-11-20"', page)
+    # Links carry the period shown, through today.
+    assert 'href="/organizations?startDate=2025-11-14&amp;endDate=2025-11-20"' in page
+
+
+def test_an_end_alone_after_today_keeps_the_default_length_through_today(signed_in, client):
+    page = text(client.get("/?endDate=2999-12-31"))
+    # Cut to Nov 20, then 30 days back as the landing preset: Oct 22 .. Nov 20.
+    assert 'data-period-start="2025-10-22"' in page and 'data-period-end="2025-11-20"' in page
+    assert "31 Dec 2999 is after today" in html.unescape(page)
+
+
+def test_the_date_inputs_are_bounded_from_1970_to_today(signed_in, client):
+    page = text(client.get("/organizations?preset=last_7_days"))
+    for name in ("startDate", "endDate"):
+        found = re.search(rf'<input[^>]*id="{name}"[^>]*>', page)
+        assert found, name
+        assert 'min="1970-01-01"' in found.group(0)
+        assert 'max="2025-11-20"' in found.group(0)  # today
+    assert re.search(r'<form class="range-form"[^>]*novalidate', page)
+    assert 'name="shown" value="last_7_days"' in page
 
 
 def test_a_timestamp_is_accepted_as_a_date(signed_in, client):
@@ -568,7 +676,10 @@ def test_organization_bad_filters_are_explained_and_ignored(
 def test_organization_csv_is_exactly_the_table(signed_in, client):
     response = client.get("/organizations.csv?preset=last_7_days&pageSize=2&page=1")
     assert response.mimetype == "text/csv"
-    assert "attachment" in response.headers["Content-Disposition"]
+    # The partner, the table (this page of it) and the period, Nov 14 .. Nov 20.
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="acme-organizations-page1-2025-11-14_2025-11-20.csv"'
+    )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert rows[0] == [
         "organizationId",
@@ -605,6 +716,9 @@ def test_organization_csv_is_exactly_the_table(signed_in, client):
 
 def test_organization_csv_of_all_pages_guards_against_formulas(signed_in, client):
     response = client.get("/organizations.csv?preset=last_7_days&pageSize=1&all=1")
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="acme-organizations-2025-11-14_2025-11-20.csv"'
+    )
     rows = list(csv.reader(io.StringIO(text(response))))
     assert len(rows) == 4  # header + all three organizations
     formula = rows[3]
@@ -875,6 +989,9 @@ def test_billing_page(signed_in, client):
     ]
     assert cells(page, "estimatedCost") == ["3.40 USD", "0.00 USD", "0.00 USD"]
     assert set(figures(page)) == {"tiers", "periods"}
+    # The default tiers' bands (0-10000, 10000-100000, 100000 up; the upper bound exclusive)
+    # by the units each holds.
+    assert cells(page, "band") == ["0–9,999", "10,000–99,999", "100,000+"]
 
 
 def test_billing_csv(signed_in, client):
@@ -892,9 +1009,13 @@ def test_billing_csv(signed_in, client):
         "currency",
     ]
     # November: 34 identifications, quantity 34 + 30 + 2 = 66, seven events.
-    assert rows[1] == ["2025-11-01", "2025-11-30", "True", "34", "34", "66", "7", "3.4", "USD"]
-    assert rows[2][:4] == ["2025-10-01", "2025-10-31", "False", "0"]
+    assert rows[1] == ["2025-11-01", "2025-11-30", "true", "34", "34", "66", "7", "3.4", "USD"]
+    assert rows[2][:4] == ["2025-10-01", "2025-10-31", "false", "0"]
     assert len(rows) == 4
+    # Named by the partner and the days it covers: Sep 1 (the partner's start) .. Nov 30.
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="acme-billing-2025-09-01_2025-11-30.csv"'
+    )
 
 
 def test_billing_page_for_a_partner_without_events(freeze, make_partner, make_user, client):

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, render_template
 from pydantic.alias_generators import to_camel
 
 from .. import billing, charts, metrics
-from ..exports import table_csv
+from ..exports import export_filename, table_csv
 from .dashboard import current_partner
 from .period import partner_keeping_range
 
@@ -73,5 +73,9 @@ def index() -> str:
 def export() -> Response:
     """Download the billing periods (newest first) for reconciliation against invoices."""
     partner = current_partner()
-    rows = [[_cell(getattr(p, f)) for f in CSV_FIELDS] for p in billing.past_periods(partner)]
-    return table_csv(CSV_HEADER, rows, f"billing_periods_{partner.slug}.csv")
+    periods = billing.past_periods(partner)
+    rows = [[_cell(getattr(p, f)) for f in CSV_FIELDS] for p in periods]
+    # Named by the days it covers: the oldest period's first to the newest's last (the
+    # current period is always listed).
+    start, end = periods[-1].billing_period_start, periods[0].billing_period_end
+    return table_csv(CSV_HEADER, rows, export_filename(partner.slug, "billing", start, end))

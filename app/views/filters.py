@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from ..display import event_label, fmt_day, plural, tier_band
 from ..timeutil import iso_z, utcnow
 
 
@@ -34,15 +35,6 @@ def fmt_change(value: float | None) -> str:
 def fmt_money(value: Any, currency: str = "USD") -> str:
     """Format an amount with two decimals and its currency."""
     return f"{float(value):,.2f} {currency}"
-
-
-def fmt_day(value: date | str | None) -> str:
-    """Format a date as '3 Nov 2025'."""
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        value = date.fromisoformat(value[:10])
-    return f"{value.day} {value:%b %Y}"
 
 
 def fmt_span(period: Any, end: date | str | None = None) -> str:
@@ -96,6 +88,11 @@ def age_text(moment: datetime | None) -> str:
     return "just now"  # pragma: no cover
 
 
+def fmt_band(band: Any) -> str:
+    """Format a pricing tier's band by the units it holds: '0–9,999', '100,000+'."""
+    return tier_band(band.min_usage, band.max_usage)
+
+
 FILTERS: dict[str, Callable[..., str]] = {
     "num": fmt_number,
     "change": fmt_change,
@@ -105,6 +102,9 @@ FILTERS: dict[str, Callable[..., str]] = {
     "span": fmt_span,
     "price": fmt_price,
     "utc": fmt_utc,
+    "event": event_label,
+    "band": fmt_band,
+    "plural": plural,
 }
 
 

@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 
 from .. import accounts, charts, metrics
 from ..errors import AppError
-from ..exports import table_csv
+from ..exports import export_filename, table_csv
 from ..forms import AllocationForm, OrganizationFilterForm
 from ..models import Organization, Partner
 from .dashboard import current_partner
@@ -90,10 +90,9 @@ def export() -> Response:
     every = request.args.get("all") == "1"
     table = _table(partner, state, all_rows=every)
     rows = [[getattr(item, f) for f in CSV_FIELDS] for item in table["items"]]
-    scope = "all" if every else f"page{table['page']}"
-    name = (
-        f"organizations_{state.period.start.isoformat()}_{state.period.end.isoformat()}_{scope}.csv"
-    )
+    # Every row, or one page of them (named, so two pages' files differ).
+    what = "organizations" if every else f"organizations-page{table['page']}"
+    name = export_filename(partner.slug, what, state.period.start, state.period.end)
     return table_csv(CSV_HEADER, rows, name)
 
 
