@@ -11,6 +11,7 @@ from .period import partner_keeping_range
 
 bp = Blueprint("credits", __name__)
 
+
 @bp.get("/credits")
 def index() -> str:
     """Show the current billing period's pool figures and its projection."""
