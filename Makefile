@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.dev-$(shell cat pyproject.toml requirements/dev.lock | cks
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install install-dev lock db run test test-sqlite test-postgres lint coverage serve bench bench-quick bench-deps bench-rebucket bench-cache fuzz load clean
+.PHONY: install install-dev lock db run test test-sqlite test-postgres lint coverage serve bench bench-page bench-quick bench-deps bench-rebucket bench-cache fuzz load clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -48,6 +48,7 @@ db: install
 
 run: db
 	$(BIN)/flask seed-demo
+	$(BIN)/flask compress-static
 	@echo ""
 	@echo "Partner Analytics dashboard: http://$(HOST):$(PORT)/   (Ctrl+C stops it)"
 	@echo ""
@@ -72,7 +73,10 @@ coverage: install-dev
 # gunicorn with WORKERS (default 2 x cores + 1); rate limits in RATELIMIT_STORAGE_URI, else
 # in the Redis on 127.0.0.1:6379; refuses several workers with in-memory limits, and a
 # SECRET_KEY under 32 bytes (app/serving.py).
+# Static files are compressed once first (brotli 11 takes ~30 s on plotly.js; later runs
+# find them in instance/compressed-static).
 serve: db
+	$(BIN)/flask compress-static
 	$(BIN)/python -m app.serving $(HOST):$(PORT)
 
 # Benchmarks (bench/): SQLite, then PostgreSQL when it answers (BENCH_PG_URL, default
@@ -82,6 +86,12 @@ bench-deps: install-dev
 
 bench: bench-deps
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.page
+
+# A cold overview in headless Chromium: bytes on the wire and time to the first chart
+# (writes bench/results/page.md).
+bench-page: install-dev
+	$(BIN)/python -m bench.page
 
 bench-quick: bench-deps
 	$(BIN)/python -m bench.run --quick --out bench/results/quick.md

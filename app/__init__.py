@@ -10,7 +10,7 @@ from flask import Flask, Request, has_request_context, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import RequestRedirect
 
-from . import cache, database
+from . import cache, compression, database
 from . import config as config_module
 from .cli import register_cli
 from .errors import register_error_handlers
@@ -112,6 +112,7 @@ def register_extensions(app: Flask) -> None:
     register_hooks_before_limiter(app)
     limiter.init_app(app)
     cache.init_app(app)
+    compression.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

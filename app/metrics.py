@@ -25,6 +25,7 @@ from . import cache
 from .cache import closed_period_cache, state_cache
 from .database import bucket_start_sql
 from .extensions import db
+from .levels import WARN_AT, usage_level, usage_percent
 from .models import (
     IDENTIFICATION,
     Organization,
@@ -61,6 +62,8 @@ ORG_SORTS: dict[str, tuple[str, Any]] = {
     "name": ("Name", Organization.name),
     "status": ("Status", Organization.status),
     "credits": ("Allocation", Organization.credits_allocated),
+    "creditsUsedThisBillingPeriod": ("Used this billing period", None),
+    "creditsAvailable": ("Available this billing period", None),
     "createdAt": ("Created", Organization.created_at),
 }
 
@@ -196,6 +199,16 @@ class OrgBreakdownItem(OrgIdentity):
     credits_used: int
     events: int
     quantity: int
+    credits_allocated: int
+    credits_used_this_billing_period: int
+    credits_available: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownTotals(OrgFigures):
+    """The breakdown's figures summed over every organization it lists (all pages)."""
+
+    organizations: int
     credits_allocated: int
     credits_used_this_billing_period: int
     credits_available: int
@@ -706,6 +719,54 @@ def org_usage_rows(partner_id: str, period: Period, org_ids: list[str] | None = 
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
 
+def _billing_used(partner: Partner) -> Any:
+    """Return a subquery of (org_id, used): credits each organization used in the current
+    billing period (what allocation_figures counts)."""
+    odu = OrgDailyUsage
+    bp = current_billing_period(partner)
+    return (
+        select(odu.organization_id.label("org_id"), func.sum(odu.quantity).label("used"))
+        .where(
+            odu.partner_id == partner.id,
+            odu.type == IDENTIFICATION,
+            odu.day >= bp.start,
+            odu.day <= bp.end,
+        )
+        .group_by(odu.organization_id)
+        .subquery()
+    )
+
+
+def _breakdown_listing(
+    partner: Partner,
+    period: Period,
+    status: str | None,
+    search: str | None,
+    external_id: str | None,
+) -> tuple[Any, list[Any]]:
+    """Return the period's per-organization sums (a subquery keyed by org_id) and the
+    clauses that pick the organizations the breakdown lists.
+
+    Listed: organizations that existed by the period's end, and any that had events in it
+    (an event may be dated before its organization's createdAt).
+    """
+    usage_rows = org_usage_rows(partner.id, period)
+    agg = (
+        select(
+            usage_rows.c.organization_id.label("org_id"),
+            func.sum(usage_rows.c.identifications).label("ident"),
+            func.sum(usage_rows.c.events).label("events"),
+            func.sum(usage_rows.c.quantity).label("quantity"),
+        )
+        .group_by(usage_rows.c.organization_id)
+        .subquery()
+    )
+    boundary = day_end_utc(period.end, partner.timezone)
+    filters = Organization.matching(partner.id, status, search, external_id)
+    clauses = [*filters, or_(Organization.created_at < boundary, agg.c.org_id.is_not(None))]
+    return agg, clauses
+
+
 @closed_period_cache
 def organization_breakdown(
     partner: Partner,
@@ -720,20 +781,8 @@ def organization_breakdown(
     external_id: str | None = None,
 ) -> tuple[list[OrgBreakdownItem], int]:
     """Return one page of per-organization figures for the period, and the total count."""
-    usage_rows = org_usage_rows(partner.id, period)
-    agg = (
-        select(
-            usage_rows.c.organization_id.label("org_id"),
-            func.sum(usage_rows.c.identifications).label("ident"),
-            func.sum(usage_rows.c.events).label("events"),
-            func.sum(usage_rows.c.quantity).label("quantity"),
-        )
-        .group_by(usage_rows.c.organization_id)
-        .subquery()
-    )
-    # Listed: organizations that existed by the period's end, and any that had events in it
-    # (an event may be dated before its organization's createdAt). The count needs no
-    # sums: one existence probe per organization.
+    agg, clauses = _breakdown_listing(partner, period, status, search, external_id)
+    # The count needs no sums: one existence probe per organization.
     boundary = day_end_utc(period.end, partner.timezone)
     filters = Organization.matching(partner.id, status, search, external_id)
     total = _int(
@@ -743,21 +792,29 @@ def organization_breakdown(
             .where(*filters, or_(Organization.created_at < boundary, _has_usage_in(period)))
         ).scalar()
     )
-    clauses = [*filters, or_(Organization.created_at < boundary, agg.c.org_id.is_not(None))]
     ident = func.coalesce(agg.c.ident, 0)
-    columns = {
+    columns: dict[str, Any] = {
         "identifications": ident,
         "creditsUsed": ident,
         "events": func.coalesce(agg.c.events, 0),
         "quantity": func.coalesce(agg.c.quantity, 0),
     }
+    query = select(Organization, ident, columns["events"], columns["quantity"]).outerjoin(
+        agg, agg.c.org_id == Organization.id
+    )
+    if sort in ("creditsUsedThisBillingPeriod", "creditsAvailable"):
+        # The billing period's figures are joined only to sort on them; the page's values
+        # come from allocation_figures, as on every other sort.
+        billed = _billing_used(partner)
+        used_now = func.coalesce(billed.c.used, 0)
+        columns["creditsUsedThisBillingPeriod"] = used_now
+        columns["creditsAvailable"] = Organization.credits_allocated - used_now
+        query = query.outerjoin(billed, billed.c.org_id == Organization.id)
     own_column = ORG_SORTS.get(sort, ("", None))[1]
     sort_col = columns.get(sort, ident if own_column is None else own_column)
     primary = sort_col.asc() if order == "asc" else sort_col.desc()
     rows = db.session.execute(
-        select(Organization, ident, columns["events"], columns["quantity"])
-        .outerjoin(agg, agg.c.org_id == Organization.id)
-        .where(*clauses)
+        query.where(*clauses)
         .order_by(primary, Organization.name.asc(), Organization.id.asc())
         .limit(page_size)
         .offset((page - 1) * page_size)
@@ -779,6 +836,46 @@ def organization_breakdown(
             )
         )
     return items, total
+
+
+@closed_period_cache
+def organization_breakdown_totals(
+    partner: Partner,
+    period: Period,
+    *,
+    status: str | None = None,
+    search: str | None = None,
+    external_id: str | None = None,
+) -> BreakdownTotals:
+    """Return the sums of the breakdown's figures over every organization it lists (all
+    pages), with the same filters: unfiltered, the period's figures are the partner's."""
+    agg, clauses = _breakdown_listing(partner, period, status, search, external_id)
+    billed = _billing_used(partner)
+    row = db.session.execute(
+        select(
+            func.count(),
+            func.sum(func.coalesce(agg.c.ident, 0)),
+            func.sum(func.coalesce(agg.c.events, 0)),
+            func.sum(func.coalesce(agg.c.quantity, 0)),
+            func.sum(Organization.credits_allocated),
+            func.sum(func.coalesce(billed.c.used, 0)),
+        )
+        .select_from(Organization)
+        .outerjoin(agg, agg.c.org_id == Organization.id)
+        .outerjoin(billed, billed.c.org_id == Organization.id)
+        .where(*clauses)
+    ).one()
+    count, identifications, events, quantity, allocated, used = (_int(v) for v in row)
+    return BreakdownTotals(
+        identifications=identifications,
+        credits_used=identifications,
+        events=events,
+        quantity=quantity,
+        organizations=count,
+        credits_allocated=allocated,
+        credits_used_this_billing_period=used,
+        credits_available=allocated - used,
+    )
 
 
 def organization_summary(
@@ -852,26 +949,15 @@ def top_organizations(partner: Partner, period: Period, limit: int = 10) -> list
     return [i for i in items if i.identifications > 0]
 
 
-def organizations_over_allocation(partner: Partner, share: int = 80) -> list[OverAllocation]:
-    """Return live organizations that used more than share % of their allocation this period.
+def organizations_over_allocation(partner: Partner) -> list[OverAllocation]:
+    """Return live organizations at the warn or over level of their allocation this period
+    (levels.usage_level: 80 % or more of it, as shown to 0.1 %).
 
     Credits used are counted over the current billing period, as in allocation_figures;
     an organization with no allocation that used credits is over it (percentUsed None).
     Canceled organizations are left out: they hold no allocation any more.
     """
-    odu = OrgDailyUsage
-    bp = current_billing_period(partner)
-    used = (
-        select(odu.organization_id.label("org_id"), func.sum(odu.quantity).label("used"))
-        .where(
-            odu.partner_id == partner.id,
-            odu.type == IDENTIFICATION,
-            odu.day >= bp.start,
-            odu.day <= bp.end,
-        )
-        .group_by(odu.organization_id)
-        .subquery()
-    )
+    used = _billing_used(partner)
     rows = db.session.execute(
         select(Organization, used.c.used)
         .join(used, used.c.org_id == Organization.id)
@@ -879,20 +965,25 @@ def organizations_over_allocation(partner: Partner, share: int = 80) -> list[Ove
             Organization.partner_id == partner.id,
             Organization.status != "canceled",
             used.c.used > 0,
-            used.c.used * 100 > Organization.credits_allocated * share,
+            # Candidates from a point under the threshold: the level decides on the
+            # percent as shown (79.96 % shows as 80.0 %).
+            used.c.used * 100 >= Organization.credits_allocated * (WARN_AT - 1),
         )
     ).all()
     items = []
     for org, raw_used in rows:
         spent = _int(raw_used)
         allocated = org.credits_allocated
+        percent = usage_percent(spent, allocated)
+        if percent is not None and usage_level(percent) == "ok":
+            continue
         items.append(
             OverAllocation(
                 **_identity(org),
                 credits_allocated=allocated,
                 credits_used=spent,
                 credits_available=allocated - spent,
-                percent_used=round(spent * 100 / allocated, 1) if allocated else None,
+                percent_used=percent,
             )
         )
     # No allocation at all first, then the most overdrawn.

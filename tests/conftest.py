@@ -54,6 +54,10 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
             "LOGIN_RATE_LIMIT": "1000 per minute",
             "RATELIMIT_STORAGE_URI": "memory://",
             "WTF_CSRF_ENABLED": True,
+            # Compressed static bodies in the test's folder, at a fast brotli level (11
+            # takes ~30 s on plotly.js): tests check what is sent, bench/ the sizes.
+            "COMPRESS_CACHE_DIR": str(tmp_path / "compressed-static"),
+            "COMPRESS_BR_LEVEL": 5,
         }
     )
     application.test_client_class = ServerLikeClient

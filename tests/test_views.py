@@ -906,7 +906,7 @@ def test_credits_page(signed_in, client):
     window = "startDate=2025-11-13&amp;endDate=2025-11-19"
     assert f'href="/organizations/{signed_in["bluebird"].id}?{window}" data-org-link' in page
     assert f'href="/organizations/{signed_in["cobalt"].id}?{window}" data-org-link' in page
-    # Above 80 %: only the formula org, 9 of 10.
+    # 80 % or more: only the formula org, 9 of 10.
     over = re.findall(r'<tr data-org-id="([^"]+)">', page)
     assert over == [signed_in["formula"].id]
     assert "90.0 %" in page
@@ -921,7 +921,7 @@ def test_credits_page_for_a_partner_without_events(freeze, make_partner, make_us
     assert "0.00 credits per day" in page
     assert "about 500 credits will go unused on 1 Dec 2025" in page
     assert "No credits used in these days." in page
-    assert "No organization has used more than 80 %" in page
+    assert "No organization has used 80 % or more" in page
     assert figures(page) == {}
 
 

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from .. import ROOT, metrics
 from ..forms import LogoutForm
+from ..levels import allocation_level, usage_level, usage_percent
 from ..periods import PRESETS
 from ..timeutil import utcnow
 from .dashboard import current_partner
@@ -69,6 +70,10 @@ def plotly_js_filename() -> str:
 
 def register_context(app: Flask) -> None:
     """Give every template the dashboard's globals."""
+    # The one colour rule of usage against an allocation (tables, meters).
+    app.jinja_env.globals.update(
+        usage_level=usage_level, usage_percent=usage_percent, allocation_level=allocation_level
+    )
 
     @app.context_processor
     def dashboard_globals() -> dict[str, Any]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from .. import billing, charts, metrics
+from ..levels import WARN_AT
 from ..periods import Period
 from .period import partner_keeping_range
 
 bp = Blueprint("credits", __name__)
-
-OVER_ALLOCATION_SHARE = 80
 
 
 @bp.get("/credits")
@@ -39,7 +38,7 @@ def index() -> str:
         window_total=window_total,
         drivers=drivers,
         figure=figure,
-        over=metrics.organizations_over_allocation(partner, OVER_ALLOCATION_SHARE),
-        share=OVER_ALLOCATION_SHARE,
+        over=metrics.organizations_over_allocation(partner),
+        share=WARN_AT,
         unallocated=pool.credit_pool_total - pool.credit_pool_allocated,
     )

@@ -30,8 +30,8 @@ COLUMNS = (
     ("events", "Events", "events", "period"),
     ("quantity", "Quantity", "quantity", "period"),
     ("credits_allocated", "Allocation", "credits", "billing"),
-    ("credits_used_this_billing_period", "Used", None, "billing"),
-    ("credits_available", "Available", None, "billing"),
+    ("credits_used_this_billing_period", "Used", "creditsUsedThisBillingPeriod", "billing"),
+    ("credits_available", "Available", "creditsAvailable", "billing"),
 )
 CSV_FIELDS = ("organization_id", *(c[0] for c in COLUMNS))
 # The CSV's header names the columns as the API names the fields.
@@ -77,8 +77,22 @@ def index() -> str:
     partner = current_partner()
     state = resolve_range(partner)
     table = _table(partner, state)
+    chosen = table["chosen"]
+    # Every page's figures summed (same filters) for the table's totals row.
+    totals = metrics.organization_breakdown_totals(
+        partner,
+        state.period,
+        status=chosen["status"],
+        search=chosen["search"],
+        external_id=chosen["external_id"],
+    )
     return render_template(
-        "organizations/index.html", partner=partner, state=state, columns=COLUMNS, **table
+        "organizations/index.html",
+        partner=partner,
+        state=state,
+        columns=COLUMNS,
+        totals=totals,
+        **table,
     )
 
 
