@@ -17,6 +17,7 @@ from ..timeutil import utcnow
 from .dashboard import current_partner
 from .filters import age_text, fmt_moment
 from .period import PERIOD_KEYS, nav_args
+from .printing import register_printing
 
 
 def api_link(endpoint: str, **params: Any) -> str:
@@ -68,7 +69,8 @@ def plotly_js_filename() -> str:
 
 
 def register_context(app: Flask) -> None:
-    """Give every template the dashboard's globals."""
+    """Give every template the dashboard's globals (and the print filters)."""
+    register_printing(app)
 
     @app.context_processor
     def dashboard_globals() -> dict[str, Any]:
