@@ -487,8 +487,8 @@ def cost_by_tier(
     )
 
 
-# The report chart has a fixed size that fits the printable width of A4 and Letter.
-REPORT_CHART_WIDTH = 680
+# The report chart takes its container's width (a phone's, a desktop's, the paper's:
+# static/js/charts.js redraws charts at the printed width); only its height is fixed.
 REPORT_CHART_HEIGHT = 280
 
 
@@ -526,11 +526,10 @@ def report_daily(daily: list[SeriesPoint]) -> dict[str, Any]:
         "line": {"color": AMBER, "width": 2},
         "hovertemplate": "%{x|%-d %b %Y}: %{y:,} credits so far<extra></extra>",
     }
-    # Its own layout, not _layout(): a fixed print size and a second axis on the right.
+    # Its own layout, not _layout(): a print-sized font and a second axis on the right.
     layout = {
-        "width": REPORT_CHART_WIDTH,
         "height": REPORT_CHART_HEIGHT,
-        "autosize": False,
+        "autosize": True,
         "margin": {"l": 56, "r": 64, "t": 36, "b": 36},
         "font": {"family": "system-ui, Arial, sans-serif", "size": 11, "color": INK},
         "paper_bgcolor": "rgba(0,0,0,0)",

@@ -506,8 +506,9 @@ def test_report_daily_bars_per_day_and_cumulative_credits() -> None:
     assert bars["name"] == "Identifications per day (= credits used)"
     assert line["name"] == "Credits used since the 1st"
     layout = FIGURES["report_daily"]["layout"]
-    # A fixed size that fits the printable width of A4 and Letter.
-    assert (layout["width"], layout["height"], layout["autosize"]) == (680, 280, False)
+    # The container's width (no fixed width: a phone's 390 px or the paper's), a fixed height.
+    assert "width" not in layout
+    assert (layout["height"], layout["autosize"]) == (280, True)
     assert layout["yaxis2"]["overlaying"] == "y" and layout["yaxis2"]["side"] == "right"
     assert "template" not in layout
 

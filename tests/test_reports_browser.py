@@ -109,11 +109,14 @@ def test_report_prints_to_pdf_with_identity_on_every_page(
         assert len(pages) >= 3, (paper, len(pages))  # 65 organizations do not fit on one
         for number, body in enumerate(pages, start=1):
             where = f"{paper} page {number}"
-            # The running header and footer: partner, month, timezone, generation time.
+            # The running header and footer: partner, month, timezone, generation time (in
+            # words, in the partner's timezone: 12:00 UTC on 5 Nov 2025 is 07:00 EST).
             assert "Acme Agency" in body, where
             assert "October 2025 (2025-10)" in body, where
-            assert NY in body, where
-            assert "Generated 5 Nov 2025 12:00 UTC" in body, where
+            assert f"days in {NY}" in body, where
+            assert f"Generated 5 Nov 2025 at 07:00 ({NY})" in body, where
+            assert f"Page {number} of {len(pages)}" in body, where
+            assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", body), where
         everything = " ".join(pages)
         assert "Month-end report: October 2025" in everything
         # The chart is drawn (Plotly's SVG text is in the PDF), the navigation is not.
@@ -124,7 +127,7 @@ def test_report_prints_to_pdf_with_identity_on_every_page(
         totals = re.findall(r"Total 26 26 9 39 100\.00 % 450 65 organizations: 1 new", everything)
         assert len(totals) == 1, everything[-2000:]
         # The table header is repeated on each page the table runs over.
-        headers = sum(1 for body in pages if "Organization Identifications Credits used" in body)
+        headers = sum(1 for body in pages if "Events Quantity Share Allocation" in body)
         assert headers >= 2
         assert "3 events belonging to October 2025 arrived after the month closed" in everything
     assert errors == []

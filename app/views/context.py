@@ -18,6 +18,7 @@ from ..timeutil import utcnow
 from .dashboard import current_partner
 from .filters import age_text, fmt_moment
 from .period import PERIOD_KEYS, nav_args
+from .printing import register_printing
 
 
 def api_link(endpoint: str, **params: Any) -> str:
@@ -69,7 +70,8 @@ def plotly_js_filename() -> str:
 
 
 def register_context(app: Flask) -> None:
-    """Give every template the dashboard's globals."""
+    """Give every template the dashboard's globals (and the print filters)."""
+    register_printing(app)
     # The one colour rule of usage against an allocation (tables, meters).
     app.jinja_env.globals.update(
         usage_level=usage_level, usage_percent=usage_percent, allocation_level=allocation_level

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, url_for
@@ -71,7 +70,6 @@ def month(month: str) -> Any:
         newer=newer if newer in months else None,
         older=older if older in months else None,
         newer_label=reports.month_label(*map(int, newer.split("-"))),
-        closes_local=report.end_date + timedelta(days=1),
         partner_billing_day=partner.billing_day_of_month,
         partner_billing_period=partner.billing_period,
     )

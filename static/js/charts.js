@@ -24,6 +24,33 @@
     toImageButtonOptions: { format: "png", scale: 2 }
   };
 
+  // Every chart drawn so far (its graph div), for refit().
+  var drawn = [];
+
+  // Charts take their container's width. On screen plotly.js follows the window
+  // (responsive); on paper the page is narrower than the window it was drawn in, and no
+  // resize event says so. While the print layout is in place (Chromium and Safari switch
+  // the "print" media query before they paginate, and paint what this listener draws), each
+  // chart is redrawn at its printed width; when printing ends, back to the screen's.
+  var PRINT = window.matchMedia("print");
+
+  function refit() {
+    if (typeof Plotly === "undefined") {
+      return;
+    }
+    drawn.forEach(function (gd) {
+      var width = Math.floor(gd.getBoundingClientRect().width);
+      if (width > 0) {
+        // An explicit width while printing; none afterwards (autosize: the container's).
+        Plotly.relayout(gd, { width: PRINT.matches ? width : null });
+      }
+    });
+  }
+
+  if (PRINT.addEventListener) {
+    PRINT.addEventListener("change", refit);
+  }
+
   function isLocalPath(href) {
     return typeof href === "string" && href.charAt(0) === "/" && href.charAt(1) !== "/";
   }
@@ -43,6 +70,7 @@
     var layout = figure.layout || {};
     Plotly.newPlot(target, figure.data || [], layout, CONFIG).then(function (gd) {
       target.setAttribute("data-drawn", "true");
+      drawn.push(gd);
       // Bars whose customdata carries a page path (top organizations) open that page.
       gd.on("plotly_click", function (event) {
         var point = event && event.points && event.points[0];
