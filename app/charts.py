@@ -271,6 +271,7 @@ def organizations_with_activity(
         "type": "bar",
         "x": centres,
         "y": values,
+        "name": "Organizations with activity",
         "width": widths,
         "marker": {
             "color": TEAL,
@@ -295,6 +296,7 @@ def usage_by_type(by_type: ByType) -> dict[str, Any]:
     """Return a horizontal bar of quantity per event type, largest on top."""
     items = sorted(by_type.items(), key=lambda kv: (kv[1].quantity, kv[0]))
     return _horizontal_bars(
+        "Quantity",
         [v.quantity for _k, v in items],
         [label(event_label(k)) for k, _v in items],
         color=[BLUE if k == "identification" else GREY for k, _v in items],
@@ -315,6 +317,7 @@ def top_organizations(items: list[OrgBreakdownItem], links: list[str]) -> dict[s
     rows = list(reversed(items))
     hrefs = list(reversed(links))
     return _horizontal_bars(
+        "Identifications",
         [i.identifications for i in rows],
         [label(_short(i.name)) for i in rows],
         color=BLUE,
@@ -326,6 +329,7 @@ def top_organizations(items: list[OrgBreakdownItem], links: list[str]) -> dict[s
 
 
 def _horizontal_bars(
+    name: str,
     values: list[int],
     names: list[str],
     *,
@@ -335,9 +339,11 @@ def _horizontal_bars(
     height: int,
     left: int,
 ) -> dict[str, Any]:
-    """Return one horizontal bar per value, bottom up, each named on the y axis by position."""
+    """Return one horizontal bar per value, bottom up, each named on the y axis by position;
+    name is the series' (the heading of its "Show data" column, app/chart_tables.py)."""
     bars = {
         "type": "bar",
+        "name": name,
         "y": list(range(len(values))),
         "x": values,
         "orientation": "h",
@@ -431,6 +437,7 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
         "type": "bar",
         "x": [r.billing_period_start.isoformat() for r in ordered],
         "y": [r.identifications for r in ordered],
+        "name": "Identifications",
         "marker": {"color": [AMBER if r.is_current else BLUE for r in ordered]},
         "customdata": [
             [_day(r.billing_period_end), f"{float(r.estimated_cost):,.2f} {r.currency}"]

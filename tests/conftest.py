@@ -18,6 +18,7 @@ from app import accounts, auth, create_app, ingest
 from app.extensions import db
 from app.models import Organization, Partner
 from app.timeutil import set_frozen_now
+from tests.browser_support import chromium, server  # noqa: F401 (the browser tests' fixtures)
 from tests.support import scratch_postgres_database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "").strip()

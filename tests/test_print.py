@@ -83,6 +83,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "SECRET_KEY": "print-tests",
             "LOGIN_RATE_LIMIT": "1000 per minute",
             "RATELIMIT_STORAGE_URI": "memory://",
+            "COMPRESS_CACHE_DIR": str(db_file.parent / "compressed-static"),
+            "COMPRESS_BR_LEVEL": 5,
         }
     )
     set_frozen_now(NOW)

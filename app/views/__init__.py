@@ -7,6 +7,7 @@ cards), then one module per page family; CSV downloads are written by app/export
 
 from flask import Flask
 
+from ..chart_tables import chart_table
 from . import auth, billing, credits, dashboard, organizations, overview, reports
 from .context import register_context
 from .filters import register_filters
@@ -20,5 +21,7 @@ def register_views(app: Flask) -> None:
     """Register the template filters and globals, the sign-in pages and the dashboard."""
     register_filters(app)
     register_context(app)
+    # A plain global, not a context variable: the chart macro is imported into the pages.
+    app.add_template_global(chart_table)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)

@@ -71,6 +71,11 @@
     Plotly.newPlot(target, figure.data || [], layout, CONFIG).then(function (gd) {
       target.setAttribute("data-drawn", "true");
       drawn.push(gd);
+      // A screen reader gets the chart's "Show data" table, not the SVG's loose tick labels;
+      // the toolbar's buttons, which have names, stay in reach of the keyboard.
+      Array.prototype.forEach.call(gd.querySelectorAll("svg.main-svg"), function (svg) {
+        svg.setAttribute("aria-hidden", "true");
+      });
       // Bars whose customdata carries a page path (top organizations) open that page.
       gd.on("plotly_click", function (event) {
         var point = event && event.points && event.points[0];
