@@ -77,17 +77,7 @@ def test_the_url_map_gives_the_pages_the_product_has():
 
 
 # Known failures, each strict: the day it is fixed, the sweep says so and the mark goes.
-KNOWN = {
-    ("dashboard.reports.month", 390): [
-        pytest.mark.xfail(
-            strict=True,
-            reason="report at 390 px: its chart is a fixed 680 px wide (app/charts.py "
-            "report_daily; fixed in branch print), so the page is 516 px wide; and its first "
-            "KPI starts at ~1,150 px, after the identity block, the month links and the "
-            "late-data notice (templates/reports/month.html; open)",
-        )
-    ],
-}
+KNOWN: dict[tuple[str, int], list[Any]] = {}
 
 
 def cases() -> list[Any]:

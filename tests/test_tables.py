@@ -214,3 +214,30 @@ def test_tables_and_bars_colour_by_the_rule(five, client):
         (E, "80.0", "warn"),
     ]
     assert "80 % or more of their allocation" in page
+
+
+def test_key_figures_follow_the_name(five, client):
+    """On a phone the table scrolls under its sticky name column: the figures come first,
+    who the organization is (external id, status, tier) last. The CSV keeps identity first."""
+    page = page_of(client, "")
+    row = re.search(r"<thead>.*?</tr>\s*<tr>(.*?)</tr>", page, re.S)
+    assert row
+    shown = [
+        re.sub(r"<[^>]+>|[▲▼↕]", "", h).strip()
+        for h in re.findall(r"<th[^>]*>(.*?)</th>", row.group(1), re.S)
+    ]
+    assert shown == [
+        "Organization",
+        "Identifications",
+        "Credits used",
+        "Events",
+        "Quantity",
+        "Allocation",
+        "Used",
+        "Available",
+        "External ID",
+        "Status",
+        "Tier",
+    ]
+    csv_header = client.get(f"/organizations.csv?{PERIOD}").get_data(as_text=True).splitlines()[0]
+    assert csv_header.startswith("organizationId,name,externalId,status,tier,identifications")

@@ -20,11 +20,11 @@ bp = Blueprint("organizations", __name__)
 
 FILTER_KEYS = ("status", "search", "externalId", "sort", "order", "pageSize")
 # The table's columns: (field of metrics.OrgBreakdownItem, heading, sort key or None, group).
+# The key figures come right after the name, so that on a phone, where the table scrolls
+# sideways under its sticky name column, they are what shows first; who the organization is
+# (external id, status, tier) closes the row.
 COLUMNS = (
     ("name", "Organization", "name", ""),
-    ("external_id", "External ID", None, ""),
-    ("status", "Status", "status", ""),
-    ("tier", "Tier", None, ""),
     ("identifications", "Identifications", "identifications", "period"),
     ("credits_used", "Credits used", "creditsUsed", "period"),
     ("events", "Events", "events", "period"),
@@ -32,8 +32,25 @@ COLUMNS = (
     ("credits_allocated", "Allocation", "credits", "billing"),
     ("credits_used_this_billing_period", "Used", "creditsUsedThisBillingPeriod", "billing"),
     ("credits_available", "Available", "creditsAvailable", "billing"),
+    ("external_id", "External ID", None, ""),
+    ("status", "Status", "status", ""),
+    ("tier", "Tier", None, ""),
 )
-CSV_FIELDS = ("organization_id", *(c[0] for c in COLUMNS))
+# The CSV keeps its columns in the order it has always had (identity first).
+CSV_FIELDS = (
+    "organization_id",
+    "name",
+    "external_id",
+    "status",
+    "tier",
+    "identifications",
+    "credits_used",
+    "events",
+    "quantity",
+    "credits_allocated",
+    "credits_used_this_billing_period",
+    "credits_available",
+)
 # The CSV's header names the columns as the API names the fields.
 CSV_HEADER = [to_camel(name) for name in CSV_FIELDS]
 
