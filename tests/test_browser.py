@@ -499,3 +499,40 @@ def test_text_contrast_and_the_skip_link(chromium, server):
     assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
     page.keyboard.press("Enter")
     assert page.url.endswith("#main")
+
+
+ROW_FIGURES = """
+([selector, column]) => Array.from(document.querySelectorAll(selector + ' tbody tr'))
+  .map(function (row) { return row.cells[column].textContent.trim(); })
+"""
+
+
+def test_whole_tables_sort_in_the_browser(chromium, server):
+    """The reports list (every month on one page) sorts by a numeric column on a click and
+    from the keyboard; the heading says its order. Values are checked against each other,
+    as the page writes them, not against the code that wrote them."""
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    w.goto("/reports")
+    heading = page.locator("table.report-months th", has_text="Events")
+    assert heading.get_attribute("aria-sort") == "none"
+    column = heading.evaluate("(th) => th.cellIndex")
+    before = page.evaluate(ROW_FIGURES, ["table.report-months", column])
+    numbers = [int(text.replace(",", "")) for text in before]
+    heading.locator("button").click()
+    after = [
+        int(t.replace(",", "")) for t in page.evaluate(ROW_FIGURES, ["table.report-months", column])
+    ]
+    assert after == sorted(numbers, reverse=True)  # largest first
+    assert heading.get_attribute("aria-sort") == "descending"
+    heading.locator("button").focus()
+    page.keyboard.press("Enter")
+    after = [
+        int(t.replace(",", "")) for t in page.evaluate(ROW_FIGURES, ["table.report-months", column])
+    ]
+    assert after == sorted(numbers)
+    assert heading.get_attribute("aria-sort") == "ascending"
+    months = page.locator("table.report-months th").first  # Month
+    assert months.get_attribute("aria-sort") is None  # text columns keep their order
+    w.assert_clean()
