@@ -9,8 +9,10 @@ module gets its own server.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,17 +56,17 @@ ALL_DRAWN = """
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve the dashboard over a seeded SQLite file; yield its base URL."""
-    db_file = tmp_path_factory.mktemp("browser") / "dashboard.sqlite3"
+def demo_app(folder: Path, secret: str = "browser-tests") -> Any:
+    """Return the app over a fresh SQLite file in folder, seeded with the demo data, with
+    the clock frozen at NOW (static files compressed at a quick brotli level)."""
+    db_file = folder / "dashboard.sqlite3"
     app = create_app(
         {
             "DATABASE_URL": f"sqlite:///{db_file}",
-            "SECRET_KEY": "browser-tests",
+            "SECRET_KEY": secret,
             "LOGIN_RATE_LIMIT": "1000 per minute",
             "RATELIMIT_STORAGE_URI": "memory://",
-            "COMPRESS_CACHE_DIR": str(db_file.parent / "compressed-static"),
+            "COMPRESS_CACHE_DIR": str(folder / "compressed-static"),
             "COMPRESS_BR_LEVEL": 5,
         }
     )
@@ -72,6 +74,40 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with app.app_context():
         db.create_all()
         demo.seed_demo(today=NOW.date())
+        db.session.remove()
+    return app
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve app over HTTP on a free local port, in a thread; yield its base URL."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+
+
+def pdf_text(path: Path) -> list[str]:
+    """Return the text of each page of a PDF file, whitespace collapsed (poppler's
+    pdftotext -layout keeps a table row on one line; it ends every page with a form feed)."""
+    out = subprocess.run(
+        ["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout.decode("utf-8")
+    return [" ".join(body.split()) for body in out.split("\f") if body.strip()]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the demo, plus a client named in HTML among the top 10; yield its base URL."""
+    app = demo_app(tmp_path_factory.mktemp("browser"))
+    with app.app_context():
         partner = db.session.execute(db.select(Partner).filter_by(slug="demo")).scalar_one()
         org = accounts.create_organization(
             partner, HTML_NAME, external_id="html-1", tier="paid", created_at=datetime(2025, 11, 1)
@@ -94,12 +130,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         assert result.rejected == []
         db.session.remove()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
     set_frozen_now(None)
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +17,11 @@ from typing import Any
 
 import pytest
 from markupsafe import Markup
-from werkzeug.serving import make_server
 
-from app import create_app, demo
-from app.extensions import db
+from app import demo
 from app.timeutil import set_frozen_now
 from app.views.printing import css_string, local_moment
+from tests.browser_support import demo_app, pdf_text, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "print"
@@ -75,29 +72,10 @@ def test_css_string_cannot_be_escaped_from() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve the demo over a seeded SQLite file; yield its base URL."""
-    db_file = tmp_path_factory.mktemp("print") / "dashboard.sqlite3"
-    app = create_app(
-        {
-            "DATABASE_URL": f"sqlite:///{db_file}",
-            "SECRET_KEY": "print-tests",
-            "LOGIN_RATE_LIMIT": "1000 per minute",
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "COMPRESS_CACHE_DIR": str(db_file.parent / "compressed-static"),
-            "COMPRESS_BR_LEVEL": 5,
-        }
-    )
-    set_frozen_now(NOW)
-    with app.app_context():
-        db.create_all()
-        demo.seed_demo(today=NOW.date())
-        db.session.remove()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    """Serve the demo as it is (no extra client: the page counts are the demo's)."""
+    app = demo_app(tmp_path_factory.mktemp("print"), secret="print-tests")
+    with serving(app) as url:
+        yield url
     set_frozen_now(None)
 
 
@@ -141,13 +119,7 @@ def printed(page: Any, name: str, paper: str) -> list[str]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}-{paper}.pdf"
     path.write_bytes(page.pdf(format=paper))
-    out = subprocess.run(
-        ["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout.decode("utf-8")
-    return [" ".join(body.split()) for body in out.split("\f") if body.strip()]
+    return pdf_text(path)
 
 
 # Registered after charts.js's own listener, so it sees the charts as they are printed:
@@ -227,7 +199,7 @@ def test_report_table_fits_the_paper_with_names_on_one_line(chromium, server):
           names: names.length,
           wrapped: names.filter(a => a.getClientRects().length > 1).map(a => a.textContent),
           heads: Array.from(table.querySelectorAll('thead th')).slice(0, 3)
-                   .map(th => th.textContent.replace('\\u00ad', '').trim()),
+                   .map(th => th.textContent.replace('\\u00ad', '').replace(/[↕▲▼]/g, '').trim()),
         };
     }"""
     )

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -18,6 +16,8 @@ from typing import Any
 import pytest
 from test_reports import NY, build_october
 from views_support import PASSWORD
+
+from tests.browser_support import pdf_text, serving
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -42,14 +42,8 @@ pytestmark = [
 @pytest.fixture
 def server(app: Any) -> Iterator[str]:
     """Serve the test app over HTTP on a free local port."""
-    from werkzeug.serving import make_server
-
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -77,14 +71,7 @@ def pdf_pages(data: bytes, tmp_path: Any) -> list[str]:
     """
     path = tmp_path / "report.pdf"
     path.write_bytes(data)
-    out = subprocess.run(
-        ["pdftotext", "-layout", "-enc", "UTF-8", str(path), "-"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout.decode("utf-8")
-    # pdftotext ends every page with a form feed.
-    return [" ".join(body.split()) for body in out.split("\f") if body.strip()]
+    return pdf_text(path)
 
 
 def test_report_prints_to_pdf_with_identity_on_every_page(

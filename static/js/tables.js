@@ -1,5 +1,5 @@
 /* Sort the rows of a table that a page shows whole (table[data-sortable]) by any numeric
- * column, in the browser: a click on its heading, or Enter/Space on the heading's button.
+ * column, in the browser: a click on its heading, or Enter/Space on it (it takes the focus).
  * The organizations list, which is paginated, sorts on the server instead. Totals stay in
  * <tfoot>; headings say their order through aria-sort, like the server-sorted ones. */
 (function () {
@@ -39,7 +39,7 @@
       th.setAttribute("aria-sort", sorted ? order : "none");
       var arrow = th.querySelector(".sort__arrow");
       arrow.textContent = sorted ? (order === "ascending" ? "▲" : "▼") : "↕";
-      th.querySelector("button").classList.toggle("is-sorted", sorted);
+      th.classList.toggle("is-sorted", sorted);
     });
   }
 
@@ -53,23 +53,28 @@
       return th.classList.contains("num");
     });
     headings.forEach(function (th) {
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "sort";
-      while (th.firstChild) {
-        button.appendChild(th.firstChild);
-      }
+      // The heading itself takes the focus and the click: its layout stays a heading's
+      // (a button inside it would change how the printed table repeats its header).
       var arrow = document.createElement("span");
       arrow.className = "sort__arrow";
       arrow.setAttribute("aria-hidden", "true");
       arrow.textContent = "↕";
-      button.appendChild(arrow);
-      th.appendChild(button);
+      th.appendChild(arrow);
+      th.classList.add("sortable");
+      th.tabIndex = 0;
       th.setAttribute("aria-sort", "none");
-      button.addEventListener("click", function () {
+      th.title = "Sort by this column";
+      function toggle() {
         // Largest first on the first click, as the server-sorted figures do.
         var order = th.getAttribute("aria-sort") === "descending" ? "ascending" : "descending";
         sortBy(table, headings, th.cellIndex, order);
+      }
+      th.addEventListener("click", toggle);
+      th.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          toggle();
+        }
       });
     });
   }
