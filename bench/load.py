@@ -29,6 +29,7 @@ all of that holds. Figures are printed (docs/reliability.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -41,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,42 +70,28 @@ def free_port() -> int:
 
 
 class Database:
-    """A throwaway database for the run."""
+    """A throwaway database for the run (PostgreSQL: tests.support.scratch_postgres_database)."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.tmp = Path(tempfile.mkdtemp(prefix="pa_load_"))
-        self.name = f"pa_load_{uuid.uuid4().hex[:10]}"
+        self._scratch = contextlib.ExitStack()
         if backend == "sqlite":
             self.url = f"sqlite:///{self.tmp / 'load.sqlite3'}"
             return
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
+        from tests.support import scratch_postgres_database
 
-        server = make_url(
+        server = (
             os.environ.get("TEST_DATABASE_URL")
             or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-        ).set(drivername="postgresql+psycopg")
-        self.admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = server.set(database=self.name).render_as_string(hide_password=False)
+        )
+        self.url = self._scratch.enter_context(scratch_postgres_database(server, "pa_load"))
 
     def drop(self) -> None:
-        if self.backend == "sqlite":
-            for path in self.tmp.iterdir():
-                path.unlink()
-            self.tmp.rmdir()
-            return
-        from sqlalchemy import text
-
-        with self.admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": self.name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
-        self.admin.dispose()
+        self._scratch.close()
+        for path in self.tmp.iterdir():
+            path.unlink()
+        self.tmp.rmdir()
 
 
 def env_for(url: str) -> dict[str, str]:
