@@ -118,7 +118,8 @@ def parameters(signed_in) -> dict[str, str]:
 
 # Every table that is laid out: where it is cut off. A table may be wider than its box only
 # when a box around it scrolls sideways (overflow-x auto or scroll); a box that hides the
-# overflow cuts it, and without such a box it must fit the page.
+# overflow cuts it, and without such a box it must fit the page. A sticky first column
+# (the name, on a phone) may take at most half the box.
 CLIPPED_TABLES = """
 () => {
   const found = [];
@@ -147,6 +148,12 @@ CLIPPED_TABLES = """
                  `${clipper.clientWidth})`);
     if (scrolls && wider && table.closest('.table-wrap') !== clipper)
       found.push(`${name}: scrolls in a box that is not its .table-wrap`);
+    // A column that stays put while the rest scrolls leaves at least half the box to them.
+    const first = table.querySelector('tbody tr > :first-child');
+    if (scrolls && wider && first && getComputedStyle(first).position === 'sticky' &&
+        first.getBoundingClientRect().width > clipper.clientWidth / 2)
+      found.push(`${name}: its sticky first column takes ` +
+                 `${Math.round(first.getBoundingClientRect().width)} of ${clipper.clientWidth} px`);
   }
   return found;
 }
