@@ -440,10 +440,13 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
         "name": "Identifications",
         "marker": {"color": [AMBER if r.is_current else BLUE for r in ordered]},
         "customdata": [
-            [_day(r.billing_period_end), f"{float(r.estimated_cost):,.2f} {r.currency}"]
+            [
+                f"{_day(r.billing_period_start)} – {_day(r.billing_period_end)}",
+                f"{float(r.estimated_cost):,.2f} {r.currency}",
+            ]
             for r in ordered
         ],
-        "hovertemplate": "%{x|%-d %b %Y} – %{customdata[0]}: %{y:,} identifications, "
+        "hovertemplate": "%{customdata[0]}: %{y:,} identifications, "
         "%{customdata[1]}<extra></extra>",
     }
     return _figure(

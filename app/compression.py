@@ -47,10 +47,21 @@ class CompressedOnce:
     """
 
     def __init__(self, folder: str) -> None:
-        self.store = FileSystemCache(folder, threshold=500, default_timeout=0)
+        self.folder = folder
+        self._store: FileSystemCache | None = None
+
+    @property
+    def store(self) -> FileSystemCache:
+        """The files, made on first use: building the app (a `flask` command before
+        init-db, say) creates no folder."""
+        if self._store is None:
+            self._store = FileSystemCache(self.folder, threshold=500, default_timeout=0)
+        return self._store
 
     def get(self, key: str) -> bytes | None:
         """Return the compressed body stored under key, or None."""
+        if self._store is None and not os.path.isdir(self.folder):
+            return None
         value = self.store.get(key)
         return value if isinstance(value, bytes) else None
 

@@ -51,12 +51,13 @@ def test_horizontal_bars_read_top_down_with_whole_unescaped_names():
     table = chart_table(FIGURES["types"])
     assert table is not None
     assert (table.row_heading, table.columns) == ("Name", ["Quantity"])
-    # Largest first: 5,000 page_view; 1,200 session and identification (drawn by name,
-    # bottom up, so session is above); 7 for the hostile name, as text.
+    # Largest first: 5,000 page views; 1,200 sessions and identifications (drawn by name,
+    # bottom up, so sessions are above); 7 for the hostile name, as text. Types by the
+    # pages' labels (app/display.py).
     assert table.rows == [
-        ("page_view", ["5,000"]),
-        ("session", ["1,200"]),
-        ("identification", ["1,200"]),
+        ("Page views", ["5,000"]),
+        ("Sessions", ["1,200"]),
+        ("Identifications", ["1,200"]),
         (HOSTILE, ["7"]),
     ]
     # The top list: whole names (the axis shortens the 26 characters), twins kept apart.

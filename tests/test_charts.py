@@ -465,7 +465,10 @@ def test_billing_periods_oldest_first_current_in_amber() -> None:
     assert bars["x"] == ["2025-02-01", "2025-03-01"]
     assert bars["y"] == [9000, 1500]
     assert bars["marker"]["color"] == [charts.BLUE, charts.AMBER]
-    assert bars["customdata"] == [["28 Feb 2025", "0.00 EUR"], ["31 Mar 2025", "1,234.50 EUR"]]
+    assert bars["customdata"] == [
+        ["1 Feb 2025 – 28 Feb 2025", "0.00 EUR"],
+        ["1 Mar 2025 – 31 Mar 2025", "1,234.50 EUR"],
+    ]
     assert FIGURES["billing_periods"]["layout"]["bargap"] == 0.3
 
 

@@ -105,10 +105,11 @@ def test_month_page_figures(signed_in, client):
 def test_open_month_says_so(signed_in, client):
     page = text(client.get("/reports/2025-11"))
     assert 'data-late="open"' in page
-    # November 2025 closes at 00:00 EST on Dec 1 = 05:00 UTC, written as the pages write
-    # moments.
-    assert "1 Dec 2025 05:00 UTC" in page
-    assert "2025-12-01T05:00:00Z" not in page
+    # November 2025 closes at 00:00 EST on Dec 1 (05:00 UTC), written in words in the
+    # partner's timezone; the exact moment stays in the <time> element.
+    assert "1 Dec 2025 at 00:00 (America/New_York)" in page
+    assert '<time datetime="2025-12-01T05:00:00Z">' in page
+    assert not re.search(r">[^<]*2025-12-01T05:00", page)  # never as text
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ def test_pages_link_their_scripts_by_versioned_url(
     assert login(client).status_code == 302
     page = client.get("/").get_data(as_text=True)
     scripts = re.findall(r'<script src="([^"]+)"', page)
-    assert len(scripts) == 2, scripts  # plotly.js and charts.js
+    assert len(scripts) == 3, scripts  # tables.js, plotly.js and charts.js
     assert all(re.search(r"\?v=[0-9a-f]{12}$", src) for src in scripts), scripts
 
 

@@ -204,7 +204,7 @@ def test_tables_and_bars_colour_by_the_rule(five, client):
     )
     assert levels == {B: "ok", C: "ok", D: "ok", E: "warn", F: "warn"}  # 76 % is ok
     page = client.get("/credits").get_data(as_text=True)
-    credits = re.search(r'<table class="over-allocation">.*?</table>', page, re.S).group(0)
+    credits = re.search(r'<table class="over-allocation"[^>]*>.*?</table>', page, re.S).group(0)
     listed = re.findall(
         r"data-org-link>([^<]*)</a>.*?(\d+\.\d) %.*?meter meter--(\w+)", credits, re.S
     )

@@ -577,10 +577,11 @@ def test_pages_carry_the_content_security_policy(signed_in, client):
     assert "script-src 'self'" in policy and "unsafe-eval" not in policy
     page = text(response)
     scripts = re.findall(r"<script([^>]*)>", page)
-    # Only two external scripts (plotly.js and charts.js) and JSON data blocks.
+    # Only three external scripts (tables.js, plotly.js and charts.js) and JSON data blocks.
     assert all('type="application/json"' in s or "src=" in s for s in scripts)
     # (each by its versioned URL: ?v=<content hash>, see tests/test_static.py)
     assert re.findall(r'<script src="([^"?]+)\?v=[0-9a-f]{12}"', page) == [
+        "/static/js/tables.js",
         "/static/vendor/plotly-4.1.1.min.js",
         "/static/js/charts.js",
     ]
