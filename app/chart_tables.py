@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
 from html import unescape
 from typing import Any
+
+from .display import fmt_day
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$")
 MISSING = "—"
@@ -40,11 +41,6 @@ class ChartTable:
 
 def _is_date(value: Any) -> bool:
     return isinstance(value, str) and bool(_ISO.match(value))
-
-
-def _day(value: str) -> str:
-    day = date.fromisoformat(value[:10])
-    return f"{day.day} {day:%b %Y}"
 
 
 def _cell(value: Any) -> str:
@@ -64,8 +60,8 @@ def _name(key: Any, custom: Any, tick: str | None) -> str:
     if tick is not None:
         return unescape(tick)
     if _is_date(key):
-        end = f" – {_day(heading)}" if isinstance(heading, str) and _is_date(heading) else ""
-        return _day(key) + end
+        end = f" – {fmt_day(heading)}" if isinstance(heading, str) and _is_date(heading) else ""
+        return fmt_day(key) + end
     return unescape(str(key))
 
 

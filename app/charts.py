@@ -9,7 +9,7 @@ the figures with |tojson as they are.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -106,22 +106,17 @@ def _date_axis(period: Period | None = None) -> dict[str, Any]:
     return axis
 
 
-def _day(day: date) -> str:
-    """Write a date as every page does: '3 Nov 2025'."""
-    return fmt_day(day)
-
-
 def _span(period: Period) -> str:
-    return f"{_day(period.start)} – {_day(period.end)}"
+    return f"{fmt_day(period.start)} – {fmt_day(period.end)}"
 
 
 def _bucket_text(point: SeriesPoint, granularity: str) -> str:
     """Name a bucket for a tooltip: the day, 'week of 3 Nov 2025' or 'Nov 2025', and say
     when it is partial ('partial: 3 of 7 days')."""
     if granularity == "day":
-        text = _day(point.date)
+        text = fmt_day(point.date)
     elif granularity == "week":
-        text = f"week of {_day(point.date)}"
+        text = f"week of {fmt_day(point.date)}"
     else:
         text = f"{point.date:%b %Y}"
     if point.partial:
@@ -441,7 +436,7 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
         "marker": {"color": [AMBER if r.is_current else BLUE for r in ordered]},
         "customdata": [
             [
-                f"{_day(r.billing_period_start)} – {_day(r.billing_period_end)}",
+                f"{fmt_day(r.billing_period_start)} – {fmt_day(r.billing_period_end)}",
                 f"{float(r.estimated_cost):,.2f} {r.currency}",
             ]
             for r in ordered

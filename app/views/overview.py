@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, render_template, url_for
 
 from .. import billing, charts, metrics
+from ..display import fmt_day, plural
 from ..models import Partner
 from ..periods import Period, current_billing_period, local_today
 from .dashboard import current_partner
@@ -33,9 +34,8 @@ def _billing_period_cards(partner: Partner, shown: Period) -> tuple[dict[str, An
     if bp.start <= shown.end and shown.end >= today:
         reset = bp.end + timedelta(days=1)
         days = (reset - today).days
-        unit = "day" if days == 1 else "days"
         notes["credits_remaining"] = (
-            f"The pool resets on {reset.day} {reset:%b %Y}, in {days} {unit}."
+            f"The pool resets on {fmt_day(reset)}, in {plural(days, 'day')}."
         )
     return cost, notes
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from markupsafe import Markup
 
+from ..display import fmt_day
 from ..timeutil import to_utc_naive, utcnow
 
 
@@ -22,7 +23,7 @@ def local_moment(value: datetime | None, tz: str) -> str:
     if value is None:
         return "—"
     local = to_utc_naive(value).replace(tzinfo=UTC).astimezone(ZoneInfo(tz))
-    return f"{local.day} {local:%b %Y} at {local:%H:%M} ({tz})"
+    return f"{fmt_day(local.date())} at {local:%H:%M} ({tz})"
 
 
 def css_string(value: str) -> Markup:
