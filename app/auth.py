@@ -19,7 +19,7 @@ from .accounts import check_name, visible
 from .errors import AppError
 from .extensions import db, login_manager
 from .ingest import storable_text
-from .models import ApiKey, Partner, PartnerDataVersion, User
+from .models import ROLES, ApiKey, Partner, PartnerDataVersion, User
 from .timeutil import utcnow
 
 KEY_PREFIX = "pk_live_"
@@ -82,9 +82,15 @@ def check_email(value: str) -> str:
     return email
 
 
-def create_user(partner: Partner, email: str, password: str) -> User:
-    """Create a dashboard login for one partner."""
+def create_user(partner: Partner, email: str, password: str, role: str = "owner") -> User:
+    """Create a dashboard login for one partner, with its role (app/roles.py)."""
     email = check_email(email)
+    if role not in ROLES:
+        raise AppError(
+            "BadRequest",
+            f"role must be one of {', '.join(ROLES)}",
+            {"field": "role", "value": role},
+        )
     validate_password(password)
     if db.session.execute(select(User.id).where(User.email == email)).first():
         raise AppError(
@@ -92,7 +98,9 @@ def create_user(partner: Partner, email: str, password: str) -> User:
             f"a user with email {email} already exists",
             {"field": "email", "value": email},
         )
-    user = User(partner_id=partner.id, email=email, password_hash=hash_password(password))
+    user = User(
+        partner_id=partner.id, email=email, password_hash=hash_password(password), role=role
+    )
     db.session.add(user)
     db.session.commit()
     return user

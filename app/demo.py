@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
-from . import accounts, auth
+from . import accounts, audit, auth
 from .database import partner_transaction
 from .extensions import db
 from .ingest import OrgResolver, store_rows, validate_event
@@ -95,20 +95,22 @@ def seed_demo(today: date | None = None, seed: int = 20251101) -> SeedOutcome:
     ).scalar_one_or_none()
     created = partner is None
     orgs = events = 0
-    if partner is None:
-        rng = random.Random(seed)  # noqa: S311  (reproducible demo data, not secrets)
-        partner, orgs, events = _build(today or utcnow().date(), rng)
-    if db.session.execute(select(User).where(User.email == DEMO_EMAIL)).first() is None:
-        auth.create_user(partner, DEMO_EMAIL, DEMO_PASSWORD)
-    for old in db.session.execute(
-        select(ApiKey).where(
-            ApiKey.partner_id == partner.id,
-            ApiKey.name == DEMO_KEY_NAME,
-            ApiKey.revoked_at.is_(None),
-        )
-    ).scalars():
-        auth.revoke_api_key(old)
-    _key, plain = auth.create_api_key(partner, DEMO_KEY_NAME, [])
+    # The demo's own setup is not audited: its log starts with what the visitor does.
+    with audit.suppressed():
+        if partner is None:
+            rng = random.Random(seed)  # noqa: S311  (reproducible demo data, not secrets)
+            partner, orgs, events = _build(today or utcnow().date(), rng)
+        if db.session.execute(select(User).where(User.email == DEMO_EMAIL)).first() is None:
+            auth.create_user(partner, DEMO_EMAIL, DEMO_PASSWORD)
+        for old in db.session.execute(
+            select(ApiKey).where(
+                ApiKey.partner_id == partner.id,
+                ApiKey.name == DEMO_KEY_NAME,
+                ApiKey.revoked_at.is_(None),
+            )
+        ).scalars():
+            auth.revoke_api_key(old)
+        _key, plain = auth.create_api_key(partner, DEMO_KEY_NAME, [])
     return SeedOutcome(created, orgs, events, plain)
 
 

@@ -169,8 +169,12 @@ class ApiKey(Base):
         return [s for s in self.scopes.split(",") if s]
 
 
+# A dashboard user's role (app/roles.py says what each may do), most powerful first.
+ROLES = ("owner", "admin", "analyst")
+
+
 class User(Base):
-    """A dashboard login; each user sees exactly one partner."""
+    """A dashboard login; each user sees exactly one partner, with one role in it."""
 
     __tablename__ = "user"
 
@@ -178,9 +182,11 @@ class User(Base):
     partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(10), default="owner", server_default="owner")
     # Bumped on logout and password change so old sessions stop working.
     session_token: Mapped[str] = mapped_column(String(64), default=new_uuid)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     partner: Mapped[Partner] = relationship()
 
@@ -322,3 +328,72 @@ class KnownAddress(Base):
     )
     address_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Invitation(Base):
+    """An invitation to join a partner's team: a one-time link, kept as a SHA-256 digest.
+
+    Valid until expires_at (7 days) and used at most once (accepted_at). An address that
+    already belongs to another partner gets an invitation like any other, which cannot be
+    accepted: the inviter learns nothing about other partners.
+    """
+
+    __tablename__ = "invitation"
+    __table_args__ = (Index("ix_invitation_partner_created", "partner_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(10))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """One change, by any path (page, API key, CLI), written in the change's transaction.
+
+    Never updated or deleted by the application (app/audit.py only inserts). actor_kind
+    is "user", "api_key" or "cli"; actor is the user's email, the key's "name (prefix)",
+    or "cli". before and after hold the changed fields (JSON objects, or null).
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_partner_time", "partner_id", "occurred_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str] = mapped_column(String(300))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    object_label: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    action: Mapped[str] = mapped_column(String(40))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PartnerTerms(Base):
+    """The pool, prices and billing day a partner's billing periods use, by version.
+
+    A version applies to the billing periods that start on or after effective_from; a
+    change made in a period takes effect from the next one, so past and current periods
+    keep the terms they had. The partner row keeps the newest version's values as well
+    (what the settings page and the API's /me show).
+    """
+
+    __tablename__ = "partner_terms"
+    __table_args__ = (UniqueConstraint("partner_id", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    effective_from: Mapped[date] = mapped_column(Date)
+    credit_pool_total: Mapped[int] = mapped_column(BigInteger)
+    pricing_tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    billing_day_of_month: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -18,7 +18,7 @@ from datetime import timedelta
 from flask import current_app
 from limits import parse
 from limits.limits import RateLimitItem
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -59,7 +59,7 @@ def address_known(user_id: int, address: str) -> bool:
 
 
 def remember_address(user_id: int, address: str) -> None:
-    """Record (or refresh) an address the user signed in from; forget the stale ones."""
+    """Record (or refresh) an address the user signed in from, and when; forget the stale ones."""
     insert = pg_insert if dialect_name() == "postgresql" else sqlite_insert
     statement = insert(KnownAddress).values(
         user_id=user_id, address_digest=_digest("address", address), last_seen_at=utcnow()
@@ -70,6 +70,7 @@ def remember_address(user_id: int, address: str) -> None:
     )
     with write_transaction():
         db.session.execute(statement)
+        db.session.execute(update(User).where(User.id == user_id).values(last_sign_in_at=utcnow()))
         db.session.execute(
             delete(KnownAddress).where(
                 KnownAddress.user_id == user_id,

@@ -17,6 +17,7 @@ from ..extensions import _limiter_key, limiter
 from ..ingest import storable_text
 from ..ingest.files import refuse_constant
 from ..models import Partner
+from ..roles import allowed
 from . import bp
 
 API_KEY_HEADER = "X-Partner-API-Key"
@@ -78,6 +79,30 @@ def _required_scope() -> str:
     if scope:
         return str(scope)
     return "read" if request.method in {"GET", "HEAD", "OPTIONS"} else "write"
+
+
+def session_scopes(role: str) -> list[str]:
+    """Return what a dashboard session of this role may do through the JSON API: read, and
+    for owners and admins also read what needs the admin scope (keys, the audit log).
+    Changes need an API key (a session's cookie would make them forgeable across sites)."""
+    return ["read", "admin"] if allowed(role, "view_audit") else ["read"]
+
+
+def _check_session(scope: str) -> None:
+    """Refuse a signed-in session's request its role or the read-only rule does not allow."""
+    scopes = session_scopes(current_user.role)
+    if request.method not in {"GET", "HEAD", "OPTIONS"}:
+        raise AppError(
+            "Forbidden",
+            f"a dashboard session may only read; send an {API_KEY_HEADER} header to change data",
+            {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": scopes},
+        )
+    if scope not in scopes:
+        raise AppError(
+            "Forbidden",
+            f"the {current_user.role} role may not read this; it needs the {scope!r} scope",
+            {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": scopes},
+        )
 
 
 def _check_text(value: str, where: str) -> None:
@@ -222,13 +247,7 @@ def guard() -> None:
         )
     scope = _required_scope()
     if g.get("api_via_session"):
-        if scope != "read":
-            raise AppError(
-                "Forbidden",
-                f"a dashboard session may only read; send an "
-                f"{API_KEY_HEADER} header to change data",
-                {"field": API_KEY_HEADER, "requiredScope": scope, "scopes": []},
-            )
+        _check_session(scope)
     elif not key_allows(g.api_key, scope):
         raise AppError(
             "Forbidden",

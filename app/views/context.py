@@ -14,6 +14,7 @@ from .. import ROOT, metrics
 from ..forms import LogoutForm
 from ..levels import allocation_level, usage_level, usage_percent
 from ..periods import PRESETS
+from ..roles import can
 from ..timeutil import utcnow
 from .dashboard import current_partner
 from .filters import age_text, fmt_moment
@@ -84,6 +85,7 @@ def register_context(app: Flask) -> None:
             "api_link": api_link,
             "page_url": page_url,
             "freshness": freshness,
+            "can": can,
             "has_endpoint": lambda name: name in current_app.view_functions,
             "logout_form": LogoutForm,
             "presets": PRESETS,
