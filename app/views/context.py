@@ -70,6 +70,27 @@ def plotly_js_filename() -> str:
     return "vendor/" + bundles[0]
 
 
+# The pages where a partner runs its program, in the order of their tabs: (blueprint,
+# endpoint, label, the permission of app/roles.py that shows it).
+MANAGE_PAGES = (
+    ("settings", "dashboard.settings.index", "Settings", "manage_settings"),
+    ("team", "dashboard.team.index", "Team", "manage_team"),
+    ("keys", "dashboard.keys.index", "API keys", "manage_api_keys"),
+    ("audit", "dashboard.audit.index", "Audit log", "view_audit"),
+)
+
+
+def manage_links() -> list[tuple[str, str, str]]:
+    """Return (blueprint, endpoint, label) of the management pages the signed-in role may
+    open: the tabs of those pages, and the first of them is where "Manage" in the
+    navigation leads (analysts get none, so no "Manage")."""
+    return [
+        (blueprint, endpoint, label)
+        for blueprint, endpoint, label, permission in MANAGE_PAGES
+        if endpoint in current_app.view_functions and can(permission)
+    ]
+
+
 def register_context(app: Flask) -> None:
     """Give every template the dashboard's globals (and the print filters)."""
     register_printing(app)
@@ -86,6 +107,7 @@ def register_context(app: Flask) -> None:
             "page_url": page_url,
             "freshness": freshness,
             "can": can,
+            "manage_links": manage_links,
             "has_endpoint": lambda name: name in current_app.view_functions,
             "logout_form": LogoutForm,
             "presets": PRESETS,
