@@ -52,6 +52,11 @@ run: db
 	@echo ""
 	@echo "Partner Analytics dashboard: http://$(HOST):$(PORT)/   (Ctrl+C stops it)"
 	@echo ""
+	@# The worker (webhook deliveries, app/worker.py) runs beside the server and stops with
+	@# it. Local development may send webhooks to this machine (WEBHOOK_ALLOW_PRIVATE).
+	export WEBHOOK_ALLOW_PRIVATE=$${WEBHOOK_ALLOW_PRIVATE:-1}; \
+	$(BIN)/flask worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
@@ -70,13 +75,16 @@ coverage: install-dev
 	$(BIN)/python -m pytest -q --cov=app --cov-report=term-missing:skip-covered \
 		--cov-report=html
 
-# gunicorn with WORKERS (default 2 x cores + 1); rate limits in RATELIMIT_STORAGE_URI, else
+# gunicorn with WORKERS (default 2 x cores + 1) and the worker (app/worker.py) beside it,
+# stopped with it; its queue is Redis when REDIS_URL is set; rate limits in RATELIMIT_STORAGE_URI, else
 # in the Redis on 127.0.0.1:6379; refuses several workers with in-memory limits, and a
 # SECRET_KEY under 32 bytes (app/serving.py).
 # Static files are compressed once first (brotli 11 takes ~30 s on plotly.js; later runs
 # find them in instance/compressed-static).
 serve: db
 	$(BIN)/flask compress-static
+	$(BIN)/flask worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m app.serving $(HOST):$(PORT)
 
 # Benchmarks (bench/): SQLite, then PostgreSQL when it answers (BENCH_PG_URL, default

@@ -33,6 +33,7 @@ OBJECT_TYPES = (
     "invitation",
     "events",
     "rollups",
+    "webhook",
 )
 
 _suppressed: ContextVar[bool] = ContextVar("audit_suppressed", default=False)

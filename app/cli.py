@@ -30,6 +30,7 @@ from .extensions import db
 from .ingest import FileFormatError, IngestResult, IngestStopped
 from .models import Partner
 from .periods import PeriodError, parse_moment
+from .worker import worker_command
 
 # The page cache of a file import's SQLite connection (the default is 64 MB).
 SQLITE_IMPORT_CACHE_KB = 32768
@@ -518,5 +519,6 @@ def register_cli(app: Flask) -> None:
         set_timezone_command,
         rollups_group,
         report_command,
+        worker_command,
     ):
         app.cli.add_command(needs_database(command))

@@ -31,7 +31,8 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     # name: converter
     "DATABASE_URL": str,
     "SECRET_KEY": str,
-    # The default of every Redis use: rate limits and the figure cache (each overridable).
+    # The default of every Redis use: rate limits, the figure cache (each overridable) and
+    # the worker's queue (app/worker.py: SQLite under instance/ without it).
     "REDIS_URL": str,
     "RATELIMIT_STORAGE_URI": str,
     "CACHE_URL": str,
@@ -45,6 +46,10 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     "LOCK_TIMEOUT": float,
     # Flask 3.1 answers 400 to any other Host header (comma-separated; ".x.com" for subdomains).
     "TRUSTED_HOSTS": _names,
+    # Webhooks (app/webhooks.py): seconds to wait for a receiver, and whether URLs may
+    # point at private, loopback or link-local addresses (tests, local development).
+    "WEBHOOK_TIMEOUT_S": float,
+    "WEBHOOK_ALLOW_PRIVATE": _flag,
 }
 
 
@@ -86,6 +91,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Seconds a write waits for its partner's lock (held by a timezone change or a
         # rollup rebuild) before the API answers 503 with Retry-After (spec §3).
         "LOCK_TIMEOUT": 5.0,
+        # A receiver has this long to connect and to answer each read (app/delivery.py).
+        "WEBHOOK_TIMEOUT_S": 10.0,
+        "WEBHOOK_ALLOW_PRIVATE": False,
     }
 
 

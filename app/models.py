@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -397,3 +398,86 @@ class PartnerTerms(Base):
     pricing_tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     billing_day_of_month: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# What a webhook message may be about (docs/webhooks.md); "test" is the test send.
+WEBHOOK_EVENT_TYPES = (
+    "test",
+    "billing.pool.threshold",
+    "billing.pool.projected_exhaustion",
+    "organization.allocation.threshold",
+    "data.stale",
+    "organization.inactive",
+)
+
+
+class WebhookEndpoint(Base):
+    """Where a partner's webhook messages go, and the secret that signs them.
+
+    One endpoint per partner and name ("billing", the platform's only one). The secret is
+    kept whole (it signs every message); the API and the page show it once, when the
+    endpoint is first configured and after a rotation. For a day after a rotation the
+    previous secret signs too (a second v1 signature), so receivers can switch over.
+    """
+
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (UniqueConstraint("partner_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    name: Mapped[str] = mapped_column(String(40), default="billing")
+    url: Mapped[str] = mapped_column(String(2000))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class WebhookMessage(Base):
+    """One message of the outbox: the source of truth of what must be delivered.
+
+    Written in the transaction of what caused it (app/outbox.py). id is the webhook-id,
+    the same on every attempt; body is the exact JSON sent (signed as is on every
+    attempt). next_attempt_at is when it is due (null once delivered or given up);
+    a worker claims a message by moving next_attempt_at past its own attempt's end.
+    """
+
+    __tablename__ = "webhook_message"
+    __table_args__ = (
+        Index("ix_webhook_message_due", "next_attempt_at"),
+        Index("ix_webhook_message_partner_created", "partner_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    event_type: Mapped[str] = mapped_column(String(60))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One try at delivering a message: when, to where, the answer (or the error)."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (Index("ix_webhook_attempt_partner_time", "partner_id", "attempted_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("webhook_message.id"), index=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    attempted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    url: Mapped[str] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(10))  # "succeeded" or "failed"
+    response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Whether another attempt follows (false: delivered, or not retried).
+    will_retry: Mapped[bool] = mapped_column(Boolean, default=False)

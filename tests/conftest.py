@@ -59,6 +59,8 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
             # takes ~30 s on plotly.js): tests check what is sent, bench/ the sizes.
             "COMPRESS_CACHE_DIR": str(tmp_path / "compressed-static"),
             "COMPRESS_BR_LEVEL": 5,
+            # Webhook receivers in tests listen on 127.0.0.1 (test_webhooks.py turns it off).
+            "WEBHOOK_ALLOW_PRIVATE": True,
         }
     )
     application.test_client_class = ServerLikeClient

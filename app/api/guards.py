@@ -39,6 +39,18 @@ def requires_scope(scope: str) -> Callable[[F], F]:
     return mark
 
 
+def body_optional(func: F) -> F:
+    """Mark a POST view that takes no body: an empty one is fine (a sent one must still be
+    a JSON object)."""
+    func._body_optional = True  # type: ignore[attr-defined]
+    return func
+
+
+def _empty_body_allowed() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "_body_optional", False)) and not request.get_data(cache=True).strip()
+
+
 def authenticate() -> None:
     """Look the request's key up once; set g.partner and g.api_key (None when not live)."""
     if g.get("api_auth_done"):
@@ -260,7 +272,7 @@ def guard() -> None:
     for name, value in request.args.items(multi=True):
         _check_text(name, name)
         _check_text(value, name)
-    if request.method in BODY_METHODS:
+    if request.method in BODY_METHODS and not _empty_body_allowed():
         parse_body()
 
 

@@ -1042,3 +1042,96 @@ class ReportListOut(Out):
 
 
 PartnerOut.model_rebuild()
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+WebhookEventType = Literal[
+    "test",
+    "billing.pool.threshold",
+    "billing.pool.projected_exhaustion",
+    "organization.allocation.threshold",
+    "data.stale",
+    "organization.inactive",
+]
+
+
+class WebhookBody(Body):
+    """PUT /partner/webhooks/billing: where to send, whether to, and which events."""
+
+    url: str = Field(
+        max_length=2000,
+        description="https:// or http:// URL; its host must resolve to public addresses "
+        "only (400 naming url otherwise), any port",
+    )
+    enabled: bool = True
+    eventTypes: list[str] | None = Field(
+        None,
+        max_length=20,
+        description="the event types to send (omitted: unchanged, or every type but test "
+        "for a new webhook); test is always sent by POST /partner/webhooks/test",
+        json_schema_extra={"items": {"type": "string", "enum": list(get_args(WebhookEventType))}},
+    )
+
+
+class WebhookOut(Out):
+    """A webhook endpoint (its secret only by hint)."""
+
+    name: Literal["billing"]
+    url: str
+    enabled: bool
+    event_types: list[WebhookEventType]
+    secret_hint: str = Field(description="whsec_… and the secret's last 4 characters")
+    created_at: Timestamp
+    updated_at: Timestamp
+    secret_rotated_at: Timestamp | None
+
+
+class WebhookListOut(Out):
+    """GET /partner/webhooks: the configured endpoints (none or the billing one)."""
+
+    webhooks: list[WebhookOut]
+    event_types: list[WebhookEventType] = Field(description="every event type there is")
+
+
+class WebhookConfiguredOut(Out):
+    """PUT /partner/webhooks/billing and the rotation: the endpoint, and its secret when it
+    is new (the first PUT and every rotation) - shown this once, null otherwise."""
+
+    webhook: WebhookOut
+    secret: str | None = Field(description="whsec_<base64>: store it now; null on a change")
+
+
+class WebhookMessageOut(Out):
+    """A message in the outbox."""
+
+    webhook_id: str = Field(description="the webhook-id header, the same on every attempt")
+    event_type: WebhookEventType
+    created_at: Timestamp
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: Timestamp | None
+
+
+class WebhookAttemptOut(Out):
+    """One delivery attempt."""
+
+    id: int
+    webhook_id: str
+    event_type: WebhookEventType
+    time: Timestamp
+    url: str
+    status: Literal["succeeded", "failed"]
+    response_code: int | None = Field(description="the receiver's HTTP status; null if none")
+    latency: int = Field(description="milliseconds until the answer (or the error)")
+    error: str | None
+    will_retry: bool = Field(description="whether another attempt is scheduled")
+
+
+class WebhookLogsOut(Out):
+    """GET /partner/webhooks/logs: delivery attempts, newest first."""
+
+    logs: list[WebhookAttemptOut]
+    total: int
+    page: int
+    page_size: int

@@ -76,6 +76,7 @@ MANAGE_PAGES = (
     ("settings", "dashboard.settings.index", "Settings", "manage_settings"),
     ("team", "dashboard.team.index", "Team", "manage_team"),
     ("keys", "dashboard.keys.index", "API keys", "manage_api_keys"),
+    ("webhooks", "dashboard.webhooks.index", "Webhooks", "manage_webhooks"),
     ("audit", "dashboard.audit.index", "Audit log", "view_audit"),
 )
 
