@@ -18,6 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import webhooks
 from ..errors import AppError
+from ..forms import choices
 from ..models import WEBHOOK_EVENT_TYPES, WebhookEndpoint
 from ..roles import requires
 from .dashboard import current_partner
@@ -37,7 +38,7 @@ class WebhookForm(FlaskForm):
     enabled = BooleanField("Enabled: send events to this URL")
     event_types = SelectMultipleField(
         "Events to send",
-        choices=[(t, f"{t} — {webhooks.EVENT_TYPE_LABELS[t]}") for t in WEBHOOK_EVENT_TYPES],
+        choices=choices((t, f"{t} — {webhooks.EVENT_TYPE_LABELS[t]}") for t in WEBHOOK_EVENT_TYPES),
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
         validate_choice=True,
