@@ -71,6 +71,13 @@ API = [
     ("GET", "/api/v1/partner/api-keys", "admin", None),
     ("POST", "/api/v1/partner/api-keys", "admin", {"name": "k{n}", "scopes": ["read"]}),
     ("DELETE", "/api/v1/partner/api-keys/{key}", "admin", None),
+    # The PUT first: the test send and the rotation need a configured webhook. Port 9 on
+    # this machine refuses the connection (the tests allow private addresses).
+    ("PUT", "/api/v1/partner/webhooks/billing", "admin", {"url": "http://127.0.0.1:9/h{n}"}),
+    ("GET", "/api/v1/partner/webhooks", "admin", None),
+    ("POST", "/api/v1/partner/webhooks/test", "admin", None),
+    ("GET", "/api/v1/partner/webhooks/logs", "admin", None),
+    ("POST", "/api/v1/partner/webhooks/secret/rotate", "admin", None),
     # Last: it cancels the organization the rows above use.
     ("DELETE", "/api/v1/partner/organizations/{org}", "write", None),
 ]
@@ -89,8 +96,14 @@ PAGES = [
     "/reports/{month}",
     "/reports/{month}.csv",
     "/reports/{month}.json",
+    "/webhooks",
 ]
-PAGE_POSTS = ["/organizations/{org}/allocation"]
+PAGE_POSTS = [
+    "/organizations/{org}/allocation",
+    "/webhooks",
+    "/webhooks/secret/rotate",
+    "/webhooks/test",
+]
 OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
 
 
