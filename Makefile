@@ -75,15 +75,15 @@ coverage: install-dev
 	$(BIN)/python -m pytest -q --cov=app --cov-report=term-missing:skip-covered \
 		--cov-report=html
 
-# gunicorn with WORKERS (default 2 x cores + 1) and the worker (app/worker.py) beside it,
-# stopped with it; its queue is Redis when REDIS_URL is set; rate limits in RATELIMIT_STORAGE_URI, else
+# gunicorn with WORKERS (default 2 x cores + 1), and beside it the worker (app/worker.py,
+# stopped with it, same REDIS_URL); rate limits in RATELIMIT_STORAGE_URI, else
 # in the Redis on 127.0.0.1:6379; refuses several workers with in-memory limits, and a
 # SECRET_KEY under 32 bytes (app/serving.py).
 # Static files are compressed once first (brotli 11 takes ~30 s on plotly.js; later runs
 # find them in instance/compressed-static).
 serve: db
 	$(BIN)/flask compress-static
-	$(BIN)/flask worker & worker=$$!; \
+	$(BIN)/python -m app.serving --worker $(HOST):$(PORT) & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m app.serving $(HOST):$(PORT)
 

@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dry-run", action="store_true", help="print the gunicorn command instead of running it"
     )
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="start the worker (flask worker) with the settings gunicorn gets, instead",
+    )
     args = parser.parse_args(argv)
 
     from . import create_app
@@ -146,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         # The local Redis found for the limits serves the figure cache too (REDIS_URL).
         env["RATELIMIT_STORAGE_URI"] = plan.storage_uri
         env.setdefault("REDIS_URL", plan.storage_uri)
+    if args.worker:
+        # The worker's queue must be the one the web workers enqueue to: the same REDIS_URL.
+        flask_bin = str(Path(sys.executable).parent / "flask")
+        if args.dry_run:
+            print(shlex.join([flask_bin, "worker"]))
+            return 0
+        os.execve(flask_bin, [flask_bin, "worker"], env)  # noqa: S606  (our own flask)
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     command = [
         gunicorn,
