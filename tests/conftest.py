@@ -86,6 +86,41 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
     set_frozen_now(None)
 
 
+@pytest.fixture(autouse=True)
+def webhooks_stay_on_this_machine(monkeypatch: Any) -> None:
+    """Tests never send a webhook off this machine (a fuzzed URL of the API tests
+    included): a host that is not an IP literal or localhost is not even looked up, and
+    socket.create_connection (what the webhook sender uses) reaches loopback only."""
+    import ipaddress
+    import socket
+
+    from app import webhooks
+
+    real_resolve = webhooks.resolve
+    real_connect = socket.create_connection
+
+    def resolve(host: str, port: int) -> list[str]:
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            if host.lower() != "localhost":
+                raise OSError(f"tests do not look up {host!r}") from None
+        return real_resolve(host, port)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
+        host = str(address[0]).split("%", 1)[0]
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host.lower() == "localhost"
+        if not loopback:
+            raise OSError(f"tests connect to loopback addresses only, not {host}")
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(webhooks, "resolve", resolve)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+
+
 @pytest.fixture
 def app_ctx(app: Any) -> Iterator[Any]:
     """The app, inside an app context held for the whole test: for tests (and the
