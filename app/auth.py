@@ -15,7 +15,9 @@ from sqlalchemy import Connection, Update, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from . import audit
 from .accounts import check_name, visible
+from .database import write_transaction
 from .errors import AppError
 from .extensions import db, login_manager
 from .ingest import storable_text
@@ -82,35 +84,66 @@ def check_email(value: str) -> str:
     return email
 
 
-def create_user(partner: Partner, email: str, password: str, role: str = "owner") -> User:
-    """Create a dashboard login for one partner, with its role (app/roles.py)."""
-    email = check_email(email)
+def check_role(role: str) -> str:
+    """Return role when it is one of ROLES, else raise a 400 naming the field."""
     if role not in ROLES:
         raise AppError(
             "BadRequest",
             f"role must be one of {', '.join(ROLES)}",
-            {"field": "role", "value": role},
+            {"field": "role", "value": str(role)[:20]},
         )
-    validate_password(password)
+    return role
+
+
+def new_user(partner: Partner, email: str, password_hash: str, role: str) -> User:
+    """Add a dashboard login to the current transaction (the caller commits and audits).
+
+    The email is checked (check_email) and must belong to no user of any partner; the
+    role is one of ROLES (app/roles.py says what each may do).
+    """
+    email = check_email(email)
+    check_role(role)
     if db.session.execute(select(User.id).where(User.email == email)).first():
         raise AppError(
             "Conflict",
             f"a user with email {email} already exists",
             {"field": "email", "value": email},
         )
-    user = User(
-        partner_id=partner.id, email=email, password_hash=hash_password(password), role=role
-    )
+    user = User(partner_id=partner.id, email=email, password_hash=password_hash, role=role)
     db.session.add(user)
-    db.session.commit()
+    db.session.flush()
+    return user
+
+
+def create_user(partner: Partner, email: str, password: str, role: str = "owner") -> User:
+    """Create a dashboard login for one partner, with its role (app/roles.py); audited."""
+    check_email(email)
+    check_role(role)
+    validate_password(password)
+    hashed = hash_password(password)  # before the write lock: argon2 takes a moment
+    with write_transaction():
+        user = new_user(partner, email, hashed, role)
+        audit.record(
+            partner.id,
+            "member",
+            "create",
+            object_id=user.id,
+            label=user.email,
+            after={"email": user.email, "role": user.role},
+        )
     return user
 
 
 def set_password(user: User, password: str) -> None:
-    """Set a user's password and end every session the user had."""
+    """Set a user's password and end every session the user had; audited."""
     validate_password(password)
-    user.password_hash = hash_password(password)
-    end_sessions(user)
+    hashed = hash_password(password)
+    with write_transaction():
+        user.password_hash = hashed
+        user.session_token = secrets.token_hex(16)
+        audit.record(
+            user.partner_id, "member", "password_change", object_id=user.id, label=user.email
+        )
 
 
 def end_sessions(user: User) -> None:

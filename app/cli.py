@@ -28,7 +28,7 @@ from .errors import AppError, database_busy
 from .exports import REPORT_FORMATS, report_text
 from .extensions import db
 from .ingest import FileFormatError, IngestResult, IngestStopped
-from .models import Partner
+from .models import ROLES, Partner
 from .periods import PeriodError, parse_moment
 from .worker import worker_command
 
@@ -210,16 +210,38 @@ def create_api_key_command(slug: str, name: str, scopes: str) -> None:
 @click.option("--partner", "slug", required=True)
 @click.option("--email", required=True)
 @click.option("--password", default=None, help="prompted for (hidden) when not given")
-def create_user_command(slug: str, email: str, password: str | None) -> None:
-    """Create a dashboard login for a partner."""
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default=None,
+    help="owner, admin or analyst; owner by default for a partner's first user, "
+    "required for later ones",
+)
+def create_user_command(slug: str, email: str, password: str | None, role: str | None) -> None:
+    """Create a dashboard login for a partner, with its role (audited).
+
+    A partner's first user is its owner unless --role says otherwise; a later user needs
+    --role, so that nobody becomes an owner by leaving the option out.
+    """
+    from sqlalchemy import select
+
+    from .models import User
+
     partner = _partner(slug)
+    if role is None:
+        if db.session.execute(select(User.id).where(User.partner_id == partner.id)).first():
+            raise click.UsageError(
+                f"partner {partner.slug} has users already: say which role the new one has "
+                "with --role owner, --role admin or --role analyst"
+            )
+        role = "owner"
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = auth.create_user(partner, email, password)
+        user = auth.create_user(partner, email, password, role)
     except AppError as exc:
         raise _fail(exc) from exc
-    click.echo(f"created user {user.email} for partner {partner.slug}")
+    click.echo(f"created user {user.email} ({user.role}) for partner {partner.slug}")
 
 
 @click.command("set-password")

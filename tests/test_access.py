@@ -1,9 +1,27 @@
-"""Access control: who may see and change what, over every page and every API endpoint.
+"""Access control: who may see and change what, over every route of the URL map.
 
-Two partners (Alpha and Bravo), one dashboard user each, and Alpha's API keys with every
-scope, plus a revoked and an expired one. The matrix is built from the app's URL map, so a
-new endpoint or page that this file does not list fails the coverage test until its rule
-is written down here.
+Two partners (Alpha and Bravo). Alpha has one dashboard user per role (owner, admin,
+analyst), a member and a pending invitation the team forms act on, API keys with every
+scope, plus a revoked and an expired one; Bravo has its owner and a key. The matrix is built
+from the app's URL map: a route this file does not list fails the coverage test.
+
+The pages' matrix is one table, ROUTES: each dashboard route (method and rule exactly as the
+URL map writes them) names the permission of app/roles.py it needs (None: public, no
+sign-in), the path to request ({name} filled from the world's values) and, for a POST, the
+form it sends (the CSRF token is added). Every listed route is then checked for every actor:
+anonymous (sent to sign in), owner, admin and analyst (allowed: below 400; refused: 403 with
+the error page and no row of any table changed), and another partner's owner (an id of
+Alpha's answers 404 and nothing changes). The JSON API is checked through a session too (a
+session reads; the admin-scope reads need owner or admin; changes need a key).
+
+To add a page or form: append a Route to ROUTES, e.g.
+    Route("POST", "/api-keys/<key_id>/revoke", "manage_api_keys",
+          "/api-keys/{key}/revoke", {"confirm": "yes"}),
+A route that acts on an object names it with a placeholder: add the object to the world
+fixture's "values" (Alpha's object, so the foreign actor gets its 404), and its name to
+OBJECTS. Within one actor the rows run in table order on one world: put a row that removes
+or ends something after the rows that still need it. To add an API endpoint: append it to
+API (method, path, scope, body).
 
 Sessions: a new session on sign-in (no fixation), sign-out ends the session everywhere (an
 old cookie replayed afterwards is refused), sign-in attempts are rate limited, and
@@ -15,6 +33,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,9 +41,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import auth
+from app import auth, team
 from app.extensions import db
 from app.models import ApiKey, Organization
+from app.roles import PERMISSIONS
+from app.roles import allowed as role_allows
 
 NOW = datetime(2025, 10, 20, 12)
 PASSWORD = "correct horse battery"
@@ -83,28 +104,94 @@ API = [
 ]
 PUBLIC_API = {("GET", "/api/v1/openapi.json")}
 
-# Every dashboard page (GET) and form (POST). {org} is the signed-in partner's organization.
-PAGES = [
-    "/",
-    "/organizations",
-    "/organizations.csv",
-    "/organizations/{org}",
-    "/credits",
-    "/billing",
-    "/billing.csv",
-    "/reports",
-    "/reports/{month}",
-    "/reports/{month}.csv",
-    "/reports/{month}.json",
-    "/webhooks",
+
+@dataclass(frozen=True)
+class Route:
+    """One dashboard route: what it needs, and how the matrix requests it."""
+
+    method: str  # GET or POST
+    rule: str  # as the URL map writes it
+    permission: str | None  # app/roles.py PERMISSIONS; None: public (no sign-in)
+    path: str | None = None  # what to request, {name} filled from world["values"]; default rule
+    data: dict[str, str] = field(default_factory=dict)  # a POST's form (CSRF token added)
+
+    def url(self, values: dict[str, str]) -> str:
+        return fill(self.path or self.rule, values)
+
+
+# Every route of the URL map outside /api/. {org} and {member} are Alpha's organization and
+# spare member, {invitation} Alpha's pending invitation, {month} a month with data.
+ROUTES = [
+    Route("GET", "/login", None),
+    Route("POST", "/login", None),
+    Route("POST", "/logout", None),
+    Route("GET", "/static/<path:filename>", None, "/static/css/app.css"),
+    Route("GET", "/invitations/<token>", None, "/invitations/" + "x" * 43),
+    Route("POST", "/invitations/<token>", None, "/invitations/" + "x" * 43),
+    Route("GET", "/", "read"),
+    Route("GET", "/organizations", "read"),
+    Route("GET", "/organizations.csv", "read"),
+    Route("GET", "/organizations/<org_id>", "read", "/organizations/{org}"),
+    Route("GET", "/credits", "read"),
+    Route("GET", "/billing", "read"),
+    Route("GET", "/billing.csv", "read"),
+    Route("GET", "/reports", "read"),
+    Route("GET", "/reports/<month>", "read", "/reports/{month}"),
+    Route("GET", "/reports/<month>.csv", "read", "/reports/{month}.csv"),
+    Route("GET", "/reports/<month>.json", "read", "/reports/{month}.json"),
+    Route(
+        "POST",
+        "/organizations/<org_id>/allocation",
+        "manage_organizations",
+        "/organizations/{org}/allocation",
+        {"credits": "50", "notes": "matrix"},
+    ),
+    Route("GET", "/team", "manage_team"),
+    Route(
+        "POST",
+        "/team/invitations",
+        "manage_team",
+        data={"email": "invited@example.test", "role": "analyst"},
+    ),
+    Route(
+        "POST",
+        "/team/invitations/<invitation_id>/revoke",
+        "manage_team",
+        "/team/invitations/{invitation}/revoke",
+        {"confirm": "yes"},
+    ),
+    Route(
+        "POST",
+        "/team/members/<int:user_id>/role",
+        "manage_team",
+        "/team/members/{member}/role",
+        {"member-{member}-role": "admin"},
+    ),
+    Route(
+        "POST",
+        "/team/members/<int:user_id>/remove",
+        "manage_team",
+        "/team/members/{member}/remove",
+        {"confirm": "yes"},
+    ),
+    Route("GET", "/webhooks", "manage_webhooks"),
+    Route(
+        "POST",
+        "/webhooks",
+        "manage_webhooks",
+        data={"url": "http://127.0.0.1:9/matrix", "enabled": "y", "event_types": "test"},
+    ),
+    Route("POST", "/webhooks/secret/rotate", "manage_webhooks", data={"confirm": "y"}),
+    Route("POST", "/webhooks/test", "manage_webhooks"),
 ]
-PAGE_POSTS = [
-    "/organizations/{org}/allocation",
-    "/webhooks",
-    "/webhooks/secret/rotate",
-    "/webhooks/test",
-]
-OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
+# Placeholders that name one of Alpha's objects: another partner's user gets 404 for them.
+OBJECTS = {"org", "member", "invitation", "key"}
+ROLE_USERS = {
+    "owner": "owner@alpha.test",
+    "admin": "admin@alpha.test",
+    "analyst": "analyst@alpha.test",
+}
+FOREIGN_USER = "owner@bravo.test"
 
 
 def flask_rule(path: str) -> str:
@@ -174,9 +261,21 @@ def world(app, freeze, make_partner, make_org, add_events, make_user):
     _key, keys["bravo"] = auth.create_api_key(bravo, "bravo", None)
     keys["unknown"] = "pk_live_" + "x" * 43
     spare_id = db.session.execute(select(ApiKey.id).where(ApiKey.name == "spare")).scalar()
-    a_user = make_user(alpha, "ops@alpha.test", PASSWORD)
-    b_user = make_user(bravo, "ops@bravo.test", PASSWORD)
+    a_user = make_user(alpha, "owner@alpha.test", PASSWORD)
+    b_user = make_user(bravo, "owner@bravo.test", PASSWORD)
+    auth.create_user(alpha, "admin@alpha.test", PASSWORD, "admin")
+    auth.create_user(alpha, "analyst@alpha.test", PASSWORD, "analyst")
+    spare_member = auth.create_user(alpha, "member@alpha.test", PASSWORD, "analyst")
+    invitation, _link = team.invite(alpha, "pending@example.test", "admin", lambda t: t)
+    values = {
+        "org": a_org.id,
+        "month": "2025-09",
+        "member": str(spare_member.id),
+        "invitation": invitation.id,
+        "key": str(spare_id),
+    }
     return {
+        "values": values,
         "alpha": alpha,
         "bravo": bravo,
         "a_org": a_org.id,
@@ -212,12 +311,31 @@ def test_the_matrix_covers_every_route(app):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if rule.rule.startswith("/api/"):
                 api_rules.add((method, rule.rule))
-            elif rule.rule not in OPEN_PAGES:
+            else:
                 page_rules.add((method, rule.rule))
     listed = {(m, flask_rule(p)) for m, p, _s, _b in API} | PUBLIC_API
     assert api_rules == listed, "an API route is missing from the access matrix"
-    pages = {("GET", flask_rule(p)) for p in PAGES} | {("POST", flask_rule(p)) for p in PAGE_POSTS}
-    assert page_rules == pages, "a page is missing from the access matrix"
+    pages = [(r.method, r.rule) for r in ROUTES]
+    assert len(pages) == len(set(pages)), "a route is listed twice in ROUTES"
+    assert sorted(page_rules - set(pages)) == [], "a page or form is missing from ROUTES"
+    assert sorted(set(pages) - page_rules) == [], "ROUTES lists a route the app does not have"
+
+
+def test_each_route_needs_the_permission_its_view_declares(app):
+    # The table and the views agree: a view guarded by @requires(p) is listed with p, and
+    # a view without it is a read (or public) route. So neither can drift alone.
+    adapter = app.url_map.bind("localhost")
+    for route in ROUTES:
+        endpoint, _args = adapter.match(route.url(SAMPLE_VALUES), method=route.method)
+        declared = getattr(app.view_functions[endpoint], "_permission", None)
+        expected = route.permission if route.permission not in (None, "read") else None
+        assert declared == expected, (route.method, route.rule, declared)
+        assert route.permission is None or route.permission in PERMISSIONS, route.rule
+        if route.permission is not None:
+            assert endpoint.startswith("dashboard."), f"{route.rule}: outside the login gate"
+
+
+SAMPLE_VALUES = {"org": "o", "month": "2025-09", "member": "1", "invitation": "i", "key": "k"}
 
 
 def allowed(key_name: str, scope: str) -> bool:
@@ -331,7 +449,7 @@ def test_another_partners_key_sees_404_for_every_id_and_only_its_own_data(client
 def test_a_dashboard_session_only_reads_its_own_partner_through_the_api(client, world):
     # The pages' JSON links open in the browser: a signed-in user may GET its partner's JSON,
     # never change anything (writes need a key), and never see another partner's ids.
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     response = client.get("/api/v1/partner/me")
     assert response.status_code == 200
     assert response.get_json()["apiKey"] is None
@@ -357,36 +475,134 @@ def csrf_of(client, path: str) -> str:
     return found.group(1)
 
 
+def snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table: a refused action must leave all of them as they were."""
+    db.session.rollback()
+    rows = {}
+    for table in db.metadata.sorted_tables:
+        found = db.session.execute(table.select()).all()
+        rows[table.name] = sorted((tuple(map(repr, r)) for r in found), key=repr)
+    db.session.rollback()
+    return rows
+
+
+def assert_unchanged(before: dict[str, Any], label: str) -> None:
+    after = snapshot()
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == [], f"{label}: refused, yet {changed} changed"
+
+
+def request_route(client, route: Route, values: dict[str, str], token: str) -> Any:
+    url = route.url(values)
+    if route.method == "GET":
+        return client.get(url)
+    data = {fill(k, values): fill(v, values) for k, v in route.data.items()}
+    return client.post(url, data={**data, "csrf_token": token})
+
+
+GUARDED = [r for r in ROUTES if r.permission is not None]
+
+
 def test_every_page_needs_a_sign_in(client, world):
-    for path in PAGES + PAGE_POSTS:
-        url = fill(path, {"org": world["a_org"], "month": world["month"]})
-        method = "POST" if path in PAGE_POSTS else "GET"
-        response = client.open(url, method=method, data={"credits": "1"})
-        assert response.status_code in (302, 400, 401), (path, response.status_code)
-        if response.status_code == 302:
-            assert response.headers["Location"].startswith("/login")
+    token = csrf_of(client, "/login")  # a valid token: the login gate, not CSRF, refuses
+    for route in GUARDED:
+        before = snapshot() if route.method == "POST" else None
+        response = request_route(client, route, world["values"], token)
+        label = f"anonymous: {route.method} {route.rule}"
+        assert response.status_code == 302, (label, response.status_code)
+        assert response.headers["Location"].startswith("/login"), label
         body = response.get_data(as_text=True)
-        assert "Alpha Client" not in body and "alpha-ext-1" not in body, path
+        assert "Alpha Client" not in body and "alpha-ext-1" not in body, label
+        if before is not None:
+            assert_unchanged(before, label)
 
 
-def test_a_user_sees_only_their_partner_on_every_page(client, world):
-    assert sign_in(client, "ops@alpha.test").status_code == 302
-    for path in PAGES:
-        response = client.get(fill(path, {"org": world["a_org"], "month": world["month"]}))
-        assert response.status_code == 200, path
-        body = response.get_data(as_text=True)
-        for secret in BRAVO_SECRETS + (world["b_org"],):
-            assert secret not in body, (path, secret)
-    for path in PAGES:
-        if "{org}" not in path:
+@pytest.mark.parametrize("role", ["owner", "admin", "analyst"])
+def test_each_role_reaches_exactly_its_routes(client, world, role):
+    assert sign_in(client, ROLE_USERS[role]).status_code == 302
+    token = csrf_of(client, "/")
+    for route in GUARDED:
+        label = f"{role}: {route.method} {route.rule}"
+        if role_allows(role, route.permission):
+            response = request_route(client, route, world["values"], token)
+            assert response.status_code < 400, (label, response.status_code)
             continue
-        response = client.get(fill(path, {"org": world["b_org"], "month": world["month"]}))
-        assert response.status_code == 404, path
-        assert BRAVO_SECRETS[0] not in response.get_data(as_text=True)
+        before = snapshot()
+        response = request_route(client, route, world["values"], token)
+        assert response.status_code == 403, (label, response.status_code)
+        body = response.get_data(as_text=True)
+        assert 'data-error="403"' in body and "Not allowed" in body, label
+        assert_unchanged(before, label)
+
+
+def test_the_pages_hide_what_the_role_cannot_use(client, world):
+    # The analyst's pages carry no write form and no link to a page it may not open.
+    sign_in(client, "analyst@alpha.test")
+    values = world["values"]
+    for route in ROUTES:
+        if (
+            route.method != "GET"
+            or route.permission != "read"
+            or route.rule.endswith((".csv", ".json"))
+        ):
+            continue
+        body = client.get(route.url(values)).get_data(as_text=True)
+        forms = re.findall(r'<form[^>]*method="post"[^>]*action="([^"?#]*)', body)
+        assert forms == ["/logout"], (route.rule, forms)
+        for other in ROUTES:
+            if other.method == "GET" and other.permission not in (None, "read"):
+                assert f'href="{other.url(values)}"' not in body, (route.rule, other.rule)
+    # The owner's organization page has the allocation form the analyst's lacks.
+    owner = client.application.test_client()
+    sign_in(owner, "owner@alpha.test")
+    page = owner.get(f"/organizations/{values['org']}").get_data(as_text=True)
+    assert f'action="/organizations/{values["org"]}/allocation' in page
+
+
+def test_another_partners_user_gets_404_for_every_id(client, world):
+    # Bravo's owner may do everything in Bravo; Alpha's ids are as unknown as made-up ones.
+    sign_in(client, FOREIGN_USER)
+    token = csrf_of(client, "/")
+    values = world["values"]
+    for route in GUARDED:
+        names = set(re.findall(r"{(\w+)}", (route.path or "") + "".join(route.data)))
+        if not names & OBJECTS:
+            continue
+        label = f"{FOREIGN_USER}: {route.method} {route.rule}"
+        before = snapshot()
+        response = request_route(client, route, values, token)
+        assert response.status_code == 404, (label, response.status_code)
+        body = response.get_data(as_text=True)
+        assert "Alpha Client" not in body and "member@alpha.test" not in body, label
+        assert_unchanged(before, label)
+    # Bravo's own pages show nothing of Alpha's.
+    for route in GUARDED:
+        if route.method == "GET" and not set(re.findall(r"{(\w+)}", route.path or "")) & OBJECTS:
+            body = client.get(route.url(values)).get_data(as_text=True)
+            assert "Alpha Client" not in body and "alpha.test" not in body, route.rule
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "analyst"])
+def test_a_session_uses_the_json_api_as_its_role_allows(client, world, role):
+    # A signed-in session reads through the API (the pages' JSON links); the admin-scope
+    # reads need owner or admin; any change needs a key, whatever the role.
+    sign_in(client, ROLE_USERS[role])
+    for n, (method, path, scope, body) in enumerate(API):
+        values = {**world["values"], "n": str(n)}
+        label = f"{role} session: {method} {path}"
+        may = method == "GET" and (scope == "read" or role_allows(role, "view_audit"))
+        before = None if may else snapshot()
+        response = client.open(fill(path, values), method=method, json=fill(body, values))
+        if may:
+            assert response.status_code == 200, (label, response.status_code)
+        else:
+            assert response.status_code == 403, (label, response.status_code)
+            assert response.get_json()["code"] == "Forbidden", label
+            assert_unchanged(before, label)
 
 
 def test_a_user_cannot_change_another_partners_allocation(client, world):
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     token = csrf_of(client, f"/organizations/{world['a_org']}")
     response = client.post(
         f"/organizations/{world['b_org']}/allocation",
@@ -397,7 +613,7 @@ def test_a_user_cannot_change_another_partners_allocation(client, world):
 
 
 def test_forms_need_their_csrf_token(client, world):
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     response = client.post(f"/organizations/{world['a_org']}/allocation", data={"credits": "7"})
     assert response.status_code == 400
     db.session.expire_all()
@@ -423,7 +639,7 @@ def test_sign_in_starts_a_new_session(client, world):
     with client.session_transaction() as sess:
         sess["planted"] = "by an attacker"
     planted = session_cookie(client)
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     after = session_cookie(client)
     assert after not in (before, planted)
     with client.session_transaction() as sess:
@@ -436,7 +652,7 @@ def test_sign_in_starts_a_new_session(client, world):
 
 
 def test_sign_out_ends_the_session_even_for_a_copied_cookie(client, world):
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     stolen = session_cookie(client)
     assert client.get("/").status_code == 200
     token = csrf_of(client, "/")
@@ -451,18 +667,20 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(client, world):
 
 
 def test_set_password_command_ends_sessions_and_changes_the_password(client, runner, world):
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     assert client.get("/").status_code == 200
     result = runner.invoke(
-        args=["set-password", "--email", "ops@alpha.test", "--password", "a whole new secret"]
+        args=["set-password", "--email", "owner@alpha.test", "--password", "a whole new secret"]
     )
     assert result.exit_code == 0, result.output
     assert client.get("/").status_code == 302
     fresh = client.application.test_client()
-    assert sign_in(fresh, "ops@alpha.test").status_code == 401
+    assert sign_in(fresh, "owner@alpha.test").status_code == 401
     fresh = client.application.test_client()
-    assert sign_in(fresh, "ops@alpha.test", "a whole new secret").status_code == 302
-    short = runner.invoke(args=["set-password", "--email", "ops@alpha.test", "--password", "short"])
+    assert sign_in(fresh, "owner@alpha.test", "a whole new secret").status_code == 302
+    short = runner.invoke(
+        args=["set-password", "--email", "owner@alpha.test", "--password", "short"]
+    )
     assert short.exit_code != 0 and "8 characters" in short.output
 
 
@@ -470,9 +688,9 @@ def test_sign_in_attempts_are_rate_limited(app, client, world):
     app.config["LOGIN_RATE_LIMIT"] = "5 per minute"
     # An address of its own: the limiter's counters may outlive one test's app.
     client.environ_base["REMOTE_ADDR"] = "10.0.0.1"
-    codes = [sign_in(client, "ops@alpha.test", "wrong password").status_code for _ in range(5)]
+    codes = [sign_in(client, "owner@alpha.test", "wrong password").status_code for _ in range(5)]
     assert codes == [401] * 5
-    blocked = sign_in(client, "ops@alpha.test", PASSWORD)
+    blocked = sign_in(client, "owner@alpha.test", PASSWORD)
     # The right password does not get through either once the address is over its limit.
     assert blocked.status_code == 429
     assert "Alpha Client" not in client.get("/organizations").get_data(as_text=True)
@@ -482,14 +700,14 @@ def test_sign_in_attempts_are_rate_limited(app, client, world):
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
     ok = other.post(
         "/login",
-        data={"email": "ops@alpha.test", "password": PASSWORD, "csrf_token": token},
+        data={"email": "owner@alpha.test", "password": PASSWORD, "csrf_token": token},
         environ_base={"REMOTE_ADDR": "10.0.0.2"},
     )
     assert ok.status_code == 302
 
 
 def test_wrong_password_and_unknown_email_answer_alike(client, world):
-    wrong = sign_in(client, "ops@alpha.test", "nope nope nope")
+    wrong = sign_in(client, "owner@alpha.test", "nope nope nope")
     unknown = sign_in(client, "nobody@alpha.test", "nope nope nope")
     assert wrong.status_code == unknown.status_code == 401
     strip = re.compile(r'name="csrf_token"[^>]*value="[^"]+"|value="[^"]*@[^"]*"')
@@ -499,7 +717,7 @@ def test_wrong_password_and_unknown_email_answer_alike(client, world):
 
 
 def test_session_cookie_flags(client, world):
-    sign_in(client, "ops@alpha.test")
+    sign_in(client, "owner@alpha.test")
     cookie = client.get_cookie("session")
     assert cookie.http_only and cookie.same_site == "Lax"
     secure = client.application.test_client()

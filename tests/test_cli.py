@@ -365,7 +365,15 @@ def test_create_user(acme, runner):
     # Without --password it prompts twice, hidden.
     ok(
         runner.invoke(
-            args=["create-user", "--partner", "acme", "--email", "fin@acme.test"],
+            args=[
+                "create-user",
+                "--partner",
+                "acme",
+                "--email",
+                "fin@acme.test",
+                "--role",
+                "admin",
+            ],
             input="another secret\nanother secret\n",
         )
     )
@@ -373,12 +381,30 @@ def test_create_user(acme, runner):
     assert (
         "another secret"
         not in runner.invoke(
-            args=["create-user", "--partner", "acme", "--email", "x@acme.test"],
+            args=[
+                "create-user",
+                "--partner",
+                "acme",
+                "--email",
+                "x@acme.test",
+                "--role",
+                "analyst",
+            ],
             input="another secret\nanother secret\n",
         ).stdout
     )
     short = runner.invoke(
-        args=["create-user", "--partner", "acme", "--email", "s@acme.test", "--password", "short"]
+        args=[
+            "create-user",
+            "--partner",
+            "acme",
+            "--email",
+            "s@acme.test",
+            "--password",
+            "short",
+            "--role",
+            "admin",
+        ]
     )
     assert short.exit_code == 1 and "8 characters" in short.output
     dup = runner.invoke(
@@ -390,6 +416,8 @@ def test_create_user(acme, runner):
             "ops@acme.test",
             "--password",
             "correct horse",
+            "--role",
+            "owner",
         ]
     )
     assert dup.exit_code == 1 and "already exists" in dup.output

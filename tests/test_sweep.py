@@ -69,10 +69,12 @@ def test_the_url_map_gives_the_pages_the_product_has():
         "/",
         "/billing",
         "/credits",
+        "/invitations/<token>",
         "/organizations",
         "/organizations/<org_id>",
         "/reports",
         "/reports/<month>",
+        "/team",
         "/webhooks",
     ]
 
@@ -114,7 +116,17 @@ def parameters(signed_in) -> dict[str, str]:
     w = signed_in(1440)
     w.goto("/organizations")
     href = w.page.locator("a[data-org-link]").first.get_attribute("href")
-    return {"org_id": href.split("?")[0].rsplit("/", 1)[1], "month": REPORT_MONTH}
+    # An invitation made on the team page: its one-time link opens the accept page.
+    w.goto("/team")
+    w.page.fill("#email", "sweep.invitee@example.com")
+    w.page.click("form[data-form=invite] button[type=submit]")
+    w.settle()
+    link = w.page.locator("[data-invite-link]").input_value()
+    return {
+        "org_id": href.split("?")[0].rsplit("/", 1)[1],
+        "month": REPORT_MONTH,
+        "token": link.rsplit("/", 1)[1],
+    }
 
 
 # Every table that is laid out: where it is cut off. A table may be wider than its box only

@@ -64,7 +64,7 @@ def test_every_page_requires_login(acme, client, path):
 def test_every_page_is_behind_the_dashboard_login_gate(app):
     # One before_request on the parent blueprint guards them all: a page family must be
     # registered under it, or its pages would be open.
-    open_endpoints = {"static", "auth.login", "auth.logout"}
+    open_endpoints = {"static", "auth.login", "auth.logout", "invitations.accept"}
     pages = {
         rule.endpoint for rule in app.url_map.iter_rules() if not rule.rule.startswith("/api/")
     } - open_endpoints

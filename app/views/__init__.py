@@ -8,12 +8,23 @@ cards), then one module per page family; CSV downloads are written by app/export
 from flask import Flask
 
 from ..chart_tables import chart_table
-from . import auth, billing, credits, dashboard, organizations, overview, reports, webhooks
+from . import (
+    auth,
+    billing,
+    credits,
+    dashboard,
+    invitations,
+    organizations,
+    overview,
+    reports,
+    team,
+    webhooks,
+)
 from .context import register_context
 from .filters import register_filters
 
 # Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
-for _page in (overview, organizations, credits, billing, reports, webhooks):
+for _page in (overview, organizations, credits, billing, reports, team, webhooks):
     dashboard.bp.register_blueprint(_page.bp)
 
 
@@ -24,4 +35,6 @@ def register_views(app: Flask) -> None:
     # A plain global, not a context variable: the chart macro is imported into the pages.
     app.add_template_global(chart_table)
     app.register_blueprint(auth.bp)
+    # Public, outside the login gate: accepting an invitation by its one-time link.
+    app.register_blueprint(invitations.bp)
     app.register_blueprint(dashboard.bp)

@@ -12,6 +12,7 @@ from ..errors import AppError
 from ..exports import export_filename, table_csv
 from ..forms import AllocationForm, OrganizationFilterForm
 from ..models import Organization, Partner
+from ..roles import requires
 from .dashboard import current_partner
 from .kpis import ORGANIZATION_KPIS
 from .period import RangeState, resolve_range
@@ -175,6 +176,7 @@ def detail(org_id: str) -> str:
 
 
 @bp.post("/organizations/<org_id>/allocation")
+@requires("manage_organizations")
 def allocate(org_id: str) -> Any:
     """Set the allocation with the API's rules; show a refusal beside the field."""
     partner, org, state = _opened(org_id)
