@@ -90,6 +90,12 @@ def is_valid_timezone(name: str) -> bool:
 
 
 @lru_cache(maxsize=1)
+def timezone_names() -> list[str]:
+    """Return every IANA timezone name this machine knows, sorted (the pages' choices)."""
+    return sorted(_timezone_names())
+
+
+@lru_cache(maxsize=1)
 def _timezone_names() -> frozenset[str]:
     return frozenset(available_timezones()) | {"UTC"}
 

@@ -20,8 +20,8 @@ from .database import write_transaction
 from .errors import AppError
 from .extensions import db
 from .models import Organization, Partner, PartnerTerms
-from .periods import billing_period, local_date_of, local_today
-from .rollups import stored_events, timezone_change_preview
+from .periods import billing_period, is_valid_timezone, local_date_of, local_today
+from .rollups import set_timezone, stored_events, timezone_change_preview
 from .terms import Terms, current_terms, next_change_date
 
 # Above this many stored events a timezone change is left to `flask set-timezone`: it
@@ -226,6 +226,22 @@ def preview_timezone(partner: Partner, tz: str) -> TimezonePreview:
     if stored > PAGE_TIMEZONE_LIMIT:
         return TimezonePreview(tz, stored, None)
     return TimezonePreview(tz, stored, timezone_change_preview(partner.id, tz))
+
+
+def change_timezone(partner: Partner, tz: str) -> int:
+    """Change the timezone from the page (rollups.set_timezone, audited there); return how
+    many events moved. Refused with 422 above PAGE_TIMEZONE_LIMIT events (the CLI's job)."""
+    if not is_valid_timezone(tz):
+        raise _field_error("timezone", tz, "timezone must be an IANA name such as Europe/Paris")
+    stored = stored_events(partner.id)
+    if stored > PAGE_TIMEZONE_LIMIT:
+        raise AppError(
+            "UnprocessableEntity",
+            f"this partner has {stored:,} events, more than the {PAGE_TIMEZONE_LIMIT:,} a page "
+            f"may re-bucket: run `{cli_command(partner, tz)}`",
+            {"field": "timezone", "value": tz, "storedEvents": stored},
+        )
+    return set_timezone(partner, tz)
 
 
 def cli_command(partner: Partner, tz: str) -> str:
