@@ -332,6 +332,11 @@ class SettingsForm(FlaskForm):
         # Messages about the bands as a whole (none given; refused by the rules).
         self.tier_errors: list[str] = []
 
+    def validate_name(self, field: StringField) -> None:
+        """Require a name with more than spaces (accounts.check_name applies the rest)."""
+        if not str(field.data or "").strip():
+            raise ValidationError("Enter the partner's name")
+
     def validate_billing_day(self, field: SelectField) -> None:
         """Accept a day from 1 to 28 (every month has it)."""
         if str(field.data) not in {str(d) for d in range(1, 29)}:

@@ -89,8 +89,9 @@ PAGES = [
     "/reports/{month}",
     "/reports/{month}.csv",
     "/reports/{month}.json",
+    "/settings",
 ]
-PAGE_POSTS = ["/organizations/{org}/allocation"]
+PAGE_POSTS = ["/organizations/{org}/allocation", "/settings", "/settings/timezone"]
 OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
 
 

@@ -148,7 +148,7 @@ def timezone() -> Any:
     tz = str(tz_form.timezone.data)
     if tz == partner.timezone:
         flash(f"The timezone is already {tz}: nothing changed.", "timezone")
-        return redirect(url_for("dashboard.settings.index") + "#timezone")
+        return redirect(url_for("dashboard.settings.index") + "#time-zone")
     preview = settings.preview_timezone(partner, tz)
     if not preview.page_allowed:
         return _page(partner, _settings_form(partner), tz_form, preview), 422
@@ -164,4 +164,4 @@ def timezone() -> Any:
         "daily figures were rebuilt.",
         "timezone",
     )
-    return redirect(url_for("dashboard.settings.index") + "#timezone")
+    return redirect(url_for("dashboard.settings.index") + "#time-zone")
