@@ -118,7 +118,13 @@ def test_a_settings_change_is_saved_for_the_next_period_and_audited(client, acme
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/settings#terms")
     html = client.get("/settings").get_data(as_text=True)
-    assert "apply from the billing period starting 1 Oct 2025" in html
+    # Once, beside the form (not also in the page's general messages).
+    assert (
+        html.count(
+            "Settings saved. The pool, prices and billing day apply from the billing period starting 1 Oct 2025"
+        )
+        == 1
+    )
     db.session.expire_all()
     partner = db.session.get(Partner, acme.id)
     assert (partner.name, partner.credit_pool_total, partner.billing_day_of_month) == (
@@ -272,6 +278,8 @@ def test_a_timezone_change_is_confirmed_with_the_events_it_moves_then_made(clien
     html = first.get_data(as_text=True)
     # e1 (02:00Z) and e3 (03:30Z) fall on the day before in New York (UTC-4); e2 stays.
     assert re.search(r'data-field="eventsMoved">2</strong> of 3 events', html)
+    # The settings form beside it still shows the saved tiers (not this POST's fields).
+    assert 'value="10,000"' in html and 'value="Acme"' in html
     db.session.expire_all()
     assert db.session.get(Partner, acme.id).timezone == "UTC"  # nothing changed yet
     assert audit_entries() == []

@@ -37,7 +37,9 @@ def _settings_form(partner: Partner) -> SettingsForm:
         }
         for t in newest.pricing_tiers
     ]
+    # formdata=None: on the timezone form's POST the request's fields are not this form's.
     form = SettingsForm(
+        formdata=None,
         data={
             "name": partner.name,
             "billing_day": str(newest.billing_day_of_month),
