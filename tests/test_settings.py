@@ -121,7 +121,8 @@ def test_a_settings_change_is_saved_for_the_next_period_and_audited(client, acme
     # Once, beside the form (not also in the page's general messages).
     assert (
         html.count(
-            "Settings saved. The pool, prices and billing day apply from the billing period starting 1 Oct 2025"
+            "Settings saved. The pool, prices and billing day apply from the billing period "
+            "starting 1 Oct 2025"
         )
         == 1
     )
