@@ -45,7 +45,7 @@ def _settings_form(partner: Partner) -> SettingsForm:
             "billing_day": str(newest.billing_day_of_month),
             "credit_pool": f"{newest.credit_pool_total:,}",
             "tiers": rows[: MAX_TIER_ROWS - 1] + [{}],
-        }
+        },
     )
     return form
 
