@@ -36,6 +36,7 @@ from .models import (
     Partner,
 )
 from .periods import is_valid_timezone
+from .terms import current_terms
 from .timeutil import to_utc_naive, utcnow
 
 # fullmatch (the whole text); {0,99} keeps a slug within partner.slug (String(100)).
@@ -260,18 +261,21 @@ def _check_allocation(partner: Partner, org_id: str | None, tier: str, credits: 
             },
         )
     others = _allocated_to_others(partner, org_id)
-    available = partner.credit_pool_total - others
+    # An allocation must fit the pool now and the one a settings change scheduled for the
+    # next billing period (the partner row's, the newest): the smaller of the two.
+    pool = min(current_terms(partner).credit_pool_total, partner.credit_pool_total)
+    available = pool - others
     if credits > available:
         raise AppError(
             "InsufficientCredits",
             f"{credits:,} credits requested, but at most {max(available, 0):,} can be allocated "
-            f"here: the pool holds {partner.credit_pool_total:,} and other organizations "
+            f"here: the pool holds {pool:,} and other organizations "
             f"hold {others:,}",
             {
                 "field": "credits",
                 "requested": credits,
                 "available": max(available, 0),
-                "creditPoolTotal": partner.credit_pool_total,
+                "creditPoolTotal": pool,
                 "creditPoolAllocated": others,
             },
         )

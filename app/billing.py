@@ -12,6 +12,8 @@ from typing import Any, Literal
 from . import metrics
 from .models import Partner
 from .periods import Period, billing_period, billing_periods, local_date_of, local_today
+from .terms import Terms, current_terms, scheduled_terms
+from .terms import terms_for as terms_for  # billing.terms_for: how callers read a period's terms
 
 CENT = Decimal("0.01")
 
@@ -36,6 +38,17 @@ class PricingTier:
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodTerms:
+    """The terms a figure was computed with, as shown: since when (None: the partner's
+    terms never changed), the pool, the billing day and the pricing tiers."""
+
+    effective_from: date | None
+    credit_pool_total: int
+    billing_day_of_month: int
+    pricing_tiers: list[PricingTier]
+
+
+@dataclass(frozen=True, slots=True)
 class CostLine:
     """The cost of the units that fall in one tier (amount exact, or in cents once shown)."""
 
@@ -53,6 +66,7 @@ class Cost:
     total_cost: Decimal
     currency: str
     breakdown: list[CostLine]
+    terms: PeriodTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,8 @@ class BillingInfo:
     credit_pool_used: int
     credit_pool_available: int
     credit_pool_allocated: int
+    terms: PeriodTerms
+    next_terms: PeriodTerms | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +102,7 @@ class PeriodUsage:
     estimated_cost: Decimal
     currency: str
     cost_breakdown: list[CostLine]
+    terms: PeriodTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,37 +205,55 @@ def _in_cents(breakdown: list[CostLine]) -> list[CostLine]:
     return [replace(line, amount=cents(line.amount)) for line in breakdown]
 
 
+def shown_terms(terms: Terms) -> PeriodTerms:
+    """Return terms as the pages and the API show them (tiers as PricingTier bands)."""
+    return PeriodTerms(
+        terms.effective_from,
+        terms.credit_pool_total,
+        terms.billing_day_of_month,
+        pricing_tiers(terms.pricing_tiers),
+    )
+
+
 def calculate(partner: Partner, usage: int) -> Cost:
-    """Return the cost of usage identifications under the partner's tiers."""
-    total, breakdown = graduated_cost(usage, partner.pricing_tiers)
-    return Cost(usage, cents(total), partner.currency, _in_cents(breakdown))
+    """Return the cost of usage identifications under the current billing period's tiers."""
+    terms = current_terms(partner)
+    total, breakdown = graduated_cost(usage, terms.pricing_tiers)
+    return Cost(usage, cents(total), partner.currency, _in_cents(breakdown), shown_terms(terms))
 
 
 def billing_info(partner: Partner) -> BillingInfo:
-    """Return the billing configuration and the pool figures now."""
+    """Return the billing configuration of the current billing period and the pool figures
+    now, with the terms scheduled for the next period (if any)."""
     pool = metrics.pool_status(partner)
+    terms = terms_for(partner, pool.billing_period_start)
+    scheduled = scheduled_terms(partner)
     return BillingInfo(
         partner_id=partner.id,
         billing_mode=partner.billing_mode,
         billing_period=partner.billing_period,
-        billing_day_of_month=partner.billing_day_of_month,
+        billing_day_of_month=terms.billing_day_of_month,
         billing_period_start=pool.billing_period_start,
         next_billing_date=pool.billing_period_end + timedelta(days=1),
-        pricing_tiers=pricing_tiers(partner.pricing_tiers),
+        pricing_tiers=pricing_tiers(terms.pricing_tiers),
         currency=partner.currency,
         credit_pool_total=pool.credit_pool_total,
         credit_pool_used=pool.credit_pool_used,
         credit_pool_available=pool.credit_pool_available,
         credit_pool_allocated=pool.credit_pool_allocated,
+        terms=shown_terms(terms),
+        next_terms=None if scheduled is None else shown_terms(scheduled),
     )
 
 
 def period_usage(partner: Partner, period: Period, through: date) -> PeriodUsage:
-    """Return usage and cost of a billing period counted through a day (today or its end)."""
+    """Return usage and cost of a billing period counted through a day (today or its end),
+    priced with that period's terms."""
     upto = Period(period.start, min(period.end, through))
     figures = metrics.usage(partner, upto)
     identifications = metrics.identifications_of(figures.by_type)
-    cost, breakdown = graduated_cost(identifications, partner.pricing_tiers)
+    terms = terms_for(partner, period.start)
+    cost, breakdown = graduated_cost(identifications, terms.pricing_tiers)
     return PeriodUsage(
         billing_period_start=period.start,
         billing_period_end=period.end,
@@ -229,6 +264,7 @@ def period_usage(partner: Partner, period: Period, through: date) -> PeriodUsage
         estimated_cost=cents(cost),
         currency=partner.currency,
         cost_breakdown=_in_cents(breakdown),
+        terms=shown_terms(terms),
     )
 
 
@@ -326,7 +362,8 @@ def projection(partner: Partner, today: date | None = None) -> Projection:
     bp = billing_period(partner, today)
     complete = (today - bp.start).days
     used = metrics.credits_used(partner, Period(bp.start, today))
-    pool = partner.credit_pool_total
+    terms = terms_for(partner, bp.start)
+    pool = terms.credit_pool_total
     if complete == 0:
         return Projection(
             method="insufficient_data",
@@ -357,7 +394,7 @@ def projection(partner: Partner, today: date | None = None) -> Projection:
     rate = Fraction(window_credits, window.days)
     exact_total = _cumulative(complete_credits, used, rate, (bp.end - today).days)
     projected = _half_up(exact_total)
-    cost, _ = graduated_cost(projected, partner.pricing_tiers)
+    cost, _ = graduated_cost(projected, terms.pricing_tiers)
     runout: date | None = None
     unused: int | None = None
     if used < pool and exact_total >= pool:

@@ -35,7 +35,13 @@ from sqlalchemy import DateTime, bindparam, event, select, text
 from sqlalchemy.orm import Session
 
 from .extensions import db
-from .models import CreditAllocation, Organization, OrganizationStatusChange, Partner
+from .models import (
+    CreditAllocation,
+    Organization,
+    OrganizationStatusChange,
+    Partner,
+    PartnerTerms,
+)
 from .models import PartnerDataVersion as Version
 from .periods import Period, local_today
 
@@ -239,7 +245,7 @@ def clear() -> None:
         front.clear()
 
 
-_TRACKED = (Partner, Organization, OrganizationStatusChange, CreditAllocation)
+_TRACKED = (Partner, Organization, OrganizationStatusChange, CreditAllocation, PartnerTerms)
 # Tables whose rows feed the figures; a bulk statement on one of them (not per-object
 # ORM work, which the flush listener sees partner by partner) bumps every partner.
 _FEEDING = {
@@ -252,6 +258,7 @@ _FEEDING = {
     "org_bucket_usage",
     "partner_daily_usage",
     "partner_daily_receipt",
+    "partner_terms",
 }
 _BUMP_ALL = text(
     "INSERT INTO partner_data_version (partner_id, version) SELECT id, 1 FROM partner "

@@ -227,8 +227,9 @@ def series_over_time(
     )
 
 
-def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
-    """Return the credits used so far in each day's billing period against the pool total."""
+def cumulative_credits(points: list[CreditPoint]) -> dict[str, Any]:
+    """Return the credits used so far in each day's billing period against that period's
+    pool (the pool of each period's terms: it steps where the terms changed)."""
     x = [p.date.isoformat() for p in points]
     used = {
         "type": "scatter",
@@ -241,13 +242,19 @@ def cumulative_credits(points: list[CreditPoint], pool: int) -> dict[str, Any]:
         "fillcolor": BLUE_FILL,
         "hovertemplate": "%{x|%-d %b %Y}: %{y:,} used this billing period<extra></extra>",
     }
+    pools = [p.credit_pool_total for p in points]
+    distinct = sorted(set(pools))
     limit = {
         "type": "scatter",
         "x": list(x),
-        "y": [pool for _ in points],
-        "name": f"Pool ({pool:,} per billing period)",
+        "y": pools,
+        "name": "Pool of each billing period"
+        if len(distinct) > 1
+        else f"Pool ({distinct[0]:,} per billing period)"
+        if distinct
+        else "Pool",
         "mode": "lines",
-        "line": {"color": RED, "width": 1.5, "dash": "dash"},
+        "line": {"color": RED, "width": 1.5, "dash": "dash", "shape": "hv"},
         "hovertemplate": "Pool: %{y:,}<extra></extra>",
     }
     return _figure(

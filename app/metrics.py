@@ -50,6 +50,7 @@ from .periods import (
     local_today,
     whole_buckets,
 )
+from .terms import terms_for
 
 # Every sort of the organization breakdown (the API's `sort`, the page's "Sort by"), in the
 # order the page offers them, with the page's label and the organization's own column to
@@ -321,7 +322,8 @@ def credits_used(partner: Partner, period: Period) -> int:
 def credits_remaining(partner: Partner, end: date) -> int:
     """Return the pool total of the billing period holding end minus what it used to end."""
     bp = billing_period(partner, end)
-    return partner.credit_pool_total - credits_used(partner, Period(bp.start, end))
+    pool = terms_for(partner, bp.start).credit_pool_total
+    return pool - credits_used(partner, Period(bp.start, end))
 
 
 # --- organizations as of a date -------------------------------------------------------
@@ -458,7 +460,7 @@ def _summary_to_today(partner: Partner, period: Period, today: date) -> Summary:
         active_organizations=counts.active_organizations,
         total_identifications=identifications,
         credits_used=identifications,
-        credits_remaining=partner.credit_pool_total - used,
+        credits_remaining=terms_for(partner, bp.start).credit_pool_total - used,
         organizations_with_activity=active,
         total_quantity=before.total_quantity + total_quantity(live_by_type),
         total_events=before.total_events + total_events(live_by_type),
@@ -1006,12 +1008,13 @@ def pool_status(partner: Partner) -> PoolStatus:
             )
         ).scalar()
     )
+    pool = terms_for(partner, bp.start).credit_pool_total
     return PoolStatus(
         billing_period_start=bp.start,
         billing_period_end=bp.end,
-        credit_pool_total=partner.credit_pool_total,
+        credit_pool_total=pool,
         credit_pool_used=used,
-        credit_pool_available=partner.credit_pool_total - used,
+        credit_pool_available=pool - used,
         credit_pool_allocated=allocated,
     )
 
@@ -1063,6 +1066,7 @@ def cumulative_credits(partner: Partner, period: Period) -> list[CreditPoint]:
     already used, so the last point's credits_remaining equals summary()'s.
     """
     billing = billing_period(partner, period.start)
+    pool = terms_for(partner, billing.start).credit_pool_total
     total = 0
     if billing.start < period.start:
         total = credits_used(partner, Period(billing.start, period.start - timedelta(days=1)))
@@ -1070,6 +1074,7 @@ def cumulative_credits(partner: Partner, period: Period) -> list[CreditPoint]:
     for day, used in daily_credits(partner, period):
         if day > billing.end:
             billing = billing_period(partner, day)
+            pool = terms_for(partner, billing.start).credit_pool_total
             total = 0
         total += used
         points.append(
@@ -1078,8 +1083,8 @@ def cumulative_credits(partner: Partner, period: Period) -> list[CreditPoint]:
                 credits_used=used,
                 cumulative_credits_used=total,
                 billing_period_start=billing.start,
-                credit_pool_total=partner.credit_pool_total,
-                credits_remaining=partner.credit_pool_total - total,
+                credit_pool_total=pool,
+                credits_remaining=pool - total,
             )
         )
     return points

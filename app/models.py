@@ -71,6 +71,12 @@ class Partner(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     organizations: Mapped[list[Organization]] = relationship(back_populates="partner")
+    # The versions of its pool, prices and billing day, oldest first (app/terms.py); none
+    # until the terms first change, when the columns above are the only terms. Loaded once
+    # per session; app/terms.py expires it when it writes a version.
+    terms_versions: Mapped[list[PartnerTerms]] = relationship(
+        order_by="PartnerTerms.effective_from", viewonly=True
+    )
 
 
 class Organization(Base):

@@ -11,11 +11,11 @@ buckets all shift and clip the same calendar days).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .timeutil import to_utc_naive, utcnow
@@ -87,6 +87,12 @@ def zone(name: str) -> ZoneInfo:
 def is_valid_timezone(name: str) -> bool:
     """Tell whether name is an IANA timezone this machine knows."""
     return isinstance(name, str) and name in _timezone_names()
+
+
+@lru_cache(maxsize=1)
+def timezone_names() -> list[str]:
+    """Return every IANA timezone name this machine knows, sorted (the pages' choices)."""
+    return sorted(_timezone_names())
 
 
 @lru_cache(maxsize=1)
@@ -428,22 +434,79 @@ def _billing_anchor_month(partner: Partner) -> int:
     return local_date_of(partner.created_at, partner.timezone).month
 
 
+class BillingDayChange(Protocol):
+    """A version of a partner's terms, as the billing schedule reads it (PartnerTerms)."""
+
+    @property
+    def effective_from(self) -> date: ...
+
+    @property
+    def billing_day_of_month(self) -> int: ...
+
+
+def scheduled_billing_period(
+    day: date,
+    versions: Sequence[BillingDayChange],
+    billing_period: str = "monthly",
+    anchor_month: int = 1,
+) -> Period:
+    """Return the billing period containing day when the billing day changes by version.
+
+    versions are sorted by effective_from, each the first day of the billing period from
+    which it applies (docs/billing-terms.md). The version in force on day is the last one
+    that starts on or before it (the first one before any starts: the partner's terms
+    before versions existed). Its billing day draws the period containing day, which is
+    cut so that it starts no earlier than that version and ends before the next one: the
+    first period of a new billing day runs from the old schedule's boundary to the new
+    day's next boundary (1 Apr - 14 Apr when day 1 becomes day 15 from 1 Apr).
+    """
+    index = 0
+    for i, version in enumerate(versions):
+        if version.effective_from <= day:
+            index = i
+    current = versions[index]
+    found = billing_period_containing(
+        day, current.billing_day_of_month, billing_period, anchor_month
+    )
+    start, end = found.start, found.end
+    if index > 0:
+        start = max(start, current.effective_from)
+    if index + 1 < len(versions):
+        end = min(end, versions[index + 1].effective_from - timedelta(days=1))
+    return Period(start, end)
+
+
 def billing_period(partner: Partner, day: date) -> Period:
-    """Return the partner's billing period containing day."""
-    return billing_period_containing(
-        day, partner.billing_day_of_month, partner.billing_period, _billing_anchor_month(partner)
+    """Return the partner's billing period containing day (its terms' billing days)."""
+    versions = partner.terms_versions
+    if not versions:
+        return billing_period_containing(
+            day,
+            partner.billing_day_of_month,
+            partner.billing_period,
+            _billing_anchor_month(partner),
+        )
+    return scheduled_billing_period(
+        day, versions, partner.billing_period, _billing_anchor_month(partner)
     )
 
 
 def billing_periods(partner: Partner, start: date, end: date) -> list[Period]:
     """Return the partner's billing periods that touch start..end, oldest first."""
-    return billing_periods_between(
-        start,
-        end,
-        partner.billing_day_of_month,
-        partner.billing_period,
-        _billing_anchor_month(partner),
-    )
+    if not partner.terms_versions:
+        return billing_periods_between(
+            start,
+            end,
+            partner.billing_day_of_month,
+            partner.billing_period,
+            _billing_anchor_month(partner),
+        )
+    periods = []
+    current = billing_period(partner, start)
+    while current.start <= end:
+        periods.append(current)
+        current = billing_period(partner, current.end + timedelta(days=1))
+    return periods
 
 
 def current_billing_period(partner: Partner) -> Period:

@@ -34,6 +34,7 @@ from .periods import (
     Period,
     add_months,
     as_date,
+    billing_period,
     billing_periods,
     day_end_utc,
     day_start_utc,
@@ -286,6 +287,7 @@ class BillingOverlap:
     days: int
     identifications: int
     credits_used: int
+    credit_pool_total: int  # the billing period's pool (its terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,9 +393,10 @@ def month_report(partner: Partner, year: int, month: int) -> MonthReport:
         billing_periods=_billing_overlap(partner, full, period),
         late_data=_late_data(partner, period, next_first, complete, current),
         # The month's cost only when the month is a billing period: priced alone, a part
-        # of a billing period would be priced at the wrong tiers.
+        # of a billing period would be priced at the wrong tiers. Priced with that
+        # period's terms (billing.period_usage reads them).
         estimated_cost=billing.period_usage(partner, full, today).estimated_cost
-        if partner.billing_period == "monthly" and partner.billing_day_of_month == 1
+        if billing_period(partner, full.start) == full
         else None,
         currency=partner.currency,
     )
@@ -470,8 +473,11 @@ def _billing_overlap(partner: Partner, full: Period, period: Period) -> list[Bil
         overlap = Period(max(bp.start, full.start), min(bp.end, full.end))
         counted = Period(overlap.start, min(overlap.end, period.end))
         used = metrics.credits_used(partner, counted) if counted.start <= counted.end else 0
+        pool = billing.terms_for(partner, bp.start).credit_pool_total
         segments.append(
-            BillingOverlap(bp.start, bp.end, overlap.start, overlap.end, overlap.days, used, used)
+            BillingOverlap(
+                bp.start, bp.end, overlap.start, overlap.end, overlap.days, used, used, pool
+            )
         )
     return segments
 

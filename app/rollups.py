@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, insert, literal, or_, select, update
 
-from . import cache
+from . import audit, cache
 from .database import add_counts, bucket_start_sql, dialect_name, partner_transaction, raw_cursor
 from .extensions import db
 from .models import (
@@ -158,6 +158,9 @@ def rebuild(partner_id: str) -> int:
     with partner_transaction(partner_id, exclusive=True) as tz:
         moved = rebucket_events(partner_id, tz)
         _rebuild_tables(partner_id, tz)
+        audit.record(
+            partner_id, "rollups", "rebuild", object_id=partner_id, after={"eventsMoved": moved}
+        )
     return moved
 
 
@@ -169,7 +172,7 @@ def set_timezone(partner: Partner, tz: str) -> int:
     under the partner's exclusive lock, or nothing changes.
     """
     zone(tz)  # raises ValueError for an unknown name
-    with partner_transaction(partner.id, exclusive=True):
+    with partner_transaction(partner.id, exclusive=True) as before:
         db.session.execute(
             update(Partner)
             .where(Partner.id == partner.id)
@@ -178,19 +181,44 @@ def set_timezone(partner: Partner, tz: str) -> int:
         )
         moved = rebucket_events(partner.id, tz)
         _rebuild_tables(partner.id, tz)
+        audit.record(
+            partner.id,
+            "partner",
+            "set_timezone",
+            object_id=partner.id,
+            label=partner.name,
+            before={"timezone": before},
+            after={"timezone": tz, "eventsMoved": moved},
+        )
     db.session.expire(partner)
     return moved
+
+
+def timezone_change_preview(partner_id: str, tz: str) -> int:
+    """Return how many of a partner's events a change to timezone tz would move to another
+    day (set_timezone's count, read without changing anything or taking the lock)."""
+    zone(tz)
+    return rebucket_events(partner_id, tz, write=False)
+
+
+def stored_events(partner_id: str) -> int:
+    """Return how many events a partner has stored (from its daily rollup: no event scan)."""
+    value = db.session.execute(
+        select(func.sum(PartnerDailyUsage.events)).where(PartnerDailyUsage.partner_id == partner_id)
+    ).scalar()
+    return int(value or 0)
 
 
 # Events read and re-bucketed per round trip.
 _REBUCKET_CHUNK = 50_000
 
 
-def rebucket_events(partner_id: str, tz: str) -> int:
+def rebucket_events(partner_id: str, tz: str, *, write: bool = True) -> int:
     """Set every event's local_date to its occurredAt's day in tz; return how many moved.
 
     Caller's transaction (which holds the partner's exclusive lock). Reads the events in
-    id order, a chunk at a time, and writes only those whose day changes.
+    id order, a chunk at a time, and writes only those whose day changes; with write=False
+    it only counts them.
     """
     local_date = local_date_function(tz)
     postgres = dialect_name() == "postgresql"
@@ -220,7 +248,7 @@ def rebucket_events(partner_id: str, tz: str) -> int:
                     for event_id, at, stored in chunk
                     if (day := local_date(at)) != stored
                 ]
-                if changes:
+                if changes and write:
                     cursor.execute(
                         "UPDATE usage_event SET local_date = v.day FROM "
                         "unnest(%s::bigint[], %s::date[]) AS v(id, day) "
@@ -234,7 +262,7 @@ def rebucket_events(partner_id: str, tz: str) -> int:
                     for event_id, at, stored in chunk
                     if (text := local_date(_sqlite_moment(at)).isoformat()) != stored
                 ]
-                if changes:
+                if changes and write:
                     cursor.executemany(
                         "UPDATE usage_event SET local_date = ? WHERE id = ?", changes
                     )

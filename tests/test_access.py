@@ -174,6 +174,21 @@ ROUTES = [
         "/team/members/{member}/remove",
         {"confirm": "yes"},
     ),
+    Route("GET", "/settings", "manage_settings"),
+    Route(
+        "POST",
+        "/settings",
+        "manage_settings",
+        data={
+            "name": "Alpha Renamed",
+            "credit_pool": "10,000",
+            "billing_day": "1",
+            "tiers-0-tier": "Starter",
+            "tiers-0-price": "0.10",
+            "tiers-0-start": "0",
+        },
+    ),
+    Route("POST", "/settings/timezone", "manage_settings", data={"timezone": "Europe/Paris"}),
     Route("GET", "/webhooks", "manage_webhooks"),
     Route(
         "POST",

@@ -553,6 +553,13 @@ TIERS = [
     {"tier": "Growth", "pricePerIdentification": 0.08, "minUsage": 10000, "maxUsage": 100000},
     {"tier": "Scale", "pricePerIdentification": 0.05, "minUsage": 100000, "maxUsage": None},
 ]
+# The partner's terms never changed: the partner row's, with no date they apply from.
+TERMS = {
+    "effectiveFrom": None,
+    "creditPoolTotal": 1000,
+    "billingDayOfMonth": 1,
+    "pricingTiers": TIERS,
+}
 
 
 def test_billing(world):
@@ -569,6 +576,8 @@ def test_billing(world):
         "creditPoolUsed": 27,  # October: e2 5 + e4 20 + e7 2
         "creditPoolAvailable": 973,
         "creditPoolAllocated": 700,  # Alpha 300 + Beta 400 + Gamma 0
+        "terms": TERMS,
+        "nextTerms": None,
     }
 
 
@@ -596,6 +605,7 @@ def test_billing_usage_estimates_and_projects(world):
         "projectedIdentifications": 27,
         "projectedCost": 2.7,  # 27 x 0.10
         "projectionMethod": "last_7_complete_days",
+        "terms": TERMS,
     }
 
 
@@ -658,6 +668,7 @@ def test_calculate_prices_each_unit_in_its_band(world, usage, starter, growth, s
                 "amount": round(scale * 0.05, 2),
             },
         ],
+        "terms": TERMS,
     }
 
 
@@ -681,6 +692,7 @@ def test_billing_periods_newest_first(world):
                 {"tier": "Scale", "units": 0, "pricePerIdentification": 0.05, "amount": 0.0},
             ],
             "isCurrent": is_current,
+            "terms": TERMS,
         }
 
     # From the partner's creation (2025-08-15) to today: August, September, October.

@@ -164,9 +164,20 @@ def every_figure() -> dict[str, dict[str, Any]]:
             WEEKS, WEEKS_BEFORE, Period(D(2025, 10, 1), D(2025, 10, 15)), MARCH, "week"
         ),
         "cumulative": charts.cumulative_credits(
-            day_points(["2025-03-04", "2025-03-05"], cumulative_credits_used=[10, 25]), 1000
+            day_points(
+                ["2025-03-04", "2025-03-05"],
+                cumulative_credits_used=[10, 25],
+                credit_pool_total=[1000, 1000],
+            )
         ),
-        "cumulative_empty": charts.cumulative_credits([], 1000),
+        "cumulative_terms": charts.cumulative_credits(
+            day_points(
+                ["2025-03-31", "2025-04-01"],
+                cumulative_credits_used=[900, 5],
+                credit_pool_total=[1000, 2500],
+            )
+        ),
+        "cumulative_empty": charts.cumulative_credits([]),
         "activity": charts.organizations_with_activity(SERIES, "week", MARCH_4_6),
         "types": charts.usage_by_type(BY_TYPE),
         "types_empty": charts.usage_by_type({}),
@@ -339,6 +350,14 @@ def test_cumulative_credits_against_the_pool() -> None:
     assert FIGURES["cumulative"]["layout"]["hovermode"] == "x unified"
     used, pool = FIGURES["cumulative_empty"]["data"]
     assert used["y"] == pool["y"] == []
+
+
+def test_cumulative_credits_steps_to_each_billing_period_s_own_pool() -> None:
+    # The pool grew from 1,000 to 2,500 with the billing period starting 1 Apr.
+    _used, pool = FIGURES["cumulative_terms"]["data"]
+    assert pool["y"] == [1000, 2500]
+    assert pool["line"]["shape"] == "hv"
+    assert pool["name"] == "Pool of each billing period"
 
 
 # --- organizations_with_activity --------------------------------------------------------

@@ -81,12 +81,21 @@ def cost_lines(units: tuple[int, int], amounts: tuple[float, float], at: str) ->
     return out
 
 
+def term_prices(at: str) -> dict[str, float]:
+    """The prices of the terms an answer names (its `terms` object), numbers as well."""
+    return {
+        f"{at}.pricingTiers[0].pricePerIdentification": 0.0125,
+        f"{at}.pricingTiers[1].pricePerIdentification": 0.335,
+    }
+
+
 def test_billing_prices_are_numbers(money):
     assert_numbers(
         money("/api/v1/partner/billing"),
         {
             "pricingTiers[0].pricePerIdentification": 0.0125,
             "pricingTiers[1].pricePerIdentification": 0.335,
+            **term_prices("terms"),
         },
     )
 
@@ -103,7 +112,10 @@ def test_billing_prices_are_numbers(money):
 )
 def test_calculate_rounds_the_exact_total_once(money, usage, total, amounts):
     answer = money(f"/api/v1/partner/billing/calculate?usage={usage}")
-    assert_numbers(answer, {"totalCost": total, **cost_lines((0, 0), amounts, "breakdown")})
+    assert_numbers(
+        answer,
+        {"totalCost": total, **cost_lines((0, 0), amounts, "breakdown"), **term_prices("terms")},
+    )
 
 
 def test_billing_usage_costs_are_numbers(money):
@@ -117,6 +129,7 @@ def test_billing_usage_costs_are_numbers(money):
             "estimatedCost": 1.76,
             "projectedCost": 1.76,
             **cost_lines((7, 5), (0.09, 1.68), "costBreakdown"),
+            **term_prices("terms"),
         },
     )
 
@@ -129,8 +142,10 @@ def test_billing_periods_costs_are_numbers(money):
         {
             "periods[0].estimatedCost": 1.76,
             **cost_lines((7, 5), (0.09, 1.68), "periods[0].costBreakdown"),
+            **term_prices("periods[0].terms"),
             "periods[1].estimatedCost": 0.0,
             **cost_lines((0, 0), (0.0, 0.0), "periods[1].costBreakdown"),
+            **term_prices("periods[1].terms"),
         },
     )
 

@@ -233,6 +233,7 @@ def test_billing_day_15_splits_the_month(october):
             "days": 14,
             "identifications": 11,
             "credits_used": 11,
+            "credit_pool_total": 1000,  # the partner's pool (its terms never changed)
         },
         {
             "billing_period_start": date(2025, 10, 15),
@@ -242,6 +243,7 @@ def test_billing_day_15_splits_the_month(october):
             "days": 17,
             "identifications": 15,
             "credits_used": 15,
+            "credit_pool_total": 1000,
         },
     ]
 

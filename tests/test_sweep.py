@@ -74,6 +74,7 @@ def test_the_url_map_gives_the_pages_the_product_has():
         "/organizations/<org_id>",
         "/reports",
         "/reports/<month>",
+        "/settings",
         "/team",
         "/webhooks",
     ]

@@ -689,8 +689,21 @@ class PricingTier(Out):
     max_usage: int | None = Field(description="null for the open top tier")
 
 
+class TermsOut(Out):
+    """The terms a billing figure uses: the pool, billing day and pricing tiers of its
+    billing period. A change applies from the next billing period on."""
+
+    effective_from: DateStr | None = Field(
+        description="the first day of the billing period these terms apply from; null when "
+        "the partner's terms have never changed"
+    )
+    credit_pool_total: int
+    billing_day_of_month: int
+    pricing_tiers: list[PricingTier]
+
+
 class BillingOut(Out):
-    """GET /partner/billing."""
+    """GET /partner/billing: the current billing period's terms and pool figures."""
 
     partner_id: str
     billing_mode: Literal["credit_pool", "external", "usage_based"]
@@ -704,6 +717,11 @@ class BillingOut(Out):
     credit_pool_used: int = Field(description="consumed this billing period")
     credit_pool_available: int
     credit_pool_allocated: int = Field(description="sum of current allocations")
+    terms: TermsOut = Field(description="the terms of the current billing period")
+    next_terms: TermsOut | None = Field(
+        description="the terms a settings change scheduled from the next billing period "
+        "(null when none is)"
+    )
 
 
 class CostLine(Out):
@@ -727,6 +745,7 @@ class PeriodUsage(Out):
     estimated_cost: Money
     currency: str
     cost_breakdown: list[CostLine]
+    terms: TermsOut = Field(description="the terms of this billing period (its pool and tiers)")
 
 
 class PartnerOwned(Out):
@@ -760,6 +779,7 @@ class CalculateOut(Out):
     total_cost: Money
     currency: str
     breakdown: list[CostLine]
+    terms: TermsOut = Field(description="the current billing period's terms (its tiers)")
 
 
 class BillingPeriodRow(PeriodUsage):

@@ -17,6 +17,7 @@ from . import (
     organizations,
     overview,
     reports,
+    settings,
     team,
     webhooks,
 )
@@ -24,7 +25,7 @@ from .context import register_context
 from .filters import register_filters
 
 # Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
-for _page in (overview, organizations, credits, billing, reports, team, webhooks):
+for _page in (overview, organizations, credits, billing, reports, settings, team, webhooks):
     dashboard.bp.register_blueprint(_page.bp)
 
 

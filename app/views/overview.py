@@ -29,6 +29,7 @@ def _billing_period_cards(partner: Partner, shown: Period) -> tuple[dict[str, An
         "currency": usage.currency,
         "period": Period(bp.start, today),
         "so_far": today < bp.end,
+        "pool": usage.terms.credit_pool_total,  # this billing period's pool (its terms)
     }
     notes = {}
     if bp.start <= shown.end and shown.end >= today:
@@ -64,7 +65,7 @@ def index() -> str:
                 series, previous, period, previous_period, state.granularity
             )
         figures["cumulative"] = charts.cumulative_credits(
-            metrics.cumulative_credits(partner, period), partner.credit_pool_total
+            metrics.cumulative_credits(partner, period)
         )
         if any(p.events for p in series):
             figures["activity"] = charts.organizations_with_activity(

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, url_for
 
-from .. import charts, metrics, reports
+from .. import billing, charts, metrics, reports
 from ..errors import AppError, error_page, sentence
 from ..exports import csv_download, report_csv, report_data, report_filename
 from ..periods import Period, add_months
@@ -70,7 +70,13 @@ def month(month: str) -> Any:
         newer=newer if newer in months else None,
         older=older if older in months else None,
         newer_label=reports.month_label(*map(int, newer.split("-"))),
-        partner_billing_day=partner.billing_day_of_month,
+        # The billing day of each billing period the month touches (its terms'), in order.
+        billing_days=list(
+            dict.fromkeys(
+                billing.terms_for(partner, b.billing_period_start).billing_day_of_month
+                for b in report.billing_periods
+            )
+        ),
         partner_billing_period=partner.billing_period,
     )
 
