@@ -462,8 +462,9 @@ def _check_external_id_free(partner: Partner, external_id: str | None, org_id: s
         )
 
 
-def update_organization(partner: Partner, org: Organization, changes: dict[str, Any]) -> None:
-    """Apply a partial update of name, externalId, metadata, productType, status or tier.
+def update_organization(partner: Partner, org: Organization, changes: dict[str, Any]) -> bool:
+    """Apply a partial update of name, externalId, metadata, productType, status or tier;
+    return whether anything changed.
 
     All of it happens in one transaction: a refused field leaves every field unchanged.
     The audit log gets one entry for the fields that changed (before and after), and one
@@ -474,7 +475,7 @@ def update_organization(partner: Partner, org: Organization, changes: dict[str, 
     with write_transaction():
         _lock_partner(partner)
         db.session.refresh(org)
-        before = _org_fields(org)
+        before = {**_org_fields(org), "status": org.status, "tier": org.tier}
         if status is not None:
             _apply_status(partner, org, status, utcnow())
         if tier is not None:
@@ -489,10 +490,11 @@ def update_organization(partner: Partner, org: Organization, changes: dict[str, 
             org.meta = check_metadata(changes["metadata"])
         if "productType" in changes:
             org.product_type = _choice(changes["productType"], "productType", PRODUCT_TYPES)
-        old, new = audit.changed(before, _org_fields(org))
+        old, new = audit.changed({k: before[k] for k in _org_fields(org)}, _org_fields(org))
         if new:
             _audit_org(org, "update", old, new)
         org.updated_at = utcnow()
+    return bool(new) or (org.status, org.tier) != (before["status"], before["tier"])
 
 
 def set_status(

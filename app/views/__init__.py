@@ -2,18 +2,19 @@
 
 Layout: dashboard.py (the parent blueprint and its login gate), period.py (the period in
 the URL), filters.py (template filters), context.py (template globals), kpis.py (the KPI
-cards), then one module per page family; CSV downloads are written by app/exports.py.
+cards), then one module per page family (org_manage.py: the organizations' forms); CSV
+downloads are written by app/exports.py.
 """
 
 from flask import Flask
 
 from ..chart_tables import chart_table
-from . import auth, billing, credits, dashboard, organizations, overview, reports
+from . import auth, billing, credits, dashboard, org_manage, organizations, overview, reports
 from .context import register_context
 from .filters import register_filters
 
 # Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
-for _page in (overview, organizations, credits, billing, reports):
+for _page in (overview, organizations, org_manage, credits, billing, reports):
     dashboard.bp.register_blueprint(_page.bp)
 
 
