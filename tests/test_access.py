@@ -89,8 +89,20 @@ PAGES = [
     "/reports/{month}",
     "/reports/{month}.csv",
     "/reports/{month}.json",
+    "/organizations/new",
+    "/organizations/{org}/suspend",
+    "/organizations/{org}/reactivate",
+    "/organizations/{org}/cancel",
 ]
-PAGE_POSTS = ["/organizations/{org}/allocation"]
+PAGE_POSTS = [
+    "/organizations/{org}/allocation",
+    "/organizations/new",
+    "/organizations/{org}/details",
+    "/organizations/{org}/tier",
+    "/organizations/{org}/suspend",
+    "/organizations/{org}/reactivate",
+    "/organizations/{org}/cancel",
+]
 OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
 
 

@@ -71,6 +71,10 @@ def test_the_url_map_gives_the_pages_the_product_has():
         "/credits",
         "/organizations",
         "/organizations/<org_id>",
+        "/organizations/<org_id>/cancel",
+        "/organizations/<org_id>/reactivate",
+        "/organizations/<org_id>/suspend",
+        "/organizations/new",
         "/reports",
         "/reports/<month>",
     ]

@@ -208,14 +208,25 @@ def change_status(org_id: str, verb: str) -> Any:
     return page, status
 
 
-for _verb in STATUS_ACTIONS:
-    bp.add_url_rule(
-        f"/organizations/<org_id>/{_verb}",
-        endpoint=_verb,
-        view_func=requires("manage_organizations")(change_status),
-        methods=["GET", "POST"],
-        defaults={"verb": _verb},
-    )
+@bp.route("/organizations/<org_id>/suspend", methods=["GET", "POST"])
+@requires("manage_organizations")
+def suspend(org_id: str) -> Any:
+    """Confirm and make a suspension."""
+    return change_status(org_id, "suspend")
+
+
+@bp.route("/organizations/<org_id>/reactivate", methods=["GET", "POST"])
+@requires("manage_organizations")
+def reactivate(org_id: str) -> Any:
+    """Confirm and make a reactivation (from suspended or canceled)."""
+    return change_status(org_id, "reactivate")
+
+
+@bp.route("/organizations/<org_id>/cancel", methods=["GET", "POST"])
+@requires("manage_organizations")
+def cancel(org_id: str) -> Any:
+    """Confirm and make a cancellation (the API's soft delete)."""
+    return change_status(org_id, "cancel")
 
 
 # --- helpers -----------------------------------------------------------------------------
