@@ -107,6 +107,11 @@ def check_metadata(value: Any) -> dict[str, Any]:
     """Return metadata when it is a JSON object of at most 64 KiB (as compact JSON)."""
     if not isinstance(value, dict):
         raise _field_error("metadata", None, "metadata must be a JSON object")
+    if not _storable(value):
+        # The API refuses such a body before it gets here; the pages' rows do not.
+        raise _field_error(
+            "metadata", None, "metadata must not contain NUL characters or invalid Unicode"
+        )
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:
         # Every list of organizations carries it: a few megabytes each would slow them all.
@@ -150,7 +155,22 @@ def check_external_id(value: Any, *, nullable: bool = False) -> str | None:
             "externalId must be a non-empty string of at most 200 characters"
             + (", or null" if nullable else ""),
         )
+    if not storable_text(value):
+        raise _field_error(
+            "externalId", None, "externalId must not contain NUL characters or invalid Unicode"
+        )
     return value
+
+
+def _storable(value: Any) -> bool:
+    """Tell whether every text in a JSON value (keys too) can be stored by both databases."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from views_support import csrf_token, field_error
 
 from app import accounts, auth
+from app.errors import AppError
 from app.extensions import db
 from app.models import ApiKey, AuditEntry, Organization
 
@@ -435,6 +436,35 @@ def test_an_external_id_of_another_organization_is_a_conflict(acme, client, make
     # The refused form keeps what was typed, and the page is the organization's.
     assert 'value="Renamed"' in page and "<h1>Alpha</h1>" in page
     assert (org(acme["alpha"]).name, org(acme["alpha"]).external_id) == ("Alpha", "alpha-1")
+    assert entries() == []
+
+
+def test_accounts_refuses_text_the_databases_cannot_store(acme, client):
+    # Pages and API refuse a NUL before accounts sees it (app/hooks.py, app/api/guards.py);
+    # accounts refuses it too, for the CLI and any other caller.
+    partner = acme["partner"]
+    alpha = org(acme["alpha"])
+    for call, field in (
+        (lambda: accounts.create_organization(partner, "N", external_id="a\x00"), "externalId"),
+        (
+            lambda: accounts.update_organization(partner, alpha, {"externalId": "\ud800"}),
+            "externalId",
+        ),
+        (
+            lambda: accounts.update_organization(partner, alpha, {"metadata": {"k": ["\x00"]}}),
+            "metadata",
+        ),
+        (
+            lambda: accounts.update_organization(partner, alpha, {"metadata": {"\x00": 1}}),
+            "metadata",
+        ),
+        (lambda: accounts.set_status(partner, alpha, "suspended", reason="a\x00"), "reason"),
+    ):
+        with pytest.raises(AppError) as refused:
+            call()
+        assert refused.value.field == field
+    assert (org(acme["alpha"]).external_id, org(acme["alpha"]).status) == ("alpha-1", "active")
+    assert count_orgs() == 3
     assert entries() == []
 
 
