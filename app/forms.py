@@ -425,7 +425,10 @@ class OrganizationEditForm(FlaskForm):
 class TierForm(FlaskForm):
     """Change an organization's tier (accounts.set_tier)."""
 
-    tier = SelectField("Tier", choices=choices(TIER_CHOICES), validate_choice=False)
+    # Its own id: the card around it is #tier, where the page comes back after a change.
+    tier = SelectField(
+        "Tier", choices=choices(TIER_CHOICES), validate_choice=False, id="tier-choice"
+    )
 
 
 class StatusForm(FlaskForm):

@@ -620,6 +620,7 @@ def test_a_change_to_the_status_it_has_changes_nothing(acme, client):
     sign_in(client)
     alpha = f"/organizations/{acme['alpha']}"
     page = text(client.get(f"{alpha}/reactivate"))
+    assert "<h1>Alpha is already active</h1>" in page
     assert "Alpha is already active: there is nothing to change." in page
     assert '<form method="post" class="stack mt"' not in page
     response = post(client, f"{alpha}/reactivate", {"reason": "x"}, page=alpha)
@@ -728,8 +729,11 @@ def test_every_form_needs_its_csrf_token(acme, client):
         (f"{alpha}/details", alpha_form(name="NoToken")),
         (f"{alpha}/tier", {"tier": "trial"}),
         (f"{alpha}/suspend", {"reason": ""}),
+        (f"{alpha}/allocation", {"credits": "5"}),
     ):
-        assert client.post(path, data=data).status_code == 400, path
+        response = client.post(path, data=data)
+        assert response.status_code == 400, path
+        assert 'data-error="400"' in text(response)  # the one error page
     assert org(acme["alpha"]).status == "active"
     assert count_orgs() == 3
     assert entries() == []

@@ -193,6 +193,8 @@ def change_status(org_id: str, verb: str) -> Any:
         k: getattr(action, k).format(name=org.name, status=org.status)
         for k in ("title", "button", "keep")
     }
+    if org.status == action.status:
+        words["title"] = f"{org.name} is already {org.status}"
     page = render_template(
         "organizations/status.html",
         form=form,
