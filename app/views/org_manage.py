@@ -63,7 +63,7 @@ def new() -> Any:
                 status = exc.status
                 _show_refusal(form, exc, CREATE_FIELDS)
             else:
-                flash(f"{org.name} created.", "organization")
+                flash(f"{org.name} created.", "success")
                 return redirect(url_for("dashboard.organizations.detail", org_id=org.id))
     page = render_template(
         "organizations/new.html", form=form, partner=partner, pool=metrics.pool_status(partner)
