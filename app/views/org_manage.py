@@ -93,7 +93,7 @@ def edit(org_id: str) -> Any:
             else:
                 _show_refusal(form, exc, EDIT_FIELDS)
         else:
-            flash(f"{org.name} saved." if changed else "Nothing changed.", "details")
+            flash(f"{org.name} saved." if changed else "Nothing changed.", "org-details")
             return _back(org, state, "details")
     return detail_page(partner, org, state, edit_form=form), status
 
@@ -117,7 +117,7 @@ def tier(org_id: str) -> Any:
                 f"{org.name} is now {org.tier}."
                 if org.tier != before
                 else f"{org.name} was already {org.tier}.",
-                "tier",
+                "org-tier",
             )
             return _back(org, state, "tier")
     return detail_page(partner, org, state, tier_form=form), status
@@ -179,7 +179,7 @@ def change_status(org_id: str, verb: str) -> Any:
         status = 400
         if form.validate():
             if org.status == action.status:
-                flash(f"{org.name} is already {org.status}: nothing changed.", "status")
+                flash(f"{org.name} is already {org.status}: nothing changed.", "org-status")
                 return _back(org, state, "status")
             try:
                 accounts.set_status(partner, org, action.status, reason=form.reason.data)
@@ -187,7 +187,7 @@ def change_status(org_id: str, verb: str) -> Any:
                 status = exc.status
                 _show_refusal(form, exc, {"reason": "reason"})
             else:
-                flash(action.done.format(name=org.name), "status")
+                flash(action.done.format(name=org.name), "org-status")
                 return _back(org, state, "status")
     words = {
         k: getattr(action, k).format(name=org.name, status=org.status)
