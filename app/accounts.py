@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from . import audit
 from .billing import TierError, normalize_tiers
 from .database import write_transaction
 from .errors import AppError
@@ -30,6 +31,7 @@ from .models import (
     PRODUCT_TYPES,
     TRIAL_CREDIT_CAP,
     ApiKey,
+    AuditEntry,
     CreditAllocation,
     Organization,
     OrganizationStatusChange,
@@ -46,6 +48,7 @@ MAX_CREDITS = 10**12
 MAX_INTEGER_COLUMN = 2**31 - 1  # partner.max_organizations is an Integer column
 MAX_NAME = 200
 MAX_METADATA_BYTES = 64 * 1024
+MAX_REASON = 500
 
 
 def _field_error(field: str, value: Any, message: str) -> AppError:
@@ -105,6 +108,11 @@ def check_metadata(value: Any) -> dict[str, Any]:
     """Return metadata when it is a JSON object of at most 64 KiB (as compact JSON)."""
     if not isinstance(value, dict):
         raise _field_error("metadata", None, "metadata must be a JSON object")
+    if not _storable(value):
+        # The API refuses such a body before it gets here; the pages' rows do not.
+        raise _field_error(
+            "metadata", None, "metadata must not contain NUL characters or invalid Unicode"
+        )
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:
         # Every list of organizations carries it: a few megabytes each would slow them all.
@@ -114,6 +122,56 @@ def check_metadata(value: Any) -> dict[str, Any]:
             f"metadata must be at most {MAX_METADATA_BYTES:,} bytes as JSON (this one is {size:,})",
         )
     return value
+
+
+def check_reason(value: Any) -> str | None:
+    """Return a status change's reason stripped (None when missing or blank), or raise
+    BadRequest naming reason: text of at most 500 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _field_error("reason", None, "reason must be text")
+    text = value.strip()
+    if not storable_text(text):
+        raise _field_error(
+            "reason", None, "reason must not contain NUL characters or invalid Unicode"
+        )
+    if len(text) > MAX_REASON:
+        raise _field_error(
+            "reason",
+            None,
+            f"reason must be at most {MAX_REASON} characters (this one has {len(text):,})",
+        )
+    return text or None
+
+
+def check_external_id(value: Any, *, nullable: bool = False) -> str | None:
+    """Return an external id (None only when nullable), or raise BadRequest naming externalId."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise _field_error(
+            "externalId",
+            value if isinstance(value, str) else None,
+            "externalId must be a non-empty string of at most 200 characters"
+            + (", or null" if nullable else ""),
+        )
+    if not storable_text(value):
+        raise _field_error(
+            "externalId", None, "externalId must not contain NUL characters or invalid Unicode"
+        )
+    return value
+
+
+def _storable(value: Any) -> bool:
+    """Tell whether every text in a JSON value (keys too) can be stored by both databases."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
@@ -302,6 +360,40 @@ def _check_organization_limit(partner: Partner) -> None:
         )
 
 
+def _org_fields(org: Organization) -> dict[str, Any]:
+    """Return what an organization's audit entries compare, named as the API names it."""
+    return {
+        "name": org.name,
+        "externalId": org.external_id,
+        "metadata": org.meta,
+        "productType": org.product_type,
+    }
+
+
+def _audit_org(org: Organization, action: str, before: Any = None, after: Any = None) -> None:
+    audit.record(
+        org.partner_id,
+        "organization",
+        action,
+        object_id=org.id,
+        label=org.name,
+        before=before,
+        after=after,
+    )
+
+
+def _audit_allocation(org: Organization, action: str, before: int, after: dict[str, Any]) -> None:
+    audit.record(
+        org.partner_id,
+        "allocation",
+        action,
+        object_id=org.id,
+        label=org.name,
+        before={"credits": before},
+        after=after,
+    )
+
+
 def create_organization(
     partner: Partner,
     name: Any,
@@ -315,16 +407,7 @@ def create_organization(
     """Create an organization with its first status and (optionally) its first allocation."""
     name = check_name(name)
     if external_id is not None:
-        if (
-            not isinstance(external_id, str)
-            or not external_id.strip()
-            or len(external_id) > MAX_NAME
-        ):
-            raise _field_error(
-                "externalId",
-                external_id,
-                "externalId must be a non-empty string of at most 200 characters",
-            )
+        check_external_id(external_id)
     credits = check_credits(initial_credits if initial_credits is not None else 0, "initialCredits")
     metadata = check_metadata({} if metadata is None else metadata)
     tier = _choice(tier or "trial", "tier", ORG_TIERS)
@@ -336,19 +419,7 @@ def create_organization(
     with write_transaction():
         _lock_partner(partner)
         _check_organization_limit(partner)
-        if (
-            external_id is not None
-            and db.session.execute(
-                select(Organization.id).where(
-                    Organization.partner_id == partner.id, Organization.external_id == external_id
-                )
-            ).first()
-        ):
-            raise AppError(
-                "Conflict",
-                f"an organization with externalId {external_id!r} exists",
-                {"field": "externalId", "value": external_id},
-            )
+        _check_external_id_free(partner, external_id, None)
         if credits:
             _check_allocation(partner, None, tier, credits)
         org = Organization(
@@ -370,6 +441,17 @@ def create_organization(
                 organization_id=org.id, partner_id=partner.id, status="active", changed_at=created
             )
         )
+        _audit_org(
+            org,
+            "create",
+            after={
+                **_org_fields(org),
+                "status": "active",
+                "tier": tier,
+                "initialCredits": credits,
+                "createdAt": created,
+            },
+        )
         if credits:
             # Dated like the first status, so an imported (backdated) client's history
             # shows its allocation from the day it was created.
@@ -383,64 +465,78 @@ def create_organization(
                     allocated_at=created,
                 )
             )
+            _audit_allocation(org, "set", 0, {"credits": credits, "notes": "initial allocation"})
     return org
 
 
-def update_organization(partner: Partner, org: Organization, changes: dict[str, Any]) -> None:
-    """Apply a partial update of name, externalId, metadata, productType, status or tier.
+def _check_external_id_free(partner: Partner, external_id: str | None, org_id: str | None) -> None:
+    """Refuse an externalId another organization of the partner has (409 Conflict)."""
+    if external_id is None:
+        return
+    query = select(Organization.id).where(
+        Organization.partner_id == partner.id, Organization.external_id == external_id
+    )
+    if org_id is not None:
+        query = query.where(Organization.id != org_id)
+    if db.session.execute(query).first():
+        raise AppError(
+            "Conflict",
+            f"an organization with externalId {external_id!r} exists",
+            {"field": "externalId", "value": external_id},
+        )
+
+
+def update_organization(partner: Partner, org: Organization, changes: dict[str, Any]) -> bool:
+    """Apply a partial update of name, externalId, metadata, productType, status or tier;
+    return whether anything changed.
 
     All of it happens in one transaction: a refused field leaves every field unchanged.
+    The audit log gets one entry for the fields that changed (before and after), and one
+    for a status or a tier that changed.
     """
     status = _choice(changes["status"], "status", ORG_STATUSES) if "status" in changes else None
     tier = _choice(changes["tier"], "tier", ORG_TIERS) if "tier" in changes else None
     with write_transaction():
         _lock_partner(partner)
         db.session.refresh(org)
+        before = {**_org_fields(org), "status": org.status, "tier": org.tier}
         if status is not None:
             _apply_status(partner, org, status, utcnow())
         if tier is not None:
-            _check_tier(org, tier)
-            org.tier = tier
+            _apply_tier(org, tier)
         if "name" in changes:
             org.name = check_name(changes["name"])
         if "externalId" in changes:
-            ext = changes["externalId"]
-            if ext is not None and (
-                not isinstance(ext, str) or not ext.strip() or len(ext) > MAX_NAME
-            ):
-                raise _field_error(
-                    "externalId",
-                    ext,
-                    "externalId must be a non-empty string of at most 200 characters, or null",
-                )
-            if (
-                ext is not None
-                and db.session.execute(
-                    select(Organization.id).where(
-                        Organization.partner_id == partner.id,
-                        Organization.external_id == ext,
-                        Organization.id != org.id,
-                    )
-                ).first()
-            ):
-                raise AppError(
-                    "Conflict",
-                    f"an organization with externalId {ext!r} exists",
-                    {"field": "externalId", "value": ext},
-                )
+            ext = check_external_id(changes["externalId"], nullable=True)
+            _check_external_id_free(partner, ext, org.id)
             org.external_id = ext
         if "metadata" in changes:
             org.meta = check_metadata(changes["metadata"])
         if "productType" in changes:
             org.product_type = _choice(changes["productType"], "productType", PRODUCT_TYPES)
+        old, new = audit.changed({k: before[k] for k in _org_fields(org)}, _org_fields(org))
+        if new:
+            _audit_org(org, "update", old, new)
         org.updated_at = utcnow()
+    return bool(new) or (org.status, org.tier) != (before["status"], before["tier"])
 
 
 def set_status(
-    partner: Partner, org: Organization, status: Any, at: datetime | None = None
+    partner: Partner,
+    org: Organization,
+    status: Any,
+    at: datetime | None = None,
+    reason: Any = None,
+    *,
+    action: str = "status",
 ) -> None:
-    """Change an organization's status and keep the change with its time."""
+    """Change an organization's status and keep the change with its time.
+
+    reason (optional, at most 500 characters) is kept in the audit entry; action names
+    that entry ("delete" for the API's DELETE, which cancels).
+    """
     status = _choice(status, "status", ORG_STATUSES)
+    reason = check_reason(reason)
     if status == org.status:
         return
     moment = to_utc_naive(at) if at else utcnow()
@@ -454,16 +550,24 @@ def set_status(
         # Under the partner lock, so the credits released are the ones committed.
         _lock_partner(partner)
         db.session.refresh(org)
-        _apply_status(partner, org, status, moment)
+        _apply_status(partner, org, status, moment, reason, action)
 
 
-def _apply_status(partner: Partner, org: Organization, status: str, moment: datetime) -> None:
+def _apply_status(
+    partner: Partner,
+    org: Organization,
+    status: str,
+    moment: datetime,
+    reason: str | None = None,
+    action: str = "status",
+) -> None:
     """Record a status change inside the caller's transaction (no-op when unchanged)."""
     if status == org.status:
         return
     if org.status == "canceled":
         # Coming back from canceled takes a place again under maxOrganizations.
         _check_organization_limit(partner)
+    previous = org.status
     org.status = status
     org.updated_at = utcnow()
     db.session.add(
@@ -471,6 +575,11 @@ def _apply_status(partner: Partner, org: Organization, status: str, moment: date
             organization_id=org.id, partner_id=partner.id, status=status, changed_at=moment
         )
     )
+    # changedAt ties the entry to its row of the status history (whose reason it shows).
+    after: dict[str, Any] = {"status": status, "changedAt": moment}
+    if reason:
+        after["reason"] = reason
+    _audit_org(org, action, {"status": previous}, after)
     if status == "canceled" and org.credits_allocated:
         # A canceled organization's credits go back to the pool, on the audit trail.
         db.session.add(
@@ -482,6 +591,12 @@ def _apply_status(partner: Partner, org: Organization, status: str, moment: date
                 notes="released: organization canceled",
                 allocated_at=moment,
             )
+        )
+        _audit_allocation(
+            org,
+            "release",
+            org.credits_allocated,
+            {"credits": 0, "notes": "released: organization canceled"},
         )
         org.credits_allocated = 0
 
@@ -497,6 +612,29 @@ def status_history(org: Organization) -> list[OrganizationStatusChange]:
     )
 
 
+def status_reasons(org: Organization) -> dict[tuple[str, str], str]:
+    """Return the reasons given for an organization's status changes, by (status, changedAt
+    as the audit log writes it): read from the audit entries, which keep them."""
+    entries = db.session.execute(
+        select(AuditEntry.after).where(
+            AuditEntry.partner_id == org.partner_id,
+            AuditEntry.object_type == "organization",
+            AuditEntry.object_id == org.id,
+            AuditEntry.action.in_(("status", "delete")),
+        )
+    ).scalars()
+    return {
+        (after["status"], after["changedAt"]): after["reason"]
+        for after in entries
+        if isinstance(after, dict) and after.get("reason") and after.get("changedAt")
+    }
+
+
+def reason_key(change: OrganizationStatusChange) -> tuple[str, str]:
+    """Return the key of status_reasons() for one row of the status history."""
+    return change.status, audit.plain(change.changed_at)
+
+
 def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
     """Change an organization's tier; a trial tier needs an allocation within the trial cap."""
     tier = _choice(tier, "tier", ORG_TIERS)
@@ -504,9 +642,18 @@ def set_tier(partner: Partner, org: Organization, tier: Any) -> None:
         # Check the committed allocation under the partner lock, not a copy read earlier.
         _lock_partner(partner)
         db.session.refresh(org)
-        _check_tier(org, tier)
-        org.tier = tier
+        _apply_tier(org, tier)
         org.updated_at = utcnow()
+
+
+def _apply_tier(org: Organization, tier: str) -> None:
+    """Change the tier inside the caller's transaction, with its audit entry (no-op when
+    unchanged)."""
+    _check_tier(org, tier)
+    if tier == org.tier:
+        return
+    _audit_org(org, "tier", {"tier": org.tier}, {"tier": tier})
+    org.tier = tier
 
 
 def _check_tier(org: Organization, tier: str) -> None:
@@ -514,8 +661,8 @@ def _check_tier(org: Organization, tier: str) -> None:
     if tier == "trial" and org.credits_allocated > TRIAL_CREDIT_CAP:
         raise AppError(
             "UnprocessableEntity",
-            f"the organization holds {org.credits_allocated} credits; a trial "
-            f"organization can hold at most {TRIAL_CREDIT_CAP}. Lower the allocation "
+            f"the organization holds {org.credits_allocated:,} credits; a trial "
+            f"organization can hold at most {TRIAL_CREDIT_CAP:,}. Lower the allocation "
             "first.",
             {"field": "tier", "value": tier, "trialCap": TRIAL_CREDIT_CAP},
         )
@@ -524,7 +671,7 @@ def _check_tier(org: Organization, tier: str) -> None:
 def set_allocation(
     partner: Partner, org: Organization, credits: Any, notes: Any = None
 ) -> CreditAllocation:
-    """Set an allocation to credits; on InsufficientCredits nothing changes."""
+    """Set an allocation to credits; on InsufficientCredits nothing changes (nor is audited)."""
     credits = check_credits(credits)
     if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
         raise _field_error("notes", None, "notes must be text of at most 2000 characters")
@@ -547,6 +694,10 @@ def set_allocation(
             notes=notes,
             allocated_at=utcnow(),
         )
+        after: dict[str, Any] = {"credits": credits}
+        if notes:
+            after["notes"] = notes
+        _audit_allocation(org, "set", org.credits_allocated, after)
         org.credits_allocated = credits
         org.updated_at = utcnow()
         db.session.add(allocation)

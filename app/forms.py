@@ -1,7 +1,9 @@
-"""WTForms forms of the dashboard: date range, organization filters, allocation, login."""
+"""WTForms forms of the dashboard: date range, organization filters and management,
+allocation, login."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal
@@ -23,7 +25,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from .display import fmt_day
 from .metrics import ORG_SORTS
-from .models import ORG_STATUSES
+from .models import ORG_STATUSES, ORG_TIERS, PRODUCT_TYPES, TRIAL_CREDIT_CAP
 from .periods import (
     GRANULARITIES,
     MAX_SPAN_DAYS,
@@ -420,6 +422,153 @@ class TimezoneForm(FlaskForm):
             raise ValidationError(
                 "Choose a timezone from the list (an IANA name such as Europe/Paris)"
             )
+
+
+def _whole_number_or_blank(field: StringField) -> None:
+    """Require a whole number written as the pages write numbers, when one is given."""
+    if str(field.data or "").strip() and grouped_whole_number(str(field.data)) is None:
+        raise ValidationError(
+            "Enter a whole number of credits, such as 1000 or 1,000 "
+            "(commas or spaces only between groups of three digits)"
+        )
+
+
+TIER_LABELS = {"trial": f"Trial (at most {TRIAL_CREDIT_CAP:,} credits)", "paid": "Paid"}
+TIER_CHOICES = tuple((tier, TIER_LABELS.get(tier, tier.title())) for tier in ORG_TIERS)
+PRODUCT_TYPE_CHOICES = tuple((p, p) for p in PRODUCT_TYPES)
+
+
+def _text(field: Any) -> str:
+    return str(field.data or "").strip()
+
+
+class OrganizationCreateForm(FlaskForm):
+    """A new organization: the API's POST /organizations in a form; accounts decides.
+
+    The field names are the API's, so that a refusal naming a field lands beside it.
+    """
+
+    name = StringField("Name", validators=[InputRequired(message="name is required")])
+    externalId = StringField("External ID (optional)")  # noqa: N815
+    tier = SelectField("Tier", choices=choices(TIER_CHOICES), validate_choice=False)
+    productType = SelectField(  # noqa: N815
+        "Product type", choices=choices(PRODUCT_TYPE_CHOICES), validate_choice=False
+    )
+    initialCredits = StringField("First allocation (credits)", default="0")  # noqa: N815
+
+    def validate_initialCredits(self, field: StringField) -> None:  # noqa: N802
+        """Require a whole number (blank is 0); its range is accounts.check_credits's."""
+        _whole_number_or_blank(field)
+
+    def values(self) -> dict[str, Any]:
+        """Return the keyword arguments of accounts.create_organization (after validate())."""
+        return {
+            "name": str(self.name.data or ""),
+            "external_id": _text(self.externalId) or None,
+            "initial_credits": grouped_whole_number(_text(self.initialCredits) or "0"),
+            "tier": self.tier.data,
+            "product_type": self.productType.data,
+        }
+
+
+class MetadataRowForm(Form):
+    """One key and its value (a row of the metadata editor; no CSRF of its own)."""
+
+    key = StringField("Key")
+    value = StringField("Value")
+
+
+def shown_value(value: Any) -> str:
+    """Return a metadata value as its row shows it: text as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+class OrganizationEditForm(FlaskForm):
+    """Name, external ID, product type and metadata of an organization.
+
+    Metadata is edited as rows of key and value: a value is stored as text, except that a
+    value the API set as a number, a list or an object (shown as JSON) is kept as it was
+    while its row is left unchanged. A blank key with a blank value is no row.
+    """
+
+    EMPTY_ROWS = 2
+
+    name = StringField("Name", validators=[InputRequired(message="name is required")])
+    externalId = StringField("External ID")  # noqa: N815
+    productType = SelectField(  # noqa: N815
+        "Product type", choices=choices(PRODUCT_TYPE_CHOICES), validate_choice=False
+    )
+    metadata = FieldList(FormField(MetadataRowForm), min_entries=EMPTY_ROWS)
+
+    def __init__(self, *args: Any, original: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.original = original
+        self.metadata_errors: list[str] = []
+        self.parsed_metadata: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, org: Any) -> OrganizationEditForm:
+        """Return the form filled with an organization's values (and empty rows to add)."""
+        meta = dict(org.meta or {})
+        rows = [{"key": k, "value": shown_value(v)} for k, v in meta.items()]
+        rows += [{"key": "", "value": ""}] * cls.EMPTY_ROWS
+        form = cls(
+            formdata=None,
+            original=meta,
+            data={
+                "name": org.name,
+                "externalId": org.external_id or "",
+                "productType": org.product_type,
+                "metadata": rows,
+            },
+        )
+        return form
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Check the fields, then read the metadata rows into parsed_metadata."""
+        valid = super().validate(extra_validators)
+        parsed: dict[str, Any] = {}
+        for entry in self.metadata:
+            key, text = _text(entry.form.key), _text(entry.form.value)
+            if not key:
+                if text:
+                    entry.form.key.errors = ["Give this value a key, or clear the value"]
+                    valid = False
+                continue
+            if key in parsed:
+                entry.form.key.errors = [f"“{key[:40]}” is already a key above; keys are unique"]
+                valid = False
+                continue
+            old = self.original.get(key)
+            kept = key in self.original and not isinstance(old, str) and text == shown_value(old)
+            parsed[key] = old if kept else text
+        self.parsed_metadata = parsed
+        return valid
+
+    def changes(self) -> dict[str, Any]:
+        """Return the changes for accounts.update_organization, named as the API names them
+        (after validate(); the unchanged ones are left out by accounts' audit)."""
+        return {
+            "name": str(self.name.data or ""),
+            "externalId": _text(self.externalId) or None,
+            "productType": self.productType.data,
+            "metadata": self.parsed_metadata,
+        }
+
+
+class TierForm(FlaskForm):
+    """Change an organization's tier (accounts.set_tier)."""
+
+    # Its own id: the card around it is #tier, where the page comes back after a change.
+    tier = SelectField(
+        "Tier", choices=choices(TIER_CHOICES), validate_choice=False, id="tier-choice"
+    )
+
+
+class StatusForm(FlaskForm):
+    """Confirm a status change, with an optional reason (accounts.set_status checks it)."""
+
+    reason = TextAreaField("Reason (optional)")
 
 
 class LoginForm(FlaskForm):

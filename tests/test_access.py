@@ -146,6 +146,27 @@ ROUTES = [
         "/organizations/{org}/allocation",
         {"credits": "50", "notes": "matrix"},
     ),
+    Route("GET", "/organizations/new", "manage_organizations"),
+    Route(
+        "POST",
+        "/organizations/new",
+        "manage_organizations",
+        data={"name": "Matrix Org", "tier": "paid", "productType": "B2B", "initialCredits": "0"},
+    ),
+    Route(
+        "POST",
+        "/organizations/<org_id>/details",
+        "manage_organizations",
+        "/organizations/{org}/details",
+        {"name": "Alpha Client", "externalId": "alpha-ext-1", "productType": "B2B"},
+    ),
+    Route(
+        "POST",
+        "/organizations/<org_id>/tier",
+        "manage_organizations",
+        "/organizations/{org}/tier",
+        {"tier": "paid"},
+    ),
     Route("GET", "/team", "manage_team"),
     Route(
         "POST",
@@ -198,6 +219,44 @@ ROUTES = [
     ),
     Route("POST", "/webhooks/secret/rotate", "manage_webhooks", data={"confirm": "y"}),
     Route("POST", "/webhooks/test", "manage_webhooks"),
+    # Last: the status changes, ending with the cancellation of the organization above.
+    Route(
+        "GET",
+        "/organizations/<org_id>/suspend",
+        "manage_organizations",
+        "/organizations/{org}/suspend",
+    ),
+    Route(
+        "POST",
+        "/organizations/<org_id>/suspend",
+        "manage_organizations",
+        "/organizations/{org}/suspend",
+        {"reason": "matrix"},
+    ),
+    Route(
+        "GET",
+        "/organizations/<org_id>/reactivate",
+        "manage_organizations",
+        "/organizations/{org}/reactivate",
+    ),
+    Route(
+        "POST",
+        "/organizations/<org_id>/reactivate",
+        "manage_organizations",
+        "/organizations/{org}/reactivate",
+    ),
+    Route(
+        "GET",
+        "/organizations/<org_id>/cancel",
+        "manage_organizations",
+        "/organizations/{org}/cancel",
+    ),
+    Route(
+        "POST",
+        "/organizations/<org_id>/cancel",
+        "manage_organizations",
+        "/organizations/{org}/cancel",
+    ),
 ]
 # Placeholders that name one of Alpha's objects: another partner's user gets 404 for them.
 OBJECTS = {"org", "member", "invitation", "key"}

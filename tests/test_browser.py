@@ -536,3 +536,103 @@ def test_whole_tables_sort_in_the_browser(chromium, server):
     months = page.locator("table.report-months th").first  # Month
     assert months.get_attribute("aria-sort") is None  # text columns keep their order
     w.assert_clean()
+
+
+def test_organization_create_suspend_reactivate_by_keyboard(chromium, server):
+    # Last in this module: it adds an organization to the demo data the tests above count.
+    w = new_page(chromium, server)
+    sign_in(w)
+    page = w.page
+    w.goto("/organizations")
+
+    def focused() -> str:
+        return page.evaluate("document.activeElement.id || document.activeElement.textContent")
+
+    def enter() -> None:
+        """Press Enter on the focused link or field, and wait for the page it opens."""
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        w.settle()
+
+    def in_view(selector: str) -> bool:
+        return page.evaluate(
+            "(s) => { const r = document.querySelector(s).getBoundingClientRect();"
+            " return r.top >= 0 && r.bottom <= window.innerHeight; }",
+            selector,
+        )
+
+    page.focus("a[data-new-organization]")
+    enter()
+    assert page.url.endswith("/organizations/new")
+    w.shot("organization-new")
+    page.focus("#name")
+    page.keyboard.type("Keyboard Kites")
+    page.keyboard.press("Tab")
+    assert focused() == "externalId"
+    page.keyboard.type("kb-1")
+    page.keyboard.press("Tab")
+    assert focused() == "tier"  # trial, as it starts
+    page.keyboard.press("Tab")
+    assert focused() == "productType"
+    page.keyboard.press("Tab")
+    assert focused() == "initialCredits"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("1,000")
+    enter()  # sends the form
+    # Refused as the API refuses it, beside the field, with what was typed kept.
+    assert (
+        page.locator("[data-error-for=initialCredits]").inner_text()
+        == "a trial organization can hold at most 500 credits"
+    )
+    assert page.input_value("#name") == "Keyboard Kites"
+    w.shot("organization-new-refused")
+    page.focus("#initialCredits")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("250")
+    enter()
+    assert re.search(r"/organizations/[0-9a-f-]{36}$", page.url), page.url
+    assert "Keyboard Kites created." in page.locator(".flashes").inner_text()
+    assert page.locator("#status .badge").first.text_content() == "active"
+
+    # Suspend: a confirmation page first, with the reason; the button is reached by Tab.
+    page.focus("a[data-status-action=suspend]")
+    enter()
+    assert page.locator("h1").inner_text() == "Suspend Keyboard Kites?"
+    w.shot("organization-suspend-confirm")
+    page.focus("#reason")
+    page.keyboard.type("paused at the client's request")
+    page.keyboard.press("Tab")
+    assert focused() == "Suspend Keyboard Kites"
+    enter()
+    assert page.url.endswith("#status")
+    assert in_view("#status [data-confirmation]")
+    assert (
+        page.locator("#status [data-confirmation]").inner_text() == "Keyboard Kites is suspended."
+    )
+    assert page.locator("#status p .badge").first.text_content() == "suspended"
+    first = page.locator("table.status-history tbody tr").first
+    assert "paused at the client's request" in first.inner_text()
+    w.shot("organization-suspended")
+
+    # Reactivate, without a reason.
+    page.focus("a[data-status-action=reactivate]")
+    enter()
+    assert page.locator("h1").inner_text() == "Reactivate Keyboard Kites?"
+    page.focus("#reason")
+    page.keyboard.press("Tab")
+    assert focused() == "Reactivate Keyboard Kites"
+    enter()
+    assert in_view("#status [data-confirmation]")
+    assert (
+        page.locator("#status [data-confirmation]").inner_text()
+        == "Keyboard Kites is active again."
+    )
+    assert page.locator("table.status-history tbody tr").count() == 3
+    w.shot("organization-reactivated")
+    # The refused form answered 422, which Chromium reports on the console; nothing else.
+    w.assert_clean(
+        (
+            "console: Failed to load resource: the server responded with a status "
+            "of 422 (UNPROCESSABLE ENTITY)",
+        )
+    )

@@ -121,16 +121,19 @@ def delete_organization(id: str) -> Response:  # noqa: A002
     """Soft delete (write): the organization becomes canceled, its allocation returns to
     the pool, and all its history is kept."""
     partner = current_partner()
-    accounts.set_status(partner, accounts.get_organization(partner, id), "canceled")
+    org = accounts.get_organization(partner, id)
+    accounts.set_status(partner, org, "canceled", action="delete")
     return serializers.no_content()
 
 
 @bp.put("/partner/organizations/<id>/status")
 @doc(OrganizationOut, json=StatusBody, errors=(404,), tags=TAGS)
 def set_status(id: str) -> OrganizationOut:  # noqa: A002
-    """Set the status (write); every change is kept with its time."""
+    """Set the status (write); every change is kept with its time, and the optional
+    reason (at most 500 characters) with it in the audit log."""
+    body = validated_json()
     return _changed(
-        id, lambda partner, org: accounts.set_status(partner, org, validated_json().status)
+        id, lambda partner, org: accounts.set_status(partner, org, body.status, reason=body.reason)
     )
 
 

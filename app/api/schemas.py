@@ -396,9 +396,15 @@ class OrganizationPatch(Body):
 
 
 class StatusBody(Body):
-    """The new status."""
+    """The new status, and why (optional)."""
 
     status: OrgStatus
+    reason: str | None = Field(
+        None,
+        max_length=500,
+        description="why, at most 500 characters; kept in the audit log and shown in the "
+        "organization page's status history",
+    )
 
 
 class TierBody(Body):

@@ -2,7 +2,8 @@
 
 Layout: dashboard.py (the parent blueprint and its login gate), period.py (the period in
 the URL), filters.py (template filters), context.py (template globals), kpis.py (the KPI
-cards), then one module per page family; CSV downloads are written by app/exports.py.
+cards), then one module per page family (org_manage.py: the organizations' forms); CSV
+downloads are written by app/exports.py.
 """
 
 from flask import Flask
@@ -14,6 +15,7 @@ from . import (
     credits,
     dashboard,
     invitations,
+    org_manage,
     organizations,
     overview,
     reports,
@@ -25,7 +27,17 @@ from .context import register_context
 from .filters import register_filters
 
 # Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
-for _page in (overview, organizations, credits, billing, reports, settings, team, webhooks):
+for _page in (
+    overview,
+    organizations,
+    org_manage,
+    credits,
+    billing,
+    reports,
+    settings,
+    team,
+    webhooks,
+):
     dashboard.bp.register_blueprint(_page.bp)
 
 

@@ -10,9 +10,14 @@ from pydantic.alias_generators import to_camel
 from .. import accounts, charts, metrics
 from ..errors import AppError
 from ..exports import export_filename, table_csv
-from ..forms import AllocationForm, OrganizationFilterForm
-from ..models import Organization, Partner
-from ..roles import requires
+from ..forms import (
+    AllocationForm,
+    OrganizationEditForm,
+    OrganizationFilterForm,
+    TierForm,
+)
+from ..models import TRIAL_CREDIT_CAP, Organization, Partner
+from ..roles import can, requires
 from .dashboard import current_partner
 from .kpis import ORGANIZATION_KPIS
 from .period import RangeState, resolve_range
@@ -37,6 +42,13 @@ COLUMNS = (
     ("status", "Status", "status", ""),
     ("tier", "Tier", None, ""),
 )
+# The status changes the organization page offers, by its status: (view of org_manage,
+# the button's words). Each leads to a confirmation page.
+STATUS_CHOICES = {
+    "active": (("suspend", "Suspend"), ("cancel", "Cancel organization")),
+    "suspended": (("reactivate", "Reactivate"), ("cancel", "Cancel organization")),
+    "canceled": (("reactivate", "Reactivate"),),
+}
 # The CSV keeps its columns in the order it has always had (identity first).
 CSV_FIELDS = (
     "organization_id",
@@ -158,7 +170,9 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
         "change": metrics.compare(current, previous),
         "figures": figures,
         "allocations": accounts.allocation_history(org),
-        "statuses": list(reversed(accounts.status_history(org))),
+        "statuses": _statuses(org),
+        "status_actions": STATUS_CHOICES.get(org.status, ()),
+        "trial_cap": TRIAL_CREDIT_CAP,
         "percent_used": round(current.credits_used_this_billing_period * 100 / allocated, 1)
         if allocated
         else None,
@@ -166,13 +180,20 @@ def _detail_context(partner: Partner, org: Organization, state: RangeState) -> d
     }
 
 
+def _statuses(org: Organization) -> list[tuple[Any, str | None]]:
+    """Return the status history, newest first, each change with the reason given for it."""
+    reasons = accounts.status_reasons(org)
+    return [
+        (change, reasons.get(accounts.reason_key(change)))
+        for change in reversed(accounts.status_history(org))
+    ]
+
+
 @bp.get("/organizations/<org_id>")
 def detail(org_id: str) -> str:
     """Show one organization: its figures for the period, allocation and history."""
     partner, org, state = _opened(org_id)
-    form = AllocationForm()
-    form.credits.data = str(org.credits_allocated)
-    return _detail_page(form, partner, org, state)
+    return detail_page(partner, org, state)
 
 
 @bp.post("/organizations/<org_id>/allocation")
@@ -200,7 +221,7 @@ def allocate(org_id: str) -> Any:
                 f"Allocation of {org.name} set to {org.credits_allocated:,} credits.", "allocation"
             )
             return redirect(back + "#allocation")
-    return _detail_page(form, partner, org, state), status
+    return detail_page(partner, org, state, form=form), status
 
 
 def _opened(org_id: str) -> tuple[Partner, Organization, RangeState]:
@@ -209,10 +230,15 @@ def _opened(org_id: str) -> tuple[Partner, Organization, RangeState]:
     return partner, accounts.get_organization(partner, org_id), resolve_range(partner)
 
 
-def _detail_page(
-    form: AllocationForm, partner: Partner, org: Organization, state: RangeState
-) -> str:
-    """Render the organization page with its allocation form."""
+def detail_page(partner: Partner, org: Organization, state: RangeState, **forms: Any) -> str:
+    """Render the organization page; the management forms (allocation, details, tier) only
+    for a role that may use them, each filled with the organization's values unless given
+    (a refused form comes back with what was sent and its messages)."""
+    if can("manage_organizations"):
+        credits = str(org.credits_allocated)
+        forms.setdefault("form", AllocationForm(formdata=None, data={"credits": credits}))
+        forms.setdefault("edit_form", OrganizationEditForm.of(org))
+        forms.setdefault("tier_form", TierForm(formdata=None, data={"tier": org.tier}))
     return render_template(
-        "organizations/detail.html", form=form, **_detail_context(partner, org, state)
+        "organizations/detail.html", **forms, **_detail_context(partner, org, state)
     )
