@@ -18,5 +18,5 @@ def post_events() -> EventsOut:
     Invalid events are listed in rejected; the accepted events of a call are committed
     together or not at all.
     """
-    result = ingest_batch(current_partner(), enumerate(validated_json().events))
+    result = ingest_batch(current_partner(), enumerate(validated_json().events), audited=True)
     return EventsOut.model_validate(result)
