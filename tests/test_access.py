@@ -71,6 +71,7 @@ API = [
     ("GET", "/api/v1/partner/api-keys", "admin", None),
     ("POST", "/api/v1/partner/api-keys", "admin", {"name": "k{n}", "scopes": ["read"]}),
     ("DELETE", "/api/v1/partner/api-keys/{key}", "admin", None),
+    ("GET", "/api/v1/partner/audit-log", "admin", None),
     # Last: it cancels the organization the rows above use.
     ("DELETE", "/api/v1/partner/organizations/{org}", "write", None),
 ]
@@ -89,8 +90,11 @@ PAGES = [
     "/reports/{month}",
     "/reports/{month}.csv",
     "/reports/{month}.json",
+    "/api-keys",
+    "/audit-log",
+    "/audit-log.csv",
 ]
-PAGE_POSTS = ["/organizations/{org}/allocation"]
+PAGE_POSTS = ["/organizations/{org}/allocation", "/api-keys", "/api-keys/{key}/revoke"]
 OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
 
 
@@ -99,7 +103,7 @@ def flask_rule(path: str) -> str:
     path = path.split("?")[0]
     return (
         path.replace("{org}", "<id>" if path.startswith("/api/") else "<org_id>")
-        .replace("{key}", "<id>")
+        .replace("{key}", "<id>" if path.startswith("/api/") else "<key_id>")
         .replace("{month}", "<month>")
     )
 
@@ -346,7 +350,7 @@ def csrf_of(client, path: str) -> str:
 
 def test_every_page_needs_a_sign_in(client, world):
     for path in PAGES + PAGE_POSTS:
-        url = fill(path, {"org": world["a_org"], "month": world["month"]})
+        url = fill(path, {"org": world["a_org"], "month": world["month"], "key": world["spare"]})
         method = "POST" if path in PAGE_POSTS else "GET"
         response = client.open(url, method=method, data={"credits": "1"})
         assert response.status_code in (302, 400, 401), (path, response.status_code)

@@ -384,26 +384,35 @@ AuditDate = Annotated[
 
 
 class AuditQuery(PageQuery):
-    """The audit log's filters (each optional) and pagination."""
+    """The audit log's filters (each optional; empty means none) and pagination."""
 
-    actor: Annotated[str | None, BeforeValidator(_blank_is_absent)] = Field(
-        None,
-        max_length=MAX_ACTOR_FILTER,
-        description="who: part of the user's email, of the key's 'name (prefix)', or cli "
-        "(any case)",
-    )
-    objectType: Annotated[  # noqa: N815
-        str | None,
+    actor: Annotated[
+        Annotated[str, Field(max_length=MAX_ACTOR_FILTER)] | None,
         BeforeValidator(_blank_is_absent),
-        AfterValidator(lambda v: v if v is None else _object_type(v)),
-        Field(json_schema_extra={"enum": list(OBJECT_TYPES)}),
+        Field(
+            description="who: part of the user's email, of the key's 'name (prefix)', or "
+            "cli (any case)"
+        ),
+    ] = None
+    objectType: Annotated[  # noqa: N815
+        Annotated[
+            str,
+            AfterValidator(_object_type),
+            Field(json_schema_extra={"enum": list(OBJECT_TYPES)}),
+        ]
+        | None,
+        BeforeValidator(_blank_is_absent),
     ] = None
     action: Annotated[
-        str | None,
+        Annotated[
+            str,
+            AfterValidator(_audit_action),
+            Field(max_length=40, json_schema_extra={"pattern": whole_value_pattern(ACTION_RE)}),
+        ]
+        | None,
         BeforeValidator(_blank_is_absent),
-        AfterValidator(lambda v: v if v is None else _audit_action(v)),
-        Field(max_length=40, json_schema_extra={"pattern": whole_value_pattern(ACTION_RE)}),
-    ] = Field(None, description="create, update, revoke, status, ingest, import, ...")
+        Field(description="create, update, revoke, status, ingest, import, ..."),
+    ] = None
     startDate: AuditDate = None
     endDate: AuditDate = None
 

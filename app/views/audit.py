@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import Blueprint, Response, render_template, request
 
 from .. import audit
-from ..exports import csv_text, export_filename
+from ..exports import export_filename, table_csv
 from ..forms import AuditFilterForm
 from ..models import AuditEntry, Partner
-from ..periods import MIN_DATE, local_today
+from ..periods import local_today
 from ..roles import requires
 from ..timeutil import iso_z
 from .dashboard import current_partner
@@ -100,33 +100,17 @@ def _csv_row(entry: AuditEntry) -> list[Any]:
 def export() -> Response:
     """Download every entry the filters match (all pages), newest first, as CSV.
 
-    The file is written as it is read, a thousand entries at a time, so a long log
-    downloads in flat memory. Named after the days it covers: the filter's, or from the
-    first day to today when the filter leaves them open.
+    Named after the days it covers: the filter's, or from the day of the oldest entry
+    to today when the filter leaves them open. The entries are read a thousand at a time.
     """
     partner = current_partner()
     form = _form(partner)
     filters = form.filters()
-    start = filters.start or MIN_DATE
     end = filters.end or local_today(partner.timezone)
-    if filters.start is None:
+    start = filters.start
+    if start is None:
         first = audit.first_day(partner)
         start = first if first is not None and first <= end else end
     name = export_filename(partner.slug, "audit-log", start, end)
-
-    def rows() -> Any:
-        yield csv_text([CSV_HEADER])
-        batch: list[list[Any]] = []
-        for entry in audit.all_entries(partner, filters):
-            batch.append(_csv_row(entry))
-            if len(batch) == 500:
-                yield csv_text(batch)
-                batch = []
-        if batch:
-            yield csv_text(batch)
-
-    return Response(
-        stream_with_context(rows()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    rows = (_csv_row(entry) for entry in audit.all_entries(partner, filters))
+    return table_csv(CSV_HEADER, rows, name)
