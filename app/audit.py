@@ -342,7 +342,7 @@ def changes(entry: AuditEntry) -> list[Change]:
     """Return the entry's fields in order: those of after first, then any only in before.
 
     A field present on one side only is shown without the other (a creation has no before,
-    a removal no after); a field equal on both sides is left out.
+    a removal no after); a field equal on both sides, or new and empty, is left out.
     """
     before = entry.before if isinstance(entry.before, dict) else {}
     after = entry.after if isinstance(entry.after, dict) else {}
@@ -350,6 +350,8 @@ def changes(entry: AuditEntry) -> list[Change]:
     found = []
     for name in names:
         if name in before and name in after and before[name] == after[name]:
+            continue
+        if name not in before and after.get(name) is None:
             continue
         found.append(
             Change(
