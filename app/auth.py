@@ -21,7 +21,7 @@ from .database import write_transaction
 from .errors import AppError
 from .extensions import db, login_manager
 from .ingest import storable_text
-from .models import ROLES, ApiKey, Partner, PartnerDataVersion, User
+from .models import ROLES, ApiKey, Partner, PartnerDataVersion, User, new_uuid
 from .timeutil import utcnow
 
 KEY_PREFIX = "pk_live_"
@@ -217,11 +217,13 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Create a key; return it with the plain text, which is never stored.
 
-    The name is optional; one that is given follows accounts.check_name.
+    The name is optional; one that is given follows accounts.check_name. The audit log
+    gets the key's name, prefix and scopes (never the key) in the same transaction.
     """
     name = check_name(name, required=False)
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
+        id=new_uuid(),
         partner_id=partner.id,
         name=name,
         prefix=plain[:12],
@@ -229,9 +231,36 @@ def create_api_key(
         scopes=",".join(scopes or []),
         expires_at=expires_at,
     )
-    db.session.add(key)
-    db.session.commit()
+    with write_transaction():
+        db.session.add(key)
+        audit.record(
+            partner.id,
+            "api_key",
+            "create",
+            object_id=key.id,
+            label=key_label(key),
+            after={
+                "name": key.name,
+                "prefix": key.prefix,
+                "scopes": key.scope_list or "full access",
+                "expiresAt": expires_at,
+            },
+        )
     return key, plain
+
+
+def key_label(key: ApiKey) -> str:
+    """Name a key as the audit log and the pages do: 'name (prefix)'."""
+    return f"{key.name or 'unnamed key'} ({key.prefix})"
+
+
+def key_status(key: ApiKey) -> str:
+    """Return active, revoked or expired (the API's status and the keys page's)."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        return "expired"
+    return "active"
 
 
 def _live(key: ApiKey) -> bool:
@@ -334,7 +363,20 @@ def key_allows(key: ApiKey, scope: str) -> bool:
 
 
 def revoke_api_key(key: ApiKey) -> None:
-    """Revoke a key; it answers 401 from then on."""
-    if key.revoked_at is None:
+    """Revoke a key; it answers 401 from then on. The audit log gets the revocation (the
+    key's name, prefix and scopes) in the same transaction; revoking a revoked key changes
+    nothing and records nothing."""
+    if key.revoked_at is not None:
+        return
+    with write_transaction():
+        status = key_status(key)
         key.revoked_at = utcnow()
-        db.session.commit()
+        audit.record(
+            key.partner_id,
+            "api_key",
+            "revoke",
+            object_id=key.id,
+            label=key_label(key),
+            before={"status": status},
+            after={"status": "revoked", "scopes": key.scope_list or "full access"},
+        )

@@ -20,10 +20,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from . import accounts, auth, ingest, rollups
-from .database import PartnerBusy, dialect_name
+from . import accounts, audit, auth, ingest, rollups
+from .database import PartnerBusy, dialect_name, write_transaction
 from .errors import AppError, database_busy
 from .exports import REPORT_FORMATS, report_text
 from .extensions import db
@@ -318,12 +318,21 @@ def run_ingest(
 
     With pipeline, a second process reads and validates while this one stores. A batch
     whose partner is busy is tried again for up to wait seconds (IngestStopped after).
+    The file gets one audit entry with its counts (see audit_import).
     """
     fmt = ingest.detect_format(path, fmt)
     show_progress = sys.stderr.isatty()
     started = time.monotonic()
+    # What the committed batches hold so far, for the audit entry of an import that stops.
+    stored = IngestResult()
+    lines_stored = 0
 
     def on_batch(lines: int, result: IngestResult) -> None:
+        nonlocal lines_stored
+        lines_stored = lines
+        stored.accepted += result.accepted
+        stored.duplicates += result.duplicates
+        stored.rejected_count += len(result.rejected)
         for rej in result.rejected:
             click.echo(f"line {rej.index}: {rej.code}: {rej.message}")
         if show_progress:
@@ -343,12 +352,58 @@ def run_ingest(
         piped = pipeline and from_file
         stream_into = ingest.ingest_stream_pipelined if piped else ingest.ingest_stream
         result = stream_into(partner, ingest.iter_file(stream, fmt), batch_size, on_batch, wait)
+    except IngestStopped as exc:
+        audit_import(partner.id, path, fmt, exc.total, lines_stored, stopped_at=exc.line)
+        raise
+    except Exception:
+        if lines_stored:  # some batches are stored: the entry says so, then the error
+            audit_import(partner.id, path, fmt, stored, lines_stored, stopped_at=lines_stored + 1)
+        raise
     finally:
         if from_file:
             stream.close()
+    audit_import(partner.id, path, fmt, result, lines_stored)
     if show_progress:
         click.echo("", err=True)
     return result
+
+
+def audit_import(
+    partner_id: str,
+    path: str,
+    fmt: str,
+    counts: IngestResult,
+    lines: int,
+    stopped_at: int | None = None,
+) -> None:
+    """Write the one audit entry of an imported file, with its counts.
+
+    A file is stored in many batches, each its own transaction, so the entry cannot share
+    one transaction with all of its events: it is written after the last batch, in its own
+    transaction. An import that stops (a busy partner, a broken line, the database) writes
+    the counts of the batches it stored and the line it stopped at; a process killed
+    mid-way writes none (its stored batches come back as duplicates when run again).
+    """
+    after: dict[str, Any] = {
+        "file": "standard input" if path == "-" else path,
+        "format": fmt,
+        "lines": lines,
+        "accepted": counts.accepted,
+        "duplicates": counts.duplicates,
+        "rejected": counts.rejected_count,
+        "complete": stopped_at is None,
+    }
+    if stopped_at is not None:
+        after["stoppedAtLine"] = stopped_at
+    label = "standard input" if path == "-" else Path(path).name
+    try:
+        with write_transaction():
+            audit.record_ingest(partner_id, "import", label, after)
+    except SQLAlchemyError:
+        if stopped_at is None:
+            raise
+        # Already failing: the import's own error is the one to report.
+        click.echo("Warning: the audit entry of this import could not be written", err=True)
 
 
 @click.command("ingest")

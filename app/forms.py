@@ -1,5 +1,5 @@
 """WTForms forms of the dashboard: date range, organization filters and management,
-allocation, login."""
+allocation, login, the settings, the audit log's filters and the API keys page."""
 
 from __future__ import annotations
 
@@ -17,17 +17,23 @@ from wtforms import (
     HiddenField,
     PasswordField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
+    widgets,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from .audit import OBJECT_TYPES, AuditFilters, check_action, check_actor, check_object_type
+from .auth import parse_scopes
 from .display import fmt_day
+from .errors import AppError
 from .metrics import ORG_SORTS
 from .models import ORG_STATUSES, ORG_TIERS, PRODUCT_TYPES, TRIAL_CREDIT_CAP
 from .periods import (
     GRANULARITIES,
+    MAX_DATE,
     MAX_SPAN_DAYS,
     MIN_DATE,
     PRESETS,
@@ -67,6 +73,13 @@ PAGE_SIZES = (10, 20, 50, 100)
 def choices(pairs: Any) -> list[SelectChoice]:
     """Return (value, label) pairs as WTForms select choices."""
     return [SelectChoice(value, label) for value, label in pairs]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A multiple choice written as checkboxes."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
 
 
 class GetForm(FlaskForm):
@@ -585,3 +598,154 @@ class LoginForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     """An empty form: only its CSRF token matters."""
+
+
+class AuditFilterForm(GetForm):
+    """The audit log's filters: who, object type, action, the days from and to, paging.
+
+    Each value is checked by the same rule the API applies (app/audit.py), and the dates
+    are read as the date-range form reads them; a message goes beside its field.
+    """
+
+    actor = StringField("Who", validators=[Optional()])
+    objectType = SelectField(  # noqa: N815  (the API's parameter name)
+        "Object",
+        choices=choices([("", "Any object"), *((t, t.replace("_", " ")) for t in OBJECT_TYPES)]),
+        validate_choice=False,
+    )
+    action = SelectField("Action", choices=choices([("", "Any action")]), validate_choice=False)
+    startDate = StringField("From")  # noqa: N815
+    endDate = StringField("To")  # noqa: N815
+    page = StringField("Page")
+    pageSize = SelectField(  # noqa: N815
+        "Rows",
+        choices=choices((str(n), str(n)) for n in (20, 50, 100)),
+        default="50",
+        validate_choice=False,
+    )
+
+    def __init__(self, formdata: Any, tz: str, known_actions: list[str], **kwargs: Any) -> None:
+        super().__init__(formdata, **kwargs)
+        self.tz = tz
+        self.today = local_today(tz)
+        self._dates: dict[str, date] = {}
+        # The actions the log holds, and one asked for in the address that it does not.
+        listed = list(known_actions)
+        if self.action.data and self.action.data not in listed:
+            listed.append(str(self.action.data))
+        self.action.choices = choices([("", "Any action"), *((a, a) for a in listed)])
+
+    def _checked(self, check: Any, field: Any) -> None:
+        try:
+            check(field.data)
+        except AppError as exc:
+            raise ValidationError(exc.message) from exc
+
+    def validate_actor(self, field: StringField) -> None:
+        """Accept a part of who made the change (audit.check_actor)."""
+        self._checked(check_actor, field)
+
+    def validate_objectType(self, field: SelectField) -> None:  # noqa: N802
+        """Accept an object type of the log (audit.check_object_type)."""
+        self._checked(check_object_type, field)
+
+    def validate_action(self, field: SelectField) -> None:
+        """Accept an action shaped as the log writes them (audit.check_action)."""
+        self._checked(check_action, field)
+
+    def _day(self, field: StringField) -> None:
+        if not field.data or not str(field.data).strip():
+            return
+        typed = str(field.data)
+        try:
+            day = read_date(typed, self.tz)
+        except ValueError as exc:
+            shown = typed if len(typed) <= 40 else typed[:39] + "…"
+            raise ValidationError(f"“{shown}” is not a date; pick a day in the calendar") from exc
+        if not MIN_DATE <= day <= MAX_DATE:
+            raise ValidationError(f"Pick a day from {fmt_day(MIN_DATE)} to {fmt_day(MAX_DATE)}")
+        self._dates[field.name] = day
+
+    def validate_startDate(self, field: StringField) -> None:  # noqa: N802
+        """Read the first day shown."""
+        self._day(field)
+
+    def validate_endDate(self, field: StringField) -> None:  # noqa: N802
+        """Read the last day shown."""
+        self._day(field)
+
+    def validate_page(self, field: StringField) -> None:
+        """Accept a whole number of at least 1."""
+        if field.data and (not _PAGE_NUMBER.fullmatch(str(field.data)) or int(field.data) < 1):
+            raise ValidationError("page must be a whole number of at least 1")
+
+    def validate_pageSize(self, field: SelectField) -> None:  # noqa: N802
+        """Accept 20, 50 or 100."""
+        if field.data and str(field.data) not in ("20", "50", "100"):
+            raise ValidationError("rows per page must be 20, 50 or 100")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Check each field, then that the end date is not before the start date."""
+        valid = super().validate(extra_validators)
+        start, end = self._dates.get("startDate"), self._dates.get("endDate")
+        if start is not None and end is not None and end < start:
+            self.endDate.errors = [
+                *self.endDate.errors,
+                f"The end date is before the start date ({fmt_day(start)})",
+            ]
+            return False
+        return valid
+
+    def filters(self) -> AuditFilters:
+        """Return the filters to apply (after validate()): a field in error is left out."""
+
+        def ok(field: Any) -> bool:
+            return not field.errors
+
+        return AuditFilters(
+            actor=check_actor(self.actor.data) if ok(self.actor) else None,
+            object_type=(self.objectType.data or None) if ok(self.objectType) else None,
+            action=(self.action.data or None) if ok(self.action) else None,
+            start=self._dates.get("startDate") if ok(self.startDate) else None,
+            end=self._dates.get("endDate") if ok(self.endDate) else None,
+        )
+
+    def paging(self) -> tuple[int, int]:
+        """Return (page, page size), each its default when in error."""
+        page = int(self.page.data) if self.page.data and not self.page.errors else 1
+        size = int(self.pageSize.data) if self.pageSize.data and not self.pageSize.errors else 50
+        return page, size
+
+
+class ApiKeyForm(FlaskForm):
+    """Create an API key: a name and its scopes (at least one; the role bounds them)."""
+
+    name = StringField(
+        "Name",
+        validators=[InputRequired(message="Give the key a name, such as “billing export”")],
+    )
+    scopes = MultiCheckboxField(
+        "Scopes",
+        choices=choices(
+            [
+                ("read", "read: every GET"),
+                ("write", "write: also organizations, allocations and events"),
+                ("admin", "admin: everything, including API keys and the audit log"),
+            ]
+        ),
+        validate_choice=False,
+    )
+
+    def validate_scopes(self, field: SelectMultipleField) -> None:
+        """Require one scope or more, each one of read, write, admin."""
+        chosen = list(field.data or [])
+        if not chosen:
+            raise ValidationError("Choose at least one scope")
+        try:
+            parse_scopes(chosen)
+        except AppError as exc:
+            raise ValidationError(exc.message) from exc
+
+
+class RevokeKeyForm(FlaskForm):
+    """The confirmation of a revocation: only its CSRF token and the key matter."""

@@ -62,3 +62,26 @@ def requires(permission: str) -> Callable[[F], F]:
         return checked  # type: ignore[return-value]
 
     return wrap
+
+
+# The scopes each role may give a key it makes on the API keys page: an admin up to write,
+# never admin (nor a key without scopes, which has full access). Only owners grant admin.
+KEY_SCOPES: dict[str, tuple[str, ...]] = {
+    "owner": ("read", "write", "admin"),
+    "admin": ("read", "write"),
+}
+
+
+def may_grant(role: str | None, scopes: list[str]) -> bool:
+    """Tell whether this role may make a key with these scopes (none: full access)."""
+    grantable = KEY_SCOPES.get(role or "", ())
+    if not scopes:
+        return "admin" in grantable
+    return all(scope in grantable for scope in scopes)
+
+
+def may_revoke(role: str | None, scopes: list[str]) -> bool:
+    """Tell whether this role may revoke a key with these scopes: an admin may not revoke
+    what it could not have made (an admin-scope or full-access key), so it cannot lock
+    the owners' automation out."""
+    return may_grant(role, scopes)

@@ -99,6 +99,7 @@ API = [
     ("POST", "/api/v1/partner/webhooks/test", "admin", None),
     ("GET", "/api/v1/partner/webhooks/logs", "admin", None),
     ("POST", "/api/v1/partner/webhooks/secret/rotate", "admin", None),
+    ("GET", "/api/v1/partner/audit-log", "admin", None),
     # Last: it cancels the organization the rows above use.
     ("DELETE", "/api/v1/partner/organizations/{org}", "write", None),
 ]
@@ -219,6 +220,16 @@ ROUTES = [
     ),
     Route("POST", "/webhooks/secret/rotate", "manage_webhooks", data={"confirm": "y"}),
     Route("POST", "/webhooks/test", "manage_webhooks"),
+    Route("GET", "/audit-log", "view_audit"),
+    Route("GET", "/audit-log.csv", "view_audit"),
+    Route("GET", "/api-keys", "manage_api_keys"),
+    Route("POST", "/api-keys", "manage_api_keys", data={"name": "matrix", "scopes": "read"}),
+    Route(
+        "POST",
+        "/api-keys/<key_id>/revoke",
+        "manage_api_keys",
+        "/api-keys/{key}/revoke",
+    ),
     # Last: the status changes, ending with the cancellation of the organization above.
     Route(
         "GET",
@@ -273,7 +284,7 @@ def flask_rule(path: str) -> str:
     path = path.split("?")[0]
     return (
         path.replace("{org}", "<id>" if path.startswith("/api/") else "<org_id>")
-        .replace("{key}", "<id>")
+        .replace("{key}", "<id>" if path.startswith("/api/") else "<key_id>")
         .replace("{month}", "<month>")
     )
 

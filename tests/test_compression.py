@@ -145,6 +145,7 @@ def test_compress_static_fills_the_cache_for_every_compressible_file(app, runner
         "css/app.css",
         "css/print.css",
         "js/charts.js",
+        "js/copy.js",
         "js/tables.js",
     }
     assert "br " in lines["css/app.css"] and "gzip " in lines["css/app.css"]

@@ -16,7 +16,7 @@ def post_events() -> EventsOut:
 
     A repeated eventId is a duplicate and changes nothing, so any call may be retried.
     Invalid events are listed in rejected; the accepted events of a call are committed
-    together or not at all.
+    together or not at all, with the call's one entry in the audit log (its counts).
     """
-    result = ingest_batch(current_partner(), enumerate(validated_json().events))
+    result = ingest_batch(current_partner(), enumerate(validated_json().events), audited=True)
     return EventsOut.model_validate(result)

@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 
 from .. import metrics, reports
 from ..accounts import MAX_CREDITS
+from ..audit import ACTION_RE, MAX_ACTOR_FILTER, OBJECT_TYPES
 from ..billing import ProjectionMethod
 from ..ingest import MAX_BATCH, MAX_EVENT_ID_LENGTH, MAX_QUANTITY, TYPE_RE
 from ..metrics import ORG_SORTS
@@ -350,6 +351,70 @@ class OrgListQuery(PageQuery):
         None, max_length=200, description="case-insensitive substring of the name"
     )
     externalId: str | None = Field(None, max_length=200, description="exact externalId")
+
+
+def _object_type(value: str) -> str:
+    """Accept an object type of the audit log (audit.OBJECT_TYPES)."""
+    if value not in OBJECT_TYPES:
+        raise ValueError(f"must be one of {', '.join(OBJECT_TYPES)}")
+    return value
+
+
+def _audit_action(value: str) -> str:
+    """Accept an action shaped as the audit log writes them (audit.ACTION_RE)."""
+    if not ACTION_RE.fullmatch(value):
+        raise ValueError("must be a lower-case word such as create, revoke or ingest")
+    return value
+
+
+AuditDate = Annotated[
+    Annotated[
+        str,
+        BeforeValidator(_date_shape),
+        Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
+    ]
+    | None,
+    BeforeValidator(_blank_is_absent),
+    Field(
+        description="YYYY-MM-DD, or an ISO 8601 timestamp whose date in the partner's "
+        "timezone is used; from 1970-01-01 to 2999-12-31, endDate not before startDate "
+        "(400 otherwise). Both days are included; empty means no bound."
+    ),
+]
+
+
+class AuditQuery(PageQuery):
+    """The audit log's filters (each optional; empty means none) and pagination."""
+
+    actor: Annotated[
+        Annotated[str, Field(max_length=MAX_ACTOR_FILTER)] | None,
+        BeforeValidator(_blank_is_absent),
+        Field(
+            description="who: part of the user's email, of the key's 'name (prefix)', or "
+            "cli (any case)"
+        ),
+    ] = None
+    objectType: Annotated[  # noqa: N815
+        Annotated[
+            str,
+            AfterValidator(_object_type),
+            Field(json_schema_extra={"enum": list(OBJECT_TYPES)}),
+        ]
+        | None,
+        BeforeValidator(_blank_is_absent),
+    ] = None
+    action: Annotated[
+        Annotated[
+            str,
+            AfterValidator(_audit_action),
+            Field(max_length=40, json_schema_extra={"pattern": whole_value_pattern(ACTION_RE)}),
+        ]
+        | None,
+        BeforeValidator(_blank_is_absent),
+        Field(description="create, update, revoke, status, ingest, import, ..."),
+    ] = None
+    startDate: AuditDate = None
+    endDate: AuditDate = None
 
 
 class CalculateQuery(Query):
@@ -929,6 +994,33 @@ class ApiKeyCreatedOut(Out):
 
     api_key: ApiKeyOut
     plain_key: str
+
+
+class AuditEntryOut(Out):
+    """One entry of the audit log: when, who, what, and the changed fields."""
+
+    id: int
+    occurred_at: Timestamp
+    actor_kind: Literal["user", "api_key", "cli"] = Field(
+        description="user (dashboard), api_key, or cli (a flask command)"
+    )
+    actor: str = Field(description="the user's email, the key's 'name (prefix)', or cli")
+    object_type: str = Field(json_schema_extra={"enum": list(OBJECT_TYPES)})
+    object_id: str | None
+    object_label: str | None
+    action: str
+    before: dict[str, Any] | None = Field(description="the changed fields before (null: none)")
+    after: dict[str, Any] | None = Field(description="the changed fields after, or the counts")
+    client_address: str | None = Field(description="null for the command line")
+
+
+class AuditLogOut(Out):
+    """GET /partner/audit-log."""
+
+    entries: list[AuditEntryOut] = Field(description="newest first")
+    total: int
+    page: int
+    page_size: int
 
 
 class Rejected(Out):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Response
 
 from .. import billing, metrics
+from ..auth import key_status
 from ..models import ApiKey, CreditAllocation, Organization, Partner
-from ..timeutil import utcnow
 from .schemas import Allocation, AllocationChange, ApiKeyOut, OrganizationOut, PartnerOut
 
 
@@ -63,12 +63,6 @@ def allocation_change(change: CreditAllocation) -> AllocationChange:
 
 def api_key(key: ApiKey) -> ApiKeyOut:
     """Return a key's public description (never its secret)."""
-    if key.revoked_at is not None:
-        status = "revoked"
-    elif key.expires_at is not None and key.expires_at <= utcnow():
-        status = "expired"
-    else:
-        status = "active"
     return ApiKeyOut.model_validate(
         {
             "id": key.id,
@@ -79,7 +73,7 @@ def api_key(key: ApiKey) -> ApiKeyOut:
             "expires_at": key.expires_at,
             "revoked_at": key.revoked_at,
             "last_used_at": key.last_used_at,
-            "status": status,
+            "status": key_status(key),
         }
     )
 

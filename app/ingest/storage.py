@@ -8,8 +8,14 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from .. import rollups
-from ..database import PartnerBusy, dialect_name, partner_transaction, raw_cursor
+from .. import audit, rollups
+from ..database import (
+    PartnerBusy,
+    dialect_name,
+    partner_transaction,
+    raw_cursor,
+    write_transaction,
+)
 from ..extensions import db
 from ..models import Partner, UsageEvent
 from ..periods import local_date_function
@@ -252,13 +258,15 @@ def commit_rows(
     result: IngestResult,
     sums: Sums | None = None,
     params: list[tuple[Any, ...]] | None = None,
+    before_commit: Callable[[int], None] | None = None,
 ) -> str:
     """Store prepared rows in one transaction; count them as accepted or duplicates.
 
     With params (SQLite, from the file import's reader process), those are stored
     instead of rows, and sums is required. The rows were prepared with timezone tz; under
     the partner's lock they are re-bucketed if it has changed since. Returns the timezone
-    the rows were stored with.
+    the rows were stored with. before_commit, when given, is called inside the transaction
+    with how many rows were new (the API call's audit entry commits with its events).
     """
     count = len(params) if params is not None else len(rows)
     if not count:
@@ -274,6 +282,8 @@ def commit_rows(
             stored = store_sqlite_params(partner_id, params, sums, tz)
         else:
             stored = store_rows(partner_id, rows, now, tz, sums)
+        if before_commit is not None:
+            before_commit(stored)
     result.accepted += stored
     result.duplicates += count - stored
     return tz
@@ -309,17 +319,43 @@ def ingest_batch(
     partner: Partner,
     events: Iterable[tuple[int, Any]],
     resolver: OrgResolver | None = None,
+    audited: bool = False,
 ) -> IngestResult:
     """Validate (position, raw event) pairs and store the valid ones in one transaction.
 
     A repeated eventId (inside the batch or already stored) is a duplicate and changes
-    nothing. Either every accepted event of the batch is committed or none is.
+    nothing. Either every accepted event of the batch is committed or none is. audited
+    (the API's calls) adds one audit entry with the call's counts to that transaction,
+    or, when no event of the call was valid, alone.
     """
     resolver = resolver or OrgResolver(partner.id)
     now = utcnow()
     result = IngestResult()
     rows = prepare_batch(events, resolver, partner.timezone, now, result)
-    commit_rows(partner.id, rows, now, partner.timezone, result)
+    if not audited:
+        commit_rows(partner.id, rows, now, partner.timezone, result)
+        return result
+    partner_id = partner.id
+    earlier = result.duplicates  # repeated inside the call, counted by prepare_batch
+
+    def note(stored: int) -> None:
+        audit.record_ingest(
+            partner_id,
+            "ingest",
+            "API call",
+            {
+                "received": len(rows) + earlier + len(result.rejected),
+                "accepted": stored,
+                "duplicates": earlier + len(rows) - stored,
+                "rejected": len(result.rejected),
+            },
+        )
+
+    if rows:
+        commit_rows(partner_id, rows, now, partner.timezone, result, before_commit=note)
+    else:
+        with write_transaction():
+            note(0)
     return result
 
 

@@ -10,11 +10,13 @@ from flask import Flask
 
 from ..chart_tables import chart_table
 from . import (
+    audit,
     auth,
     billing,
     credits,
     dashboard,
     invitations,
+    keys,
     org_manage,
     organizations,
     overview,
@@ -37,6 +39,8 @@ for _page in (
     settings,
     team,
     webhooks,
+    keys,
+    audit,
 ):
     dashboard.bp.register_blueprint(_page.bp)
 
