@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from app import demo
 from app.timeutil import set_frozen_now
-from app.views.printing import css_string, local_moment
+from app.views.printing import css_string
 from tests.browser_support import demo_app, pdf_text, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,20 +41,6 @@ needs_browser = pytest.mark.skipif(
 
 
 # --- the print filters ------------------------------------------------------------------
-
-
-def test_local_moment_in_words_in_the_partners_timezone() -> None:
-    # 12:00 UTC on 5 Nov 2025 is 07:00 in New York (EST, UTC-5, since 2 Nov).
-    ny = "America/New_York"
-    assert local_moment(datetime(2025, 11, 5, 12, 0), ny) == f"5 Nov 2025 at 07:00 ({ny})"
-    # In July New York is on EDT (UTC-4): 12:00 UTC is 08:00.
-    assert local_moment(datetime(2025, 7, 1, 12, 0), ny) == f"1 Jul 2025 at 08:00 ({ny})"
-    # The day changes too: 23:30 UTC on 31 Dec is 00:30 on 1 Jan in Paris (UTC+1).
-    assert local_moment(datetime(2025, 12, 31, 23, 30), "Europe/Paris") == (
-        "1 Jan 2026 at 00:30 (Europe/Paris)"
-    )
-    assert local_moment(datetime(2025, 11, 5, 12, 0), "UTC") == "5 Nov 2025 at 12:00 (UTC)"
-    assert local_moment(None, ny) == "—"
 
 
 def test_css_string_cannot_be_escaped_from() -> None:

@@ -107,7 +107,7 @@ def test_open_month_says_so(signed_in, client):
     assert 'data-late="open"' in page
     # November 2025 closes at 00:00 EST on Dec 1 (05:00 UTC), written in words in the
     # partner's timezone; the exact moment stays in the <time> element.
-    assert "1 Dec 2025 at 00:00 (America/New_York)" in page
+    assert "1 Dec 2025 at 00:00 EST (America/New_York)" in page
     assert '<time datetime="2025-12-01T05:00:00Z">' in page
     assert not re.search(r">[^<]*2025-12-01T05:00", page)  # never as text
 

@@ -531,7 +531,7 @@ def test_overview_period_without_usage_keeps_the_series_and_explains_the_rest(si
 def test_overview_shows_freshness_and_json_links(signed_in, client):
     page = text(client.get("/?preset=last_7_days"))
     # The newest event was received at the frozen clock.
-    assert "20 Nov 2025 12:00 UTC" in page and 'data-freshness="2025-11-20T12:00:00Z"' in page
+    assert "20 Nov 2025 at 12:00 (UTC)" in page and 'data-freshness="2025-11-20T12:00:00Z"' in page
     assert (
         'href="/api/v1/partner/analytics?compare=previous&amp;startDate=2025-11-14'
         '&amp;endDate=2025-11-20"'
