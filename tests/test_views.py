@@ -993,6 +993,16 @@ def test_billing_page(signed_in, client):
     # The default tiers' bands (0-10000, 10000-100000, 100000 up; the upper bound exclusive)
     # by the units each holds.
     assert cells(page, "band") == ["0–9,999", "10,000–99,999", "100,000+"]
+    # The cost-by-tier chart names each tier with the same band: name, then band below it.
+    tiers_axis = figures(page)["tiers"]["layout"]["xaxis"]
+    assert tiers_axis["ticktext"] == [
+        "Starter<br>0–9,999",
+        "Growth<br>10,000–99,999",
+        "Scale<br>100,000+",
+    ]
+    assert [t["x"] for t in figures(page)["tiers"]["data"]] == [
+        ["Starter (0–9,999)", "Growth (10,000–99,999)", "Scale (100,000+)"]
+    ] * 2
 
 
 def test_billing_csv(signed_in, client):
