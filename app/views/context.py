@@ -68,12 +68,13 @@ def plotly_js_filename() -> str:
 
     Read from static/vendor, not from the plotly package, which the app does not import
     at run time (its figures are plain dicts); tests/test_static.py checks that the one
-    bundle there is the one the installed plotly package expects.
+    bundle there (Plotly's basic bundle) is at the version the installed plotly package
+    expects, with the checksum static/vendor/README.md records.
     """
     vendor = ROOT / "static" / "vendor"
     bundles = sorted(p.name for p in vendor.glob("plotly-*.min.js"))
     if len(bundles) != 1:
-        raise RuntimeError(f"expected one plotly-<version>.min.js in {vendor}, found {bundles}")
+        raise RuntimeError(f"expected one plotly-*.min.js in {vendor}, found {bundles}")
     return "vendor/" + bundles[0]
 
 
