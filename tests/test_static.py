@@ -122,6 +122,11 @@ def test_pages_link_their_scripts_by_versioned_url(
     scripts = re.findall(r'<script src="([^"]+)"', page)
     assert len(scripts) == 3, scripts  # tables.js, plotly.js and charts.js
     assert all(re.search(r"\?v=[0-9a-f]{12}$", src) for src in scripts), scripts
+    # All three in the head, fetched from the first lines, run in order once the page is
+    # parsed (defer): plotly.js never holds up the page's text.
+    head = page[: page.index("</head>")]
+    tags = re.findall(r"<script src=[^>]*>", head)
+    assert len(tags) == 3 and all(tag.endswith(" defer>") for tag in tags), tags
 
 
 # Run in a fresh interpreter: this test process has plotly loaded (test_charts uses it).

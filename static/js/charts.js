@@ -141,6 +141,8 @@
     next();
   }
 
+  // Loaded with defer (templates/_macros/ui.html), this file runs once the page is parsed,
+  // just before DOMContentLoaded: the figures are all there. Loaded otherwise, it waits.
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", drawAll);
   } else {
