@@ -79,7 +79,7 @@ coverage: install-dev
 # stopped with it, same REDIS_URL); rate limits in RATELIMIT_STORAGE_URI, else
 # in the Redis on 127.0.0.1:6379; refuses several workers with in-memory limits, and a
 # SECRET_KEY under 32 bytes (app/serving.py).
-# Static files are compressed once first (brotli 11 takes ~30 s on plotly.js; later runs
+# Static files are compressed once first (brotli 11 takes ~12 s on plotly.js; later runs
 # find them in instance/compressed-static).
 serve: db
 	$(BIN)/flask compress-static

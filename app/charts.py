@@ -13,11 +13,11 @@ from datetime import datetime, time, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .display import event_label, fmt_day
+from .display import event_label, fmt_day, tier_band
 from .periods import Period, bucket_length
 
 if TYPE_CHECKING:
-    from .billing import BillingPeriodRow, CostLine, Projection
+    from .billing import BillingPeriodRow, CostLine, PricingTier, Projection
     from .metrics import ByType, CreditPoint, OrgBreakdownItem, SeriesPoint
 
 BLUE = "#2563eb"
@@ -462,14 +462,21 @@ def billing_periods(rows: list[BillingPeriodRow]) -> dict[str, Any]:
 
 
 def cost_by_tier(
-    estimated: list[CostLine], projected: list[CostLine] | None, currency: str
+    bands: list[PricingTier],
+    estimated: list[CostLine],
+    projected: list[CostLine] | None,
+    currency: str,
 ) -> dict[str, Any]:
-    """Return grouped bars per pricing tier: the cost so far and the projected cost (left
-    out when there is no projection yet)."""
-    tiers = [label(b.tier) for b in estimated]
+    """Return grouped bars per pricing tier, each named with the band of units it holds
+    ('Starter (0–9,999)'): the cost so far and the projected cost (left out when there is
+    no projection yet). bands, estimated and projected are in the same order."""
+    names = [
+        f"{label(band.tier)} ({tier_band(band.min_usage, band.max_usage)})"
+        for band, _line in zip(bands, estimated, strict=True)
+    ]
     so_far = {
         "type": "bar",
-        "x": tiers,
+        "x": names,
         "y": [float(b.amount) for b in estimated],
         "name": "So far",
         "marker": {"color": BLUE},
@@ -477,18 +484,29 @@ def cost_by_tier(
     }
     ahead = {
         "type": "bar",
-        "x": list(tiers),
+        "x": list(names),
         "y": [float(b.amount) for b in projected or []],
         "name": "Projected for the period",
         "marker": {"color": GREY},
         "hovertemplate": f"%{{x}}: %{{y:,.2f}} {currency} projected<extra></extra>",
     }
+    # Under each bar the tier's name, then its band on a second line: on one line, three
+    # tiers' labels would turn sideways on a phone.
+    ticks = [f"{label(band.tier)}<br>{tier_band(band.min_usage, band.max_usage)}" for band in bands]
     return _figure(
         [so_far, ahead] if projected is not None else [so_far],
         _legend_layout(
             hovermode="closest",
             barmode="group",
-            xaxis={"type": "category", "gridcolor": GRID, "linecolor": GRID, "fixedrange": True},
+            xaxis={
+                "type": "category",
+                "gridcolor": GRID,
+                "linecolor": GRID,
+                "fixedrange": True,
+                "tickmode": "array",
+                "tickvals": list(names),
+                "ticktext": ticks,
+            },
             yaxis={
                 "gridcolor": GRID,
                 "rangemode": "tozero",

@@ -2,9 +2,9 @@
 
 Only the static endpoint is compressed. Pages carry a CSRF token next to text the visitor
 chose (a search, a period), which is what BREACH needs to read a secret out of compressed
-sizes; the static files carry neither, and they are the weight (plotly.js is 4.8 MB).
+sizes; the static files carry neither, and they are the weight (plotly.js is 1.2 MB).
 
-Brotli at its best quality brings plotly.js to ~1.1 MB but takes ~30 s of CPU, so a body is
+Brotli at its best quality brings plotly.js to 329 kB but takes seconds of CPU, so a body is
 compressed once per file content, encoding and level, and kept in files under the
 instance folder, which every gunicorn worker shares and a restart keeps.
 `flask compress-static` (run by `make serve` and `make run`) fills them before the first

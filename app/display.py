@@ -1,4 +1,4 @@
-"""How the pages write things for people: dates, counts, event types and pricing bands.
+"""How the pages write things for people: dates, moments, counts, event types, pricing bands.
 
 One home for these rules, imported by the template filters (views/filters.py), the charts
 and the forms' messages alike (views/ cannot be imported by charts or forms: it imports
@@ -7,7 +7,8 @@ them). The API and the CSV files keep the machine forms (ISO dates, type names).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 # The event types of the spec, by the name a person reads; any other type is humanized.
 EVENT_LABELS = {
@@ -24,6 +25,24 @@ def fmt_day(value: date | str | None) -> str:
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
     return f"{value.day} {value:%b %Y}"
+
+
+def fmt_moment(value: datetime | None, tz: str) -> str:
+    """Write a moment in words in the timezone tz, with the zone's abbreviation when it has
+    one (it tells the two 01:30s of a DST change apart) and its name: '5 Nov 2025 at 07:00
+    EST (America/New_York)', '5 Nov 2025 at 12:00 (UTC)' ('—' for None).
+
+    A naive value is UTC, as the database stores moments.
+    """
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(ZoneInfo(tz))
+    abbreviation = local.tzname() or ""
+    # Zones without a letter abbreviation ('+0545') are named by their IANA name alone.
+    shown = f" {abbreviation}" if abbreviation.isalpha() and abbreviation != tz else ""
+    return f"{fmt_day(local.date())} at {local:%H:%M}{shown} ({tz})"
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from . import billing, metrics
+from .display import fmt_day
 from .errors import AppError
 from .extensions import db
 from .metrics import ByType, SeriesPoint, Summary, TypeUsage
@@ -81,8 +82,13 @@ def _not_found(text: str, message: str) -> AppError:
     return AppError("NotFound", message, {"field": "month", "value": str(text)[:20]})
 
 
-def parse_month(partner: Partner, text: str) -> tuple[int, int]:
-    """Return (year, month) for a YYYY-MM that has a report, or raise NotFound saying why."""
+def parse_month(partner: Partner, text: str, *, in_words: bool = False) -> tuple[int, int]:
+    """Return (year, month) for a YYYY-MM that has a report, or raise NotFound saying why.
+
+    The API's messages write today and the first month with data as the API does
+    ('2025-11-20', '2025-09'); in_words writes them as the pages do ('20 Nov 2025',
+    'September 2025'). The reasons are the same.
+    """
     match = MONTH_RE.fullmatch(text or "")
     if match is None:
         raise _not_found(text, "a report month is written YYYY-MM, for example 2025-10")
@@ -91,19 +97,22 @@ def parse_month(partner: Partner, text: str) -> tuple[int, int]:
         raise _not_found(text, f"{text} is not a calendar month")
     today = local_today(partner.timezone)
     if (year, month) > (today.year, today.month):
+        today_text = fmt_day(today) if in_words else today.isoformat()
         raise _not_found(
             text,
             f"{month_label(year, month)} has not started yet "
-            f"(today is {today.isoformat()} in {partner.timezone})",
+            f"(today is {today_text} in {partner.timezone})",
         )
     months = available_months(partner)
     if f"{year:04d}-{month:02d}" not in months:
         if not months:
             raise _not_found(text, "there is no usage data yet, so there are no reports")
+        first = months[-1]
+        first_text = month_label(*map(int, first.split("-"))) if in_words else first
         raise _not_found(
             text,
             f"there is no data for {month_label(year, month)}: "
-            f"the first month with data is {months[-1]}",
+            f"the first month with data is {first_text}",
         )
     return year, month
 
@@ -505,9 +514,10 @@ def _late_data(
     )
 
 
-def report_for(partner: Partner, month_text: str) -> MonthReport:
-    """Return the report of a YYYY-MM month, or raise NotFound."""
-    year, month = parse_month(partner, month_text)
+def report_for(partner: Partner, month_text: str, *, in_words: bool = False) -> MonthReport:
+    """Return the report of a YYYY-MM month, or raise NotFound (in_words: its message
+    written for a page, see parse_month)."""
+    year, month = parse_month(partner, month_text, in_words=in_words)
     return month_report(partner, year, month)
 
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.page              # 7 cold loads, writes bench/results/page.md
     .venv/bin/python -m bench.page --loads 11
+    .venv/bin/python -m bench.page --against 9ee3d9f --loads 11   # writes page-against.md
 
 Serves the demo data (`flask seed-demo`, in a throwaway SQLite database) with gunicorn
 (2 workers) on 127.0.0.1, warms the compressed static files once (`flask compress-static`,
@@ -11,6 +12,11 @@ network delivered (Chromium's encodedDataLength: headers and the body as sent, s
 compressed when compressed) for the page, plotly.js, the CSS and the JS, and the time
 from navigation start to the first drawn Plotly SVG, read in the page
 (performance.now() when a MutationObserver sees the chart).
+
+On a machine that other jobs keep busy, a time measured at one moment cannot be compared
+with one measured at another: `--against REF` also serves the commit REF (its files from
+`git archive`, its own demo database) and alternates the loads between the two, so that
+both meet the same load, then writes the two side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,12 +63,12 @@ def kind_of(url: str) -> str:
     return "other"
 
 
-def flask(database_url: str, instance: str, *args: str) -> str:
-    """Run a flask command against database_url and return its output."""
+def flask(database_url: str, instance: str, *args: str, root: Path = dataset.ROOT) -> str:
+    """Run a flask command of the source tree root against database_url; return its output."""
     done = subprocess.run(
         [str(dataset.VENV_BIN / "flask"), *args],
-        cwd=dataset.ROOT,
-        env=dataset.child_env(database_url, INSTANCE_PATH=instance),
+        cwd=root,
+        env=dataset.child_env(database_url, INSTANCE_PATH=instance, PYTHONPATH=str(root)),
         check=True,
         capture_output=True,
         text=True,
@@ -122,38 +130,30 @@ def cold_load(browser: Any, base: str, email: str, password: str) -> dict[str, A
         context.close()
 
 
-def measure(loads: int) -> dict[str, Any]:
-    """Serve the demo and return the figures of loads cold overview loads."""
-    from playwright.sync_api import sync_playwright
+@contextmanager
+def demo_server(root: Path, folder: Path) -> Iterator[tuple[Gunicorn, float | None]]:
+    """Seed the demo into a database in folder and serve it with the app of the source
+    tree root; yield the server and how long compress-static took (None: no such command)."""
+    url = f"sqlite:///{folder / 'demo.sqlite3'}"
+    flask(url, str(folder), "init-db", root=root)
+    flask(url, str(folder), "seed-demo", root=root)
+    started = time.perf_counter()
+    warm_s: float | None = None
+    try:
+        flask(url, str(folder), "compress-static", root=root)
+        warm_s = time.perf_counter() - started
+    except subprocess.CalledProcessError:
+        log(f"{root}: no `flask compress-static` in this version: static files sent as they are")
+    with Gunicorn(url, root=root, INSTANCE_PATH=str(folder), PYTHONPATH=str(root)) as server:
+        yield server, warm_s
 
-    from app.demo import DEMO_EMAIL, DEMO_PASSWORD
 
-    with tempfile.TemporaryDirectory(prefix="pa-page-") as folder:
-        url = f"sqlite:///{Path(folder) / 'demo.sqlite3'}"
-        dataset.init_schema(url)
-        flask(url, folder, "seed-demo")
-        started = time.perf_counter()
-        warm_s: float | None = None
-        try:
-            flask(url, folder, "compress-static")
-            warm_s = time.perf_counter() - started
-        except subprocess.CalledProcessError:
-            log("no `flask compress-static` in this version: static files sent as they are")
-        runs = []
-        with Gunicorn(url, INSTANCE_PATH=folder) as server, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                # One load per worker first: each renders the page once (figures computed).
-                for _ in range(server.workers):
-                    cold_load(browser, server.base, DEMO_EMAIL, DEMO_PASSWORD)
-                for _ in range(loads):
-                    runs.append(cold_load(browser, server.base, DEMO_EMAIL, DEMO_PASSWORD))
-            finally:
-                browser.close()
+def summary(runs: list[dict[str, Any]], warm_s: float | None) -> dict[str, Any]:
+    """Return the figures of a list of cold loads (the bytes are the last load's)."""
     times = [r["first_chart_ms"] for r in runs]
     last = runs[-1]
     return {
-        "loads": loads,
+        "loads": len(runs),
         "first_chart_p50_ms": percentile(times, 50),
         "first_chart_max_ms": max(times),
         "first_chart_ms": [round(t) for t in times],
@@ -162,6 +162,53 @@ def measure(loads: int) -> dict[str, Any]:
         "encoding": last["encoding"],
         "compress_static_s": warm_s,
     }
+
+
+def measure(loads: int, roots: list[Path] | None = None) -> list[dict[str, Any]]:
+    """Serve the demo from each source tree (this one by default); return the figures of
+    loads cold overview loads of each, the trees taking turns."""
+    from playwright.sync_api import sync_playwright
+
+    from app.demo import DEMO_EMAIL, DEMO_PASSWORD
+
+    roots = roots or [dataset.ROOT]
+    with tempfile.TemporaryDirectory(prefix="pa-page-") as tmp, ExitStack() as stack:
+        served = []
+        for number, root in enumerate(roots):
+            folder = Path(tmp) / str(number)
+            folder.mkdir()
+            served.append(stack.enter_context(demo_server(root, folder)))
+        runs: list[list[dict[str, Any]]] = [[] for _ in roots]
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                # One load per worker first: each renders the page once (figures computed).
+                for server, _warm in served:
+                    for _ in range(server.workers):
+                        cold_load(browser, server.base, DEMO_EMAIL, DEMO_PASSWORD)
+                order = list(range(len(roots)))
+                for turn in range(loads):
+                    # A then B, then B then A: neither tree always goes first.
+                    for index in order if turn % 2 == 0 else order[::-1]:
+                        base = served[index][0].base
+                        runs[index].append(cold_load(browser, base, DEMO_EMAIL, DEMO_PASSWORD))
+            finally:
+                browser.close()
+    return [summary(r, warm) for r, (_server, warm) in zip(runs, served, strict=True)]
+
+
+@contextmanager
+def source_tree(ref: str) -> Iterator[Path]:
+    """Yield a folder holding the files of commit ref (git archive), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="pa-page-ref-") as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(dataset.ROOT), "archive", "--format=tar", ref],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        Path(folder, "instance").mkdir(exist_ok=True)
+        yield Path(folder)
 
 
 def render(meta: dict[str, Any], result: dict[str, Any]) -> str:
@@ -211,17 +258,60 @@ def render(meta: dict[str, Any], result: dict[str, Any]) -> str:
     )
 
 
+def render_against(meta: dict[str, Any], ref: str, results: list[dict[str, Any]]) -> str:
+    """Return the Markdown of bench/results/page-against.md: REF and this tree side by side."""
+    before, after = results
+
+    def kinds(kind: str) -> str:
+        return f"{before['bytes'].get(kind, 0):,} | {after['bytes'].get(kind, 0):,}"
+
+    def times(result: dict[str, Any]) -> str:
+        return ", ".join(str(t) for t in result["first_chart_ms"])
+
+    return "\n".join(
+        [
+            f"# A cold overview: {ref} against this tree",
+            "",
+            f"Run {meta['when']} with `python -m bench.page --against {ref}` on {meta['cpus']} "
+            f"CPUs (load average at the end: {meta['load_end']}), {meta['chromium']}. "
+            "Each tree serves the demo data with gunicorn (2 workers) on 127.0.0.1; the "
+            "cold loads (fresh browser context, signed in beforehand) alternate between the "
+            "two, so that both meet the same load.",
+            "",
+            f"| cold overview | {ref} | this tree |",
+            "|---|---|---|",
+            f"| plotly.js on the wire | {kinds('plotly')} |",
+            f"| page + CSS + JS + favicon | "
+            f"{before['bytes_total'] - before['bytes'].get('plotly', 0):,} | "
+            f"{after['bytes_total'] - after['bytes'].get('plotly', 0):,} |",
+            f"| total | {before['bytes_total']:,} | {after['bytes_total']:,} |",
+            f"| first chart p50 (max), n={after['loads']} | "
+            f"{before['first_chart_p50_ms']:,.0f} ms ({before['first_chart_max_ms']:,.0f}) | "
+            f"{after['first_chart_p50_ms']:,.0f} ms ({after['first_chart_max_ms']:,.0f}) |",
+            "",
+            f"All loads, {ref}: {times(before)} ms; this tree: {times(after)} ms.",
+            "",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure, print and write bench/results/page.md (and .json)."""
+    """Measure, print and write bench/results/page.md (and .json), or page-against.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=7)
-    parser.add_argument("--out", default=str(RESULTS / "page.md"))
+    parser.add_argument("--against", metavar="REF", help="a commit to measure beside this tree")
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         log(f"{CHROMIUM} is missing (apt-get install -y chromium)")
         return 1
-    log(f"page: {args.loads} cold loads of the overview")
-    result = measure(args.loads)
+    if args.against:
+        log(f"page: {args.loads} cold loads of the overview, {args.against} and this tree")
+        with source_tree(args.against) as ref_root:
+            results = measure(args.loads, [ref_root, dataset.ROOT])
+    else:
+        log(f"page: {args.loads} cold loads of the overview")
+        results = measure(args.loads)
     chromium = subprocess.run(
         [CHROMIUM, "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -231,12 +321,18 @@ def main(argv: list[str] | None = None) -> int:
         "load_end": load_average(),
         "chromium": chromium or "?",
     }
-    text = render(meta, result)
+    if args.against:
+        text = render_against(meta, args.against, results)
+        out = Path(args.out or RESULTS / "page-against.md")
+        data: dict[str, Any] = {"meta": meta, "against": args.against, "results": results}
+    else:
+        text = render(meta, results[0])
+        out = Path(args.out or RESULTS / "page.md")
+        data = {"meta": meta, "result": results[0]}
     print(text)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "result": result}, indent=1))
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1))
     log(f"written {out}")
     return 0
 

@@ -336,7 +336,10 @@ def baselines(
 class Gunicorn:
     """gunicorn serving the app on a free port of 5301-5309, stopped on exit."""
 
-    def __init__(self, url: str, workers: int = 2, threads: int = 1, **env: str) -> None:
+    def __init__(
+        self, url: str, workers: int = 2, threads: int = 1, root: Path = ROOT, **env: str
+    ) -> None:
+        """Start it on the app of the source tree root (this one unless told)."""
         self.port = free_port()
         self.workers = workers
         cmd = [
@@ -358,7 +361,7 @@ class Gunicorn:
         }
         self.proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=root,
             env=dataset.child_env(url, **settings),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -91,7 +91,10 @@ def test_periods_are_spans_and_money_has_cents():
     table = chart_table(FIGURES["cost_by_tier"])
     assert table is not None
     assert table.columns == ["So far", "Projected for the period"]
-    assert table.rows == [("Base <i>", ["10.00", "10.00"]), ("Scale & more", ["2.50", "25.75"])]
+    assert table.rows == [
+        ("Base <i> (0–9,999)", ["10.00", "10.00"]),
+        ("Scale & more (10,000+)", ["2.50", "25.75"]),
+    ]
 
 
 def test_report_month_by_day_with_its_running_total():

@@ -104,6 +104,11 @@ PERIOD_ROWS = [  # newest first, as billing.past_periods() answers
         is_current=False,
     ),
 ]
+# Bands as stored: max_usage is exclusive, so 0..10000 holds 0-9,999 units.
+BANDS = [
+    Row(tier="Base <i>", min_usage=0, max_usage=10_000),
+    Row(tier="Scale & more", min_usage=10_000, max_usage=None),
+]
 ESTIMATED = [
     Row(tier="Base <i>", amount=Decimal("10.00")),
     Row(tier="Scale & more", amount=Decimal("2.50")),
@@ -185,8 +190,8 @@ def every_figure() -> dict[str, dict[str, Any]]:
         "pool_burn": charts.pool_burn(BURN_POINTS, BURN),
         "pool_burn_empty": charts.pool_burn([], BURN_FIRST_DAY),
         "billing_periods": charts.billing_periods(PERIOD_ROWS),
-        "cost_by_tier": charts.cost_by_tier(ESTIMATED, PROJECTED, "USD"),
-        "cost_by_tier_unprojected": charts.cost_by_tier(ESTIMATED, None, "USD"),
+        "cost_by_tier": charts.cost_by_tier(BANDS, ESTIMATED, PROJECTED, "USD"),
+        "cost_by_tier_unprojected": charts.cost_by_tier(BANDS, ESTIMATED, None, "USD"),
         "report_daily": charts.report_daily(MONTH_DAYS),
         "report_daily_empty": charts.report_daily([]),
     }
@@ -494,9 +499,9 @@ def test_billing_periods_oldest_first_current_in_amber() -> None:
 # --- cost_by_tier -----------------------------------------------------------------------
 
 
-def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
+def test_cost_by_tier_grouped_with_escaped_tier_names_and_their_bands() -> None:
     so_far, ahead = FIGURES["cost_by_tier"]["data"]
-    tiers = ["Base &lt;i&gt;", "Scale &amp; more"]
+    tiers = ["Base &lt;i&gt; (0–9,999)", "Scale &amp; more (10,000+)"]
     assert so_far["x"] == ahead["x"] == tiers
     assert so_far["y"] == [10.0, 2.5]
     assert ahead["y"] == [10.0, 25.75]
@@ -506,6 +511,12 @@ def test_cost_by_tier_grouped_with_escaped_tier_names() -> None:
     layout = FIGURES["cost_by_tier"]["layout"]
     assert layout["barmode"] == "group"
     assert layout["xaxis"]["type"] == "category"
+    # Under the bars: the name, then the band on a line of its own.
+    assert layout["xaxis"]["tickvals"] == tiers
+    assert layout["xaxis"]["ticktext"] == [
+        "Base &lt;i&gt;<br>0–9,999",
+        "Scale &amp; more<br>10,000+",
+    ]
     assert layout["yaxis"]["tickformat"] == ",.2f"
 
 

@@ -101,7 +101,7 @@ def test_report_prints_to_pdf_with_identity_on_every_page(
             assert "Acme Agency" in body, where
             assert "October 2025 (2025-10)" in body, where
             assert f"days in {NY}" in body, where
-            assert f"Generated 5 Nov 2025 at 07:00 ({NY})" in body, where
+            assert f"Generated 5 Nov 2025 at 07:00 EST ({NY})" in body, where
             assert f"Page {number} of {len(pages)}" in body, where
             assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", body), where
         everything = " ".join(pages)

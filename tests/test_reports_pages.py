@@ -107,34 +107,52 @@ def test_open_month_says_so(signed_in, client):
     assert 'data-late="open"' in page
     # November 2025 closes at 00:00 EST on Dec 1 (05:00 UTC), written in words in the
     # partner's timezone; the exact moment stays in the <time> element.
-    assert "1 Dec 2025 at 00:00 (America/New_York)" in page
+    assert "1 Dec 2025 at 00:00 EST (America/New_York)" in page
     assert '<time datetime="2025-12-01T05:00:00Z">' in page
     assert not re.search(r">[^<]*2025-12-01T05:00", page)  # never as text
 
 
 @pytest.mark.parametrize(
-    "month, reason",
+    "month, reason, api_reason",
     [
-        ("2025-13", "2025-13 is not a calendar month"),
-        ("abc", "a report month is written YYYY-MM, for example 2025-10"),
-        ("2025-12", "December 2025 has not started yet (today is 2025-11-05 in America/New_York)"),
-        ("2024-01", "there is no data for January 2024: the first month with data is 2025-09"),
+        ("2025-13", "2025-13 is not a calendar month", None),
+        ("abc", "a report month is written YYYY-MM, for example 2025-10", None),
+        # The page writes dates as pages do; the JSON keeps the API's message, ISO dates.
+        (
+            "2025-12",
+            "December 2025 has not started yet (today is 5 Nov 2025 in America/New_York)",
+            "December 2025 has not started yet (today is 2025-11-05 in America/New_York)",
+        ),
+        (
+            "2024-01",
+            "there is no data for January 2024: the first month with data is September 2025",
+            "there is no data for January 2024: the first month with data is 2025-09",
+        ),
     ],
 )
-def test_invalid_month_pages_are_404_with_a_way_back(signed_in, client, month, reason):
+def test_invalid_month_pages_are_404_with_a_way_back(
+    signed_in, client, api_key, month, reason, api_reason
+):
     for path in (f"/reports/{month}", f"/reports/{month}.csv"):
         response = client.get(path)
         assert response.status_code == 404, path
         page = html.unescape(text(response))
-        assert f"{reason[0].upper()}{reason[1:]}." in page  # the API's reason, as a sentence
+        assert f"{reason[0].upper()}{reason[1:]}." in page  # the reason, as a sentence
+        assert not re.search(r"\d{4}-\d\d-\d\d", page.split("<main", 1)[1]), path
         assert 'href="/reports"' in page
-    response = client.get(f"/reports/{month}.json")
-    assert response.status_code == 404
-    assert response.get_json() == {
+    expected = {
         "code": "NotFound",
-        "message": reason,
+        "message": api_reason or reason,
         "details": {"field": "month", "value": month},
     }
+    response = client.get(f"/reports/{month}.json")
+    assert response.status_code == 404
+    assert response.get_json() == expected
+    # The API answers the very same.
+    headers = {"X-Partner-API-Key": api_key(signed_in)}
+    response = client.get(f"/api/v1/partner/reports/{month}", headers=headers)
+    assert response.status_code == 404
+    assert response.get_json() == expected
 
 
 def test_csv_download(signed_in, client):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
-import plotly
 from plotly.offline import get_plotlyjs_version
 
 from app.views.context import plotly_js_filename
@@ -13,22 +13,39 @@ from app.views.context import plotly_js_filename
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
 TEMPLATES = ROOT / "templates"
-BUNDLED = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+VENDOR_README = STATIC / "vendor" / "README.md"
+
+
+def _recorded(pattern: str) -> str:
+    found = re.search(pattern, VENDOR_README.read_text(encoding="utf-8"))
+    assert found, f"static/vendor/README.md records no {pattern}"
+    return found.group(1)
 
 
 def test_vendored_plotly_js_is_the_version_the_installed_plotly_expects():
     served = STATIC / plotly_js_filename()
-    assert served.exists(), f"copy {BUNDLED} to {served}"
     header = served.read_text(encoding="utf-8")[:200]
-    version = re.search(r"plotly\.js v(\d+\.\d+\.\d+)", header).group(1)
-    assert version == get_plotlyjs_version()
-    # Byte for byte the file the package ships (plotly.py's JSON needs that very reader).
-    assert served.read_bytes() == BUNDLED.read_bytes()
+    # "plotly.js (basic - minified) v4.1.1": plotly.py's JSON needs that very version.
+    version = re.search(r"plotly\.js \(basic - minified\) v(\d+\.\d+\.\d+)", header).group(1)
+    assert version == get_plotlyjs_version() == "4.1.1"
+    assert served.name == f"plotly-basic-{version}.min.js"
+    # Byte for byte the file whose checksum is recorded beside it (from the npm package).
+    recorded = _recorded(rf"`{re.escape(served.name)}` sha256 `([0-9a-f]{{64}})`")
+    assert hashlib.sha256(served.read_bytes()).hexdigest() == recorded
+
+
+def test_the_bundle_draws_every_trace_type_the_figures_use():
+    from tests.test_charts import FIGURES
+
+    modules = {m.strip() for m in _recorded(r"trace modules: ([a-z, ]+)").split(",")}
+    assert modules == {"bar", "pie", "scatter"}
+    used = {trace["type"] for fig in FIGURES.values() for trace in fig["data"]}
+    assert used and used <= modules, used - modules
 
 
 def test_only_one_plotly_bundle_is_kept():
     bundles = sorted(p.name for p in (STATIC / "vendor").glob("plotly-*.min.js"))
-    assert bundles == [f"plotly-{get_plotlyjs_version()}.min.js"]
+    assert bundles == [f"plotly-basic-{get_plotlyjs_version()}.min.js"]
 
 
 def test_plotly_js_and_charts_js_are_served(client):
@@ -105,6 +122,11 @@ def test_pages_link_their_scripts_by_versioned_url(
     scripts = re.findall(r'<script src="([^"]+)"', page)
     assert len(scripts) == 3, scripts  # tables.js, plotly.js and charts.js
     assert all(re.search(r"\?v=[0-9a-f]{12}$", src) for src in scripts), scripts
+    # All three in the head, fetched from the first lines, run in order once the page is
+    # parsed (defer): plotly.js never holds up the page's text.
+    head = page[: page.index("</head>")]
+    tags = re.findall(r"<script src=[^>]*>", head)
+    assert len(tags) == 3 and all(tag.endswith(" defer>") for tag in tags), tags
 
 
 # Run in a fresh interpreter: this test process has plotly loaded (test_charts uses it).

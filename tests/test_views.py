@@ -531,7 +531,7 @@ def test_overview_period_without_usage_keeps_the_series_and_explains_the_rest(si
 def test_overview_shows_freshness_and_json_links(signed_in, client):
     page = text(client.get("/?preset=last_7_days"))
     # The newest event was received at the frozen clock.
-    assert "20 Nov 2025 12:00 UTC" in page and 'data-freshness="2025-11-20T12:00:00Z"' in page
+    assert "20 Nov 2025 at 12:00 (UTC)" in page and 'data-freshness="2025-11-20T12:00:00Z"' in page
     assert (
         'href="/api/v1/partner/analytics?compare=previous&amp;startDate=2025-11-14'
         '&amp;endDate=2025-11-20"'
@@ -582,7 +582,7 @@ def test_pages_carry_the_content_security_policy(signed_in, client):
     # (each by its versioned URL: ?v=<content hash>, see tests/test_static.py)
     assert re.findall(r'<script src="([^"?]+)\?v=[0-9a-f]{12}"', page) == [
         "/static/js/tables.js",
-        "/static/vendor/plotly-4.1.1.min.js",
+        "/static/vendor/plotly-basic-4.1.1.min.js",
         "/static/js/charts.js",
     ]
     assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers
@@ -993,6 +993,16 @@ def test_billing_page(signed_in, client):
     # The default tiers' bands (0-10000, 10000-100000, 100000 up; the upper bound exclusive)
     # by the units each holds.
     assert cells(page, "band") == ["0–9,999", "10,000–99,999", "100,000+"]
+    # The cost-by-tier chart names each tier with the same band: name, then band below it.
+    tiers_axis = figures(page)["tiers"]["layout"]["xaxis"]
+    assert tiers_axis["ticktext"] == [
+        "Starter<br>0–9,999",
+        "Growth<br>10,000–99,999",
+        "Scale<br>100,000+",
+    ]
+    assert [t["x"] for t in figures(page)["tiers"]["data"]] == [
+        ["Starter (0–9,999)", "Growth (10,000–99,999)", "Scale (100,000+)"]
+    ] * 2
 
 
 def test_billing_csv(signed_in, client):

@@ -56,7 +56,9 @@ def index() -> str:
     figures = {}
     if metrics.data_freshness(partner) is not None:
         figures["periods"] = charts.billing_periods(periods)
-        figures["tiers"] = charts.cost_by_tier(usage.cost_breakdown, later, partner.currency)
+        figures["tiers"] = charts.cost_by_tier(
+            info.pricing_tiers, usage.cost_breakdown, later, partner.currency
+        )
     return render_template(
         "billing/index.html",
         partner=partner,

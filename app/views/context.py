@@ -11,13 +11,14 @@ from flask import Flask, current_app, request, url_for
 from markupsafe import Markup
 
 from .. import ROOT, metrics
+from ..display import fmt_moment
 from ..forms import LogoutForm
 from ..levels import allocation_level, usage_level, usage_percent
 from ..periods import PRESETS
 from ..roles import can
 from ..timeutil import utcnow
 from .dashboard import current_partner
-from .filters import age_text, fmt_moment
+from .filters import age_text
 from .period import PERIOD_KEYS, nav_args
 from .printing import register_printing
 
@@ -46,13 +47,20 @@ STALE_FOR = timedelta(days=1)
 
 
 def freshness() -> dict[str, Any]:
-    """Return when the signed-in partner's newest event was received, and how fresh that is."""
-    moment = metrics.data_freshness(current_partner())
+    """Return when the signed-in partner's newest event was received (in words in its
+    timezone), and how fresh that is."""
+    partner = current_partner()
+    moment = metrics.data_freshness(partner)
     level = "none"
     if moment is not None:
         age = utcnow() - moment
         level = "fresh" if age < FRESH_FOR else "stale" if age < STALE_FOR else "old"
-    return {"at": moment, "text": fmt_moment(moment), "age": age_text(moment), "level": level}
+    return {
+        "at": moment,
+        "text": fmt_moment(moment, partner.timezone),
+        "age": age_text(moment),
+        "level": level,
+    }
 
 
 @lru_cache(maxsize=1)
@@ -61,12 +69,13 @@ def plotly_js_filename() -> str:
 
     Read from static/vendor, not from the plotly package, which the app does not import
     at run time (its figures are plain dicts); tests/test_static.py checks that the one
-    bundle there is the one the installed plotly package expects.
+    bundle there (Plotly's basic bundle) is at the version the installed plotly package
+    expects, with the checksum static/vendor/README.md records.
     """
     vendor = ROOT / "static" / "vendor"
     bundles = sorted(p.name for p in vendor.glob("plotly-*.min.js"))
     if len(bundles) != 1:
-        raise RuntimeError(f"expected one plotly-<version>.min.js in {vendor}, found {bundles}")
+        raise RuntimeError(f"expected one plotly-*.min.js in {vendor}, found {bundles}")
     return "vendor/" + bundles[0]
 
 

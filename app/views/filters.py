@@ -1,4 +1,8 @@
-"""Template filters: numbers, changes, money, dates and moments as the pages show them."""
+"""Template filters: numbers, changes, money, dates and moments as the pages show them.
+
+A moment is written by display.fmt_moment alone, in the partner's timezone:
+`{{ value|moment(tz) }}` (templates/_macros/ui.html's moment() adds its <time datetime>).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..display import event_label, fmt_day, plural, tier_band
+from ..display import event_label, fmt_day, fmt_moment, plural, tier_band
 from ..timeutil import iso_z, utcnow
 
 
@@ -60,13 +64,6 @@ def fmt_price(value: Any) -> str:
     text = f"{float(value):.6f}".rstrip("0")
     whole, _, decimals = text.partition(".")
     return f"{int(whole):,}.{decimals.ljust(2, '0')}"
-
-
-def fmt_moment(value: datetime | None) -> str:
-    """Format a naive-UTC moment as '3 Nov 2025 14:05 UTC'."""
-    if value is None:
-        return "—"
-    return f"{value.day} {value:%b %Y %H:%M} UTC"
 
 
 def fmt_utc(value: datetime | None) -> str:

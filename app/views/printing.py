@@ -1,29 +1,17 @@
-"""What printed pages need: moments in words in the partner's timezone, and CSS strings.
+"""What printed pages need: CSS strings for the running header and footer, and the clock.
 
 Kept apart from filters.py (the screen's formats): base.html writes each page's running
 header and footer ("partner · period · timezone", "Page X of Y") into @page margin boxes,
-whose content can only be a CSS string, and printed moments read as words, not ISO texts.
+whose content can only be a CSS string. Their moments are written as the screen's are
+(display.fmt_moment, the `moment` filter).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
-
 from flask import Flask
 from markupsafe import Markup
 
-from ..display import fmt_day
-from ..timeutil import to_utc_naive, utcnow
-
-
-def local_moment(value: datetime | None, tz: str) -> str:
-    """Write a naive-UTC moment in words in the timezone tz: '5 Nov 2025 at 07:00
-    (America/New_York)' ('—' for None)."""
-    if value is None:
-        return "—"
-    local = to_utc_naive(value).replace(tzinfo=UTC).astimezone(ZoneInfo(tz))
-    return f"{fmt_day(local.date())} at {local:%H:%M} ({tz})"
+from ..timeutil import utcnow
 
 
 def css_string(value: str) -> Markup:
@@ -47,7 +35,6 @@ def css_string(value: str) -> Markup:
 
 
 def register_printing(app: Flask) -> None:
-    """Register the print filters and the clock the running footer reads."""
-    app.add_template_filter(local_moment, "local_moment")
+    """Register the print filter and the clock the running footer reads."""
     app.add_template_filter(css_string, "css_string")
     app.add_template_global(utcnow, "utcnow")

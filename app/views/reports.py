@@ -27,7 +27,8 @@ def index() -> str:
 
 def _report_or_404(month: str) -> reports.MonthReport | tuple[str, int]:
     try:
-        return reports.report_for(current_partner(), month)
+        # Dates in the message as the pages write them; the API's message keeps ISO dates.
+        return reports.report_for(current_partner(), month, in_words=True)
     except AppError as exc:
         if exc.status != 404:
             raise

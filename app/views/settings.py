@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, url_for
 
 from .. import billing, settings
-from ..display import plural
+from ..display import fmt_day, plural
 from ..errors import AppError, sentence
 from ..forms import MAX_TIER_ROWS, SettingsForm, TimezoneForm
 from ..models import Partner
@@ -125,7 +125,7 @@ def save() -> Any:
             elif change.effective_from is not None:
                 flash(
                     "Settings saved. The pool, prices and billing day apply from the billing "
-                    f"period starting {change.effective_from:%-d %b %Y}; the current one keeps "
+                    f"period starting {fmt_day(change.effective_from)}; the current one keeps "
                     "its terms.",
                     "settings",
                 )

@@ -34,6 +34,18 @@
   // chart is redrawn at its printed width; when printing ends, back to the screen's.
   var PRINT = window.matchMedia("print");
 
+  // A chart may be printed lower than it is shown (never higher): print.css gives the
+  // height, in px, as the custom property --print-height of the chart's box (the
+  // overview's small charts, one a row on paper); the figure's own height is kept in
+  // data-height to come back to.
+  function printHeight(gd, screenHeight) {
+    var value = parseFloat(window.getComputedStyle(gd).getPropertyValue("--print-height"));
+    if (!(value > 0)) {
+      return null;
+    }
+    return screenHeight ? Math.min(value, screenHeight) : value;
+  }
+
   function refit() {
     if (typeof Plotly === "undefined") {
       return;
@@ -42,7 +54,20 @@
       var width = Math.floor(gd.getBoundingClientRect().width);
       if (width > 0) {
         // An explicit width while printing; none afterwards (autosize: the container's).
-        Plotly.relayout(gd, { width: PRINT.matches ? width : null });
+        var update = { width: PRINT.matches ? width : null };
+        var screenHeight = parseFloat(gd.getAttribute("data-height")) || null;
+        var paperHeight = PRINT.matches ? printHeight(gd, screenHeight) : null;
+        if (paperHeight || screenHeight) {
+          update.height = paperHeight || screenHeight;
+        }
+        Plotly.relayout(gd, update);
+        // plotly.js 4.1.1 places a legend by the margins the chart had before the resize:
+        // a legend that goes from two rows to one (a wider chart) is left over the plot.
+        // Placing it once more, at the same spot, puts it above the plot again.
+        var legend = gd.layout.showlegend && gd.layout.legend;
+        if (legend && typeof legend.y === "number") {
+          Plotly.relayout(gd, { "legend.y": legend.y });
+        }
       }
     });
   }
@@ -68,6 +93,9 @@
       throw err;
     }
     var layout = figure.layout || {};
+    if (layout.height) {
+      target.setAttribute("data-height", String(layout.height));
+    }
     Plotly.newPlot(target, figure.data || [], layout, CONFIG).then(function (gd) {
       target.setAttribute("data-drawn", "true");
       drawn.push(gd);
@@ -113,6 +141,8 @@
     next();
   }
 
+  // Loaded with defer (templates/_macros/ui.html), this file runs once the page is parsed,
+  // just before DOMContentLoaded: the figures are all there. Loaded otherwise, it waits.
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", drawAll);
   } else {
