@@ -52,8 +52,9 @@ def sender() -> str:
 
 
 def outbox_folder() -> Path:
-    """Return the folder of the .eml files (instance/outbox)."""
-    return Path(current_app.instance_path) / OUTBOX_FOLDER
+    """Return the folder of the .eml files (MAIL_OUTBOX_DIR, else instance/outbox)."""
+    chosen = current_app.config.get("MAIL_OUTBOX_DIR")
+    return Path(chosen) if chosen else Path(current_app.instance_path) / OUTBOX_FOLDER
 
 
 def compose(
