@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import auth
+from app import alerts, auth
 from app.extensions import db
 from app.models import ApiKey, Organization
 
@@ -78,6 +78,11 @@ API = [
     ("POST", "/api/v1/partner/webhooks/test", "admin", None),
     ("GET", "/api/v1/partner/webhooks/logs", "admin", None),
     ("POST", "/api/v1/partner/webhooks/secret/rotate", "admin", None),
+    ("GET", "/api/v1/partner/alerts", "admin", None),
+    ("POST", "/api/v1/partner/alerts", "admin", {"kind": "stale_data", "threshold": 24}),
+    ("GET", "/api/v1/partner/alerts/history", "admin", None),
+    ("PUT", "/api/v1/partner/alerts/{alert}", "admin", {"kind": "pool_usage", "threshold": 90}),
+    ("DELETE", "/api/v1/partner/alerts/{alert}", "admin", None),
     # Last: it cancels the organization the rows above use.
     ("DELETE", "/api/v1/partner/organizations/{org}", "write", None),
 ]
@@ -97,12 +102,19 @@ PAGES = [
     "/reports/{month}.csv",
     "/reports/{month}.json",
     "/webhooks",
+    "/alerts",
+    "/account/email",
 ]
 PAGE_POSTS = [
     "/organizations/{org}/allocation",
     "/webhooks",
     "/webhooks/secret/rotate",
     "/webhooks/test",
+    "/alerts/rules",
+    "/alerts/rules/{alert}",
+    "/alerts/rules/{alert}/delete",
+    "/alerts/test",
+    "/account/email",
 ]
 OPEN_PAGES = {"/login", "/logout", "/static/<path:filename>"}
 
@@ -113,6 +125,7 @@ def flask_rule(path: str) -> str:
     return (
         path.replace("{org}", "<id>" if path.startswith("/api/") else "<org_id>")
         .replace("{key}", "<id>")
+        .replace("{alert}", "<id>" if path.startswith("/api/") else "<rule_id>")
         .replace("{month}", "<month>")
     )
 
@@ -176,7 +189,9 @@ def world(app, freeze, make_partner, make_org, add_events, make_user):
     spare_id = db.session.execute(select(ApiKey.id).where(ApiKey.name == "spare")).scalar()
     a_user = make_user(alpha, "ops@alpha.test", PASSWORD)
     b_user = make_user(bravo, "ops@bravo.test", PASSWORD)
+    alert = alerts.create_rule(alpha, "pool_usage", 80)
     return {
+        "alert": alert.id,
         "alpha": alpha,
         "bravo": bravo,
         "a_org": a_org.id,
@@ -237,6 +252,7 @@ def test_each_scope_reaches_exactly_its_endpoints(client, world, key_name):
         values = {
             "org": world["a_org"],
             "key": world["spare"],
+            "alert": world["alert"],
             "month": world["month"],
             "n": str(n),
         }
@@ -257,6 +273,7 @@ def test_no_live_key_gets_401_everywhere(client, world, key_name):
         values = {
             "org": world["a_org"],
             "key": world["spare"],
+            "alert": world["alert"],
             "month": world["month"],
             "n": str(n),
         }
@@ -280,19 +297,20 @@ def test_another_partners_key_sees_404_for_every_id_and_only_its_own_data(client
         values = {
             "org": world["a_org"],
             "key": world["spare"],
+            "alert": world["alert"],
             "month": world["month"],
             "n": str(n),
         }
         response = call(client, method, fill(path, values), fill(body, values), key)
         label = f"bravo key: {method} {path}"
-        if "{org}" in path.split("?")[0] or "{key}" in path:
+        if "{org}" in path.split("?")[0] or "{key}" in path or "{alert}" in path:
             # Exactly as for an id that does not exist: 404, no hint it exists elsewhere.
             assert response.status_code == 404, label
             assert response.get_json()["code"] == "NotFound"
             missing = call(
                 client,
                 method,
-                fill(path, {**values, "org": "0" * 36, "key": "0" * 36}),
+                fill(path, {**values, "org": "0" * 36, "key": "0" * 36, "alert": "0" * 36}),
                 fill(body, values),
                 key,
             )
@@ -359,7 +377,7 @@ def csrf_of(client, path: str) -> str:
 
 def test_every_page_needs_a_sign_in(client, world):
     for path in PAGES + PAGE_POSTS:
-        url = fill(path, {"org": world["a_org"], "month": world["month"]})
+        url = fill(path, {"org": world["a_org"], "month": world["month"], "alert": world["alert"]})
         method = "POST" if path in PAGE_POSTS else "GET"
         response = client.open(url, method=method, data={"credits": "1"})
         assert response.status_code in (302, 400, 401), (path, response.status_code)

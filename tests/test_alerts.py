@@ -17,6 +17,7 @@ from app.extensions import db
 from app.ingest import ingest_batch
 from app.models import AlertEvent, AlertState, AuditEntry, MailMessage, WebhookMessage
 from app.timeutil import set_frozen_now
+from tests.views_support import csrf_token, login
 
 NOW = datetime(2025, 10, 20, 12)
 PASSWORD = "correct horse battery"
@@ -367,3 +368,153 @@ def test_the_firing_rolls_back_with_the_ingest(app_ctx, world, monkeypatch):
     assert fired() == []
     assert db.session.execute(select(func.count()).select_from(AlertState)).scalar_one() == 0
     assert accounts.get_organization(alpha, org.id) is not None
+
+
+# --- the pages ---------------------------------------------------------------------------
+
+
+def page_token(client, path="/alerts") -> str:
+    return csrf_token(client.get(path).get_data(as_text=True))
+
+
+def test_the_page_adds_edits_deletes_rules_and_shows_the_history(client, world):
+    login(client, "owner@alpha.test", PASSWORD)
+    page = client.get("/alerts")
+    assert page.status_code == 200
+    assert "No rules yet" in page.get_data(as_text=True)
+    # A bad threshold: the message is beside the field, nothing is added.
+    bad = client.post(
+        "/alerts/rules",
+        data={
+            "kind": "pool_usage",
+            "threshold": "eighty",
+            "enabled": "y",
+            "csrf_token": page_token(client),
+        },
+    )
+    assert bad.status_code == 400
+    assert 'data-error-for="threshold"' in bad.get_data(as_text=True)
+    too_big = client.post(
+        "/alerts/rules",
+        data={
+            "kind": "pool_usage",
+            "threshold": "5,000",
+            "enabled": "y",
+            "csrf_token": page_token(client),
+        },
+    )
+    assert too_big.status_code == 400 and "1 to 1000" in too_big.get_data(as_text=True)
+    added = client.post(
+        "/alerts/rules",
+        data={
+            "kind": "pool_usage",
+            "threshold": "80",
+            "enabled": "y",
+            "csrf_token": page_token(client),
+        },
+    )
+    assert added.status_code == 302 and added.headers["Location"].endswith("/alerts#rules")
+    shown = client.get("/alerts").get_data(as_text=True)
+    assert "Rule added" in shown or "Alert rule added." in shown
+    assert "Pool usage reaches 80 % of the pool" in shown
+    rule_id = alerts.list_rules(world["alpha"])[0].id
+    prefix = f"r{rule_id[:8]}"
+    saved = client.post(
+        f"/alerts/rules/{rule_id}",
+        data={
+            f"{prefix}-kind": "pool_usage",
+            f"{prefix}-threshold": "90",
+            f"{prefix}-enabled": "y",
+            f"{prefix}-csrf_token": page_token(client),
+            "csrf_token": page_token(client),
+        },
+    )
+    assert saved.status_code == 302, saved.get_data(as_text=True)[:500]
+    db.session.rollback()
+    assert alerts.get_rule(world["alpha"], rule_id).threshold == 90
+    # Delete without the confirmation: refused, the rule stays.
+    d = f"d{rule_id[:8]}"
+    unconfirmed = client.post(
+        f"/alerts/rules/{rule_id}/delete", data={f"{d}-csrf_token": page_token(client)}
+    )
+    assert unconfirmed.status_code == 400
+    assert "tick the box" in unconfirmed.get_data(as_text=True)
+    confirmed = client.post(
+        f"/alerts/rules/{rule_id}/delete",
+        data={f"{d}-confirm": "y", f"{d}-csrf_token": page_token(client)},
+    )
+    assert confirmed.status_code == 302
+    db.session.rollback()
+    assert alerts.list_rules(world["alpha"]) == []
+
+
+def test_the_history_shows_firings_in_the_partners_timezone(client, world, app):
+    alpha, org = world["alpha"], world["org"]
+    alpha.timezone = "Europe/Berlin"
+    db.session.commit()
+    rule(alpha, "pool_usage", 50)
+    ingest_batch(alpha, list(enumerate([ident("a", org, 600)])))
+    login(client, "owner@alpha.test", PASSWORD)
+    text = client.get("/alerts").get_data(as_text=True)
+    # 12:00 UTC on 20 Oct 2025 is 14:00 in Berlin (CEST, UTC+2).
+    assert "20 Oct 2025 14:00 CEST" in text
+    assert 'data-action="fired"' in text
+
+
+def test_send_test_sends_a_webhook_and_an_email_to_the_signed_in_user(client, world):
+    login(client, "owner@alpha.test", PASSWORD)
+    answer = client.post("/alerts/test", data={"csrf_token": page_token(client)})
+    assert answer.status_code == 302
+    assert len(messages("test")) == 1
+    assert [m.recipient for m in mails("test")] == ["owner@alpha.test"]
+
+
+def test_analysts_cannot_open_alerts_but_choose_their_email(client, world):
+    from app import auth
+
+    auth.create_user(world["alpha"], "analyst@alpha.test", PASSWORD, role="analyst")
+    login(client, "analyst@alpha.test", PASSWORD)
+    assert client.get("/alerts").status_code == 403
+    page = client.get("/account/email")
+    assert page.status_code == 200
+    assert (
+        client.post(
+            "/alerts/test", data={"csrf_token": page_token(client, "/account/email")}
+        ).status_code
+        == 403
+    )
+    # No CSRF token: refused, nothing saved.
+    assert client.post("/account/email", data={"monthly_report": "y"}).status_code == 400
+    saved = client.post(
+        "/account/email",
+        data={
+            "alert_kinds": ["stale_data", "pool_usage"],
+            "monthly_report": "y",
+            "csrf_token": page_token(client, "/account/email"),
+        },
+    )
+    assert saved.status_code == 302 and saved.headers["Location"].endswith("/account/email#choices")
+    assert mail.recipients(world["alpha"].id, "stale_data") == [
+        "analyst@alpha.test",
+        "owner@alpha.test",
+    ]
+    assert mail.recipients(world["alpha"].id, None) == ["analyst@alpha.test"]
+    bad = client.post(
+        "/account/email",
+        data={"alert_kinds": ["nope"], "csrf_token": page_token(client, "/account/email")},
+    )
+    assert bad.status_code == 400 and 'data-error-for="alert_kinds"' in bad.get_data(as_text=True)
+
+
+def test_another_partners_rule_is_not_found_on_the_page(client, world):
+    theirs = rule(world["bravo"], "pool_usage", 50)
+    db.session.commit()
+    login(client, "owner@alpha.test", PASSWORD)
+    token = page_token(client)
+    d = f"d{theirs.id[:8]}"
+    answer = client.post(
+        f"/alerts/rules/{theirs.id}/delete", data={f"{d}-confirm": "y", f"{d}-csrf_token": token}
+    )
+    assert answer.status_code == 404
+    db.session.rollback()
+    assert alerts.list_rules(world["bravo"]) != []

@@ -8,12 +8,22 @@ cards), then one module per page family; CSV downloads are written by app/export
 from flask import Flask
 
 from ..chart_tables import chart_table
-from . import auth, billing, credits, dashboard, organizations, overview, reports, webhooks
+from . import (
+    alerts,
+    auth,
+    billing,
+    credits,
+    dashboard,
+    organizations,
+    overview,
+    reports,
+    webhooks,
+)
 from .context import register_context
 from .filters import register_filters
 
 # Registered once, at import: the page families' endpoints become dashboard.<family>.<view>.
-for _page in (overview, organizations, credits, billing, reports, webhooks):
+for _page in (overview, organizations, credits, billing, reports, webhooks, alerts):
     dashboard.bp.register_blueprint(_page.bp)
 
 
