@@ -236,7 +236,9 @@ class Finding:
 def _lock_alerts(partner_id: str) -> None:
     """PostgreSQL: serialize alert evaluation per partner until the commit, so the second
     of two concurrent ingests reads the first one's committed rollups (READ COMMITTED) and
-    neither misses a crossing their sum makes. SQLite: writers are serialized already."""
+    neither misses a crossing their sum makes. (Ingests of one partner also queue on its
+    partner_data_version row, which every batch bumps; this lock does not rely on that.)
+    SQLite: writers are serialized already."""
     if dialect_name() == "postgresql":
         digest = hashlib.sha256(f"partner-analytics:alerts:{partner_id}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)

@@ -58,8 +58,6 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     "MAIL_PASSWORD": str,
     "MAIL_FROM": str,
     "MAIL_OUTBOX_DIR": str,
-    # The links in e-mails (alerts, reports): the dashboard's address, e.g. https://x.com
-    "PUBLIC_BASE_URL": str,
 }
 
 

@@ -1,4 +1,6 @@
-"""The worker: Huey runs the webhook deliveries, their retries and the minute sweep.
+"""The worker: Huey runs the webhook and e-mail deliveries, their retries and the minute
+sweeps of both outboxes, the alert rules' sweep every five minutes (app/alerts.py) and the
+monthly reports' check every 15 minutes (app/report_mail.py).
 
 The queue is Huey's SQLite storage in the instance folder (instance/worker-queue.sqlite3),
 so nothing else needs to run; with REDIS_URL set it is Redis instead (several workers on
@@ -156,7 +158,7 @@ def run_consumer(app: Flask, workers: int = 2) -> None:
 @click.option("--workers", default=2, show_default=True, help="Delivery threads.")
 @with_appcontext
 def worker_command(workers: int) -> None:
-    """Run the worker: webhook deliveries, their retries and the minute sweep."""
+    """Run the worker: webhooks, e-mail, their retries, the alerts and the monthly reports."""
     logging.basicConfig(level=logging.INFO, format="[worker] %(asctime)s %(name)s %(message)s")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     where = "Redis" if app.config.get("REDIS_URL") else str(Path(app.instance_path) / QUEUE_FILE)
