@@ -41,6 +41,7 @@ OBJECT_TYPES = (
     "events",
     "rollups",
     "webhook",
+    "alert",
 )
 
 _suppressed: ContextVar[bool] = ContextVar("audit_suppressed", default=False)

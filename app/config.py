@@ -50,6 +50,14 @@ ENV_VARS: dict[str, Callable[[str], Any]] = {
     # point at private, loopback or link-local addresses (tests, local development).
     "WEBHOOK_TIMEOUT_S": float,
     "WEBHOOK_ALLOW_PRIVATE": _flag,
+    # E-mail (app/mail.py): SMTP when MAIL_SERVER is set, else .eml files in instance/outbox.
+    "MAIL_SERVER": str,
+    "MAIL_PORT": int,
+    "MAIL_USE_TLS": _flag,
+    "MAIL_USERNAME": str,
+    "MAIL_PASSWORD": str,
+    "MAIL_FROM": str,
+    "MAIL_OUTBOX_DIR": str,
 }
 
 
@@ -94,6 +102,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # A receiver has this long to connect and to answer each read (app/delivery.py).
         "WEBHOOK_TIMEOUT_S": 10.0,
         "WEBHOOK_ALLOW_PRIVATE": False,
+        "MAIL_SERVER": None,
+        "MAIL_PORT": 25,
+        "MAIL_USE_TLS": False,
+        "MAIL_FROM": "Partner Analytics <no-reply@partner-analytics.invalid>",
     }
 
 

@@ -487,3 +487,116 @@ class WebhookAttempt(Base):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Whether another attempt follows (false: delivered, or not retried).
     will_retry: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- alerts and e-mail (issue 17, migration 0011) ----------------------------------------
+
+# What an alert rule watches (app/alerts.py); threshold is a percent, hours or days.
+ALERT_KINDS = ("pool_usage", "org_allocation", "projected_exhaustion", "stale_data", "inactive_org")
+
+
+class AlertRule(Base):
+    """One alert rule of a partner: a kind and its threshold (percent, hours or days)."""
+
+    __tablename__ = "alert_rule"
+    __table_args__ = (Index("ix_alert_rule_partner", "partner_id", "kind"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    # pool_usage, org_allocation: percent; stale_data: hours; inactive_org: days;
+    # projected_exhaustion: unused (0).
+    threshold: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AlertState(Base):
+    """Whether a rule is firing for one subject in one period (the once-per-crossing key).
+
+    subject is an organization id (org_allocation, inactive_org) or "". period_key is the
+    billing period's first day for the usage rules, and the start of the quiet spell for
+    the time-based ones. The unique key makes a concurrent second firing insert nothing.
+    """
+
+    __tablename__ = "alert_state"
+    __table_args__ = (UniqueConstraint("rule_id", "subject", "period_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("alert_rule.id"))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    subject: Mapped[str] = mapped_column(String(36), default="")
+    period_key: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(10))  # "firing" or "resolved"
+    fired_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AlertEvent(Base):
+    """The history: one firing or resolution of a rule, with what it saw."""
+
+    __tablename__ = "alert_event"
+    __table_args__ = (Index("ix_alert_event_partner_time", "partner_id", "occurred_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    # Kept when the rule is deleted: the history stays readable.
+    rule_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str] = mapped_column(String(36), default="")
+    subject_label: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(10))  # "fired", "resolved" or "test"
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MailMessage(Base):
+    """One e-mail of the mail outbox, written in the transaction of what caused it.
+
+    raw is the whole RFC 5322 message (what the .eml file holds); the worker sends it by
+    SMTP, or writes it under instance/outbox/ when no MAIL_SERVER is set (app/mail.py).
+    """
+
+    __tablename__ = "mail_message"
+    __table_args__ = (Index("ix_mail_message_due", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partner.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20))  # alert, report, invitation, test
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    raw: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class MailPreference(Base):
+    """A member's e-mail choices: the alert kinds to be told of, and the monthly report."""
+
+    __tablename__ = "mail_preference"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), index=True)
+    alert_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    monthly_report: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReportMailing(Base):
+    """One sending of a month's report (revision 0, then 1, 2, ... when revised)."""
+
+    __tablename__ = "report_mailing"
+    __table_args__ = (UniqueConstraint("partner_id", "month", "revision"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    revision: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime] = mapped_column(DateTime)
+    headline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)

@@ -25,6 +25,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_api_keys": frozenset({"owner", "admin"}),
     "view_audit": frozenset({"owner", "admin"}),
     "manage_webhooks": frozenset({"owner", "admin"}),
+    "manage_alerts": frozenset({"owner", "admin"}),
     "manage_team": frozenset({"owner"}),
     "manage_settings": frozenset({"owner"}),
 }

@@ -51,9 +51,16 @@ def token_digest(token: str) -> str:
 def invitation_created(invitation: Invitation, link: str) -> None:
     """Called once after an invitation is committed, with its one-time link.
 
-    The page shows the link to the inviter once. Mail delivery (issue #17) extends this
-    hook to send the link to invitation.email; it must not store the link.
+    The page shows the link to the inviter once, and the link is mailed to the invited
+    address once (app/mail.py: the message waits in the database's mail outbox until the
+    worker sends it or writes it to instance/outbox/; the invitation itself keeps only the
+    token's digest).
     """
+    from . import mail
+
+    partner = db.session.get(Partner, invitation.partner_id)
+    with write_transaction():
+        mail.send_invitation(invitation.email, link, partner.name if partner else "")
 
 
 def invite(

@@ -1,4 +1,6 @@
-"""The worker: Huey runs the webhook deliveries, their retries and the minute sweep.
+"""The worker: Huey runs the webhook and e-mail deliveries, their retries and the minute
+sweeps of both outboxes, the alert rules' sweep every five minutes (app/alerts.py) and the
+monthly reports' check every 15 minutes (app/report_mail.py).
 
 The queue is Huey's SQLite storage in the instance folder (instance/worker-queue.sqlite3),
 so nothing else needs to run; with REDIS_URL set it is Redis instead (several workers on
@@ -42,6 +44,10 @@ class Jobs:
     huey: Huey
     deliver: Any
     sweep: Any
+    send_mail: Any = None
+    mail_sweep: Any = None
+    alerts_sweep: Any = None
+    reports_due: Any = None
 
 
 def _in_app(app: Flask, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,7 +62,7 @@ def _in_app(app: Flask, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _build(app: Flask) -> Jobs:
-    from . import delivery
+    from . import alerts, delivery, mail, report_mail
 
     immediate = app.config.get("WORKER_IMMEDIATE")
     if immediate is None:
@@ -74,7 +80,19 @@ def _build(app: Flask) -> Jobs:
     sweep = huey.periodic_task(crontab(minute="*"), name="webhooks.sweep")(
         _in_app(app, delivery.sweep)
     )
-    return Jobs(huey, deliver, sweep)
+    send_mail = huey.task(name="mail.deliver")(_in_app(app, mail.deliver))
+    mail_sweep = huey.periodic_task(crontab(minute="*"), name="mail.sweep")(
+        _in_app(app, mail.sweep)
+    )
+    # The time-based alerts, and the resolution of every firing one.
+    alerts_sweep = huey.periodic_task(crontab(minute="*/5"), name="alerts.sweep")(
+        _in_app(app, alerts.sweep)
+    )
+    # Which partners' monthly report is due (06:00 local on the 1st), or revised.
+    reports_due = huey.periodic_task(crontab(minute="*/15"), name="reports.mail_due")(
+        _in_app(app, report_mail.send_due)
+    )
+    return Jobs(huey, deliver, sweep, send_mail, mail_sweep, alerts_sweep, reports_due)
 
 
 def jobs(app: Flask | None = None) -> Jobs:
@@ -104,6 +122,20 @@ def schedule_delivery(message_id: str, due: datetime | None = None) -> None:
         log.warning("could not queue webhook %s; the sweep will", message_id, exc_info=True)
 
 
+def schedule_mail(message_id: str, due: datetime | None = None) -> None:
+    """Ask the worker to send e-mail message_id now, or at due (a failure is only logged:
+    the mail outbox's sweep hands it over again)."""
+    try:
+        found = jobs()
+        delay = (due - utcnow()).total_seconds() if due is not None else 0.0
+        if delay > 0:
+            found.send_mail.schedule(args=(message_id,), delay=delay)
+        else:
+            found.send_mail(message_id)
+    except Exception:
+        log.warning("could not queue e-mail %s; the sweep will", message_id, exc_info=True)
+
+
 def run_consumer(app: Flask, workers: int = 2) -> None:
     """Run the consumer (deliveries and the minute sweep) until stopped."""
     found = jobs(app)
@@ -111,6 +143,7 @@ def run_consumer(app: Flask, workers: int = 2) -> None:
         raise click.UsageError("the worker cannot run in immediate mode (TESTING is set)")
     # First a sweep: what came due while no worker ran, and the claims of a killed one.
     found.sweep()
+    found.mail_sweep()
     consumer = found.huey.create_consumer(
         workers=workers,
         worker_type="thread",
@@ -125,7 +158,7 @@ def run_consumer(app: Flask, workers: int = 2) -> None:
 @click.option("--workers", default=2, show_default=True, help="Delivery threads.")
 @with_appcontext
 def worker_command(workers: int) -> None:
-    """Run the worker: webhook deliveries, their retries and the minute sweep."""
+    """Run the worker: webhooks, e-mail, their retries, the alerts and the monthly reports."""
     logging.basicConfig(level=logging.INFO, format="[worker] %(asctime)s %(name)s %(message)s")
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     where = "Redis" if app.config.get("REDIS_URL") else str(Path(app.instance_path) / QUEUE_FILE)

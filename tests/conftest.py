@@ -61,6 +61,8 @@ def app(tmp_path: Any, pg_database: str | None) -> Iterator[Any]:
             "COMPRESS_BR_LEVEL": 5,
             # Webhook receivers in tests listen on 127.0.0.1 (test_webhooks.py turns it off).
             "WEBHOOK_ALLOW_PRIVATE": True,
+            # E-mails (no MAIL_SERVER) are written as .eml files in the test's folder.
+            "MAIL_OUTBOX_DIR": str(tmp_path / "mail-outbox"),
         }
     )
     application.test_client_class = ServerLikeClient

@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import auth, team
+from app import alerts, auth, team
 from app.extensions import db
 from app.models import ApiKey, Organization
 from app.roles import PERMISSIONS
@@ -100,6 +100,11 @@ API = [
     ("GET", "/api/v1/partner/webhooks/logs", "admin", None),
     ("POST", "/api/v1/partner/webhooks/secret/rotate", "admin", None),
     ("GET", "/api/v1/partner/audit-log", "admin", None),
+    ("GET", "/api/v1/partner/alerts", "admin", None),
+    ("POST", "/api/v1/partner/alerts", "admin", {"kind": "stale_data", "threshold": 24}),
+    ("GET", "/api/v1/partner/alerts/history", "admin", None),
+    ("PUT", "/api/v1/partner/alerts/{alert}", "admin", {"kind": "pool_usage", "threshold": 90}),
+    ("DELETE", "/api/v1/partner/alerts/{alert}", "admin", None),
     # Last: it cancels the organization the rows above use.
     ("DELETE", "/api/v1/partner/organizations/{org}", "write", None),
 ]
@@ -220,6 +225,30 @@ ROUTES = [
     ),
     Route("POST", "/webhooks/secret/rotate", "manage_webhooks", data={"confirm": "y"}),
     Route("POST", "/webhooks/test", "manage_webhooks"),
+    Route("GET", "/alerts", "manage_alerts"),
+    Route(
+        "POST",
+        "/alerts/rules",
+        "manage_alerts",
+        data={"kind": "stale_data", "threshold": "24", "enabled": "y"},
+    ),
+    Route(
+        "POST",
+        "/alerts/rules/<rule_id>",
+        "manage_alerts",
+        "/alerts/rules/{alert}",
+        {"kind": "pool_usage", "threshold": "90", "enabled": "y"},
+    ),
+    Route("POST", "/alerts/test", "manage_alerts"),
+    Route(
+        "POST",
+        "/alerts/rules/<rule_id>/delete",
+        "manage_alerts",
+        "/alerts/rules/{alert}/delete",
+        {"confirm": "y"},
+    ),
+    Route("GET", "/account/email", "read"),
+    Route("POST", "/account/email", "read", data={"monthly_report": "y"}),
     Route("GET", "/audit-log", "view_audit"),
     Route("GET", "/audit-log.csv", "view_audit"),
     Route("GET", "/api-keys", "manage_api_keys"),
@@ -270,7 +299,7 @@ ROUTES = [
     ),
 ]
 # Placeholders that name one of Alpha's objects: another partner's user gets 404 for them.
-OBJECTS = {"org", "member", "invitation", "key"}
+OBJECTS = {"org", "member", "invitation", "key", "alert"}
 ROLE_USERS = {
     "owner": "owner@alpha.test",
     "admin": "admin@alpha.test",
@@ -285,6 +314,7 @@ def flask_rule(path: str) -> str:
     return (
         path.replace("{org}", "<id>" if path.startswith("/api/") else "<org_id>")
         .replace("{key}", "<id>" if path.startswith("/api/") else "<key_id>")
+        .replace("{alert}", "<id>" if path.startswith("/api/") else "<rule_id>")
         .replace("{month}", "<month>")
     )
 
@@ -352,12 +382,14 @@ def world(app, freeze, make_partner, make_org, add_events, make_user):
     auth.create_user(alpha, "analyst@alpha.test", PASSWORD, "analyst")
     spare_member = auth.create_user(alpha, "member@alpha.test", PASSWORD, "analyst")
     invitation, _link = team.invite(alpha, "pending@example.test", "admin", lambda t: t)
+    alert = alerts.create_rule(alpha, "pool_usage", 80)
     values = {
         "org": a_org.id,
         "month": "2025-09",
         "member": str(spare_member.id),
         "invitation": invitation.id,
         "key": str(spare_id),
+        "alert": alert.id,
     }
     return {
         "values": values,
@@ -420,7 +452,14 @@ def test_each_route_needs_the_permission_its_view_declares(app):
             assert endpoint.startswith("dashboard."), f"{route.rule}: outside the login gate"
 
 
-SAMPLE_VALUES = {"org": "o", "month": "2025-09", "member": "1", "invitation": "i", "key": "k"}
+SAMPLE_VALUES = {
+    "org": "o",
+    "month": "2025-09",
+    "member": "1",
+    "invitation": "i",
+    "key": "k",
+    "alert": "a",
+}
 
 
 def allowed(key_name: str, scope: str) -> bool:
@@ -440,6 +479,7 @@ def test_each_scope_reaches_exactly_its_endpoints(client, world, key_name):
         values = {
             "org": world["a_org"],
             "key": world["spare"],
+            "alert": world["alert"],
             "month": world["month"],
             "n": str(n),
         }
@@ -460,6 +500,7 @@ def test_no_live_key_gets_401_everywhere(client, world, key_name):
         values = {
             "org": world["a_org"],
             "key": world["spare"],
+            "alert": world["alert"],
             "month": world["month"],
             "n": str(n),
         }
@@ -483,19 +524,20 @@ def test_another_partners_key_sees_404_for_every_id_and_only_its_own_data(client
         values = {
             "org": world["a_org"],
             "key": world["spare"],
+            "alert": world["alert"],
             "month": world["month"],
             "n": str(n),
         }
         response = call(client, method, fill(path, values), fill(body, values), key)
         label = f"bravo key: {method} {path}"
-        if "{org}" in path.split("?")[0] or "{key}" in path:
+        if "{org}" in path.split("?")[0] or "{key}" in path or "{alert}" in path:
             # Exactly as for an id that does not exist: 404, no hint it exists elsewhere.
             assert response.status_code == 404, label
             assert response.get_json()["code"] == "NotFound"
             missing = call(
                 client,
                 method,
-                fill(path, {**values, "org": "0" * 36, "key": "0" * 36}),
+                fill(path, {**values, "org": "0" * 36, "key": "0" * 36, "alert": "0" * 36}),
                 fill(body, values),
                 key,
             )

@@ -268,7 +268,7 @@ def test_the_page_shows_entries_in_the_partners_time_with_the_change(client, wor
     page = client.get("/audit-log?objectType=allocation").get_data(as_text=True)
     assert f'data-entry-id="{world["ids"]["e4"]}"' in page
     # 04:59Z on 3 Nov is 23:59 on 2 Nov in New York (EST, UTC-5).
-    assert "2 Nov 2025 at 23:59 (America/New_York)" in page
+    assert "2 Nov 2025 at 23:59 EST (America/New_York)" in page
     assert "Admin@Alpha.test" in page and "dashboard user" in page
     assert "<del>100</del> → <ins>1,500</ins>" in page
     assert "192.0.2.1" in page

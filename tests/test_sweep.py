@@ -67,6 +67,8 @@ def test_the_url_map_gives_the_pages_the_product_has():
     # itself (this list only guards the filter above from dropping a page).
     assert sorted(rule for _, rule, _ in ROUTES) == [
         "/",
+        "/account/email",
+        "/alerts",
         "/api-keys",
         "/audit-log",
         "/billing",

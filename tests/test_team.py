@@ -107,7 +107,7 @@ def test_members_show_role_and_last_sign_in_in_the_partners_timezone(app, world)
     rows = dict(re.findall(r'<tr data-member="([^"]+)">(.*?)</tr>', page, re.S))
     assert sorted(rows) == ["admin@alpha.test", "analyst@alpha.test", "owner@alpha.test"]
     # Signed in at 12:00 UTC on 20 Oct 2025: 08:00 in New York (EDT, UTC-4).
-    assert "20 Oct 2025 at 08:00 (America/New_York)" in rows["owner@alpha.test"]
+    assert "20 Oct 2025 at 08:00 EDT (America/New_York)" in rows["owner@alpha.test"]
     assert "never" in rows["admin@alpha.test"]
     selected = re.search(r'<option selected value="(\w+)"', rows["admin@alpha.test"])
     assert selected and selected.group(1) == "admin"
@@ -128,7 +128,7 @@ def test_an_invitation_shows_its_link_once_and_stores_only_its_digest(app, world
     assert row.invited_by == "owner@alpha.test"
     assert 'data-invitation="new.person@example.test"' in again
     # 12:00 UTC on 27 Oct 2025 is 08:00 in New York (still EDT until 2 Nov).
-    assert "27 Oct 2025 at 08:00 (America/New_York)" in again
+    assert "27 Oct 2025 at 08:00 EDT (America/New_York)" in again
     [entry] = entries("invite")
     assert (entry.actor_kind, entry.actor, entry.object_type) == (
         "user",
@@ -519,3 +519,16 @@ def test_set_password_is_audited(app, runner, world):
     refused = runner.invoke(args=["set-password", "--email", "admin@alpha.test", "--password", "x"])
     assert refused.exit_code != 0
     assert len(entries("password_change")) == 1
+
+
+def test_the_invitation_link_is_mailed_to_the_invited_address_once(app, world):
+    from email import message_from_bytes, policy
+    from pathlib import Path
+
+    link = invite(signed_in(app, "owner@alpha.test"), "mailed@example.test", "admin")
+    files = sorted(Path(app.config["MAIL_OUTBOX_DIR"]).glob("*.eml"))
+    assert len(files) == 1
+    message = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert message["To"] == "mailed@example.test"
+    assert "Alpha Agency" in message["Subject"]
+    assert link in message.get_body(("plain",)).get_content()

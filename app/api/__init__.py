@@ -27,4 +27,4 @@ def _public_document() -> bool:
 # Imported for their routes; guards first, so its before_request runs before any view.
 from . import guards  # noqa: E402,F401,I001
 from . import account, analytics, billing, events, organizations  # noqa: E402,F401
-from . import audit, reports, webhooks  # noqa: E402,F401
+from . import alerts, audit, reports, webhooks  # noqa: E402,F401

@@ -1253,3 +1253,68 @@ class WebhookLogsOut(Out):
     total: int
     page: int
     page_size: int
+
+
+# --- alerts (app/alerts.py) --------------------------------------------------------------
+
+AlertKind = Literal[
+    "pool_usage", "org_allocation", "projected_exhaustion", "stale_data", "inactive_org"
+]
+
+
+class AlertRuleBody(Body):
+    """POST /partner/alerts and PUT /partner/alerts/{id}: a rule."""
+
+    kind: AlertKind = Field(
+        description="pool_usage (threshold %), org_allocation (threshold %), "
+        "projected_exhaustion (no threshold), stale_data (threshold hours), "
+        "inactive_org (threshold days)"
+    )
+    threshold: int | None = Field(
+        None,
+        description="percent 1-1000 (pool_usage, org_allocation), hours 1-8760 "
+        "(stale_data), days 1-365 (inactive_org); ignored for projected_exhaustion",
+    )
+    enabled: bool = True
+
+
+class AlertRuleOut(Out):
+    """An alert rule."""
+
+    id: str
+    kind: AlertKind
+    threshold: int
+    enabled: bool
+    description: str
+    event_type: WebhookEventType = Field(description="the webhook event type of its firings")
+    firing: int = Field(description="how many subjects it is firing for now")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class AlertRuleListOut(Out):
+    """GET /partner/alerts: the partner's rules, oldest first."""
+
+    alerts: list[AlertRuleOut]
+
+
+class AlertEventOut(Out):
+    """One firing, resolution or test send."""
+
+    id: int
+    rule_id: str
+    kind: str
+    action: Literal["fired", "resolved", "test"]
+    subject: str = Field(description="the organization id, or empty for partner-wide rules")
+    subject_label: str
+    occurred_at: Timestamp
+    data: dict[str, Any]
+
+
+class AlertHistoryOut(Out):
+    """GET /partner/alerts/history: firings and resolutions, newest first."""
+
+    history: list[AlertEventOut]
+    total: int
+    page: int
+    page_size: int

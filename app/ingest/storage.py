@@ -282,6 +282,16 @@ def commit_rows(
             stored = store_sqlite_params(partner_id, params, sums, tz)
         else:
             stored = store_rows(partner_id, rows, now, tz, sums)
+        if stored:
+            # The usage alerts this batch may have crossed, in its transaction (app/alerts.py).
+            from .. import alerts
+
+            batch_orgs = (
+                {p[1] for p in params}
+                if params is not None
+                else {r["organization_id"] for r in rows}
+            )
+            alerts.evaluate_ingest(partner_id, batch_orgs)
         if before_commit is not None:
             before_commit(stored)
     result.accepted += stored

@@ -10,6 +10,7 @@ from flask import Flask
 
 from ..chart_tables import chart_table
 from . import (
+    alerts,
     audit,
     auth,
     billing,
@@ -41,6 +42,7 @@ for _page in (
     webhooks,
     keys,
     audit,
+    alerts,
 ):
     dashboard.bp.register_blueprint(_page.bp)
 

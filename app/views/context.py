@@ -86,6 +86,7 @@ MANAGE_PAGES = (
     ("team", "dashboard.team.index", "Team", "manage_team"),
     ("keys", "dashboard.keys.index", "API keys", "manage_api_keys"),
     ("webhooks", "dashboard.webhooks.index", "Webhooks", "manage_webhooks"),
+    ("alerts", "dashboard.alerts.index", "Alerts", "manage_alerts"),
     ("audit", "dashboard.audit.index", "Audit log", "view_audit"),
 )
 
