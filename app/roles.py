@@ -32,7 +32,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 ROLE_LABELS = {
     "owner": "Owner: everything, including the team and the settings",
-    "admin": "Admin: organizations, allocations, API keys (up to write) and the audit log",
+    "admin": (
+        "Admin: organizations, allocations, API keys (up to write), webhooks, alerts and "
+        "the audit log"
+    ),
     "analyst": "Analyst: reads and exports only",
 }
 

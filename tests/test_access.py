@@ -248,6 +248,7 @@ ROUTES = [
         {"confirm": "y"},
     ),
     Route("GET", "/account/email", "read"),
+    Route("GET", "/account/password", "read"),
     Route("POST", "/account/email", "read", data={"monthly_report": "y"}),
     Route("GET", "/audit-log", "view_audit"),
     Route("GET", "/audit-log.csv", "view_audit"),
@@ -296,6 +297,13 @@ ROUTES = [
         "/organizations/<org_id>/cancel",
         "manage_organizations",
         "/organizations/{org}/cancel",
+    ),
+    # Last of all: a password change renews the session (and its CSRF token).
+    Route(
+        "POST",
+        "/account/password",
+        "read",
+        data={"current": PASSWORD, "new": PASSWORD, "confirm": PASSWORD},
     ),
 ]
 # Placeholders that name one of Alpha's objects: another partner's user gets 404 for them.

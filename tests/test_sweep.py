@@ -68,6 +68,7 @@ def test_the_url_map_gives_the_pages_the_product_has():
     assert sorted(rule for _, rule, _ in ROUTES) == [
         "/",
         "/account/email",
+        "/account/password",
         "/alerts",
         "/api-keys",
         "/audit-log",

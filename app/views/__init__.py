@@ -10,6 +10,7 @@ from flask import Flask
 
 from ..chart_tables import chart_table
 from . import (
+    account,
     alerts,
     audit,
     auth,
@@ -43,6 +44,7 @@ for _page in (
     keys,
     audit,
     alerts,
+    account,
 ):
     dashboard.bp.register_blueprint(_page.bp)
 
