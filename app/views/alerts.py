@@ -226,7 +226,6 @@ def send_test() -> Any:
 
 
 @bp.get("/account/email")
-@requires("read")
 def email() -> Any:
     """The signed-in member's e-mail choices (any role)."""
     form = EmailForm(formdata=None)
@@ -237,7 +236,6 @@ def email() -> Any:
 
 
 @bp.post("/account/email")
-@requires("read")
 def save_email() -> Any:
     """Save the signed-in member's e-mail choices."""
     form = EmailForm()
