@@ -7,6 +7,7 @@ logic), with the one guard that refuses them before the database is initialised.
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import os
 import sys
@@ -306,6 +307,132 @@ def create_org_command(
     click.echo(org.id)
 
 
+# The columns of `flask create-orgs`, as `flask create-org`'s options (the API's names).
+CREATE_ORGS_COLUMNS = ("name", "externalId", "credits", "tier", "productType", "createdAt")
+# An error's field named as its column (create_organization says initialCredits).
+_COLUMN_OF_FIELD = {"initialCredits": "credits"}
+
+
+class RowRejected(Exception):
+    """A CSV row that cannot be read: its column and the reason."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+
+
+def _organization_row(values: dict[str, str], timezone: str) -> dict[str, Any]:
+    """Return create_organization's arguments for one CSV row (empty cells: the defaults)."""
+    credits_text = values.get("credits", "").strip().replace(",", "")
+    try:
+        credits = int(credits_text) if credits_text else 0
+    except ValueError as exc:
+        raise RowRejected("credits", "credits must be a whole number") from exc
+    created_text = values.get("createdAt", "").strip()
+    created = None
+    if created_text:
+        try:
+            created = parse_moment(created_text, "createdAt", timezone)
+        except PeriodError as exc:
+            raise RowRejected("createdAt", exc.message) from exc
+    return {
+        "name": values.get("name", ""),
+        "external_id": values.get("externalId", "").strip() or None,
+        "initial_credits": credits,
+        "tier": values.get("tier", "").strip() or "trial",
+        "product_type": values.get("productType", "").strip() or "B2B",
+        "created_at": created,
+    }
+
+
+def read_organizations_csv(
+    stream: Any, timezone: str
+) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """Return (line, arguments) for each CSV row and the problems found reading them.
+
+    Line numbers count the header as line 1. A header naming an unknown column, or
+    without name, is the one problem reported (the rows are not read).
+    """
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return [], ["line 1: header: the file is empty; it needs a header row"]
+    columns = [cell.strip() for cell in header]
+    unknown = [c for c in columns if c not in CREATE_ORGS_COLUMNS]
+    if unknown or "name" not in columns or len(set(columns)) != len(columns):
+        return [], [
+            "line 1: header: the header names the columns, each once, among "
+            + ", ".join(CREATE_ORGS_COLUMNS)
+            + " (name is required)"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        ]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    problems: list[str] = []
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(f"line {reader.line_num}: row: {exc}")
+            break
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line
+        if len(cells) != len(columns):
+            problems.append(
+                f"line {line}: row: {len(cells)} cells where the header has {len(columns)}"
+            )
+            continue
+        try:
+            rows.append((line, _organization_row(dict(zip(columns, cells, strict=True)), timezone)))
+        except RowRejected as exc:
+            problems.append(f"line {line}: {exc.column}: {exc.reason}")
+    return rows, problems
+
+
+@click.command("create-orgs")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--partner", "slug", required=True)
+def create_orgs_command(file: str, slug: str) -> None:
+    """Create the organizations of a CSV file, all or none, in one transaction.
+
+    The header row names the columns: name (required), externalId, credits, tier,
+    productType, createdAt (as create-org's options). A refused row is reported as
+    `line N: <column>: <reason>` (the header is line 1), and then nothing is created.
+    """
+    partner = _partner(slug)
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as stream:
+            rows, problems = read_organizations_csv(stream, partner.timezone)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{file} is not UTF-8 text: {exc}") from exc
+    lines = {index: line for index, (line, _args) in enumerate(rows)}
+    try:
+        # With rows refused already, the others are still checked (and every refusal
+        # reported), then nothing is created.
+        created = accounts.create_organizations(
+            partner, [args for _line, args in rows], check_only=bool(problems)
+        )
+    except accounts.OrganizationsRejected as exc:
+        problems += [
+            f"line {lines[index]}: {_COLUMN_OF_FIELD.get(error.field or '', error.field or 'row')}"
+            f": {error.message}"
+            for index, error in exc.errors
+        ]
+        problems.sort(key=lambda text: int(text.split(":", 1)[0].removeprefix("line ")))
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"Error: {len(problems)} row(s) rejected; no organization created", err=True)
+        sys.exit(1)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"created {len(created)} organization(s)")
+
+
 def run_ingest(
     partner: Partner,
     path: str,
@@ -591,6 +718,7 @@ def register_cli(app: Flask) -> None:
         create_user_command,
         set_password_command,
         create_org_command,
+        create_orgs_command,
         ingest_command,
         seed_demo_command,
         set_timezone_command,
