@@ -10,6 +10,7 @@ import copy
 import csv
 import functools
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -98,10 +99,62 @@ def database_problem() -> str | None:
     return None
 
 
-def _migration_head() -> str | None:
-    from alembic.script import ScriptDirectory
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w]+)['\"]?", re.MULTILINE)
 
-    return ScriptDirectory(current_app.extensions["migrate"].directory).get_current_head()
+
+def _migration_head() -> str | None:
+    """Return the newest migration's revision: the one no other revises.
+
+    Read from the files' revision lines rather than through Alembic, which a command
+    would otherwise import (a fifth of a second) for this check alone.
+    """
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"])
+        if found.get("down_revision", "None") != "None":
+            revised.add(found["down_revision"])
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+def init_migrations(app: Flask) -> None:
+    """Bind Flask-Migrate (and its `flask db` commands) to app, once."""
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+
+
+class LazyMigrationsGroup(click.Group):
+    """`flask db`: Flask-Migrate's commands, imported (with Alembic) when this is used."""
+
+    def _group(self) -> click.Group:
+        from flask_migrate.cli import db as group
+
+        return group
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The group's own options (--directory, --x-arg) and the callback storing them.
+        real = self._group()
+        self.params, self.callback = real.params, real.callback
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        init_migrations(current_app._get_current_object())  # type: ignore[attr-defined]
+        return self._group().get_command(ctx, cmd_name)
+
+
+lazy_migrations_group = LazyMigrationsGroup(
+    "db", help="Perform database migrations (Flask-Migrate's commands)."
+)
 
 
 def needs_database(command: click.Command) -> click.Command:
@@ -137,7 +190,8 @@ def init_db() -> None:
     if path is not None:
         # The instance folder is only made when something goes into it.
         path.parent.mkdir(parents=True, exist_ok=True)
-    upgrade(directory=current_app.extensions["migrate"].directory)
+    init_migrations(current_app._get_current_object())  # type: ignore[attr-defined]
+    upgrade(directory=str(MIGRATIONS))
 
 
 @click.command("init-db")
