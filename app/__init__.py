@@ -12,9 +12,9 @@ from werkzeug.routing import RequestRedirect
 
 from . import cache, compression, database
 from . import config as config_module
-from .cli import register_cli
+from .cli import init_migrations, lazy_migrations_group, register_cli
 from .errors import register_error_handlers
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager
 from .hooks import register_hooks, register_hooks_before_limiter
 from .security import register_security
 
@@ -69,9 +69,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     configure(app, test_config)
     register_extensions(app)
-    if not config_module.loading_for_own_commands():
+    if config_module.loading_for_own_commands():
         # A command such as `flask create-org` needs neither the pages nor the API (whose
-        # schemas, pydantic and spectree take a good part of a second to import).
+        # schemas, pydantic and spectree take a good part of a second to import), nor
+        # Flask-Migrate and Alembic, imported by `flask init-db` and `flask db` when run.
+        app.cli.add_command(lazy_migrations_group)
+    else:
+        init_migrations(app)
         register_blueprints(app)
     register_error_handlers(app)
     register_hooks(app)
@@ -99,11 +103,10 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    """Bind the extensions: the database (and its listeners), migrations, CSRF, sign-in and
+    """Bind the extensions: the database (and its listeners), CSRF, sign-in and
     the rate limiter (with the hooks that must run around it)."""
     db.init_app(app)
     database.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

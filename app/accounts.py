@@ -405,6 +405,77 @@ def create_organization(
     created_at: datetime | None = None,
 ) -> Organization:
     """Create an organization with its first status and (optionally) its first allocation."""
+    fields = _checked_organization(
+        name, external_id, initial_credits, metadata, tier, product_type, created_at
+    )
+    with write_transaction():
+        _lock_partner(partner)
+        org = _insert_organization(partner, **fields)
+    return org
+
+
+class OrganizationsRejected(Exception):
+    """create_organizations refused its rows: errors lists (row index, error), by index."""
+
+    def __init__(self, errors: list[tuple[int, AppError]]) -> None:
+        super().__init__(f"{len(errors)} row(s) rejected")
+        self.errors = errors
+
+
+def create_organizations(
+    partner: Partner, rows: list[dict[str, Any]], *, check_only: bool = False
+) -> list[Organization]:
+    """Create many organizations in one transaction, by create_organization's rules.
+
+    Each row holds create_organization's keyword arguments. Every row is checked (an
+    externalId given twice in the rows is a conflict too, and the pool, the trial cap and
+    maxOrganizations count the rows before it); if any is refused, nothing is created and
+    OrganizationsRejected lists every refused row. check_only checks every row, then rolls
+    back and raises OrganizationsRejected (its list empty when no row was refused): for a
+    caller that refuses other rows already.
+    """
+    errors: list[tuple[int, AppError]] = []
+    checked: list[tuple[int, dict[str, Any]]] = []
+    first_row_of: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        try:
+            fields = _checked_organization(**row)
+            external_id = fields["external_id"]
+            if external_id is not None:
+                if external_id in first_row_of:
+                    raise AppError(
+                        "Conflict",
+                        f"externalId {external_id!r} is given to an earlier row too",
+                        {"field": "externalId", "value": external_id},
+                    )
+                first_row_of[external_id] = index
+            checked.append((index, fields))
+        except AppError as exc:
+            errors.append((index, exc))
+    created: list[Organization] = []
+    with write_transaction():
+        _lock_partner(partner)
+        for index, fields in checked:
+            try:
+                # Every check runs before anything is added: a refused row adds nothing.
+                created.append(_insert_organization(partner, **fields))
+            except AppError as exc:
+                errors.append((index, exc))
+        if errors or check_only:
+            raise OrganizationsRejected(sorted(errors, key=lambda item: item[0]))
+    return created
+
+
+def _checked_organization(
+    name: Any,
+    external_id: Any = None,
+    initial_credits: Any = 0,
+    metadata: Any = None,
+    tier: Any = "trial",
+    product_type: Any = "B2B",
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Return a new organization's fields checked on their own (before any transaction)."""
     name = check_name(name)
     if external_id is not None:
         check_external_id(external_id)
@@ -416,56 +487,82 @@ def create_organization(
     created = to_utc_naive(created_at) if created_at else now
     if created > now:
         raise _field_error("createdAt", created.isoformat(), "createdAt must not be in the future")
-    with write_transaction():
-        _lock_partner(partner)
-        _check_organization_limit(partner)
-        _check_external_id_free(partner, external_id, None)
-        if credits:
-            _check_allocation(partner, None, tier, credits)
-        org = Organization(
-            partner_id=partner.id,
-            name=name,
-            external_id=external_id,
-            status="active",
-            tier=tier,
-            product_type=product_type,
-            meta=metadata,
-            credits_allocated=credits,
-            created_at=created,
-            updated_at=now,
+    return {
+        "name": name,
+        "external_id": external_id,
+        "credits": credits,
+        "metadata": metadata,
+        "tier": tier,
+        "product_type": product_type,
+        "created": created,
+        "now": now,
+    }
+
+
+def _insert_organization(
+    partner: Partner,
+    *,
+    name: str,
+    external_id: str | None,
+    credits: int,
+    metadata: dict[str, Any],
+    tier: str,
+    product_type: str,
+    created: datetime,
+    now: datetime,
+) -> Organization:
+    """Check the partner's limits, then add the organization, its status and allocation.
+
+    Runs inside the caller's write_transaction, holding the partner's lock.
+    """
+    _check_organization_limit(partner)
+    _check_external_id_free(partner, external_id, None)
+    if credits:
+        _check_allocation(partner, None, tier, credits)
+    org = Organization(
+        partner_id=partner.id,
+        name=name,
+        external_id=external_id,
+        status="active",
+        tier=tier,
+        product_type=product_type,
+        meta=metadata,
+        credits_allocated=credits,
+        created_at=created,
+        updated_at=now,
+    )
+    db.session.add(org)
+    db.session.flush()
+    db.session.add(
+        OrganizationStatusChange(
+            organization_id=org.id, partner_id=partner.id, status="active", changed_at=created
         )
-        db.session.add(org)
-        db.session.flush()
+    )
+    _audit_org(
+        org,
+        "create",
+        after={
+            **_org_fields(org),
+            "status": "active",
+            "tier": tier,
+            "initialCredits": credits,
+            "createdAt": created,
+        },
+    )
+    if credits:
+        # Dated like the first status, so an imported (backdated) client's history
+        # shows its allocation from the day it was created.
         db.session.add(
-            OrganizationStatusChange(
-                organization_id=org.id, partner_id=partner.id, status="active", changed_at=created
+            CreditAllocation(
+                partner_id=partner.id,
+                organization_id=org.id,
+                credits_allocated=credits,
+                previous_credits=0,
+                notes="initial allocation",
+                allocated_at=created,
             )
         )
-        _audit_org(
-            org,
-            "create",
-            after={
-                **_org_fields(org),
-                "status": "active",
-                "tier": tier,
-                "initialCredits": credits,
-                "createdAt": created,
-            },
-        )
-        if credits:
-            # Dated like the first status, so an imported (backdated) client's history
-            # shows its allocation from the day it was created.
-            db.session.add(
-                CreditAllocation(
-                    partner_id=partner.id,
-                    organization_id=org.id,
-                    credits_allocated=credits,
-                    previous_credits=0,
-                    notes="initial allocation",
-                    allocated_at=created,
-                )
-            )
-            _audit_allocation(org, "set", 0, {"credits": credits, "notes": "initial allocation"})
+        _audit_allocation(org, "set", 0, {"credits": credits, "notes": "initial allocation"})
     return org
 
 

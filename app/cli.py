@@ -7,8 +7,10 @@ logic), with the one guard that refuses them before the database is initialised.
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import os
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -97,10 +99,62 @@ def database_problem() -> str | None:
     return None
 
 
-def _migration_head() -> str | None:
-    from alembic.script import ScriptDirectory
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w]+)['\"]?", re.MULTILINE)
 
-    return ScriptDirectory(current_app.extensions["migrate"].directory).get_current_head()
+
+def _migration_head() -> str | None:
+    """Return the newest migration's revision: the one no other revises.
+
+    Read from the files' revision lines rather than through Alembic, which a command
+    would otherwise import (a fifth of a second) for this check alone.
+    """
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"])
+        if found.get("down_revision", "None") != "None":
+            revised.add(found["down_revision"])
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+def init_migrations(app: Flask) -> None:
+    """Bind Flask-Migrate (and its `flask db` commands) to app, once."""
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+
+
+class LazyMigrationsGroup(click.Group):
+    """`flask db`: Flask-Migrate's commands, imported (with Alembic) when this is used."""
+
+    def _group(self) -> click.Group:
+        from flask_migrate.cli import db as group
+
+        return group
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The group's own options (--directory, --x-arg) and the callback storing them.
+        real = self._group()
+        self.params, self.callback = real.params, real.callback
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        init_migrations(current_app._get_current_object())  # type: ignore[attr-defined]
+        return self._group().get_command(ctx, cmd_name)
+
+
+lazy_migrations_group = LazyMigrationsGroup(
+    "db", help="Perform database migrations (Flask-Migrate's commands)."
+)
 
 
 def needs_database(command: click.Command) -> click.Command:
@@ -136,7 +190,8 @@ def init_db() -> None:
     if path is not None:
         # The instance folder is only made when something goes into it.
         path.parent.mkdir(parents=True, exist_ok=True)
-    upgrade(directory=current_app.extensions["migrate"].directory)
+    init_migrations(current_app._get_current_object())  # type: ignore[attr-defined]
+    upgrade(directory=str(MIGRATIONS))
 
 
 @click.command("init-db")
@@ -304,6 +359,132 @@ def create_org_command(
     except AppError as exc:
         raise _fail(exc) from exc
     click.echo(org.id)
+
+
+# The columns of `flask create-orgs`, as `flask create-org`'s options (the API's names).
+CREATE_ORGS_COLUMNS = ("name", "externalId", "credits", "tier", "productType", "createdAt")
+# An error's field named as its column (create_organization says initialCredits).
+_COLUMN_OF_FIELD = {"initialCredits": "credits"}
+
+
+class RowRejected(Exception):
+    """A CSV row that cannot be read: its column and the reason."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+
+
+def _organization_row(values: dict[str, str], timezone: str) -> dict[str, Any]:
+    """Return create_organization's arguments for one CSV row (empty cells: the defaults)."""
+    credits_text = values.get("credits", "").strip().replace(",", "")
+    try:
+        credits = int(credits_text) if credits_text else 0
+    except ValueError as exc:
+        raise RowRejected("credits", "credits must be a whole number") from exc
+    created_text = values.get("createdAt", "").strip()
+    created = None
+    if created_text:
+        try:
+            created = parse_moment(created_text, "createdAt", timezone)
+        except PeriodError as exc:
+            raise RowRejected("createdAt", exc.message) from exc
+    return {
+        "name": values.get("name", ""),
+        "external_id": values.get("externalId", "").strip() or None,
+        "initial_credits": credits,
+        "tier": values.get("tier", "").strip() or "trial",
+        "product_type": values.get("productType", "").strip() or "B2B",
+        "created_at": created,
+    }
+
+
+def read_organizations_csv(
+    stream: Any, timezone: str
+) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """Return (line, arguments) for each CSV row and the problems found reading them.
+
+    Line numbers count the header as line 1. A header naming an unknown column, or
+    without name, is the one problem reported (the rows are not read).
+    """
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return [], ["line 1: header: the file is empty; it needs a header row"]
+    columns = [cell.strip() for cell in header]
+    unknown = [c for c in columns if c not in CREATE_ORGS_COLUMNS]
+    if unknown or "name" not in columns or len(set(columns)) != len(columns):
+        return [], [
+            "line 1: header: the header names the columns, each once, among "
+            + ", ".join(CREATE_ORGS_COLUMNS)
+            + " (name is required)"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        ]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    problems: list[str] = []
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(f"line {reader.line_num}: row: {exc}")
+            break
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line
+        if len(cells) != len(columns):
+            problems.append(
+                f"line {line}: row: {len(cells)} cells where the header has {len(columns)}"
+            )
+            continue
+        try:
+            rows.append((line, _organization_row(dict(zip(columns, cells, strict=True)), timezone)))
+        except RowRejected as exc:
+            problems.append(f"line {line}: {exc.column}: {exc.reason}")
+    return rows, problems
+
+
+@click.command("create-orgs")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--partner", "slug", required=True)
+def create_orgs_command(file: str, slug: str) -> None:
+    """Create the organizations of a CSV file, all or none, in one transaction.
+
+    The header row names the columns: name (required), externalId, credits, tier,
+    productType, createdAt (as create-org's options). A refused row is reported as
+    `line N: <column>: <reason>` (the header is line 1), and then nothing is created.
+    """
+    partner = _partner(slug)
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as stream:
+            rows, problems = read_organizations_csv(stream, partner.timezone)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{file} is not UTF-8 text: {exc}") from exc
+    lines = {index: line for index, (line, _args) in enumerate(rows)}
+    try:
+        # With rows refused already, the others are still checked (and every refusal
+        # reported), then nothing is created.
+        created = accounts.create_organizations(
+            partner, [args for _line, args in rows], check_only=bool(problems)
+        )
+    except accounts.OrganizationsRejected as exc:
+        problems += [
+            f"line {lines[index]}: {_COLUMN_OF_FIELD.get(error.field or '', error.field or 'row')}"
+            f": {error.message}"
+            for index, error in exc.errors
+        ]
+        problems.sort(key=lambda text: int(text.split(":", 1)[0].removeprefix("line ")))
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"Error: {len(problems)} row(s) rejected; no organization created", err=True)
+        sys.exit(1)
+    except AppError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"created {len(created)} organization(s)")
 
 
 def run_ingest(
@@ -591,6 +772,7 @@ def register_cli(app: Flask) -> None:
         create_user_command,
         set_password_command,
         create_org_command,
+        create_orgs_command,
         ingest_command,
         seed_demo_command,
         set_timezone_command,

@@ -21,14 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from .timeutil import utcnow
+
+if TYPE_CHECKING:
+    # Huey itself is imported when a queue is built: another command has no use for it.
+    from huey import Huey
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ def _in_app(app: Flask, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _build(app: Flask) -> Jobs:
+    from huey import RedisHuey, SqliteHuey, crontab
+
     from . import alerts, delivery, mail, report_mail
 
     immediate = app.config.get("WORKER_IMMEDIATE")

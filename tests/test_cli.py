@@ -18,6 +18,7 @@ from app import auth, create_app, ingest, metrics, rollups
 from app.extensions import db
 from app.models import (
     ApiKey,
+    AuditEntry,
     Organization,
     OrgBucketUsage,
     OrgDailyUsage,
@@ -1118,3 +1119,154 @@ def test_a_file_import_uses_a_smaller_sqlite_page_cache(acme, runner):
     import_cache = db.session.execute(text("PRAGMA cache_size")).scalar()
     assert import_cache == -cli.SQLITE_IMPORT_CACHE_KB
     assert -import_cache < -app_cache  # negative sizes are KiB: the import's is smaller
+
+
+# --- flask create-orgs: many organizations from one CSV, all or none -------------------
+
+
+def create_orgs(runner, tmp_path, text, slug="acme"):
+    path = tmp_path / "orgs.csv"
+    path.write_text(text, encoding="utf-8")
+    return runner.invoke(args=["create-orgs", str(path), "--partner", slug])
+
+
+def org_audit_count():
+    return count(AuditEntry, AuditEntry.object_type == "organization")
+
+
+def test_create_orgs_creates_every_row_in_one_go(acme, runner, tmp_path):
+    audits = org_audit_count()
+    result = ok(
+        create_orgs(
+            runner,
+            tmp_path,
+            "name,externalId,credits,tier,productType,createdAt\n"
+            "Charlie,c-1,300,paid,B2C,2025-10-02\n"
+            '"Delta, Inc.",,200,,,\n'
+            "\n"  # a blank line is skipped
+            "Echo,e-1,,,,\n",
+        )
+    )
+    assert result.stdout == "created 3 organization(s)\n"
+    charlie = one(Organization, Organization.external_id == "c-1")
+    assert (charlie.name, charlie.credits_allocated, charlie.tier, charlie.product_type) == (
+        "Charlie",
+        300,
+        "paid",
+        "B2C",
+    )
+    assert charlie.created_at == datetime(2025, 10, 2)  # midnight in acme's UTC
+    delta = one(Organization, Organization.name == "Delta, Inc.")
+    assert (delta.external_id, delta.credits_allocated, delta.tier, delta.product_type) == (
+        None,
+        200,
+        "trial",
+        "B2B",
+    )
+    echo = one(Organization, Organization.external_id == "e-1")
+    assert (echo.credits_allocated, echo.created_at) == (0, NOW)
+    # One "create" entry per organization, by the CLI (plus the two initial allocations).
+    entries = (
+        db.session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.object_type == "organization")
+            .order_by(AuditEntry.id)
+        )
+        .scalars()
+        .all()[audits:]
+    )
+    assert [(e.action, e.object_label, e.actor_kind) for e in entries] == [
+        ("create", "Charlie", "cli"),
+        ("create", "Delta, Inc.", "cli"),
+        ("create", "Echo", "cli"),
+    ]
+
+
+def test_create_orgs_reports_every_bad_row_and_creates_nothing(acme, runner, tmp_path):
+    orgs, audits = count(Organization), count(AuditEntry)
+    result = create_orgs(
+        runner,
+        tmp_path,
+        "name,externalId,credits,tier,productType,createdAt\n"
+        "Foxtrot,a-1,,,,\n"  # 2: Alpha has a-1 already
+        "Golf,g-1,600,trial,,\n"  # 3: a trial holds at most 500
+        "Hotel,g-1,,,,\n"  # 4: g-1 twice in the file
+        "India,,ten,,,\n"  # 5
+        "Juliet,,,gold,,\n"  # 6
+        "Kilo,,,,,2025-11-15\n"  # 7: tomorrow
+        "Lima,,900,paid,,\n"  # 8: fits the pool of 1,000 on its own ...
+        "Mike,,200,paid,,\n"  # 9: ... leaving 100 for this one
+        "November,,\n"  # 10
+        ",,,,,\n"  # 11: empty cells only: a blank line
+        "   ,o-1,,,,\n",  # 12: no name
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(":", 2)[:2] for line in lines] == [
+        ["line 2", " externalId"],
+        ["line 3", " credits"],
+        ["line 4", " externalId"],
+        ["line 5", " credits"],
+        ["line 6", " tier"],
+        ["line 7", " createdAt"],
+        ["line 9", " credits"],
+        ["line 10", " row"],
+        ["line 12", " name"],
+    ]
+    assert "exists" in lines[0]
+    assert "at most 500" in lines[1]
+    assert "earlier row" in lines[2]
+    assert "whole number" in lines[3]
+    assert "trial, paid" in lines[4]
+    assert "future" in lines[5]
+    assert "at most 100 can be allocated" in lines[6]
+    assert "3 cells where the header has 6" in lines[7]
+    assert "9 row(s) rejected; no organization created" in result.output
+    assert (count(Organization), count(AuditEntry)) == (orgs, audits)
+
+
+def test_create_orgs_one_row_over_the_limit_refuses_the_file(runner, tmp_path, freeze):
+    freeze(NOW)
+    ok(
+        runner.invoke(
+            args=[
+                "create-partner",
+                *("--name", "Small", "--slug", "small", "--pool", "10"),
+                *("--max-organizations", "2"),
+            ]
+        )
+    )
+    result = create_orgs(runner, tmp_path, "name\nOne\nTwo\nThree\n", slug="small")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("line 4: maxOrganizations: ")
+    assert "at most 2 organizations" in result.stdout
+    assert len(result.stdout.splitlines()) == 1
+    assert count(Organization) == 0
+    # Within the limit the same file's first two rows go in.
+    ok(create_orgs(runner, tmp_path, "name\nOne\nTwo\n", slug="small"))
+    assert count(Organization) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "line 1: header: the file is empty"),
+        ("Alpha,a-9\n", "line 1: header: "),  # no header row: its cells are not columns
+        ("externalId,credits\nx,1\n", "name is required"),
+        ("name,colour\nA,red\n", "unknown: colour"),
+        ("name,name\nA,B\n", "each once"),
+    ],
+)
+def test_create_orgs_needs_a_header_row(acme, runner, tmp_path, text, words):
+    orgs = count(Organization)
+    result = create_orgs(runner, tmp_path, text)
+    assert result.exit_code == 1
+    assert words in result.stdout
+    assert count(Organization) == orgs
+
+
+def test_create_orgs_unknown_partner_and_missing_file(acme, runner, tmp_path):
+    result = create_orgs(runner, tmp_path, "name\nA\n", slug="ghost")
+    assert result.exit_code == 1 and "ghost" in result.output
+    result = runner.invoke(args=["create-orgs", str(tmp_path / "nope.csv"), "--partner", "acme"])
+    assert result.exit_code == 1 and "cannot read" in result.output

@@ -30,12 +30,14 @@ COMMANDS = {
     "create-user": ["--partner", "a", "--email", "u@a.test", "--password", "long enough pw"],
     "set-password": ["--email", "u@a.test", "--password", "long enough pw"],
     "create-org": ["--partner", "a", "--name", "O"],
+    "create-orgs": ["orgs.csv", "--partner", "a"],
     "ingest": ["-", "--partner", "a"],
     "seed-demo": [],
     "rollups verify": [],
     "rollups rebuild": [],
     "set-timezone": ["--partner", "a", "--timezone", "Europe/Paris"],
     "report": ["--partner", "a", "--month", "2025-10"],
+    "worker": [],
 }
 MESSAGE = "the database is not initialised"
 HOW = "flask init-db"

@@ -9,8 +9,9 @@ Rollup upkeep (add, rebuild, verify, re-bucket) is app/rollups.py. What callers 
 named here.
 """
 
+from typing import Any
+
 from .files import FileFormatError, detect_format, iter_csv, iter_file, iter_jsonl, open_text
-from .pipeline import ingest_stream_pipelined, pipeline_available
 from .storage import (
     IngestStopped,
     commit_rows,
@@ -62,3 +63,18 @@ __all__ = [
     "sum_rows",
     "validate_event",
 ]
+
+
+# The pipeline (multiprocessing, ctypes) is imported by the imports that use it.
+def ingest_stream_pipelined(*args: Any, **kwargs: Any) -> Any:
+    """pipeline.ingest_stream_pipelined: a file import with a reader process."""
+    from .pipeline import ingest_stream_pipelined as run
+
+    return run(*args, **kwargs)
+
+
+def pipeline_available() -> bool:
+    """pipeline.pipeline_available: whether a reader process can be forked here."""
+    from .pipeline import pipeline_available as available
+
+    return available()
