@@ -299,6 +299,10 @@ def decode_body() -> None:
     request._cached_data = inflated  # type: ignore[attr-defined]
 
 
+# Built once: json.loads with these arguments would build a decoder for every line.
+_LINE_DECODER = json.JSONDecoder(parse_constant=refuse_constant, parse_float=_finite_float)
+
+
 def _line_rejection(index: int, line: str) -> Any:
     """Return the event of one NDJSON line, or the Rejection that says why it is not one.
 
@@ -306,7 +310,7 @@ def _line_rejection(index: int, line: str) -> Any:
     can only come from a \\u escape in text that decoded as UTF-8); a value that is not an
     object goes on to validate_event, which rejects it as the JSON form does."""
     try:
-        value = json.loads(line, parse_constant=refuse_constant, parse_float=_finite_float)
+        value = _LINE_DECODER.decode(line)
     except json.JSONDecodeError as exc:
         return Rejection(
             index, None, "invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"

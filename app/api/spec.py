@@ -75,7 +75,10 @@ ERROR_TEXT = {
     404: "Not found (another partner's ids answer 404 too)",
     409: "Conflict with existing data",
     413: "The request body is larger than the server accepts",
-    415: "The body is not sent as application/json",
+    415: (
+        "The body is not sent as application/json (POST /partner/events: nor as "
+        "application/x-ndjson), or in a Content-Encoding the endpoint does not take"
+    ),
     422: "The request is well-formed but breaks a business rule",
     429: "Rate limit exceeded; see Retry-After",
     503: (
