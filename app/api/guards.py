@@ -14,11 +14,19 @@ from .. import cache
 from ..auth import find_api_key_for_request, key_allows, note_key_used
 from ..errors import AppError, _safe
 from ..extensions import _limiter_key, limiter
-from ..ingest import storable_text
+from ..ingest import MAX_BATCH, Rejection, storable_text
 from ..ingest.files import refuse_constant
 from ..models import Partner
 from ..roles import allowed
 from . import bp
+from .bodies import (
+    GZIP_ENCODINGS,
+    NDJSON_TYPE,
+    InflatedTooLarge,
+    NotGzip,
+    inflate_gzip,
+    ndjson_lines,
+)
 
 API_KEY_HEADER = "X-Partner-API-Key"
 RATE_SCOPE = "partner-api"
@@ -46,9 +54,20 @@ def body_optional(func: F) -> F:
     return func
 
 
-def _empty_body_allowed() -> bool:
+def bulk_body(func: F) -> F:
+    """Mark the bulk view (POST /partner/events): its body may come gzip-compressed
+    (Content-Encoding: gzip) and as NDJSON (application/x-ndjson), one event a line."""
+    func._bulk_body = True  # type: ignore[attr-defined]
+    return func
+
+
+def _view_marked(mark: str) -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
-    return bool(getattr(view, "_body_optional", False)) and not request.get_data(cache=True).strip()
+    return bool(getattr(view, mark, False))
+
+
+def _empty_body_allowed() -> bool:
+    return _view_marked("_body_optional") and not request.get_data(cache=True).strip()
 
 
 def authenticate() -> None:
@@ -206,13 +225,16 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def parse_body() -> dict[str, Any]:
-    """Return the request body as a JSON object, or raise the 400/415 that explains why not."""
+def parse_body(ndjson: bool = False) -> dict[str, Any]:
+    """Return the request body as a JSON object, or raise the 400/415 that explains why not.
+
+    ndjson: the view also takes NDJSON (read by read_ndjson), which the 415 says."""
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise AppError(
             "UnsupportedMediaType",
-            "send the body as JSON with Content-Type: application/json",
+            f"send the body as JSON with Content-Type: application/json"
+            f"{' or as NDJSON with Content-Type: ' + NDJSON_TYPE if ndjson else ''}",
             {"field": "Content-Type", "value": _safe(request.content_type)},
             status=415,
         )
@@ -237,6 +259,117 @@ def parse_body() -> dict[str, Any]:
         )
     _check_tree(body, raw)
     return body
+
+
+def decode_body() -> None:
+    """Undo the bulk view's Content-Encoding: gzip is inflated, at most MAX_CONTENT_LENGTH
+    bytes of it (413 past that, inflating stopped there), and what the body reads from
+    then on (get_data, get_json) is the inflated text. Other encodings answer 415.
+
+    Other views do not look at Content-Encoding: an encoded body is not JSON to them (400).
+    """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return
+    if encoding not in GZIP_ENCODINGS:
+        raise AppError(
+            "UnsupportedMediaType",
+            "the body may be sent as is or gzip-compressed (Content-Encoding: gzip), "
+            f"not as {_safe(encoding)}",
+            {"field": "Content-Encoding", "value": _safe(request.headers["Content-Encoding"])},
+            status=415,
+        )
+    limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
+    try:
+        inflated = inflate_gzip(request.stream.read, limit)
+    except InflatedTooLarge as exc:
+        raise AppError(
+            "PayloadTooLarge",
+            f"{exc}; send at most {limit:,} bytes once inflated",
+            {"field": "body", "value": None, "limit": limit},
+            status=413,
+        ) from exc
+    except NotGzip as exc:
+        raise AppError(
+            "BadRequest",
+            f"{exc}, as Content-Encoding: gzip says it is",
+            {"field": "Content-Encoding", "value": _safe(request.headers["Content-Encoding"])},
+        ) from exc
+    # Werkzeug's get_data() cache: from here on the request's body is the inflated one.
+    request._cached_data = inflated  # type: ignore[attr-defined]
+
+
+# Built once: json.loads with these arguments would build a decoder for every line.
+_LINE_DECODER = json.JSONDecoder(parse_constant=refuse_constant, parse_float=_finite_float)
+
+
+def _line_rejection(index: int, line: str) -> Any:
+    """Return the event of one NDJSON line, or the Rejection that says why it is not one.
+
+    The line must be JSON and pass the body checks (depth, NUL, lone surrogates: these
+    can only come from a \\u escape in text that decoded as UTF-8); a value that is not an
+    object goes on to validate_event, which rejects it as the JSON form does."""
+    try:
+        value = _LINE_DECODER.decode(line)
+    except json.JSONDecodeError as exc:
+        return Rejection(
+            index, None, "invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}"
+        )
+    except ValueError as exc:  # NaN/Infinity, a float out of range, a huge integer
+        return Rejection(index, None, "invalid_json", f"not valid JSON: {str(exc)[:200]}")
+    except RecursionError:
+        return Rejection(index, None, "invalid_json", "not valid JSON: nested too deeply")
+    if not _tree_is_clean(value, "\\u" in line):
+        try:
+            _check_tree_paths(value)
+        except AppError as exc:
+            event_id = value.get("eventId") if isinstance(value, dict) else None
+            if not (isinstance(event_id, str) and storable_text(event_id)):
+                event_id = None
+            if exc.message.startswith("the body is nested"):
+                message = f"the event is nested deeper than {MAX_DEPTH} levels"
+                return Rejection(index, event_id, "invalid_event", message, exc.field)
+            return Rejection(index, event_id, "invalid_text", exc.message, exc.field)
+    return value
+
+
+def read_ndjson() -> list[tuple[int, Any]]:
+    """Return the (line index, event or Rejection) pairs of the bulk view's NDJSON body.
+
+    The index is the line's 0-based position in the (inflated) body, blank lines counted;
+    blank lines are skipped. A line that is not a JSON object is rejected on its own. The
+    whole call is refused (400) only when the body is not UTF-8, holds no event line, or
+    holds more than MAX_BATCH of them (as the JSON form's events)."""
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AppError(
+            "BadRequest",
+            f"the body is not UTF-8 text (byte {exc.start:,}: {exc.reason})",
+            {"field": "body", "value": None},
+        ) from exc
+    lines = ndjson_lines(text.removeprefix("\ufeff"))
+    if not lines:
+        raise AppError(
+            "BadRequest",
+            "an NDJSON body of at least one event line is required",
+            {"field": "body", "value": None},
+        )
+    if len(lines) > MAX_BATCH:
+        raise AppError(
+            "BadRequest",
+            f"events: at most {MAX_BATCH:,} events per call; the body has {len(lines):,} "
+            "event lines",
+            {"field": "events", "value": None},
+        )
+    return [(index, _line_rejection(index, line)) for index, line in lines]
+
+
+def ndjson_events() -> list[tuple[int, Any]] | None:
+    """Return the events read from an NDJSON body by the guard, or None for a JSON body."""
+    events: list[tuple[int, Any]] | None = g.get("ndjson_events")
+    return events
 
 
 @bp.before_request
@@ -272,8 +405,16 @@ def guard() -> None:
     for name, value in request.args.items(multi=True):
         _check_text(name, name)
         _check_text(value, name)
-    if request.method in BODY_METHODS and not _empty_body_allowed():
-        parse_body()
+    if request.method not in BODY_METHODS:
+        return
+    bulk = _view_marked("_bulk_body")
+    if bulk:
+        decode_body()
+        if request.mimetype == NDJSON_TYPE:
+            g.ndjson_events = read_ndjson()
+            return
+    if not _empty_body_allowed():
+        parse_body(ndjson=bulk)
 
 
 def current_partner() -> Partner:

@@ -1026,12 +1026,16 @@ class AuditLogOut(Out):
 class Rejected(Out):
     """One event that was not stored."""
 
-    index: int = Field(description="position in events")
+    index: int = Field(
+        description="position in events (0-based); for an NDJSON body the 0-based line "
+        "index, blank lines counted"
+    )
     event_id: str | None
     code: str = Field(
         description="invalid_event, invalid_event_id, missing_organization, "
         "unknown_organization, organization_mismatch, invalid_type, "
-        "invalid_quantity, invalid_occurred_at"
+        "invalid_quantity, invalid_occurred_at; for an NDJSON line also invalid_json "
+        "(not JSON) and invalid_text (a NUL or a lone surrogate)"
     )
     message: str
     field: str | None = Field(None, exclude_if=lambda value: not value)

@@ -15,7 +15,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, make_response, request
+from flask import current_app, g, make_response, request
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import InType, SecureType, SecuritySchemeData
@@ -75,7 +75,10 @@ ERROR_TEXT = {
     404: "Not found (another partner's ids answer 404 too)",
     409: "Conflict with existing data",
     413: "The request body is larger than the server accepts",
-    415: "The body is not sent as application/json",
+    415: (
+        "The body is not sent as application/json (POST /partner/events: nor as "
+        "application/x-ndjson), or in a Content-Encoding the endpoint does not take"
+    ),
     422: "The request is well-formed but breaks a business rule",
     429: "Rate limit exceeded; see Retry-After",
     503: (
@@ -148,7 +151,19 @@ class ResponseMismatch(RuntimeError):
 
 
 class OnceFlaskPlugin(FlaskPlugin):
-    """spectree's Flask plugin, writing an answer model once: by alias, not validated again."""
+    """spectree's Flask plugin, writing an answer model once: by alias, not validated again.
+
+    An NDJSON body (the bulk view's other form) is not the documented JSON object: the
+    guard has read it line by line already (guards.read_ndjson), so it is not validated
+    against the JSON schema here.
+    """
+
+    def request_validation(
+        self, req: Any, query: Any, json: Any, form: Any, headers: Any, cookies: Any
+    ) -> None:
+        if json is not None and g.get("ndjson_events") is not None:
+            json = None
+        super().request_validation(req, query, json, form, headers, cookies)
 
     def validate_response(
         self, resp: Any, resp_model: Response | None, skip_validation: bool, force: bool
