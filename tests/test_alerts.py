@@ -457,7 +457,7 @@ def test_the_history_shows_firings_in_the_partners_timezone(client, world, app):
     login(client, "owner@alpha.test", PASSWORD)
     text = client.get("/alerts").get_data(as_text=True)
     # 12:00 UTC on 20 Oct 2025 is 14:00 in Berlin (CEST, UTC+2).
-    assert "20 Oct 2025 14:00 CEST" in text
+    assert "20 Oct 2025 at 14:00 CEST (Europe/Berlin)" in text
     assert 'data-action="fired"' in text
 
 

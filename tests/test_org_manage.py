@@ -83,8 +83,16 @@ def post(client, path: str, data: dict[str, str], page: str | None = None) -> An
 
 
 def entries() -> list[AuditEntry]:
+    """The organizations' and allocations' entries (keys and members made by the fixtures
+    are audited too, under their own object types)."""
     db.session.rollback()  # see what the requests committed
-    return list(db.session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars())
+    return list(
+        db.session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.object_type.in_(("organization", "allocation")))
+            .order_by(AuditEntry.id)
+        ).scalars()
+    )
 
 
 def summary(entry: AuditEntry) -> tuple[Any, ...]:
@@ -114,7 +122,8 @@ def count_orgs() -> int:
 def flashed(page: str) -> list[str]:
     return [
         html.unescape(m).strip()
-        for m in re.findall(r'role="status"[^>]*>([^<]*)<', page)
+        # A card's own message, or the page's flash messages (notices in a live region).
+        for m in re.findall(r'(?:role="status"|class="notice[^"]*")[^>]*>([^<]*)<', page)
         if m.strip()
     ]
 
