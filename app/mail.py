@@ -25,12 +25,12 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from .database import write_transaction
 from .extensions import db
 from .models import MailMessage, MailPreference, User
+from .outbox import dispatch_after_commit
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ GIVE_UP_AFTER = timedelta(hours=24)
 LEASE = timedelta(seconds=90)
 SMTP_TIMEOUT_S = 30.0
 SWEEP_HORIZON = timedelta(seconds=60)
-_PENDING = "mail_dispatch"
 # An attachment: (file name, content, MIME type such as "text/csv").
 Attachment = tuple[str, str, str]
 
@@ -109,24 +108,8 @@ def enqueue(
         attempts=0,
     )
     db.session.add(row)
-    db.session().info.setdefault(_PENDING, []).append((message_id, now))
+    dispatch_after_commit(message_id, now, kind="mail")
     return row
-
-
-@event.listens_for(Session, "after_commit")
-def _dispatch(session: Session) -> None:
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    from . import worker
-
-    for message_id, due in pending:
-        worker.schedule_mail(message_id, due)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 # --- who wants what ------------------------------------------------------------------------
@@ -264,7 +247,7 @@ def deliver(message_id: str) -> str:
             row.failed_at, row.next_attempt_at, row.last_error = now, None, error
             result = "given up"
         if retry_at is not None:
-            db.session().info.setdefault(_PENDING, []).append((row.id, retry_at))
+            dispatch_after_commit(row.id, retry_at, kind="mail")
     log.info("mail %s: %s (%s)", message_id, result, error or "ok")
     return result
 

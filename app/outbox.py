@@ -25,7 +25,7 @@ from .timeutil import iso_z, utcnow
 log = logging.getLogger(__name__)
 
 # session.info key: (message id, when due) to hand to the worker once the commit is done.
-_PENDING = "webhook_dispatch"
+_PENDING = "worker_dispatch"
 ENDPOINT_NAME = "billing"
 
 
@@ -79,9 +79,11 @@ def enqueue(
     return message
 
 
-def dispatch_after_commit(message_id: str, due: datetime) -> None:
-    """Ask the worker to deliver message_id at due, once the current transaction commits."""
-    db.session().info.setdefault(_PENDING, []).append((message_id, due))
+def dispatch_after_commit(message_id: str, due: datetime, kind: str = "webhook") -> None:
+    """Ask the worker to send message_id (a webhook, or with kind "mail" an e-mail of
+    app/mail.py) at due, once the current transaction commits; nothing if it rolls back.
+    The database row is the source of truth: a lost hand-over is picked up by the sweep."""
+    db.session().info.setdefault(_PENDING, []).append((kind, message_id, due))
 
 
 @event.listens_for(Session, "after_commit")
@@ -91,8 +93,9 @@ def _dispatch(session: Session) -> None:
         return
     from . import worker
 
-    for message_id, due in pending:
-        worker.schedule_delivery(message_id, due)
+    for kind, message_id, due in pending:
+        schedule = worker.schedule_mail if kind == "mail" else worker.schedule_delivery
+        schedule(message_id, due)
 
 
 @event.listens_for(Session, "after_rollback")

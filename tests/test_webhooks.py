@@ -468,7 +468,7 @@ def test_the_retry_schedule_lasts_at_least_a_day(app_ctx, make_partner, freeze):
     db.session.commit()
     message = outbox.enqueue(partner.id, "data.stale", {"hours": 3})
     msg_id = message.id
-    db.session.info.pop("webhook_dispatch")  # no queue: the attempts are made below
+    db.session.info.pop(outbox._PENDING)  # no queue: the attempts are made below
     db.session.commit()
     failing = delivery.Outcome(False, True, 503, 5, "HTTP 503", None)
     times = [NOW]
@@ -800,7 +800,7 @@ def test_a_worker_killed_mid_delivery_delivers_after_restart(app, world, receive
     # Written without telling any queue: the worker's start-up sweep finds it.
     message = outbox.enqueue(world["alpha"].id, "data.stale", {"hours": 7})
     msg_id = message.id
-    db.session.info.pop("webhook_dispatch", None)
+    db.session.info.pop(outbox._PENDING, None)
     db.session.commit()
     release = threading.Event()
     receiver.script = [("hold", release)]
