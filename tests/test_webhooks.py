@@ -851,3 +851,50 @@ def test_a_worker_killed_mid_delivery_delivers_after_restart(app, world, receive
     assert receiver.ids() == [msg_id, msg_id]  # the same webhook-id again, one delivery
     assert all(signature_valid(secret, r["headers"], r["body"]) for r in receiver.requests)
     assert [a.status for a in attempts_of(msg_id)] == ["succeeded"]
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+# A database of the local Redis of its own (the queue's keys are flushed before and after).
+REDIS_QUEUE_URL = "redis://127.0.0.1:6379/13"
+
+
+def test_with_redis_url_the_queue_is_redis_and_its_job_delivers(app, world, receiver):
+    # REDIS_URL moves the queue onto Redis: the hand-over after the commit lands there, and
+    # a worker taking it from there delivers (a real queue, not immediate mode).
+    if not redis_answers(REDIS_QUEUE_URL):
+        pytest.skip("no Redis answers on 127.0.0.1:6379")
+    from huey import RedisHuey
+
+    from app import worker
+
+    set_frozen_now(None)  # the queue's delays are on the real clock
+    db.session.rollback()
+    endpoint, secret = webhooks.configure(world["alpha"], receiver.url, True, ["data.stale"])
+    app.config.update(REDIS_URL=REDIS_QUEUE_URL, WORKER_IMMEDIATE=False)
+    app.extensions.pop("worker_jobs", None)
+    queue = worker.jobs(app).huey
+    assert isinstance(queue, RedisHuey)
+    queue.flush()
+    try:
+        message = outbox.enqueue(world["alpha"].id, "data.stale", {"hours": 7})
+        msg_id = message.id
+        db.session.commit()  # the hand-over to the queue happens after the commit
+        assert queue.pending_count() == 1
+        assert receiver.requests == []  # queued, not sent
+        queue.execute(queue.dequeue())
+        assert message_row(msg_id).delivered_at is not None
+        [got] = receiver.requests
+        assert got["headers"]["webhook-id"] == msg_id
+        assert signature_valid(secret, got["headers"], got["body"])
+        assert queue.pending_count() == 0
+    finally:
+        queue.flush()
+        app.extensions.pop("worker_jobs", None)
