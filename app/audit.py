@@ -24,6 +24,7 @@ from flask_login import current_user
 from sqlalchemy import Table, and_, func, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from .display import fmt_moment
 from .errors import AppError
 from .extensions import db
 from .models import AuditEntry, Partner
@@ -330,10 +331,17 @@ def field_label(name: str) -> str:
     return spaced.lower().strip() or name
 
 
-def value_text(value: Any) -> str:
-    """Write a stored value for people: — for none, numbers grouped, lists joined."""
+# A moment as plain() stores it: '2025-11-27T12:00:00Z'.
+_STORED_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def value_text(value: Any, tz: str = "UTC") -> str:
+    """Write a stored value for people: — for none, numbers grouped, lists joined, a
+    moment in words in the timezone tz (display.fmt_moment, as every page writes one)."""
     if value is None:
         return "—"
+    if isinstance(value, str) and _STORED_MOMENT.fullmatch(value):
+        return fmt_moment(datetime.fromisoformat(value[:-1]), tz)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -354,8 +362,9 @@ class Change:
     after: str | None
 
 
-def changes(entry: AuditEntry) -> list[Change]:
-    """Return the entry's fields in order: those of after first, then any only in before.
+def changes(entry: AuditEntry, tz: str = "UTC") -> list[Change]:
+    """Return the entry's fields in order: those of after first, then any only in before
+    (moments written in the timezone tz).
 
     A field present on one side only is shown without the other (a creation has no before,
     a removal no after); a field equal on both sides, or new and empty, is left out.
@@ -372,8 +381,8 @@ def changes(entry: AuditEntry) -> list[Change]:
         found.append(
             Change(
                 field_label(name),
-                value_text(before[name]) if name in before else None,
-                value_text(after[name]) if name in after else None,
+                value_text(before[name], tz) if name in before else None,
+                value_text(after[name], tz) if name in after else None,
             )
         )
     return found

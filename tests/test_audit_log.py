@@ -275,6 +275,22 @@ def test_the_page_shows_entries_in_the_partners_time_with_the_change(client, wor
     assert f'data-entry-id="{world["ids"]["e1"]}"' not in page
 
 
+def test_moments_inside_a_change_are_written_in_words_in_the_partners_time(client, world):
+    add_entry(
+        world["alpha"],
+        datetime(2025, 11, 20, 9),
+        object_type="invitation",
+        action="invite",
+        before=None,
+        after={"role": "admin", "expiresAt": "2025-11-27T12:00:00Z"},
+    )
+    login(client, "owner@alpha.test")
+    page = client.get("/audit-log?objectType=invitation").get_data(as_text=True)
+    # 12:00Z on 27 Nov is 07:00 in New York (EST, UTC-5); the stored ISO text is not shown.
+    assert "<ins>27 Nov 2025 at 07:00 EST (America/New_York)</ins>" in page
+    assert "2025-11-27T12:00:00Z" not in page
+
+
 def test_the_page_puts_a_message_beside_each_bad_filter(client, world):
     login(client, "owner@alpha.test")
     answer = client.get("/audit-log?startDate=someday&objectType=planet&action=Drop!")

@@ -66,7 +66,7 @@ def index() -> Any:
         "audit/index.html",
         partner=partner,
         form=form,
-        entries=[(entry, audit.changes(entry)) for entry in found],
+        entries=[(entry, audit.changes(entry, partner.timezone)) for entry in found],
         total=total,
         page=page,
         page_size=page_size,
