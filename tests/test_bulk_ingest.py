@@ -345,12 +345,14 @@ def test_a_bomb_without_a_key_is_not_inflated(client, bomb, counting):
 
 @pytest.mark.parametrize(
     "data",
+    # mtime=0: the bytes (and the test ids) are the same in every pytest-xdist worker.
     [
         b'{"eventId": "x"}\n',  # not compressed at all
-        gzip.compress(b'{"eventId": "x"}\n')[:-6],  # truncated
-        gzip.compress(b'{"eventId": "x"}\n') + b"garbage",  # trailing bytes
+        gzip.compress(b'{"eventId": "x"}\n', mtime=0)[:-6],  # truncated
+        gzip.compress(b'{"eventId": "x"}\n', mtime=0) + b"garbage",  # trailing bytes
         zlib.compress(b'{"eventId": "x"}\n'),  # zlib (deflate), not gzip
     ],
+    ids=["plain", "truncated", "trailing-bytes", "zlib"],
 )
 def test_a_body_that_is_not_gzip_answers_400_naming_content_encoding(app, env, data):
     body = _error(env.post(data, encoding="gzip"), 400, "BadRequest", "Content-Encoding")
