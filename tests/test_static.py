@@ -25,11 +25,12 @@ def _recorded(pattern: str) -> str:
 def test_vendored_plotly_js_is_the_version_the_installed_plotly_expects():
     served = STATIC / plotly_js_filename()
     header = served.read_text(encoding="utf-8")[:200]
-    # "plotly.js (basic - minified) v4.1.1": plotly.py's JSON needs that very version.
-    version = re.search(r"plotly\.js \(basic - minified\) v(\d+\.\d+\.\d+)", header).group(1)
+    # "plotly.js (bar, scatter - minified) v4.1.1": plotly.py's JSON needs that very version.
+    found = re.search(r"plotly\.js \(bar, scatter - minified\) v(\d+\.\d+\.\d+)", header)
+    version = found.group(1)
     assert version == get_plotlyjs_version() == "4.1.1"
-    assert served.name == f"plotly-basic-{version}.min.js"
-    # Byte for byte the file whose checksum is recorded beside it (from the npm package).
+    assert served.name == f"plotly-bar-scatter-{version}.min.js"
+    # Byte for byte the file whose checksum is recorded beside it (tools/plotly/build.js).
     recorded = _recorded(rf"`{re.escape(served.name)}` sha256 `([0-9a-f]{{64}})`")
     assert hashlib.sha256(served.read_bytes()).hexdigest() == recorded
 
@@ -38,14 +39,53 @@ def test_the_bundle_draws_every_trace_type_the_figures_use():
     from tests.test_charts import FIGURES
 
     modules = {m.strip() for m in _recorded(r"trace modules: ([a-z, ]+)").split(",")}
-    assert modules == {"bar", "pie", "scatter"}
+    assert modules == {"bar", "scatter"}
     used = {trace["type"] for fig in FIGURES.values() for trace in fig["data"]}
     assert used and used <= modules, used - modules
 
 
+# Where each left-out component would appear in a figure (plotly.js's attribute names).
+COMPONENT_KEYS = {
+    "annotations": ("annotations",),
+    "annotations3d": ("scene",),
+    "selections": ("selections", "selectdirection"),
+    "images": ("images",),
+    "updatemenus": ("updatemenus",),
+    "sliders": ("sliders",),
+    "rangeslider": ("rangeslider",),
+    "rangeselector": ("rangeselector",),
+    "grid": ("grid",),
+    "errorbars": ("error_x", "error_y"),
+}
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
+
+
+def test_no_figure_uses_a_component_the_bundle_leaves_out():
+    from tests.test_charts import FIGURES
+
+    left_out = {m.strip() for m in _recorded(r"components left out: ([a-z0-9, ]+)").split(",")}
+    assert left_out == set(COMPONENT_KEYS)
+    used = {key for fig in FIGURES.values() for key in _keys(fig)}
+    for component in left_out:
+        assert not used & set(COMPONENT_KEYS[component]), component
+    # dragmode "select" or "lasso" would need the selections component too.
+    assert not {
+        fig["layout"].get("dragmode") for fig in FIGURES.values() if "layout" in fig
+    } & {"select", "lasso"}
+
+
 def test_only_one_plotly_bundle_is_kept():
     bundles = sorted(p.name for p in (STATIC / "vendor").glob("plotly-*.min.js"))
-    assert bundles == [f"plotly-basic-{get_plotlyjs_version()}.min.js"]
+    assert bundles == [f"plotly-bar-scatter-{get_plotlyjs_version()}.min.js"]
 
 
 def test_plotly_js_and_charts_js_are_served(client):

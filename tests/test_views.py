@@ -582,7 +582,7 @@ def test_pages_carry_the_content_security_policy(signed_in, client):
     # (each by its versioned URL: ?v=<content hash>, see tests/test_static.py)
     assert re.findall(r'<script src="([^"?]+)\?v=[0-9a-f]{12}"', page) == [
         "/static/js/tables.js",
-        "/static/vendor/plotly-basic-4.1.1.min.js",
+        "/static/vendor/plotly-bar-scatter-4.1.1.min.js",
         "/static/js/charts.js",
     ]
     assert not re.search(r"\son[a-z]+=", page)  # no inline event handlers

@@ -69,7 +69,7 @@ def plotly_js_filename() -> str:
 
     Read from static/vendor, not from the plotly package, which the app does not import
     at run time (its figures are plain dicts); tests/test_static.py checks that the one
-    bundle there (Plotly's basic bundle) is at the version the installed plotly package
+    bundle there (built by tools/plotly/build.js) is at the version the installed plotly package
     expects, with the checksum static/vendor/README.md records.
     """
     vendor = ROOT / "static" / "vendor"
