@@ -46,9 +46,11 @@ lock: $(BIN)/python
 db: install
 	$(BIN)/flask init-db
 
+# The demo data and the compressed static files are made side by side (two processes).
 run: db
-	$(BIN)/flask seed-demo
-	$(BIN)/flask compress-static
+	$(BIN)/flask compress-static & compress=$$!; \
+	$(BIN)/flask seed-demo; seeded=$$?; \
+	wait $$compress && exit $$seeded
 	@echo ""
 	@echo "Partner Analytics dashboard: http://$(HOST):$(PORT)/   (Ctrl+C stops it)"
 	@echo ""
