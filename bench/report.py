@@ -54,7 +54,9 @@ def _column_engine_rows(
     for key, name, match_key, storage in COLUMN_ENGINES:
         eng = base.get(key)
         if not eng:
-            rows.append(f"| 3 | {name} over the raw events | not installed | — | — |")
+            # None: the run had no such package; absent: a results file from before it.
+            why = "not installed" if key in base else "not measured in this run"
+            rows.append(f"| 3 | {name} over the raw events | {why} | — | — |")
             continue
         ratio = eng["p50_ms"] / unc["p50_ms"]
         load = f"; loaded from the CSVs in {_f(eng['load_s'], 1)} s" if "load_s" in eng else ""
