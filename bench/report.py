@@ -40,8 +40,8 @@ def _err(block: Any) -> str | None:
 # The column engines a partner's engineer would load the raw events into instead: their
 # key in baselines(), their name, and where their "numbers equal" is filed.
 COLUMN_ENGINES = (
-    ("duckdb", "DuckDB", "duck_matches_product", "in memory"),
-    ("chdb", "chDB (embedded ClickHouse)", "chdb_matches_product", "in-memory MergeTree"),
+    ("duckdb", "DuckDB", "duck_matches_product"),
+    ("chdb", "chDB (embedded ClickHouse)", "chdb_matches_product"),
 )
 
 
@@ -51,7 +51,7 @@ def _column_engine_rows(
     """Return the summary rows of DuckDB and chDB over the raw events: each engine's p50
     against this back end's own uncached and cached rollup figures."""
     rows = []
-    for key, name, match_key, storage in COLUMN_ENGINES:
+    for key, name, match_key in COLUMN_ENGINES:
         eng = base.get(key)
         if not eng:
             # None: the run had no such package; absent: a results file from before it.
@@ -62,7 +62,7 @@ def _column_engine_rows(
         load = f"; loaded from the CSVs in {_f(eng['load_s'], 1)} s" if "load_s" in eng else ""
         rows.append(
             f"| 3 | same event figures by {name} {eng.get('version', '')} over the raw events "
-            f"({eng['rows']:,} rows, {storage}, all cores{load}) | p50 {_f(eng['p50_ms'], 2)} ms; "
+            f"({eng['rows']:,} rows, in memory, all cores{load}) | p50 {_f(eng['p50_ms'], 2)} ms; "
             f"numbers equal: {base.get(match_key)} | faster than {name.split()[0]} | "
             f"**{ratio:,.1f}×** faster uncached, "
             f"{eng['p50_ms'] / cac['p50_ms']:,.0f}× cached: "
