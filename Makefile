@@ -92,7 +92,7 @@ serve: db
 # Benchmarks (bench/): SQLite, then PostgreSQL when it answers (BENCH_PG_URL, default
 # postgres@127.0.0.1:5432). Writes bench/results/latest.md; data is kept in bench/data/.
 bench-deps: install-dev
-	@$(BIN)/python -c 'import duckdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[bench]"
+	@$(BIN)/python -c 'import duckdb, chdb' 2>/dev/null || $(BIN)/python -m pip install --quiet -e ".[bench]"
 
 bench: bench-deps
 	$(BIN)/python -m bench.run

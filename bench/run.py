@@ -4,18 +4,19 @@
     .venv/bin/python -m bench.run --quick    # 100 organizations, 1M events
 
 Measures, per back end: (1) CLI ingest throughput and peak RSS; (2) HTTP batch ingest
-under gunicorn (2 workers); (3) the 365-day summary in-process against plain SQL and
-DuckDB over the raw events; (4) HTTP /partner/analytics with wrk at 16 connections;
-(5) the dashboard overview's server time and time to first chart in headless Chromium;
-(6) the analytics latency after 1M, 3M and 10M events. Servers listen on 127.0.0.1 only
-(ports 5301-5309), every load is bounded in time, and the PostgreSQL database is created
-for the run and dropped after it.
+under gunicorn (2 workers); (3) the 365-day summary in-process against plain SQL, DuckDB
+and chDB (embedded ClickHouse) over the raw events; (4) HTTP /partner/analytics with wrk
+at 16 connections; (5) the dashboard overview's server time and time to first chart in
+headless Chromium; (6) the analytics latency after 1M, 3M and 10M events. Servers listen
+on 127.0.0.1 only (ports 5301-5309), every load is bounded in time, and the PostgreSQL
+database is created for the run and dropped after it.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -284,14 +285,20 @@ def settle_postgresql(app: Any) -> None:
 
 
 def baselines(
-    app: Any, partner_id: str, period: Any, duck: Any, raw_repeat: int, duck_repeat: int
+    app: Any,
+    partner_id: str,
+    period: Any,
+    engines: dict[str, Any],
+    raw_repeat: int,
+    column_repeat: int,
 ) -> dict[str, Any]:
-    """Time the same summary by plain SQL over usage_event and by DuckDB; check numbers."""
+    """Time the same summary by plain SQL over usage_event and by the column engines
+    (DuckDB, chDB: None when not installed); check each one's numbers."""
     from app import metrics, periods
     from app.extensions import db
     from app.models import Partner
 
-    from .baselines import raw_sql_summary
+    from .baselines import matches_product, raw_sql_summary
 
     out: dict[str, Any] = {}
     with app.app_context():
@@ -309,25 +316,47 @@ def baselines(
             "n": len(times),
         }
         bp = periods.billing_period(partner, period.end)
+        pool = partner.credit_pool_total
         db.session.rollback()
-    if duck is None:
-        out["duckdb"] = None
-        return out
-    figures = duck.summary(period, bp.start)
-    out["duck_matches_product"] = (
-        figures["totalIdentifications"] == product.total_identifications
-        and figures["totalEvents"] == product.total_events
-        and figures["organizationsWithActivity"] == product.organizations_with_activity
-    )
-    times = timed(lambda: duck.summary(period, bp.start), duck_repeat, warmup=1)
-    out["duckdb"] = {
-        "p50_ms": percentile(times, 50),
-        "p95_ms": percentile(times, 95),
-        "n": len(times),
-        "rows": duck.rows,
-        "version": duck.version,
-    }
+    for name, engine in engines.items():
+        if engine is None:
+            out[name] = None
+            continue
+        figures = engine.summary(period, bp.start)
+        out[MATCH_KEYS[name]] = matches_product(figures, product, pool)
+        times = timed(functools.partial(engine.summary, period, bp.start), column_repeat)
+        out[name] = {
+            "p50_ms": percentile(times, 50),
+            "p95_ms": percentile(times, 95),
+            "n": len(times),
+            "rows": engine.rows,
+            "version": engine.version,
+            "load_s": engine.load_s,
+            "figures": figures,
+        }
     return out
+
+
+# Where baselines() files each column engine's "numbers equal" (the DuckDB key predates
+# chDB; bench/report.py reads both, also from an older latest.json).
+MATCH_KEYS = {"duckdb": "duck_matches_product", "chdb": "chdb_matches_product"}
+
+
+def column_engines(folder: Path, spec: Spec) -> dict[str, Any]:
+    """Load the raw events into DuckDB and chDB (each None when not installed)."""
+    from .baselines import ChBaseline, DuckBaseline
+
+    files = [folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))]
+    engines: dict[str, Any] = {}
+    for name, label, cls in (("duckdb", "DuckDB", DuckBaseline), ("chdb", "chDB", ChBaseline)):
+        try:
+            log(f"{label}: loading the raw events (load {load_average()})")
+            engines[name] = cls(files)
+            log(f"{label}: {engines[name].rows:,} rows in {engines[name].load_s:.1f} s")
+        except ImportError:
+            log(f"{label} is not installed (pip install -e '.[bench]'): its row is skipped")
+            engines[name] = None
+    return engines
 
 
 # --- servers ---------------------------------------------------------------------------
@@ -641,7 +670,12 @@ def first_chart(server: Gunicorn, query: str, loads: int) -> dict[str, Any]:
 
 
 def run_backend(
-    backend: str, spec: Spec, folder: Path, pg_server: str, duck: Any, quick: bool
+    backend: str,
+    spec: Spec,
+    folder: Path,
+    pg_server: str,
+    engines: dict[str, Any],
+    quick: bool,
 ) -> dict[str, Any]:
     """Run every measurement on one back end; return the figures."""
     from app.periods import Period
@@ -690,10 +724,15 @@ def run_backend(
         log(f"{backend}: the storage engine's own insert rate (bench/floor.py)")
         result["floor"] = storage_floor(url)
         log(f"{backend}:   {result['floor']['rows_per_s']:,.0f} rows/s")
-        log(f"{backend}: summary vs raw SQL vs DuckDB")
+        log(f"{backend}: summary vs raw SQL vs DuckDB vs chDB")
         result["summary"] = scaling[-1]
         result["baselines"] = baselines(
-            app, main["partner_id"], period, duck, raw_repeat=3, duck_repeat=10 if quick else 20
+            app,
+            main["partner_id"],
+            period,
+            engines,
+            raw_repeat=3,
+            column_repeat=10 if quick else 20,
         )
 
         log(f"{backend}: dashboard overview (test client)")
@@ -783,20 +822,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     log(f"data: {spec.name} ({spec.organizations} organizations, {spec.total_events:,} events)")
     folder = generate(spec)
-    duck = None
-    try:
-        from .baselines import DuckBaseline
-
-        log("DuckDB: loading the raw events")
-        duck = DuckBaseline([folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))])
-    except ImportError:
-        log("DuckDB is not installed (pip install -e '.[bench]'): its column is skipped")
+    engines = column_engines(folder, spec)
     runs = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         if backend == "postgresql" and not _pg_answers(args.pg_url):
             runs.append({"backend": backend, "error": f"no PostgreSQL at {args.pg_url}"})
             continue
-        runs.append(run_backend(backend, spec, folder, args.pg_url, duck, args.quick))
+        runs.append(run_backend(backend, spec, folder, args.pg_url, engines, args.quick))
     meta = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "spec": spec,
