@@ -367,6 +367,8 @@ def _horizontal_bars(
                 "tickvals": list(range(len(values))),
                 "ticktext": names,
                 "fixedrange": True,
+                # A name longer than the margin widens it instead of being cut at the edge.
+                "automargin": True,
             },
             xaxis={
                 "gridcolor": GRID,
