@@ -77,27 +77,38 @@ def _date_shape(value: Any) -> Any:
     return value
 
 
-def _event_type(value: str) -> str:
-    """Accept an event type as ingestion does (ingest.TYPE_RE, the whole value)."""
-    if not TYPE_RE.fullmatch(value):
-        raise ValueError("must be [a-z][a-z0-9_]{0,63}, nothing before or after")
-    return value
+def whole_match(regex: re.Pattern[str], message: str) -> Callable[[str], str]:
+    """Return a check that accepts only a value the regex matches whole; message says what
+    the value must be."""
+
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return check
 
 
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """Return a check that accepts only one of choices."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+# An event type as ingestion accepts it (ingest.TYPE_RE, the whole value).
 EventType = Annotated[
-    str, AfterValidator(_event_type), Field(json_schema_extra={"pattern": TYPE_PATTERN})
+    str,
+    AfterValidator(whole_match(TYPE_RE, "must be [a-z][a-z0-9_]{0,63}, nothing before or after")),
+    Field(json_schema_extra={"pattern": TYPE_PATTERN}),
 ]
-
-
-def _org_sort(value: str) -> str:
-    """Accept a sort of the organization breakdown (metrics.ORG_SORTS)."""
-    if value not in ORG_SORTS:
-        raise ValueError(f"must be one of {', '.join(ORG_SORTS)}")
-    return value
-
-
+# A sort of the organization breakdown (metrics.ORG_SORTS).
 OrgSort = Annotated[
-    str, AfterValidator(_org_sort), Field(json_schema_extra={"enum": list(ORG_SORTS)})
+    str, AfterValidator(one_of(ORG_SORTS)), Field(json_schema_extra={"enum": list(ORG_SORTS)})
 ]
 
 
@@ -353,20 +364,6 @@ class OrgListQuery(PageQuery):
     externalId: str | None = Field(None, max_length=200, description="exact externalId")
 
 
-def _object_type(value: str) -> str:
-    """Accept an object type of the audit log (audit.OBJECT_TYPES)."""
-    if value not in OBJECT_TYPES:
-        raise ValueError(f"must be one of {', '.join(OBJECT_TYPES)}")
-    return value
-
-
-def _audit_action(value: str) -> str:
-    """Accept an action shaped as the audit log writes them (audit.ACTION_RE)."""
-    if not ACTION_RE.fullmatch(value):
-        raise ValueError("must be a lower-case word such as create, revoke or ingest")
-    return value
-
-
 AuditDate = Annotated[
     Annotated[
         str,
@@ -397,7 +394,7 @@ class AuditQuery(PageQuery):
     objectType: Annotated[  # noqa: N815
         Annotated[
             str,
-            AfterValidator(_object_type),
+            AfterValidator(one_of(OBJECT_TYPES)),  # audit.OBJECT_TYPES
             Field(json_schema_extra={"enum": list(OBJECT_TYPES)}),
         ]
         | None,
@@ -406,7 +403,10 @@ class AuditQuery(PageQuery):
     action: Annotated[
         Annotated[
             str,
-            AfterValidator(_audit_action),
+            # Shaped as the audit log writes actions (audit.ACTION_RE).
+            AfterValidator(
+                whole_match(ACTION_RE, "must be a lower-case word such as create, revoke or ingest")
+            ),
             Field(max_length=40, json_schema_extra={"pattern": whole_value_pattern(ACTION_RE)}),
         ]
         | None,
