@@ -3,6 +3,16 @@
 Every request and answer shape is in this one module, so that the OpenAPI document comes
 from one place; it grows with the endpoints, not with logic.
 
+Its size (about 1,300 lines) is kept in one module on purpose. The document names each
+component by its class name alone (app/api/spec.py, naming_strategy), so one namespace is
+what keeps those names unique: two modules could each define a Totals or a Rejected, and
+one schema would silently replace the other in the document. The answers compose across
+resources (Dated and PartnerDated serve the analytics, usage, time series and organization
+answers alike), and the shared checks (QueryInt, EventType, whole_match, one_of,
+fields_of, changes_of) come before all of them. The sections follow the API: errors, query
+parameters, request bodies, answers by resource, reports, webhooks, alerts. It declares;
+the only code is those checks.
+
 Answers (Out) have snake_case fields written in camelCase (alias_generator=to_camel): a
 view validates the domain's typed result into its model once (from_attributes), and
 app/api/spec.py writes that model's model_dump(mode="json", by_alias=True) without
