@@ -137,14 +137,14 @@ DateText = Annotated[
     BeforeValidator(_date_shape),
     Field(max_length=64, json_schema_extra={"pattern": DATE_OR_TIMESTAMP}),
 ]
-# As a query parameter, an empty value (startDate=) is allowed and means the default.
+# As a query parameter, an empty value (startDate=) is allowed: it is read as absent.
+DateOrBlank = Annotated[
+    str,
+    BeforeValidator(_date_shape),
+    Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
+]
 DateParam = Annotated[
-    Annotated[
-        str,
-        BeforeValidator(_date_shape),
-        Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
-    ]
-    | None,
+    DateOrBlank | None,
     BeforeValidator(_blank_is_absent),
     Field(description=DATE_PARAM_DOC + " Empty means the default."),
 ]
@@ -375,12 +375,7 @@ class OrgListQuery(PageQuery):
 
 
 AuditDate = Annotated[
-    Annotated[
-        str,
-        BeforeValidator(_date_shape),
-        Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
-    ]
-    | None,
+    DateOrBlank | None,
     BeforeValidator(_blank_is_absent),
     Field(
         description="YYYY-MM-DD, or an ISO 8601 timestamp whose date in the partner's "
