@@ -14,9 +14,9 @@ from ..audit import OBJECT_TYPES, AuditFilters, check_action, check_actor, check
 from ..display import fmt_day
 from ..errors import AppError
 from ..exports import export_filename, table_csv
-from ..forms import PAGE_NUMBER, GetForm, choices
+from ..forms import PAGE_NUMBER, GetForm, choices, read_typed_date
 from ..models import AuditEntry, Partner
-from ..periods import MAX_DATE, MIN_DATE, local_today, read_date
+from ..periods import MAX_DATE, MIN_DATE, local_today
 from ..roles import requires
 from ..timeutil import iso_z
 from .dashboard import current_partner
@@ -99,12 +99,7 @@ class AuditFilterForm(GetForm):
     def _day(self, field: StringField) -> None:
         if not field.data or not str(field.data).strip():
             return
-        typed = str(field.data)
-        try:
-            day = read_date(typed, self.tz)
-        except ValueError as exc:
-            shown = typed if len(typed) <= 40 else typed[:39] + "…"
-            raise ValidationError(f"“{shown}” is not a date; pick a day in the calendar") from exc
+        day = read_typed_date(str(field.data), self.tz)
         if not MIN_DATE <= day <= MAX_DATE:
             raise ValidationError(f"Pick a day from {fmt_day(MIN_DATE)} to {fmt_day(MAX_DATE)}")
         self._dates[field.name] = day
