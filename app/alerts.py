@@ -25,11 +25,11 @@ period, a raised pool or allocation, a lower projection, an event after a quiet 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, text, update
 
 from . import audit, billing, mail, metrics, outbox
 from .database import dialect_name, write_transaction
@@ -514,6 +514,46 @@ def _rules(partner_id: str, kinds: tuple[str, ...]) -> list[AlertRule]:
     )
 
 
+@dataclass
+class _Figures:
+    """One pass over a partner's rules: the findings of each rule, with the use of the pool
+    and of the allocations read once, when a rule first needs them. allocated picks the
+    organizations the org_allocation rules look at (a batch's, or all with an allocation)."""
+
+    partner: Partner
+    bp: Period
+    today: date
+    now: datetime
+    allocated: ColumnElement[bool]
+    used: int | None = None
+    orgs: list[Organization] | None = None
+    org_used: dict[str, int] = field(default_factory=dict)
+
+    def findings(self, rule: AlertRule) -> list[Finding]:
+        """Return what the rule finds now."""
+        partner, bp = self.partner, self.bp
+        if rule.kind == "pool_usage":
+            if self.used is None:
+                self.used = metrics.credits_used(partner, bp)
+            return pool_findings(partner, rule, bp, self.used)
+        if rule.kind == "org_allocation":
+            if self.orgs is None:
+                self.orgs = list(
+                    db.session.execute(
+                        select(Organization).where(
+                            Organization.partner_id == partner.id, self.allocated
+                        )
+                    ).scalars()
+                )
+                self.org_used = metrics.org_credits_used(partner, bp, [o.id for o in self.orgs])
+            return allocation_findings(partner, rule, bp, self.orgs, self.org_used)
+        if rule.kind == "projected_exhaustion":
+            return projection_findings(partner, self.today)
+        if rule.kind == "stale_data":
+            return stale_findings(partner, rule, self.now)
+        return inactive_findings(partner, rule, self.today)
+
+
 def evaluate_ingest(partner_id: str, organization_ids: set[str]) -> int:
     """Fire the usage rules an ingest batch may have crossed (inside its transaction, after
     its rollups were added); return how many fired. Only the partner's enabled usage rules,
@@ -530,30 +570,9 @@ def evaluate_ingest(partner_id: str, organization_ids: set[str]) -> int:
     today = local_today(partner.timezone)
     bp = billing_period(partner, today)
     fired = 0
-    used: int | None = None
-    org_used: dict[str, int] | None = None
-    orgs: list[Organization] = []
+    figures = _Figures(partner, bp, today, now, Organization.id.in_(sorted(organization_ids)))
     for rule in rules:
-        findings: list[Finding] = []
-        if rule.kind == "pool_usage":
-            if used is None:
-                used = metrics.credits_used(partner, bp)
-            findings = pool_findings(partner, rule, bp, used)
-        elif rule.kind == "org_allocation":
-            if org_used is None:
-                orgs = list(
-                    db.session.execute(
-                        select(Organization).where(
-                            Organization.partner_id == partner_id,
-                            Organization.id.in_(sorted(organization_ids)),
-                        )
-                    ).scalars()
-                )
-                org_used = metrics.org_credits_used(partner, bp, [o.id for o in orgs])
-            findings = allocation_findings(partner, rule, bp, orgs, org_used)
-        else:
-            findings = projection_findings(partner, today)
-        for finding in findings:
+        for finding in figures.findings(rule):
             fired += fire(partner, rule, finding, now)
     return fired
 
@@ -573,35 +592,12 @@ def evaluate_partner(partner: Partner, now: datetime | None = None) -> int:
                 select(AlertRule).where(AlertRule.partner_id == partner.id)
             ).scalars()
         )
-        used: int | None = None
-        all_orgs: list[Organization] | None = None
-        org_used: dict[str, int] = {}
+        figures = _Figures(partner, bp, today, now, Organization.credits_allocated > 0)
         for rule in rules:
             if not rule.enabled:
                 resolve_where(partner, rule, set(), now)
                 continue
-            if rule.kind == "pool_usage":
-                if used is None:
-                    used = metrics.credits_used(partner, bp)
-                findings = pool_findings(partner, rule, bp, used)
-            elif rule.kind == "org_allocation":
-                if all_orgs is None:
-                    all_orgs = list(
-                        db.session.execute(
-                            select(Organization).where(
-                                Organization.partner_id == partner.id,
-                                Organization.credits_allocated > 0,
-                            )
-                        ).scalars()
-                    )
-                    org_used = metrics.org_credits_used(partner, bp, [o.id for o in all_orgs])
-                findings = allocation_findings(partner, rule, bp, all_orgs, org_used)
-            elif rule.kind == "projected_exhaustion":
-                findings = projection_findings(partner, today)
-            elif rule.kind == "stale_data":
-                findings = stale_findings(partner, rule, now)
-            else:
-                findings = inactive_findings(partner, rule, today)
+            findings = figures.findings(rule)
             for finding in findings:
                 fired += fire(partner, rule, finding, now)
             resolve_where(partner, rule, {(f.subject, f.period_key) for f in findings}, now)

@@ -1,12 +1,13 @@
-"""WTForms forms of the dashboard: date range, organization filters and management,
-allocation, login, the settings, the audit log's filters and the API keys page."""
+"""WTForms forms shared by the dashboard's pages: the date range, the organization filters
+and management, the allocation, signing in and out, and the fields and number readers the
+pages share. A form that only one page uses lives beside its view (app/views/settings.py,
+audit.py, keys.py, team.py, alerts.py, webhooks.py, account.py, invitations.py)."""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -25,21 +26,16 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from .audit import OBJECT_TYPES, AuditFilters, check_action, check_actor, check_object_type
-from .auth import parse_scopes
 from .display import fmt_day
-from .errors import AppError
 from .metrics import ORG_SORTS
 from .models import ORG_STATUSES, ORG_TIERS, PRODUCT_TYPES, TRIAL_CREDIT_CAP
 from .periods import (
     GRANULARITIES,
-    MAX_DATE,
     MAX_SPAN_DAYS,
     MIN_DATE,
     PRESETS,
     Period,
     PeriodError,
-    is_valid_timezone,
     local_today,
     preset_period,
     read_date,
@@ -65,7 +61,7 @@ def grouped_whole_number(text: str) -> int | None:
     return int(text.replace(match.group("sep"), ""))
 
 
-_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
+PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 ORG_SORT_CHOICES = tuple((key, label) for key, (label, _column) in ORG_SORTS.items())
 PAGE_SIZES = (10, 20, 50, 100)
 
@@ -80,6 +76,16 @@ class MultiCheckboxField(SelectMultipleField):
 
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
+
+
+def read_typed_date(typed: str, tz: str) -> date:
+    """Read a date typed in a form as the API reads one (periods.read_date), or raise the
+    message shown beside the field."""
+    try:
+        return read_date(typed, tz)
+    except ValueError as exc:
+        shown = typed if len(typed) <= 40 else typed[:39] + "…"
+        raise ValidationError(f"“{shown}” is not a date; pick a day in the calendar") from exc
 
 
 class GetForm(FlaskForm):
@@ -151,12 +157,7 @@ class DateRangeForm(GetForm):
     def _read(self, field: StringField) -> date | None:
         if not field.data or (self.preset.data in PRESETS):
             return None
-        typed = str(field.data)
-        try:
-            day = read_date(typed, self.tz)
-        except ValueError as exc:
-            shown = typed if len(typed) <= 40 else typed[:39] + "…"
-            raise ValidationError(f"“{shown}” is not a date; pick a day in the calendar") from exc
+        day = read_typed_date(str(field.data), self.tz)
         if day < self.earliest:
             raise ValidationError(
                 f"{fmt_day(day)} is too early: the earliest date is {fmt_day(self.earliest)}"
@@ -251,13 +252,13 @@ class OrganizationFilterForm(GetForm):
 
     def validate_page(self, field: StringField) -> None:
         """Accept a whole number of at least 1."""
-        if field.data and (not _PAGE_NUMBER.fullmatch(str(field.data)) or int(field.data) < 1):
+        if field.data and (not PAGE_NUMBER.fullmatch(str(field.data)) or int(field.data) < 1):
             raise ValidationError("page must be a whole number of at least 1")
 
     def validate_pageSize(self, field: SelectField) -> None:  # noqa: N802
         """Accept a page size from 1 to 100."""
         text = str(field.data or "")
-        if text and (not _PAGE_NUMBER.fullmatch(text) or not 1 <= int(text) <= 100):
+        if text and (not PAGE_NUMBER.fullmatch(text) or not 1 <= int(text) <= 100):
             raise ValidationError("rows per page must be between 1 and 100")
 
     def values(self, valid: bool) -> dict[str, Any]:
@@ -303,138 +304,6 @@ class AllocationForm(FlaskForm):
         value = grouped_whole_number(str(self.credits.data))
         assert value is not None
         return value
-
-
-# --- the settings page ----------------------------------------------------------------
-
-MAX_TIER_ROWS = 10
-_PRICE = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")  # fullmatch: 0.05, 12, 0.000125
-
-
-class TierRowForm(Form):
-    """One band of the pricing tiers: its name, price and first unit (it runs to the next
-    band's first unit; the last band is open-ended). A row left wholly blank is no band."""
-
-    tier = StringField("Tier name", validators=[Optional(), Length(max=60)])
-    price = StringField("Price per identification")
-    start = StringField("From (identifications)")
-
-    def is_blank(self) -> bool:
-        """Tell whether every field of the row is empty."""
-        return not any(str(f.data or "").strip() for f in (self.tier, self.price, self.start))
-
-
-class SettingsForm(FlaskForm):
-    """The partner's name, billing day, credit pool and pricing tiers (app/settings.py
-    applies the rules; this form reads what was typed and checks each band)."""
-
-    name = StringField(
-        "Partner name", validators=[InputRequired(message="Enter the partner's name")]
-    )
-    billing_day = SelectField(
-        "Billing day of the month",
-        choices=choices((str(d), str(d)) for d in range(1, 29)),
-        validate_choice=False,
-    )
-    credit_pool = StringField(
-        "Credit pool (credits per billing period)",
-        validators=[InputRequired(message="Enter the credit pool")],
-    )
-    tiers = FieldList(FormField(TierRowForm), min_entries=1, max_entries=MAX_TIER_ROWS)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Messages about the bands as a whole (none given; refused by the rules).
-        self.tier_errors: list[str] = []
-
-    def validate_name(self, field: StringField) -> None:
-        """Require a name with more than spaces (accounts.check_name applies the rest)."""
-        if not str(field.data or "").strip():
-            raise ValidationError("Enter the partner's name")
-
-    def validate_billing_day(self, field: SelectField) -> None:
-        """Accept a day from 1 to 28 (every month has it)."""
-        if str(field.data) not in {str(d) for d in range(1, 29)}:
-            raise ValidationError("Choose a day from 1 to 28")
-
-    def validate_credit_pool(self, field: StringField) -> None:
-        """Require a whole number of credits, written as the pages show numbers."""
-        value = grouped_whole_number(str(field.data or ""))
-        if value is None or value < 0:
-            raise ValidationError(
-                "Enter a whole number of credits, such as 50000 or 50,000 "
-                "(commas or spaces only between groups of three digits)"
-            )
-
-    def validate(self, extra_validators: Any = None) -> bool:
-        """Check each field, then the bands together: the first starts at 0, each starts
-        above the one before (where that one ends), every price is above 0."""
-        valid = super().validate(extra_validators)
-        rows = [row.form for row in self.tiers if not row.form.is_blank()]
-        if not rows:
-            self.tier_errors.append("Enter at least one pricing tier (it starts at 0)")
-            return False
-        previous: int | None = None
-        for i, row in enumerate(rows):
-            price_text = str(row.price.data or "").strip()
-            if not _PRICE.fullmatch(price_text) or Decimal(price_text) <= 0:
-                row.price.errors = [
-                    *row.price.errors,
-                    "Enter a price above 0, such as 0.08 (a dot for decimals, at most 6)",
-                ]
-                valid = False
-            start = grouped_whole_number(str(row.start.data or ""))
-            if start is None or start < 0:
-                row.start.errors = [*row.start.errors, "Enter a whole number of identifications"]
-                valid = False
-                previous = None
-                continue
-            if i == 0 and start != 0:
-                row.start.errors = [*row.start.errors, "The first tier must start at 0"]
-                valid = False
-            elif previous is not None and start <= previous:
-                row.start.errors = [
-                    *row.start.errors,
-                    f"Must be above {previous:,}, where the tier before starts: each tier "
-                    "starts where the one before ends",
-                ]
-                valid = False
-            previous = start
-        return valid
-
-    def tier_values(self) -> list[dict[str, Any]]:
-        """Return the bands as the API writes pricing tiers (after validate())."""
-        rows = [row.form for row in self.tiers if not row.form.is_blank()]
-        starts = [grouped_whole_number(str(r.start.data)) for r in rows]
-        return [
-            {
-                "tier": (row.tier.data or "").strip() or f"Tier {i + 1}",
-                "pricePerIdentification": str(row.price.data).strip(),
-                "minUsage": starts[i],
-                "maxUsage": starts[i + 1] if i + 1 < len(rows) else None,
-            }
-            for i, row in enumerate(rows)
-        ]
-
-    def pool_value(self) -> int:
-        """Return the credit pool as an int (after validate())."""
-        value = grouped_whole_number(str(self.credit_pool.data))
-        assert value is not None
-        return value
-
-
-class TimezoneForm(FlaskForm):
-    """A new reporting timezone; confirm is set by the confirmation step."""
-
-    timezone = SelectField("Timezone", validate_choice=False)
-    confirm = HiddenField()
-
-    def validate_timezone(self, field: SelectField) -> None:
-        """Accept an IANA timezone name this machine knows."""
-        if not is_valid_timezone(str(field.data or "")):
-            raise ValidationError(
-                "Choose a timezone from the list (an IANA name such as Europe/Paris)"
-            )
 
 
 def _whole_number_or_blank(field: StringField) -> None:
@@ -598,154 +467,3 @@ class LoginForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     """An empty form: only its CSRF token matters."""
-
-
-class AuditFilterForm(GetForm):
-    """The audit log's filters: who, object type, action, the days from and to, paging.
-
-    Each value is checked by the same rule the API applies (app/audit.py), and the dates
-    are read as the date-range form reads them; a message goes beside its field.
-    """
-
-    actor = StringField("Who", validators=[Optional()])
-    objectType = SelectField(  # noqa: N815  (the API's parameter name)
-        "Object",
-        choices=choices([("", "Any object"), *((t, t.replace("_", " ")) for t in OBJECT_TYPES)]),
-        validate_choice=False,
-    )
-    action = SelectField("Action", choices=choices([("", "Any action")]), validate_choice=False)
-    startDate = StringField("From")  # noqa: N815
-    endDate = StringField("To")  # noqa: N815
-    page = StringField("Page")
-    pageSize = SelectField(  # noqa: N815
-        "Rows",
-        choices=choices((str(n), str(n)) for n in (20, 50, 100)),
-        default="50",
-        validate_choice=False,
-    )
-
-    def __init__(self, formdata: Any, tz: str, known_actions: list[str], **kwargs: Any) -> None:
-        super().__init__(formdata, **kwargs)
-        self.tz = tz
-        self.today = local_today(tz)
-        self._dates: dict[str, date] = {}
-        # The actions the log holds, and one asked for in the address that it does not.
-        listed = list(known_actions)
-        if self.action.data and self.action.data not in listed:
-            listed.append(str(self.action.data))
-        self.action.choices = choices([("", "Any action"), *((a, a) for a in listed)])
-
-    def _checked(self, check: Any, field: Any) -> None:
-        try:
-            check(field.data)
-        except AppError as exc:
-            raise ValidationError(exc.message) from exc
-
-    def validate_actor(self, field: StringField) -> None:
-        """Accept a part of who made the change (audit.check_actor)."""
-        self._checked(check_actor, field)
-
-    def validate_objectType(self, field: SelectField) -> None:  # noqa: N802
-        """Accept an object type of the log (audit.check_object_type)."""
-        self._checked(check_object_type, field)
-
-    def validate_action(self, field: SelectField) -> None:
-        """Accept an action shaped as the log writes them (audit.check_action)."""
-        self._checked(check_action, field)
-
-    def _day(self, field: StringField) -> None:
-        if not field.data or not str(field.data).strip():
-            return
-        typed = str(field.data)
-        try:
-            day = read_date(typed, self.tz)
-        except ValueError as exc:
-            shown = typed if len(typed) <= 40 else typed[:39] + "…"
-            raise ValidationError(f"“{shown}” is not a date; pick a day in the calendar") from exc
-        if not MIN_DATE <= day <= MAX_DATE:
-            raise ValidationError(f"Pick a day from {fmt_day(MIN_DATE)} to {fmt_day(MAX_DATE)}")
-        self._dates[field.name] = day
-
-    def validate_startDate(self, field: StringField) -> None:  # noqa: N802
-        """Read the first day shown."""
-        self._day(field)
-
-    def validate_endDate(self, field: StringField) -> None:  # noqa: N802
-        """Read the last day shown."""
-        self._day(field)
-
-    def validate_page(self, field: StringField) -> None:
-        """Accept a whole number of at least 1."""
-        if field.data and (not _PAGE_NUMBER.fullmatch(str(field.data)) or int(field.data) < 1):
-            raise ValidationError("page must be a whole number of at least 1")
-
-    def validate_pageSize(self, field: SelectField) -> None:  # noqa: N802
-        """Accept 20, 50 or 100."""
-        if field.data and str(field.data) not in ("20", "50", "100"):
-            raise ValidationError("rows per page must be 20, 50 or 100")
-
-    def validate(self, extra_validators: Any = None) -> bool:
-        """Check each field, then that the end date is not before the start date."""
-        valid = super().validate(extra_validators)
-        start, end = self._dates.get("startDate"), self._dates.get("endDate")
-        if start is not None and end is not None and end < start:
-            self.endDate.errors = [
-                *self.endDate.errors,
-                f"The end date is before the start date ({fmt_day(start)})",
-            ]
-            return False
-        return valid
-
-    def filters(self) -> AuditFilters:
-        """Return the filters to apply (after validate()): a field in error is left out."""
-
-        def ok(field: Any) -> bool:
-            return not field.errors
-
-        return AuditFilters(
-            actor=check_actor(self.actor.data) if ok(self.actor) else None,
-            object_type=(self.objectType.data or None) if ok(self.objectType) else None,
-            action=(self.action.data or None) if ok(self.action) else None,
-            start=self._dates.get("startDate") if ok(self.startDate) else None,
-            end=self._dates.get("endDate") if ok(self.endDate) else None,
-        )
-
-    def paging(self) -> tuple[int, int]:
-        """Return (page, page size), each its default when in error."""
-        page = int(self.page.data) if self.page.data and not self.page.errors else 1
-        size = int(self.pageSize.data) if self.pageSize.data and not self.pageSize.errors else 50
-        return page, size
-
-
-class ApiKeyForm(FlaskForm):
-    """Create an API key: a name and its scopes (at least one; the role bounds them)."""
-
-    name = StringField(
-        "Name",
-        validators=[InputRequired(message="Give the key a name, such as “billing export”")],
-    )
-    scopes = MultiCheckboxField(
-        "Scopes",
-        choices=choices(
-            [
-                ("read", "read: every GET"),
-                ("write", "write: also organizations, allocations and events"),
-                ("admin", "admin: everything, including API keys and the audit log"),
-            ]
-        ),
-        validate_choice=False,
-    )
-
-    def validate_scopes(self, field: SelectMultipleField) -> None:
-        """Require one scope or more, each one of read, write, admin."""
-        chosen = list(field.data or [])
-        if not chosen:
-            raise ValidationError("Choose at least one scope")
-        try:
-            parse_scopes(chosen)
-        except AppError as exc:
-            raise ValidationError(exc.message) from exc
-
-
-class RevokeKeyForm(FlaskForm):
-    """The confirmation of a revocation: only its CSRF token and the key matter."""

@@ -3,9 +3,12 @@
 A partner's billing periods live here with the rule that draws them: both metrics (pool
 figures) and billing (costs) need them, and billing imports metrics, so in either of
 those modules they would make an import cycle. This module imports neither (the Partner
-type is read for annotations only). Its length is that of the date rules, kept together
-because each builds on the others (presets, the comparable period, billing periods and
-buckets all shift and clip the same calendar days).
+type is read for annotations only).
+
+Its length (about 630 lines) is that of the date rules, kept together because each builds
+on the others: presets, the comparable period, billing periods and buckets all shift and
+clip the same calendar days in the same timezone, with the same bounds (MIN_DATE, MAX_DATE,
+MAX_SPAN_DAYS). A split would put one rule's two halves in two modules.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ Every figure comes from app/metrics.py, so the report page, its CSV and JSON dow
 (app/exports.py), the API and `flask report` cannot disagree; what only a report tells
 (each organization's state at both ends of the month, the data that arrived after it
 closed) is read here. A month is a calendar month in the partner's timezone; it closes at
-the first instant of the next month there. It is one module, a little over 500 lines,
-because a report is one document: its result types and the two reads only it makes
-belong beside the function that assembles them.
+the first instant of the next month there.
+
+It is one module of about 600 lines because a report is one document: its result types,
+the two reads only it makes (organization states, late receipts) and the list of months
+(month_index, each month's headline from the same figures) belong beside the function that
+assembles them; none of them is used without the others. The aggregation itself is
+metrics.py's, so nothing here would move to a second module but the types of one report.
 """
 
 from __future__ import annotations

@@ -22,15 +22,13 @@ import http.client
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.load import BIN, ROOT, Database, env_for, free_port, percentile, seed, wait_until_up
+from bench.load import ROOT, Database, percentile, seed, start_gunicorn, stop_gunicorn
 
 BATCH = 1000
 TYPES = ("identification", "page_view", "session")
@@ -134,25 +132,7 @@ def main() -> int:
             f"{args.workers} gunicorn workers",
             flush=True,
         )
-        port = free_port()
-        server = subprocess.Popen(  # noqa: S603
-            [
-                str(BIN / "gunicorn"),
-                "--workers",
-                str(args.workers),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "120",
-                "--log-level",
-                "warning",
-                "app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env_for(database.url),
-            start_new_session=True,
-        )
-        wait_until_up(port, server)
+        server, port = start_gunicorn(database.url, args.workers)
         lock = threading.Lock()
         # Warm-up: each worker imports and connects before the clock starts.
         warm = Sender(port, seeded["key"], bodies[args.batches :], lock)
@@ -167,8 +147,7 @@ def main() -> int:
             sender.join()
         elapsed = time.monotonic() - began
         load_after = os.getloadavg()
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_gunicorn(server)
         server = None
 
         errors = warm.errors + [e for s in senders for e in s.errors]
@@ -192,8 +171,7 @@ def main() -> int:
         return 0 if not errors and stored == expected else 1
     finally:
         if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            stop_gunicorn(server)
         database.drop()
 
 

@@ -372,6 +372,41 @@ def wait_until_up(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
     raise SystemExit("gunicorn did not answer in time")
 
 
+def start_gunicorn(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """Start gunicorn on the database at url in a session of its own; return it and its
+    port once it answers (it is stopped again if it never does)."""
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603
+        [
+            str(BIN / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env_for(url),
+        start_new_session=True,
+    )
+    try:
+        wait_until_up(port, server)
+    except BaseException:
+        stop_gunicorn(server)
+        raise
+    return server, port
+
+
+def stop_gunicorn(server: subprocess.Popen[bytes]) -> None:
+    """Stop gunicorn and its workers (SIGTERM to its session); wait up to 30 s."""
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
 def check(url: str, clients: list[Client], history: int) -> list[str]:
     """Recount what the run stored; return every discrepancy."""
     from sqlalchemy import func, select
@@ -443,25 +478,7 @@ def main() -> int:
     try:
         print(f"seeding {args.backend}: 20 organizations, {args.history:,} events ...", flush=True)
         seeded = seed(database.url, args.history)
-        port = free_port()
-        server = subprocess.Popen(  # noqa: S603
-            [
-                str(BIN / "gunicorn"),
-                "--workers",
-                str(args.workers),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "120",
-                "--log-level",
-                "warning",
-                "app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env_for(database.url),
-            start_new_session=True,
-        )
-        wait_until_up(port, server)
+        server, port = start_gunicorn(database.url, args.workers)
         print(
             f"gunicorn ({args.workers} sync workers) on 127.0.0.1:{port}; "
             f"{args.connections} connections for {args.duration:.0f} s ...",
@@ -483,8 +500,7 @@ def main() -> int:
         if operator is not None:
             operator.join(timeout=args.duration + 120)
         elapsed = time.monotonic() - began
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_gunicorn(server)
         server = None
 
         latency: dict[str, list[float]] = defaultdict(list)
@@ -543,8 +559,7 @@ def main() -> int:
         return 0 if ok else 1
     finally:
         if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            stop_gunicorn(server)
         database.drop()
 
 

@@ -31,6 +31,14 @@ SHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 NOW = datetime(2025, 11, 20, 12, 0)
 HTML_NAME = "<b>Bold</b> & <i>Co</i>"
+# The marks of every browser test module (`pytestmark = [*BROWSER_MARKS, ...]`).
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="no Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)",
+    ),
+]
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

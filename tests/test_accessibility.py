@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.browser_support import (
-    CHROMIUM,
+    BROWSER_MARKS,
     SHOTS,
     Watched,
     axe_violations,
@@ -22,10 +20,7 @@ from tests.browser_support import (
     use_axe,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def test_sign_in_page_meets_wcag_aa(chromium, server):

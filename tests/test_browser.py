@@ -12,17 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
+from tests.browser_support import BROWSER_MARKS, Watched, new_page, sign_in
 
-from tests.browser_support import CHROMIUM, Watched, new_page, sign_in
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="no Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run does it)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 def query(url: str) -> str:

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from app import demo
-from tests.browser_support import CHROMIUM, SHOTS, Watched, axe_violations, use_axe
+from tests.browser_support import BROWSER_MARKS, SHOTS, Watched, axe_violations, use_axe
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def signed_in_page(chromium, server, width: int, height: int) -> Watched:

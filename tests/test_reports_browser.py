@@ -6,7 +6,6 @@ plus 60 idle organizations, so that the organization table runs over several pag
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,21 +16,10 @@ import pytest
 from test_reports import NY, build_october
 from views_support import PASSWORD
 
-from tests.browser_support import pdf_text, serving
-
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
+from tests.browser_support import BROWSER_MARKS, CHROMIUM, LAUNCH_ARGS, pdf_text, serving
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-    ),
+    *BROWSER_MARKS,
     pytest.mark.skipif(
         shutil.which("pdftotext") is None,
         reason="pdftotext is missing (apt-get install poppler-utils)",
@@ -50,7 +38,7 @@ def server(app: Any) -> Iterator[str]:
 def chromium_browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         yield instance
         instance.close()
 

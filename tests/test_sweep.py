@@ -20,7 +20,7 @@ import pytest
 
 from app import create_app
 from tests.browser_support import (
-    CHROMIUM,
+    BROWSER_MARKS,
     SHOTS,
     Watched,
     axe_violations,
@@ -29,10 +29,7 @@ from tests.browser_support import (
     use_axe,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 WIDTHS = {390: 844, 1440: 900}  # a phone (iPhone 12-15) and a laptop, each with its height
 # October 2025: the last whole month before the frozen today (20 Nov 2025) of the demo data.

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
+from tests.browser_support import BROWSER_MARKS, new_page, sign_in
 
-from tests.browser_support import CHROMIUM, new_page, sign_in
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 NEW_PASSWORD = "a brand new password"
 

@@ -3,6 +3,16 @@
 Every request and answer shape is in this one module, so that the OpenAPI document comes
 from one place; it grows with the endpoints, not with logic.
 
+Its size (about 1,300 lines) is kept in one module on purpose. The document names each
+component by its class name alone (app/api/spec.py, naming_strategy), so one namespace is
+what keeps those names unique: two modules could each define a Totals or a Rejected, and
+one schema would silently replace the other in the document. The answers compose across
+resources (Dated and PartnerDated serve the analytics, usage, time series and organization
+answers alike), and the shared checks (QueryInt, EventType, whole_match, one_of,
+fields_of, changes_of) come before all of them. The sections follow the API: errors, query
+parameters, request bodies, answers by resource, reports, webhooks, alerts. It declares;
+the only code is those checks.
+
 Answers (Out) have snake_case fields written in camelCase (alias_generator=to_camel): a
 view validates the domain's typed result into its model once (from_attributes), and
 app/api/spec.py writes that model's model_dump(mode="json", by_alias=True) without
@@ -77,27 +87,38 @@ def _date_shape(value: Any) -> Any:
     return value
 
 
-def _event_type(value: str) -> str:
-    """Accept an event type as ingestion does (ingest.TYPE_RE, the whole value)."""
-    if not TYPE_RE.fullmatch(value):
-        raise ValueError("must be [a-z][a-z0-9_]{0,63}, nothing before or after")
-    return value
+def whole_match(regex: re.Pattern[str], message: str) -> Callable[[str], str]:
+    """Return a check that accepts only a value the regex matches whole; message says what
+    the value must be."""
+
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return check
 
 
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """Return a check that accepts only one of choices."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+# An event type as ingestion accepts it (ingest.TYPE_RE, the whole value).
 EventType = Annotated[
-    str, AfterValidator(_event_type), Field(json_schema_extra={"pattern": TYPE_PATTERN})
+    str,
+    AfterValidator(whole_match(TYPE_RE, "must be [a-z][a-z0-9_]{0,63}, nothing before or after")),
+    Field(json_schema_extra={"pattern": TYPE_PATTERN}),
 ]
-
-
-def _org_sort(value: str) -> str:
-    """Accept a sort of the organization breakdown (metrics.ORG_SORTS)."""
-    if value not in ORG_SORTS:
-        raise ValueError(f"must be one of {', '.join(ORG_SORTS)}")
-    return value
-
-
+# A sort of the organization breakdown (metrics.ORG_SORTS).
 OrgSort = Annotated[
-    str, AfterValidator(_org_sort), Field(json_schema_extra={"enum": list(ORG_SORTS)})
+    str, AfterValidator(one_of(ORG_SORTS)), Field(json_schema_extra={"enum": list(ORG_SORTS)})
 ]
 
 
@@ -116,14 +137,14 @@ DateText = Annotated[
     BeforeValidator(_date_shape),
     Field(max_length=64, json_schema_extra={"pattern": DATE_OR_TIMESTAMP}),
 ]
-# As a query parameter, an empty value (startDate=) is allowed and means the default.
+# As a query parameter, an empty value (startDate=) is allowed: it is read as absent.
+DateOrBlank = Annotated[
+    str,
+    BeforeValidator(_date_shape),
+    Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
+]
 DateParam = Annotated[
-    Annotated[
-        str,
-        BeforeValidator(_date_shape),
-        Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
-    ]
-    | None,
+    DateOrBlank | None,
     BeforeValidator(_blank_is_absent),
     Field(description=DATE_PARAM_DOC + " Empty means the default."),
 ]
@@ -353,27 +374,8 @@ class OrgListQuery(PageQuery):
     externalId: str | None = Field(None, max_length=200, description="exact externalId")
 
 
-def _object_type(value: str) -> str:
-    """Accept an object type of the audit log (audit.OBJECT_TYPES)."""
-    if value not in OBJECT_TYPES:
-        raise ValueError(f"must be one of {', '.join(OBJECT_TYPES)}")
-    return value
-
-
-def _audit_action(value: str) -> str:
-    """Accept an action shaped as the audit log writes them (audit.ACTION_RE)."""
-    if not ACTION_RE.fullmatch(value):
-        raise ValueError("must be a lower-case word such as create, revoke or ingest")
-    return value
-
-
 AuditDate = Annotated[
-    Annotated[
-        str,
-        BeforeValidator(_date_shape),
-        Field(max_length=64, json_schema_extra={"pattern": "^$|" + DATE_OR_TIMESTAMP}),
-    ]
-    | None,
+    DateOrBlank | None,
     BeforeValidator(_blank_is_absent),
     Field(
         description="YYYY-MM-DD, or an ISO 8601 timestamp whose date in the partner's "
@@ -397,7 +399,7 @@ class AuditQuery(PageQuery):
     objectType: Annotated[  # noqa: N815
         Annotated[
             str,
-            AfterValidator(_object_type),
+            AfterValidator(one_of(OBJECT_TYPES)),  # audit.OBJECT_TYPES
             Field(json_schema_extra={"enum": list(OBJECT_TYPES)}),
         ]
         | None,
@@ -406,7 +408,10 @@ class AuditQuery(PageQuery):
     action: Annotated[
         Annotated[
             str,
-            AfterValidator(_audit_action),
+            # Shaped as the audit log writes actions (audit.ACTION_RE).
+            AfterValidator(
+                whole_match(ACTION_RE, "must be a lower-case word such as create, revoke or ingest")
+            ),
             Field(max_length=40, json_schema_extra={"pattern": whole_value_pattern(ACTION_RE)}),
         ]
         | None,

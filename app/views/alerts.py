@@ -7,6 +7,7 @@ here: nothing else uses them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -148,6 +149,27 @@ def _apply_error(form: RuleForm, exc: AppError) -> None:
     target.errors = [*target.errors, exc.message]
 
 
+def _save_rule(
+    form: RuleForm,
+    shown: dict[str, Any],
+    save: Callable[[Any, Any, bool], object],
+    message: str,
+    anchor: str,
+) -> Any:
+    """Save a posted rule form through save(kind, threshold, enabled): on success, flash the
+    message and go back to the page at anchor; else answer the page with the form (shown:
+    how _render takes it) and its errors beside the fields."""
+    if not form.validate_on_submit():
+        return _render(**shown, status=400)
+    try:
+        save(form.kind.data, form.threshold_value(), bool(form.enabled.data))
+    except AppError as exc:
+        _apply_error(form, exc)
+        return _render(**shown, status=exc.status)
+    flash(message, "success")
+    return redirect(url_for("dashboard.alerts.index") + anchor)
+
+
 @bp.get("/alerts")
 @requires("manage_alerts")
 def index() -> Any:
@@ -160,17 +182,15 @@ def index() -> Any:
 def create() -> Any:
     """Add a rule."""
     form = RuleForm()
-    if not form.validate_on_submit():
-        return _render(form=form, status=400)
-    try:
-        alerts.create_rule(
-            current_partner(), form.kind.data, form.threshold_value(), bool(form.enabled.data)
-        )
-    except AppError as exc:
-        _apply_error(form, exc)
-        return _render(form=form, status=exc.status)
-    flash("Alert rule added.", "success")
-    return redirect(url_for("dashboard.alerts.index") + "#rules")
+    return _save_rule(
+        form,
+        {"form": form},
+        lambda kind, threshold, enabled: alerts.create_rule(
+            current_partner(), kind, threshold, enabled
+        ),
+        "Alert rule added.",
+        "#rules",
+    )
 
 
 @bp.post("/alerts/rules/<rule_id>")
@@ -180,17 +200,15 @@ def update(rule_id: str) -> Any:
     partner = current_partner()
     rule = alerts.get_rule(partner, rule_id)
     form = RuleForm(prefix=f"r{rule.id[:8]}")
-    if not form.validate_on_submit():
-        return _render(edit_forms={rule.id: form}, status=400)
-    try:
-        alerts.update_rule(
-            partner, rule.id, form.kind.data, form.threshold_value(), bool(form.enabled.data)
-        )
-    except AppError as exc:
-        _apply_error(form, exc)
-        return _render(edit_forms={rule.id: form}, status=exc.status)
-    flash("Alert rule saved.", "success")
-    return redirect(url_for("dashboard.alerts.index") + f"#rule-{rule.id}")
+    return _save_rule(
+        form,
+        {"edit_forms": {rule.id: form}},
+        lambda kind, threshold, enabled: alerts.update_rule(
+            partner, rule.id, kind, threshold, enabled
+        ),
+        "Alert rule saved.",
+        f"#rule-{rule.id}",
+    )
 
 
 @bp.post("/alerts/rules/<rule_id>/delete")

@@ -7,13 +7,17 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
+from wtforms import SelectMultipleField, StringField
+from wtforms.validators import InputRequired, ValidationError
 
 from .. import accounts, auth
+from ..auth import parse_scopes
 from ..errors import AppError
 from ..extensions import db
-from ..forms import ApiKeyForm, RevokeKeyForm
+from ..forms import MultiCheckboxField, choices
 from ..models import ApiKey, Partner
 from ..roles import KEY_SCOPES, may_grant, may_revoke, requires
 from .dashboard import current_partner
@@ -22,6 +26,40 @@ from .filters import age_text
 bp = Blueprint("keys", __name__)
 
 NO_ADMIN_KEYS = "Only an owner may make or revoke a key with the admin scope or full access."
+
+
+class ApiKeyForm(FlaskForm):
+    """Create an API key: a name and its scopes (at least one; the role bounds them)."""
+
+    name = StringField(
+        "Name",
+        validators=[InputRequired(message="Give the key a name, such as “billing export”")],
+    )
+    scopes = MultiCheckboxField(
+        "Scopes",
+        choices=choices(
+            [
+                ("read", "read: every GET"),
+                ("write", "write: also organizations, allocations and events"),
+                ("admin", "admin: everything, including API keys and the audit log"),
+            ]
+        ),
+        validate_choice=False,
+    )
+
+    def validate_scopes(self, field: SelectMultipleField) -> None:
+        """Require one scope or more, each one of read, write, admin."""
+        chosen = list(field.data or [])
+        if not chosen:
+            raise ValidationError("Choose at least one scope")
+        try:
+            parse_scopes(chosen)
+        except AppError as exc:
+            raise ValidationError(exc.message) from exc
+
+
+class RevokeKeyForm(FlaskForm):
+    """The confirmation of a revocation: only its CSRF token and the key matter."""
 
 
 def _keys(partner: Partner) -> list[ApiKey]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import FieldList, Form, FormField, HiddenField, SelectField, StringField
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from .. import billing, settings
 from ..display import fmt_day, plural
 from ..errors import AppError, sentence
-from ..forms import MAX_TIER_ROWS, SettingsForm, TimezoneForm
+from ..forms import choices, grouped_whole_number
 from ..models import Partner
-from ..periods import current_billing_period, timezone_names
+from ..periods import current_billing_period, is_valid_timezone, timezone_names
 from ..roles import requires
 from ..terms import next_change_date, of_partner, scheduled_terms
 from .dashboard import current_partner
@@ -24,6 +29,138 @@ _FIELDS = {
     "creditPoolTotal": "credit_pool",
     "billingDayOfMonth": "billing_day",
 }
+
+
+# --- the forms (only this page uses them) ----------------------------------------------
+
+MAX_TIER_ROWS = 10
+_PRICE = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")  # fullmatch: 0.05, 12, 0.000125
+
+
+class TierRowForm(Form):
+    """One band of the pricing tiers: its name, price and first unit (it runs to the next
+    band's first unit; the last band is open-ended). A row left wholly blank is no band."""
+
+    tier = StringField("Tier name", validators=[Optional(), Length(max=60)])
+    price = StringField("Price per identification")
+    start = StringField("From (identifications)")
+
+    def is_blank(self) -> bool:
+        """Tell whether every field of the row is empty."""
+        return not any(str(f.data or "").strip() for f in (self.tier, self.price, self.start))
+
+
+class SettingsForm(FlaskForm):
+    """The partner's name, billing day, credit pool and pricing tiers (app/settings.py
+    applies the rules; this form reads what was typed and checks each band)."""
+
+    name = StringField(
+        "Partner name", validators=[InputRequired(message="Enter the partner's name")]
+    )
+    billing_day = SelectField(
+        "Billing day of the month",
+        choices=choices((str(d), str(d)) for d in range(1, 29)),
+        validate_choice=False,
+    )
+    credit_pool = StringField(
+        "Credit pool (credits per billing period)",
+        validators=[InputRequired(message="Enter the credit pool")],
+    )
+    tiers = FieldList(FormField(TierRowForm), min_entries=1, max_entries=MAX_TIER_ROWS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Messages about the bands as a whole (none given; refused by the rules).
+        self.tier_errors: list[str] = []
+
+    def validate_name(self, field: StringField) -> None:
+        """Require a name with more than spaces (accounts.check_name applies the rest)."""
+        if not str(field.data or "").strip():
+            raise ValidationError("Enter the partner's name")
+
+    def validate_billing_day(self, field: SelectField) -> None:
+        """Accept a day from 1 to 28 (every month has it)."""
+        if str(field.data) not in {str(d) for d in range(1, 29)}:
+            raise ValidationError("Choose a day from 1 to 28")
+
+    def validate_credit_pool(self, field: StringField) -> None:
+        """Require a whole number of credits, written as the pages show numbers."""
+        value = grouped_whole_number(str(field.data or ""))
+        if value is None or value < 0:
+            raise ValidationError(
+                "Enter a whole number of credits, such as 50000 or 50,000 "
+                "(commas or spaces only between groups of three digits)"
+            )
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """Check each field, then the bands together: the first starts at 0, each starts
+        above the one before (where that one ends), every price is above 0."""
+        valid = super().validate(extra_validators)
+        rows = [row.form for row in self.tiers if not row.form.is_blank()]
+        if not rows:
+            self.tier_errors.append("Enter at least one pricing tier (it starts at 0)")
+            return False
+        previous: int | None = None
+        for i, row in enumerate(rows):
+            price_text = str(row.price.data or "").strip()
+            if not _PRICE.fullmatch(price_text) or Decimal(price_text) <= 0:
+                row.price.errors = [
+                    *row.price.errors,
+                    "Enter a price above 0, such as 0.08 (a dot for decimals, at most 6)",
+                ]
+                valid = False
+            start = grouped_whole_number(str(row.start.data or ""))
+            if start is None or start < 0:
+                row.start.errors = [*row.start.errors, "Enter a whole number of identifications"]
+                valid = False
+                previous = None
+                continue
+            if i == 0 and start != 0:
+                row.start.errors = [*row.start.errors, "The first tier must start at 0"]
+                valid = False
+            elif previous is not None and start <= previous:
+                row.start.errors = [
+                    *row.start.errors,
+                    f"Must be above {previous:,}, where the tier before starts: each tier "
+                    "starts where the one before ends",
+                ]
+                valid = False
+            previous = start
+        return valid
+
+    def tier_values(self) -> list[dict[str, Any]]:
+        """Return the bands as the API writes pricing tiers (after validate())."""
+        rows = [row.form for row in self.tiers if not row.form.is_blank()]
+        starts = [grouped_whole_number(str(r.start.data)) for r in rows]
+        return [
+            {
+                "tier": (row.tier.data or "").strip() or f"Tier {i + 1}",
+                "pricePerIdentification": str(row.price.data).strip(),
+                "minUsage": starts[i],
+                "maxUsage": starts[i + 1] if i + 1 < len(rows) else None,
+            }
+            for i, row in enumerate(rows)
+        ]
+
+    def pool_value(self) -> int:
+        """Return the credit pool as an int (after validate())."""
+        value = grouped_whole_number(str(self.credit_pool.data))
+        assert value is not None
+        return value
+
+
+class TimezoneForm(FlaskForm):
+    """A new reporting timezone; confirm is set by the confirmation step."""
+
+    timezone = SelectField("Timezone", validate_choice=False)
+    confirm = HiddenField()
+
+    def validate_timezone(self, field: SelectField) -> None:
+        """Accept an IANA timezone name this machine knows."""
+        if not is_valid_timezone(str(field.data or "")):
+            raise ValidationError(
+                "Choose a timezone from the list (an IANA name such as Europe/Paris)"
+            )
 
 
 def _settings_form(partner: Partner) -> SettingsForm:

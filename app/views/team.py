@@ -8,7 +8,8 @@ redirect back to it. The one-time link of a new invitation is shown once, in tha
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
@@ -22,6 +23,8 @@ from ..forms import choices
 from ..models import ROLES, Partner
 from ..roles import ROLE_LABELS, requires
 from .dashboard import current_partner
+
+T = TypeVar("T")
 
 bp = Blueprint("team", __name__)
 
@@ -142,19 +145,29 @@ def invite() -> Any:
     return _page(partner, invite_form=form), status
 
 
+def _once_confirmed(partner: Partner, row: str, action: Callable[[], T]) -> tuple[T | None, Any]:
+    """Run action once its confirmation box is ticked; return (its result, None), or
+    (None, the page with the refusal beside the row: "Confirm first." or the action's
+    error, and its status)."""
+    if not ConfirmForm().validate_on_submit():
+        return None, (_page(partner, refusals={row: "Confirm first."}), 400)
+    try:
+        return action(), None
+    except AppError as exc:
+        return None, (_page(partner, refusals={row: exc.message}), exc.status)
+
+
 @bp.post("/team/invitations/<invitation_id>/revoke")
 @requires("manage_team")
 def revoke(invitation_id: str) -> Any:
     """Revoke a pending invitation (after its confirmation): its link stops working."""
     partner = current_partner()
     invitation = team.get_invitation(partner, invitation_id)
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        return _page(partner, refusals={f"invitation-{invitation.id}": "Confirm first."}), 400
-    try:
-        team.revoke(partner, invitation.id)
-    except AppError as exc:
-        return _page(partner, refusals={f"invitation-{invitation.id}": exc.message}), exc.status
+    _, refused = _once_confirmed(
+        partner, f"invitation-{invitation.id}", lambda: team.revoke(partner, invitation.id)
+    )
+    if refused is not None:
+        return refused
     flash(
         f"Invitation for {invitation.email} revoked: its link no longer works.", INVITATION_MESSAGE
     )
@@ -197,14 +210,12 @@ def remove(user_id: int) -> Any:
     """Remove a member (after its confirmation): their sessions end at once."""
     partner = current_partner()
     member = team.get_member(partner, user_id)
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        return _page(partner, refusals={f"member-{member.id}": "Confirm first."}), 400
     yourself = member.id == current_user.id
-    try:
-        email = team.remove(partner, member.id)
-    except AppError as exc:
-        return _page(partner, refusals={f"member-{member.id}": exc.message}), exc.status
+    email, refused = _once_confirmed(
+        partner, f"member-{member.id}", lambda: team.remove(partner, member.id)
+    )
+    if refused is not None:
+        return refused
     if yourself:
         return redirect(url_for("auth.login"))
     flash(f"{email} was removed from the team; their sessions have ended.", MEMBER_MESSAGE)
