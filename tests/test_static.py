@@ -78,9 +78,8 @@ def test_no_figure_uses_a_component_the_bundle_leaves_out():
     for component in left_out:
         assert not used & set(COMPONENT_KEYS[component]), component
     # dragmode "select" or "lasso" would need the selections component too.
-    assert not {
-        fig["layout"].get("dragmode") for fig in FIGURES.values() if "layout" in fig
-    } & {"select", "lasso"}
+    dragmodes = {fig["layout"].get("dragmode") for fig in FIGURES.values() if "layout" in fig}
+    assert not dragmodes & {"select", "lasso"}
 
 
 def test_only_one_plotly_bundle_is_kept():
