@@ -27,10 +27,11 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from .audit import OBJECT_TYPES, AuditFilters, check_action, check_actor, check_object_type
 from .auth import parse_scopes
+from .choices import ORG_TIERS, PRODUCT_TYPES
 from .display import fmt_day
 from .errors import AppError
 from .metrics import ORG_SORTS
-from .models import ORG_STATUSES, ORG_TIERS, PRODUCT_TYPES, TRIAL_CREDIT_CAP
+from .models import ORG_STATUSES, TRIAL_CREDIT_CAP
 from .periods import (
     GRANULARITIES,
     MAX_DATE,
