@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,6 +74,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # command uses is bound when it runs (register_data, app/cli.py), so listing the
     # commands imports no database layer either.
     light = config_module.loading_for_own_commands()
+    if light:
+        atexit.register(end_of_command, app)
     if not light:
         register_extensions(app)
         register_blueprints(app)
@@ -111,6 +115,23 @@ def register_data(app: Flask) -> None:
     db.init_app(app)
     database.init_app(app)
     cache.init_app(app)
+
+
+def end_of_command(app: Flask) -> None:
+    """Close a `flask` command's database connections as its process exits, then spare
+    the exit the collector's last pass.
+
+    That pass walks every object imported (a fifth of `flask create-org`'s time) to free
+    what the exit frees anyway; the connections, which it would have closed (SQLite then
+    removes its -wal and -shm files), are closed here first.
+    """
+    if "sqlalchemy" in app.extensions:
+        from .extensions import db
+
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+    gc.freeze()
 
 
 def register_extensions(app: Flask) -> None:
