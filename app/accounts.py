@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from . import audit
-from .billing import TierError, normalize_tiers
+from .choices import ORG_TIERS, PRODUCT_TYPES
 from .database import write_transaction
 from .errors import AppError
 from .extensions import db
@@ -27,8 +27,6 @@ from .models import (
     BILLING_PERIODS,
     DEFAULT_PRICING_TIERS,
     ORG_STATUSES,
-    ORG_TIERS,
-    PRODUCT_TYPES,
     TRIAL_CREDIT_CAP,
     ApiKey,
     AuditEntry,
@@ -229,6 +227,10 @@ def create_partner(
         raise _field_error(
             "currency", currency, "currency must be a three-letter ISO 4217 code such as USD"
         )
+    # Imported here: billing reads the figures (app.metrics), which nothing else in this
+    # module needs, so `flask create-org` does not import them.
+    from .billing import TierError, normalize_tiers
+
     try:
         tiers = normalize_tiers(pricing_tiers or [dict(t) for t in DEFAULT_PRICING_TIERS])
     except TierError as exc:

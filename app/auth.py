@@ -17,11 +17,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit
 from .accounts import check_name, visible
+from .choices import ROLES
 from .database import write_transaction
 from .errors import AppError
 from .extensions import db, login_manager
 from .ingest import storable_text
-from .models import ROLES, ApiKey, Partner, PartnerDataVersion, User, new_uuid
+from .models import ApiKey, Partner, PartnerDataVersion, User, new_uuid
 from .timeutil import utcnow
 
 KEY_PREFIX = "pk_live_"

@@ -2,6 +2,10 @@
 
 Every command is here (the module is long because there are many, not because they hold
 logic), with the one guard that refuses them before the database is initialised.
+
+`flask --help` builds the app to list these commands, and `flask <command>` to run one:
+this module imports only click, Flask and the choices its options offer, and each command
+imports what it uses when it runs (tests/test_cli_imports.py guards the set).
 """
 
 from __future__ import annotations
@@ -13,26 +17,25 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from flask.cli import AppGroup, ScriptInfo
 
-from . import accounts, audit, auth, ingest, rollups
-from .database import PartnerBusy, dialect_name, write_transaction
-from .errors import AppError, database_busy
-from .exports import REPORT_FORMATS, report_text
-from .extensions import db
-from .ingest import FileFormatError, IngestResult, IngestStopped
-from .models import ROLES, Partner
-from .periods import PeriodError, parse_moment
+from .choices import ORG_TIERS, PRODUCT_TYPES, REPORT_FORMATS, ROLES
+from .compression import compress_static_command
+from .errors import AppError
 from .worker import worker_command
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from .ingest import IngestResult
+    from .models import Partner
 
 # The page cache of a file import's SQLite connection (the default is 64 MB).
 SQLITE_IMPORT_CACHE_KB = 32768
@@ -43,6 +46,8 @@ def _fail(exc: AppError) -> click.ClickException:
 
 
 def _partner(slug: str) -> Partner:
+    from . import accounts
+
     try:
         return accounts.partner_by_slug(slug)
     except AppError as exc:
@@ -71,6 +76,11 @@ def database_problem() -> str | None:
     Nothing is created on the way: a missing SQLite file is not opened (opening it would
     create it), and PostgreSQL is only read.
     """
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import OperationalError
+
+    from .extensions import db
+
     url = db.engine.url
     shown = url.render_as_string(hide_password=True)
     fix = "create it with `flask init-db` (or `make db`)"
@@ -127,6 +137,8 @@ def init_migrations(app: Flask) -> None:
         return
     from flask_migrate import Migrate
 
+    from .extensions import db
+
     Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
 
 
@@ -148,7 +160,11 @@ class LazyMigrationsGroup(click.Group):
         return self._group().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        init_migrations(current_app._get_current_object())  # type: ignore[attr-defined]
+        from . import register_data
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        register_data(app)
+        init_migrations(app)
         return self._group().get_command(ctx, cmd_name)
 
 
@@ -157,15 +173,30 @@ lazy_migrations_group = LazyMigrationsGroup(
 )
 
 
-def needs_database(command: click.Command) -> click.Command:
-    """Return a copy of command (a group: of each of its commands) checking the schema first.
+def _bind_data(app: Flask) -> None:
+    from . import register_data
 
-    The check runs before the command's own code, so a refused command changes nothing.
+    register_data(app)
+
+
+def app_command(
+    command: click.Command,
+    *,
+    schema: bool = True,
+    bind: Callable[[Flask], None] = _bind_data,
+) -> click.Command:
+    """Return a copy of command (a group: of each of its commands) that binds what it uses
+    to the app first (the database: app.register_data), then, with schema, checks it.
+
+    On the app that `flask <command>` builds nothing is bound before a command runs; on the
+    full app (tests, `flask shell`) it is bound already. The check runs before the
+    command's own code, so a refused command changes nothing.
     """
     guarded = copy.copy(command)
     if isinstance(command, click.Group):
         guarded.commands = {  # type: ignore[attr-defined]
-            name: needs_database(sub) for name, sub in command.commands.items()
+            name: app_command(sub, schema=schema, bind=bind)
+            for name, sub in command.commands.items()
         }
         return guarded
     callback = command.callback
@@ -173,9 +204,11 @@ def needs_database(command: click.Command) -> click.Command:
 
     @functools.wraps(callback)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        problem = database_problem()
-        if problem:
-            raise DatabaseNotReady(problem)
+        bind(click.get_current_context().ensure_object(ScriptInfo).load_app())
+        if schema:
+            problem = database_problem()
+            if problem:
+                raise DatabaseNotReady(problem)
         return callback(*args, **kwargs)
 
     guarded.callback = checked
@@ -185,6 +218,8 @@ def needs_database(command: click.Command) -> click.Command:
 def init_db() -> None:
     """Create or upgrade the schema to the newest migration."""
     from flask_migrate import upgrade
+
+    from .extensions import db
 
     path = sqlite_file(db.engine.url)
     if path is not None:
@@ -197,6 +232,8 @@ def init_db() -> None:
 @click.command("init-db")
 def init_db_command() -> None:
     """Create or upgrade the database schema (idempotent)."""
+    from .extensions import db
+
     init_db()
     click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}", err=True)
 
@@ -231,6 +268,8 @@ def create_partner_command(
     max_organizations: int | None,
 ) -> None:
     """Create a partner and print its id."""
+    from . import accounts
+
     try:
         partner = accounts.create_partner(
             name,
@@ -253,6 +292,8 @@ def create_partner_command(
 @click.option("--scopes", default="", help="comma-separated: read,write,admin (empty: all)")
 def create_api_key_command(slug: str, name: str, scopes: str) -> None:
     """Create an API key and print the plain key (shown only this once)."""
+    from . import auth
+
     partner = _partner(slug)
     try:
         _key, plain = auth.create_api_key(partner, name, auth.parse_scopes(scopes))
@@ -280,6 +321,8 @@ def create_user_command(slug: str, email: str, password: str | None, role: str |
     """
     from sqlalchemy import select
 
+    from . import auth
+    from .extensions import db
     from .models import User
 
     partner = _partner(slug)
@@ -306,6 +349,8 @@ def set_password_command(email: str, password: str | None) -> None:
     """Set a dashboard user's password (ends the user's sessions)."""
     from sqlalchemy import select
 
+    from . import auth
+    from .extensions import db
     from .models import User
 
     user = db.session.execute(
@@ -327,8 +372,8 @@ def set_password_command(email: str, password: str | None) -> None:
 @click.option("--name", required=True)
 @click.option("--external-id", default=None)
 @click.option("--credits", default=0, type=int)
-@click.option("--tier", default="trial", type=click.Choice(["trial", "paid"]))
-@click.option("--product-type", default="B2B", type=click.Choice(["B2B", "B2C"]))
+@click.option("--tier", default="trial", type=click.Choice(ORG_TIERS))
+@click.option("--product-type", default="B2B", type=click.Choice(PRODUCT_TYPES))
 @click.option(
     "--created-at",
     default=None,
@@ -345,6 +390,9 @@ def create_org_command(
     created_at: str | None,
 ) -> None:
     """Create an organization and print its id."""
+    from . import accounts
+    from .periods import PeriodError, parse_moment
+
     partner = _partner(slug)
     created = None
     if created_at:
@@ -378,6 +426,8 @@ class RowRejected(Exception):
 
 def _organization_row(values: dict[str, str], timezone: str) -> dict[str, Any]:
     """Return create_organization's arguments for one CSV row (empty cells: the defaults)."""
+    from .periods import PeriodError, parse_moment
+
     credits_text = values.get("credits", "").strip().replace(",", "")
     try:
         credits = int(credits_text) if credits_text else 0
@@ -456,6 +506,8 @@ def create_orgs_command(file: str, slug: str) -> None:
     productType, createdAt (as create-org's options). A refused row is reported as
     `line N: <column>: <reason>` (the header is line 1), and then nothing is created.
     """
+    from . import accounts
+
     partner = _partner(slug)
     try:
         with open(file, encoding="utf-8-sig", newline="") as stream:
@@ -501,6 +553,13 @@ def run_ingest(
     whose partner is busy is tried again for up to wait seconds (IngestStopped after).
     The file gets one audit entry with its counts (see audit_import).
     """
+    from sqlalchemy import text
+
+    from . import ingest
+    from .database import dialect_name
+    from .extensions import db
+    from .ingest import IngestResult, IngestStopped
+
     fmt = ingest.detect_format(path, fmt)
     show_progress = sys.stderr.isatty()
     started = time.monotonic()
@@ -565,6 +624,11 @@ def audit_import(
     the counts of the batches it stored and the line it stopped at; a process killed
     mid-way writes none (its stored batches come back as duplicates when run again).
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from . import audit
+    from .database import write_transaction
+
     after: dict[str, Any] = {
         "file": "standard input" if path == "-" else path,
         "format": fmt,
@@ -616,6 +680,11 @@ def ingest_command(
     file: str, slug: str, fmt: str | None, batch_size: int, pipeline: bool | None, wait: float
 ) -> None:
     """Import usage events from a JSON Lines or CSV file ('-' for stdin)."""
+    from sqlalchemy.exc import OperationalError
+
+    from .errors import database_busy
+    from .ingest import FileFormatError, IngestStopped
+
     partner = _partner(slug)
     if pipeline is None:
         pipeline = (os.cpu_count() or 1) > 1
@@ -676,6 +745,9 @@ rollups_group = AppGroup("rollups", help="Check or rebuild the daily rollups fro
 def _partners(slug: str | None) -> list[Partner]:
     from sqlalchemy import select
 
+    from .extensions import db
+    from .models import Partner
+
     if slug:
         return [_partner(slug)]
     return list(db.session.execute(select(Partner).order_by(Partner.slug)).scalars())
@@ -685,6 +757,8 @@ def _partners(slug: str | None) -> list[Partner]:
 @click.option("--partner", "slug", default=None, help="one partner (default: all)")
 def rollups_verify(slug: str | None) -> None:
     """Check that every rollup figure agrees with the raw events (exit 1 if not)."""
+    from . import rollups
+
     bad = 0
     for partner in _partners(slug):
         problems = rollups.verify(partner.id)
@@ -703,6 +777,9 @@ def rollups_rebuild(slug: str | None) -> None:
     Each partner in one transaction under its exclusive lock: its ingestion waits
     meanwhile (the API answers 503 with Retry-After after LOCK_TIMEOUT).
     """
+    from . import rollups
+    from .database import PartnerBusy
+
     for partner in _partners(slug):
         slug_ = partner.slug
         started = time.monotonic()
@@ -721,6 +798,8 @@ def rollups_rebuild(slug: str | None) -> None:
 @click.option("--timezone", "tz", required=True)
 def set_timezone_command(slug: str, tz: str) -> None:
     """Change a partner's reporting timezone and re-bucket its history."""
+    from . import rollups
+    from .database import PartnerBusy
     from .periods import is_valid_timezone
 
     partner = _partner(slug)
@@ -747,7 +826,8 @@ def set_timezone_command(slug: str, tz: str) -> None:
 )
 def report_command(slug: str, month_text: str, fmt: str) -> None:
     """Print a month-end report as CSV or JSON (for cron jobs that mail it)."""
-    from . import reports
+    from . import accounts, reports
+    from .exports import report_text
 
     try:
         partner = accounts.partner_by_slug(slug)
@@ -760,9 +840,26 @@ def report_command(slug: str, month_text: str, fmt: str) -> None:
     click.echo(report_text(report, fmt), nl=False)
 
 
-def register_cli(app: Flask) -> None:
-    """Add every command to the app's CLI."""
-    app.cli.add_command(init_db_command)
+def _bind_compression(app: Flask) -> None:
+    from .compression import init_app
+
+    if "partner_analytics.compress" not in app.extensions:
+        init_app(app)
+
+
+def register_cli(app: Flask, light: bool = False) -> None:
+    """Add every command to the app's CLI.
+
+    light: the app `flask <command>` builds, which binds nothing before a command runs;
+    there `flask db` is Flask-Migrate's group imported when used, and compress-static
+    binds Flask-Compress itself (the full app has both from its extensions).
+    """
+    app.cli.add_command(app_command(init_db_command, schema=False))
+    if light:
+        app.cli.add_command(lazy_migrations_group)
+        app.cli.add_command(
+            app_command(compress_static_command, schema=False, bind=_bind_compression)
+        )
     # Every other command reads or writes partner data: without the schema it says how to
     # create it and exits 2 before touching anything (it used to create an empty SQLite
     # file, then fail with a traceback).
@@ -780,4 +877,4 @@ def register_cli(app: Flask) -> None:
         report_command,
         worker_command,
     ):
-        app.cli.add_command(needs_database(command))
+        app.cli.add_command(app_command(command))

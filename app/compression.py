@@ -16,15 +16,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cachelib import FileSystemCache
 from flask import Flask, Request, Response, current_app, request
 from flask.cli import with_appcontext
-from flask_compress import Compress
 
 from .hooks import static_version
+
+if TYPE_CHECKING:
+    # Imported where used: `flask --help` lists compress-static without loading them.
+    from cachelib import FileSystemCache
+    from flask_compress import Compress
 
 DEFAULTS: dict[str, Any] = {
     # The encodings offered, by preference when a browser accepts several equally
@@ -55,6 +58,8 @@ class CompressedOnce:
         """The files, made on first use: building the app (a `flask` command before
         init-db, say) creates no folder."""
         if self._store is None:
+            from cachelib import FileSystemCache
+
             self._store = FileSystemCache(self.folder, threshold=500, default_timeout=0)
         return self._store
 
@@ -97,6 +102,8 @@ def compress_static(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Set Flask-Compress up for the static files, with its cache under the instance folder."""
+    from flask_compress import Compress
+
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     folder = app.config.setdefault(

@@ -16,7 +16,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,9 @@ PAGE_TEXT = {
 
 def _signed_in() -> bool:
     # The page that explains a failure must not fail itself: a broken database or session
-    # only loses the navigation.
+    # only loses the navigation. (Imported here: a `flask` command has no use for it.)
+    from flask_login import current_user
+
     try:
         return bool(current_user.is_authenticated)
     except Exception:  # noqa: BLE001

@@ -22,7 +22,6 @@ from .timeutil import iso_z
 
 # Spreadsheet programs run a cell starting with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-REPORT_FORMATS = ("csv", "json")
 
 # (field of reports.ReportOrganization, heading)
 REPORT_COLUMNS = [

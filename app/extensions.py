@@ -1,9 +1,11 @@
-"""Unbound extension singletons, bound to the app in create_app()."""
+"""Unbound extension singletons, bound to the app in create_app().
 
-from flask_limiter import Limiter
+The database and sign-in, which the `flask` commands use too; CSRF protection and the
+rate limiter guard served requests only (app/web_extensions.py).
+"""
+
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -25,17 +27,3 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
-csrf = CSRFProtect()
-
-
-def _limiter_key() -> str:
-    """Key rate limits by partner when a request carries one, else by client address."""
-    from flask import g, request
-
-    partner = getattr(g, "partner", None)
-    if partner is not None:
-        return f"partner:{partner.id}"
-    return f"ip:{request.remote_addr or 'unknown'}"
-
-
-limiter = Limiter(key_func=_limiter_key, default_limits=[])

@@ -26,9 +26,10 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from .choices import ORG_TIERS, PRODUCT_TYPES
 from .display import fmt_day
 from .metrics import ORG_SORTS
-from .models import ORG_STATUSES, ORG_TIERS, PRODUCT_TYPES, TRIAL_CREDIT_CAP
+from .models import ORG_STATUSES, TRIAL_CREDIT_CAP
 from .periods import (
     GRANULARITIES,
     MAX_SPAN_DAYS,

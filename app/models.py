@@ -32,8 +32,6 @@ BILLING_MODES = ("credit_pool", "external", "usage_based")
 BILLING_MODE_ALIASES = {"pooled": "credit_pool"}
 BILLING_PERIODS = ("monthly", "annual")
 ORG_STATUSES = ("active", "suspended", "canceled")
-ORG_TIERS = ("trial", "paid")
-PRODUCT_TYPES = ("B2B", "B2C")
 TRIAL_CREDIT_CAP = 500
 IDENTIFICATION = "identification"
 
@@ -174,10 +172,6 @@ class ApiKey(Base):
     def scope_list(self) -> list[str]:
         """Return the key's scopes as a list (empty means full access)."""
         return [s for s in self.scopes.split(",") if s]
-
-
-# A dashboard user's role (app/roles.py says what each may do), most powerful first.
-ROLES = ("owner", "admin", "analyst")
 
 
 class User(Base):

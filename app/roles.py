@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden
 
-from .models import ROLES
+from .choices import ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -24,9 +24,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .auth import authenticate
 from .database import dialect_name, write_transaction
-from .extensions import db, limiter
+from .extensions import db
 from .models import KnownAddress, User
 from .timeutil import utcnow
+from .web_extensions import limiter
 
 _SCOPE = "login-account"
 # An address not used for this long is forgotten (the table cannot grow without end).

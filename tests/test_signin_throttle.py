@@ -14,9 +14,10 @@ from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import select
 
 from app import create_app, signin
-from app.extensions import db, limiter
+from app.extensions import db
 from app.models import KnownAddress
 from app.serving import LOCAL_REDIS, storage_answers
+from app.web_extensions import limiter
 
 PASSWORD = "correct horse battery"
 EMAIL = "ops@acme.test"

@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from ..extensions import limiter
+from ..web_extensions import limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -13,11 +13,11 @@ from flask_login import current_user
 from .. import cache
 from ..auth import find_api_key_for_request, key_allows, note_key_used
 from ..errors import AppError, _safe
-from ..extensions import _limiter_key, limiter
 from ..ingest import MAX_BATCH, Rejection, storable_text
 from ..ingest.files import refuse_constant
 from ..models import Partner
 from ..roles import allowed
+from ..web_extensions import _limiter_key, limiter
 from . import bp
 from .bodies import (
     GZIP_ENCODINGS,

@@ -20,8 +20,8 @@ from flask_wtf.csrf import CSRFError
 
 from .. import auth, signin
 from ..errors import error_page
-from ..extensions import limiter
 from ..forms import LoginForm, LogoutForm
+from ..web_extensions import limiter
 
 bp = Blueprint("auth", __name__)
 

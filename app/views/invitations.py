@@ -17,8 +17,9 @@ from wtforms.validators import EqualTo, InputRequired, Length
 
 from .. import team
 from ..errors import AppError, error_page
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models import Partner
+from ..web_extensions import limiter
 
 bp = Blueprint("invitations", __name__)
 

@@ -18,9 +18,10 @@ from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length
 
 from .. import team
+from ..choices import ROLES
 from ..errors import AppError
 from ..forms import choices
-from ..models import ROLES, Partner
+from ..models import Partner
 from ..roles import ROLE_LABELS, requires
 from .dashboard import current_partner
 
