@@ -33,6 +33,7 @@ from .models import (
     OrgBucketUsage,
     OrgDailyUsage,
     Partner,
+    PartnerActivity,
     PartnerDailyUsage,
     PartnerDataVersion,
 )
@@ -355,11 +356,18 @@ def status_before(boundary: datetime) -> Any:
 def organization_counts(partner: Partner, end: date) -> OrganizationCounts:
     """Return organizations created by the end of end, and how many were active then."""
     boundary = day_end_utc(end, partner.timezone)
+    org = Organization
+    # An organization whose newest status change came before the boundary had its latest
+    # status then; only one changed after it (a past end) asks its history.
+    active = case(
+        (org.latest_status_at < boundary, case((org.latest_status == "active", 1), else_=0)),
+        (status_before(boundary) == "active", 1),
+        else_=0,
+    )
     row = db.session.execute(
-        select(
-            func.count(),
-            func.sum(case((status_before(boundary) == "active", 1), else_=0)),
-        ).where(Organization.partner_id == partner.id, Organization.created_at < boundary)
+        select(func.count(), func.sum(active)).where(
+            org.partner_id == partner.id, org.created_at < boundary
+        )
     ).one()
     return OrganizationCounts(_int(row[0]), _int(row[1]))
 
@@ -393,17 +401,42 @@ def organizations_with_activity(
 ) -> int:
     """Return how many organizations have any usage in the period.
 
-    One EXISTS probe per organization on the org_daily_usage primary key (organization,
-    day, ...): its cost follows the number of organizations, not of rollup rows in the
-    range, where COUNT(DISTINCT) over a 365-day range read every row (28 ms for 100
-    organizations and 1M events on SQLite, against about 0.2 ms).
+    For the partner: the bitmaps of partner_activity over the fewest whole months, weeks
+    and days that cover the period (periods.decompose), OR-ed per chunk and counted, so
+    a year aligned on months reads 12 rows per 63 organizations. For one organization:
+    an EXISTS probe on the org_daily_usage primary key (organization, day, ...).
     """
-    scope = [Organization.partner_id == partner.id, _has_usage_in(period)]
-    if organization_id is not None:
-        scope.append(Organization.id == organization_id)
+    if organization_id is None:
+        return _active_in(partner.id, period)
+    scope = [
+        Organization.partner_id == partner.id,
+        Organization.id == organization_id,
+        _has_usage_in(period),
+    ]
     return _int(
         db.session.execute(select(func.count()).select_from(Organization).where(*scope)).scalar()
     )
+
+
+def _active_in(partner_id: str, period: Period) -> int:
+    """Return how many of a partner's organizations have a bit set in partner_activity
+    in any bucket covering the period (each bucket lies wholly inside it)."""
+    pa = PartnerActivity
+    rows = db.session.execute(
+        select(pa.chunk, pa.organizations).where(
+            pa.partner_id == partner_id,
+            or_(
+                *(
+                    (pa.grain == grain) & (pa.start >= starts.start) & (pa.start <= starts.end)
+                    for grain, starts in decompose(period)
+                )
+            ),
+        )
+    )
+    merged: dict[int, int] = {}
+    for chunk, bits in rows:
+        merged[chunk] = merged.get(chunk, 0) | bits
+    return sum(bits.bit_count() for bits in merged.values())
 
 
 @closed_period_cache

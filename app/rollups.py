@@ -9,7 +9,7 @@ together.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,16 +19,20 @@ from . import audit, cache
 from .database import add_counts, bucket_start_sql, dialect_name, partner_transaction, raw_cursor
 from .extensions import db
 from .models import (
+    ACTIVITY_BITS,
     IDENTIFICATION,
     Organization,
+    OrganizationStatusChange,
     OrgBucketUsage,
     OrgDailyUsage,
     Partner,
+    PartnerActivity,
     PartnerDailyReceipt,
     PartnerDailyUsage,
     UsageEvent,
 )
 from .periods import (
+    ACTIVITY_GRAINS,
     ROLLUP_GRAINS,
     as_date,
     bucket_start,
@@ -142,9 +146,64 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
             for (d, r, t), (q, n) in sorted(receipt_counts.items())
         ],
     )
+    add_activity(partner_id, org_counts)
     # Late events change closed days: invalidate the partner's cached closed periods, and
     # move the partner's newest receipt time forward (the dashboard's "data as of").
     cache.bump(partner_id, received_at=max(key[3] for key in sums))
+
+
+# partner_activity's columns: its key (partner, grain, start, chunk), then the bitmap.
+_ACTIVITY_COLUMNS = ("partner_id", "grain", "start", "chunk", "organizations")
+
+
+def activity_bits(
+    pairs: Iterable[tuple[int, Any]],
+) -> dict[tuple[str, date, int], int]:
+    """Return partner_activity's bitmaps {(grain, start, chunk): bits} of (organization
+    seq, local day) pairs: the bit of every organization active on a day is set in the
+    row of that day and in those of its week and month."""
+    out: dict[tuple[str, date, int], int] = {}
+    starts: dict[Any, tuple[date, ...]] = {}
+    for seq, day in pairs:
+        found = starts.get(day)
+        if found is None:
+            found = starts[day] = tuple(bucket_start(as_date(day), g) for g in ACTIVITY_GRAINS)
+        chunk, bit = divmod(seq, ACTIVITY_BITS)
+        for grain, start in zip(ACTIVITY_GRAINS, found, strict=True):
+            key = (grain, start, chunk)
+            out[key] = out.get(key, 0) | (1 << bit)
+    return out
+
+
+def add_activity(partner_id: str, org_days: Iterable[tuple[str, Any, str]]) -> None:
+    """Set the bits of partner_activity for newly stored events (caller's transaction).
+
+    org_days are org_daily_usage keys (organization, local day, type) of the new events.
+    One upsert that ORs the bits into any existing row: concurrent ingests need no read.
+    """
+    days_of: dict[str, set[Any]] = defaultdict(set)
+    for org_id, day, _etype in org_days:
+        days_of[org_id].add(day)
+    if not days_of:
+        return
+    seqs = dict(
+        db.session.execute(
+            select(Organization.id, Organization.seq).where(
+                Organization.partner_id == partner_id, Organization.id.in_(list(days_of))
+            )
+        ).all()
+    )
+    bits = activity_bits(
+        (seqs[org_id], day) for org_id, days in days_of.items() for day in days if org_id in seqs
+    )
+    add_counts(
+        PartnerActivity.__table__,
+        _ACTIVITY_COLUMNS,
+        4,
+        [(partner_id, g, s.isoformat(), c, b) for (g, s, c), b in sorted(bits.items())],
+        added=("organizations",),
+        combine="|",
+    )
 
 
 def rebuild(partner_id: str) -> int:
@@ -319,6 +378,8 @@ def _rebuild_tables(partner_id: str, tz: str) -> None:
         .execution_options(**scoped)
     )
     _rebuild_buckets(partner_id)
+    _rebuild_activity(partner_id)
+    _rebuild_latest_status(partner_id)
     _rebuild_receipts(partner_id, tz)
     # Last, so the partner's version row is locked only for the end of the transaction.
     cache.bump(partner_id)
@@ -353,6 +414,118 @@ def _rebuild_buckets(partner_id: str) -> None:
             )
             .execution_options(partner_scoped=True)
         )
+
+
+def _activity_pairs(partner_id: str) -> list[tuple[int, Any]]:
+    """Return the (organization seq, local day) pairs with any stored usage, from
+    org_daily_usage."""
+    odu = OrgDailyUsage
+    return [
+        (int(seq), as_date(day))
+        for seq, day in db.session.execute(
+            select(Organization.seq, odu.day)
+            .distinct()
+            .join(Organization, Organization.id == odu.organization_id)
+            .where(odu.partner_id == partner_id)
+        )
+    ]
+
+
+def _rebuild_activity(partner_id: str) -> None:
+    """Refill a partner's partner_activity from its org_daily_usage (caller's transaction)."""
+    db.session.execute(
+        delete(PartnerActivity)
+        .where(PartnerActivity.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
+    )
+    rows = [
+        {"partner_id": partner_id, "grain": g, "start": s, "chunk": c, "organizations": b}
+        for (g, s, c), b in sorted(activity_bits(_activity_pairs(partner_id)).items())
+    ]
+    if rows:
+        db.session.execute(insert(PartnerActivity).execution_options(partner_scoped=True), rows)
+
+
+def _latest_statuses(partner_id: str) -> dict[str, tuple[str, datetime]]:
+    """Return {organization: (status, changed_at)} of the newest entry (by changed_at,
+    then id) of each of a partner's organizations' status history."""
+    sc = OrganizationStatusChange
+    latest: dict[str, tuple[str, datetime]] = {}
+    for org_id, status, changed_at in db.session.execute(
+        select(sc.organization_id, sc.status, sc.changed_at)
+        .where(sc.partner_id == partner_id)
+        .order_by(sc.organization_id, sc.changed_at, sc.id)
+    ):
+        latest[org_id] = (status, changed_at)
+    return latest
+
+
+def _rebuild_latest_status(partner_id: str) -> None:
+    """Set the latest_status columns of every organization where they differ from its
+    status history (its updatedAt kept: nothing a partner changed)."""
+    want = _latest_statuses(partner_id)
+    org = Organization
+    for org_id, status, changed_at in db.session.execute(
+        select(org.id, org.latest_status, org.latest_status_at).where(org.partner_id == partner_id)
+    ).all():
+        if org_id in want and want[org_id] != (status, changed_at):
+            db.session.execute(
+                update(org)
+                .where(org.id == org_id)
+                .values(
+                    latest_status=want[org_id][0],
+                    latest_status_at=want[org_id][1],
+                    updated_at=org.updated_at,
+                )
+                .execution_options(partner_scoped=True, synchronize_session=False)
+            )
+
+
+def _verify_latest_status(partner_id: str) -> list[str]:
+    """Compare each organization's latest_status columns with its status history."""
+    want = _latest_statuses(partner_id)
+    org = Organization
+    problems = []
+    for org_id, status, changed_at in db.session.execute(
+        select(org.id, org.latest_status, org.latest_status_at)
+        .where(org.partner_id == partner_id)
+        .order_by(org.id)
+    ):
+        if want.get(org_id) != (status, changed_at):
+            problems.append(
+                f"organization {org_id}: its status history ends with {want.get(org_id)}, "
+                f"latest_status holds {(status, changed_at)}"
+            )
+    return problems
+
+
+def _verify_activity(
+    partner_id: str, raw: Mapping[tuple[str, Any, str], Sequence[int]]
+) -> list[str]:
+    """Compare partner_activity with the raw events' recount of active organizations."""
+    seqs = dict(
+        db.session.execute(
+            select(Organization.id, Organization.seq).where(Organization.partner_id == partner_id)
+        ).all()
+    )
+    want = activity_bits(
+        {(seqs[org_id], as_date(day)) for org_id, day, _etype in raw if org_id in seqs}
+    )
+    pa = PartnerActivity
+    stored = {
+        (r[0], as_date(r[1]), int(r[2])): int(r[3])
+        for r in db.session.execute(
+            select(pa.grain, pa.start, pa.chunk, pa.organizations).where(
+                pa.partner_id == partner_id
+            )
+        )
+    }
+    return [
+        f"active organizations {key[0]} of {key[1]} (chunk {key[2]}): raw events give "
+        f"bits {want.get(key, 0):#x}, rollup holds {stored.get(key, 0):#x}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, 0) != stored.get(key, 0)
+    ]
 
 
 def _counts_by_key(statement: Any) -> dict[tuple[Any, Any, Any], tuple[int, int]]:
@@ -403,6 +576,8 @@ def verify(partner_id: str) -> list[str]:
     tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)).scalar_one()
     problems.extend(_verify_local_dates(partner_id, tz))
     problems.extend(_verify_buckets(partner_id, raw))
+    problems.extend(_verify_activity(partner_id, raw))
+    problems.extend(_verify_latest_status(partner_id))
     problems.extend(_verify_receipts(partner_id, tz))
     problems.extend(_verify_event_organizations(partner_id))
     return problems

@@ -212,25 +212,49 @@ def _mentions(parameters, day):
     return any(v == day or v == day.isoformat() for v in values)
 
 
-def test_organizations_with_activity_probes_the_rollup_primary_key(app, world):
-    """On SQLite, the per-organization EXISTS is an index search, not a scan of the range."""
-    partner, _a, _b = world
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip(
-            "plans of tiny PostgreSQL tables prefer sequential scans; "
-            "the 10M-event plans are in docs/scaling.md"
-        )
-    app.config["CACHE_CLOSED_PERIODS"] = False
-    with captured_sql() as statements:
-        assert metrics.organizations_with_activity(partner, OCTOBER) == 2  # Alpha and Beta
-    (index,) = [i for i, s in enumerate(statements) if "org_daily_usage" in s]
+def _sqlite_plan(statements, index):
+    """Return SQLite's EXPLAIN QUERY PLAN of a captured statement, its steps joined by |."""
     with db.engine.connect() as conn:
-        plan = " | ".join(
+        return " | ".join(
             str(row[-1])
             for row in conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + statements[index], statements.parameters[index]
             )
         )
+
+
+def _skip_unless_sqlite():
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip(
+            "plans of tiny PostgreSQL tables prefer sequential scans; "
+            "the 10M-event plans are in docs/scaling.md"
+        )
+
+
+def test_organizations_with_activity_reads_bitmaps_not_a_probe_per_organization(app, world):
+    """A partner's count is one key-range read of partner_activity; org_daily_usage is
+    not read (no probe per organization)."""
+    partner, _a, _b = world
+    _skip_unless_sqlite()
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    with captured_sql() as statements:
+        assert metrics.organizations_with_activity(partner, OCTOBER) == 2  # Alpha and Beta
+    assert [s for s in statements if "org_daily_usage" in s] == []
+    (index,) = [i for i, s in enumerate(statements) if "partner_activity" in s]
+    plan = _sqlite_plan(statements, index)
+    assert re.search(r"SEARCH partner_activity USING PRIMARY KEY", plan), plan
+    assert "SCAN partner_activity" not in plan
+
+
+def test_one_organizations_activity_probes_the_rollup_primary_key(app, world):
+    """On SQLite, one organization's EXISTS is an index search, not a scan of the range."""
+    partner, a, _b = world
+    _skip_unless_sqlite()
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    with captured_sql() as statements:
+        assert metrics.organizations_with_activity(partner, OCTOBER, a.id) == 1
+    (index,) = [i for i, s in enumerate(statements) if "org_daily_usage" in s]
+    plan = _sqlite_plan(statements, index)
     assert re.search(r"SEARCH org_daily_usage USING (COVERING INDEX|PRIMARY KEY|INDEX)", plan), plan
     assert "SCAN org_daily_usage" not in plan
 
