@@ -87,6 +87,7 @@ class Organization(Base):
         UniqueConstraint("partner_id", "external_id"),
         Index("uq_organization_partner_id_seq", "partner_id", "seq", unique=True),
         Index("ix_organization_partner_created", "partner_id", "created_at"),
+        Index("ix_organization_partner_latest", "partner_id", "latest_status_at", "latest_status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)

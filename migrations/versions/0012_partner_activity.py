@@ -127,6 +127,8 @@ def upgrade():
     _fill_organizations(bind)
     op.create_index('uq_organization_partner_id_seq', 'organization', ['partner_id', 'seq'],
                     unique=True)
+    op.create_index('ix_organization_partner_latest', 'organization',
+                    ['partner_id', 'latest_status_at', 'latest_status'])
     if bind.dialect.name == 'postgresql':
         for column in ('latest_status', 'latest_status_at', 'seq'):
             op.alter_column('organization', column, server_default=None)
@@ -149,6 +151,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table('partner_activity')
+    op.drop_index('ix_organization_partner_latest', table_name='organization')
     op.drop_index('uq_organization_partner_id_seq', table_name='organization')
     with op.batch_alter_table('organization') as batch:
         batch.drop_column('seq')
