@@ -257,6 +257,7 @@ _FEEDING = {
     "org_daily_usage",
     "org_bucket_usage",
     "partner_activity",
+    "partner_bucket_usage",
     "partner_daily_usage",
     "partner_daily_receipt",
     "partner_terms",

@@ -34,6 +34,7 @@ from .models import (
     OrgDailyUsage,
     Partner,
     PartnerActivity,
+    PartnerBucketUsage,
     PartnerDailyUsage,
     PartnerDataVersion,
 )
@@ -296,14 +297,38 @@ def total_events(by_type: ByType) -> int:
 
 
 def _partner_totals(partner_id: str, period: Period) -> ByType:
-    """Return {type: TypeUsage} for a partner over a period."""
-    pdu = PartnerDailyUsage
-    rows = db.session.execute(
-        select(pdu.type, func.sum(pdu.quantity), func.sum(pdu.events))
-        .where(pdu.partner_id == partner_id, pdu.day >= period.start, pdu.day <= period.end)
-        .group_by(pdu.type)
+    """Return {type: TypeUsage} for a partner over a period.
+
+    Whole months and weeks come from partner_bucket_usage and the days at the ends from
+    partner_daily_usage (periods.decompose): a year aligned on months reads 12 rows per
+    type instead of 365.
+    """
+    pdu, pbu = PartnerDailyUsage, PartnerBucketUsage
+    parts = []
+    for grain, starts in decompose(period):
+        if grain == "day":
+            parts.append(
+                select(pdu.type, pdu.quantity, pdu.events).where(
+                    pdu.partner_id == partner_id, pdu.day >= starts.start, pdu.day <= starts.end
+                )
+            )
+        else:
+            parts.append(
+                select(pbu.type, pbu.quantity, pbu.events).where(
+                    pbu.partner_id == partner_id,
+                    pbu.grain == grain,
+                    pbu.bucket_start >= starts.start,
+                    pbu.bucket_start <= starts.end,
+                )
+            )
+    rows = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    return _by_type(
+        db.session.execute(
+            select(rows.c.type, func.sum(rows.c.quantity), func.sum(rows.c.events)).group_by(
+                rows.c.type
+            )
+        )
     )
-    return _by_type(rows)
 
 
 def credits_used(partner: Partner, period: Period) -> int:

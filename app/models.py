@@ -322,6 +322,26 @@ class PartnerDailyUsage(Base):
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PartnerBucketUsage(Base):
+    """Rollup: a partner's usage of one type in one calendar week (from Monday) or month,
+    so that a year's totals read a few dozen rows instead of one per day and type.
+
+    Derived from the same sums as partner_daily_usage in the same transaction; `flask
+    rollups verify` recounts it from the raw events. WITHOUT ROWID on SQLite: every read
+    is a range of its key.
+    """
+
+    __tablename__ = "partner_bucket_usage"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # "week" or "month"
+    bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class PartnerDailyReceipt(Base):
     """Rollup: a partner's usage of one type on one local day, by the local day it arrived.
 

@@ -27,6 +27,7 @@ from .models import (
     OrgDailyUsage,
     Partner,
     PartnerActivity,
+    PartnerBucketUsage,
     PartnerDailyReceipt,
     PartnerDailyUsage,
     UsageEvent,
@@ -79,6 +80,22 @@ def bucket_sums(
                 counts[0] += identifications
                 counts[1] += quantity
                 counts[2] += events
+    return out
+
+
+# partner_bucket_usage's columns: its key (partner, grain, bucket start, type), then counts.
+_PARTNER_BUCKET_COLUMNS = ("partner_id", "grain", "bucket_start", "type", "quantity", "events")
+
+
+def partner_bucket_sums(
+    daily: Mapping[tuple[Any, str], Sequence[int]],
+) -> dict[tuple[str, date, str], list[int]]:
+    """Sum {(day, type): [quantity, events]} into the week and month buckets of
+    partner_bucket_usage: {(grain, bucket start, type): [quantity, events]}."""
+    out: dict[tuple[str, date, str], list[int]] = {}
+    for (day, etype), (quantity, events) in daily.items():
+        for grain in ROLLUP_GRAINS:
+            add_count(out, (grain, bucket_start(as_date(day), grain), etype), quantity, events)
     return out
 
 
@@ -136,6 +153,15 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
         ("partner_id", "day", "type", "quantity", "events"),
         3,
         [(partner_id, text(d), t, q, n) for (d, t), (q, n) in sorted(partner_counts.items())],
+    )
+    add_counts(
+        PartnerBucketUsage.__table__,
+        _PARTNER_BUCKET_COLUMNS,
+        4,
+        [
+            (partner_id, g, text(b), t, q, n)
+            for (g, b, t), (q, n) in sorted(partner_bucket_sums(partner_counts).items())
+        ],
     )
     add_counts(
         PartnerDailyReceipt.__table__,
@@ -378,6 +404,7 @@ def _rebuild_tables(partner_id: str, tz: str) -> None:
         .execution_options(**scoped)
     )
     _rebuild_buckets(partner_id)
+    _rebuild_partner_buckets(partner_id)
     _rebuild_activity(partner_id)
     _rebuild_latest_status(partner_id)
     _rebuild_receipts(partner_id, tz)
@@ -428,6 +455,57 @@ def _activity_pairs(partner_id: str) -> list[tuple[int, Any]]:
             .join(Organization, Organization.id == odu.organization_id)
             .where(odu.partner_id == partner_id)
         )
+    ]
+
+
+def _rebuild_partner_buckets(partner_id: str) -> None:
+    """Refill a partner's partner_bucket_usage from its partner_daily_usage."""
+    db.session.execute(
+        delete(PartnerBucketUsage)
+        .where(PartnerBucketUsage.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
+    )
+    pdu = PartnerDailyUsage
+    for grain in ROLLUP_GRAINS:
+        start = bucket_start_sql(pdu.day, grain)
+        db.session.execute(
+            insert(PartnerBucketUsage)
+            .from_select(
+                list(_PARTNER_BUCKET_COLUMNS),
+                select(
+                    pdu.partner_id,
+                    literal(grain),
+                    start,
+                    pdu.type,
+                    func.sum(pdu.quantity),
+                    func.sum(pdu.events),
+                )
+                .where(pdu.partner_id == partner_id)
+                .group_by(pdu.partner_id, start, pdu.type),
+            )
+            .execution_options(partner_scoped=True)
+        )
+
+
+def _verify_partner_buckets(
+    partner_id: str, by_day: Mapping[tuple[Any, str], Sequence[int]]
+) -> list[str]:
+    """Compare partner_bucket_usage with the raw events' recount by week and month."""
+    want = {key: tuple(value) for key, value in partner_bucket_sums(by_day).items()}
+    pbu = PartnerBucketUsage
+    stored = {
+        (r[0], as_date(r[1]), r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(pbu.grain, pbu.bucket_start, pbu.type, pbu.quantity, pbu.events).where(
+                pbu.partner_id == partner_id
+            )
+        )
+    }
+    return [
+        f"partner total {key[0]} of {key[1]} {key[2]}: raw events give quantity/events "
+        f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
     ]
 
 
@@ -573,6 +651,7 @@ def verify(partner_id: str) -> list[str]:
                 f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
+    problems.extend(_verify_partner_buckets(partner_id, by_day))
     tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)).scalar_one()
     problems.extend(_verify_local_dates(partner_id, tz))
     problems.extend(_verify_buckets(partner_id, raw))

@@ -306,8 +306,30 @@ def activity_backfill_check(url: str) -> None:
                         ),
                         {"o": oid, "d": day, "t": etype, "p": pid},
                     )
+                for day, etype, quantity in (
+                    ("2025-03-30", "identification", 2),
+                    ("2025-03-31", "identification", 3),
+                    ("2025-04-01", "identification", 5),
+                    ("2025-04-01", "page_view", 7),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO partner_daily_usage (partner_id, day, type, quantity, "
+                            "events) VALUES ('p-1', :d, :t, :q, 1)"
+                        ),
+                        {"d": day, "t": etype, "q": quantity},
+                    )
             upgrade()
             with db.engine.connect() as conn:
+                totals = {
+                    (r[0], str(r[1])[:10], r[2]): (int(r[3]), int(r[4]))
+                    for r in conn.execute(
+                        text(
+                            "SELECT grain, bucket_start, type, quantity, events "
+                            "FROM partner_bucket_usage"
+                        )
+                    )
+                }
                 orgs = {
                     r[0]: (r[1], r[2], str(r[3])[:19])
                     for r in conn.execute(
@@ -331,6 +353,15 @@ def activity_backfill_check(url: str) -> None:
         "o-1": (1, "suspended", "2025-04-01 00:00:00"),
         "o-2": (2, "canceled", "2025-06-01 12:00:00"),
         "q-1": (0, "active", "2025-05-01 00:00:00"),
+    }
+    # p-1's days summed by week (Mar 30 is a Sunday) and month.
+    assert totals == {
+        ("week", "2025-03-24", "identification"): (2, 1),
+        ("week", "2025-03-31", "identification"): (8, 2),
+        ("week", "2025-03-31", "page_view"): (7, 1),
+        ("month", "2025-03-01", "identification"): (5, 2),
+        ("month", "2025-04-01", "identification"): (5, 1),
+        ("month", "2025-04-01", "page_view"): (7, 1),
     }
     # o-3 is bit 0 and o-1 bit 1 of p-1's rows; q-1 bit 0 of p-2's.
     assert bits == {

@@ -20,7 +20,7 @@ from sqlalchemy import event, update
 
 from app import billing, cache, metrics
 from app.extensions import db
-from app.models import Partner, PartnerDailyUsage
+from app.models import Partner, PartnerBucketUsage, PartnerDailyUsage
 from app.periods import Period
 
 RAW_TABLE = re.compile(r"\busage_event\b", re.I)
@@ -149,16 +149,33 @@ def test_importing_an_organization_with_a_past_creation_date_changes_a_cached_pe
 def test_a_direct_rollup_write_invalidates_cached_periods(app, world):
     partner, _a, _b = world
     assert metrics.usage(partner, OCTOBER).total_quantity == 5
+    # October is a whole month: its totals are read from the monthly partner rollup.
+    pbu = PartnerBucketUsage
+    db.session.execute(
+        update(pbu)
+        .where(
+            pbu.partner_id == partner.id,
+            pbu.grain == "month",
+            pbu.bucket_start == date(2025, 10, 1),
+            pbu.type == "page_view",
+        )
+        .values(quantity=10)
+    )
+    db.session.commit()
+    # The page_view month now holds 10 instead of 3: 2 + 10 = 12.
+    assert metrics.usage(partner, OCTOBER).total_quantity == 12
+    # And a direct write to a daily row is seen by a range that reads that day.
+    oct_to_6 = Period(date(2025, 10, 1), date(2025, 10, 6))
+    assert metrics.usage(partner, oct_to_6).total_quantity == 5
     db.session.execute(
         update(PartnerDailyUsage)
         .where(
             PartnerDailyUsage.partner_id == partner.id, PartnerDailyUsage.day == date(2025, 10, 6)
         )
-        .values(quantity=10)
+        .values(quantity=7)
     )
     db.session.commit()
-    # The page_view day now holds 10 instead of 3: 2 + 10 = 12.
-    assert metrics.usage(partner, OCTOBER).total_quantity == 12
+    assert metrics.usage(partner, oct_to_6).total_quantity == 9  # 2 + 7
 
 
 def test_todays_figures_are_always_computed_live(app, world):

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from app import accounts, metrics, rollups
 from app.extensions import db
-from app.models import Organization, PartnerActivity
+from app.models import Organization, PartnerActivity, PartnerBucketUsage
 from app.periods import Period
 
 D = date
@@ -66,6 +66,11 @@ def test_activity_at_the_edges_of_a_range_is_counted_once_and_only_inside(
         ],
     )
     assert activity(partner, D(2025, 1, 3), D(2025, 10, 29)) == 5  # A, B, D, E, F
+    # The totals of the same covering: a1, b1, d1, e1, f1 (identifications of 1) and d2.
+    inside = metrics.summary(partner, Period(D(2025, 1, 3), D(2025, 10, 29)))
+    assert (inside.total_identifications, inside.total_quantity, inside.total_events) == (5, 9, 6)
+    year = metrics.summary(partner, Period(D(2025, 1, 1), D(2025, 12, 31)))
+    assert (year.total_identifications, year.total_quantity, year.total_events) == (8, 12, 9)
     assert activity(partner, D(2025, 1, 2), D(2025, 1, 2)) == 1  # C
     assert activity(partner, D(2025, 10, 30), D(2025, 10, 30)) == 2  # C, G
     assert activity(partner, D(2025, 1, 4), D(2025, 10, 28)) == 3  # D, E, F
@@ -121,6 +126,40 @@ def test_organizations_past_the_first_63_share_other_bitmap_rows(
     assert metrics.summary(partner, OCTOBER).organizations_with_activity == 4
     assert activity(partner, D(2025, 10, 2), D(2025, 10, 2)) == 3
     assert rollups.verify(partner.id) == []
+
+
+def test_verify_reports_a_wrong_partner_bucket_and_rebuild_restores_it(
+    app, freeze, make_partner, make_org, add_events
+):
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    freeze(NOW)
+    partner = make_partner("weeks")
+    a = make_org(partner, "A", created_at=datetime(2025, 1, 1))
+    # Oct 6 is a Monday: Oct 6-12 is a whole week, read from its weekly row.
+    store(
+        add_events,
+        partner,
+        [ev("w1", a, "2025-10-07T10:00:00Z", quantity=3), ev("w2", a, "2025-10-13T10:00:00Z")],
+    )
+    week = Period(D(2025, 10, 6), D(2025, 10, 13))
+    assert metrics.summary(partner, week).total_quantity == 4
+    pbu = PartnerBucketUsage
+    db.session.execute(
+        update(pbu)
+        .where(pbu.partner_id == partner.id, pbu.grain == "week")
+        .values(quantity=pbu.quantity + 10)
+    )
+    db.session.commit()
+    assert metrics.summary(partner, week).total_quantity == 14  # the weekly row is read
+    assert set(rollups.verify(partner.id)) == {
+        "partner total week of 2025-10-06 identification: raw events give quantity/events "
+        "(3, 1), rollup holds (13, 1)",
+        "partner total week of 2025-10-13 identification: raw events give quantity/events "
+        "(1, 1), rollup holds (11, 1)",
+    }
+    rollups.rebuild(partner.id)
+    assert rollups.verify(partner.id) == []
+    assert metrics.summary(partner, week).total_quantity == 4
 
 
 def test_verify_reports_a_wrong_activity_bit_and_rebuild_restores_it(

@@ -1,5 +1,5 @@
-"""partner_activity and each organization's latest status: the uncached summary without a
-look-up per organization
+"""partner_activity, partner_bucket_usage and each organization's latest status: the
+uncached summary without a look-up per organization
 
 "Organizations with activity" over a range probed org_daily_usage once per organization
 and "active at the end of endDate" read each organization's status history: 1,000 of
@@ -7,7 +7,9 @@ each for a partner with 1,000 organizations. partner_activity keeps, per partner
 calendar week and month, a bitmap of the organizations with any event (organization.seq
 numbers them within their partner, 63 to a row); organization.latest_status and
 latest_status_at keep the newest entry of the status history, so an end after it needs
-no look-up. Filled here from org_daily_usage and organization_status_change.
+no look-up. partner_bucket_usage sums partner_daily_usage by week and month, so a year's
+totals read 12 rows per type, not 365. Filled here from org_daily_usage,
+partner_daily_usage and organization_status_change.
 
 Revision ID: 0012
 Revises: 0011
@@ -25,6 +27,17 @@ branch_labels = None
 depends_on = None
 
 BITS = 63  # models.ACTIVITY_BITS
+# The start of the week (Monday) and of the month holding a day, per dialect (as in 0007).
+_BUCKET_SQL = {
+    'sqlite': {
+        'week': "date(day, '-' || ((CAST(strftime('%w', day) AS INTEGER) + 6) % 7) || ' days')",
+        'month': "strftime('%Y-%m-01', day)",
+    },
+    'postgresql': {
+        'week': "CAST(date_trunc('week', day) AS date)",
+        'month': "CAST(date_trunc('month', day) AS date)",
+    },
+}
 
 organization = sa.table(
     'organization',
@@ -145,11 +158,31 @@ def upgrade():
         sqlite_with_rowid=False,
     )
     _fill_activity(bind)
+    op.create_table(
+        'partner_bucket_usage',
+        sa.Column('partner_id', sa.String(length=36), nullable=False),
+        sa.Column('grain', sa.String(length=8), nullable=False),
+        sa.Column('bucket_start', sa.Date(), nullable=False),
+        sa.Column('type', sa.String(length=64), nullable=False),
+        sa.Column('quantity', sa.BigInteger(), nullable=False),
+        sa.Column('events', sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint('partner_id', 'grain', 'bucket_start', 'type',
+                                name=op.f('pk_partner_bucket_usage')),
+        sqlite_with_rowid=False,
+    )
+    for grain, bucket in _BUCKET_SQL[bind.dialect.name].items():
+        op.execute(
+            "INSERT INTO partner_bucket_usage (partner_id, grain, bucket_start, type, "
+            f"quantity, events) SELECT partner_id, '{grain}', {bucket}, type, sum(quantity), "
+            f"sum(events) FROM partner_daily_usage GROUP BY partner_id, {bucket}, type"
+        )
     if bind.dialect.name == 'postgresql':
         op.execute("ANALYZE partner_activity")
+        op.execute("ANALYZE partner_bucket_usage")
 
 
 def downgrade():
+    op.drop_table('partner_bucket_usage')
     op.drop_table('partner_activity')
     op.drop_index('ix_organization_partner_latest', table_name='organization')
     op.drop_index('uq_organization_partner_id_seq', table_name='organization')
