@@ -322,6 +322,11 @@ def add_counts(
     upsert = f"ON CONFLICT ({', '.join(columns[:key_length])}) DO UPDATE SET " + ", ".join(
         f'{c} = "{name}".{c} {combine} excluded.{c}' for c in added
     )
+    if combine == "|":
+        # Bits already set change nothing: leave such rows unwritten (no new row version).
+        upsert += " WHERE " + " OR ".join(
+            f'("{name}".{c} | excluded.{c}) <> "{name}".{c}' for c in added
+        )
     with raw_cursor() as cursor:
         if dialect_name() == "postgresql":
             # One array per column, unnested: one statement instead of one per row (a

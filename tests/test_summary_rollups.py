@@ -251,3 +251,26 @@ def test_verify_reports_a_stale_latest_status_and_rebuild_restores_it(
     assert metrics.summary(partner, OCTOBER).active_organizations == 0
     db.session.refresh(a)
     assert a.updated_at == updated_at  # a rebuild is not a change the partner made
+
+
+def test_later_batches_add_bits_to_a_day_without_clearing_earlier_ones(
+    app, freeze, make_partner, make_org, add_events
+):
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    freeze(NOW)
+    partner = make_partner("batches")
+    a = make_org(partner, "A", created_at=datetime(2025, 1, 1))
+    b = make_org(partner, "B", created_at=datetime(2025, 1, 1))
+    c = make_org(partner, "C", created_at=datetime(2025, 1, 1))
+    store(add_events, partner, [ev("1", a, "2025-10-02T10:00:00Z")])
+    store(add_events, partner, [ev("2", b, "2025-10-02T11:00:00Z")])
+    store(add_events, partner, [ev("3", a, "2025-10-02T12:00:00Z")])  # A's bit again
+    store(add_events, partner, [ev("4", c, "2025-10-03T12:00:00Z")])
+    assert activity(partner, D(2025, 10, 2), D(2025, 10, 2)) == 2  # A, B
+    assert metrics.summary(partner, OCTOBER).organizations_with_activity == 3
+    pa = PartnerActivity
+    month = db.session.execute(
+        select(pa.organizations).where(pa.partner_id == partner.id, pa.grain == "month")
+    ).scalar_one()
+    assert month == 0b111  # A, B and C are numbers 0, 1 and 2
+    assert rollups.verify(partner.id) == []
