@@ -18,8 +18,8 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, union_all
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Date, DateTime, bindparam, case, func, or_, select, union_all
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from . import cache
 from .cache import closed_period_cache, state_cache
@@ -296,51 +296,90 @@ def total_events(by_type: ByType) -> int:
     return sum(v.events for v in by_type.values())
 
 
+# The most ranges of each grain periods.decompose covers a period with: whole months in
+# the middle, a run of whole weeks on either side of them, days on either side of each run.
+_RANGE_SLOTS = {"day": 4, "week": 2, "month": 1}
+
+
+def _range_params(partner_id: str, period: Period) -> dict[str, Any]:
+    """Return the parameters of a statement built by _over_ranges for a period: the
+    partner and the first and last bucket start of each slot (unused slots empty)."""
+    params: dict[str, Any] = {"partner_id": partner_id}
+    used = dict.fromkeys(_RANGE_SLOTS, 0)
+    for grain, starts in decompose(period):
+        slot = f"{grain}{used[grain]}"
+        used[grain] += 1
+        params[f"{slot}_from"], params[f"{slot}_to"] = starts.start, starts.end
+    for grain, count in _RANGE_SLOTS.items():
+        if used[grain] > count:
+            raise AssertionError(f"decompose gave {used[grain]} ranges of {grain}s")
+        for i in range(used[grain], count):
+            params[f"{grain}{i}_from"], params[f"{grain}{i}_to"] = date.max, date.min
+    return params
+
+
+def _over_ranges(columns: tuple[str, ...], grain_of: Any, start_of: Any, day_of: Any = None) -> Any:
+    """Return a UNION ALL of columns, one branch per slot of _RANGE_SLOTS, each a range of
+    its table's key: the rows of start_of's table (keyed by partner, grain_of and
+    start_of), or for days those of day_of's (keyed by partner and day) when given.
+    Parameters from _range_params."""
+    branches = []
+    for grain, count in _RANGE_SLOTS.items():
+        for i in range(count):
+            first = bindparam(f"{grain}{i}_from", type_=Date)
+            last = bindparam(f"{grain}{i}_to", type_=Date)
+            if grain == "day" and day_of is not None:
+                table, start, extra = day_of.class_, day_of, []
+            else:
+                table, start, extra = start_of.class_, start_of, [grain_of == grain]
+            branches.append(
+                select(*(getattr(table, c) for c in columns)).where(
+                    table.partner_id == bindparam("partner_id"),
+                    *extra,
+                    start >= first,
+                    start <= last,
+                )
+            )
+    return union_all(*branches)
+
+
+_TOTALS_ROWS = _over_ranges(
+    ("type", "quantity", "events"),
+    PartnerBucketUsage.grain,
+    PartnerBucketUsage.bucket_start,
+    PartnerDailyUsage.day,
+).subquery()
+_PARTNER_TOTALS = select(
+    _TOTALS_ROWS.c.type, func.sum(_TOTALS_ROWS.c.quantity), func.sum(_TOTALS_ROWS.c.events)
+).group_by(_TOTALS_ROWS.c.type)
+_ACTIVITY_ROWS = _over_ranges(
+    ("chunk", "organizations"), PartnerActivity.grain, PartnerActivity.start
+)
+
+
 def _partner_totals(partner_id: str, period: Period) -> ByType:
     """Return {type: TypeUsage} for a partner over a period.
 
     Whole months and weeks come from partner_bucket_usage and the days at the ends from
     partner_daily_usage (periods.decompose): a year aligned on months reads 12 rows per
-    type instead of 365.
+    type instead of 365. One statement built once (its ranges are parameters).
     """
-    pdu, pbu = PartnerDailyUsage, PartnerBucketUsage
-    parts = []
-    for grain, starts in decompose(period):
-        if grain == "day":
-            parts.append(
-                select(pdu.type, pdu.quantity, pdu.events).where(
-                    pdu.partner_id == partner_id, pdu.day >= starts.start, pdu.day <= starts.end
-                )
-            )
-        else:
-            parts.append(
-                select(pbu.type, pbu.quantity, pbu.events).where(
-                    pbu.partner_id == partner_id,
-                    pbu.grain == grain,
-                    pbu.bucket_start >= starts.start,
-                    pbu.bucket_start <= starts.end,
-                )
-            )
-    rows = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
-    return _by_type(
-        db.session.execute(
-            select(rows.c.type, func.sum(rows.c.quantity), func.sum(rows.c.events)).group_by(
-                rows.c.type
-            )
-        )
-    )
+    return _by_type(db.session.execute(_PARTNER_TOTALS, _range_params(partner_id, period)))
+
+
+_CREDITS_USED = select(func.sum(PartnerDailyUsage.quantity)).where(
+    PartnerDailyUsage.partner_id == bindparam("partner_id"),
+    PartnerDailyUsage.type == IDENTIFICATION,
+    PartnerDailyUsage.day >= bindparam("first", type_=Date),
+    PartnerDailyUsage.day <= bindparam("last", type_=Date),
+)
 
 
 def credits_used(partner: Partner, period: Period) -> int:
-    """Return the credits the partner's organizations consumed in a period."""
-    pdu = PartnerDailyUsage
+    """Return the credits the partner's organizations consumed in a period (a statement
+    built once: a billing period is a month or a year of daily rows)."""
     value = db.session.execute(
-        select(func.sum(pdu.quantity)).where(
-            pdu.partner_id == partner.id,
-            pdu.type == IDENTIFICATION,
-            pdu.day >= period.start,
-            pdu.day <= period.end,
-        )
+        _CREDITS_USED, {"partner_id": partner.id, "first": period.start, "last": period.end}
     ).scalar()
     return _int(value)
 
@@ -355,7 +394,9 @@ def credits_remaining(partner: Partner, end: date) -> int:
 # --- organizations as of a date -------------------------------------------------------
 
 
-def latest_before(value: Any, moment: Any, organization_id: Any, boundary: datetime) -> Any:
+def latest_before(
+    value: Any, moment: Any, organization_id: Any, boundary: datetime | BindParameter[datetime]
+) -> Any:
     """Return SELECT value of an audit trail's newest row for organization_id before boundary
     (ties by id): what the trail says held just before boundary."""
     trail = value.class_
@@ -367,7 +408,7 @@ def latest_before(value: Any, moment: Any, organization_id: Any, boundary: datet
     )
 
 
-def status_before(boundary: datetime) -> Any:
+def status_before(boundary: datetime | BindParameter[datetime]) -> Any:
     """Return a correlated subquery: an organization's status just before boundary."""
     sc = OrganizationStatusChange
     return (
@@ -377,16 +418,18 @@ def status_before(boundary: datetime) -> Any:
     )
 
 
-@state_cache
-def organization_counts(partner: Partner, end: date) -> OrganizationCounts:
-    """Return organizations created by the end of end, and how many were active then."""
-    boundary = day_end_utc(end, partner.timezone)
+def _organization_counts_statement() -> Any:
+    """Return organization_counts' statement, with the partner and the boundary bound by
+    name (:partner_id, :boundary): built once, so a call does not rebuild its SQL.
+
+    Every organization's history starts at its createdAt, so one whose newest status
+    entry came before the boundary was created by then, and had that status then; only
+    those with an entry after the boundary (a past end) ask their history. Three counts
+    of index ranges, none reading an organization's row for each organization.
+    """
     org = Organization
-    mine = org.partner_id == partner.id
-    # Every organization's history starts at its createdAt, so one whose newest status
-    # entry came before the boundary was created by then, and had that status then; only
-    # those with an entry after the boundary (a past end) ask their history. Three counts
-    # of index ranges, none reading an organization's row for each organization.
+    mine = org.partner_id == bindparam("partner_id")
+    boundary = bindparam("boundary", type_=DateTime)
     created = select(func.count()).where(mine, org.created_at < boundary)
     settled = select(func.count()).where(
         mine, org.latest_status_at < boundary, org.latest_status == "active"
@@ -394,11 +437,21 @@ def organization_counts(partner: Partner, end: date) -> OrganizationCounts:
     changed_since = select(func.count()).where(
         mine, org.latest_status_at >= boundary, status_before(boundary) == "active"
     )
+    return select(
+        created.scalar_subquery(),
+        settled.scalar_subquery() + changed_since.scalar_subquery(),
+    )
+
+
+_ORGANIZATION_COUNTS = _organization_counts_statement()
+
+
+@state_cache
+def organization_counts(partner: Partner, end: date) -> OrganizationCounts:
+    """Return organizations created by the end of end, and how many were active then."""
+    boundary = day_end_utc(end, partner.timezone)
     row = db.session.execute(
-        select(
-            created.scalar_subquery(),
-            settled.scalar_subquery() + changed_since.scalar_subquery(),
-        )
+        _ORGANIZATION_COUNTS, {"partner_id": partner.id, "boundary": boundary}
     ).one()
     return OrganizationCounts(_int(row[0]), _int(row[1]))
 
@@ -452,18 +505,7 @@ def organizations_with_activity(
 def _active_in(partner_id: str, period: Period) -> int:
     """Return how many of a partner's organizations have a bit set in partner_activity
     in any bucket covering the period (each bucket lies wholly inside it)."""
-    pa = PartnerActivity
-    rows = db.session.execute(
-        select(pa.chunk, pa.organizations).where(
-            pa.partner_id == partner_id,
-            or_(
-                *(
-                    (pa.grain == grain) & (pa.start >= starts.start) & (pa.start <= starts.end)
-                    for grain, starts in decompose(period)
-                )
-            ),
-        )
-    )
+    rows = db.session.execute(_ACTIVITY_ROWS, _range_params(partner_id, period))
     merged: dict[int, int] = {}
     for chunk, bits in rows:
         merged[chunk] = merged.get(chunk, 0) | bits
