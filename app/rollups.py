@@ -1,4 +1,4 @@
-"""Rollup upkeep: add stored events to the four rollups, rebuild them from the raw events,
+"""Rollup upkeep: add stored events to the six rollups, rebuild them from the raw events,
 verify them against a recount, and re-bucket a partner's history on a timezone change.
 
 Every figure the product shows is read from these rollups (app/metrics.py); this module
@@ -110,7 +110,7 @@ def add_count(counts: dict[Any, list[int]], key: Any, quantity: int, events: int
 
 
 def add(partner_id: str, sums: Sums, tz: str) -> None:
-    """Add newly stored events, summed by sum_rows, to the four rollups; bump the data
+    """Add newly stored events, summed by sum_rows, to the six rollups; bump the data
     version (caller's transaction)."""
     org_counts: dict[tuple[str, Any, str], list[int]] = {}
     partner_counts: dict[tuple[Any, str], list[int]] = {}
@@ -359,8 +359,9 @@ def _sqlite_moment(value: Any) -> datetime:
 
 
 def _rebuild_tables(partner_id: str, tz: str) -> None:
-    """Refill the four rollups of a partner whose timezone is tz from its raw events
-    (caller's transaction, under the partner's exclusive lock); bump its data version."""
+    """Refill the six rollups of a partner whose timezone is tz from its raw events, and
+    its organizations' latest status from their history (caller's transaction, under the
+    partner's exclusive lock); bump its data version."""
     scoped = {"partner_scoped": True}
     db.session.execute(
         delete(OrgDailyUsage)
