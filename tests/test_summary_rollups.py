@@ -274,3 +274,31 @@ def test_later_batches_add_bits_to_a_day_without_clearing_earlier_ones(
     ).scalar_one()
     assert month == 0b111  # A, B and C are numbers 0, 1 and 2
     assert rollups.verify(partner.id) == []
+
+
+def test_every_period_fits_the_summarys_fixed_range_slots():
+    """The summary's statements have a fixed number of ranges per grain; every period's
+    covering (periods.decompose) fits them, and the ranges given cover each day once."""
+    from datetime import timedelta
+
+    from app.periods import bucket_end
+
+    first = D(2024, 12, 20)
+    for offset in range(0, 40, 3):
+        start = first + timedelta(days=offset)
+        for length in range(1, 420, 7):
+            period = Period(start, start + timedelta(days=length - 1))
+            params = metrics._range_params("p", period)
+            days = set()
+            for grain in ("day", "week", "month"):
+                i = 0
+                while f"{grain}{i}_from" in params:
+                    bucket = params[f"{grain}{i}_from"]
+                    while bucket <= params[f"{grain}{i}_to"]:
+                        last = bucket_end(bucket, grain)
+                        span = {bucket + timedelta(days=n) for n in range((last - bucket).days + 1)}
+                        assert not span & days
+                        days |= span
+                        bucket = last + timedelta(days=1)
+                    i += 1
+            assert days == {period.start + timedelta(days=n) for n in range(length)}
