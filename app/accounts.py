@@ -501,6 +501,30 @@ def _checked_organization(
     }
 
 
+def _next_seq(partner: Partner) -> int:
+    """Return the number the partner's next organization gets (its bit in partner_activity).
+
+    Runs under the partner's lock, so two creations cannot take the same number.
+    """
+    found = db.session.execute(
+        select(func.max(Organization.seq)).where(Organization.partner_id == partner.id)
+    ).scalar()
+    return 0 if found is None else int(found) + 1
+
+
+def _add_status_change(org: Organization, status: str, moment: datetime) -> None:
+    """Add an entry to an organization's status history and keep latest_status (the
+    newest entry, ties to the later one) in step; the only writer of either."""
+    db.session.add(
+        OrganizationStatusChange(
+            organization_id=org.id, partner_id=org.partner_id, status=status, changed_at=moment
+        )
+    )
+    if org.latest_status_at is None or moment >= org.latest_status_at:
+        org.latest_status = status
+        org.latest_status_at = moment
+
+
 def _insert_organization(
     partner: Partner,
     *,
@@ -526,6 +550,9 @@ def _insert_organization(
         name=name,
         external_id=external_id,
         status="active",
+        latest_status="active",
+        latest_status_at=created,
+        seq=_next_seq(partner),
         tier=tier,
         product_type=product_type,
         meta=metadata,
@@ -535,11 +562,7 @@ def _insert_organization(
     )
     db.session.add(org)
     db.session.flush()
-    db.session.add(
-        OrganizationStatusChange(
-            organization_id=org.id, partner_id=partner.id, status="active", changed_at=created
-        )
-    )
+    _add_status_change(org, "active", created)
     _audit_org(
         org,
         "create",
@@ -669,11 +692,7 @@ def _apply_status(
     previous = org.status
     org.status = status
     org.updated_at = utcnow()
-    db.session.add(
-        OrganizationStatusChange(
-            organization_id=org.id, partner_id=partner.id, status=status, changed_at=moment
-        )
-    )
+    _add_status_change(org, status, moment)
     # changedAt ties the entry to its row of the status history (whose reason it shows).
     after: dict[str, Any] = {"status": status, "changedAt": moment}
     if reason:

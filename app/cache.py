@@ -256,6 +256,8 @@ _FEEDING = {
     "usage_event",
     "org_daily_usage",
     "org_bucket_usage",
+    "partner_activity",
+    "partner_bucket_usage",
     "partner_daily_usage",
     "partner_daily_receipt",
     "partner_terms",

@@ -304,9 +304,10 @@ def add_counts(
     key_length: int,
     rows: list[tuple[Any, ...]],
     added: Sequence[str] = ("quantity", "events"),
+    combine: str = "+",
 ) -> None:
     """Upsert rows, adding their counts (the added columns) to any existing row with the
-    same key.
+    same key (or OR-ing them, with combine "|": bitmaps).
 
     rows are tuples in columns order, in key order; their first key_length values are the
     key, unique among rows. Dates are ISO text, as SQLAlchemy stores them on SQLite
@@ -319,8 +320,13 @@ def add_counts(
     name = table.name
     names = ", ".join(columns)
     upsert = f"ON CONFLICT ({', '.join(columns[:key_length])}) DO UPDATE SET " + ", ".join(
-        f'{c} = "{name}".{c} + excluded.{c}' for c in added
+        f'{c} = "{name}".{c} {combine} excluded.{c}' for c in added
     )
+    if combine == "|":
+        # Bits already set change nothing: leave such rows unwritten (no new row version).
+        upsert += " WHERE " + " OR ".join(
+            f'("{name}".{c} | excluded.{c}) <> "{name}".{c}' for c in added
+        )
     with raw_cursor() as cursor:
         if dialect_name() == "postgresql":
             # One array per column, unnested: one statement instead of one per row (a

@@ -83,7 +83,9 @@ class Organization(Base):
     __tablename__ = "organization"
     __table_args__ = (
         UniqueConstraint("partner_id", "external_id"),
+        Index("uq_organization_partner_id_seq", "partner_id", "seq", unique=True),
         Index("ix_organization_partner_created", "partner_id", "created_at"),
+        Index("ix_organization_partner_latest", "partner_id", "latest_status_at", "latest_status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
@@ -91,6 +93,14 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # The newest entry of the status history (by changedAt, then id): the status from
+    # latest_status_at on. It differs from status only after a backdated change older than
+    # the newest entry; with it, a date after every change needs no history look-up.
+    latest_status: Mapped[str] = mapped_column(String(20), default="active")
+    latest_status_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The organization's number within its partner (0, 1, 2... in order of creation): its
+    # bit in partner_activity.
+    seq: Mapped[int] = mapped_column(Integer)
     tier: Mapped[str] = mapped_column(String(10), default="trial")
     product_type: Mapped[str] = mapped_column(String(3), default="B2B")
     # "metadata" is reserved on declarative classes, so the attribute is meta.
@@ -269,6 +279,31 @@ class OrgBucketUsage(Base):
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PartnerActivity(Base):
+    """Rollup: which of a partner's organizations had any event in one day, calendar week
+    (from Monday) or month, as bitmaps, so that "organizations with activity" over a
+    range ORs a few dozen rows instead of probing every organization.
+
+    Organization number seq is bit seq % ACTIVITY_BITS of the row whose chunk is seq //
+    ACTIVITY_BITS (63 bits: a signed 64-bit integer on both back ends, which OR in SQL, so
+    concurrent ingests can set bits without reading first). Bits are only ever set; a
+    rebuild recomputes the rows from org_daily_usage, and `flask rollups verify` recounts
+    them from the raw events.
+    """
+
+    __tablename__ = "partner_activity"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # "day", "week", "month"
+    start: Mapped[date] = mapped_column(Date, primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organizations: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+ACTIVITY_BITS = 63
+
+
 class PartnerDailyUsage(Base):
     """Rollup: a partner's usage of one type on one local day, for fast range totals."""
 
@@ -276,6 +311,26 @@ class PartnerDailyUsage(Base):
 
     partner_id: Mapped[str] = mapped_column(ForeignKey("partner.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PartnerBucketUsage(Base):
+    """Rollup: a partner's usage of one type in one calendar week (from Monday) or month,
+    so that a year's totals read a few dozen rows instead of one per day and type.
+
+    Derived from the same sums as partner_daily_usage in the same transaction; `flask
+    rollups verify` recounts it from the raw events. WITHOUT ROWID on SQLite: every read
+    is a range of its key.
+    """
+
+    __tablename__ = "partner_bucket_usage"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    partner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # "week" or "month"
+    bucket_start: Mapped[date] = mapped_column(Date, primary_key=True)
     type: Mapped[str] = mapped_column(String(64), primary_key=True)
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
     events: Mapped[int] = mapped_column(BigInteger, default=0)

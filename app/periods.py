@@ -566,6 +566,8 @@ def counted_days(bucket: Period, granularity: str, today: date) -> tuple[int, bo
 
 
 ROLLUP_GRAINS = ("month", "week")
+# partner_activity's grains: every day, and the buckets of org_bucket_usage.
+ACTIVITY_GRAINS = ("day", *ROLLUP_GRAINS)
 
 
 def bucket_end(start: date, granularity: str) -> date:

@@ -1,4 +1,4 @@
-"""Rollup upkeep: add stored events to the four rollups, rebuild them from the raw events,
+"""Rollup upkeep: add stored events to the six rollups, rebuild them from the raw events,
 verify them against a recount, and re-bucket a partner's history on a timezone change.
 
 Every figure the product shows is read from these rollups (app/metrics.py); this module
@@ -9,7 +9,7 @@ together.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,16 +19,21 @@ from . import audit, cache
 from .database import add_counts, bucket_start_sql, dialect_name, partner_transaction, raw_cursor
 from .extensions import db
 from .models import (
+    ACTIVITY_BITS,
     IDENTIFICATION,
     Organization,
+    OrganizationStatusChange,
     OrgBucketUsage,
     OrgDailyUsage,
     Partner,
+    PartnerActivity,
+    PartnerBucketUsage,
     PartnerDailyReceipt,
     PartnerDailyUsage,
     UsageEvent,
 )
 from .periods import (
+    ACTIVITY_GRAINS,
     ROLLUP_GRAINS,
     as_date,
     bucket_start,
@@ -78,6 +83,22 @@ def bucket_sums(
     return out
 
 
+# partner_bucket_usage's columns: its key (partner, grain, bucket start, type), then counts.
+_PARTNER_BUCKET_COLUMNS = ("partner_id", "grain", "bucket_start", "type", "quantity", "events")
+
+
+def partner_bucket_sums(
+    daily: Mapping[tuple[Any, str], Sequence[int]],
+) -> dict[tuple[str, date, str], list[int]]:
+    """Sum {(day, type): [quantity, events]} into the week and month buckets of
+    partner_bucket_usage: {(grain, bucket start, type): [quantity, events]}."""
+    out: dict[tuple[str, date, str], list[int]] = {}
+    for (day, etype), (quantity, events) in daily.items():
+        for grain in ROLLUP_GRAINS:
+            add_count(out, (grain, bucket_start(as_date(day), grain), etype), quantity, events)
+    return out
+
+
 def add_count(counts: dict[Any, list[int]], key: Any, quantity: int, events: int) -> None:
     """Add quantity and events to counts[key], starting it at zero."""
     found = counts.get(key)
@@ -89,7 +110,7 @@ def add_count(counts: dict[Any, list[int]], key: Any, quantity: int, events: int
 
 
 def add(partner_id: str, sums: Sums, tz: str) -> None:
-    """Add newly stored events, summed by sum_rows, to the four rollups; bump the data
+    """Add newly stored events, summed by sum_rows, to the six rollups; bump the data
     version (caller's transaction)."""
     org_counts: dict[tuple[str, Any, str], list[int]] = {}
     partner_counts: dict[tuple[Any, str], list[int]] = {}
@@ -134,6 +155,15 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
         [(partner_id, text(d), t, q, n) for (d, t), (q, n) in sorted(partner_counts.items())],
     )
     add_counts(
+        PartnerBucketUsage.__table__,
+        _PARTNER_BUCKET_COLUMNS,
+        4,
+        [
+            (partner_id, g, text(b), t, q, n)
+            for (g, b, t), (q, n) in sorted(partner_bucket_sums(partner_counts).items())
+        ],
+    )
+    add_counts(
         PartnerDailyReceipt.__table__,
         ("partner_id", "day", "received_day", "type", "quantity", "events"),
         4,
@@ -142,9 +172,64 @@ def add(partner_id: str, sums: Sums, tz: str) -> None:
             for (d, r, t), (q, n) in sorted(receipt_counts.items())
         ],
     )
+    add_activity(partner_id, org_counts)
     # Late events change closed days: invalidate the partner's cached closed periods, and
     # move the partner's newest receipt time forward (the dashboard's "data as of").
     cache.bump(partner_id, received_at=max(key[3] for key in sums))
+
+
+# partner_activity's columns: its key (partner, grain, start, chunk), then the bitmap.
+_ACTIVITY_COLUMNS = ("partner_id", "grain", "start", "chunk", "organizations")
+
+
+def activity_bits(
+    pairs: Iterable[tuple[int, Any]],
+) -> dict[tuple[str, date, int], int]:
+    """Return partner_activity's bitmaps {(grain, start, chunk): bits} of (organization
+    seq, local day) pairs: the bit of every organization active on a day is set in the
+    row of that day and in those of its week and month."""
+    out: dict[tuple[str, date, int], int] = {}
+    starts: dict[Any, tuple[date, ...]] = {}
+    for seq, day in pairs:
+        found = starts.get(day)
+        if found is None:
+            found = starts[day] = tuple(bucket_start(as_date(day), g) for g in ACTIVITY_GRAINS)
+        chunk, bit = divmod(seq, ACTIVITY_BITS)
+        for grain, start in zip(ACTIVITY_GRAINS, found, strict=True):
+            key = (grain, start, chunk)
+            out[key] = out.get(key, 0) | (1 << bit)
+    return out
+
+
+def add_activity(partner_id: str, org_days: Iterable[tuple[str, Any, str]]) -> None:
+    """Set the bits of partner_activity for newly stored events (caller's transaction).
+
+    org_days are org_daily_usage keys (organization, local day, type) of the new events.
+    One upsert that ORs the bits into any existing row: concurrent ingests need no read.
+    """
+    days_of: dict[str, set[Any]] = defaultdict(set)
+    for org_id, day, _etype in org_days:
+        days_of[org_id].add(day)
+    if not days_of:
+        return
+    seqs = dict(
+        db.session.execute(
+            select(Organization.id, Organization.seq).where(
+                Organization.partner_id == partner_id, Organization.id.in_(list(days_of))
+            )
+        ).all()
+    )
+    bits = activity_bits(
+        (seqs[org_id], day) for org_id, days in days_of.items() for day in days if org_id in seqs
+    )
+    add_counts(
+        PartnerActivity.__table__,
+        _ACTIVITY_COLUMNS,
+        4,
+        [(partner_id, g, s.isoformat(), c, b) for (g, s, c), b in sorted(bits.items())],
+        added=("organizations",),
+        combine="|",
+    )
 
 
 def rebuild(partner_id: str) -> int:
@@ -274,8 +359,9 @@ def _sqlite_moment(value: Any) -> datetime:
 
 
 def _rebuild_tables(partner_id: str, tz: str) -> None:
-    """Refill the four rollups of a partner whose timezone is tz from its raw events
-    (caller's transaction, under the partner's exclusive lock); bump its data version."""
+    """Refill the six rollups of a partner whose timezone is tz from its raw events, and
+    its organizations' latest status from their history (caller's transaction, under the
+    partner's exclusive lock); bump its data version."""
     scoped = {"partner_scoped": True}
     db.session.execute(
         delete(OrgDailyUsage)
@@ -319,6 +405,9 @@ def _rebuild_tables(partner_id: str, tz: str) -> None:
         .execution_options(**scoped)
     )
     _rebuild_buckets(partner_id)
+    _rebuild_partner_buckets(partner_id)
+    _rebuild_activity(partner_id)
+    _rebuild_latest_status(partner_id)
     _rebuild_receipts(partner_id, tz)
     # Last, so the partner's version row is locked only for the end of the transaction.
     cache.bump(partner_id)
@@ -353,6 +442,169 @@ def _rebuild_buckets(partner_id: str) -> None:
             )
             .execution_options(partner_scoped=True)
         )
+
+
+def _activity_pairs(partner_id: str) -> list[tuple[int, Any]]:
+    """Return the (organization seq, local day) pairs with any stored usage, from
+    org_daily_usage."""
+    odu = OrgDailyUsage
+    return [
+        (int(seq), as_date(day))
+        for seq, day in db.session.execute(
+            select(Organization.seq, odu.day)
+            .distinct()
+            .join(Organization, Organization.id == odu.organization_id)
+            .where(odu.partner_id == partner_id)
+        )
+    ]
+
+
+def _rebuild_partner_buckets(partner_id: str) -> None:
+    """Refill a partner's partner_bucket_usage from its partner_daily_usage."""
+    db.session.execute(
+        delete(PartnerBucketUsage)
+        .where(PartnerBucketUsage.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
+    )
+    pdu = PartnerDailyUsage
+    for grain in ROLLUP_GRAINS:
+        start = bucket_start_sql(pdu.day, grain)
+        db.session.execute(
+            insert(PartnerBucketUsage)
+            .from_select(
+                list(_PARTNER_BUCKET_COLUMNS),
+                select(
+                    pdu.partner_id,
+                    literal(grain),
+                    start,
+                    pdu.type,
+                    func.sum(pdu.quantity),
+                    func.sum(pdu.events),
+                )
+                .where(pdu.partner_id == partner_id)
+                .group_by(pdu.partner_id, start, pdu.type),
+            )
+            .execution_options(partner_scoped=True)
+        )
+
+
+def _verify_partner_buckets(
+    partner_id: str, by_day: Mapping[tuple[Any, str], Sequence[int]]
+) -> list[str]:
+    """Compare partner_bucket_usage with the raw events' recount by week and month."""
+    want = {key: tuple(value) for key, value in partner_bucket_sums(by_day).items()}
+    pbu = PartnerBucketUsage
+    stored = {
+        (r[0], as_date(r[1]), r[2]): (int(r[3]), int(r[4]))
+        for r in db.session.execute(
+            select(pbu.grain, pbu.bucket_start, pbu.type, pbu.quantity, pbu.events).where(
+                pbu.partner_id == partner_id
+            )
+        )
+    }
+    return [
+        f"partner total {key[0]} of {key[1]} {key[2]}: raw events give quantity/events "
+        f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
+    ]
+
+
+def _rebuild_activity(partner_id: str) -> None:
+    """Refill a partner's partner_activity from its org_daily_usage (caller's transaction)."""
+    db.session.execute(
+        delete(PartnerActivity)
+        .where(PartnerActivity.partner_id == partner_id)
+        .execution_options(partner_scoped=True)
+    )
+    rows = [
+        {"partner_id": partner_id, "grain": g, "start": s, "chunk": c, "organizations": b}
+        for (g, s, c), b in sorted(activity_bits(_activity_pairs(partner_id)).items())
+    ]
+    if rows:
+        db.session.execute(insert(PartnerActivity).execution_options(partner_scoped=True), rows)
+
+
+def _latest_statuses(partner_id: str) -> dict[str, tuple[str, datetime]]:
+    """Return {organization: (status, changed_at)} of the newest entry (by changed_at,
+    then id) of each of a partner's organizations' status history."""
+    sc = OrganizationStatusChange
+    latest: dict[str, tuple[str, datetime]] = {}
+    for org_id, status, changed_at in db.session.execute(
+        select(sc.organization_id, sc.status, sc.changed_at)
+        .where(sc.partner_id == partner_id)
+        .order_by(sc.organization_id, sc.changed_at, sc.id)
+    ):
+        latest[org_id] = (status, changed_at)
+    return latest
+
+
+def _rebuild_latest_status(partner_id: str) -> None:
+    """Set the latest_status columns of every organization where they differ from its
+    status history (its updatedAt kept: nothing a partner changed)."""
+    want = _latest_statuses(partner_id)
+    org = Organization
+    for org_id, status, changed_at in db.session.execute(
+        select(org.id, org.latest_status, org.latest_status_at).where(org.partner_id == partner_id)
+    ).all():
+        if org_id in want and want[org_id] != (status, changed_at):
+            db.session.execute(
+                update(org)
+                .where(org.id == org_id)
+                .values(
+                    latest_status=want[org_id][0],
+                    latest_status_at=want[org_id][1],
+                    updated_at=org.updated_at,
+                )
+                .execution_options(partner_scoped=True, synchronize_session=False)
+            )
+
+
+def _verify_latest_status(partner_id: str) -> list[str]:
+    """Compare each organization's latest_status columns with its status history."""
+    want = _latest_statuses(partner_id)
+    org = Organization
+    problems = []
+    for org_id, status, changed_at in db.session.execute(
+        select(org.id, org.latest_status, org.latest_status_at)
+        .where(org.partner_id == partner_id)
+        .order_by(org.id)
+    ):
+        if want.get(org_id) != (status, changed_at):
+            problems.append(
+                f"organization {org_id}: its status history ends with {want.get(org_id)}, "
+                f"latest_status holds {(status, changed_at)}"
+            )
+    return problems
+
+
+def _verify_activity(
+    partner_id: str, raw: Mapping[tuple[str, Any, str], Sequence[int]]
+) -> list[str]:
+    """Compare partner_activity with the raw events' recount of active organizations."""
+    seqs = dict(
+        db.session.execute(
+            select(Organization.id, Organization.seq).where(Organization.partner_id == partner_id)
+        ).all()
+    )
+    want = activity_bits(
+        {(seqs[org_id], as_date(day)) for org_id, day, _etype in raw if org_id in seqs}
+    )
+    pa = PartnerActivity
+    stored = {
+        (r[0], as_date(r[1]), int(r[2])): int(r[3])
+        for r in db.session.execute(
+            select(pa.grain, pa.start, pa.chunk, pa.organizations).where(
+                pa.partner_id == partner_id
+            )
+        )
+    }
+    return [
+        f"active organizations {key[0]} of {key[1]} (chunk {key[2]}): raw events give "
+        f"bits {want.get(key, 0):#x}, rollup holds {stored.get(key, 0):#x}"
+        for key in sorted(set(want) | set(stored), key=str)
+        if want.get(key, 0) != stored.get(key, 0)
+    ]
 
 
 def _counts_by_key(statement: Any) -> dict[tuple[Any, Any, Any], tuple[int, int]]:
@@ -400,9 +652,12 @@ def verify(partner_id: str) -> list[str]:
                 f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
                 f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
             )
+    problems.extend(_verify_partner_buckets(partner_id, by_day))
     tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)).scalar_one()
     problems.extend(_verify_local_dates(partner_id, tz))
     problems.extend(_verify_buckets(partner_id, raw))
+    problems.extend(_verify_activity(partner_id, raw))
+    problems.extend(_verify_latest_status(partner_id))
     problems.extend(_verify_receipts(partner_id, tz))
     problems.extend(_verify_event_organizations(partner_id))
     return problems

@@ -277,8 +277,8 @@ def settle_postgresql(app: Any) -> None:
             conn.execute(
                 text(
                     "VACUUM (ANALYZE) org_daily_usage, org_bucket_usage, "
-                    "partner_daily_usage, partner_daily_receipt, organization, "
-                    "organization_status_change"
+                    "partner_daily_usage, partner_bucket_usage, partner_activity, "
+                    "partner_daily_receipt, organization, organization_status_change"
                 )
             )
             conn.execute(text("ANALYZE usage_event"))

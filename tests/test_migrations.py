@@ -237,6 +237,153 @@ def test_migration_0007_sums_daily_rollups_into_weeks_and_months_on_postgresql(e
     bucket_backfill_check(empty_postgres)
 
 
+def activity_backfill_check(url: str) -> None:
+    """0012 numbers each partner's organizations by creation, copies each one's newest
+    status entry (by time, then id) and sets the activity bits of the stored days."""
+    from sqlalchemy import text
+
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x"})
+    with app.app_context():
+        try:
+            upgrade(revision="0011")
+            with db.engine.begin() as conn:
+                for pid in ("p-1", "p-2"):
+                    conn.execute(
+                        text(
+                            "INSERT INTO partner (id, name, slug, status, billing_mode, "
+                            "billing_period, billing_day_of_month, credit_pool_total, "
+                            "pricing_tiers, currency, timezone, created_at) VALUES (:p, :p, :p, "
+                            "'active', 'credit_pool', 'monthly', 1, 0, '[]', 'USD', 'UTC', "
+                            "'2025-01-01 00:00:00.000000')"
+                        ),
+                        {"p": pid},
+                    )
+                # Created out of id order: o-3 first, then o-1, then o-2 (and q-1 elsewhere).
+                for oid, pid, created, status in (
+                    ("o-1", "p-1", "2025-02-01", "active"),
+                    ("o-2", "p-1", "2025-03-01", "canceled"),
+                    ("o-3", "p-1", "2025-01-01", "active"),
+                    ("q-1", "p-2", "2025-05-01", "active"),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO organization (id, partner_id, name, status, tier, "
+                            "product_type, metadata, credits_allocated, created_at, updated_at) "
+                            "VALUES (:o, :p, :o, :s, 'paid', 'B2B', '{}', 0, :c, :c)"
+                        ),
+                        {"o": oid, "p": pid, "s": status, "c": created + " 00:00:00.000000"},
+                    )
+                # o-1 was suspended on Apr 1, then reactivated with a change dated Mar 15:
+                # its newest entry by time is the suspension.
+                for oid, pid, status, at in (
+                    ("o-1", "p-1", "active", "2025-02-01 00:00:00.000000"),
+                    ("o-2", "p-1", "active", "2025-03-01 00:00:00.000000"),
+                    ("o-3", "p-1", "active", "2025-01-01 00:00:00.000000"),
+                    ("q-1", "p-2", "active", "2025-05-01 00:00:00.000000"),
+                    ("o-1", "p-1", "suspended", "2025-04-01 00:00:00.000000"),
+                    ("o-2", "p-1", "canceled", "2025-06-01 12:00:00.000000"),
+                    ("o-1", "p-1", "active", "2025-03-15 00:00:00.000000"),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO organization_status_change (organization_id, "
+                            "partner_id, status, changed_at) VALUES (:o, :p, :s, :t)"
+                        ),
+                        {"o": oid, "p": pid, "s": status, "t": at},
+                    )
+                # 2025-03-30 is a Sunday, 03-31 a Monday.
+                for oid, pid, day, etype in (
+                    ("o-1", "p-1", "2025-03-30", "identification"),
+                    ("o-1", "p-1", "2025-03-31", "identification"),
+                    ("o-1", "p-1", "2025-03-31", "page_view"),
+                    ("o-3", "p-1", "2025-03-31", "identification"),
+                    ("q-1", "p-2", "2025-05-02", "identification"),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO org_daily_usage (organization_id, day, type, partner_id, "
+                            "quantity, events) VALUES (:o, :d, :t, :p, 1, 1)"
+                        ),
+                        {"o": oid, "d": day, "t": etype, "p": pid},
+                    )
+                for day, etype, quantity in (
+                    ("2025-03-30", "identification", 2),
+                    ("2025-03-31", "identification", 3),
+                    ("2025-04-01", "identification", 5),
+                    ("2025-04-01", "page_view", 7),
+                ):
+                    conn.execute(
+                        text(
+                            "INSERT INTO partner_daily_usage (partner_id, day, type, quantity, "
+                            "events) VALUES ('p-1', :d, :t, :q, 1)"
+                        ),
+                        {"d": day, "t": etype, "q": quantity},
+                    )
+            upgrade()
+            with db.engine.connect() as conn:
+                totals = {
+                    (r[0], str(r[1])[:10], r[2]): (int(r[3]), int(r[4]))
+                    for r in conn.execute(
+                        text(
+                            "SELECT grain, bucket_start, type, quantity, events "
+                            "FROM partner_bucket_usage"
+                        )
+                    )
+                }
+                orgs = {
+                    r[0]: (r[1], r[2], str(r[3])[:19])
+                    for r in conn.execute(
+                        text("SELECT id, seq, latest_status, latest_status_at FROM organization")
+                    )
+                }
+                bits = {
+                    (r[0], r[1], str(r[2])[:10], r[3]): int(r[4])
+                    for r in conn.execute(
+                        text(
+                            "SELECT partner_id, grain, start, chunk, organizations "
+                            "FROM partner_activity"
+                        )
+                    )
+                }
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    assert orgs == {
+        "o-3": (0, "active", "2025-01-01 00:00:00"),
+        "o-1": (1, "suspended", "2025-04-01 00:00:00"),
+        "o-2": (2, "canceled", "2025-06-01 12:00:00"),
+        "q-1": (0, "active", "2025-05-01 00:00:00"),
+    }
+    # p-1's days summed by week (Mar 30 is a Sunday) and month.
+    assert totals == {
+        ("week", "2025-03-24", "identification"): (2, 1),
+        ("week", "2025-03-31", "identification"): (8, 2),
+        ("week", "2025-03-31", "page_view"): (7, 1),
+        ("month", "2025-03-01", "identification"): (5, 2),
+        ("month", "2025-04-01", "identification"): (5, 1),
+        ("month", "2025-04-01", "page_view"): (7, 1),
+    }
+    # o-3 is bit 0 and o-1 bit 1 of p-1's rows; q-1 bit 0 of p-2's.
+    assert bits == {
+        ("p-1", "day", "2025-03-30", 0): 0b10,
+        ("p-1", "day", "2025-03-31", 0): 0b11,
+        ("p-1", "week", "2025-03-24", 0): 0b10,
+        ("p-1", "week", "2025-03-31", 0): 0b11,
+        ("p-1", "month", "2025-03-01", 0): 0b11,
+        ("p-2", "day", "2025-05-02", 0): 0b1,
+        ("p-2", "week", "2025-04-28", 0): 0b1,
+        ("p-2", "month", "2025-05-01", 0): 0b1,
+    }
+
+
+def test_migration_0012_numbers_organizations_and_fills_activity_on_sqlite(empty_sqlite):
+    activity_backfill_check(empty_sqlite)
+
+
+def test_migration_0012_numbers_organizations_and_fills_activity_on_postgresql(empty_postgres):
+    activity_backfill_check(empty_postgres)
+
+
 def test_the_migrations_have_a_single_head():
     """Two migrations written on parallel branches would both claim to follow the same one:
     `flask db upgrade` then refuses to run. One head, and it is the newest file's."""

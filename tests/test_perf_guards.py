@@ -20,7 +20,7 @@ from sqlalchemy import event, update
 
 from app import billing, cache, metrics
 from app.extensions import db
-from app.models import Partner, PartnerDailyUsage
+from app.models import Partner, PartnerBucketUsage, PartnerDailyUsage
 from app.periods import Period
 
 RAW_TABLE = re.compile(r"\busage_event\b", re.I)
@@ -149,16 +149,33 @@ def test_importing_an_organization_with_a_past_creation_date_changes_a_cached_pe
 def test_a_direct_rollup_write_invalidates_cached_periods(app, world):
     partner, _a, _b = world
     assert metrics.usage(partner, OCTOBER).total_quantity == 5
+    # October is a whole month: its totals are read from the monthly partner rollup.
+    pbu = PartnerBucketUsage
+    db.session.execute(
+        update(pbu)
+        .where(
+            pbu.partner_id == partner.id,
+            pbu.grain == "month",
+            pbu.bucket_start == date(2025, 10, 1),
+            pbu.type == "page_view",
+        )
+        .values(quantity=10)
+    )
+    db.session.commit()
+    # The page_view month now holds 10 instead of 3: 2 + 10 = 12.
+    assert metrics.usage(partner, OCTOBER).total_quantity == 12
+    # And a direct write to a daily row is seen by a range that reads that day.
+    oct_to_6 = Period(date(2025, 10, 1), date(2025, 10, 6))
+    assert metrics.usage(partner, oct_to_6).total_quantity == 5
     db.session.execute(
         update(PartnerDailyUsage)
         .where(
             PartnerDailyUsage.partner_id == partner.id, PartnerDailyUsage.day == date(2025, 10, 6)
         )
-        .values(quantity=10)
+        .values(quantity=7)
     )
     db.session.commit()
-    # The page_view day now holds 10 instead of 3: 2 + 10 = 12.
-    assert metrics.usage(partner, OCTOBER).total_quantity == 12
+    assert metrics.usage(partner, oct_to_6).total_quantity == 9  # 2 + 7
 
 
 def test_todays_figures_are_always_computed_live(app, world):
@@ -212,25 +229,49 @@ def _mentions(parameters, day):
     return any(v == day or v == day.isoformat() for v in values)
 
 
-def test_organizations_with_activity_probes_the_rollup_primary_key(app, world):
-    """On SQLite, the per-organization EXISTS is an index search, not a scan of the range."""
-    partner, _a, _b = world
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip(
-            "plans of tiny PostgreSQL tables prefer sequential scans; "
-            "the 10M-event plans are in docs/scaling.md"
-        )
-    app.config["CACHE_CLOSED_PERIODS"] = False
-    with captured_sql() as statements:
-        assert metrics.organizations_with_activity(partner, OCTOBER) == 2  # Alpha and Beta
-    (index,) = [i for i, s in enumerate(statements) if "org_daily_usage" in s]
+def _sqlite_plan(statements, index):
+    """Return SQLite's EXPLAIN QUERY PLAN of a captured statement, its steps joined by |."""
     with db.engine.connect() as conn:
-        plan = " | ".join(
+        return " | ".join(
             str(row[-1])
             for row in conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + statements[index], statements.parameters[index]
             )
         )
+
+
+def _skip_unless_sqlite():
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip(
+            "plans of tiny PostgreSQL tables prefer sequential scans; "
+            "the 10M-event plans are in docs/scaling.md"
+        )
+
+
+def test_organizations_with_activity_reads_bitmaps_not_a_probe_per_organization(app, world):
+    """A partner's count is one key-range read of partner_activity; org_daily_usage is
+    not read (no probe per organization)."""
+    partner, _a, _b = world
+    _skip_unless_sqlite()
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    with captured_sql() as statements:
+        assert metrics.organizations_with_activity(partner, OCTOBER) == 2  # Alpha and Beta
+    assert [s for s in statements if "org_daily_usage" in s] == []
+    (index,) = [i for i, s in enumerate(statements) if "partner_activity" in s]
+    plan = _sqlite_plan(statements, index)
+    assert re.search(r"SEARCH partner_activity USING PRIMARY KEY", plan), plan
+    assert "SCAN partner_activity" not in plan
+
+
+def test_one_organizations_activity_probes_the_rollup_primary_key(app, world):
+    """On SQLite, one organization's EXISTS is an index search, not a scan of the range."""
+    partner, a, _b = world
+    _skip_unless_sqlite()
+    app.config["CACHE_CLOSED_PERIODS"] = False
+    with captured_sql() as statements:
+        assert metrics.organizations_with_activity(partner, OCTOBER, a.id) == 1
+    (index,) = [i for i, s in enumerate(statements) if "org_daily_usage" in s]
+    plan = _sqlite_plan(statements, index)
     assert re.search(r"SEARCH org_daily_usage USING (COVERING INDEX|PRIMARY KEY|INDEX)", plan), plan
     assert "SCAN org_daily_usage" not in plan
 
