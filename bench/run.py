@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel, to_snake
 
-from . import dataset
+from . import dataset, shuffled
 from .floor import storage_floor
 from .generate import FULL, QUICK, Spec, generate
 
@@ -224,6 +224,70 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
         "peak_pss_mb": memory.peak_pss_kb / 1024,
         "processes": memory.processes,
         "load": load_average(),
+    }
+
+
+def rollup_digest(app: Any, partner_id: str) -> str:
+    """Return a hash of a partner's org_daily_usage rows named by externalId: equal in two
+    databases that hold the same counts (their organizations' ids differ)."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Organization, OrgDailyUsage
+
+    odu, org = OrgDailyUsage, Organization
+    with app.app_context():
+        rows = db.session.execute(
+            select(org.external_id, odu.day, odu.type, odu.quantity, odu.events)
+            .join(org, org.id == odu.organization_id)
+            .where(odu.partner_id == partner_id)
+        ).all()
+        db.session.remove()
+        db.engine.dispose()
+    text = "\n".join(sorted(f"{e},{d},{t},{q},{n}" for e, d, t, q, n in rows))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def order_comparison(
+    backend: str, spec: Spec, folder: Path, pg_server: str, batch_size: int
+) -> dict[str, Any]:
+    """Import one pass in time order and shuffled, as CSV and as JSON Lines, each into a
+    fresh database; return the figures per file and the shuffled/ordered time ratios."""
+    files = shuffled.write_shuffled(spec, folder)
+    runs: dict[str, Any] = {}
+    for key, path in files.items():
+        with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:
+            dataset.init_schema(url)
+            app = dataset.make_app(url)
+            main = dataset.load_partner(app, folder)
+            with app.app_context():
+                from app.extensions import db
+
+                db.session.remove()
+                db.engine.dispose()
+            log(f"{backend}: flask ingest {path.name} (fresh database)")
+            figures = cli_ingest(url, path, batch_size)
+            figures["file"] = path.name
+            figures["rollups"] = rollup_digest(app, main["partner_id"])
+            runs[key] = figures
+            log(f"{backend}:   {figures['events_per_s']:,.0f} events/s")
+    ratios = {
+        fmt: runs[f"{fmt}-shuffled"]["wall_s"] / runs[f"{fmt}-ordered"]["wall_s"]
+        for fmt in ("csv", "jsonl")
+    }
+    cpu_ratios = {
+        fmt: runs[f"{fmt}-shuffled"]["cpu_s"] / runs[f"{fmt}-ordered"]["cpu_s"]
+        for fmt in ("csv", "jsonl")
+    }
+    same = len({r["rollups"] for r in runs.values()}) == 1
+    return {
+        "pass": shuffled.PASS,
+        "runs": runs,
+        "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+        "same_rollups": same,
     }
 
 
@@ -651,6 +715,8 @@ def run_backend(
     query = f"startDate={period.start}&endDate={period.end}"
     files = [folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))]
     batch_size = 5000  # the CLI's default
+    log(f"{backend}: one pass in time order and shuffled, CSV and JSON Lines")
+    result["order"] = order_comparison(backend, spec, folder, pg_server, batch_size)
     with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:
         log(f"{backend}: schema (flask init-db)")
         dataset.init_schema(url)
