@@ -65,6 +65,13 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"(no parsing, validation or rollups; bench/floor.py) | {_f(fl['rows_per_s'], 0)} "
             f"rows/s | — | the ceiling here |"
         )
+    fi = run.get("floor_integer_keys")
+    if fi and not _err(fi):
+        lines.append(
+            f"| 1 | the same storage floor with integer partner and organization keys (what "
+            f"surrogate keys in events would store; bench/floor.py) | "
+            f"{_f(fi['rows_per_s'], 0)} rows/s | — | the ceiling with that schema change |"
+        )
     lines.append(
         f"| 1 | CLI ingest peak memory of the importer and its reader process (sampled "
         f"every 50 ms): PSS, each shared page counted once | **{_f(ing['peak_pss_mb'], 0)} "

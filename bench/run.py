@@ -756,6 +756,8 @@ def run_backend(
         log(f"{backend}: the storage engine's own insert rate (bench/floor.py)")
         result["floor"] = storage_floor(url)
         log(f"{backend}:   {result['floor']['rows_per_s']:,.0f} rows/s")
+        result["floor_integer_keys"] = storage_floor(url, integer_keys=True)
+        log(f"{backend}:   {result['floor_integer_keys']['rows_per_s']:,.0f} rows/s, integer keys")
         log(f"{backend}: summary vs raw SQL vs DuckDB")
         result["summary"] = scaling[-1]
         result["baselines"] = baselines(
