@@ -181,7 +181,8 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
     ]
     # /usr/bin/time reports the CPU of the flask process and of its reader process
     # (waited for); the memory is sampled from /proc over the whole process tree.
-    report = ROOT / "bench" / "data" / "time.txt"
+    # One file per run: two imports measured at once must not read each other's times.
+    report = ROOT / "bench" / "data" / f"time-{os.getpid()}-{time.monotonic_ns()}.txt"
     wrapper = (
         ["/usr/bin/time", "-f", "%M %U %S", "-o", str(report)]
         if Path("/usr/bin/time").exists()
@@ -209,6 +210,7 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
         raise RuntimeError(f"flask ingest failed: {out[-2000:]} {err[-2000:]}")
     if wrapper:
         _rss_kb, user, system = report.read_text().split()[-3:]
+        report.unlink()
         cpu = float(user) + float(system)
     else:
         cpu = float("nan")
