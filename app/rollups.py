@@ -109,73 +109,107 @@ def add_count(counts: dict[Any, list[int]], key: Any, quantity: int, events: int
         found[1] += events
 
 
-def add(partner_id: str, sums: Sums, tz: str) -> None:
-    """Add newly stored events, summed by sum_rows, to the six rollups; bump the data
-    version (caller's transaction)."""
+# The five summed rollups' rows for one batch (rollup_rows), each list in its table's key
+# order, and the newest receipt time among them. (partner_activity's bits need each
+# organization's number from the database: add() sets them from the first list.)
+Rows = list[tuple[Any, ...]]
+RollupRows = tuple[Rows, Rows, Rows, Rows, Rows, datetime]
+
+
+def rollup_rows(partner_id: str, sums: Sums, tz: str) -> RollupRows:
+    """Return what add writes for sums (by sum_rows): the rows of org_daily_usage,
+    org_bucket_usage, partner_daily_usage, partner_bucket_usage and partner_daily_receipt,
+    and the newest receipt time. Needs no database, so the file import's reader process
+    prepares them."""
     org_counts: dict[tuple[str, Any, str], list[int]] = {}
     partner_counts: dict[tuple[Any, str], list[int]] = {}
     receipt_counts: dict[tuple[Any, Any, str], list[int]] = {}
     received_days: dict[datetime, date] = {}
     tzinfo = zone(tz)
+    # add_count inlined: this loop runs once per distinct key of every stored batch.
     for (org_id, day, etype, moment), (quantity, events) in sums.items():
         received = received_days.get(moment)  # rows of one call share their received_at
         if received is None:
             received = received_days[moment] = moment.replace(tzinfo=UTC).astimezone(tzinfo).date()
-        add_count(org_counts, (org_id, day, etype), quantity, events)
-        add_count(partner_counts, (day, etype), quantity, events)
-        add_count(receipt_counts, (day, received, etype), quantity, events)
-    iso: dict[Any, str] = {}
-
-    def text(day: Any) -> str:  # dates go to the raw cursors as ISO text
-        found = iso.get(day)
+        key = (org_id, day, etype)
+        found = org_counts.get(key)
         if found is None:
-            found = iso[day] = as_date(day).isoformat()
-        return found
+            org_counts[key] = [quantity, events]
+        else:
+            found[0] += quantity
+            found[1] += events
+        found = partner_counts.get((day, etype))
+        if found is None:
+            partner_counts[(day, etype)] = [quantity, events]
+        else:
+            found[0] += quantity
+            found[1] += events
+        found = receipt_counts.get((day, received, etype))
+        if found is None:
+            receipt_counts[(day, received, etype)] = [quantity, events]
+        else:
+            found[0] += quantity
+            found[1] += events
+    iso: dict[Any, str] = {}
+    for day in {key[1] for key in org_counts}.union(received_days.values()):
+        iso[day] = as_date(day).isoformat()  # dates go to the raw cursors as ISO text
+    buckets = bucket_sums(org_counts)
+    starts = {start: start.isoformat() for _grain, start, _org in buckets}
+    return (
+        [(o, iso[d], t, partner_id, q, n) for (o, d, t), (q, n) in sorted(org_counts.items())],
+        [
+            (partner_id, g, starts[b], o, i, q, n)
+            for (g, b, o), (i, q, n) in sorted(buckets.items())
+        ],
+        [(partner_id, iso[d], t, q, n) for (d, t), (q, n) in sorted(partner_counts.items())],
+        [
+            (partner_id, g, b.isoformat(), t, q, n)
+            for (g, b, t), (q, n) in sorted(partner_bucket_sums(partner_counts).items())
+        ],
+        [
+            (partner_id, iso[d], iso[r], t, q, n)
+            for (d, r, t), (q, n) in sorted(receipt_counts.items())
+        ],
+        max(received_days),
+    )
 
+
+def add(partner_id: str, sums: Sums, tz: str, rows: RollupRows | None = None) -> None:
+    """Add newly stored events, summed by sum_rows, to the six rollups; bump the data
+    version (caller's transaction). rows, when given, is rollup_rows of the same sums."""
+    org_rows, bucket_rows, partner_rows, partner_bucket_rows, receipt_rows, newest = (
+        rows or rollup_rows(partner_id, sums, tz)
+    )
     add_counts(
         OrgDailyUsage.__table__,
         ("organization_id", "day", "type", "partner_id", "quantity", "events"),
         3,
-        [(o, text(d), t, partner_id, q, n) for (o, d, t), (q, n) in sorted(org_counts.items())],
+        org_rows,
     )
     add_counts(
         OrgBucketUsage.__table__,
         _BUCKET_COLUMNS,
         4,
-        [
-            (partner_id, g, text(b), o, i, q, n)
-            for (g, b, o), (i, q, n) in sorted(bucket_sums(org_counts).items())
-        ],
+        bucket_rows,
         added=("identifications", "quantity", "events"),
     )
     add_counts(
         PartnerDailyUsage.__table__,
         ("partner_id", "day", "type", "quantity", "events"),
         3,
-        [(partner_id, text(d), t, q, n) for (d, t), (q, n) in sorted(partner_counts.items())],
+        partner_rows,
     )
-    add_counts(
-        PartnerBucketUsage.__table__,
-        _PARTNER_BUCKET_COLUMNS,
-        4,
-        [
-            (partner_id, g, text(b), t, q, n)
-            for (g, b, t), (q, n) in sorted(partner_bucket_sums(partner_counts).items())
-        ],
-    )
+    add_counts(PartnerBucketUsage.__table__, _PARTNER_BUCKET_COLUMNS, 4, partner_bucket_rows)
     add_counts(
         PartnerDailyReceipt.__table__,
         ("partner_id", "day", "received_day", "type", "quantity", "events"),
         4,
-        [
-            (partner_id, text(d), text(r), t, q, n)
-            for (d, r, t), (q, n) in sorted(receipt_counts.items())
-        ],
+        receipt_rows,
     )
-    add_activity(partner_id, org_counts)
+    add_activity(partner_id, (row[:3] for row in org_rows))
     # Late events change closed days: invalidate the partner's cached closed periods, and
     # move the partner's newest receipt time forward (the dashboard's "data as of").
-    cache.bump(partner_id, received_at=max(key[3] for key in sums))
+    cache.bump(partner_id, received_at=newest)
 
 
 # partner_activity's columns: its key (partner, grain, start, chunk), then the bitmap.

@@ -23,9 +23,11 @@ COLUMNS = EVENT_COLUMNS
 TYPES = PG_EVENT_TYPES
 
 
-def _rows(count: int) -> list[tuple[Any, ...]]:
-    partner = str(uuid.UUID(int=1))
-    orgs = [str(uuid.UUID(int=1000 + i)) for i in range(1000)]
+def _rows(count: int, integer_keys: bool = False) -> list[tuple[Any, ...]]:
+    partner: Any = str(uuid.UUID(int=1))
+    orgs: list[Any] = [str(uuid.UUID(int=1000 + i)) for i in range(1000)]
+    if integer_keys:  # what surrogate keys for partner and organization would store
+        partner, orgs = 1, list(range(1000, 2000))
     start, received = datetime(2025, 1, 1), datetime(2026, 1, 1, 12)
     kinds = ("identification", "page_view", "session")
     out = []
@@ -46,7 +48,7 @@ def _rows(count: int) -> list[tuple[Any, ...]]:
     return out
 
 
-def _sqlite(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
+def _sqlite(url: str, rows: list[tuple[Any, ...]], batch: int, key_type: str) -> float:
     import sqlite3
 
     path = url.removeprefix("sqlite:///")
@@ -57,8 +59,8 @@ def _sqlite(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
         conn.execute("PRAGMA cache_size=-32768")
         conn.execute("DROP TABLE IF EXISTS floor_event")
         conn.execute(
-            "CREATE TABLE floor_event (id INTEGER PRIMARY KEY, partner_id VARCHAR(36), "
-            "organization_id VARCHAR(36), event_id VARCHAR(255), type VARCHAR(64), "
+            f"CREATE TABLE floor_event (id INTEGER PRIMARY KEY, partner_id {key_type}, "  # noqa: S608
+            f"organization_id {key_type}, event_id VARCHAR(255), type VARCHAR(64), "
             "quantity BIGINT, occurred_at DATETIME, local_date DATE, received_at DATETIME, "
             "UNIQUE (partner_id, event_id))"
         )
@@ -92,7 +94,7 @@ def _sqlite(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
         conn.close()
 
 
-def _postgresql(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
+def _postgresql(url: str, rows: list[tuple[Any, ...]], batch: int, key_type: str) -> float:
     engine = create_engine(url)
     try:
         conn = engine.raw_connection()
@@ -100,8 +102,8 @@ def _postgresql(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
             cur = conn.cursor()
             cur.execute("DROP TABLE IF EXISTS floor_event")
             cur.execute(
-                "CREATE TABLE floor_event (id BIGSERIAL PRIMARY KEY, partner_id VARCHAR(36), "
-                "organization_id VARCHAR(36), event_id VARCHAR(255), type VARCHAR(64), "
+                f"CREATE TABLE floor_event (id BIGSERIAL PRIMARY KEY, partner_id {key_type}, "  # noqa: S608
+                f"organization_id {key_type}, event_id VARCHAR(255), type VARCHAR(64), "
                 "quantity BIGINT, occurred_at TIMESTAMP, local_date DATE, "
                 "received_at TIMESTAMP, UNIQUE (partner_id, event_id))"
             )
@@ -111,10 +113,11 @@ def _postgresql(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
             )
             conn.commit()
             cols = ", ".join(COLUMNS)
+            types = TYPES if key_type.startswith("VARCHAR") else ["int8", "int8", *TYPES[2:]]
             start = time.perf_counter()
             for i in range(0, len(rows), batch):
                 with cur.copy(f"COPY floor_stage ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(TYPES)
+                    copy.set_types(types)
                     for row in rows[i : i + batch]:
                         copy.write_row(row)
                 cur.execute(
@@ -134,14 +137,20 @@ def _postgresql(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
         engine.dispose()
 
 
-def storage_floor(url: str, count: int = 300_000, batch: int = 5000) -> dict[str, Any]:
-    """Insert count rows the way the importer stores them; return rows per second."""
-    rows = _rows(count)
+def storage_floor(
+    url: str, count: int = 300_000, batch: int = 5000, integer_keys: bool = False
+) -> dict[str, Any]:
+    """Insert count rows the way the importer stores them; return rows per second.
+
+    integer_keys: partner and organization as integers (BIGINT) instead of 36-character
+    ids, what surrogate keys would store: the potential of that schema change.
+    """
+    rows = _rows(count, integer_keys)
     rows.sort(key=lambda r: r[2])
+    key_type = "BIGINT" if integer_keys else "VARCHAR(36)"
     start_cpu = time.process_time()
-    seconds = (
-        _sqlite(url, rows, batch) if url.startswith("sqlite") else _postgresql(url, rows, batch)
-    )
+    store = _sqlite if url.startswith("sqlite") else _postgresql
+    seconds = store(url, rows, batch, key_type)
     return {
         "rows": count,
         "seconds": seconds,

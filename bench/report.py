@@ -99,6 +99,13 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"(no parsing, validation or rollups; bench/floor.py) | {_f(fl['rows_per_s'], 0)} "
             f"rows/s | — | the ceiling here |"
         )
+    fi = run.get("floor_integer_keys")
+    if fi and not _err(fi):
+        lines.append(
+            f"| 1 | the same storage floor with integer partner and organization keys (what "
+            f"surrogate keys in events would store; bench/floor.py) | "
+            f"{_f(fi['rows_per_s'], 0)} rows/s | — | the ceiling with that schema change |"
+        )
     lines.append(
         f"| 1 | CLI ingest peak memory of the importer and its reader process (sampled "
         f"every 50 ms): PSS, each shared page counted once | **{_f(ing['peak_pss_mb'], 0)} "
@@ -106,6 +113,18 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"{_f(ing['peak_rss_mb'], 0)} MB) | ≤ 200 MB | "
         f"{_verdict(ing['peak_pss_mb'], 200, False)} |"
     )
+    order = run.get("order")
+    if order and not _err(order):
+        csv_r, jsonl_r = order["ratios"]["csv"], order["ratios"]["jsonl"]
+        worst = max(csv_r, jsonl_r)
+        lines.append(
+            f"| 1 | CLI ingest of pass-{order['pass']} shuffled out of time order, time "
+            f"against the same lines in order (fresh database each; CSV and JSON Lines with "
+            f"externalId) | **CSV {csv_r:.2f}×, JSON Lines {jsonl_r:.2f}×** wall (CPU "
+            f"{order['cpu_ratios']['csv']:.2f}×, {order['cpu_ratios']['jsonl']:.2f}×); "
+            f"same rollups: {order['same_rollups']} | ≤ 1.2× | "
+            f"{'met' if worst <= 1.2 else f'missed: {worst:.2f}× at worst'} |"
+        )
     hi = run.get("http_ingest", {})
     if _err(hi):
         lines.append(f"| 2 | HTTP batch ingest | {_err(hi)} | ≥ 100,000/s | — |")
@@ -241,6 +260,23 @@ def backend_table(run: dict[str, Any]) -> list[str]:
             f"{_f(i['wall_s'])} | {_f(i['events_per_s'], 0)} | {_f(i['events_per_cpu_s'], 0)} "
             f"| {_f(i['peak_pss_mb'], 0)} MB | {_f(i['peak_rss_mb'], 0)} MB | {i['load']} |"
         )
+    if order and not _err(order):
+        lines += [
+            "",
+            f"CLI ingest of pass-{order['pass']} in time order and shuffled (bench/shuffled.py; "
+            "each file into a fresh database):",
+            "",
+            "| file | lines | accepted | duplicates | wall s | events/s | events/CPU-s | "
+            "peak PSS | peak RSS sum | load |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for i in order["runs"].values():
+            lines.append(
+                f"| {i['file']} | {i['lines']:,} | {i['accepted']:,} | {i['duplicates']:,} | "
+                f"{_f(i['wall_s'])} | {_f(i['events_per_s'], 0)} | "
+                f"{_f(i['events_per_cpu_s'], 0)} | {_f(i['peak_pss_mb'], 0)} MB | "
+                f"{_f(i['peak_rss_mb'], 0)} MB | {i['load']} |"
+            )
     fig = run["summary"].get("figures")
     if fig:
         lines += [

@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel, to_snake
 
-from . import dataset
+from . import dataset, shuffled
 from .floor import storage_floor
 from .generate import FULL, QUICK, Spec, generate
 
@@ -182,7 +182,8 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
     ]
     # /usr/bin/time reports the CPU of the flask process and of its reader process
     # (waited for); the memory is sampled from /proc over the whole process tree.
-    report = ROOT / "bench" / "data" / "time.txt"
+    # One file per run: two imports measured at once must not read each other's times.
+    report = ROOT / "bench" / "data" / f"time-{os.getpid()}-{time.monotonic_ns()}.txt"
     wrapper = (
         ["/usr/bin/time", "-f", "%M %U %S", "-o", str(report)]
         if Path("/usr/bin/time").exists()
@@ -210,6 +211,7 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
         raise RuntimeError(f"flask ingest failed: {out[-2000:]} {err[-2000:]}")
     if wrapper:
         _rss_kb, user, system = report.read_text().split()[-3:]
+        report.unlink()
         cpu = float(user) + float(system)
     else:
         cpu = float("nan")
@@ -225,6 +227,70 @@ def cli_ingest(url: str, path: Path, batch_size: int) -> dict[str, Any]:
         "peak_pss_mb": memory.peak_pss_kb / 1024,
         "processes": memory.processes,
         "load": load_average(),
+    }
+
+
+def rollup_digest(app: Any, partner_id: str) -> str:
+    """Return a hash of a partner's org_daily_usage rows named by externalId: equal in two
+    databases that hold the same counts (their organizations' ids differ)."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Organization, OrgDailyUsage
+
+    odu, org = OrgDailyUsage, Organization
+    with app.app_context():
+        rows = db.session.execute(
+            select(org.external_id, odu.day, odu.type, odu.quantity, odu.events)
+            .join(org, org.id == odu.organization_id)
+            .where(odu.partner_id == partner_id)
+        ).all()
+        db.session.remove()
+        db.engine.dispose()
+    text = "\n".join(sorted(f"{e},{d},{t},{q},{n}" for e, d, t, q, n in rows))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def order_comparison(
+    backend: str, spec: Spec, folder: Path, pg_server: str, batch_size: int
+) -> dict[str, Any]:
+    """Import one pass in time order and shuffled, as CSV and as JSON Lines, each into a
+    fresh database; return the figures per file and the shuffled/ordered time ratios."""
+    files = shuffled.write_shuffled(spec, folder)
+    runs: dict[str, Any] = {}
+    for key, path in files.items():
+        with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:
+            dataset.init_schema(url)
+            app = dataset.make_app(url)
+            main = dataset.load_partner(app, folder)
+            with app.app_context():
+                from app.extensions import db
+
+                db.session.remove()
+                db.engine.dispose()
+            log(f"{backend}: flask ingest {path.name} (fresh database)")
+            figures = cli_ingest(url, path, batch_size)
+            figures["file"] = path.name
+            figures["rollups"] = rollup_digest(app, main["partner_id"])
+            runs[key] = figures
+            log(f"{backend}:   {figures['events_per_s']:,.0f} events/s")
+    ratios = {
+        fmt: runs[f"{fmt}-shuffled"]["wall_s"] / runs[f"{fmt}-ordered"]["wall_s"]
+        for fmt in ("csv", "jsonl")
+    }
+    cpu_ratios = {
+        fmt: runs[f"{fmt}-shuffled"]["cpu_s"] / runs[f"{fmt}-ordered"]["cpu_s"]
+        for fmt in ("csv", "jsonl")
+    }
+    same = len({r["rollups"] for r in runs.values()}) == 1
+    return {
+        "pass": shuffled.PASS,
+        "runs": runs,
+        "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+        "same_rollups": same,
     }
 
 
@@ -685,6 +751,8 @@ def run_backend(
     query = f"startDate={period.start}&endDate={period.end}"
     files = [folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))]
     batch_size = 5000  # the CLI's default
+    log(f"{backend}: one pass in time order and shuffled, CSV and JSON Lines")
+    result["order"] = order_comparison(backend, spec, folder, pg_server, batch_size)
     with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:
         log(f"{backend}: schema (flask init-db)")
         dataset.init_schema(url)
@@ -724,6 +792,8 @@ def run_backend(
         log(f"{backend}: the storage engine's own insert rate (bench/floor.py)")
         result["floor"] = storage_floor(url)
         log(f"{backend}:   {result['floor']['rows_per_s']:,.0f} rows/s")
+        result["floor_integer_keys"] = storage_floor(url, integer_keys=True)
+        log(f"{backend}:   {result['floor_integer_keys']['rows_per_s']:,.0f} rows/s, integer keys")
         log(f"{backend}: summary vs raw SQL vs DuckDB vs chDB")
         result["summary"] = scaling[-1]
         result["baselines"] = baselines(

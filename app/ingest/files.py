@@ -16,11 +16,14 @@ CSV_REQUIRED = ("eventId", "type", "occurredAt")
 
 def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """Yield (line number, event or Rejection) for each non-blank line of a JSON Lines file."""
+    decode = _DECODER.decode
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line, parse_constant=refuse_constant)
+            if line[0] == "\ufeff":  # json.loads names it (the decoder alone would not)
+                json.loads(line)
+            yield number, decode(line)
         except ValueError as exc:
             yield number, Rejection(number, None, "invalid_json", f"invalid JSON: {exc}", None)
         except RecursionError:
@@ -34,6 +37,11 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, Any]]:
 def refuse_constant(name: str) -> Any:
     """Refuse NaN, Infinity and -Infinity, which Python's json reads but JSON has not."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+# One decoder for every line: json.loads with an option builds a new one per call, which
+# cost as much as the parsing (3.2 against 1.6 microseconds per benchmark line).
+_DECODER = json.JSONDecoder(parse_constant=refuse_constant)
 
 
 class FileFormatError(ValueError):

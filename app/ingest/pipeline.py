@@ -15,12 +15,14 @@ from typing import Any
 
 from ..database import dialect_name
 from ..models import Partner
+from ..rollups import rollup_rows
 from ..timeutil import utcnow
 from .storage import (
     SqliteFormatters,
     add_batch_result,
     batches,
     commit_waiting,
+    frozen_heap,
     ingest_stream,
     order_rows,
     sqlite_formatters,
@@ -84,11 +86,14 @@ def _read_batches(
         rows = prepare_batch(batch, resolver, tz, now, result)
         order_rows(partner_id, rows, now)
         sums = sum_rows(rows)
+        # The rollups' rows too: the storing process is the busier one.
+        rolled = rollup_rows(partner_id, sums, tz) if sums else None
         first_line = batch[0][0]
         if formatters is None:
-            return ("batch", lines, first_line, now, rows, None, sums, result)
+            return ("batch", lines, first_line, now, rows, None, sums, rolled, result)
         # SQLite: the text parameters are made here, and the rows need not travel.
-        return ("batch", lines, first_line, now, [], sqlite_params(rows, formatters), sums, result)
+        params = sqlite_params(rows, formatters)
+        return ("batch", lines, first_line, now, [], params, sums, rolled, result)
 
     try:
         for lines, batch in batches(pairs, batch_size):
@@ -131,8 +136,24 @@ def ingest_stream_pipelined(
         name="ingest-reader",
         args=(pairs, resolver, partner_id, tz, batch_size, channel, os.getpid(), formatters),
     )
-    reader.start()
     total = IngestResult()
+    # Frozen before the fork: the reader inherits the frozen heap, and its pages shared
+    # with this process are not written by the collector's passes either.
+    with frozen_heap():
+        reader.start()
+        return _store_batches(reader, channel, partner_id, tz, wait, on_batch, total)
+
+
+def _store_batches(
+    reader: Any,
+    channel: Any,
+    partner_id: str,
+    tz: str,
+    wait: float,
+    on_batch: Callable[[int, IngestResult], None] | None,
+    total: IngestResult,
+) -> IngestResult:
+    """Store the reader's batches in order until it is done; stop it on the way out."""
     try:
         while True:
             try:
@@ -151,8 +172,12 @@ def ingest_stream_pipelined(
                 break
             if message[0] == "error":
                 raise message[1]
-            _kind, lines, first_line, now, rows, params, sums, result = message
-            commit_waiting(partner_id, rows, now, tz, result, sums, params, wait, first_line, total)
+            _kind, lines, first_line, now, rows, params, sums, rolled, result = message
+            # tz stays the reader's: every batch is prepared with it (commit_rows
+            # re-buckets a batch if the partner's timezone has changed since).
+            commit_waiting(
+                partner_id, rows, now, tz, result, sums, params, wait, first_line, total, rolled
+            )
             add_batch_result(total, lines, result, on_batch)
     finally:
         if reader.is_alive():
