@@ -100,6 +100,8 @@ def _date_axis(period: Period | None = None) -> dict[str, Any]:
         "gridcolor": GRID,
         "linecolor": GRID,
         "fixedrange": True,
+        # Tick labels slanted on a narrow chart take the room they need below the plot.
+        "automargin": True,
     }
     if period is not None:
         axis["range"] = _x_range(period)
