@@ -1,4 +1,10 @@
-"""The tables: partners, organizations, allocations, keys, users, events and daily rollups."""
+"""The tables: partners, organizations, allocations, keys, users, events and daily rollups.
+
+One module on purpose: it is declarations only (columns, keys, indexes and a few
+properties), the one schema the migrations in migrations/versions are written against,
+and every other module imports its tables from here. Behaviour lives beside each idea
+(app/accounts.py, app/rollups.py, app/webhooks.py, app/alerts.py, ...).
+"""
 
 from __future__ import annotations
 

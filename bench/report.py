@@ -155,11 +155,14 @@ def backend_table(run: dict[str, Any]) -> list[str]:
         f"{_f(cac.get('cpu_ms'), 3)} ms CPU per call | p50 ≤ 1 ms | "
         f"{_verdict(cac['p50_ms'], 1.0, False)} |"
     )
+    # Issue #18 item 2: the uncached summary within 1 ms on SQLite, 2 ms on PostgreSQL
+    # (a server process: each statement is a round trip).
+    uncached_target = 1.0 if run["backend"] == "sqlite" else 2.0
     lines.append(
         f"| 3 | same, cache off (SQL over the rollups: a cold cache) | "
         f"**p50 {_f(unc['p50_ms'], 2)} ms**, p95 {_f(unc['p95_ms'], 2)} ms; "
-        f"{_f(unc.get('cpu_ms'), 2)} ms CPU per call | p50 ≤ 1 ms | "
-        f"{_verdict(unc['p50_ms'], 1.0, False)} |"
+        f"{_f(unc.get('cpu_ms'), 2)} ms CPU per call | p50 ≤ {uncached_target:g} ms | "
+        f"{_verdict(unc['p50_ms'], uncached_target, False)} |"
     )
     raw = base["raw_sql"]
     ratio_raw = raw["p50_ms"] / unc["p50_ms"]
