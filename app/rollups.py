@@ -9,7 +9,7 @@ together.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -536,12 +536,7 @@ def _verify_partner_buckets(
             )
         )
     }
-    return [
-        f"partner total {key[0]} of {key[1]} {key[2]}: raw events give quantity/events "
-        f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
-        for key in sorted(set(want) | set(stored), key=str)
-        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
-    ]
+    return _mismatches(want, stored, lambda key: f"partner total {key[0]} of {key[1]} {key[2]}")
 
 
 def _rebuild_activity(partner_id: str) -> None:
@@ -633,11 +628,33 @@ def _verify_activity(
             )
         )
     }
+    return _mismatches(
+        want,
+        stored,
+        lambda key: f"active organizations {key[0]} of {key[1]} (chunk {key[2]})",
+        empty=0,
+        what="bits",
+        show=lambda bits: f"{bits:#x}",
+    )
+
+
+def _mismatches(
+    want: Mapping[Any, Any],
+    stored: Mapping[Any, Any],
+    describe: Callable[[Any], str],
+    *,
+    empty: Any = (0, 0),
+    what: str = "quantity/events",
+    show: Callable[[Any], str] = str,
+) -> list[str]:
+    """Return one line per key whose recount (want) differs from the rollup (stored), a
+    missing key counting as empty: "<describe(key)>: raw events give <what> ..., rollup
+    holds ..."."""
     return [
-        f"active organizations {key[0]} of {key[1]} (chunk {key[2]}): raw events give "
-        f"bits {want.get(key, 0):#x}, rollup holds {stored.get(key, 0):#x}"
+        f"{describe(key)}: raw events give {what} {show(want.get(key, empty))}, "
+        f"rollup holds {show(stored.get(key, empty))}"
         for key in sorted(set(want) | set(stored), key=str)
-        if want.get(key, 0) != stored.get(key, 0)
+        if want.get(key, empty) != stored.get(key, empty)
     ]
 
 
@@ -660,14 +677,7 @@ def verify(partner_id: str) -> list[str]:
             odu.partner_id == partner_id
         )
     )
-    problems = []
-    for key in sorted(set(raw) | set(stored), key=str):
-        if raw.get(key, (0, 0)) != stored.get(key, (0, 0)):
-            org, day, etype = key
-            problems.append(
-                f"organization {org} {day} {etype}: raw events give "
-                f"quantity/events {raw.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
-            )
+    problems = _mismatches(raw, stored, lambda key: f"organization {key[0]} {key[1]} {key[2]}")
     by_day: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0])
     for (_org, day, etype), (q, n) in raw.items():
         by_day[(day, etype)][0] += q
@@ -679,13 +689,11 @@ def verify(partner_id: str) -> list[str]:
             select(pdu.day, pdu.type, pdu.quantity, pdu.events).where(pdu.partner_id == partner_id)
         )
     }
-    for day_key in sorted(set(by_day) | set(pstored), key=str):
-        want = tuple(by_day.get(day_key, [0, 0]))
-        if want != pstored.get(day_key, (0, 0)):
-            problems.append(
-                f"partner total {day_key[0]} {day_key[1]}: raw events give quantity/events "
-                f"{want}, rollup holds {pstored.get(day_key, (0, 0))}"
-            )
+    problems += _mismatches(
+        {key: tuple(value) for key, value in by_day.items()},
+        pstored,
+        lambda key: f"partner total {key[0]} {key[1]}",
+    )
     problems.extend(_verify_partner_buckets(partner_id, by_day))
     tz = db.session.execute(select(Partner.timezone).where(Partner.id == partner_id)).scalar_one()
     problems.extend(_verify_local_dates(partner_id, tz))
@@ -716,14 +724,13 @@ def _verify_buckets(
             ).where(obu.partner_id == partner_id)
         )
     }
-    none = (0, 0, 0)
-    return [
-        f"organization {key[2]} {key[0]} of {key[1]}: raw events give "
-        f"identifications/quantity/events {want.get(key, none)}, rollup holds "
-        f"{stored.get(key, none)}"
-        for key in sorted(set(want) | set(stored), key=str)
-        if want.get(key, none) != stored.get(key, none)
-    ]
+    return _mismatches(
+        want,
+        stored,
+        lambda key: f"organization {key[2]} {key[0]} of {key[1]}",
+        empty=(0, 0, 0),
+        what="identifications/quantity/events",
+    )
 
 
 def _verify_local_dates(partner_id: str, tz: str) -> list[str]:
@@ -831,9 +838,4 @@ def _verify_receipts(partner_id: str, tz: str) -> list[str]:
             pdr.partner_id == partner_id
         )
     )
-    return [
-        f"received {key[1]} for {key[0]} {key[2]}: raw events give quantity/events "
-        f"{want.get(key, (0, 0))}, rollup holds {stored.get(key, (0, 0))}"
-        for key in sorted(set(want) | set(stored), key=str)
-        if want.get(key, (0, 0)) != stored.get(key, (0, 0))
-    ]
+    return _mismatches(want, stored, lambda key: f"received {key[1]} for {key[0]} {key[2]}")

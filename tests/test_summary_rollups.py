@@ -14,6 +14,7 @@ from app import accounts, metrics, rollups
 from app.extensions import db
 from app.models import Organization, PartnerActivity, PartnerBucketUsage
 from app.periods import Period
+from tests import views_support
 
 D = date
 NOW = datetime(2025, 11, 15, 12, 0)  # a Saturday; the partner's today (UTC)
@@ -22,13 +23,7 @@ OCTOBER = Period(D(2025, 10, 1), D(2025, 10, 31))
 
 def ev(event_id, org, at, etype="identification", quantity=1):
     """Build one raw event for org (an Organization) at an ISO timestamp."""
-    return {
-        "eventId": event_id,
-        "organizationId": org.id,
-        "type": etype,
-        "quantity": quantity,
-        "occurredAt": at,
-    }
+    return views_support.ev(event_id, org, etype, quantity, at)
 
 
 def store(add_events, partner, events):
