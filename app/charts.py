@@ -572,7 +572,13 @@ def report_daily(daily: list[SeriesPoint]) -> dict[str, Any]:
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         "hovermode": "closest",
         "bargap": 0.2,
-        "xaxis": {"type": "date", "gridcolor": GRID, "fixedrange": True, "tickformat": DATE_TICKS},
+        "xaxis": {
+            "type": "date",
+            "gridcolor": GRID,
+            "fixedrange": True,
+            "tickformat": DATE_TICKS,
+            "automargin": True,
+        },
         "yaxis": {
             "title": {"text": "per day"},
             "gridcolor": GRID,
