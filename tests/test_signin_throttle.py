@@ -155,3 +155,21 @@ def test_the_count_lives_in_the_shared_storage(app, make_partner, make_user):
     assert other.test(parse("4 per hour"), "login-account", account)
     with worker.app_context():
         db.engine.dispose()
+
+
+def test_with_rate_limits_turned_off_sign_in_works_and_nothing_is_counted(
+    app, make_partner, make_user
+):
+    partner = make_partner("acme")
+    make_user(partner, EMAIL, PASSWORD)
+    settings = {k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY", "TESTING")}
+    settings.update({"RATELIMIT_ENABLED": False, "LOGIN_ACCOUNT_RATE_LIMIT": "2 per hour"})
+    unlimited = create_app(settings)
+    # Three failures would close the account under a limit of 2; with none, the right
+    # password still signs in (it answered 500 before: no storage to count in).
+    for n in range(3):
+        fail(unlimited, f"10.6.0.{n + 1}")
+    status, _page, signed_in = attempt(unlimited, "10.6.1.1")
+    assert (status, signed_in) == (302, True)
+    with unlimited.app_context():
+        db.engine.dispose()
