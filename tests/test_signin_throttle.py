@@ -164,12 +164,17 @@ def test_with_rate_limits_turned_off_sign_in_works_and_nothing_is_counted(
     make_user(partner, EMAIL, PASSWORD)
     settings = {k: app.config[k] for k in ("DATABASE_URL", "SECRET_KEY", "TESTING")}
     settings.update({"RATELIMIT_ENABLED": False, "LOGIN_ACCOUNT_RATE_LIMIT": "2 per hour"})
-    unlimited = create_app(settings)
-    # Three failures would close the account under a limit of 2; with none, the right
-    # password still signs in (it answered 500 before: no storage to count in).
-    for n in range(3):
-        fail(unlimited, f"10.6.0.{n + 1}")
-    status, _page, signed_in = attempt(unlimited, "10.6.1.1")
-    assert (status, signed_in) == (302, True)
-    with unlimited.app_context():
-        db.engine.dispose()
+    try:
+        unlimited = create_app(settings)
+        # Three failures would close the account under a limit of 2; with none, the right
+        # password still signs in (it answered 500 before: no storage to count in).
+        for n in range(3):
+            fail(unlimited, f"10.6.0.{n + 1}")
+        status, _page, signed_in = attempt(unlimited, "10.6.1.1")
+        assert (status, signed_in) == (302, True)
+        with unlimited.app_context():
+            db.engine.dispose()
+    finally:
+        # The limiter is one object per process: Flask-Limiter keeps `enabled` from the
+        # last app it was bound to as the default of the next one (tests build many apps).
+        limiter.enabled = True
