@@ -514,7 +514,9 @@ def _next_seq(partner: Partner) -> int:
 
 def _add_status_change(org: Organization, status: str, moment: datetime) -> None:
     """Add an entry to an organization's status history and keep latest_status (the
-    newest entry, ties to the later one) in step; the only writer of either."""
+    newest entry, ties to the later one) in step: the only writer of the history, and
+    of latest_status once the organization exists (_insert_organization gives the new
+    row the values its first entry then confirms, as the columns take no NULL)."""
     db.session.add(
         OrganizationStatusChange(
             organization_id=org.id, partner_id=org.partner_id, status=status, changed_at=moment
