@@ -174,6 +174,33 @@ def rollup_rows(partner_id: str, sums: Sums, tz: str) -> RollupRows:
     )
 
 
+# How many counts end each list of RollupRows (org_bucket_usage's rows carry three).
+_COUNT_WIDTHS = (2, 3, 2, 2, 2)
+
+
+def subtract_rows(rows: RollupRows, less: RollupRows) -> RollupRows:
+    """Return rows (by rollup_rows) with the counts of less (rollup_rows of some of the
+    same sums) taken out, leaving out the rows left with no events: the rows of a batch
+    without those of its events the database already held. The newest receipt stays."""
+    out: list[Rows] = []
+    for table, minus, width in zip(rows[:5], less[:5], _COUNT_WIDTHS, strict=True):
+        take = {row[:-width]: row[-width:] for row in minus}
+        if not take:
+            out.append(table)
+            continue
+        kept: Rows = []
+        for row in table:
+            found = take.get(row[:-width])
+            if found is None:
+                kept.append(row)
+                continue
+            counts = tuple(a - b for a, b in zip(row[-width:], found, strict=True))
+            if counts[-1]:
+                kept.append(row[:-width] + counts)
+        out.append(kept)
+    return (out[0], out[1], out[2], out[3], out[4], rows[5])
+
+
 def add(partner_id: str, sums: Sums, tz: str, rows: RollupRows | None = None) -> None:
     """Add newly stored events, summed by sum_rows, to the six rollups; bump the data
     version (caller's transaction). rows, when given, is rollup_rows of the same sums."""

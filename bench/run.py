@@ -750,7 +750,9 @@ def run_backend(
     period = Period(spec.start_date, spec.end_date)
     query = f"startDate={period.start}&endDate={period.end}"
     files = [folder / f"pass-{i + 1}.csv" for i in range(len(spec.passes))]
-    batch_size = 5000  # the CLI's default
+    from app.cli import INGEST_BATCH_LINES
+
+    batch_size = INGEST_BATCH_LINES  # the CLI's default
     log(f"{backend}: one pass in time order and shuffled, CSV and JSON Lines")
     result["order"] = order_comparison(backend, spec, folder, pg_server, batch_size)
     with dataset.database(backend, pg_server, dataset.ROOT / "bench" / "data") as url:

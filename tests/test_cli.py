@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, inspect, select, text, update
 
 from app import auth, create_app, ingest, metrics, rollups
 from app.extensions import db
+from app.ingest import pipeline
 from app.models import (
     ApiKey,
     AuditEntry,
@@ -859,7 +860,12 @@ def _mixed_lines(n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("batch", ["1", "7", "64", "5000"])
-def test_ingest_with_a_reader_process_matches_a_single_process(acme, runner, tmp_path, batch):
+def test_ingest_with_a_reader_process_matches_a_single_process(
+    acme, runner, tmp_path, batch, monkeypatch
+):
+    # The reader hands a batch over in chunks of 5 lines here: a batch of 64 or 5,000
+    # lines spans many, with repeats of an earlier chunk's line among them.
+    monkeypatch.setattr(pipeline, "CHUNK_LINES", 5)
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(_mixed_lines(300)) + "\n")
     ok(runner.invoke(args=["create-partner", "--name", "Twin", "--slug", "twin", "--pool", "1000"]))
@@ -886,7 +892,7 @@ def test_ingest_with_a_reader_process_matches_a_single_process(acme, runner, tmp
         args=["ingest", str(path), "--partner", "twin", "--batch-size", batch, "--pipeline"]
     )
     assert (single.exit_code, piped.exit_code) == (1, 1)
-    assert piped.stdout == single.stdout
+    assert piped.stdout == single.stdout, piped.output
     # Hand count of _mixed_lines(300): 28 bad JSON (i % 11 == 3), the i % 13 == 5 lines
     # among the rest name an unknown organization, the i % 7 == 2 lines repeat m(i-1).
     bad_json = [i for i in range(300) if i % 11 == 3]
@@ -942,10 +948,15 @@ def test_ingest_with_a_reader_process_matches_a_single_process(acme, runner, tmp
     assert metrics.summary(twin, OCT) == metrics.summary(acme, OCT)
 
 
-def test_a_reader_process_error_stops_the_import_after_the_stored_batches(acme, runner, tmp_path):
+def test_a_reader_process_error_stops_the_import_after_the_stored_batches(
+    acme, runner, tmp_path, monkeypatch
+):
     # 2,000 good lines (~190 kB), then a byte that is not UTF-8, then more good lines. The
     # file is decoded in chunks, so the error surfaces some way before the bad line; the
-    # whole batches read before it are stored, the same in both modes.
+    # whole batches read before it are stored, the same in both modes. The reader hands
+    # each batch of 100 over in chunks of 30: the chunks of the batch the error cuts
+    # short, already stored in its open transaction, are rolled back with it.
+    monkeypatch.setattr(pipeline, "CHUNK_LINES", 30)
     good_lines = [
         json.dumps(ev(f"u{i}", "a-1", "identification", 1, "2025-10-01T10:00:00Z"))
         for i in range(2100)

@@ -113,14 +113,14 @@ def test_rows_prepared_before_a_timezone_change_are_stored_with_the_new_day(
     assert rollups.verify(partner.id) == []
 
 
-@pytest.mark.skipif(BACKEND != "sqlite", reason="the reader's SQLite parameters")
-def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
+def test_chunks_prepared_before_a_timezone_change_are_re_bucketed(
     app, freeze, make_partner, make_org
 ):
     freeze(NOW)
     partner = make_partner(tz="UTC")
     org = make_org(partner, "Alpha")
-    # As the file import's reader process prepares a batch: rows, then text parameters.
+    # As the file import's reader process prepares a batch: rows (on SQLite, then their
+    # text parameters), and the batch's sums and rollup rows.
     # 2025-10-18 02:00 UTC is 2025-10-17 22:00 in New York (UTC-4 in October); 12:00 UTC
     # stays on the 18th (08:00).
     rows, result = prepared_in_utc(
@@ -132,9 +132,16 @@ def test_sqlite_parameters_prepared_before_a_timezone_change_are_re_bucketed(
     )
     ingest.order_rows(partner.id, rows, NOW)
     sums = ingest.sum_rows(rows)
-    params = storage.sqlite_params(rows, storage.sqlite_formatters())
+    if BACKEND == "sqlite":
+        chunk = (2, 1, [], storage.sqlite_params(rows, storage.sqlite_formatters()), result)
+    else:
+        chunk = (2, 1, rows, None, result)
+    end = ("end", rollups.rollup_rows(partner.id, sums, "UTC"))
     rollups.set_timezone(partner, "America/New_York")
-    ingest.commit_rows(partner.id, [], NOW, "UTC", result, sums, params)
+    stored_tz, results = storage.store_chunked_batch(
+        partner.id, "UTC", chunk, iter([end]), 0.0, ingest.IngestResult()
+    )
+    assert stored_tz == "America/New_York" and results == [(2, result)]
     assert result.accepted == 2
     assert stored_days(partner.id) == {"a": date(2025, 10, 17), "b": date(2025, 10, 18)}
     daily = sorted(db.session.execute(select(OrgDailyUsage.day, OrgDailyUsage.quantity)))
@@ -291,20 +298,21 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
     partner_id, slug = partner.id, partner.slug
     path = _events_file(tmp_path, org.id, 6)
     app.config["LOCK_TIMEOUT"] = 0.2
-    # The first batch (lines 1-2) is stored; then a timezone change takes the lock.
-    real_commit = storage.commit_rows
+    # The first batch (lines 1-2) is stored; then a timezone change takes the lock (both
+    # modes open each batch's transaction with storage.partner_transaction).
+    real_transaction = storage.partner_transaction
     calls: list[int] = []
     stack: list[Any] = []
 
-    def commit_then_lock(*args: Any, **kwargs: Any) -> str:
+    def lock_before_the_second(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 2:
             holder = held(app, partner_id, exclusive=True)
             holder.__enter__()
             stack.append(holder)
-        return real_commit(*args, **kwargs)
+        return real_transaction(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "commit_rows", commit_then_lock)
+    monkeypatch.setattr(storage, "partner_transaction", lock_before_the_second)
     try:
         result = runner.invoke(
             args=[
@@ -329,7 +337,7 @@ def test_flask_ingest_stops_naming_the_line_when_the_partner_stays_busy(
     assert "Traceback" not in result.output
     assert sorted(stored_days(partner_id)) == ["e1", "e2"]
     # Run again once the lock is free: the rest goes in, the first two are duplicates.
-    monkeypatch.setattr(storage, "commit_rows", real_commit)
+    monkeypatch.setattr(storage, "partner_transaction", real_transaction)
     result = runner.invoke(
         args=["ingest", str(path), "--partner", slug, "--batch-size", "2", pipeline]
     )

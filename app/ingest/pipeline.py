@@ -10,28 +10,32 @@ import os
 import pickle
 import queue
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..database import dialect_name
 from ..models import Partner
-from ..rollups import rollup_rows
+from ..rollups import Sums, rollup_rows
 from ..timeutil import utcnow
 from .storage import (
+    Part,
     SqliteFormatters,
     add_batch_result,
-    batches,
-    commit_waiting,
+    chunks,
     frozen_heap,
     ingest_stream,
     order_rows,
     sqlite_formatters,
     sqlite_params,
+    store_chunked_batch,
     sum_rows,
 )
 from .validation import IngestResult, OrgResolver, prepare_batch
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The most lines the reader prepares before handing them over (a batch is stored in
+# chunks of this size: the importer stores one while the reader prepares the next).
+CHUNK_LINES = 5000
 # How long the reader waits on a full queue before checking that its parent still lives.
 _READER_POLL_SECONDS = 1.0
 
@@ -68,7 +72,12 @@ def _read_batches(
     parent: int,
     formatters: SqliteFormatters | None,
 ) -> None:
-    """The reader process: parse and validate batches, hand them to the parent in order."""
+    """The reader process: parse and validate batches, hand them to the parent in order.
+
+    A batch goes as chunks of at most CHUNK_LINES prepared rows, so that the parent
+    stores one while the next is prepared, then as the rollup rows of all its chunks:
+    the parent adds those once per batch.
+    """
     _die_with_parent(parent)
 
     def send(message: tuple[Any, ...]) -> None:
@@ -80,24 +89,25 @@ def _read_batches(
                 if os.getppid() != parent:  # the importer is gone (killed): stop too
                     os._exit(1)
 
-    def prepared(batch: list[tuple[int, Any]], lines: int) -> tuple[Any, ...]:
-        now = utcnow()
-        result = IngestResult()
-        rows = prepare_batch(batch, resolver, tz, now, result)
-        order_rows(partner_id, rows, now)
-        sums = sum_rows(rows)
-        # The rollups' rows too: the storing process is the busier one.
-        rolled = rollup_rows(partner_id, sums, tz) if sums else None
-        first_line = batch[0][0]
-        if formatters is None:
-            return ("batch", lines, first_line, now, rows, None, sums, rolled, result)
-        # SQLite: the text parameters are made here, and the rows need not travel.
-        params = sqlite_params(rows, formatters)
-        return ("batch", lines, first_line, now, [], params, sums, rolled, result)
-
+    sums: Sums = {}
+    now = None
     try:
-        for lines, batch in batches(pairs, batch_size):
-            send(prepared(batch, lines))
+        for lines, chunk, ends_batch in chunks(pairs, batch_size, CHUNK_LINES):
+            if now is None:  # the batch's receipt time
+                now = utcnow()
+            result = IngestResult()
+            rows = prepare_batch(chunk, resolver, tz, now, result)
+            order_rows(partner_id, rows, now)
+            sum_rows(rows, into=sums)
+            if formatters is None:
+                send(("chunk", (lines, chunk[0][0], rows, None, result)))
+            else:  # SQLite: the text parameters are made here, and the rows need not travel
+                send(("chunk", (lines, chunk[0][0], [], sqlite_params(rows, formatters), result)))
+            if ends_batch:
+                # The rollups' rows too: the storing process is the busier one.
+                rolled = rollup_rows(partner_id, sums, tz) if sums else None
+                sums, now = {}, None
+                send(("end", rolled))
         send(("done",))
     except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
         try:
@@ -155,30 +165,14 @@ def _store_batches(
 ) -> IngestResult:
     """Store the reader's batches in order until it is done; stop it on the way out."""
     try:
-        while True:
-            try:
-                message = channel.get(timeout=_READER_POLL_SECONDS)
-            except queue.Empty:
-                if reader.is_alive():
-                    continue
-                try:
-                    message = channel.get(timeout=_READER_POLL_SECONDS)
-                except queue.Empty:
-                    raise RuntimeError(
-                        f"the file reader process stopped unexpectedly "
-                        f"(exit code {reader.exitcode})"
-                    ) from None
-            if message[0] == "done":
-                break
-            if message[0] == "error":
-                raise message[1]
-            _kind, lines, first_line, now, rows, params, sums, rolled, result = message
-            # tz stays the reader's: every batch is prepared with it (commit_rows
-            # re-buckets a batch if the partner's timezone has changed since).
-            commit_waiting(
-                partner_id, rows, now, tz, result, sums, params, wait, first_line, total, rolled
-            )
-            add_batch_result(total, lines, result, on_batch)
+        parts = _received(reader, channel)
+        for kind, first in parts:
+            # tz stays the reader's: every batch is prepared with it (a batch is
+            # re-bucketed if the partner's timezone has changed since).
+            assert kind == "chunk", "a batch begins with a chunk"
+            _tz, results = store_chunked_batch(partner_id, tz, first, parts, wait, total)
+            for lines, result in results:
+                add_batch_result(total, lines, result, on_batch)
     finally:
         if reader.is_alive():
             reader.terminate()
@@ -186,3 +180,25 @@ def _store_batches(
         channel.close()
         channel.cancel_join_thread()
     return total
+
+
+def _received(reader: Any, channel: Any) -> Iterator[Part]:
+    """Yield the reader's chunks and batch ends in order until it is done; raise its
+    error, or a RuntimeError if it stopped without a word."""
+    while True:
+        try:
+            message = channel.get(timeout=_READER_POLL_SECONDS)
+        except queue.Empty:
+            if reader.is_alive():
+                continue
+            try:
+                message = channel.get(timeout=_READER_POLL_SECONDS)
+            except queue.Empty:
+                raise RuntimeError(
+                    f"the file reader process stopped unexpectedly (exit code {reader.exitcode})"
+                ) from None
+        if message[0] == "done":
+            return
+        if message[0] == "error":
+            raise message[1]
+        yield message

@@ -6,9 +6,10 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from .. import audit, rollups
 from ..database import (
@@ -21,7 +22,7 @@ from ..database import (
 from ..extensions import db
 from ..models import Partner, UsageEvent
 from ..periods import local_date_function
-from ..rollups import RollupRows, Sums, add_count
+from ..rollups import RollupRows, Sums, add_count, rollup_rows, subtract_rows
 from ..timeutil import utcnow
 from .validation import IngestResult, OrgResolver, prepare_batch
 
@@ -119,38 +120,6 @@ def _insert_sqlite(params: list[tuple[Any, ...]]) -> set[str]:
         return {r[0] for r in cursor.fetchall()}
 
 
-def store_sqlite_params(
-    partner_id: str,
-    params: list[tuple[Any, ...]],
-    sums: Sums,
-    tz: str,
-    rolled: RollupRows | None = None,
-) -> int:
-    """SQLite: store rows the file import's reader process already formatted.
-
-    params come from sqlite_params of rows ordered by order_rows, and sums is sum_rows of
-    the same rows; the rows the database already held are taken back out of the sums.
-    rolled, when given, is rollups.rollup_rows of sums, used if every row is new.
-    Runs inside the caller's transaction; returns how many rows were new.
-    """
-    if not params:
-        return 0
-    inserted = _insert_sqlite(params)
-    if not inserted:
-        return 0
-    if len(inserted) != len(params):
-        sums = {key: list(value) for key, value in sums.items()}
-        for p in params:
-            if p[2] not in inserted:
-                key = (p[1], date.fromisoformat(p[6]), p[3], datetime.fromisoformat(p[7]))
-                sums[key][0] -= p[4]
-                sums[key][1] -= 1
-        sums = {key: value for key, value in sums.items() if value[1]}
-        rolled = None
-    rollups.add(partner_id, sums, tz, rolled)
-    return len(inserted)
-
-
 PG_EVENT_TYPES = [
     "varchar",
     "varchar",
@@ -164,20 +133,36 @@ PG_EVENT_TYPES = [
 
 
 def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
-    columns = ", ".join(EVENT_COLUMNS)
+    _stage_postgresql(cursor, rows, fresh=True)
+    cursor.execute(f"{_MOVE_STAGED} RETURNING event_id")
+    return {r[0] for r in cursor.fetchall()}
+
+
+_STAGE_COLUMNS = ", ".join(EVENT_COLUMNS)
+# Staged rows into usage_event, in eventId order (every writer locks them in that order).
+_MOVE_STAGED = (
+    f"INSERT INTO usage_event ({_STAGE_COLUMNS}) SELECT {_STAGE_COLUMNS} "  # noqa: S608
+    "FROM ingest_stage ORDER BY event_id ON CONFLICT (partner_id, event_id) DO NOTHING"
+)
+
+
+def _stage_postgresql(cursor: Any, rows: list[dict[str, Any]], fresh: bool) -> None:
+    """Copy rows into the connection's ingest_stage table (emptied first when fresh)."""
     # Created once per connection (a rolled-back transaction takes it away again);
     # asking is much cheaper than CREATE ... IF NOT EXISTS.
     cursor.execute("SELECT to_regclass('pg_temp.ingest_stage')")
     if cursor.fetchone()[0] is None:
         cursor.execute(
             "CREATE TEMP TABLE ingest_stage ON COMMIT DELETE ROWS AS "  # noqa: S608
-            f"SELECT {columns} FROM usage_event WITH NO DATA"
+            f"SELECT {_STAGE_COLUMNS} FROM usage_event WITH NO DATA"
         )
-    else:
+    elif fresh:
         cursor.execute("TRUNCATE ingest_stage")
     # Binary COPY: psycopg packs each value without formatting it as text first (about a
     # quarter of the client CPU of text COPY for these rows).
-    with cursor.copy(f"COPY ingest_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+    with cursor.copy(
+        f"COPY ingest_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"  # noqa: S608
+    ) as copy:
         copy.set_types(PG_EVENT_TYPES)
         for r in rows:
             copy.write_row(
@@ -192,11 +177,17 @@ def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
                     r["received_at"],
                 )
             )
+
+
+def _move_staged_postgresql(cursor: Any) -> list[tuple[Any, ...]]:
+    """Insert the staged rows; return (eventId, organization, local day, type, received at,
+    quantity) of each staged row whose eventId was already stored."""
     cursor.execute(
-        f"INSERT INTO usage_event ({columns}) SELECT {columns} FROM ingest_stage "  # noqa: S608
-        "ORDER BY event_id ON CONFLICT (partner_id, event_id) DO NOTHING RETURNING event_id"
+        f"WITH new AS ({_MOVE_STAGED} RETURNING event_id) "  # noqa: S608
+        "SELECT event_id, organization_id, local_date, type, received_at, quantity "
+        "FROM ingest_stage WHERE event_id NOT IN (SELECT event_id FROM new)"
     )
-    return {r[0] for r in cursor.fetchall()}
+    return cursor.fetchall()
 
 
 def order_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetime) -> None:
@@ -211,10 +202,10 @@ def order_rows(partner_id: str, rows: list[dict[str, Any]], received_at: datetim
     rows.sort(key=lambda row: row["event_id"])
 
 
-def sum_rows(rows: Iterable[dict[str, Any]]) -> Sums:
-    """Sum rows by (organization, day, type, received_at): the three rollups derive from
-    these few sums instead of row by row."""
-    sums: Sums = {}
+def sum_rows(rows: Iterable[dict[str, Any]], into: Sums | None = None) -> Sums:
+    """Sum rows by (organization, day, type, received_at): the rollups derive from these
+    few sums instead of row by row. With into, the rows are added to those sums."""
+    sums: Sums = {} if into is None else into
     for row in rows:
         key = (row["organization_id"], row["local_date"], row["type"], row["received_at"])
         found = sums.get(key)
@@ -231,8 +222,6 @@ def store_rows(
     rows: list[dict[str, Any]],
     received_at: datetime,
     tz: str = "UTC",
-    sums: Sums | None = None,
-    rolled: RollupRows | None = None,
 ) -> int:
     """Insert validated rows (unique eventIds) and add the new ones to the rollups.
 
@@ -240,26 +229,17 @@ def store_rows(
     by the database itself (ON CONFLICT DO NOTHING), so concurrent writers cannot double
     count. Returns how many rows were new. tz is the partner's timezone, in which the day
     each event was received is counted (for the late-data figures of the reports).
-
-    sums, when given, is sum_rows(rows) of rows already ordered by order_rows (the file
-    import's reader process prepares both, and rolled, rollups.rollup_rows of sums); they
-    are used only if every row turns out new.
     """
     if not rows:
         return 0
-    if sums is None:
-        order_rows(partner_id, rows, received_at)
+    order_rows(partner_id, rows, received_at)
     inserted = insert_new_events(rows)
     if not inserted:
         return 0
-    if sums is None or len(inserted) != len(rows):
-        sums = sum_rows(
-            rows
-            if len(inserted) == len(rows)
-            else (row for row in rows if row["event_id"] in inserted)
-        )
-        rolled = None
-    rollups.add(partner_id, sums, tz, rolled)
+    sums = sum_rows(
+        rows if len(inserted) == len(rows) else (r for r in rows if r["event_id"] in inserted)
+    )
+    rollups.add(partner_id, sums, tz)
     return len(inserted)
 
 
@@ -269,50 +249,33 @@ def commit_rows(
     now: datetime,
     tz: str,
     result: IngestResult,
-    sums: Sums | None = None,
-    params: list[tuple[Any, ...]] | None = None,
     before_commit: Callable[[int], None] | None = None,
-    rolled: RollupRows | None = None,
 ) -> str:
     """Store prepared rows in one transaction; count them as accepted or duplicates.
 
-    With params (SQLite, from the file import's reader process), those are stored
-    instead of rows, and sums is required; rolled (rollups.rollup_rows of sums, also from
-    the reader) saves this process from deriving the rollup rows. The rows were prepared
-    with timezone tz; under the partner's lock they are re-bucketed if it has changed
-    since. Returns the timezone the rows were stored with. before_commit, when given, is
-    called inside the transaction with how many rows were new (the API call's audit entry
-    commits with its events).
+    The rows were prepared with timezone tz; under the partner's lock they are re-bucketed
+    if it has changed since. Returns the timezone the rows were stored with. before_commit,
+    when given, is called inside the transaction with how many rows were new (the API
+    call's audit entry commits with its events).
     """
-    count = len(params) if params is not None else len(rows)
-    if not count:
+    if not rows:
         return tz
     with partner_transaction(partner_id) as current_tz:
         if current_tz != tz:
             # The timezone changed after these rows were prepared (their local days were
             # computed with the old one): recompute them with the one now in force.
-            rows, params, sums = rebucket_prepared(rows, params, current_tz)
+            rows, _params, _sums = rebucket_prepared(rows, None, current_tz)
             tz = current_tz
-            rolled = None
-        if params is not None:
-            assert sums is not None
-            stored = store_sqlite_params(partner_id, params, sums, tz, rolled)
-        else:
-            stored = store_rows(partner_id, rows, now, tz, sums, rolled)
+        stored = store_rows(partner_id, rows, now, tz)
         if stored:
             # The usage alerts this batch may have crossed, in its transaction (app/alerts.py).
             from .. import alerts
 
-            batch_orgs = (
-                {p[1] for p in params}
-                if params is not None
-                else {r["organization_id"] for r in rows}
-            )
-            alerts.evaluate_ingest(partner_id, batch_orgs)
+            alerts.evaluate_ingest(partner_id, {r["organization_id"] for r in rows})
         if before_commit is not None:
             before_commit(stored)
     result.accepted += stored
-    result.duplicates += count - stored
+    result.duplicates += len(rows) - stored
     return tz
 
 
@@ -425,8 +388,11 @@ def ingest_stream(
             now = utcnow()
             result = IngestResult()
             rows = prepare_batch(batch, resolver, tz, now, result)
-            tz = commit_waiting(
-                partner_id, rows, now, tz, result, None, None, wait, batch[0][0], total
+            tz = retry_while_busy(
+                partial(commit_rows, partner_id, rows, now, tz, result),
+                wait,
+                batch[0][0],
+                total,
             )
             add_batch_result(total, lines, result, on_batch)
     return total
@@ -467,26 +433,18 @@ class IngestStopped(Exception):
 _RETRY_PAUSE_SECONDS = 0.5
 
 
-def commit_waiting(
-    partner_id: str,
-    rows: list[dict[str, Any]],
-    now: datetime,
-    tz: str,
-    result: IngestResult,
-    sums: Sums | None,
-    params: list[tuple[Any, ...]] | None,
-    wait: float,
-    first_line: int,
-    total: IngestResult,
-    rolled: RollupRows | None = None,
-) -> str:
-    """commit_rows, tried again while the partner is busy for up to wait seconds; then
-    raise IngestStopped naming first_line (the batch's first line). Returns the timezone
-    in force (the next batches are prepared with it)."""
+T = TypeVar("T")
+
+
+def retry_while_busy(
+    attempt: Callable[[], T], wait: float, first_line: int, total: IngestResult
+) -> T:
+    """Call attempt, again while the partner is busy (PartnerBusy) for up to wait seconds;
+    then raise IngestStopped naming first_line, the first line of the batch it stores."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            return commit_rows(partner_id, rows, now, tz, result, sums, params, rolled=rolled)
+            return attempt()
         except PartnerBusy as exc:
             if time.monotonic() >= deadline:
                 raise IngestStopped(first_line, total, exc.message) from exc
@@ -497,13 +455,163 @@ def batches(
     pairs: Iterable[tuple[int, Any]], batch_size: int
 ) -> Iterator[tuple[int, list[tuple[int, Any]]]]:
     """Yield (lines read so far, the next batch of at most batch_size pairs)."""
-    batch: list[tuple[int, Any]] = []
-    lines = 0
-    for pair in pairs:
-        batch.append(pair)
-        lines += 1
-        if len(batch) >= batch_size:
-            yield lines, batch
-            batch = []
-    if batch:
+    for lines, batch, _ends in chunks(pairs, batch_size, batch_size):
         yield lines, batch
+
+
+def chunks(
+    pairs: Iterable[tuple[int, Any]], batch_size: int, chunk_size: int
+) -> Iterator[tuple[int, list[tuple[int, Any]], bool]]:
+    """Yield (lines read so far, the next chunk of at most chunk_size pairs, whether it
+    ends a batch): batches of exactly batch_size pairs (the last one shorter), each cut
+    into chunks."""
+    chunk: list[tuple[int, Any]] = []
+    lines = 0
+    in_batch = 0
+    # A full chunk waits for the next pair: if none comes, it ends the last batch.
+    waiting: tuple[int, list[tuple[int, Any]]] | None = None
+    for pair in pairs:
+        if waiting is not None:
+            yield waiting[0], waiting[1], False
+            waiting = None
+        chunk.append(pair)
+        lines += 1
+        in_batch += 1
+        if in_batch == batch_size:
+            yield lines, chunk, True
+            chunk = []
+            in_batch = 0
+        elif len(chunk) >= chunk_size:
+            waiting = (lines, chunk)
+            chunk = []
+    if waiting is not None:
+        yield waiting[0], waiting[1], True
+    elif chunk:
+        yield lines, chunk, True
+
+
+# The parts of a pipelined file import's batch, as its reader process sends them:
+# ("chunk", Chunk) for each chunk of prepared rows (lines read so far, the chunk's first
+# line, its rows or, on SQLite, their parameters instead, its result), then ("end",
+# the rollup rows of the whole batch, None if it has no rows).
+Chunk = tuple[int, int, list[dict[str, Any]], list[tuple[Any, ...]] | None, IngestResult]
+Part = tuple[str, Any]
+
+
+def store_chunked_batch(
+    partner_id: str,
+    tz: str,
+    first: Chunk,
+    rest: Iterator[Part],
+    wait: float,
+    total: IngestResult,
+) -> tuple[str, list[tuple[int, IngestResult]]]:
+    """Store one batch of a pipelined file import in one transaction, from its first
+    chunk and the parts that follow in rest, up to the batch's end.
+
+    The transaction begins (waiting while the partner is busy, as retry_while_busy)
+    before the first chunk is stored, and each chunk is stored as it arrives, while the
+    reader prepares the next one; the rollups are added once, from the rollup rows of the
+    whole batch (made by the reader), less the rows the database already held. An error
+    (the reader's too) rolls the whole batch back. Returns the timezone the rows were
+    stored with and each chunk's (lines read, result), for the caller to report once
+    the batch is committed.
+    """
+    with ExitStack() as stack:
+        stored_tz = retry_while_busy(
+            lambda: stack.enter_context(partner_transaction(partner_id)), wait, first[1], total
+        )
+        batch = _ChunkedBatch(partner_id, tz, stored_tz)
+        batch.add(*first)
+        for kind, payload in rest:
+            if kind == "end":
+                batch.finish(payload)
+                break
+            batch.add(*payload)
+        else:
+            raise RuntimeError("the file reader process ended a batch without its end")
+    return stored_tz, batch.results
+
+
+class _ChunkedBatch:
+    """What store_chunked_batch keeps while a batch's chunks arrive."""
+
+    def __init__(self, partner_id: str, tz: str, stored_tz: str) -> None:
+        self.partner_id = partner_id
+        self.tz = stored_tz
+        # The timezone changed after the reader prepared the rows (with tz): their local
+        # days are recomputed here, and so are the sums.
+        self.own_sums: Sums | None = None if stored_tz == tz else {}
+        self.held: Sums = {}  # the sums of the rows the database already held
+        self.organizations: set[str] = set()
+        self.results: list[tuple[int, IngestResult]] = []
+        # PostgreSQL: the batch's eventIds, each with its chunk, staged for one INSERT.
+        self.staged: dict[str, int] | None = None if dialect_name() == "sqlite" else {}
+
+    def add(
+        self,
+        lines: int,
+        _first_line: int,
+        rows: list[dict[str, Any]],
+        params: list[tuple[Any, ...]] | None,
+        result: IngestResult,
+    ) -> None:
+        if self.own_sums is not None:
+            rows, params, sums = rebucket_prepared(rows, params, self.tz)
+            for key, (quantity, events) in (sums or sum_rows(rows)).items():
+                add_count(self.own_sums, key, quantity, events)
+        index = len(self.results)
+        self.results.append((lines, result))
+        if params is not None:  # SQLite: the rows are stored now
+            self.organizations.update(p[1] for p in params)
+            inserted = _insert_sqlite(params) if params else set()
+            result.accepted += len(inserted)
+            result.duplicates += len(params) - len(inserted)
+            if len(inserted) != len(params):
+                for p in params:
+                    if p[2] not in inserted:
+                        key = (p[1], date.fromisoformat(p[6]), p[3], datetime.fromisoformat(p[7]))
+                        add_count(self.held, key, p[4], 1)
+            return
+        # PostgreSQL: staged now, stored in eventId order at the end (one order for every
+        # writer); an eventId of an earlier chunk of the batch is a duplicate already.
+        assert self.staged is not None
+        fresh = []
+        for row in rows:
+            if row["event_id"] in self.staged:
+                result.duplicates += 1
+                key = (row["organization_id"], row["local_date"], row["type"], row["received_at"])
+                add_count(self.held, key, row["quantity"], 1)
+            else:
+                self.staged[row["event_id"]] = index
+                fresh.append(row)
+        self.organizations.update(r["organization_id"] for r in fresh)
+        result.accepted += len(fresh)
+        with raw_cursor() as cursor:
+            _stage_postgresql(cursor, fresh, fresh=index == 0)
+
+    def finish(self, rolled: RollupRows | None) -> None:
+        if self.staged:
+            with raw_cursor() as cursor:
+                held_rows = _move_staged_postgresql(cursor)
+            for event_id, org_id, day, etype, received_at, quantity in held_rows:
+                _lines, result = self.results[self.staged[event_id]]
+                result.accepted -= 1
+                result.duplicates += 1
+                add_count(self.held, (org_id, day, etype, received_at), quantity, 1)
+        if not any(result.accepted for _lines, result in self.results):
+            return
+        if self.own_sums is not None:  # re-bucketed: the reader's rows do not apply
+            sums = self.own_sums
+            for key, (quantity, events) in self.held.items():
+                add_count(sums, key, -quantity, -events)
+            rollups.add(self.partner_id, {k: v for k, v in sums.items() if v[1]}, self.tz)
+        else:
+            assert rolled is not None, "a batch with stored rows has rollup rows"
+            if self.held:
+                rolled = subtract_rows(rolled, rollup_rows(self.partner_id, self.held, self.tz))
+            rollups.add(self.partner_id, {}, self.tz, rolled)
+        # The usage alerts this batch may have crossed, in its transaction (app/alerts.py).
+        from .. import alerts
+
+        alerts.evaluate_ingest(self.partner_id, self.organizations)
