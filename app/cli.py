@@ -677,7 +677,7 @@ def audit_import(
     "--batch-size",
     default=INGEST_BATCH_LINES,
     show_default=True,
-    type=click.IntRange(1, 200_000),
+    type=click.IntRange(1, 100_000),
     help="lines per transaction: each batch commits whole or not at all",
 )
 @click.option(

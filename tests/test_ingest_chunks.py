@@ -18,6 +18,7 @@ from app import ingest, rollups
 from app.extensions import db
 from app.ingest import storage
 from app.models import OrgDailyUsage
+from tests.test_partner_lock import event
 
 NOW = datetime(2025, 10, 20, 12, 0)
 
@@ -68,16 +69,6 @@ def test_subtracted_rollup_rows_are_those_of_the_difference():
         rollups.rollup_rows("p", sums, "UTC"), rollups.rollup_rows("p", held, "UTC")
     )
     assert got == rollups.rollup_rows("p", rest, "UTC")
-
-
-def event(event_id: str, org_id: str, at: str, quantity: int) -> dict[str, Any]:
-    return {
-        "eventId": event_id,
-        "organizationId": org_id,
-        "type": "identification",
-        "quantity": quantity,
-        "occurredAt": at,
-    }
 
 
 def test_a_batch_leaves_out_stored_rows_and_repeats_of_an_earlier_chunk(

@@ -1,5 +1,5 @@
-"""The file import's second process: a forked reader parses and validates batch N+1 while
-the importer stores batch N, in file order."""
+"""The file import's second process: a forked reader parses and validates the next chunk
+of a batch while the importer stores the one before, in file order."""
 
 from __future__ import annotations
 
@@ -126,11 +126,12 @@ def ingest_stream_pipelined(
 ) -> IngestResult:
     """ingest_stream with reading and validation in a second process.
 
-    A forked reader process parses and validates batch N+1 while this process stores
-    batch N, so a file import uses two cores. The reader never touches the database;
-    this process stores every batch in its own transaction, in file order, exactly as
-    ingest_stream does, so the results, the rejections (with their line numbers) and
-    the crash behaviour are the same. pairs must not be read by the caller afterwards.
+    A forked reader process parses and validates the next chunk (CHUNK_LINES lines) while
+    this process stores the one before, so a file import uses two cores. The reader
+    never touches the database; this process stores every batch (batch_size lines) in
+    its own transaction, chunk by chunk, in file order (store_chunked_batch), so the
+    results, the rejections (with their line numbers) and the crash behaviour are those
+    of ingest_stream. pairs must not be read by the caller afterwards.
     """
     if not pipeline_available():
         return ingest_stream(partner, pairs, batch_size, on_batch, wait)

@@ -132,18 +132,18 @@ PG_EVENT_TYPES = [
 ]
 
 
-def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
-    _stage_postgresql(cursor, rows, fresh=True)
-    cursor.execute(f"{_MOVE_STAGED} RETURNING event_id")
-    return {r[0] for r in cursor.fetchall()}
-
-
 _STAGE_COLUMNS = ", ".join(EVENT_COLUMNS)
 # Staged rows into usage_event, in eventId order (every writer locks them in that order).
 _MOVE_STAGED = (
     f"INSERT INTO usage_event ({_STAGE_COLUMNS}) SELECT {_STAGE_COLUMNS} "  # noqa: S608
     "FROM ingest_stage ORDER BY event_id ON CONFLICT (partner_id, event_id) DO NOTHING"
 )
+
+
+def _insert_postgresql(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
+    _stage_postgresql(cursor, rows, fresh=True)
+    cursor.execute(f"{_MOVE_STAGED} RETURNING event_id")
+    return {r[0] for r in cursor.fetchall()}
 
 
 def _stage_postgresql(cursor: Any, rows: list[dict[str, Any]], fresh: bool) -> None:
