@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 # Lines per transaction of `flask ingest`. Each batch's rollups are added once, so larger
 # batches write fewer rollup rows; a file out of time order gains most (1M shuffled
-# events: 20k events/s with 5,000, 33-39k with 50,000; in time order 76k and 80-95k), and
+# events: 20k events/s with 5,000, 31-39k with 50,000; in time order 76k and 80-95k), and
 # the importer holds SQLite's write lock about a second per batch. 100,000 took the
 # importer and its reader past 200 MB on that file.
 INGEST_BATCH_LINES = 50_000
