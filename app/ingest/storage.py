@@ -1,5 +1,14 @@
 """Exactly-once storage of validated events, one transaction per batch under the partner's
-shared lock, and the batching of a stream (the API's call, a file's batches)."""
+shared lock, and the batching of a stream (the API's call, a file's batches).
+
+It is one module of about 600 lines on purpose: the API's call (commit_rows), the
+single-process import (ingest_stream) and the pipelined import's chunked batch
+(store_chunked_batch) are three ways into the same few steps (the insert that skips stored
+eventIds on each back end, the rows it held taken out of the rollups, the re-bucketing
+after a timezone change, the alerts, the retry while the partner is busy), and all three
+open their transaction through this module's partner_transaction. Split by caller, each
+part would import the others' private insert and staging code.
+"""
 
 from __future__ import annotations
 
